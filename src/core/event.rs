@@ -1,0 +1,90 @@
+//! Sentinel events as values. The core decides *that* an event happens and
+//! formats its payload exactly as redis-sentinel 7.0.15 does (contract §3); the
+//! one place that logs, counts and publishes it is `crate::observe::emit`.
+
+/// Log level of an event, as Sentinel assigns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Verbose,
+    Notice,
+    Warning,
+}
+
+/// One Sentinel event: channel name, level, the full published payload, and
+/// the master it concerns (for the notification-script of that master).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// Exact payload published on the channel named `kind.channel()`.
+    pub message: String,
+    /// Master whose notification-script receives this event (warning events
+    /// that carry an instance).
+    pub master: Option<String>,
+}
+
+macro_rules! event_kinds {
+    ($( $variant:ident => ($channel:literal, $level:ident) ),* $(,)?) => {
+        /// Every event type Sentinel 7.0.15 emits, with its channel and level.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventKind { $( $variant ),* }
+
+        impl EventKind {
+            pub const ALL: &'static [EventKind] = &[ $( EventKind::$variant ),* ];
+            /// The pub/sub channel (= the event type as Sentinel names it).
+            pub fn channel(self) -> &'static str {
+                match self { $( EventKind::$variant => $channel ),* }
+            }
+            pub fn level(self) -> Level {
+                match self { $( EventKind::$variant => Level::$level ),* }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    Monitor => ("+monitor", Warning),
+    Unmonitor => ("-monitor", Warning),
+    Set => ("+set", Warning),
+    ResetMaster => ("+reset-master", Warning),
+    Slave => ("+slave", Notice),
+    Sentinel => ("+sentinel", Notice),
+    SentinelAddressSwitch => ("+sentinel-address-switch", Notice),
+    SentinelInvalidAddr => ("+sentinel-invalid-addr", Notice),
+    SentinelAddressUpdate => ("+sentinel-address-update", Notice),
+    Reboot => ("+reboot", Notice),
+    RoleChangeMatch => ("+role-change", Verbose),
+    RoleChangeMismatch => ("-role-change", Verbose),
+    Sdown => ("+sdown", Warning),
+    SdownCleared => ("-sdown", Warning),
+    Odown => ("+odown", Warning),
+    OdownCleared => ("-odown", Warning),
+    NewEpoch => ("+new-epoch", Warning),
+    TryFailover => ("+try-failover", Warning),
+    VoteForLeader => ("+vote-for-leader", Warning),
+    ElectedLeader => ("+elected-leader", Warning),
+    FailoverAbortNotElected => ("-failover-abort-not-elected", Warning),
+    FailoverStateSelectSlave => ("+failover-state-select-slave", Warning),
+    FailoverAbortNoGoodSlave => ("-failover-abort-no-good-slave", Warning),
+    SelectedSlave => ("+selected-slave", Warning),
+    FailoverStateSendSlaveofNoone => ("+failover-state-send-slaveof-noone", Notice),
+    FailoverStateWaitPromotion => ("+failover-state-wait-promotion", Notice),
+    FailoverAbortSlaveTimeout => ("-failover-abort-slave-timeout", Warning),
+    PromotedSlave => ("+promoted-slave", Warning),
+    FailoverStateReconfSlaves => ("+failover-state-reconf-slaves", Warning),
+    SlaveReconfSent => ("+slave-reconf-sent", Notice),
+    SlaveReconfInprog => ("+slave-reconf-inprog", Notice),
+    SlaveReconfDone => ("+slave-reconf-done", Notice),
+    SlaveReconfSentTimeout => ("-slave-reconf-sent-timeout", Notice),
+    SlaveReconfSentBe => ("+slave-reconf-sent-be", Notice),
+    FailoverEndForTimeout => ("+failover-end-for-timeout", Warning),
+    FailoverEnd => ("+failover-end", Warning),
+    SwitchMaster => ("+switch-master", Warning),
+    ConfigUpdateFrom => ("+config-update-from", Warning),
+    ConvertToSlave => ("+convert-to-slave", Notice),
+    FixSlaveConfig => ("+fix-slave-config", Notice),
+    Tilt => ("+tilt", Warning),
+    TiltExit => ("-tilt", Warning),
+    ScriptError => ("-script-error", Warning),
+    ScriptTimeout => ("-script-timeout", Warning),
+}

@@ -1,0 +1,16 @@
+//! The pure core: Sentinel's monitoring state and rules, with no I/O.
+//!
+//! Nothing in `core/` touches a socket, a file, tokio or a clock. Time comes in
+//! as [`Millis`] (monotonic milliseconds chosen by the driver), facts come in as
+//! [`Input`]s, and everything the daemon must do comes out as [`Action`]s that the
+//! driver (`crate::runtime` and `crate::links`) carries out. That keeps every
+//! timing rule of Sentinel (down-after, the "master reports replica" rule, hello
+//! and INFO cadence) testable in microseconds and lets a simulator drive the same
+//! code (STYLE §1). Consensus (#3) plugs in here as one more input (a committed
+//! log entry) and one more action (propose an entry).
+
+pub mod event;
+pub mod types;
+
+pub use event::{Event, EventKind, Level};
+pub use types::*;

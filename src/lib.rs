@@ -1,0 +1,18 @@
+//! raftinel: a Redis failover daemon, drop-in compatible with redis-sentinel
+//! 7.0.15 on the wire, in its config file and in its events.
+//!
+//! Layout (a reader looking for where things happen):
+//! - `core/`    the pure state machine: detection, hello, epochs, failover
+//!   decisions. Decides `+sdown`, `+switch-master`, ...
+//! - `links/`   outbound connections to Redis nodes and peer daemons.
+//! - `runtime`  the driver: feeds inputs to the core, executes its actions.
+//! - `server/`  the RESP server on 26379 and every command it answers.
+//! - `observe/` events -> log lines, metrics, pub/sub; the admin HTTP listener.
+//! - `config/`  sentinel.conf / raftinel.toml, validation, crash-safe rewrite.
+
+pub mod config;
+pub mod core;
+pub mod links;
+pub mod observe;
+pub mod runtime;
+pub mod server;

@@ -1,0 +1,4 @@
+//! The RESP server on the sentinel port: framing, connections, limits, auth,
+//! pub/sub, and one small module per command.
+
+pub mod resp;
