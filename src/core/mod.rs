@@ -10,7 +10,9 @@
 //! log entry) and one more action (propose an entry).
 
 pub mod event;
+pub mod sentinel;
 pub mod types;
 
 pub use event::{Event, EventKind, Level};
+pub use sentinel::Sentinel;
 pub use types::*;

@@ -2,3 +2,4 @@
 //! pub/sub, and one small module per command.
 
 pub mod resp;
+pub mod pubsub;
