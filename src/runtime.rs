@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
 use crate::core::{Action, Millis, Sentinel};
@@ -32,6 +33,8 @@ pub struct Shared {
     pub started: Instant,
     /// Link-level actions go to the driver task.
     pub driver_tx: mpsc::UnboundedSender<Action>,
+    /// Cancelled on SHUTDOWN, SIGTERM or SIGINT: everything drains and exits.
+    pub shutdown: CancellationToken,
 }
 
 impl Shared {
