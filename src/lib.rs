@@ -11,6 +11,7 @@
 //! - `config/`  sentinel.conf / raftinel.toml, validation, crash-safe rewrite.
 
 pub mod config;
+pub mod consensus;
 pub mod core;
 pub mod links;
 pub mod observe;

@@ -1,0 +1,327 @@
+//! The replicated state: per monitored master, its committed address, config
+//! epoch, current failover and down opinions. Applying an entry is a pure
+//! function of (state, command); the driver compares committed state before and
+//! after to decide what to publish (`+switch-master` once per committed epoch).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Phase of a committed failover, in Sentinel's order (contract §4.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    SelectSlave,
+    SendSlaveofNoone,
+    WaitPromotion,
+    ReconfSlaves,
+    UpdateConfig,
+}
+
+/// A failover as committed: which epoch, who leads it, whom it promotes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failover {
+    pub epoch: u64,
+    /// Raft node id of the daemon driving it.
+    pub leader: u64,
+    pub promoted: Option<(String, u16)>,
+    pub phase: Phase,
+    /// Started by `SENTINEL FAILOVER` rather than ODOWN.
+    pub manual: bool,
+    /// Coordinated switchover: writes paused on the old master until the
+    /// promoted replica has caught up.
+    pub coordinated: bool,
+}
+
+/// One master as the group agrees on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedMaster {
+    pub host: String,
+    pub port: u16,
+    pub quorum: u32,
+    pub config_epoch: u64,
+    pub failover: Option<Failover>,
+    /// Node ids whose latest committed opinion is "master is down".
+    pub down_votes: BTreeSet<u64>,
+    /// Monitoring options replicated with MONITOR / SET (name -> value, in
+    /// `SENTINEL SET` vocabulary, already validated by the proposer).
+    pub options: BTreeMap<String, String>,
+}
+
+/// Commands carried by the Raft log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// `SENTINEL MONITOR`, or a master from the config file at bootstrap.
+    Monitor {
+        name: String,
+        host: String,
+        port: u16,
+        quorum: u32,
+    },
+    /// `SENTINEL REMOVE`.
+    Remove { name: String },
+    /// One `SENTINEL SET` option (quorum included).
+    Set {
+        name: String,
+        option: String,
+        value: String,
+    },
+    /// A daemon's opinion about a master (SDOWN or not).
+    Opinion { name: String, node: u64, down: bool },
+    /// A failover begins in `epoch`, led by `leader`.
+    FailoverStart {
+        name: String,
+        epoch: u64,
+        leader: u64,
+        manual: bool,
+        coordinated: bool,
+    },
+    /// The failover of `epoch` moves to `phase`, optionally naming the replica.
+    FailoverPhase {
+        name: String,
+        epoch: u64,
+        phase: Phase,
+        promoted: Option<(String, u16)>,
+    },
+    /// The failover of `epoch` is abandoned (reason is the Sentinel event name).
+    FailoverAbort {
+        name: String,
+        epoch: u64,
+        reason: String,
+    },
+    /// The promoted replica is the master from now on: the address clients get.
+    SwitchMaster {
+        name: String,
+        epoch: u64,
+        host: String,
+        port: u16,
+    },
+}
+
+/// What applying a command did; returned to the proposer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CommandResponse {
+    #[default]
+    Applied,
+    /// The command was valid when proposed but no longer is (e.g. a stale
+    /// epoch, an unknown master): nothing changed.
+    Rejected(String),
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GroupState {
+    pub masters: BTreeMap<String, CommittedMaster>,
+    /// Highest epoch any committed failover used; epochs never decrease.
+    pub current_epoch: u64,
+}
+
+impl GroupState {
+    /// Applies one committed command. Deterministic: every daemon applying the
+    /// same log reaches the same state.
+    pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
+        use CommandResponse::{Applied, Rejected};
+        match cmd {
+            Command::Monitor {
+                name,
+                host,
+                port,
+                quorum,
+            } => {
+                if self.masters.contains_key(name) {
+                    return Rejected("Duplicate master name.".into());
+                }
+                self.masters.insert(
+                    name.clone(),
+                    CommittedMaster {
+                        host: host.clone(),
+                        port: *port,
+                        quorum: *quorum,
+                        config_epoch: 0,
+                        failover: None,
+                        down_votes: BTreeSet::new(),
+                        options: BTreeMap::new(),
+                    },
+                );
+                Applied
+            }
+            Command::Remove { name } => match self.masters.remove(name) {
+                Some(_) => Applied,
+                None => Rejected("No such master with that name".into()),
+            },
+            Command::Set {
+                name,
+                option,
+                value,
+            } => {
+                let Some(m) = self.masters.get_mut(name) else {
+                    return Rejected("No such master with that name".into());
+                };
+                if option == "quorum" {
+                    match value.parse::<u32>() {
+                        Ok(q) if q > 0 => m.quorum = q,
+                        _ => {
+                            return Rejected(format!(
+                                "Invalid argument '{value}' for SENTINEL SET 'quorum'"
+                            ))
+                        }
+                    }
+                } else if value.is_empty() {
+                    m.options.remove(option);
+                } else {
+                    m.options.insert(option.clone(), value.clone());
+                }
+                Applied
+            }
+            Command::Opinion { name, node, down } => {
+                let Some(m) = self.masters.get_mut(name) else {
+                    return Rejected("No such master with that name".into());
+                };
+                if *down {
+                    m.down_votes.insert(*node);
+                } else {
+                    m.down_votes.remove(node);
+                }
+                Applied
+            }
+            Command::FailoverStart {
+                name,
+                epoch,
+                leader,
+                manual,
+                coordinated,
+            } => {
+                let current = self.current_epoch;
+                let Some(m) = self.masters.get_mut(name) else {
+                    return Rejected("No such master with that name".into());
+                };
+                if m.failover.is_some() {
+                    return Rejected("INPROG Failover already in progress".into());
+                }
+                if *epoch <= current {
+                    return Rejected(format!("stale epoch {epoch} <= {current}"));
+                }
+                m.failover = Some(Failover {
+                    epoch: *epoch,
+                    leader: *leader,
+                    promoted: None,
+                    phase: Phase::SelectSlave,
+                    manual: *manual,
+                    coordinated: *coordinated,
+                });
+                self.current_epoch = *epoch;
+                Applied
+            }
+            Command::FailoverPhase {
+                name,
+                epoch,
+                phase,
+                promoted,
+            } => {
+                let Some(f) = self.failover_mut(name, *epoch) else {
+                    return Rejected(format!("no failover of epoch {epoch}"));
+                };
+                if *phase < f.phase {
+                    return Rejected(format!("phase {phase:?} is behind {:?}", f.phase));
+                }
+                f.phase = *phase;
+                if promoted.is_some() {
+                    f.promoted = promoted.clone();
+                }
+                Applied
+            }
+            Command::FailoverAbort { name, epoch, .. } => {
+                if self.failover_mut(name, *epoch).is_none() {
+                    return Rejected(format!("no failover of epoch {epoch}"));
+                }
+                if let Some(m) = self.masters.get_mut(name) {
+                    m.failover = None;
+                }
+                Applied
+            }
+            Command::SwitchMaster {
+                name,
+                epoch,
+                host,
+                port,
+            } => {
+                let Some(m) = self.masters.get_mut(name) else {
+                    return Rejected("No such master with that name".into());
+                };
+                if *epoch <= m.config_epoch {
+                    return Rejected(format!("stale config epoch {epoch} <= {}", m.config_epoch));
+                }
+                m.host = host.clone();
+                m.port = *port;
+                m.config_epoch = *epoch;
+                m.failover = None;
+                m.down_votes.clear();
+                self.current_epoch = self.current_epoch.max(*epoch);
+                Applied
+            }
+        }
+    }
+
+    fn failover_mut(&mut self, name: &str, epoch: u64) -> Option<&mut Failover> {
+        self.masters
+            .get_mut(name)?
+            .failover
+            .as_mut()
+            .filter(|f| f.epoch == epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitored() -> GroupState {
+        let mut s = GroupState::default();
+        s.apply(&Command::Monitor {
+            name: "m".into(),
+            host: "127.0.0.1".into(),
+            port: 6379,
+            quorum: 2,
+        });
+        s
+    }
+
+    #[test]
+    fn epochs_never_decrease_and_one_failover_per_epoch() {
+        let mut s = monitored();
+        let start = |epoch| Command::FailoverStart {
+            name: "m".into(),
+            epoch,
+            leader: 1,
+            manual: false,
+            coordinated: false,
+        };
+        assert_eq!(s.apply(&start(1)), CommandResponse::Applied);
+        assert!(matches!(s.apply(&start(2)), CommandResponse::Rejected(_)));
+        s.apply(&Command::FailoverAbort {
+            name: "m".into(),
+            epoch: 1,
+            reason: "-failover-abort-no-good-slave".into(),
+        });
+        assert!(matches!(s.apply(&start(1)), CommandResponse::Rejected(_)));
+        assert_eq!(s.apply(&start(2)), CommandResponse::Applied);
+        assert_eq!(s.current_epoch, 2);
+    }
+
+    #[test]
+    fn switch_master_moves_the_address_once_per_epoch() {
+        let mut s = monitored();
+        let switch = |epoch, port| Command::SwitchMaster {
+            name: "m".into(),
+            epoch,
+            host: "127.0.0.1".into(),
+            port,
+        };
+        assert_eq!(s.apply(&switch(3, 6380)), CommandResponse::Applied);
+        assert!(matches!(
+            s.apply(&switch(3, 6381)),
+            CommandResponse::Rejected(_)
+        ));
+        let m = &s.masters["m"];
+        assert_eq!((m.port, m.config_epoch), (6380, 3));
+    }
+}

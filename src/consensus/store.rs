@@ -1,0 +1,651 @@
+//! openraft storage on disk: the log, the vote and the snapshot, in the
+//! daemon's data directory.
+//!
+//! Files (all under `<data-dir>/raft/`):
+//! - `log`: append-only records `[len u32 LE][crc32 u32 LE][entry as JSON]`.
+//!   Appends are fsynced before openraft is told they are durable; truncation
+//!   cuts the file at a record boundary and fsyncs.
+//! - `meta`: vote, committed log id and last purged log id, rewritten whole
+//!   (temp file, fsync, rename, fsync dir) on every change.
+//! - `snapshot`: the last snapshot (meta + serialized state), written the same way.
+//!
+//! Every file carries checksums. At open, a record whose checksum does not
+//! match, or a meta/snapshot file that fails its checksum, is an error: the
+//! daemon refuses to start rather than replay damaged history. The one case
+//! repaired silently-but-loudly is a torn final record (a crash in the middle of
+//! an append): that append was never acknowledged, so it is cut off with a warning.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Cursor, Read, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership, Vote,
+};
+use serde::{Deserialize, Serialize};
+
+use super::state::{CommandResponse, GroupState};
+use super::TypeConfig;
+
+type NodeId = u64;
+type Node = openraft::BasicNode;
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// Why the stored Raft state cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: corrupt at byte {offset}: {reason}; refusing to replay a damaged Raft log")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+}
+
+/// What `open` noticed and repaired (reported by the caller, once).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Bytes of a torn, never-acknowledged final record that were cut off.
+    pub torn_tail_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Meta {
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    last_purged: Option<LogId<NodeId>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, Node>,
+    data: Vec<u8>,
+}
+
+/// The state machine's content as a snapshot carries it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SmImage {
+    last_applied: Option<LogId<NodeId>>,
+    last_membership: StoredMembership<NodeId, Node>,
+    state: GroupState,
+}
+
+struct LogInner {
+    dir: PathBuf,
+    file: File,
+    /// index -> (entry, byte offset of its record)
+    entries: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
+    end: u64,
+    meta: Meta,
+}
+
+/// openraft's log storage (log + vote). Cheap to clone: readers share it.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+/// openraft's state machine storage: the applied `GroupState` plus snapshots.
+pub struct StateMachineStore {
+    dir: PathBuf,
+    image: SmImage,
+    /// The last snapshot, shared with builders so a build becomes current.
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+    /// Where the applied state is published for the rest of the daemon.
+    published: Arc<Mutex<GroupState>>,
+}
+
+fn io_err(e: impl ToString) -> StorageError<NodeId> {
+    StorageIOError::write(&io::Error::other(e.to_string())).into()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock would already have stopped the daemon's
+    // storage task; take the data anyway rather than cascade.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes `bytes` to `path` crash-safely: temp file, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// `<crc32 hex>\n<json>`: small files verified as a whole.
+fn seal(json: Vec<u8>) -> Vec<u8> {
+    let mut out = format!("{:08x}\n", crc32fast::hash(&json)).into_bytes();
+    out.extend_from_slice(&json);
+    out
+}
+
+fn unseal(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, OpenError> {
+    let corrupt = |reason: &str| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason: reason.to_string(),
+    };
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| corrupt("missing checksum line"))?;
+    let want = std::str::from_utf8(&bytes[..nl])
+        .ok()
+        .and_then(|s| u32::from_str_radix(s, 16).ok())
+        .ok_or_else(|| corrupt("bad checksum line"))?;
+    let body = &bytes[nl + 1..];
+    if crc32fast::hash(body) != want {
+        return Err(corrupt("checksum mismatch"));
+    }
+    Ok(body.to_vec())
+}
+
+fn read_sealed<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, OpenError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(OpenError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let body = unseal(path, &bytes)?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| OpenError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: e.to_string(),
+        })
+}
+
+fn encode_record(entry: &Entry<TypeConfig>) -> Vec<u8> {
+    // Serializing our own types to JSON cannot fail (no maps with non-string keys).
+    let json = serde_json::to_vec(entry).unwrap_or_default();
+    let mut rec = Vec::with_capacity(json.len() + 8);
+    rec.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    rec.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    rec.extend_from_slice(&json);
+    rec
+}
+
+/// Opens (or creates) the storage in `<data_dir>/raft`. `published` receives
+/// the applied state after every apply and snapshot install.
+pub fn open(
+    data_dir: &Path,
+    published: Arc<Mutex<GroupState>>,
+) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
+    let dir = data_dir.join("raft");
+    let ioe = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OpenError::Io { path, source }
+    };
+    fs::create_dir_all(&dir).map_err(ioe(&dir))?;
+    let log_path = dir.join("log");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&log_path)
+        .map_err(ioe(&log_path))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(ioe(&log_path))?;
+
+    let mut entries = BTreeMap::new();
+    let mut off = 0usize;
+    let mut report = OpenReport::default();
+    while off < bytes.len() {
+        let rest = &bytes[off..];
+        let torn = rest.len() < 8 || {
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            rest.len() < 8 + len
+        };
+        if torn {
+            report.torn_tail_bytes = rest.len() as u64;
+            break;
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let body = &rest[8..8 + len];
+        let corrupt = |reason: String| OpenError::Corrupt {
+            path: log_path.clone(),
+            offset: off as u64,
+            reason,
+        };
+        if crc32fast::hash(body) != crc {
+            return Err(corrupt("record checksum mismatch".into()));
+        }
+        let entry: Entry<TypeConfig> =
+            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
+        entries.insert(entry.log_id.index, (entry, off as u64));
+        off += 8 + len;
+    }
+    if report.torn_tail_bytes > 0 {
+        file.set_len(off as u64).map_err(ioe(&log_path))?;
+        file.sync_all().map_err(ioe(&log_path))?;
+    }
+    let meta: Meta = read_sealed(&dir.join("meta"))?.unwrap_or_default();
+    let snapshot: Option<StoredSnapshot> = read_sealed(&dir.join("snapshot"))?;
+    let image = match &snapshot {
+        Some(s) => serde_json::from_slice::<SmImage>(&s.data).map_err(|e| OpenError::Corrupt {
+            path: dir.join("snapshot"),
+            offset: 0,
+            reason: e.to_string(),
+        })?,
+        None => SmImage::default(),
+    };
+    *lock(&published) = image.state.clone();
+    let log = LogStore {
+        inner: Arc::new(Mutex::new(LogInner {
+            dir: dir.clone(),
+            file,
+            entries,
+            end: off as u64,
+            meta,
+        })),
+    };
+    let sm = StateMachineStore {
+        dir,
+        image,
+        current: Arc::new(Mutex::new(snapshot)),
+        published,
+    };
+    Ok((log, sm, report))
+}
+
+impl LogInner {
+    fn save_meta(&self) -> io::Result<()> {
+        let json = serde_json::to_vec(&self.meta).map_err(io::Error::other)?;
+        write_atomic(&self.dir.join("meta"), &seal(json))
+    }
+
+    /// Rewrites the log file with the current entries (after a purge).
+    fn rewrite_log(&mut self) -> io::Result<()> {
+        let path = self.dir.join("log");
+        let mut bytes = Vec::new();
+        let mut offsets = Vec::new();
+        for (idx, (entry, _)) in &self.entries {
+            offsets.push((*idx, bytes.len() as u64));
+            bytes.extend_from_slice(&encode_record(entry));
+        }
+        write_atomic(&path, &bytes)?;
+        for (idx, off) in offsets {
+            if let Some(e) = self.entries.get_mut(&idx) {
+                e.1 = off;
+            }
+        }
+        self.end = bytes.len() as u64;
+        self.file = OpenOptions::new().read(true).append(true).open(&path)?;
+        Ok(())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .entries
+            .range(range)
+            .map(|(_, (e, _))| e.clone())
+            .collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
+        let inner = lock(&self.inner);
+        let last_purged_log_id = inner.meta.last_purged;
+        let last_log_id = inner
+            .entries
+            .values()
+            .next_back()
+            .map(|(e, _)| e.log_id)
+            .or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
+        let mut inner = lock(&self.inner);
+        inner.meta.vote = Some(*vote);
+        inner
+            .save_meta()
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
+        Ok(lock(&self.inner).meta.vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
+        let mut inner = lock(&self.inner);
+        inner.meta.committed = committed;
+        inner.save_meta().map_err(io_err)
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {
+        Ok(lock(&self.inner).meta.committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut inner = lock(&self.inner);
+        let mut buf = Vec::new();
+        let mut added = Vec::new();
+        for entry in entries {
+            let off = inner.end + buf.len() as u64;
+            buf.extend_from_slice(&encode_record(&entry));
+            added.push((entry, off));
+        }
+        let res = inner
+            .file
+            .write_all(&buf)
+            .and_then(|()| inner.file.sync_data());
+        match res {
+            Ok(()) => {
+                inner.end += buf.len() as u64;
+                for (entry, off) in added {
+                    inner.entries.insert(entry.log_id.index, (entry, off));
+                }
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                // Leave the file as it was: cut whatever part of the batch landed.
+                let end = inner.end;
+                let _ = inner.file.set_len(end);
+                let msg = e.to_string();
+                callback.log_io_completed(Err(e));
+                Err(io_err(msg))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        let mut inner = lock(&self.inner);
+        let Some(off) = inner.entries.get(&log_id.index).map(|(_, off)| *off) else {
+            return Ok(());
+        };
+        inner.file.set_len(off).map_err(io_err)?;
+        inner.file.sync_all().map_err(io_err)?;
+        inner.end = off;
+        inner.entries.split_off(&log_id.index);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        let mut inner = lock(&self.inner);
+        // Record the purge first: if we crash before the rewrite, the log just
+        // keeps entries that are already covered by a snapshot.
+        inner.meta.last_purged = Some(log_id);
+        inner.save_meta().map_err(io_err)?;
+        let keep = inner.entries.split_off(&(log_id.index + 1));
+        inner.entries = keep;
+        inner.rewrite_log().map_err(io_err)
+    }
+}
+
+impl StateMachineStore {
+    fn publish(&self) {
+        *lock(&self.published) = self.image.state.clone();
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, Node>)> {
+        Ok((self.image.last_applied, self.image.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<CommandResponse>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        for entry in entries {
+            self.image.last_applied = Some(entry.log_id);
+            let resp = match &entry.payload {
+                EntryPayload::Blank => CommandResponse::Applied,
+                EntryPayload::Normal(cmd) => self.image.state.apply(cmd),
+                EntryPayload::Membership(m) => {
+                    self.image.last_membership =
+                        StoredMembership::new(Some(entry.log_id), m.clone());
+                    CommandResponse::Applied
+                }
+            };
+            out.push(resp);
+        }
+        self.publish();
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        StateMachineBuilder {
+            dir: self.dir.clone(),
+            image: self.image.clone(),
+            current: self.current.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = snapshot.into_inner();
+        let image: SmImage = serde_json::from_slice(&data).map_err(|e| {
+            StorageError::from(StorageIOError::read_snapshot(Some(meta.signature()), &e))
+        })?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        save_snapshot(&self.dir, &stored).map_err(io_err)?;
+        self.image = SmImage {
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+            state: image.state,
+        };
+        *lock(&self.current) = Some(stored);
+        self.publish();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        Ok(lock(&self.current).as_ref().map(|s| Snapshot {
+            meta: s.meta.clone(),
+            snapshot: Box::new(Cursor::new(s.data.clone())),
+        }))
+    }
+}
+
+/// Builds a snapshot from a copy of the state taken when openraft asked.
+pub struct StateMachineBuilder {
+    dir: PathBuf,
+    image: SmImage,
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+fn save_snapshot(dir: &Path, snap: &StoredSnapshot) -> io::Result<()> {
+    let json = serde_json::to_vec(snap).map_err(io::Error::other)?;
+    write_atomic(&dir.join("snapshot"), &seal(json))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let data = serde_json::to_vec(&self.image).map_err(io_err)?;
+        let snapshot_id = match self.image.last_applied {
+            Some(l) => format!("{}-{}", l.leader_id, l.index),
+            None => "empty".to_string(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.image.last_applied,
+            last_membership: self.image.last_membership.clone(),
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
+        save_snapshot(&self.dir, &stored).map_err(io_err)?;
+        *lock(&self.current) = Some(stored);
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::testing::{StoreBuilder, Suite};
+
+    struct DiskBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for DiskBuilder {
+        async fn build(&self) -> StorageResult<(tempfile::TempDir, LogStore, StateMachineStore)> {
+            let dir = tempfile::tempdir().map_err(io_err)?;
+            let (log, sm, _) =
+                open(dir.path(), Arc::new(Mutex::new(GroupState::default()))).map_err(io_err)?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's own conformance suite for log and state-machine storage.
+    #[test]
+    fn openraft_storage_suite() {
+        Suite::test_all(DiskBuilder).expect("storage suite");
+    }
+}
+
+#[cfg(test)]
+mod disk_tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn entry(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::consensus::Command::Remove {
+                name: format!("m{index}"),
+            }),
+        }
+    }
+
+    fn reopen(dir: &Path) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
+        open(dir, Arc::new(Mutex::new(GroupState::default())))
+    }
+
+    /// Writes entries straight through the append path's record format.
+    fn write_entries(dir: &Path, n: u64) {
+        let path = dir.join("raft");
+        fs::create_dir_all(&path).unwrap();
+        let mut bytes = Vec::new();
+        for i in 1..=n {
+            bytes.extend_from_slice(&encode_record(&entry(i)));
+        }
+        fs::write(path.join("log"), bytes).unwrap();
+    }
+
+    #[tokio::test]
+    async fn log_and_vote_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        write_entries(dir.path(), 3);
+        let (mut log, _, report) = reopen(dir.path()).unwrap();
+        assert_eq!(report, OpenReport::default());
+        log.save_vote(&Vote::new(7, 2)).await.unwrap();
+        drop(log);
+        let (mut log, _, _) = reopen(dir.path()).unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(7, 2)));
+        let entries = log.try_get_log_entries(1..4).await.unwrap();
+        assert_eq!(entries.len(), 3);
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_record_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        write_entries(dir.path(), 3);
+        let path = dir.path().join("raft/log");
+        let mut bytes = fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        fs::write(&path, bytes).unwrap();
+        match reopen(dir.path()) {
+            Err(OpenError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("checksum"), "{reason}")
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a corrupt log was opened"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_torn_final_record_is_cut_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        write_entries(dir.path(), 3);
+        let path = dir.path().join("raft/log");
+        let full = fs::read(&path).unwrap();
+        fs::write(&path, &full[..full.len() - 5]).unwrap();
+        let (mut log, _, report) = reopen(dir.path()).unwrap();
+        assert!(report.torn_tail_bytes > 0);
+        let entries = log.try_get_log_entries(1..10).await.unwrap();
+        assert_eq!(entries.len(), 2, "only whole, verified records are kept");
+    }
+
+    #[test]
+    fn a_damaged_meta_file_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        write_entries(dir.path(), 1);
+        let meta = dir.path().join("raft/meta");
+        fs::write(
+            &meta,
+            seal(br#"{"vote":null,"committed":null,"last_purged":null}"#.to_vec()),
+        )
+        .unwrap();
+        assert!(reopen(dir.path()).is_ok());
+        let mut bytes = fs::read(&meta).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 1;
+        fs::write(&meta, bytes).unwrap();
+        assert!(matches!(reopen(dir.path()), Err(OpenError::Corrupt { .. })));
+    }
+}
