@@ -1,1 +1,1045 @@
-//! differential
+//! Side-by-side tests: a real `redis-sentinel` 7.0.15 and raftinel watch the
+//! same Redis nodes (same master name, quorum and down-after) and get the same
+//! scripted conversations, in RESP2 and in RESP3. Replies are compared for
+//! type, field names, field order, error texts and connection closing, after
+//! masking what differs by nature (ids, times, ports of the daemons, counters).
+//! Every difference is reported with both replies; a test fails only after
+//! running its whole script, so one run shows every difference.
+
+use crate::harness::resp::{Conn, Reply, Resp};
+use crate::harness::*;
+use std::time::Duration;
+
+// ---------------------------------------------------------------- scripts
+
+/// How a reply is normalized before comparison.
+#[derive(Clone, Copy)]
+enum Norm {
+    Exact,
+    /// One instance description (MASTER).
+    Desc,
+    /// An array of instance descriptions (MASTERS, REPLICAS, SENTINELS), sorted by name.
+    DescList,
+    /// Integers replaced by 0 (CLIENT ID and such), types kept.
+    Ints,
+    Custom(fn(&Resp) -> Resp),
+}
+
+enum Send {
+    /// A command; `$MYID` in an argument is replaced by the side's own id.
+    Cmd(Vec<String>),
+    /// Raw bytes as they are.
+    Raw(Vec<u8>),
+    /// Nothing is sent: only report whether the server closed the connection.
+    CheckClosed,
+}
+
+struct Step {
+    send: Send,
+    /// Number of reply frames to read (SUBSCRIBE a b gets 2).
+    replies: usize,
+    norm: Norm,
+}
+
+fn cmd(args: &str) -> Step {
+    cmd_n(args, 1, Norm::Exact)
+}
+
+fn cmd_n(args: &str, replies: usize, norm: Norm) -> Step {
+    Step {
+        send: Send::Cmd(args.split(' ').map(String::from).collect()),
+        replies,
+        norm,
+    }
+}
+
+fn cmd_norm(args: &str, norm: Norm) -> Step {
+    cmd_n(args, 1, norm)
+}
+
+fn cmd_args(args: &[&str], norm: Norm) -> Step {
+    Step {
+        send: Send::Cmd(args.iter().map(|s| s.to_string()).collect()),
+        replies: 1,
+        norm,
+    }
+}
+
+fn raw(bytes: &[u8], replies: usize) -> Step {
+    Step {
+        send: Send::Raw(bytes.to_vec()),
+        replies,
+        norm: Norm::Exact,
+    }
+}
+
+fn check_closed() -> Step {
+    Step {
+        send: Send::CheckClosed,
+        replies: 1,
+        norm: Norm::Exact,
+    }
+}
+
+fn label(step: &Step) -> String {
+    match &step.send {
+        Send::Cmd(a) => a.join(" "),
+        Send::Raw(b) => {
+            let s = String::from_utf8_lossy(b);
+            let s: String = if s.len() > 60 {
+                format!("{}... ({} bytes)", &s[..60], b.len())
+            } else {
+                s.into_owned()
+            };
+            format!("raw {s:?}")
+        }
+        Send::CheckClosed => "(is the connection closed?)".into(),
+    }
+}
+
+/// Run a session on one connection; one `Vec<Reply>` per step.
+fn run_session(port: u16, myid: &str, steps: &[Step]) -> Vec<Vec<Reply>> {
+    let mut conn = Conn::open(port);
+    let mut out = Vec::new();
+    for step in steps {
+        let mut replies = Vec::new();
+        let sent = match &step.send {
+            Send::Cmd(args) => {
+                let args: Vec<String> = args.iter().map(|a| a.replace("$MYID", myid)).collect();
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                conn.send(&a).is_ok()
+            }
+            Send::Raw(b) => conn.send_raw(b).is_ok(),
+            Send::CheckClosed => {
+                let closed = conn.closed_by_peer();
+                replies.push(if closed {
+                    Reply::Closed
+                } else {
+                    Reply::Frame(Resp::Status("<connection still open>".into()))
+                });
+                out.push(replies);
+                continue;
+            }
+        };
+        for _ in 0..step.replies {
+            if !sent {
+                replies.push(Reply::Closed);
+                continue;
+            }
+            replies.push(conn.read_reply(Duration::from_secs(5)));
+        }
+        out.push(replies);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- masking
+
+/// Description fields whose values depend on time or on the observer.
+const VOLATILE_FIELDS: &[&str] = &[
+    "link-pending-commands",
+    "last-ping-sent",
+    "last-ok-ping-reply",
+    "last-ping-reply",
+    "info-refresh",
+    "role-reported-time",
+    "s-down-time",
+    "o-down-time",
+    "master-link-down-time",
+    "slave-repl-offset",
+    "last-hello-message",
+];
+
+const MASKED: &str = "<masked>";
+
+fn masked_bulk() -> Resp {
+    Resp::bulk(MASKED)
+}
+
+/// Mask volatile values of one description. For sentinel descriptions the
+/// identity (name, runid, port) differs by nature and is masked too.
+fn mask_desc(d: &Resp) -> Resp {
+    let is_sentinel = d
+        .field("flags")
+        .map(|f| f.split(',').any(|x| x == "sentinel"))
+        .unwrap_or(false);
+    let mask = |k: &str, v: &Resp| -> Resp {
+        let volatile =
+            VOLATILE_FIELDS.contains(&k) || (is_sentinel && matches!(k, "name" | "runid" | "port"));
+        // Only bulk values are masked: a wrong type must still show up.
+        if volatile && matches!(v, Resp::Bulk(_)) {
+            masked_bulk()
+        } else {
+            v.clone()
+        }
+    };
+    match d {
+        Resp::Map(m) => Resp::Map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), mask(&k.as_str().unwrap_or_default(), v)))
+                .collect(),
+        ),
+        Resp::Array(v) if v.len() % 2 == 0 => Resp::Array(
+            v.chunks(2)
+                .flat_map(|c| {
+                    [
+                        c[0].clone(),
+                        mask(&c[0].as_str().unwrap_or_default(), &c[1]),
+                    ]
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn mask_desc_list(v: &Resp) -> Resp {
+    match v {
+        Resp::Array(items) => {
+            let mut items = items.clone();
+            items.sort_by_key(|d| d.field("name").unwrap_or_default());
+            Resp::Array(items.iter().map(mask_desc).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn map_leaves(v: &Resp, f: &dyn Fn(&Resp) -> Resp) -> Resp {
+    match v {
+        Resp::Array(x) => Resp::Array(x.iter().map(|i| map_leaves(i, f)).collect()),
+        Resp::Set(x) => Resp::Set(x.iter().map(|i| map_leaves(i, f)).collect()),
+        Resp::Push(x) => Resp::Push(x.iter().map(|i| map_leaves(i, f)).collect()),
+        Resp::Map(m) => Resp::Map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), map_leaves(v, f)))
+                .collect(),
+        ),
+        leaf => f(leaf),
+    }
+}
+
+fn normalize(norm: Norm, r: &Reply) -> Reply {
+    let Reply::Frame(v) = r else {
+        return r.clone();
+    };
+    Reply::Frame(match norm {
+        Norm::Exact => v.clone(),
+        Norm::Desc => mask_desc(v),
+        Norm::DescList => mask_desc_list(v),
+        Norm::Ints => map_leaves(v, &|l| match l {
+            Resp::Int(_) => Resp::Int(0),
+            o => o.clone(),
+        }),
+        Norm::Custom(f) => f(v),
+    })
+}
+
+/// HELLO reply: the client id differs by nature.
+fn mask_hello(v: &Resp) -> Resp {
+    match v {
+        Resp::Map(m) => Resp::Map(
+            m.iter()
+                .map(|(k, val)| {
+                    if k.as_str().as_deref() == Some("id") && matches!(val, Resp::Int(_)) {
+                        (k.clone(), Resp::Int(0))
+                    } else {
+                        (k.clone(), val.clone())
+                    }
+                })
+                .collect(),
+        ),
+        Resp::Array(items) => {
+            let mut items = items.clone();
+            for i in (0..items.len().saturating_sub(1)).step_by(2) {
+                if items[i].as_str().as_deref() == Some("id")
+                    && matches!(items[i + 1], Resp::Int(_))
+                {
+                    items[i + 1] = Resp::Int(0);
+                }
+            }
+            Resp::Array(items)
+        }
+        o => o.clone(),
+    }
+}
+
+/// A 40-hex-char bulk becomes a placeholder (MYID, vote replies).
+fn mask_runids(v: &Resp) -> Resp {
+    map_leaves(v, &|l| match l {
+        Resp::Bulk(b) if b.len() == 40 && b.iter().all(|c| c.is_ascii_hexdigit()) => {
+            Resp::bulk("<40-hex runid>")
+        }
+        o => o.clone(),
+    })
+}
+
+/// ROLE lists master names in hash order: compare them sorted.
+fn role_sorted(v: &Resp) -> Resp {
+    match v {
+        Resp::Array(items) if items.len() == 2 => {
+            Resp::Array(vec![items[0].clone(), sorted(&items[1])])
+        }
+        o => o.clone(),
+    }
+}
+
+/// A master added a moment ago: its link state and INFO-derived fields depend
+/// on timing; its configuration fields do not.
+fn mask_new_master(v: &Resp) -> Resp {
+    const CONFIG: &[&str] = &[
+        "name",
+        "ip",
+        "port",
+        "down-after-milliseconds",
+        "config-epoch",
+        "num-other-sentinels",
+        "quorum",
+        "failover-timeout",
+        "parallel-syncs",
+    ];
+    let Some(pairs) = v.pairs() else {
+        return v.clone();
+    };
+    let masked: Vec<(Resp, Resp)> = pairs
+        .into_iter()
+        .map(|(k, val)| {
+            let keep = CONFIG.contains(&k.as_str()) || !matches!(val, Resp::Bulk(_));
+            (Resp::bulk(&k), if keep { val } else { masked_bulk() })
+        })
+        .collect();
+    match v {
+        Resp::Map(_) => Resp::Map(masked),
+        _ => Resp::Array(masked.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+    }
+}
+
+fn sorted(v: &Resp) -> Resp {
+    match v {
+        Resp::Array(items) => {
+            let mut items = items.clone();
+            items.sort_by_key(|i| i.as_str().unwrap_or_default());
+            Resp::Array(items)
+        }
+        o => o.clone(),
+    }
+}
+
+/// INFO values that are the same for any sentinel watching the same nodes;
+/// everything else is compared by key only.
+const INFO_STABLE_KEYS: &[&str] = &[
+    "redis_version",
+    "redis_mode",
+    "arch_bits",
+    "process_supervised",
+    "configured_hz",
+    "maxclients",
+    "sentinel_masters",
+    "sentinel_tilt",
+    "sentinel_tilt_since_seconds",
+    "sentinel_running_scripts",
+    "sentinel_scripts_queue_length",
+    "sentinel_simulate_failure_flags",
+    "master0",
+];
+
+/// INFO: the reply type, then one line per INFO line (`# Section`, blank,
+/// `key`, or `key:value` for stable keys); and whether every line ends in CRLF.
+fn info_shape(v: &Resp) -> Resp {
+    let (kind, text) = match v {
+        Resp::Bulk(b) => ("bulk", String::from_utf8_lossy(b).into_owned()),
+        Resp::Verbatim(_, b) => ("verbatim", String::from_utf8_lossy(b).into_owned()),
+        other => return other.clone(),
+    };
+    let mut lines = vec![Resp::Status(format!("reply type: {kind}"))];
+    if !text.is_empty() {
+        lines.push(Resp::Status(format!(
+            "ends with CRLF: {}; bare LF inside: {}",
+            text.ends_with("\r\n"),
+            text.replace("\r\n", "").contains('\n')
+        )));
+    }
+    for line in text.split("\r\n") {
+        let s = match line.split_once(':') {
+            Some((k, val)) if INFO_STABLE_KEYS.contains(&k) => format!("{k}:{val}"),
+            Some((k, _)) => k.to_string(),
+            None => line.to_string(),
+        };
+        lines.push(Resp::Status(s));
+    }
+    Resp::Array(lines)
+}
+
+/// INFO-CACHE: ages and cached INFO texts differ; keep the structure.
+fn mask_info_cache(v: &Resp) -> Resp {
+    map_leaves(v, &|l| match l {
+        Resp::Int(_) => Resp::Int(0),
+        Resp::Bulk(b) if b.len() > 100 => Resp::bulk("<cached INFO text>"),
+        o => o.clone(),
+    })
+}
+
+/// CLIENT INFO / CLIENT LIST: field names in order.
+fn client_info_keys(v: &Resp) -> Resp {
+    match v.as_str() {
+        Some(s) if !matches!(v, Resp::Error(_)) => Resp::Array(
+            s.split_whitespace()
+                .map(|kv| Resp::Status(kv.split('=').next().unwrap_or("").to_string()))
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
+// ---------------------------------------------------------------- comparing
+
+/// Path of the first difference between two values, for the report.
+fn first_diff(a: &Resp, b: &Resp, path: &str) -> Option<String> {
+    match (a, b) {
+        (Resp::Array(x), Resp::Array(y))
+        | (Resp::Set(x), Resp::Set(y))
+        | (Resp::Push(x), Resp::Push(y)) => {
+            for (i, (p, q)) in x.iter().zip(y.iter()).enumerate() {
+                if let Some(d) = first_diff(p, q, &format!("{path}[{i}]")) {
+                    return Some(d);
+                }
+            }
+            (x.len() != y.len()).then(|| {
+                format!(
+                    "{path}: length {} (redis-sentinel) vs {} (raftinel)",
+                    x.len(),
+                    y.len()
+                )
+            })
+        }
+        (Resp::Map(x), Resp::Map(y)) => {
+            for (i, ((k1, v1), (k2, v2))) in x.iter().zip(y.iter()).enumerate() {
+                if k1 != k2 {
+                    return Some(format!(
+                        "{path}: key #{i} is {:?} (redis-sentinel) vs {:?} (raftinel)",
+                        k1.as_str().unwrap_or_default(),
+                        k2.as_str().unwrap_or_default()
+                    ));
+                }
+                let key = k1.as_str().unwrap_or_default();
+                if let Some(d) = first_diff(v1, v2, &format!("{path}.{key}")) {
+                    return Some(d);
+                }
+            }
+            (x.len() != y.len()).then(|| {
+                format!(
+                    "{path}: {} pairs (redis-sentinel) vs {} (raftinel)",
+                    x.len(),
+                    y.len()
+                )
+            })
+        }
+        _ if a == b => None,
+        _ => Some(format!(
+            "{path}: {} (redis-sentinel) vs {} (raftinel)",
+            clip(a.pretty().trim_end()),
+            clip(b.pretty().trim_end())
+        )),
+    }
+}
+
+struct Sides<'a> {
+    oracle: &'a SentinelProc,
+    raftinel: &'a SentinelProc,
+    oracle_id: String,
+    raftinel_id: String,
+}
+
+impl<'a> Sides<'a> {
+    fn new(oracle: &'a SentinelProc, raftinel: &'a SentinelProc) -> Sides<'a> {
+        let id = |s: &SentinelProc| match s
+            .conn()
+            .try_cmd(&["SENTINEL", "MYID"], Duration::from_secs(5))
+        {
+            Reply::Frame(Resp::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+            _ => String::new(),
+        };
+        Sides {
+            oracle_id: id(oracle),
+            raftinel_id: id(raftinel),
+            oracle,
+            raftinel,
+        }
+    }
+
+    /// Run `steps` on both sides; append a report line per difference.
+    fn compare(&self, session: &str, steps: &[Step], diffs: &mut Vec<String>) {
+        let a = run_session(self.oracle.port, &self.oracle_id, steps);
+        let b = run_session(self.raftinel.port, &self.raftinel_id, steps);
+        for (i, step) in steps.iter().enumerate() {
+            for r in 0..step.replies {
+                let ra = normalize(step.norm, &a[i][r]);
+                let rb = normalize(step.norm, &b[i][r]);
+                if ra == rb {
+                    continue;
+                }
+                let which = if step.replies > 1 {
+                    format!(" (reply {} of {})", r + 1, step.replies)
+                } else {
+                    String::new()
+                };
+                let first = match (&ra, &rb) {
+                    (Reply::Frame(x), Reply::Frame(y)) => {
+                        first_diff(x, y, "reply").unwrap_or_default()
+                    }
+                    _ => String::new(),
+                };
+                diffs.push(format!(
+                    "[{session}] step {}: {}{which}\n  first difference: {first}\n  --- redis-sentinel 7.0.15 (normalized) ---\n{}  --- raftinel (normalized) ---\n{}",
+                    i + 1,
+                    label(step),
+                    indent(&ra.describe()),
+                    indent(&rb.describe()),
+                ));
+            }
+        }
+    }
+}
+
+fn clip(s: &str) -> String {
+    if s.len() <= 300 {
+        s.to_string()
+    } else {
+        let cut = (0..=300)
+            .rev()
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(0);
+        format!("{}... ({} chars)", &s[..cut], s.len())
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+fn report(test: &str, diffs: &[String]) {
+    if diffs.is_empty() {
+        return;
+    }
+    let mut text = format!(
+        "{test}: {} difference(s) between redis-sentinel 7.0.15 and raftinel:\n\n",
+        diffs.len()
+    );
+    for d in diffs {
+        text.push_str(d);
+        text.push('\n');
+    }
+    panic!("{text}");
+}
+
+// ---------------------------------------------------------------- environments
+
+/// A master (plus `replicas`), a real sentinel and raftinel, same config.
+struct Env {
+    topo: Topology,
+    oracle: SentinelProc,
+    raftinel: SentinelProc,
+}
+
+impl Env {
+    fn new(replicas: usize) -> Env {
+        let topo = Topology::new(replicas);
+        let m = [Monitor::new(topo.master.port, 2)];
+        let oracle = SentinelProc::oracle(&m);
+        let raftinel = SentinelProc::raftinel(&m);
+        Env {
+            topo,
+            oracle,
+            raftinel,
+        }
+    }
+
+    /// Wait (bounded, not failing) until both sides know the replicas with
+    /// fresh INFO and see each other, so replies are comparable. If raftinel
+    /// never gets there the comparisons show how it differs.
+    fn settle(&self) {
+        let want_replicas = self.topo.replicas.len();
+        for (side, name) in [
+            (&self.oracle, "redis-sentinel"),
+            (&self.raftinel, "raftinel"),
+        ] {
+            let ok = wait_until(EVENTUALLY, || {
+                let mut c = match Conn::connect(side.port) {
+                    Ok(c) => c,
+                    Err(_) => return false,
+                };
+                let reps = c.try_cmd(&["SENTINEL", "REPLICAS", MASTER], Duration::from_secs(2));
+                let sents = c.try_cmd(&["SENTINEL", "SENTINELS", MASTER], Duration::from_secs(2));
+                let master = c.try_cmd(&["SENTINEL", "MASTER", MASTER], Duration::from_secs(2));
+                let healthy = |r: &Reply, flag: &str, n: usize| match r {
+                    Reply::Frame(Resp::Array(v)) => {
+                        v.len() == n
+                            && v.iter().all(|d| {
+                                d.field("flags").as_deref() == Some(flag)
+                                    && d.field("master-link-status").as_deref() != Some("err")
+                                    && d.field("info-refresh").as_deref() != Some("0")
+                            })
+                    }
+                    _ => false,
+                };
+                let master_ok = matches!(&master, Reply::Frame(m)
+                    if m.field("flags").as_deref() == Some("master")
+                        && m.field("info-refresh").as_deref() != Some("0"));
+                healthy(&reps, "slave", want_replicas)
+                    && healthy(&sents, "sentinel", 1)
+                    && master_ok
+            });
+            if !ok {
+                eprintln!("NOTE: {name} did not settle (replicas known, peer seen) within {EVENTUALLY:?}; comparing anyway");
+            }
+        }
+    }
+
+    fn sides(&self) -> Sides<'_> {
+        Sides::new(&self.oracle, &self.raftinel)
+    }
+}
+
+fn with_resp3(mut steps: Vec<Step>) -> Vec<Step> {
+    steps.insert(0, cmd_norm("HELLO 3", Norm::Custom(mask_hello)));
+    steps
+}
+
+// ---------------------------------------------------------------- tests
+
+fn generic_steps() -> Vec<Step> {
+    let long_args: Vec<String> = (0..40).map(|i| format!("argument-{i:02}")).collect();
+    let mut unknown_long = vec!["NOSUCHCOMMAND"];
+    unknown_long.extend(long_args.iter().map(String::as_str));
+    let long_name = "X".repeat(200);
+    vec![
+        cmd("PING"),
+        cmd("ping"),
+        cmd("PING hello"),
+        cmd("PING a b"),
+        raw(b"PING\r\n", 1),
+        raw(b"ping hello\r\n", 1),
+        raw(b"PING\n", 1),
+        raw(b"PING\r\n\n", 1),
+        raw(b"\r\n", 0),
+        cmd("PING"),
+        cmd("ROLE"),
+        cmd("role"),
+        cmd("ROLE extra"),
+        cmd_norm("HELLO", Norm::Custom(mask_hello)),
+        cmd_norm("HELLO 2", Norm::Custom(mask_hello)),
+        cmd("HELLO 4"),
+        cmd("HELLO 1"),
+        cmd("HELLO abc"),
+        cmd_norm("HELLO 2 SETNAME hello-name", Norm::Custom(mask_hello)),
+        cmd("CLIENT GETNAME"),
+        cmd("HELLO 2 SETNAME"),
+        cmd("HELLO 2 FOO"),
+        cmd("AUTH foo"),
+        cmd("AUTH default anything"),
+        cmd("AUTH a b c"),
+        cmd("AUTH"),
+        cmd("COMMAND COUNT"),
+        cmd_norm("COMMAND LIST", Norm::Custom(sorted)),
+        cmd("COMMAND FOO"),
+        cmd("COMMAND COUNT extra"),
+        cmd("CLIENT SETNAME"),
+        cmd("CLIENT SETNAME foo"),
+        cmd("CLIENT GETNAME"),
+        cmd_args(&["CLIENT", "SETNAME", "a b"], Norm::Exact),
+        cmd_args(&["CLIENT", "SETNAME", ""], Norm::Exact),
+        cmd("CLIENT GETNAME"),
+        cmd_norm("CLIENT ID", Norm::Ints),
+        cmd("CLIENT ID extra"),
+        cmd_norm("CLIENT INFO", Norm::Custom(client_info_keys)),
+        cmd("CLIENT SETINFO lib-name x"),
+        cmd("CLIENT NO-TOUCH on"),
+        cmd("CLIENT FOO"),
+        cmd("CLIENT"),
+        cmd("GET x"),
+        cmd("FOO"),
+        cmd("foo bar baz"),
+        cmd("QUIT"),
+        cmd("ECHO hi"),
+        cmd("SELECT 0"),
+        cmd("MULTI"),
+        cmd("CONFIG GET *"),
+        cmd("DEBUG SLEEP 0"),
+        cmd("SSUBSCRIBE x"),
+        cmd("PUBSUB CHANNELS"),
+        cmd_args(&unknown_long, Norm::Exact),
+        cmd_args(&[&long_name, "a"], Norm::Exact),
+        cmd("PUBLISH foo bar"),
+        cmd("PUBLISH foo"),
+        cmd("SENTINEL"),
+        cmd("sentinel FOO"),
+        cmd("SENTINEL foo bar baz"),
+        cmd("PING"),
+    ]
+}
+
+/// PING, inline PING, ROLE, HELLO 2/3/4, AUTH, COMMAND, CLIENT, unknown
+/// commands, arity and unknown-subcommand errors, in RESP2 and RESP3.
+#[test]
+fn diff_generic_commands() {
+    let env = Env::new(0);
+    let sides = env.sides();
+    let mut diffs = Vec::new();
+    sides.compare("RESP2 generic", &generic_steps(), &mut diffs);
+    sides.compare("RESP3 generic", &with_resp3(generic_steps()), &mut diffs);
+    report("diff_generic_commands", &diffs);
+}
+
+fn pubsub_steps() -> Vec<Step> {
+    vec![
+        cmd_n("SUBSCRIBE foo bar", 2, Norm::Exact),
+        cmd_n("PSUBSCRIBE nomatch*", 1, Norm::Exact),
+        cmd("PING"),
+        cmd("PING hi"),
+        // RESP2 refuses these while subscribed; RESP3 runs them.
+        cmd_norm("SENTINEL MASTERS", Norm::DescList),
+        cmd("ROLE"),
+        cmd_norm("INFO", Norm::Custom(info_shape)),
+        cmd("GET x"),
+        cmd_n("SUBSCRIBE foo", 1, Norm::Exact),
+        cmd_n("UNSUBSCRIBE foo", 1, Norm::Exact),
+        cmd_n("PUNSUBSCRIBE", 1, Norm::Exact),
+        cmd_n("UNSUBSCRIBE", 1, Norm::Exact),
+        cmd("PING"),
+        cmd_n("UNSUBSCRIBE", 1, Norm::Exact),
+        cmd_n("PUNSUBSCRIBE", 1, Norm::Exact),
+        cmd_n("UNSUBSCRIBE nosuch", 1, Norm::Exact),
+        cmd_n("PSUBSCRIBE a* b*", 2, Norm::Exact),
+        cmd_n("PUNSUBSCRIBE a*", 1, Norm::Exact),
+        cmd("PING"),
+        cmd_n("PUNSUBSCRIBE", 1, Norm::Exact),
+        cmd("SUBSCRIBE"),
+        cmd("PSUBSCRIBE"),
+        cmd("PING"),
+    ]
+}
+
+/// SUBSCRIBE/PSUBSCRIBE confirmations, the subscribed-context errors and PING
+/// forms, UNSUBSCRIBE/PUNSUBSCRIBE replies, in RESP2 and RESP3.
+#[test]
+fn diff_pubsub() {
+    let env = Env::new(0);
+    let sides = env.sides();
+    let mut diffs = Vec::new();
+    sides.compare("RESP2 pubsub", &pubsub_steps(), &mut diffs);
+    sides.compare("RESP3 pubsub", &with_resp3(pubsub_steps()), &mut diffs);
+    report("diff_pubsub", &diffs);
+}
+
+/// Malformed requests: the error text and whether the connection is then
+/// closed, exactly as real Sentinel does. Each case on a fresh connection.
+#[test]
+fn diff_malformed_resp() {
+    let env = Env::new(0);
+    let sides = env.sides();
+    let mut diffs = Vec::new();
+    let big_inline = vec![b'a'; 70 * 1024];
+    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
+        ("multibulk length not a number", b"*abc\r\n".to_vec(), 1),
+        ("bulk length not a number", b"*1\r\n$abc\r\n".to_vec(), 1),
+        ("expected $", b"*1\r\nPING\r\n".to_vec(), 1),
+        (
+            "negative bulk length",
+            b"*2\r\n$4\r\nPING\r\n$-1\r\n".to_vec(),
+            1,
+        ),
+        ("huge bulk length", b"*1\r\n$999999999999\r\n".to_vec(), 1),
+        ("huge multibulk length", b"*99999999999\r\n".to_vec(), 1),
+        ("unbalanced quotes", b"PING \"unbalanced\r\n".to_vec(), 1),
+        (
+            "negative multibulk then inline",
+            b"*-5\r\nPING\r\n".to_vec(),
+            1,
+        ),
+        (
+            "zero multibulk then command",
+            b"*0\r\n*1\r\n$4\r\nPING\r\n".to_vec(),
+            1,
+        ),
+        (
+            "bulk without CRLF terminator",
+            b"*1\r\n$4\r\nPINGxx".to_vec(),
+            1,
+        ),
+        ("too big inline request", big_inline, 1),
+        ("quoted inline arguments", b"PING \"a b\"\r\n".to_vec(), 1),
+        (
+            "escaped inline argument",
+            b"PING \"\\x41\\n\"\r\n".to_vec(),
+            1,
+        ),
+        (
+            "single-quoted inline argument",
+            b"PING 'x y'\r\n".to_vec(),
+            1,
+        ),
+        (
+            "pipelined commands",
+            b"PING\r\n*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n".to_vec(),
+            3,
+        ),
+    ];
+    for (name, bytes, replies) in cases {
+        let steps = vec![raw(&bytes, replies), check_closed()];
+        sides.compare(&format!("malformed: {name}"), &steps, &mut diffs);
+    }
+    report("diff_malformed_resp", &diffs);
+}
+
+fn info_steps() -> Vec<Step> {
+    let info = |s: &str| cmd_norm(s, Norm::Custom(info_shape));
+    vec![
+        info("INFO"),
+        info("INFO all"),
+        info("INFO default"),
+        info("INFO everything"),
+        info("INFO server"),
+        info("INFO clients"),
+        info("INFO stats"),
+        info("INFO cpu"),
+        info("INFO sentinel"),
+        info("INFO SENTINEL"),
+        info("INFO replication"),
+        info("INFO keyspace"),
+        info("INFO server sentinel replication"),
+        info("INFO cpu all"),
+        info("INFO nosuchsection"),
+    ]
+}
+
+/// INFO and each section: reply type, section order, the list of keys in
+/// order, and the values that do not depend on the process.
+#[test]
+fn diff_info() {
+    let env = Env::new(1);
+    env.settle();
+    let sides = env.sides();
+    let mut diffs = Vec::new();
+    sides.compare("RESP2 info", &info_steps(), &mut diffs);
+    sides.compare("RESP3 info", &with_resp3(info_steps()), &mut diffs);
+    report("diff_info", &diffs);
+}
+
+fn sentinel_steps(mport: u16) -> Vec<Step> {
+    let p = mport.to_string();
+    let with_port = |s: &str, norm: Norm| cmd_norm(&s.replace("$MPORT", &p), norm);
+    vec![
+        cmd_norm("SENTINEL MASTERS", Norm::DescList),
+        cmd_norm("SENTINEL MASTER mymaster", Norm::Desc),
+        cmd_norm("sentinel master mymaster", Norm::Desc),
+        cmd("SENTINEL MASTER nosuch"),
+        cmd("SENTINEL MASTER MYMASTER"),
+        cmd_norm("SENTINEL REPLICAS mymaster", Norm::DescList),
+        cmd_norm("SENTINEL SLAVES mymaster", Norm::DescList),
+        cmd("SENTINEL REPLICAS nosuch"),
+        cmd("SENTINEL SLAVES nosuch"),
+        cmd_norm("SENTINEL SENTINELS mymaster", Norm::DescList),
+        cmd("SENTINEL SENTINELS nosuch"),
+        cmd("SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"),
+        cmd("SENTINEL get-master-addr-by-name mymaster"),
+        cmd("SENTINEL GET-MASTER-ADDR-BY-NAME nosuch"),
+        cmd_norm("SENTINEL MYID", Norm::Custom(mask_runids)),
+        cmd("SENTINEL MYID extra"),
+        cmd("SENTINEL CKQUORUM mymaster"),
+        cmd("SENTINEL CKQUORUM nosuch"),
+        cmd_norm(
+            "SENTINEL INFO-CACHE mymaster",
+            Norm::Custom(mask_info_cache),
+        ),
+        cmd_norm("SENTINEL INFO-CACHE nosuch", Norm::Custom(mask_info_cache)),
+        cmd_norm(
+            "SENTINEL INFO-CACHE nosuch mymaster",
+            Norm::Custom(mask_info_cache),
+        ),
+        cmd("SENTINEL INFO-CACHE"),
+        cmd("SENTINEL PENDING-SCRIPTS"),
+        cmd("SENTINEL PENDING-SCRIPTS extra"),
+        cmd("SENTINEL DEBUG"),
+        cmd("SENTINEL DEBUG nosuch 1"),
+        cmd("SENTINEL DEBUG info-period 0"),
+        cmd("SENTINEL DEBUG info-period"),
+        cmd("SENTINEL SIMULATE-FAILURE HELP"),
+        cmd("SENTINEL SIMULATE-FAILURE help"),
+        cmd("SENTINEL SIMULATE-FAILURE nosuch"),
+        cmd("SENTINEL SIMULATE-FAILURE"),
+        with_port(
+            "SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 $MPORT 0 *",
+            Norm::Exact,
+        ),
+        cmd("SENTINEL IS-MASTER-DOWN-BY-ADDR 10.255.255.1 1 0 *"),
+        cmd("SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 abc 0 *"),
+        with_port(
+            "SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 $MPORT abc *",
+            Norm::Exact,
+        ),
+        cmd("SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 1 0"),
+        cmd("SENTINEL CONFIG GET *"),
+        cmd("SENTINEL CONFIG GET announce-*"),
+        cmd("SENTINEL CONFIG GET ANNOUNCE-PORT"),
+        cmd("SENTINEL CONFIG GET nomatch"),
+        cmd("SENTINEL CONFIG GET loglevel"),
+        cmd("SENTINEL CONFIG GET"),
+        cmd("SENTINEL CONFIG"),
+        cmd("SENTINEL CONFIG SET nosuch x"),
+        cmd("SENTINEL CONFIG SET resolve-hostnames maybe"),
+        cmd("SENTINEL CONFIG SET announce-port 70000"),
+        cmd("SENTINEL CONFIG SET announce-port"),
+        cmd("SENTINEL CONFIG REWRITE"),
+        cmd("SENTINEL HELP"),
+        cmd("sentinel help"),
+        cmd("SENTINEL HELP extra"),
+        cmd("SENTINEL FAILOVER nosuch"),
+        cmd("SENTINEL RESET nosuch*"),
+        cmd("SENTINEL RESET"),
+        cmd("SENTINEL SET mymaster"),
+        cmd("SENTINEL SET mymaster quorum"),
+        cmd("SENTINEL SET nosuch quorum 2"),
+        cmd("SENTINEL SET mymaster nosuch 1"),
+        cmd("SENTINEL SET mymaster quorum abc"),
+        cmd("SENTINEL SET mymaster quorum 0"),
+        cmd("SENTINEL SET mymaster down-after-milliseconds -1"),
+        cmd("SENTINEL SET mymaster notification-script /bin/true"),
+        cmd("SENTINEL SET mymaster rename-command PING"),
+        cmd("SENTINEL REMOVE nosuch"),
+        cmd("SENTINEL REMOVE"),
+        cmd("SENTINEL MONITOR"),
+        cmd("SENTINEL MONITOR mymaster 127.0.0.1 1 2"),
+        cmd("SENTINEL MASTER"),
+        cmd("SENTINEL MASTERS extra"),
+        cmd("SENTINEL GET-MASTER-ADDR-BY-NAME"),
+        cmd("SENTINEL IS-MASTER-DOWN-BY-ADDR a b c"),
+        cmd("SENTINEL FOO"),
+        cmd("SENTINEL foo bar"),
+        cmd("SENTINEL PING"),
+        cmd("PING"),
+    ]
+}
+
+/// Every SENTINEL subcommand (read-only forms and error paths), RESP2 and
+/// RESP3, then a vote request carrying the daemon's own id.
+#[test]
+fn diff_sentinel_subcommands() {
+    let env = Env::new(1);
+    env.settle();
+    let sides = env.sides();
+    let mport = env.topo.master.port;
+    let mut diffs = Vec::new();
+    sides.compare("RESP2 sentinel", &sentinel_steps(mport), &mut diffs);
+    sides.compare(
+        "RESP3 sentinel",
+        &with_resp3(sentinel_steps(mport)),
+        &mut diffs,
+    );
+    // A vote request with the daemon's own id and a higher epoch is granted
+    // and echoed (contract §6.3); a repeat in the same epoch returns the vote.
+    let vote = format!("SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 {mport} 50 $MYID");
+    let steps = vec![
+        cmd_norm(&vote, Norm::Custom(mask_runids)),
+        cmd_norm(&vote, Norm::Custom(mask_runids)),
+        cmd_norm(
+            &format!("SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 {mport} 40 $MYID"),
+            Norm::Custom(mask_runids),
+        ),
+        cmd_norm("SENTINEL MASTER mymaster", Norm::Desc),
+        cmd_norm("INFO sentinel", Norm::Custom(info_shape)),
+    ];
+    sides.compare("RESP2 vote", &steps, &mut diffs);
+    report("diff_sentinel_subcommands", &diffs);
+}
+
+/// MONITOR / SET / REMOVE sent to every daemon one by one (two real
+/// sentinels and two raftinel daemons watching the same master): each daemon
+/// gives the same replies as the real sentinels, and its config file follows.
+#[test]
+fn diff_monitor_remove_set() {
+    let topo = Topology::new(0);
+    let other = RedisNode::start();
+    let m = [Monitor::new(topo.master.port, 2)];
+    let oracles = [SentinelProc::oracle(&m), SentinelProc::oracle(&m)];
+    let daemons = [SentinelProc::raftinel(&m), SentinelProc::raftinel(&m)];
+    let op = other.port.to_string();
+    let steps = || -> Vec<Step> {
+        let c = |s: &str| cmd(&s.replace("$OP", &op));
+        let d = |s: &str, n: Norm| cmd_norm(&s.replace("$OP", &op), n);
+        vec![
+            c("SENTINEL MONITOR other 127.0.0.1 $OP abc"),
+            c("SENTINEL MONITOR other 127.0.0.1 notaport 2"),
+            c("SENTINEL MONITOR other 127.0.0.1 $OP 0"),
+            c("SENTINEL MONITOR other not-an-ip $OP 2"),
+            c("SENTINEL MONITOR mymaster 127.0.0.1 $OP 2"),
+            c("SENTINEL MONITOR other 127.0.0.1 70000 2"),
+            c("SENTINEL MONITOR other 127.0.0.1 $OP 2"),
+            c("SENTINEL MONITOR other 127.0.0.1 $OP 2"),
+            c("SENTINEL SET other down-after-milliseconds 1000"),
+            c("SENTINEL SET other failover-timeout 5000 parallel-syncs 2"),
+            c("SENTINEL SET other quorum 1"),
+            c("SENTINEL SET other quorum 0"),
+            c("SENTINEL SET other parallel-syncs 0"),
+            c("SENTINEL SET other master-reboot-down-after-period 0"),
+            c("SENTINEL SET other auth-pass secret"),
+            c("SENTINEL SET other auth-pass"),
+            c("SENTINEL SET other foo bar"),
+            c("SENTINEL SET other quorum 2 foo bar"),
+            d("SENTINEL MASTER other", Norm::Custom(mask_new_master)),
+            d("ROLE", Norm::Custom(role_sorted)),
+            c("SENTINEL GET-MASTER-ADDR-BY-NAME other"),
+            c("SENTINEL REMOVE other"),
+            c("SENTINEL REMOVE other"),
+            c("SENTINEL MASTER other"),
+            c("ROLE"),
+            c("SENTINEL MONITOR other 127.0.0.1 $OP 2"),
+            c("SENTINEL RESET other"),
+            c("SENTINEL REMOVE other"),
+        ]
+    };
+    let mut diffs = Vec::new();
+    // Daemons in turn: oracle, raftinel, oracle, raftinel.
+    for (i, (o, d)) in oracles.iter().zip(daemons.iter()).enumerate() {
+        let sides = Sides::new(o, d);
+        sides.compare(&format!("daemon pair {}", i + 1), &steps(), &mut diffs);
+    }
+    // The config file of each daemon follows MONITOR/REMOVE.
+    for d in &daemons {
+        let mut c = d.conn();
+        assert_eq!(
+            c.cmd(&["SENTINEL", "MONITOR", "cfgcheck", "127.0.0.1", &op, "2"]),
+            Resp::Status("OK".into())
+        );
+        let text = d.conf_text();
+        assert!(
+            text.lines()
+                .any(|l| l == format!("sentinel monitor cfgcheck 127.0.0.1 {op} 2")),
+            "config after MONITOR lacks the monitor line:\n{text}"
+        );
+        assert_eq!(
+            c.cmd(&[
+                "SENTINEL",
+                "SET",
+                "cfgcheck",
+                "down-after-milliseconds",
+                "4321"
+            ]),
+            Resp::Status("OK".into())
+        );
+        let text = d.conf_text();
+        assert!(
+            text.lines()
+                .any(|l| l == "sentinel down-after-milliseconds cfgcheck 4321"),
+            "config after SET lacks the down-after line:\n{text}"
+        );
+        assert_eq!(
+            c.cmd(&["SENTINEL", "REMOVE", "cfgcheck"]),
+            Resp::Status("OK".into())
+        );
+        let text = d.conf_text();
+        assert!(
+            !text.contains("cfgcheck"),
+            "config after REMOVE still names the master:\n{text}"
+        );
+    }
+    report("diff_monitor_remove_set", &diffs);
+}
