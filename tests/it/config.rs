@@ -1,1 +1,386 @@
-//! config
+//! The config file: learned state survives a restart, the rewritten file is
+//! valid for a real redis-sentinel and vice versa, bad files exit with 64 and
+//! `file:line` before any port is bound, `logfile` keeps stderr empty, and a
+//! read-only file does not stop the daemon.
+
+use crate::harness::*;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Replace the `port` line of a sentinel.conf.
+fn with_port(conf: &str, port: u16) -> String {
+    let mut out: Vec<String> = conf
+        .lines()
+        .filter(|l| !l.trim_start().to_ascii_lowercase().starts_with("port "))
+        .map(String::from)
+        .collect();
+    out.insert(0, format!("port {port}"));
+    out.join("\n") + "\n"
+}
+
+fn has_line(conf: &str, line: &str) -> bool {
+    conf.lines().any(|l| l.trim() == line)
+}
+
+/// Wait until `s` lists exactly `ports` as replicas of mymaster.
+fn wait_replicas(s: &SentinelProc, ports: &[u16]) {
+    let mut want: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    want.sort();
+    eventually(
+        &format!("{:?} on {} lists replicas {want:?}", s.kind, s.port),
+        || {
+            let mut got: Vec<String> = s
+                .descriptions("REPLICAS", MASTER)
+                .iter()
+                .filter_map(|d| d.field("name"))
+                .collect();
+            got.sort();
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    );
+}
+
+/// Wait until `s` lists the sentinel with run id `id`.
+fn wait_sentinel(s: &SentinelProc, id: &str) {
+    eventually(
+        &format!("{:?} on {} lists sentinel {id}", s.kind, s.port),
+        || {
+            let ids: Vec<String> = s
+                .descriptions("SENTINELS", MASTER)
+                .iter()
+                .filter_map(|d| d.field("runid"))
+                .collect();
+            if ids.iter().any(|i| i == id) {
+                Ok(())
+            } else {
+                Err(format!("{ids:?}"))
+            }
+        },
+    );
+}
+
+fn sentinel_ids(s: &SentinelProc) -> Vec<(String, String)> {
+    s.descriptions("SENTINELS", MASTER)
+        .iter()
+        .map(|d| {
+            (
+                d.field("runid").unwrap_or_default(),
+                d.field("port").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Learned state (myid, known-replica, known-sentinel) is written to the
+/// file and comes back after a restart, even with the peer gone.
+#[test]
+fn state_persists_across_restart() {
+    let topo = Topology::new(2);
+    let m = [Monitor::new(topo.master.port, 2)];
+    let mut a = Raftinel::raftinel(&m);
+    let mut b = Raftinel::raftinel(&m);
+    let (a_id, b_id) = (a.myid(), b.myid());
+    let ports: Vec<u16> = topo.replicas.iter().map(|r| r.port).collect();
+    wait_replicas(&a, &ports);
+    wait_sentinel(&a, &b_id);
+    let text = a.conf_text();
+    assert!(
+        has_line(&text, &format!("sentinel myid {a_id}")),
+        "myid not persisted:\n{text}"
+    );
+    for p in &ports {
+        assert!(
+            has_line(
+                &text,
+                &format!("sentinel known-replica {MASTER} 127.0.0.1 {p}")
+            ),
+            "known-replica {p} not persisted:\n{text}"
+        );
+    }
+    assert!(
+        has_line(
+            &text,
+            &format!(
+                "sentinel known-sentinel {MASTER} 127.0.0.1 {} {b_id}",
+                b.port
+            )
+        ),
+        "known-sentinel not persisted:\n{text}"
+    );
+    for l in [
+        format!("sentinel config-epoch {MASTER} 0"),
+        format!("sentinel leader-epoch {MASTER} 0"),
+        "sentinel current-epoch 0".to_string(),
+    ] {
+        assert!(
+            has_line(&text, &l),
+            "`{l}` missing (always written):\n{text}"
+        );
+    }
+    // The original directives stay in place, in order.
+    let first_monitor = text
+        .lines()
+        .position(|l| l.starts_with("sentinel monitor "))
+        .expect("monitor line kept");
+    assert_eq!(
+        text.lines().nth(first_monitor),
+        Some(format!("sentinel monitor {MASTER} 127.0.0.1 {} 2", topo.master.port).as_str())
+    );
+
+    b.stop();
+    a.restart();
+    assert_eq!(a.myid(), a_id, "myid changed across restart");
+    // Known before any INFO or hello could arrive again: from the file.
+    let names: Vec<String> = a
+        .descriptions("REPLICAS", MASTER)
+        .iter()
+        .filter_map(|d| d.field("name"))
+        .collect();
+    assert_eq!(names.len(), 2, "replicas after restart: {names:?}");
+    assert_eq!(
+        sentinel_ids(&a),
+        vec![(b_id.clone(), b.port.to_string())],
+        "stopped peer still known after restart (from known-sentinel)"
+    );
+    assert_eq!(
+        a.master_field(MASTER, "num-other-sentinels").as_deref(),
+        Some("1")
+    );
+}
+
+/// The file raftinel rewrote is accepted by a real redis-sentinel, which then
+/// has the same myid, replicas and peer.
+#[test]
+fn rewritten_config_is_accepted_by_redis_sentinel() {
+    let topo = Topology::new(2);
+    let m = [Monitor::new(topo.master.port, 2)];
+    let mut a = Raftinel::raftinel(&m);
+    let b = Raftinel::raftinel(&m);
+    let (a_id, b_id) = (a.myid(), b.myid());
+    let ports: Vec<u16> = topo.replicas.iter().map(|r| r.port).collect();
+    wait_replicas(&a, &ports);
+    wait_sentinel(&a, &b_id);
+    a.stop();
+    let text = a.conf_text();
+    let oracle = SentinelProc::with_conf(Kind::Oracle, |port, _| with_port(&text, port));
+    assert_eq!(oracle.myid(), a_id, "redis-sentinel read the myid");
+    let names = oracle.descriptions("REPLICAS", MASTER).len();
+    assert_eq!(names, 2, "redis-sentinel read both known-replica lines");
+    let ids: Vec<String> = sentinel_ids(&oracle).into_iter().map(|x| x.0).collect();
+    assert!(
+        ids.contains(&b_id),
+        "redis-sentinel read known-sentinel: {ids:?}"
+    );
+    assert_eq!(
+        oracle.master_field(MASTER, "quorum").as_deref(),
+        Some("2"),
+        "monitor line read"
+    );
+    assert_eq!(
+        oracle
+            .master_field(MASTER, "down-after-milliseconds")
+            .as_deref(),
+        Some("1000")
+    );
+}
+
+/// raftinel starts from a sentinel.conf that a real redis-sentinel wrote
+/// (with its generated lines: user, latency-tracking, protected-mode, ...).
+#[test]
+fn starts_from_config_written_by_redis_sentinel() {
+    let topo = Topology::new(2);
+    let m = [Monitor::new(topo.master.port, 2)];
+    let mut o1 = SentinelProc::oracle(&m);
+    let o2 = SentinelProc::oracle(&m);
+    let (o1_id, o2_id) = (o1.myid(), o2.myid());
+    let ports: Vec<u16> = topo.replicas.iter().map(|r| r.port).collect();
+    wait_replicas(&o1, &ports);
+    wait_sentinel(&o1, &o2_id);
+    o1.stop();
+    let text = o1.conf_text();
+    assert!(
+        text.contains("# Generated by CONFIG REWRITE"),
+        "oracle rewrote:\n{text}"
+    );
+    let d = SentinelProc::with_conf(Kind::Raftinel, |port, _| with_port(&text, port));
+    assert_eq!(d.myid(), o1_id, "myid taken from the file");
+    let names: Vec<String> = d
+        .descriptions("REPLICAS", MASTER)
+        .iter()
+        .filter_map(|x| x.field("name"))
+        .collect();
+    assert_eq!(names.len(), 2, "known-replica lines read: {names:?}");
+    let ids: Vec<String> = sentinel_ids(&d).into_iter().map(|x| x.0).collect();
+    assert!(ids.contains(&o2_id), "known-sentinel read: {ids:?}");
+    assert_eq!(d.master_field(MASTER, "quorum").as_deref(), Some("2"));
+    assert_eq!(
+        d.master_field(MASTER, "down-after-milliseconds").as_deref(),
+        Some("1000")
+    );
+    assert_eq!(
+        d.conn()
+            .cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]),
+        Resp::Array(vec![
+            Resp::bulk("127.0.0.1"),
+            Resp::bulk(&topo.master.port.to_string())
+        ])
+    );
+}
+
+/// Run raftinel on a bad config: exit status 64, `sentinel.conf:<line>` on
+/// stderr, and the port never accepted a connection.
+fn assert_bad_config(body: &str, line: usize) {
+    let dir = tempfile::Builder::new()
+        .prefix("it-badconf-")
+        .tempdir()
+        .expect("tempdir");
+    let port = free_port();
+    let conf = dir.path().join("sentinel.conf");
+    fs::write(&conf, format!("port {port}\n{body}")).expect("write config");
+    let mut s = SentinelProc::spawn_unchecked(Kind::Raftinel, port, dir, conf);
+    let mut bound = false;
+    let mut status = None;
+    wait_until(Duration::from_secs(15), || {
+        status = s.proc().try_exit();
+        if status.is_none() && port_open(port) {
+            bound = true;
+        }
+        status.is_some()
+    });
+    let stderr = s.stderr();
+    let shown = format!("config:\nport {port}\n{body}\nstderr:\n{stderr}");
+    assert!(
+        status.is_some(),
+        "daemon still running 15 s after a bad config\n{shown}"
+    );
+    assert_eq!(
+        status.and_then(|st| st.code()),
+        Some(64),
+        "exit status for a bad config\n{shown}"
+    );
+    assert!(
+        stderr.contains(&format!("sentinel.conf:{line}")),
+        "stderr lacks `sentinel.conf:{line}`\n{shown}"
+    );
+    assert!(
+        !bound,
+        "a port was bound before exiting on a bad config\n{shown}"
+    );
+}
+
+#[test]
+fn bad_config_unknown_directive() {
+    assert_bad_config(
+        "sentinel monitor mymaster 127.0.0.1 6379 2\nno-such-directive 1\n",
+        3,
+    );
+}
+
+/// Each of these is also refused by redis-sentinel 7.0.15 (which exits 1).
+#[test]
+fn bad_config_invalid_values() {
+    let m = "sentinel monitor mymaster 127.0.0.1 6379 2\n";
+    assert_bad_config("sentinel monitor mymaster 127.0.0.1 6379 0\n", 2);
+    assert_bad_config(
+        &format!("{m}sentinel down-after-milliseconds nosuch 1000\n"),
+        3,
+    );
+    assert_bad_config(
+        &format!("{m}sentinel down-after-milliseconds mymaster abc\n"),
+        3,
+    );
+    assert_bad_config(&format!("{m}sentinel parallel-syncs mymaster\n"), 3);
+    assert_bad_config(&format!("{m}sentinel foo bar\n"), 3);
+    assert_bad_config("\n\nsentinel monitor mymaster 127.0.0.1 6379\n", 4);
+    assert_bad_config("port abc\n", 2);
+}
+
+/// With `logfile` set nothing reaches stderr, and the log file gets the events.
+#[test]
+fn logfile_keeps_stderr_empty() {
+    let topo = Topology::new(1);
+    let m = [Monitor::new(topo.master.port, 2)];
+    let mut d = SentinelProc::with_conf(Kind::Raftinel, |port, dir| {
+        let log = dir.join("raftinel.log");
+        sentinel_conf(port, dir, &m, &[format!("logfile \"{}\"", log.display())])
+    });
+    wait_replicas(&d, &[topo.replicas[0].port]);
+    d.conn().cmd(&["SENTINEL", "MASTER", "nosuch"]);
+    d.stop();
+    let stderr = d.stderr();
+    assert_eq!(stderr, "", "stderr must be empty with logfile set");
+    let log = fs::read_to_string(d.dir.path().join("raftinel.log")).unwrap_or_default();
+    assert!(
+        log.contains("+monitor") && log.contains("+slave"),
+        "log file lacks +monitor/+slave events:\n{log}"
+    );
+}
+
+/// Makes a file immutable (read-only even for root) while alive.
+struct Immutable<'a>(&'a Path, bool);
+
+impl<'a> Immutable<'a> {
+    fn new(path: &'a Path) -> Immutable<'a> {
+        let mut perms = fs::metadata(path).expect("stat").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o444);
+        fs::set_permissions(path, perms).expect("chmod 0444");
+        let chattr = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !chattr {
+            eprintln!("note: chattr +i unavailable; the config file is only mode 0444");
+        }
+        Immutable(path, chattr)
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+        }
+    }
+}
+
+/// A read-only config file (a ConfigMap mount) does not stop the daemon: it
+/// starts, monitors, learns replicas and keeps answering. (redis-sentinel
+/// itself refuses to start here; raftinel deliberately differs.)
+#[test]
+fn read_only_config_still_runs() {
+    let topo = Topology::new(1);
+    let m = [Monitor::new(topo.master.port, 2)];
+    // The config lives in its own dir, made immutable; logs and `dir` elsewhere.
+    // Declaration order makes drops run daemon, guard, then the config dir.
+    let cfgdir = tempfile::Builder::new()
+        .prefix("it-roconf-")
+        .tempdir()
+        .expect("tempdir");
+    let logdir = tempfile::Builder::new()
+        .prefix("it-raftinel-")
+        .tempdir()
+        .expect("tempdir");
+    let port = free_port();
+    let conf = cfgdir.path().join("sentinel.conf");
+    let text = sentinel_conf(port, logdir.path(), &m, &[]);
+    fs::write(&conf, &text).expect("write config");
+    let _guard = Immutable::new(&conf);
+    let mut d = SentinelProc::spawn_unchecked(Kind::Raftinel, port, logdir, conf.clone());
+    d.wait_ready();
+    wait_replicas(&d, &[topo.replicas[0].port]);
+    assert!(d.proc().running(), "daemon exited with a read-only config");
+    assert_eq!(d.conn().cmd(&["PING"]), Resp::Status("PONG".into()));
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap_or_default(),
+        text,
+        "read-only file unchanged"
+    );
+}
