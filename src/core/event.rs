@@ -88,3 +88,67 @@ event_kinds! {
     ScriptError => ("-script-error", Warning),
     ScriptTimeout => ("-script-timeout", Warning),
 }
+
+impl Event {
+    /// An event concerning `master` (its own or one of its replicas' or
+    /// sentinels'); `None` for process-wide events such as `+tilt`. Only
+    /// warning-level events reach the master's notification-script, so the
+    /// master is recorded only for those.
+    pub fn new(kind: EventKind, message: String, master: Option<&str>) -> Event {
+        let master = match kind.level() {
+            Level::Warning => master.map(str::to_string),
+            _ => None,
+        };
+        Event {
+            kind,
+            message,
+            master,
+        }
+    }
+}
+
+/// `ip:port`, or `[ip]:port` for IPv6 literals: the name Sentinel gives a
+/// replica and the form of every address in replies.
+pub fn format_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The address of the master an instance belongs to, as shown in the `@ ...`
+/// part of event payloads.
+#[derive(Debug, Clone, Copy)]
+pub struct MasterRef<'a> {
+    pub name: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+}
+
+/// The `%@` instance prefix of Sentinel event payloads (contract §3):
+/// `master <name> <ip> <port>`, or for a replica/sentinel
+/// `<slave|sentinel> <name> <ip> <port> @ <master> <mip> <mport>`. The address
+/// shown is the configured one, which is the hostname when one was given, the
+/// same thing `announce-hostnames` shows.
+pub fn instance_prefix(
+    kind: super::types::InstanceKind,
+    name: &str,
+    host: &str,
+    port: u16,
+    master: Option<MasterRef<'_>>,
+) -> String {
+    use super::types::InstanceKind;
+    let type_str = match kind {
+        InstanceKind::Master => "master",
+        InstanceKind::Replica => "slave",
+        InstanceKind::Sentinel => "sentinel",
+    };
+    match (kind, master) {
+        (InstanceKind::Master, _) | (_, None) => format!("{type_str} {name} {host} {port}"),
+        (_, Some(m)) => format!(
+            "{type_str} {name} {host} {port} @ {} {} {}",
+            m.name, m.host, m.port
+        ),
+    }
+}

@@ -10,6 +10,9 @@
 //! log entry) and one more action (propose an entry).
 
 pub mod event;
+pub mod hello;
+pub mod info;
+pub mod instance;
 pub mod sentinel;
 pub mod types;
 

@@ -1,6 +1,1290 @@
 //! The sentinel state: every monitored master with its replicas and peer
-//! sentinels, epochs, and the rules applied to them.
+//! sentinels, epochs, and the monitoring rules applied to them on each tick
+//! and on each reply (contract §4.2-4.8, §4.12, §4.15).
+//!
+//! `handle` is the only entry point that changes state from the outside world;
+//! SENTINEL subcommands go through the methods in `commands.rs`. Both return
+//! [`Action`]s in the order redis-sentinel performs the corresponding effects
+//! (e.g. `Flush` before `+monitor`).
+//!
+//! TILT is deliberately absent: Sentinel enters TILT when its wall clock jumps
+//! or the process stalls, because its timers read the system clock. Here every
+//! timer is on a monotonic clock supplied by the driver, so a clock jump cannot
+//! fake timeouts; a stall (SIGSTOP, a long GC-like pause) makes timers expire
+//! together exactly as they would after a real outage of that length, and the
+//! down rules already require fresh evidence. INFO therefore always reports
+//! `sentinel_tilt:0` and `sentinel_tilt_since_seconds:-1`.
 
-/// Placeholder until the core lands (owner: core).
-#[derive(Debug, Default)]
-pub struct Sentinel {}
+use indexmap::IndexMap;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::event::{format_addr, instance_prefix, Event, EventKind, MasterRef};
+use super::hello::{self, Hello};
+use super::info;
+use super::instance::{Instance, Role};
+use super::types::{
+    Action, CoreOptions, HelloOut, Input, InstanceId, InstanceKind, LinkAuth, LinkKind, LinkSpec,
+    Millis, PingReply, Timing,
+};
+use crate::config::{GlobalSentinelConfig, MasterState, PersistedState};
+
+/// Periodic commands are skipped on a link with this many unanswered commands.
+const MAX_PENDING_COMMANDS: u32 = 100;
+/// Upper bound of the random delays that desynchronise sentinels.
+pub(crate) const MAX_DESYNC: u64 = 1000;
+/// INFO cadence to replicas of a master that is down or failing over.
+const FAST_INFO_PERIOD: u64 = 1000;
+
+/// One monitored master with everything known about it.
+#[derive(Debug, Clone)]
+pub struct Master {
+    pub inst: Instance,
+    pub quorum: u32,
+    pub failover_timeout: u64,
+    pub parallel_syncs: u32,
+    pub notification_script: Option<String>,
+    pub client_reconfig_script: Option<String>,
+    pub auth_pass: Option<String>,
+    pub auth_user: Option<String>,
+    pub reboot_down_after: u64,
+    pub config_epoch: u64,
+    /// This sentinel's vote for this master and the epoch it was cast in.
+    pub leader: Option<String>,
+    pub leader_epoch: u64,
+    pub failover_start_time: Millis,
+    /// Set by the failover engine (next milestone); read by `SENTINEL
+    /// FAILOVER`, the flags field and the replica INFO cadence.
+    pub failover_in_progress: bool,
+    /// Keyed `ip:port`, in discovery order.
+    pub replicas: IndexMap<String, Instance>,
+    /// Other sentinels, keyed by run id.
+    pub sentinels: IndexMap<String, Instance>,
+    /// `rename-command` table: original (as configured) -> new name.
+    pub renames: Vec<(String, String)>,
+}
+
+/// An owned copy of a master's name and address, for event payloads built
+/// while one of its children is borrowed mutably.
+#[derive(Debug, Clone)]
+pub(crate) struct MAddr {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl MAddr {
+    fn r(&self) -> MasterRef<'_> {
+        MasterRef {
+            name: &self.name,
+            host: &self.host,
+            port: self.port,
+        }
+    }
+}
+
+/// The `%@` prefix of an instance (see `event::instance_prefix`).
+pub(crate) fn prefix(inst: &Instance, m: &MAddr) -> String {
+    instance_prefix(inst.kind, &inst.name, &inst.host, inst.port, Some(m.r()))
+}
+
+pub(crate) fn emit(out: &mut Vec<Action>, kind: EventKind, message: String, master: Option<&str>) {
+    out.push(Action::Emit(Event::new(kind, message, master)));
+}
+
+impl Master {
+    pub(crate) fn addr(&self) -> MAddr {
+        MAddr {
+            name: self.inst.name.clone(),
+            host: self.inst.host.clone(),
+            port: self.inst.port,
+        }
+    }
+
+    pub(crate) fn prefix(&self) -> String {
+        prefix(&self.inst, &self.addr())
+    }
+
+    /// Credentials for the master's and its replicas' links (§4.17).
+    fn data_auth(&self) -> LinkAuth {
+        match &self.auth_pass {
+            Some(p) => LinkAuth {
+                user: self.auth_user.clone(),
+                pass: Some(p.clone()),
+            },
+            None => LinkAuth::default(),
+        }
+    }
+}
+
+/// Where an instance id lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Master,
+    Replica(usize),
+    Sentinel(usize),
+}
+
+/// The whole monitoring state of one sentinel process.
+#[derive(Debug)]
+pub struct Sentinel {
+    pub(crate) myid: String,
+    pub(crate) current_epoch: u64,
+    pub(crate) globals: GlobalSentinelConfig,
+    pub(crate) masters: IndexMap<String, Master>,
+    pub(crate) timing: Timing,
+    pub(crate) opts: CoreOptions,
+    pub(crate) rng: StdRng,
+    pub(crate) next_id: u64,
+    pub(crate) hello_rejected: u64,
+    /// SENTINEL SIMULATE-FAILURE bitmask (1 = crash after election, 2 = after
+    /// promotion); acted upon by the failover engine.
+    pub(crate) simfailure_flags: u32,
+}
+
+pub(crate) fn alloc_id(next: &mut u64) -> InstanceId {
+    *next += 1;
+    InstanceId(*next)
+}
+
+/// Builds a master and its known replicas/sentinels from persisted state.
+pub(crate) fn master_from_state(ms: &MasterState, next: &mut u64, now: Millis) -> Master {
+    let inst = Instance::new(
+        alloc_id(next),
+        InstanceKind::Master,
+        ms.name.clone(),
+        ms.host.clone(),
+        ms.port,
+        ms.down_after_ms,
+        now,
+    );
+    let mut m = Master {
+        inst,
+        quorum: ms.quorum,
+        failover_timeout: ms.failover_timeout_ms,
+        parallel_syncs: ms.parallel_syncs,
+        notification_script: ms.notification_script.clone(),
+        client_reconfig_script: ms.client_reconfig_script.clone(),
+        auth_pass: ms.auth_pass.clone(),
+        auth_user: ms.auth_user.clone(),
+        reboot_down_after: ms.master_reboot_down_after_period_ms,
+        config_epoch: ms.config_epoch,
+        leader: None,
+        leader_epoch: ms.leader_epoch,
+        failover_start_time: 0,
+        failover_in_progress: false,
+        replicas: IndexMap::new(),
+        sentinels: IndexMap::new(),
+        renames: ms.rename_commands.clone(),
+    };
+    for (host, port) in &ms.known_replicas {
+        let key = format_addr(host, *port);
+        if m.replicas.contains_key(&key) {
+            continue;
+        }
+        let r = Instance::new(
+            alloc_id(next),
+            InstanceKind::Replica,
+            key.clone(),
+            host.clone(),
+            *port,
+            ms.down_after_ms,
+            now,
+        );
+        m.replicas.insert(key, r);
+    }
+    for (host, port, runid) in &ms.known_sentinels {
+        if m.sentinels.contains_key(runid) {
+            continue;
+        }
+        let mut s = Instance::new(
+            alloc_id(next),
+            InstanceKind::Sentinel,
+            runid.clone(),
+            host.clone(),
+            *port,
+            ms.down_after_ms,
+            now,
+        );
+        s.runid = Some(runid.clone());
+        m.sentinels.insert(runid.clone(), s);
+    }
+    m
+}
+
+fn link_spec(
+    inst: &Instance,
+    auth: &LinkAuth,
+    renames: &[(String, String)],
+    client_name: &str,
+) -> LinkSpec {
+    LinkSpec {
+        id: inst.id,
+        kind: inst.kind,
+        host: inst.host.clone(),
+        port: inst.port,
+        auth: auth.clone(),
+        client_name: client_name.to_string(),
+        renames: renames
+            .iter()
+            .map(|(a, b)| (a.to_ascii_lowercase(), b.clone()))
+            .collect(),
+    }
+}
+
+fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
+    inst.link.pending += 1;
+    inst.link.last_ping_time = Some(now);
+    if inst.link.act_ping_time.is_none() {
+        inst.link.act_ping_time = Some(now);
+    }
+    out.push(Action::SendPing { id: inst.id });
+}
+
+/// What every instance gets on each tick before the down checks: reconnect
+/// when a link is down (§4.2), then the periodic INFO / PING / hello (§4.3).
+struct Periodic<'a> {
+    now: Millis,
+    t: &'a Timing,
+    hello: &'a HelloOut,
+    client_name: &'a str,
+    renames: &'a [(String, String)],
+}
+
+impl Periodic<'_> {
+    fn run(&self, inst: &mut Instance, auth: &LinkAuth, info_period: u64, out: &mut Vec<Action>) {
+        let now = self.now;
+        if inst.link.disconnected() && inst.port != 0 {
+            let due = inst
+                .link
+                .last_reconn_time
+                .is_none_or(|t| now.saturating_sub(t) >= self.t.ping_period);
+            if due {
+                inst.link.last_reconn_time = Some(now);
+                out.push(Action::Connect(link_spec(
+                    inst,
+                    auth,
+                    self.renames,
+                    self.client_name,
+                )));
+            }
+        }
+        if inst.link.disconnected() || inst.link.pending >= MAX_PENDING_COMMANDS {
+            return;
+        }
+        if inst.kind != InstanceKind::Sentinel
+            && !inst.link.info_inflight
+            && inst
+                .info_refresh
+                .is_none_or(|t| now.saturating_sub(t) > info_period)
+        {
+            inst.link.pending += 1;
+            inst.link.info_inflight = true;
+            out.push(Action::SendInfo { id: inst.id });
+        }
+        let ping_period = inst.down_after.min(self.t.ping_period);
+        if now.saturating_sub(inst.link.last_pong_time) > ping_period
+            && inst
+                .link
+                .last_ping_time
+                .is_none_or(|t| now.saturating_sub(t) > ping_period / 2)
+        {
+            send_ping(inst, now, out);
+        }
+        if !inst.link.hello_inflight
+            && now.saturating_sub(inst.last_pub_time) > self.t.publish_period
+        {
+            inst.link.pending += 1;
+            inst.link.hello_inflight = true;
+            out.push(Action::SendHello {
+                id: inst.id,
+                hello: self.hello.clone(),
+            });
+        }
+    }
+}
+
+/// SDOWN evaluation and forced reconnects of one instance (§4.2, §4.6).
+fn check_sdown(
+    inst: &mut Instance,
+    now: Millis,
+    t: &Timing,
+    reboot_down_after: u64,
+    m: &MAddr,
+    out: &mut Vec<Action>,
+) {
+    let link = &mut inst.link;
+    let elapsed = if let Some(a) = link.act_ping_time {
+        now.saturating_sub(a)
+    } else if link.disconnected() {
+        now.saturating_sub(link.last_avail_time)
+    } else {
+        0
+    };
+    let half = inst.down_after / 2;
+    if link.cmd_up
+        && now.saturating_sub(link.cc_conn_time) > t.min_link_reconnect_period
+        && link
+            .act_ping_time
+            .is_some_and(|a| now.saturating_sub(a) > half)
+        && now.saturating_sub(link.last_pong_time) > half
+    {
+        link.cmd_lost();
+        out.push(Action::Disconnect {
+            id: inst.id,
+            link: Some(LinkKind::Command),
+        });
+    }
+    if link.has_pubsub
+        && link.pc_up
+        && now.saturating_sub(link.pc_conn_time) > t.min_link_reconnect_period
+        && now.saturating_sub(link.pc_last_activity) > t.publish_period * 3
+    {
+        link.pc_up = false;
+        out.push(Action::Disconnect {
+            id: inst.id,
+            link: Some(LinkKind::PubSub),
+        });
+    }
+    let is_master = inst.kind == InstanceKind::Master;
+    let down = elapsed > inst.down_after
+        || (is_master
+            && inst.role_reported == Role::Slave
+            && now.saturating_sub(inst.role_reported_time) > inst.down_after + 2 * t.info_period)
+        || (is_master
+            && inst.master_reboot
+            && now.saturating_sub(inst.master_reboot_since) > reboot_down_after);
+    if down {
+        if !inst.s_down {
+            inst.s_down = true;
+            inst.s_down_since = Some(now);
+            emit(out, EventKind::Sdown, prefix(inst, m), Some(&m.name));
+        }
+    } else if inst.s_down {
+        inst.s_down = false;
+        inst.script_kill_sent = false;
+        emit(out, EventKind::SdownCleared, prefix(inst, m), Some(&m.name));
+    }
+}
+
+impl Sentinel {
+    /// Builds the core from the persisted state. Returns the start-up actions:
+    /// a flush if a myid had to be generated, then `+monitor` per master.
+    pub fn new(state: PersistedState, opts: CoreOptions, now: Millis) -> (Sentinel, Vec<Action>) {
+        let mut rng = StdRng::seed_from_u64(opts.rng_seed);
+        let mut out = Vec::new();
+        let myid = match state.myid {
+            Some(id) if !id.is_empty() => id,
+            _ => {
+                let bytes: [u8; 20] = rng.gen();
+                out.push(Action::Flush);
+                hex::encode(bytes)
+            }
+        };
+        let mut next_id = 0;
+        let mut masters = IndexMap::new();
+        for ms in &state.masters {
+            if masters.contains_key(&ms.name) {
+                continue;
+            }
+            masters.insert(ms.name.clone(), master_from_state(ms, &mut next_id, now));
+        }
+        let s = Sentinel {
+            myid,
+            current_epoch: state.current_epoch,
+            globals: state.globals,
+            masters,
+            timing: Timing::default(),
+            opts,
+            rng,
+            next_id,
+            hello_rejected: 0,
+            simfailure_flags: 0,
+        };
+        for m in s.masters.values() {
+            emit(
+                &mut out,
+                EventKind::Monitor,
+                format!("{} quorum {}", m.prefix(), m.quorum),
+                Some(&m.inst.name),
+            );
+        }
+        (s, out)
+    }
+
+    pub fn myid(&self) -> &str {
+        &self.myid
+    }
+
+    pub fn current_epoch(&self) -> u64 {
+        self.current_epoch
+    }
+
+    /// Monitored master names in insertion order (ROLE).
+    pub fn master_names(&self) -> Vec<String> {
+        self.masters.keys().cloned().collect()
+    }
+
+    /// Hellos ignored because they were malformed or hostile (§4.5).
+    pub fn hello_rejected(&self) -> u64 {
+        self.hello_rejected
+    }
+
+    /// The current SENTINEL DEBUG timing parameters (the script runner uses
+    /// script-max-runtime and script-retry-delay).
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    pub fn globals(&self) -> &GlobalSentinelConfig {
+        &self.globals
+    }
+
+    /// The notification-script of a master, for warning events naming it.
+    pub fn notification_script(&self, master: &str) -> Option<&str> {
+        self.masters.get(master)?.notification_script.as_deref()
+    }
+
+    /// The state to write on the next flush.
+    pub fn persisted(&self) -> PersistedState {
+        PersistedState {
+            myid: Some(self.myid.clone()),
+            current_epoch: self.current_epoch,
+            globals: self.globals.clone(),
+            masters: self
+                .masters
+                .values()
+                .map(|m| MasterState {
+                    name: m.inst.name.clone(),
+                    host: m.inst.host.clone(),
+                    port: m.inst.port,
+                    quorum: m.quorum,
+                    down_after_ms: m.inst.down_after,
+                    failover_timeout_ms: m.failover_timeout,
+                    parallel_syncs: m.parallel_syncs,
+                    notification_script: m.notification_script.clone(),
+                    client_reconfig_script: m.client_reconfig_script.clone(),
+                    auth_pass: m.auth_pass.clone(),
+                    auth_user: m.auth_user.clone(),
+                    master_reboot_down_after_period_ms: m.reboot_down_after,
+                    config_epoch: m.config_epoch,
+                    leader_epoch: m.leader_epoch,
+                    known_replicas: m
+                        .replicas
+                        .values()
+                        .map(|r| (r.host.clone(), r.port))
+                        .collect(),
+                    known_sentinels: m
+                        .sentinels
+                        .values()
+                        .filter_map(|s| Some((s.host.clone(), s.port, s.runid.clone()?)))
+                        .collect(),
+                    rename_commands: m.renames.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Feeds one input; returns what the driver must do, in order.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Tick => {
+                for mi in 0..self.masters.len() {
+                    self.tick_master(now, mi, &mut out);
+                }
+            }
+            Input::LinkUp { id, link } => self.link_up(now, id, link, &mut out),
+            Input::LinkDown { id, link } => {
+                if let Some(inst) = self.instance_mut(id) {
+                    match link {
+                        LinkKind::Command => inst.link.cmd_lost(),
+                        LinkKind::PubSub => inst.link.pc_up = false,
+                    }
+                }
+            }
+            Input::PingReply { id, reply } => self.ping_reply(now, id, reply, &mut out),
+            Input::InfoReply { id, text } => self.info_reply(now, id, text, &mut out),
+            Input::PublishReply { id, ok } => {
+                if let Some(inst) = self.instance_mut(id) {
+                    inst.link.reply_received();
+                    inst.link.hello_inflight = false;
+                    if ok {
+                        inst.last_pub_time = now;
+                    }
+                }
+            }
+            Input::Hello { via, payload } => self.hello_in(now, via, &payload, &mut out),
+            Input::MasterDownReply { peer, reply } => self.master_down_reply(now, peer, reply),
+            Input::CommandTimeout { id } => {
+                if let Some(inst) = self.instance_mut(id) {
+                    inst.link.reply_received();
+                    inst.link.info_inflight = false;
+                    inst.link.hello_inflight = false;
+                    inst.link.ask_inflight = false;
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn locate(&self, id: InstanceId) -> Option<(usize, Slot)> {
+        for (mi, m) in self.masters.values().enumerate() {
+            if m.inst.id == id {
+                return Some((mi, Slot::Master));
+            }
+            if let Some(i) = m.replicas.values().position(|r| r.id == id) {
+                return Some((mi, Slot::Replica(i)));
+            }
+            if let Some(i) = m.sentinels.values().position(|s| s.id == id) {
+                return Some((mi, Slot::Sentinel(i)));
+            }
+        }
+        None
+    }
+
+    pub(crate) fn slot_mut(&mut self, mi: usize, slot: Slot) -> Option<&mut Instance> {
+        let (_, m) = self.masters.get_index_mut(mi)?;
+        match slot {
+            Slot::Master => Some(&mut m.inst),
+            Slot::Replica(i) => m.replicas.get_index_mut(i).map(|(_, r)| r),
+            Slot::Sentinel(i) => m.sentinels.get_index_mut(i).map(|(_, s)| s),
+        }
+    }
+
+    fn instance_mut(&mut self, id: InstanceId) -> Option<&mut Instance> {
+        let (mi, slot) = self.locate(id)?;
+        self.slot_mut(mi, slot)
+    }
+
+    fn client_name(&self) -> String {
+        format!("sentinel-{}", self.myid.get(..8).unwrap_or(&self.myid))
+    }
+
+    /// Credentials for links to peer sentinels (§4.17).
+    fn sentinel_auth(&self) -> LinkAuth {
+        match (&self.globals.sentinel_pass, &self.opts.requirepass) {
+            (Some(p), _) => LinkAuth {
+                user: self.globals.sentinel_user.clone(),
+                pass: Some(p.clone()),
+            },
+            (None, Some(rp)) => LinkAuth {
+                user: None,
+                pass: Some(rp.clone()),
+            },
+            (None, None) => LinkAuth::default(),
+        }
+    }
+
+    /// The hello this sentinel publishes for master `m` (§4.5).
+    pub(crate) fn hello_out(&self, m: &Master) -> HelloOut {
+        let port = if self.globals.announce_port != 0 {
+            self.globals.announce_port
+        } else {
+            self.opts.port
+        };
+        HelloOut {
+            announce_ip: self.globals.announce_ip.clone(),
+            port,
+            runid: self.myid.clone(),
+            current_epoch: self.current_epoch,
+            master_name: m.inst.name.clone(),
+            master_ip: m.inst.host.clone(),
+            master_port: m.inst.port,
+            master_config_epoch: m.config_epoch,
+        }
+    }
+
+    /// One tick for one master, its replicas and its sentinels, in
+    /// redis-sentinel's order.
+    fn tick_master(&mut self, now: Millis, mi: usize, out: &mut Vec<Action>) {
+        let client_name = self.client_name();
+        let sentinel_auth = self.sentinel_auth();
+        let t = self.timing.clone();
+        let current_epoch = self.current_epoch;
+        let Some(hello) = self.masters.get_index(mi).map(|(_, m)| self.hello_out(m)) else {
+            return;
+        };
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
+        let ma = m.addr();
+        let data_auth = m.data_auth();
+        let renames = m.renames.clone();
+        let per = Periodic {
+            now,
+            t: &t,
+            hello: &hello,
+            client_name: &client_name,
+            renames: &renames,
+        };
+
+        // The master itself.
+        per.run(&mut m.inst, &data_auth, t.info_period, out);
+        check_sdown(&mut m.inst, now, &t, m.reboot_down_after, &ma, out);
+        self::check_odown(m, now, out);
+        // Ask peers while SDOWN (§4.7). The run id is ours only while we run
+        // a failover, which this milestone never does.
+        for s in m.sentinels.values_mut() {
+            if now.saturating_sub(s.last_master_down_reply_time) > t.ask_period * 5 {
+                s.master_down = false;
+                s.leader = None;
+            }
+            if !m.inst.s_down || s.link.disconnected() || s.link.ask_inflight {
+                continue;
+            }
+            if now.saturating_sub(s.last_master_down_reply_time) < t.ask_period {
+                continue;
+            }
+            s.link.pending += 1;
+            s.link.ask_inflight = true;
+            out.push(Action::AskMasterDown {
+                peer: s.id,
+                master_ip: m.inst.host.clone(),
+                master_port: m.inst.port,
+                epoch: current_epoch,
+                runid: "*".to_string(),
+            });
+        }
+
+        // Replicas: INFO every second while the master is down or failing
+        // over, or while the replica's own link to its master is down.
+        let fast = m.inst.o_down || m.failover_in_progress;
+        for r in m.replicas.values_mut() {
+            let period = if fast || r.master_link_down_since != 0 {
+                FAST_INFO_PERIOD
+            } else {
+                t.info_period
+            };
+            per.run(r, &data_auth, period, out);
+            check_sdown(r, now, &t, 0, &ma, out);
+        }
+        for s in m.sentinels.values_mut() {
+            per.run(s, &sentinel_auth, t.info_period, out);
+            check_sdown(s, now, &t, 0, &ma, out);
+        }
+    }
+
+    fn link_up(&mut self, now: Millis, id: InstanceId, link: LinkKind, out: &mut Vec<Action>) {
+        let Some(inst) = self.instance_mut(id) else {
+            return;
+        };
+        match link {
+            LinkKind::Command => {
+                inst.link.cmd_up = true;
+                inst.link.cc_conn_time = now;
+                inst.link.pending = 0;
+                // Sentinel pings right after connecting (observed wire order:
+                // SETNAME, PING, INFO).
+                send_ping(inst, now, out);
+            }
+            LinkKind::PubSub => {
+                if inst.link.has_pubsub {
+                    inst.link.pc_up = true;
+                    inst.link.pc_conn_time = now;
+                    inst.link.pc_last_activity = now;
+                }
+            }
+        }
+    }
+
+    fn ping_reply(&mut self, now: Millis, id: InstanceId, reply: PingReply, out: &mut Vec<Action>) {
+        let Some(inst) = self.instance_mut(id) else {
+            return;
+        };
+        inst.link.reply_received();
+        match reply {
+            PingReply::Valid { pong } => {
+                inst.link.last_avail_time = now;
+                inst.link.act_ping_time = None;
+                // -LOADING is a valid reply but proves the reboot is not over.
+                if pong {
+                    inst.master_reboot = false;
+                }
+            }
+            PingReply::Other { busy } => {
+                if busy && inst.s_down && !inst.script_kill_sent {
+                    inst.script_kill_sent = true;
+                    out.push(Action::ScriptKill { id });
+                }
+            }
+        }
+        inst.link.last_pong_time = now;
+    }
+
+    /// INFO from a master or replica: the monitoring half of §4.4.
+    fn info_reply(&mut self, now: Millis, id: InstanceId, text: String, out: &mut Vec<Action>) {
+        let Some((mi, slot)) = self.locate(id) else {
+            return;
+        };
+        let resolve = self.globals.resolve_hostnames;
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
+        let ma = m.addr();
+        let reboot_period = m.reboot_down_after;
+        let down_after = m.inst.down_after;
+        let inst = match slot {
+            Slot::Master => &mut m.inst,
+            Slot::Replica(i) => match m.replicas.get_index_mut(i) {
+                Some((_, r)) => r,
+                None => return,
+            },
+            Slot::Sentinel(i) => {
+                if let Some((_, s)) = m.sentinels.get_index_mut(i) {
+                    s.link.reply_received();
+                    s.link.info_inflight = false;
+                }
+                return;
+            }
+        };
+        inst.link.reply_received();
+        inst.link.info_inflight = false;
+        let is_master = slot == Slot::Master;
+        let p = info::parse(&text, is_master);
+        inst.info = Some(text);
+        inst.master_link_down_since = p.master_link_down_since;
+
+        if let Some(run_id) = p.run_id {
+            match &inst.runid {
+                Some(old) if *old != run_id => {
+                    emit(out, EventKind::Reboot, prefix(inst, &ma), Some(&ma.name));
+                    if is_master && reboot_period != 0 {
+                        inst.master_reboot = true;
+                        inst.master_reboot_since = now;
+                    }
+                    inst.runid = Some(run_id);
+                }
+                Some(_) => {}
+                None => inst.runid = Some(run_id),
+            }
+        }
+        if let Some(h) = p.master_host {
+            if inst
+                .slave_master_host
+                .as_ref()
+                .is_none_or(|old| !old.eq_ignore_ascii_case(&h))
+            {
+                inst.slave_master_host = Some(h);
+                inst.slave_conf_change_time = now;
+            }
+        }
+        if let Some(port) = p.master_port {
+            if inst.slave_master_port != port {
+                inst.slave_master_port = port;
+                inst.slave_conf_change_time = now;
+            }
+        }
+        if let Some(up) = p.master_link_up {
+            inst.slave_master_link_up = up;
+        }
+        if let Some(v) = p.slave_priority {
+            inst.slave_priority = v;
+        }
+        if let Some(v) = p.slave_repl_offset {
+            inst.slave_repl_offset = v;
+        }
+        if let Some(v) = p.replica_announced {
+            inst.replica_announced = v;
+        }
+        inst.info_refresh = Some(now);
+
+        // Replica discovery, from the master's INFO only (§4.15).
+        let mut discovered = false;
+        for (ip, port) in p.slaves {
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
+            if !hello::valid_host(&ip, resolve) {
+                continue;
+            }
+            let key = format_addr(&ip, port);
+            if m.replicas.contains_key(&key) {
+                continue;
+            }
+            let r = Instance::new(
+                alloc_id(&mut self.next_id),
+                InstanceKind::Replica,
+                key.clone(),
+                ip,
+                port,
+                down_after,
+                now,
+            );
+            emit(out, EventKind::Slave, prefix(&r, &ma), Some(&ma.name));
+            m.replicas.insert(key, r);
+            discovered = true;
+        }
+        if discovered {
+            out.push(Action::Flush);
+        }
+
+        let role = p.role.unwrap_or(Role::Unknown);
+        let inst = match slot {
+            Slot::Master => &mut m.inst,
+            Slot::Replica(i) => match m.replicas.get_index_mut(i) {
+                Some((_, r)) => r,
+                None => return,
+            },
+            Slot::Sentinel(_) => return,
+        };
+        if role != inst.role_reported {
+            inst.role_reported = role;
+            inst.role_reported_time = now;
+            if role == Role::Slave {
+                inst.slave_conf_change_time = now;
+            }
+            let coherent = matches!(
+                (inst.kind, role),
+                (InstanceKind::Master, Role::Master) | (InstanceKind::Replica, Role::Slave)
+            );
+            let kind = if coherent {
+                EventKind::RoleChangeMatch
+            } else {
+                EventKind::RoleChangeMismatch
+            };
+            let shown = if role == Role::Master {
+                "master"
+            } else {
+                "slave"
+            };
+            emit(
+                out,
+                kind,
+                format!("{} new reported role is {shown}", prefix(inst, &ma)),
+                Some(&ma.name),
+            );
+        }
+    }
+
+    fn master_down_reply(
+        &mut self,
+        now: Millis,
+        peer: InstanceId,
+        reply: Option<(i64, String, i64)>,
+    ) {
+        let Some((mi, slot @ Slot::Sentinel(_))) = self.locate(peer) else {
+            return;
+        };
+        let Some(s) = self.slot_mut(mi, slot) else {
+            return;
+        };
+        s.link.reply_received();
+        s.link.ask_inflight = false;
+        let Some((down, leader, epoch)) = reply else {
+            return;
+        };
+        // A peer's vote is shown in replies and events; refuse nonsense.
+        let Ok(epoch) = u64::try_from(epoch) else {
+            return;
+        };
+        if leader.is_empty() || leader.len() > 64 {
+            return;
+        }
+        s.last_master_down_reply_time = now;
+        s.master_down = down == 1;
+        if leader != "*" {
+            s.leader = Some(leader);
+            s.leader_epoch = epoch;
+        }
+    }
+
+    /// A message from a `__sentinel__:hello` channel (`via` = the instance
+    /// whose pubsub link carried it) or a PUBLISH to us (`via` = None).
+    fn hello_in(
+        &mut self,
+        now: Millis,
+        via: Option<InstanceId>,
+        payload: &str,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(id) = via {
+            if let Some(inst) = self.instance_mut(id) {
+                inst.link.pc_last_activity = now;
+            }
+            // Our own hellos come back on every channel we publish to: they
+            // keep the pubsub link alive and are not worth counting.
+            if payload.contains(self.myid.as_str()) {
+                return;
+            }
+        }
+        let masters = &self.masters;
+        match hello::parse(payload, &self.myid, self.globals.resolve_hostnames, |n| {
+            masters.contains_key(n)
+        }) {
+            Ok(h) => self.process_hello(now, h, out),
+            Err(_) => self.hello_rejected += 1,
+        }
+    }
+
+    fn process_hello(&mut self, now: Millis, h: Hello, out: &mut Vec<Action>) {
+        let Some(mi) = self.masters.get_index_of(&h.master_name) else {
+            return;
+        };
+        let known = self.masters[mi].sentinels.values().any(|s| {
+            s.host == h.ip && s.port == h.port && s.runid.as_deref() == Some(h.runid.as_str())
+        });
+        if !known {
+            let removed = self.remove_sentinels_with_runid(mi, &h.runid, out);
+            let m = &self.masters[mi];
+            if removed > 0 {
+                emit(
+                    out,
+                    EventKind::SentinelAddressSwitch,
+                    format!("{} ip {} port {} for {}", m.prefix(), h.ip, h.port, h.runid),
+                    Some(&m.inst.name),
+                );
+            } else if let Some((pfx, rid)) = m
+                .sentinels
+                .values()
+                .find(|s| s.host == h.ip && s.port == h.port)
+                .map(|other| (prefix(other, &m.addr()), other.runid.clone()))
+            {
+                emit(
+                    out,
+                    EventKind::SentinelInvalidAddr,
+                    pfx,
+                    Some(&h.master_name),
+                );
+                if let Some(rid) = rid {
+                    for i in 0..self.masters.len() {
+                        self.remove_sentinels_with_runid(i, &rid, out);
+                    }
+                }
+            }
+            let id = alloc_id(&mut self.next_id);
+            let m = &mut self.masters[mi];
+            let mut si = Instance::new(
+                id,
+                InstanceKind::Sentinel,
+                h.runid.clone(),
+                h.ip.clone(),
+                h.port,
+                m.inst.down_after,
+                now,
+            );
+            si.runid = Some(h.runid.clone());
+            if removed == 0 {
+                emit(
+                    out,
+                    EventKind::Sentinel,
+                    prefix(&si, &m.addr()),
+                    Some(&m.inst.name),
+                );
+            }
+            m.sentinels.insert(h.runid.clone(), si);
+            if removed > 0 {
+                self.update_sentinel_address_everywhere(mi, &h.runid, out);
+            }
+            out.push(Action::Flush);
+        }
+
+        if h.current_epoch > self.current_epoch {
+            self.current_epoch = h.current_epoch;
+            out.push(Action::Flush);
+            emit(
+                out,
+                EventKind::NewEpoch,
+                h.current_epoch.to_string(),
+                Some(&h.master_name),
+            );
+        }
+
+        let m = &mut self.masters[mi];
+        if m.config_epoch < h.master_config_epoch {
+            m.config_epoch = h.master_config_epoch;
+            if h.master_port != m.inst.port || !h.master_ip.eq_ignore_ascii_case(&m.inst.host) {
+                let ma = m.addr();
+                if let Some(si) = m.sentinels.get(&h.runid) {
+                    emit(
+                        out,
+                        EventKind::ConfigUpdateFrom,
+                        prefix(si, &ma),
+                        Some(&ma.name),
+                    );
+                }
+                emit(
+                    out,
+                    EventKind::SwitchMaster,
+                    format!(
+                        "{} {} {} {} {}",
+                        ma.name, ma.host, ma.port, h.master_ip, h.master_port
+                    ),
+                    Some(&ma.name),
+                );
+                self.switch_master_addr(mi, &h.master_ip, h.master_port, now, out);
+                if let Some(script) = self.masters[mi].client_reconfig_script.clone() {
+                    out.push(Action::RunScript {
+                        argv: vec![
+                            script,
+                            ma.name.clone(),
+                            "observer".into(),
+                            "start".into(),
+                            ma.host.clone(),
+                            ma.port.to_string(),
+                            h.master_ip.clone(),
+                            h.master_port.to_string(),
+                        ],
+                    });
+                }
+            }
+        }
+        if let Some(si) = self.masters[mi].sentinels.get_mut(&h.runid) {
+            si.last_hello_time = now;
+        }
+    }
+
+    /// Removes every sentinel with `runid` from master `mi`; returns how many.
+    fn remove_sentinels_with_runid(
+        &mut self,
+        mi: usize,
+        runid: &str,
+        out: &mut Vec<Action>,
+    ) -> usize {
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return 0;
+        };
+        let before = m.sentinels.len();
+        m.sentinels.retain(|_, s| {
+            let keep = s.runid.as_deref() != Some(runid);
+            if !keep {
+                out.push(Action::Disconnect {
+                    id: s.id,
+                    link: None,
+                });
+            }
+            keep
+        });
+        before - m.sentinels.len()
+    }
+
+    /// A sentinel changed address under master `src`: give the same run id
+    /// the new address under every other master (§4.5).
+    fn update_sentinel_address_everywhere(
+        &mut self,
+        src: usize,
+        runid: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(si) = self
+            .masters
+            .get_index(src)
+            .and_then(|(_, m)| m.sentinels.get(runid))
+        else {
+            return;
+        };
+        let (host, port) = (si.host.clone(), si.port);
+        let mut reconfigured = 0;
+        for (mi, m) in self.masters.values_mut().enumerate() {
+            let Some(s) = m.sentinels.get_mut(runid) else {
+                continue;
+            };
+            if s.link.cmd_up {
+                s.link.cmd_lost();
+                out.push(Action::Disconnect {
+                    id: s.id,
+                    link: None,
+                });
+            }
+            if mi == src {
+                continue;
+            }
+            s.host = host.clone();
+            s.port = port;
+            reconfigured += 1;
+        }
+        if reconfigured > 0 {
+            let m = &self.masters[src];
+            if let Some(si) = m.sentinels.get(runid) {
+                emit(
+                    out,
+                    EventKind::SentinelAddressUpdate,
+                    format!(
+                        "{} {reconfigured} additional matching instances",
+                        prefix(si, &m.addr())
+                    ),
+                    Some(&m.inst.name),
+                );
+            }
+        }
+    }
+
+    /// Sentinel's `sentinelResetMaster` (§4.12, §4.15): forget replicas (and
+    /// sentinels if asked), close the master's links, clear its flags and
+    /// failover state so a failover may start at once.
+    pub(crate) fn reset_master(
+        &mut self,
+        mi: usize,
+        now: Millis,
+        reset_sentinels: bool,
+        event: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
+        for r in m.replicas.values() {
+            out.push(Action::Disconnect {
+                id: r.id,
+                link: None,
+            });
+        }
+        m.replicas.clear();
+        if reset_sentinels {
+            for s in m.sentinels.values() {
+                out.push(Action::Disconnect {
+                    id: s.id,
+                    link: None,
+                });
+            }
+            m.sentinels.clear();
+        }
+        out.push(Action::Disconnect {
+            id: m.inst.id,
+            link: None,
+        });
+        let i = &mut m.inst;
+        i.link.cmd_lost();
+        i.link.pc_up = false;
+        i.s_down = false;
+        i.o_down = false;
+        i.script_kill_sent = false;
+        i.master_reboot = false;
+        i.master_down = false;
+        m.leader = None;
+        m.failover_in_progress = false;
+        m.failover_start_time = 0;
+        i.runid = None;
+        i.slave_master_host = None;
+        i.link.act_ping_time = Some(now);
+        i.link.last_ping_time = None;
+        i.link.last_avail_time = now;
+        i.link.last_pong_time = now;
+        i.role_reported_time = now;
+        i.role_reported = Role::Master;
+        if event {
+            let p = m.prefix();
+            emit(out, EventKind::ResetMaster, p, Some(&m.inst.name));
+        }
+    }
+
+    /// Points master `mi` at a new address (§4.12): the replicas other than
+    /// the new master, plus the old master address, become its replicas.
+    pub(crate) fn switch_master_addr(
+        &mut self,
+        mi: usize,
+        host: &str,
+        port: u16,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let Some((_, m)) = self.masters.get_index(mi) else {
+            return;
+        };
+        let mut addrs: Vec<(String, u16)> = m
+            .replicas
+            .values()
+            .filter(|r| !(r.port == port && r.host.eq_ignore_ascii_case(host)))
+            .map(|r| (r.host.clone(), r.port))
+            .collect();
+        if !(m.inst.host == host && m.inst.port == port) {
+            addrs.push((m.inst.host.clone(), m.inst.port));
+        }
+        self.reset_master(mi, now, false, false, out);
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
+        m.inst.host = host.to_string();
+        m.inst.port = port;
+        m.inst.s_down_since = None;
+        m.inst.o_down_since = None;
+        let ma = m.addr();
+        let down_after = m.inst.down_after;
+        for (h, p) in addrs {
+            let key = format_addr(&h, p);
+            if m.replicas.contains_key(&key) {
+                continue;
+            }
+            let r = Instance::new(
+                alloc_id(&mut self.next_id),
+                InstanceKind::Replica,
+                key.clone(),
+                h,
+                p,
+                down_after,
+                now,
+            );
+            emit(out, EventKind::Slave, prefix(&r, &ma), Some(&ma.name));
+            m.replicas.insert(key, r);
+        }
+        out.push(Action::Flush);
+    }
+
+    /// A random delay in [0, MAX_DESYNC) ms.
+    pub(crate) fn desync(&mut self) -> u64 {
+        self.rng.gen_range(0..MAX_DESYNC)
+    }
+
+    /// The whole `# Sentinel` INFO section (contract §2).
+    pub fn info_sentinel_section(
+        &self,
+        _now: Millis,
+        running_scripts: usize,
+        scripts_queue_len: usize,
+    ) -> String {
+        let mut s = String::from("# Sentinel\r\n");
+        s.push_str(&format!("sentinel_masters:{}\r\n", self.masters.len()));
+        // No TILT with a monotonic clock: see the module comment.
+        s.push_str("sentinel_tilt:0\r\n");
+        s.push_str("sentinel_tilt_since_seconds:-1\r\n");
+        s.push_str(&format!("sentinel_running_scripts:{running_scripts}\r\n"));
+        s.push_str(&format!(
+            "sentinel_scripts_queue_length:{scripts_queue_len}\r\n"
+        ));
+        s.push_str(&format!(
+            "sentinel_simulate_failure_flags:{}\r\n",
+            self.simfailure_flags
+        ));
+        for (n, m) in self.masters.values().enumerate() {
+            let status = if m.inst.o_down {
+                "odown"
+            } else if m.inst.s_down {
+                "sdown"
+            } else {
+                "ok"
+            };
+            // No brackets around IPv6 here, unlike replica names.
+            s.push_str(&format!(
+                "master{n}:name={},status={status},address={}:{},slaves={},sentinels={}\r\n",
+                m.inst.name,
+                m.inst.host,
+                m.inst.port,
+                m.replicas.len(),
+                m.sentinels.len() + 1
+            ));
+        }
+        s
+    }
+}
+
+/// ODOWN from our SDOWN plus the peers' opinions (§4.7).
+fn check_odown(m: &mut Master, now: Millis, out: &mut Vec<Action>) {
+    let mut votes = 0usize;
+    let mut odown = false;
+    if m.inst.s_down {
+        votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
+        odown = votes >= m.quorum as usize;
+    }
+    if odown {
+        if !m.inst.o_down {
+            m.inst.o_down = true;
+            m.inst.o_down_since = Some(now);
+            let msg = format!("{} #quorum {}/{}", m.prefix(), votes, m.quorum);
+            emit(out, EventKind::Odown, msg, Some(&m.inst.name));
+        }
+    } else if m.inst.o_down {
+        m.inst.o_down = false;
+        let msg = m.prefix();
+        emit(out, EventKind::OdownCleared, msg, Some(&m.inst.name));
+    }
+}

@@ -64,17 +64,35 @@ pub enum PingReply {
 pub enum Input {
     /// Periodic tick (the driver ticks every 100 ms or so).
     Tick,
-    LinkUp { id: InstanceId, link: LinkKind },
-    LinkDown { id: InstanceId, link: LinkKind },
-    PingReply { id: InstanceId, reply: PingReply },
+    LinkUp {
+        id: InstanceId,
+        link: LinkKind,
+    },
+    LinkDown {
+        id: InstanceId,
+        link: LinkKind,
+    },
+    PingReply {
+        id: InstanceId,
+        reply: PingReply,
+    },
     /// Raw INFO text from a master or replica.
-    InfoReply { id: InstanceId, text: String },
+    InfoReply {
+        id: InstanceId,
+        text: String,
+    },
     /// Reply to our hello PUBLISH: `ok` = non-error reply.
-    PublishReply { id: InstanceId, ok: bool },
+    PublishReply {
+        id: InstanceId,
+        ok: bool,
+    },
     /// A message on `__sentinel__:hello` seen on a pubsub link (`via` = the
     /// instance whose link carried it), or sent to us by a peer with PUBLISH
     /// (`via` = None).
-    Hello { via: Option<InstanceId>, payload: String },
+    Hello {
+        via: Option<InstanceId>,
+        payload: String,
+    },
     /// Reply of a peer sentinel to `SENTINEL is-master-down-by-addr`:
     /// `(down, leader runid or "*", leader epoch)`; None if malformed.
     MasterDownReply {
@@ -82,7 +100,9 @@ pub enum Input {
         reply: Option<(i64, String, i64)>,
     },
     /// A command sent on a link got no reply within its timeout.
-    CommandTimeout { id: InstanceId },
+    CommandTimeout {
+        id: InstanceId,
+    },
 }
 
 /// Everything the core asks the driver to do.
@@ -91,13 +111,23 @@ pub enum Action {
     /// Open (or re-open) the links of an instance.
     Connect(LinkSpec),
     /// Close the links of an instance (removed, reset, or forced reconnect).
-    Disconnect { id: InstanceId, link: Option<LinkKind> },
-    SendPing { id: InstanceId },
-    SendInfo { id: InstanceId },
+    Disconnect {
+        id: InstanceId,
+        link: Option<LinkKind>,
+    },
+    SendPing {
+        id: InstanceId,
+    },
+    SendInfo {
+        id: InstanceId,
+    },
     /// Publish a hello on the instance's command link. The driver completes
     /// the payload with the sentinel IP (announce-ip, else the local address of
     /// that link's socket) via [`HelloOut::payload`].
-    SendHello { id: InstanceId, hello: HelloOut },
+    SendHello {
+        id: InstanceId,
+        hello: HelloOut,
+    },
     /// `SENTINEL is-master-down-by-addr <ip> <port> <epoch> <runid|*>` to a peer.
     AskMasterDown {
         peer: InstanceId,
@@ -107,7 +137,9 @@ pub enum Action {
         runid: String,
     },
     /// `SCRIPT KILL` once to a master answering -BUSY while SDOWN.
-    ScriptKill { id: InstanceId },
+    ScriptKill {
+        id: InstanceId,
+    },
     /// The reconfiguration transaction of §4.11 (`None` = `SLAVEOF NO ONE`).
     Reconfigure {
         id: InstanceId,
@@ -117,6 +149,12 @@ pub enum Action {
     Emit(Event),
     /// Rewrite the config file with the current persisted state.
     Flush,
+    /// Queue a script run (client-reconfig-script): `argv[0]` is the path.
+    /// Notification scripts are not sent this way: they follow from `Emit`
+    /// of a warning event whose master has one.
+    RunScript {
+        argv: Vec<String>,
+    },
 }
 
 /// A hello message to send, missing only the sentinel's own IP.
@@ -148,5 +186,67 @@ impl HelloOut {
             self.master_port,
             self.master_config_epoch
         )
+    }
+}
+
+/// What the core needs to know about the process it runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreOptions {
+    /// The listening port (announced in hellos unless `announce-port` is set).
+    pub port: u16,
+    /// Seed of the core's only source of randomness (myid, desync delays), so a
+    /// simulator can replay a run exactly.
+    pub rng_seed: u64,
+    /// `requirepass`: used to AUTH to peer sentinels when `sentinel-pass` is not
+    /// set (legacy "all sentinels share one password", §4.17).
+    pub requirepass: Option<String>,
+}
+
+impl Default for CoreOptions {
+    fn default() -> Self {
+        CoreOptions {
+            port: 26379,
+            rng_seed: 0,
+            requirepass: None,
+        }
+    }
+}
+
+/// Sentinel's process-wide timing constants (§4.1), changeable at run time with
+/// `SENTINEL DEBUG` and never persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timing {
+    pub info_period: u64,
+    pub ping_period: u64,
+    pub ask_period: u64,
+    pub publish_period: u64,
+    pub default_down_after: u64,
+    pub default_failover_timeout: u64,
+    pub tilt_trigger: u64,
+    pub tilt_period: u64,
+    pub slave_reconf_timeout: u64,
+    pub min_link_reconnect_period: u64,
+    pub election_timeout: u64,
+    pub script_max_runtime: u64,
+    pub script_retry_delay: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            info_period: 10_000,
+            ping_period: 1_000,
+            ask_period: 1_000,
+            publish_period: 2_000,
+            default_down_after: 30_000,
+            default_failover_timeout: 180_000,
+            tilt_trigger: 2_000,
+            tilt_period: 30_000,
+            slave_reconf_timeout: 10_000,
+            min_link_reconnect_period: 15_000,
+            election_timeout: 10_000,
+            script_max_runtime: 60_000,
+            script_retry_delay: 30_000,
+        }
     }
 }

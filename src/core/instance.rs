@@ -1,0 +1,220 @@
+//! One monitored instance (master, replica or peer sentinel): its link state
+//! and timers, its down flags and what its INFO last said. Sentinel keeps the
+//! same record for the three kinds and only uses the fields that apply.
+//!
+//! Timer fields mirror redis-sentinel's `instanceLink` / `sentinelRedisInstance`
+//! so the timing rules of the contract (§4.2-4.7) read the same here.
+
+use super::types::{InstanceId, InstanceKind, Millis};
+
+/// The role an instance last reported in INFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// INFO carried no `role:` line.
+    Unknown,
+    Master,
+    Slave,
+}
+
+/// Connection state and the PING bookkeeping Sentinel keeps per link.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Masters and replicas have a pubsub link too; peer sentinels do not.
+    pub has_pubsub: bool,
+    pub cmd_up: bool,
+    pub pc_up: bool,
+    pub cc_conn_time: Millis,
+    pub pc_conn_time: Millis,
+    /// Last message seen on the pubsub link (our own hellos count).
+    pub pc_last_activity: Millis,
+    /// Commands sent on the command link and not yet answered.
+    pub pending: u32,
+    /// Time of the oldest unanswered PING (None = no PING pending). Starts at
+    /// creation so an instance never reachable goes SDOWN after down-after.
+    pub act_ping_time: Option<Millis>,
+    pub last_ping_time: Option<Millis>,
+    /// Last valid PING reply (PONG / LOADING / MASTERDOWN).
+    pub last_avail_time: Millis,
+    /// Last reply of any kind to PING.
+    pub last_pong_time: Millis,
+    pub last_reconn_time: Option<Millis>,
+    // A command of each periodic kind is in flight: the driver answers
+    // asynchronously, so without these a slow reply would make every tick
+    // send the same INFO/hello/question again.
+    pub info_inflight: bool,
+    pub hello_inflight: bool,
+    pub ask_inflight: bool,
+}
+
+impl Link {
+    pub fn new(has_pubsub: bool, now: Millis) -> Link {
+        Link {
+            has_pubsub,
+            cmd_up: false,
+            pc_up: false,
+            cc_conn_time: now,
+            pc_conn_time: now,
+            pc_last_activity: now,
+            pending: 0,
+            act_ping_time: Some(now),
+            last_ping_time: None,
+            last_avail_time: now,
+            last_pong_time: now,
+            last_reconn_time: None,
+            info_inflight: false,
+            hello_inflight: false,
+            ask_inflight: false,
+        }
+    }
+
+    /// Sentinel's `link->disconnected`: any of the instance's links is down.
+    pub fn disconnected(&self) -> bool {
+        !self.cmd_up || (self.has_pubsub && !self.pc_up)
+    }
+
+    /// The command link went away: everything in flight on it is lost.
+    pub fn cmd_lost(&mut self) {
+        self.cmd_up = false;
+        self.pending = 0;
+        self.info_inflight = false;
+        self.hello_inflight = false;
+        self.ask_inflight = false;
+    }
+
+    pub fn reply_received(&mut self) {
+        self.pending = self.pending.saturating_sub(1);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub kind: InstanceKind,
+    /// Master: its configured name; replica: `ip:port`; sentinel: run id.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub runid: Option<String>,
+    pub link: Link,
+    pub down_after: u64,
+
+    pub s_down: bool,
+    pub o_down: bool,
+    /// Peer sentinel: its last answer said our master is down.
+    pub master_down: bool,
+    pub script_kill_sent: bool,
+    /// Master: run id changed while master-reboot-down-after-period is set.
+    pub master_reboot: bool,
+    pub master_reboot_since: Millis,
+    /// Kept after recovery: it feeds the "no down within X" checks.
+    pub s_down_since: Option<Millis>,
+    pub o_down_since: Option<Millis>,
+
+    /// Raw text of the last INFO reply and when it arrived.
+    pub info: Option<String>,
+    pub info_refresh: Option<Millis>,
+    pub role_reported: Role,
+    pub role_reported_time: Millis,
+    /// From INFO `master_link_down_since_seconds`, in ms (-1000 = never up).
+    pub master_link_down_since: i64,
+    pub slave_master_host: Option<String>,
+    pub slave_master_port: i64,
+    pub slave_master_link_up: bool,
+    pub slave_priority: i64,
+    pub slave_repl_offset: u64,
+    pub replica_announced: i64,
+    pub slave_conf_change_time: Millis,
+
+    /// Last successful hello PUBLISH to this instance.
+    pub last_pub_time: Millis,
+    /// Peer sentinel: last hello received from it.
+    pub last_hello_time: Millis,
+    /// Peer sentinel: last valid answer to is-master-down-by-addr.
+    pub last_master_down_reply_time: Millis,
+    /// Peer sentinel: the leader it voted for and the epoch of that vote.
+    pub leader: Option<String>,
+    pub leader_epoch: u64,
+}
+
+pub const DEFAULT_SLAVE_PRIORITY: i64 = 100;
+
+impl Instance {
+    pub fn new(
+        id: InstanceId,
+        kind: InstanceKind,
+        name: String,
+        host: String,
+        port: u16,
+        down_after: u64,
+        now: Millis,
+    ) -> Instance {
+        Instance {
+            id,
+            kind,
+            name,
+            host,
+            port,
+            runid: None,
+            link: Link::new(kind != InstanceKind::Sentinel, now),
+            down_after,
+            s_down: false,
+            o_down: false,
+            master_down: false,
+            script_kill_sent: false,
+            master_reboot: false,
+            master_reboot_since: 0,
+            s_down_since: None,
+            o_down_since: None,
+            info: None,
+            info_refresh: None,
+            role_reported: match kind {
+                InstanceKind::Replica => Role::Slave,
+                _ => Role::Master,
+            },
+            role_reported_time: now,
+            master_link_down_since: 0,
+            slave_master_host: None,
+            slave_master_port: 0,
+            slave_master_link_up: false,
+            slave_priority: DEFAULT_SLAVE_PRIORITY,
+            slave_repl_offset: 0,
+            replica_announced: 1,
+            slave_conf_change_time: now,
+            last_pub_time: now,
+            last_hello_time: now,
+            last_master_down_reply_time: now,
+            leader: None,
+            leader_epoch: 0,
+        }
+    }
+
+    /// The comma-joined `flags` field of instance descriptions, in Sentinel's
+    /// fixed order. `failover_in_progress` is the master's flag.
+    pub fn flags(&self, failover_in_progress: bool) -> String {
+        let mut f: Vec<&str> = Vec::new();
+        if self.s_down {
+            f.push("s_down");
+        }
+        if self.o_down {
+            f.push("o_down");
+        }
+        f.push(match self.kind {
+            InstanceKind::Master => "master",
+            InstanceKind::Replica => "slave",
+            InstanceKind::Sentinel => "sentinel",
+        });
+        if self.link.disconnected() {
+            f.push("disconnected");
+        }
+        if self.master_down {
+            f.push("master_down");
+        }
+        if failover_in_progress {
+            f.push("failover_in_progress");
+        }
+        if self.script_kill_sent {
+            f.push("script_kill_sent");
+        }
+        f.join(",")
+    }
+}
