@@ -10,9 +10,11 @@
 //! - `observe/` events -> log lines, metrics, pub/sub; the admin HTTP listener.
 //! - `config/`  sentinel.conf / raftinel.toml, validation, crash-safe rewrite.
 
+pub mod cli;
 pub mod config;
 pub mod consensus;
 pub mod core;
+pub mod demo;
 pub mod links;
 pub mod observe;
 pub mod runtime;

@@ -1,3 +1,197 @@
 //! Outbound links to Redis masters, replicas and peer sentinels (tokio + the
 //! `redis` crate). Every command carries a timeout; results flow back to the
 //! core as `core::Input`s.
+//!
+//! Each link is one task owning one connection: a *command* link (masters,
+//! replicas, peers) runs PING / INFO / hello PUBLISH / IS-MASTER-DOWN-BY-ADDR /
+//! the reconfiguration transaction, a *pubsub* link (masters and replicas)
+//! listens to `__sentinel__:hello`. A link task connects once; when the
+//! connection fails or drops it reports `LinkDown` and ends, and the core
+//! decides when to reconnect (throttled to one attempt per ping-period, §4.2).
+//! Messages carry a generation so the driver can drop the late words of a
+//! link it already replaced.
+
+pub mod command;
+pub mod connect;
+pub mod pubsub;
+
+use tokio::sync::mpsc;
+
+use crate::core::{HelloOut, Input, InstanceId, LinkKind, LinkSpec};
+
+/// The hello channel of every Redis node and sentinel.
+pub const HELLO_CHANNEL: &str = "__sentinel__:hello";
+
+/// Work for a command link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkCmd {
+    Ping,
+    Info,
+    Hello(HelloOut),
+    AskMasterDown {
+        master_ip: String,
+        master_port: u16,
+        epoch: u64,
+        runid: String,
+    },
+    ScriptKill,
+    Reconfigure {
+        replicaof: Option<(String, u16)>,
+    },
+}
+
+/// What a link task reports to the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkMsg {
+    pub id: InstanceId,
+    pub link: LinkKind,
+    pub gen: u64,
+    pub input: Input,
+}
+
+/// Everything a link task needs to run.
+#[derive(Debug, Clone)]
+pub struct LinkCtx {
+    pub spec: LinkSpec,
+    pub gen: u64,
+    /// Password to use when `spec.auth` has none: the daemon's own
+    /// `requirepass` for peer-sentinel links (legacy shared password, §4.17).
+    pub fallback_pass: Option<String>,
+    pub out: mpsc::UnboundedSender<LinkMsg>,
+}
+
+impl LinkCtx {
+    fn report(&self, link: LinkKind, input: Input) {
+        // The driver is gone only during shutdown; nothing left to tell then.
+        let _ = self.out.send(LinkMsg {
+            id: self.spec.id,
+            link,
+            gen: self.gen,
+            input,
+        });
+    }
+
+    /// `name` mapped through the master's rename-command table.
+    pub fn command_name(&self, name: &str) -> String {
+        renamed(&self.spec.renames, name)
+    }
+
+    /// The AUTH arguments for this link (without the command name), if any.
+    pub fn auth_args(&self) -> Option<Vec<String>> {
+        let pass = self
+            .spec
+            .auth
+            .pass
+            .clone()
+            .or_else(|| self.fallback_pass.clone())?;
+        Some(match (&self.spec.auth.user, &self.spec.auth.pass) {
+            (Some(user), Some(_)) => vec![user.clone(), pass],
+            _ => vec![pass],
+        })
+    }
+}
+
+/// Looks a command up in a rename table (original names compared
+/// case-insensitively); unmapped commands keep their name.
+pub fn renamed(renames: &[(String, String)], name: &str) -> String {
+    renames
+        .iter()
+        .find(|(from, _)| from.eq_ignore_ascii_case(name))
+        .map(|(_, to)| to.clone())
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// The link tasks of one instance, owned by the driver.
+pub struct LinkTask {
+    pub gen: u64,
+    pub tx: mpsc::UnboundedSender<LinkCmd>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl LinkTask {
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+impl Drop for LinkTask {
+    fn drop(&mut self) {
+        // Dropping the task closes its connection (and its in-flight commands).
+        self.handle.abort();
+    }
+}
+
+/// Starts a command link task.
+pub fn spawn_command(ctx: LinkCtx) -> LinkTask {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let gen = ctx.gen;
+    let handle = tokio::spawn(command::run(ctx, rx));
+    LinkTask { gen, tx, handle }
+}
+
+/// Starts a pubsub link task (it takes no commands; its sender is kept only so
+/// both kinds of task look alike).
+pub fn spawn_pubsub(ctx: LinkCtx) -> LinkTask {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let gen = ctx.gen;
+    let handle = tokio::spawn(pubsub::run(ctx));
+    LinkTask { gen, tx, handle }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{InstanceKind, LinkAuth};
+
+    fn ctx(auth: LinkAuth, fallback: Option<&str>) -> LinkCtx {
+        let (out, _) = mpsc::unbounded_channel();
+        LinkCtx {
+            spec: LinkSpec {
+                id: InstanceId(1),
+                kind: InstanceKind::Sentinel,
+                host: "127.0.0.1".into(),
+                port: 1,
+                auth,
+                client_name: "sentinel-abcdef12".into(),
+                renames: vec![("config".into(), "xconfig".into())],
+            },
+            gen: 1,
+            fallback_pass: fallback.map(String::from),
+            out,
+        }
+    }
+
+    #[test]
+    fn auth_forms() {
+        let none = ctx(LinkAuth::default(), None);
+        assert_eq!(none.auth_args(), None);
+        let legacy = ctx(LinkAuth::default(), Some("req"));
+        assert_eq!(legacy.auth_args(), Some(vec!["req".to_string()]));
+        let pass = ctx(
+            LinkAuth {
+                user: None,
+                pass: Some("p".into()),
+            },
+            Some("req"),
+        );
+        assert_eq!(pass.auth_args(), Some(vec!["p".to_string()]));
+        let acl = ctx(
+            LinkAuth {
+                user: Some("u".into()),
+                pass: Some("p".into()),
+            },
+            None,
+        );
+        assert_eq!(
+            acl.auth_args(),
+            Some(vec!["u".to_string(), "p".to_string()])
+        );
+    }
+
+    #[test]
+    fn renames_are_case_insensitive() {
+        let c = ctx(LinkAuth::default(), None);
+        assert_eq!(c.command_name("CONFIG"), "xconfig");
+        assert_eq!(c.command_name("PING"), "PING");
+    }
+}

@@ -1,0 +1,203 @@
+//! Command line: the redis-sentinel forms plus raftinel's own subcommands.
+//!
+//! Accepted (contract §4.18): `raftinel <conf> [--opt val ...]`,
+//! `redis-sentinel <conf> [...]` (a symlink: the mode comes from argv[0]
+//! like Debian's packaging), `redis-server <conf> --sentinel [...]`; the
+//! overrides are redis-style `--directive value...` words handed to the
+//! config loader (`--sentinel` itself is dropped). Subcommands:
+//! `check-config FILE [overrides]`, `demo`; and `--version`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "raftinel",
+    version,
+    about = "Redis failover daemon, drop-in compatible with redis-sentinel 7.0.15",
+    args_conflicts_with_subcommands = true
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// The sentinel.conf file (must be writable: learned state is saved there).
+    config: Option<PathBuf>,
+    /// Redis-style overrides, e.g. `--port 26380 --sentinel announce-ip 10.0.0.1`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    overrides: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Print the effective configuration (file + overrides) and exit; exit 64 on error.
+    CheckConfig {
+        file: PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        overrides: Vec<String>,
+    },
+    /// Run a local demo: real redis-server processes, three daemons, a killed master.
+    Demo,
+}
+
+/// What the process was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run {
+        config: PathBuf,
+        overrides: Vec<String>,
+    },
+    CheckConfig {
+        config: PathBuf,
+        overrides: Vec<String>,
+    },
+    Demo,
+}
+
+/// A command line that cannot be run, with the exit code to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub code: i32,
+}
+
+/// `--sentinel` selects the mode; it is not a config directive.
+fn strip_sentinel_flag(words: Vec<String>) -> (Vec<String>, bool) {
+    let had = words.iter().any(|w| w == "--sentinel");
+    (
+        words.into_iter().filter(|w| w != "--sentinel").collect(),
+        had,
+    )
+}
+
+/// Parses the command line. `Err(clap error)` covers --help / --version
+/// (clap prints those itself via `exit()`).
+pub fn parse<I, T>(argv: I) -> Result<Command, Refusal>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let invoked_as = argv
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let args = match Args::try_parse_from(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 64,
+            };
+            return Err(Refusal {
+                message: e.render().to_string(),
+                code,
+            });
+        }
+    };
+    match args.command {
+        Some(Sub::CheckConfig { file, overrides }) => Ok(Command::CheckConfig {
+            config: file,
+            overrides: strip_sentinel_flag(overrides).0,
+        }),
+        Some(Sub::Demo) => Ok(Command::Demo),
+        None => {
+            let (overrides, sentinel_flag) = strip_sentinel_flag(args.overrides);
+            if invoked_as == "redis-server" && !sentinel_flag {
+                return Err(Refusal {
+                    message: "raftinel only implements sentinel mode: run it as \
+                              `redis-server <config> --sentinel` or `redis-sentinel <config>`"
+                        .into(),
+                    code: 1,
+                });
+            }
+            match args.config {
+                Some(config) if config.as_os_str() != "--sentinel" => {
+                    Ok(Command::Run { config, overrides })
+                }
+                // Same words and exit status as redis-sentinel without a file.
+                _ => Err(Refusal {
+                    message: "Sentinel needs config file on disk to save state. Exiting...".into(),
+                    code: 1,
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(config: &str, overrides: &[&str]) -> Command {
+        Command::Run {
+            config: config.into(),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn daemon_forms() {
+        assert_eq!(parse(["raftinel", "s.conf"]).unwrap(), run("s.conf", &[]));
+        assert_eq!(
+            parse(["raftinel", "s.conf", "--port", "26380", "--sentinel"]).unwrap(),
+            run("s.conf", &["--port", "26380"])
+        );
+        assert_eq!(
+            parse([
+                "/usr/bin/redis-sentinel",
+                "/etc/s.conf",
+                "--daemonize",
+                "no"
+            ])
+            .unwrap(),
+            run("/etc/s.conf", &["--daemonize", "no"])
+        );
+        assert_eq!(
+            parse(["redis-server", "s.conf", "--sentinel", "--port", "1"]).unwrap(),
+            run("s.conf", &["--port", "1"])
+        );
+        assert_eq!(
+            parse([
+                "raftinel",
+                "s.conf",
+                "--sentinel",
+                "announce-ip",
+                "10.0.0.1"
+            ])
+            .unwrap(),
+            run("s.conf", &["announce-ip", "10.0.0.1"])
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let e = parse(["redis-server", "s.conf"]).unwrap_err();
+        assert_eq!(e.code, 1);
+        let e = parse(["redis-sentinel"]).unwrap_err();
+        assert_eq!(e.code, 1);
+        assert!(e.message.contains("Sentinel needs config file"));
+        let e = parse(["raftinel", "--version"]).unwrap_err();
+        assert_eq!(e.code, 0);
+        assert!(e.message.contains("raftinel"));
+    }
+
+    #[test]
+    fn subcommands() {
+        assert_eq!(
+            parse(["raftinel", "check-config", "a.conf", "--port", "2"]).unwrap(),
+            Command::CheckConfig {
+                config: "a.conf".into(),
+                overrides: vec!["--port".into(), "2".into()]
+            }
+        );
+        assert_eq!(parse(["raftinel", "demo"]).unwrap(), Command::Demo);
+    }
+}

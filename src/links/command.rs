@@ -1,0 +1,433 @@
+//! The command link: one `redis::aio::MultiplexedConnection` per instance,
+//! over a socket we open ourselves (so its local address is known for hello
+//! payloads). Handshake as Sentinel does it (§4.2): AUTH if needed, then
+//! `CLIENT SETNAME <prefix>-cmd`, replies ignored. Then every command the core
+//! asks for runs concurrently on the multiplexed connection, each under
+//! [`COMMAND_TIMEOUT`], and its reply is turned into an `Input`.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::connect::connect;
+use super::{LinkCmd, LinkCtx, HELLO_CHANNEL};
+use crate::core::{Input, LinkKind, PingReply};
+
+/// Upper bound for any single command on a link. Sentinel itself never times
+/// out a command (its SDOWN rule watches the oldest unanswered PING), so this
+/// is only a safety net: generous enough for a slow INFO, short enough that a
+/// wedged connection is noticed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Aborts a spawned task when dropped (the connection driver must not outlive
+/// its link).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a finished command tells the link task.
+enum Outcome {
+    Done,
+    /// The connection is gone.
+    Dropped,
+}
+
+/// A reply reduced to what Sentinel looks at.
+#[derive(Debug, Clone, PartialEq)]
+enum Reply {
+    Value(Value),
+    /// An error reply, as its full text (`LOADING Redis is loading ...`).
+    Error(String),
+}
+
+pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
+    let link = LinkKind::Command;
+    let (stream, local_ip) = match connect(&ctx.spec.host, ctx.spec.port).await {
+        Ok(ok) => ok,
+        Err(err) => {
+            tracing::trace!(
+                "-cmd-link-reconnection {}:{} #{err}",
+                ctx.spec.host,
+                ctx.spec.port
+            );
+            ctx.report(
+                link,
+                Input::LinkDown {
+                    id: ctx.spec.id,
+                    link,
+                },
+            );
+            return;
+        }
+    };
+    // No AUTH/SETINFO from the crate: Sentinel's handshake is ours to send
+    // (renamed commands, replies ignored).
+    let info = RedisConnectionInfo::default().set_skip_set_lib_name();
+    let setup = tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        MultiplexedConnection::new_with_config(&info, stream, AsyncConnectionConfig::new()),
+    )
+    .await;
+    let (mut conn, driver) = match setup {
+        Ok(Ok(pair)) => pair,
+        _ => {
+            ctx.report(
+                link,
+                Input::LinkDown {
+                    id: ctx.spec.id,
+                    link,
+                },
+            );
+            return;
+        }
+    };
+    let mut driver = AbortOnDrop(tokio::spawn(driver));
+
+    if let Some(args) = ctx.auth_args() {
+        let mut auth = redis::cmd(&ctx.command_name("AUTH"));
+        auth.arg(args);
+        if let Err(Outcome::Dropped) = send(&mut conn, &auth).await.map(|_| ()) {
+            ctx.report(
+                link,
+                Input::LinkDown {
+                    id: ctx.spec.id,
+                    link,
+                },
+            );
+            return;
+        }
+    }
+    let mut setname = redis::cmd(&ctx.command_name("CLIENT"));
+    setname
+        .arg("SETNAME")
+        .arg(format!("{}-cmd", ctx.spec.client_name));
+    if let Err(Outcome::Dropped) = send(&mut conn, &setname).await.map(|_| ()) {
+        ctx.report(
+            link,
+            Input::LinkDown {
+                id: ctx.spec.id,
+                link,
+            },
+        );
+        return;
+    }
+    ctx.report(
+        link,
+        Input::LinkUp {
+            id: ctx.spec.id,
+            link,
+        },
+    );
+
+    let mut inflight: JoinSet<Outcome> = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut driver.0 => break,
+            cmd = rx.recv() => match cmd {
+                // The driver dropped this link: just close.
+                None => return,
+                Some(cmd) => {
+                    let ctx = ctx.clone();
+                    let conn = conn.clone();
+                    let local_ip = local_ip.clone();
+                    inflight.spawn(async move { execute(&ctx, conn, &local_ip, cmd).await });
+                }
+            },
+            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                if let Ok(Outcome::Dropped) = done {
+                    break;
+                }
+            }
+        }
+    }
+    ctx.report(
+        link,
+        Input::LinkDown {
+            id: ctx.spec.id,
+            link,
+        },
+    );
+}
+
+/// Sends one command under the timeout. `Ok(None)` = timed out.
+async fn send(
+    conn: &mut MultiplexedConnection,
+    cmd: &redis::Cmd,
+) -> Result<Option<Reply>, Outcome> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, conn.send_packed_command(cmd)).await {
+        Err(_) => Ok(None),
+        Ok(Ok(Value::ServerError(err))) => {
+            Ok(Some(Reply::Error(error_text(err.code(), err.details()))))
+        }
+        Ok(Ok(v)) => Ok(Some(Reply::Value(v))),
+        Ok(Err(err)) => match err.code() {
+            Some(code) => Ok(Some(Reply::Error(error_text(code, err.detail())))),
+            None => Err(Outcome::Dropped),
+        },
+    }
+}
+
+fn error_text(code: &str, detail: Option<&str>) -> String {
+    match detail {
+        Some(d) if !d.is_empty() => format!("{code} {d}"),
+        _ => code.to_string(),
+    }
+}
+
+async fn execute(
+    ctx: &LinkCtx,
+    mut conn: MultiplexedConnection,
+    local_ip: &str,
+    cmd: LinkCmd,
+) -> Outcome {
+    let id = ctx.spec.id;
+    let timeout = Input::CommandTimeout { id };
+    match cmd {
+        LinkCmd::Ping => {
+            let c = redis::cmd(&ctx.command_name("PING"));
+            match send(&mut conn, &c).await {
+                Err(o) => return o,
+                Ok(None) => ctx.report(LinkKind::Command, timeout),
+                Ok(Some(reply)) => ctx.report(
+                    LinkKind::Command,
+                    Input::PingReply {
+                        id,
+                        reply: classify_ping(&reply),
+                    },
+                ),
+            }
+        }
+        LinkCmd::Info => {
+            let c = redis::cmd(&ctx.command_name("INFO"));
+            match send(&mut conn, &c).await {
+                Err(o) => return o,
+                Ok(None) => ctx.report(LinkKind::Command, timeout),
+                Ok(Some(Reply::Value(v))) => {
+                    if let Some(text) = text_of(&v) {
+                        ctx.report(LinkKind::Command, Input::InfoReply { id, text });
+                    }
+                }
+                // Sentinel only uses string replies to INFO.
+                Ok(Some(Reply::Error(_))) => {}
+            }
+        }
+        LinkCmd::Hello(hello) => {
+            let mut c = redis::cmd(&ctx.command_name("PUBLISH"));
+            c.arg(HELLO_CHANNEL).arg(hello.payload(local_ip));
+            match send(&mut conn, &c).await {
+                Err(o) => return o,
+                Ok(None) => ctx.report(LinkKind::Command, timeout),
+                Ok(Some(reply)) => ctx.report(
+                    LinkKind::Command,
+                    Input::PublishReply {
+                        id,
+                        ok: !matches!(reply, Reply::Error(_)),
+                    },
+                ),
+            }
+        }
+        LinkCmd::AskMasterDown {
+            master_ip,
+            master_port,
+            epoch,
+            runid,
+        } => {
+            let mut c = redis::cmd(&ctx.command_name("SENTINEL"));
+            c.arg("is-master-down-by-addr")
+                .arg(master_ip)
+                .arg(master_port.to_string())
+                .arg(epoch.to_string())
+                .arg(runid);
+            match send(&mut conn, &c).await {
+                Err(o) => return o,
+                Ok(None) => ctx.report(LinkKind::Command, timeout),
+                Ok(Some(reply)) => ctx.report(
+                    LinkKind::Command,
+                    Input::MasterDownReply {
+                        peer: id,
+                        reply: parse_master_down(&reply),
+                    },
+                ),
+            }
+        }
+        LinkCmd::ScriptKill => {
+            let mut c = redis::cmd(&ctx.command_name("SCRIPT"));
+            c.arg("KILL");
+            if let Err(o) = send(&mut conn, &c).await {
+                return o;
+            }
+        }
+        LinkCmd::Reconfigure { replicaof } => {
+            let pipe = reconfigure_pipeline(ctx, replicaof.as_ref());
+            let sent = tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                conn.send_packed_commands(&pipe, 0, pipe.len()),
+            )
+            .await;
+            // Replies are ignored (the effect is observed through INFO); only a
+            // dead connection matters.
+            if let Ok(Err(err)) = sent {
+                if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
+                    return Outcome::Dropped;
+                }
+            }
+        }
+    }
+    Outcome::Done
+}
+
+/// `MULTI`, `SLAVEOF`, `CONFIG REWRITE`, `CLIENT KILL TYPE normal|pubsub`,
+/// `EXEC` (§4.11), each name through the rename table.
+fn reconfigure_pipeline(ctx: &LinkCtx, replicaof: Option<&(String, u16)>) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd(&ctx.command_name("MULTI"));
+    match replicaof {
+        Some((host, port)) => pipe
+            .cmd(&ctx.command_name("SLAVEOF"))
+            .arg(host)
+            .arg(port.to_string()),
+        None => pipe.cmd(&ctx.command_name("SLAVEOF")).arg("NO").arg("ONE"),
+    };
+    pipe.cmd(&ctx.command_name("CONFIG")).arg("REWRITE");
+    pipe.cmd(&ctx.command_name("CLIENT"))
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal");
+    pipe.cmd(&ctx.command_name("CLIENT"))
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub");
+    pipe.cmd(&ctx.command_name("EXEC"));
+    pipe
+}
+
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// §4.6: status or error replies starting with PONG, LOADING or MASTERDOWN are
+/// valid; anything else is only "some reply" (BUSY noted for SCRIPT KILL).
+fn classify_ping(reply: &Reply) -> PingReply {
+    let text = match reply {
+        Reply::Error(e) => e.as_str(),
+        Reply::Value(Value::SimpleString(s)) => s.as_str(),
+        Reply::Value(Value::Okay) => "OK",
+        Reply::Value(_) => "",
+    };
+    if text.starts_with("PONG") {
+        PingReply::Valid { pong: true }
+    } else if text.starts_with("LOADING") || text.starts_with("MASTERDOWN") {
+        PingReply::Valid { pong: false }
+    } else {
+        PingReply::Other {
+            busy: text.starts_with("BUSY"),
+        }
+    }
+}
+
+/// Accepted only as exactly `[integer, bulk string, integer]` (§4.7).
+fn parse_master_down(reply: &Reply) -> Option<(i64, String, i64)> {
+    match reply {
+        Reply::Value(Value::Array(items)) => match items.as_slice() {
+            [Value::Int(down), Value::BulkString(runid), Value::Int(epoch)] => {
+                Some((*down, String::from_utf8_lossy(runid).into_owned(), *epoch))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{InstanceId, InstanceKind, LinkAuth, LinkSpec};
+
+    #[test]
+    fn ping_classification() {
+        let v = |s: &str| Reply::Value(Value::SimpleString(s.into()));
+        let e = |s: &str| Reply::Error(s.into());
+        assert_eq!(classify_ping(&v("PONG")), PingReply::Valid { pong: true });
+        assert_eq!(
+            classify_ping(&e("LOADING Redis is loading the dataset in memory")),
+            PingReply::Valid { pong: false }
+        );
+        assert_eq!(
+            classify_ping(&e("MASTERDOWN Link down")),
+            PingReply::Valid { pong: false }
+        );
+        assert_eq!(
+            classify_ping(&e("BUSY Redis is busy running a script")),
+            PingReply::Other { busy: true }
+        );
+        assert_eq!(
+            classify_ping(&e("NOAUTH Authentication required.")),
+            PingReply::Other { busy: false }
+        );
+        // A bulk "PONG" (PING renamed to ECHO-like) is not a valid reply.
+        assert_eq!(
+            classify_ping(&Reply::Value(Value::BulkString(b"PONG".to_vec()))),
+            PingReply::Other { busy: false }
+        );
+    }
+
+    #[test]
+    fn master_down_reply_shape() {
+        let ok = Reply::Value(Value::Array(vec![
+            Value::Int(1),
+            Value::BulkString(b"*".to_vec()),
+            Value::Int(0),
+        ]));
+        assert_eq!(parse_master_down(&ok), Some((1, "*".into(), 0)));
+        let bad = Reply::Value(Value::Array(vec![Value::Int(1), Value::Int(0)]));
+        assert_eq!(parse_master_down(&bad), None);
+        assert_eq!(parse_master_down(&Reply::Error("ERR".into())), None);
+    }
+
+    #[test]
+    fn reconfigure_transaction_uses_renames() {
+        let (out, _) = mpsc::unbounded_channel();
+        let ctx = LinkCtx {
+            spec: LinkSpec {
+                id: InstanceId(1),
+                kind: InstanceKind::Replica,
+                host: "127.0.0.1".into(),
+                port: 1,
+                auth: LinkAuth::default(),
+                client_name: "sentinel-12345678".into(),
+                renames: vec![("config".into(), "cfg".into())],
+            },
+            gen: 1,
+            fallback_pass: None,
+            out,
+        };
+        let p = reconfigure_pipeline(&ctx, Some(&("10.0.0.1".to_string(), 6380)));
+        let wire = String::from_utf8(p.get_packed_pipeline()).unwrap();
+        let words: Vec<&str> = wire
+            .split("\r\n")
+            .filter(|l| !l.starts_with('*') && !l.starts_with('$') && !l.is_empty())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "MULTI", "SLAVEOF", "10.0.0.1", "6380", "cfg", "REWRITE", "CLIENT", "KILL", "TYPE",
+                "normal", "CLIENT", "KILL", "TYPE", "pubsub", "EXEC"
+            ]
+        );
+        let p = reconfigure_pipeline(&ctx, None);
+        let wire = String::from_utf8(p.get_packed_pipeline()).unwrap();
+        assert!(wire.contains("SLAVEOF\r\n$2\r\nNO\r\n$3\r\nONE\r\n"));
+    }
+}

@@ -1,0 +1,152 @@
+//! The pubsub link of a master or replica: AUTH, `CLIENT SETNAME
+//! <prefix>-pubsub` and `SUBSCRIBE __sentinel__:hello` are written by hand
+//! (renamed names, replies to the first two ignored, §4.2) and their replies
+//! read with the small RESP reader of `connect.rs`; **any error reply to
+//! SUBSCRIBE, or any later error frame, drops the link** (hiredis semantics:
+//! that is how a wrong password shows up as `disconnected`). `message` frames
+//! on the hello channel become `Input::Hello`.
+//!
+//! Why not `redis::aio::PubSub`: it cannot send a renamed SUBSCRIBE, it
+//! sends its own setup commands, and consuming its message stream needs a
+//! `Stream` trait crate we do not otherwise depend on; a subscribed socket
+//! only ever carries three-element arrays, which the reader handles.
+
+use tokio::io::AsyncWriteExt;
+
+use super::command::COMMAND_TIMEOUT;
+use super::connect::{connect, encode_command, read_reply, RawReply};
+use super::{LinkCtx, HELLO_CHANNEL};
+use crate::core::{Input, LinkKind};
+
+pub async fn run(ctx: LinkCtx) {
+    let link = LinkKind::PubSub;
+    let down = |ctx: &LinkCtx| {
+        ctx.report(
+            link,
+            Input::LinkDown {
+                id: ctx.spec.id,
+                link,
+            },
+        )
+    };
+    let (mut stream, _local_ip) = match connect(&ctx.spec.host, ctx.spec.port).await {
+        Ok(ok) => ok,
+        Err(err) => {
+            tracing::trace!(
+                "-pubsub-link-reconnection {}:{} #{err}",
+                ctx.spec.host,
+                ctx.spec.port
+            );
+            return down(&ctx);
+        }
+    };
+
+    // Pipelined handshake, as Sentinel writes it.
+    let mut wire = Vec::new();
+    let mut ignored_replies = 0;
+    if let Some(args) = ctx.auth_args() {
+        let auth = ctx.command_name("AUTH");
+        let mut parts: Vec<&[u8]> = vec![auth.as_bytes()];
+        parts.extend(args.iter().map(|a| a.as_bytes()));
+        wire.extend(encode_command(&parts));
+        ignored_replies += 1;
+    }
+    let client = ctx.command_name("CLIENT");
+    let name = format!("{}-pubsub", ctx.spec.client_name);
+    wire.extend(encode_command(&[
+        client.as_bytes(),
+        b"SETNAME",
+        name.as_bytes(),
+    ]));
+    ignored_replies += 1;
+    let subscribe = ctx.command_name("SUBSCRIBE");
+    wire.extend(encode_command(&[
+        subscribe.as_bytes(),
+        HELLO_CHANNEL.as_bytes(),
+    ]));
+
+    let handshake = tokio::time::timeout(COMMAND_TIMEOUT, async {
+        stream.write_all(&wire).await?;
+        for _ in 0..ignored_replies {
+            read_reply(&mut stream).await?;
+        }
+        read_reply(&mut stream).await
+    })
+    .await;
+    match handshake {
+        Ok(Ok(RawReply::Array(Some(items)))) if matches!(items.first(), Some(RawReply::Bulk(Some(kind))) if kind.eq_ignore_ascii_case(b"subscribe")) =>
+            {}
+        Ok(Ok(other)) => {
+            tracing::debug!(
+                "pubsub link to {}:{}: SUBSCRIBE refused: {other:?}",
+                ctx.spec.host,
+                ctx.spec.port
+            );
+            return down(&ctx);
+        }
+        _ => return down(&ctx),
+    }
+
+    ctx.report(
+        link,
+        Input::LinkUp {
+            id: ctx.spec.id,
+            link,
+        },
+    );
+
+    // From here on the socket only carries pushed messages.
+    let mut reader = tokio::io::BufReader::new(stream);
+    loop {
+        match read_reply(&mut reader).await {
+            Ok(RawReply::Array(Some(items))) => {
+                if let Some(payload) = hello_payload(&items) {
+                    ctx.report(
+                        link,
+                        Input::Hello {
+                            via: Some(ctx.spec.id),
+                            payload,
+                        },
+                    );
+                }
+            }
+            // An error with nothing pending kills a subscribed hiredis context.
+            Ok(RawReply::Error(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    down(&ctx);
+}
+
+/// The payload of a `message` frame on the hello channel; other frames are
+/// ignored (§4.5 step 1).
+fn hello_payload(items: &[RawReply]) -> Option<String> {
+    match items {
+        [RawReply::Bulk(Some(kind)), RawReply::Bulk(Some(channel)), RawReply::Bulk(Some(payload))]
+            if kind.as_slice() == b"message" && channel.as_slice() == HELLO_CHANNEL.as_bytes() =>
+        {
+            Some(String::from_utf8_lossy(payload).into_owned())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hello_messages_count() {
+        let b = |s: &str| RawReply::Bulk(Some(s.as_bytes().to_vec()));
+        assert_eq!(
+            hello_payload(&[b("message"), b(HELLO_CHANNEL), b("1,2,3")]),
+            Some("1,2,3".into())
+        );
+        assert_eq!(hello_payload(&[b("message"), b("other"), b("x")]), None);
+        assert_eq!(
+            hello_payload(&[b("pmessage"), b(HELLO_CHANNEL), b("x")]),
+            None
+        );
+        assert_eq!(hello_payload(&[b("message"), b(HELLO_CHANNEL)]), None);
+    }
+}
