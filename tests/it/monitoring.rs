@@ -97,28 +97,16 @@ fn discovers_other_daemons_via_hello() {
             &format!("daemon {} lists daemon {}", me.port, other.port),
             || {
                 let list = me.descriptions("SENTINELS", MASTER);
-                let found: Vec<(
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                )> = list
+                let found: Vec<[Option<String>; 4]> = list
                     .iter()
-                    .map(|s| {
-                        (
-                            s.field("runid"),
-                            s.field("ip"),
-                            s.field("port"),
-                            s.field("flags"),
-                        )
-                    })
+                    .map(|s| ["runid", "ip", "port", "flags"].map(|f| s.field(f)))
                     .collect();
-                let want = (
+                let want = [
                     Some(other_id.clone()),
                     Some("127.0.0.1".to_string()),
                     Some(other.port.to_string()),
                     Some("sentinel".to_string()),
-                );
+                ];
                 if found == vec![want.clone()] {
                     Ok(())
                 } else {
