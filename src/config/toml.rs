@@ -1,0 +1,323 @@
+//! raftinel.toml: the same configuration as sentinel.conf in TOML. Every
+//! value is translated into the sentinel.conf line it stands for and fed to
+//! the same loader, so validation, defaults and messages are identical; the
+//! error points at the TOML line of the value. Unknown keys are errors.
+//!
+//! Layout: `[server]` (generic directives, raftinel's log-format/admin-addr/
+//! data-dir, `users`), `[redis]` (any other redis.conf directive by name),
+//! `[sentinel]` (global sentinel options), `[[masters]]` (one table per
+//! monitored master), `[raft]` (reserved for the consensus milestone).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+use super::args::split_args;
+use super::parse::{Loader, SourceLine};
+use super::{ConfigError, RaftOptions};
+
+type V = Option<Spanned<Value>>;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TomlFile {
+    #[serde(default)]
+    server: ServerToml,
+    #[serde(default)]
+    redis: BTreeMap<String, Spanned<Value>>,
+    #[serde(default)]
+    sentinel: SentinelToml,
+    #[serde(default)]
+    masters: Vec<MasterToml>,
+    #[serde(default)]
+    raft: RaftToml,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ServerToml {
+    port: V,
+    bind: V,
+    protected_mode: V,
+    daemonize: V,
+    pidfile: V,
+    logfile: V,
+    loglevel: V,
+    log_format: V,
+    admin_addr: V,
+    data_dir: V,
+    dir: V,
+    requirepass: V,
+    aclfile: V,
+    acllog_max_len: V,
+    maxclients: V,
+    supervised: V,
+    /// ACL rules, one user per entry: `"alice on >pw ~* +@all"`.
+    users: V,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct SentinelToml {
+    myid: V,
+    announce_ip: V,
+    announce_port: V,
+    resolve_hostnames: V,
+    announce_hostnames: V,
+    deny_scripts_reconfig: V,
+    sentinel_user: V,
+    sentinel_pass: V,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct MasterToml {
+    name: Spanned<Value>,
+    host: Spanned<Value>,
+    port: Spanned<Value>,
+    quorum: Spanned<Value>,
+    down_after_milliseconds: V,
+    failover_timeout: V,
+    parallel_syncs: V,
+    auth_pass: V,
+    auth_user: V,
+    notification_script: V,
+    client_reconfig_script: V,
+    master_reboot_down_after_period: V,
+    /// `{ CONFIG = "MYCONFIG" }`
+    rename_commands: V,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RaftToml {
+    cluster_id: Option<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    data_dir: Option<String>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text
+            .get(..end)
+            .map(|t| t.matches('\n').count() + 1)
+            .unwrap_or(1)
+    }
+
+    fn text_at(&self, line: usize) -> String {
+        self.text
+            .split('\n')
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    }
+
+    fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+        let line = span.as_ref().map(|s| self.line_of(s)).unwrap_or(0);
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            directive: String::new(),
+            message,
+            text: if line > 0 {
+                self.text_at(line)
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// The sentinel.conf line `prefix + value` located at the value.
+    fn line(&self, prefix: &[&str], v: &Spanned<Value>) -> Result<SourceLine, ConfigError> {
+        let span = v.span();
+        let line = self.line_of(&span);
+        let mut args: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        args.extend(self.values(v.get_ref(), &span)?);
+        Ok(SourceLine {
+            file: self.file.to_string(),
+            line,
+            text: self.text_at(line),
+            args,
+        })
+    }
+
+    fn values(&self, v: &Value, span: &Range<usize>) -> Result<Vec<String>, ConfigError> {
+        Ok(match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Integer(i) => vec![i.to_string()],
+            Value::Float(f) => vec![f.to_string()],
+            Value::Boolean(b) => vec![if *b { "yes" } else { "no" }.to_string()],
+            Value::Array(items) => {
+                let mut out = Vec::new();
+                for i in items {
+                    if matches!(i, Value::Array(_) | Value::Table(_)) {
+                        return Err(self.error(
+                            Some(span.clone()),
+                            "nested arrays and tables are not allowed here".into(),
+                        ));
+                    }
+                    out.extend(self.values(i, span)?);
+                }
+                out
+            }
+            Value::Table(_) | Value::Datetime(_) => {
+                return Err(self.error(
+                    Some(span.clone()),
+                    "expected a string, a number, a boolean or an array".into(),
+                ))
+            }
+        })
+    }
+}
+
+/// Parses the TOML text into `loader` (as sentinel.conf lines) and returns
+/// the `[raft]` options.
+pub(crate) fn feed(
+    loader: &mut Loader,
+    file: &str,
+    text: &str,
+) -> Result<RaftOptions, ConfigError> {
+    let ctx = Ctx { file, text };
+    let parsed: TomlFile =
+        ::toml::from_str(text).map_err(|e| ctx.error(e.span(), e.message().to_string()))?;
+    let s = &parsed.server;
+    let server_keys: [(&str, &V); 16] = [
+        ("port", &s.port),
+        ("bind", &s.bind),
+        ("protected-mode", &s.protected_mode),
+        ("daemonize", &s.daemonize),
+        ("pidfile", &s.pidfile),
+        ("logfile", &s.logfile),
+        ("loglevel", &s.loglevel),
+        ("log-format", &s.log_format),
+        ("admin-addr", &s.admin_addr),
+        ("data-dir", &s.data_dir),
+        ("dir", &s.dir),
+        ("requirepass", &s.requirepass),
+        ("aclfile", &s.aclfile),
+        ("acllog-max-len", &s.acllog_max_len),
+        ("maxclients", &s.maxclients),
+        ("supervised", &s.supervised),
+    ];
+    for (key, v) in server_keys {
+        if let Some(v) = v {
+            loader.feed_line(ctx.line(&[key], v)?)?;
+        }
+    }
+    if let Some(users) = &s.users {
+        let span = users.span();
+        for u in ctx.values(users.get_ref(), &span)? {
+            let line = ctx.line_of(&span);
+            let mut args = vec!["user".to_string()];
+            let parts = split_args(&u).ok_or_else(|| {
+                ctx.error(Some(span.clone()), "Unbalanced quotes in user rules".into())
+            })?;
+            args.extend(
+                parts
+                    .into_iter()
+                    .map(|p| String::from_utf8_lossy(&p).into_owned()),
+            );
+            loader.feed_line(SourceLine {
+                file: file.to_string(),
+                line,
+                text: ctx.text_at(line),
+                args,
+            })?;
+        }
+    }
+    for (key, v) in &parsed.redis {
+        loader.feed_line(ctx.line(&[key.as_str()], v)?)?;
+    }
+    let g = &parsed.sentinel;
+    for (key, v) in [
+        ("myid", &g.myid),
+        ("announce-ip", &g.announce_ip),
+        ("announce-port", &g.announce_port),
+        ("resolve-hostnames", &g.resolve_hostnames),
+        ("announce-hostnames", &g.announce_hostnames),
+        ("deny-scripts-reconfig", &g.deny_scripts_reconfig),
+        ("sentinel-user", &g.sentinel_user),
+        ("sentinel-pass", &g.sentinel_pass),
+    ] {
+        if let Some(v) = v {
+            loader.feed_line(ctx.line(&["sentinel", key], v)?)?;
+        }
+    }
+    for m in &parsed.masters {
+        let name_span = m.name.span();
+        let name = match m.name.get_ref() {
+            Value::String(n) if !n.is_empty() => n.clone(),
+            _ => {
+                return Err(ctx.error(
+                    Some(name_span),
+                    "master name must be a non-empty string".into(),
+                ))
+            }
+        };
+        let mut monitor = ctx.line(&["sentinel", "monitor", &name], &m.host)?;
+        monitor
+            .args
+            .extend(ctx.values(m.port.get_ref(), &m.port.span())?);
+        monitor
+            .args
+            .extend(ctx.values(m.quorum.get_ref(), &m.quorum.span())?);
+        loader.feed_line(monitor)?;
+        for (key, v) in [
+            ("down-after-milliseconds", &m.down_after_milliseconds),
+            ("failover-timeout", &m.failover_timeout),
+            ("parallel-syncs", &m.parallel_syncs),
+            ("auth-pass", &m.auth_pass),
+            ("auth-user", &m.auth_user),
+            ("notification-script", &m.notification_script),
+            ("client-reconfig-script", &m.client_reconfig_script),
+            (
+                "master-reboot-down-after-period",
+                &m.master_reboot_down_after_period,
+            ),
+        ] {
+            if let Some(v) = v {
+                loader.feed_line(ctx.line(&["sentinel", key, &name], v)?)?;
+            }
+        }
+        if let Some(rc) = &m.rename_commands {
+            let span = rc.span();
+            let Value::Table(t) = rc.get_ref() else {
+                return Err(ctx.error(
+                    Some(span),
+                    "rename-commands must be a table { OLD = \"NEW\" }".into(),
+                ));
+            };
+            for (old, new) in t {
+                let line = ctx.line_of(&span);
+                let mut args = vec![
+                    "sentinel".to_string(),
+                    "rename-command".into(),
+                    name.clone(),
+                    old.clone(),
+                ];
+                args.extend(ctx.values(new, &span)?);
+                loader.feed_line(SourceLine {
+                    file: file.to_string(),
+                    line,
+                    text: ctx.text_at(line),
+                    args,
+                })?;
+            }
+        }
+    }
+    Ok(RaftOptions {
+        cluster_id: parsed.raft.cluster_id,
+        peers: parsed.raft.peers,
+        data_dir: parsed.raft.data_dir,
+    })
+}
