@@ -9,6 +9,7 @@
 //! code (STYLE §1). Consensus (#3) plugs in here as one more input (a committed
 //! log entry) and one more action (propose an entry).
 
+pub mod commands;
 pub mod event;
 pub mod hello;
 pub mod info;
@@ -16,6 +17,7 @@ pub mod instance;
 pub mod sentinel;
 pub mod types;
 
+pub use commands::{CmdError, Description, SimulateReply};
 pub use event::{Event, EventKind, Level};
 pub use sentinel::Sentinel;
 pub use types::*;

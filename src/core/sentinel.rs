@@ -1220,11 +1220,6 @@ impl Sentinel {
         out.push(Action::Flush);
     }
 
-    /// A random delay in [0, MAX_DESYNC) ms.
-    pub(crate) fn desync(&mut self) -> u64 {
-        self.rng.gen_range(0..MAX_DESYNC)
-    }
-
     /// The whole `# Sentinel` INFO section (contract §2).
     pub fn info_sentinel_section(
         &self,

@@ -1,0 +1,812 @@
+//! The state-changing and state-reading halves of the SENTINEL subcommands
+//! (contract §1.3, §1.4, §4.8, §4.10, §4.20). `server::sentinel_cmd` parses the
+//! wire arguments, calls these, runs the returned actions and builds the RESP
+//! reply; everything that decides an error text or an effect is here, so it is
+//! unit-tested without a socket.
+//!
+//! I/O the core may not do itself (DNS for MONITOR, `access(X_OK)` for script
+//! paths, glob matching owned by the server) comes in as closures.
+
+use super::event::EventKind;
+use super::instance::{Instance, Role};
+use super::sentinel::{emit, master_from_state, Master, Sentinel, MAX_DESYNC};
+use super::types::{Action, InstanceKind, LinkKind, Millis};
+use crate::config::MasterState;
+use rand::Rng;
+
+/// An error reply: the full line after `-` (`ERR ...`, `NOQUORUM ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CmdError(pub String);
+
+impl CmdError {
+    pub fn err(msg: impl AsRef<str>) -> CmdError {
+        CmdError(format!("ERR {}", msg.as_ref()))
+    }
+    pub fn no_such_master() -> CmdError {
+        CmdError::err("No such master with that name")
+    }
+    pub fn not_an_integer() -> CmdError {
+        CmdError::err("value is not an integer or out of range")
+    }
+}
+
+/// An instance description (§1.4): field/value pairs in the fixed order.
+pub type Description = Vec<(&'static str, String)>;
+
+/// Redis `string2ll`: an optional `-`, then digits without leading zeros
+/// (except "0"), nothing else, no overflow.
+pub fn parse_ll(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
+    if s.starts_with('-') && digits == "0" {
+        return None;
+    }
+    s.parse::<i64>().ok()
+}
+
+/// Result of SENTINEL SIMULATE-FAILURE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimulateReply {
+    Ok,
+    /// `HELP`: the reply lists the two flag names.
+    Help,
+}
+
+pub const SIMULATE_FAILURE_FLAGS: [&str; 2] = ["crash-after-election", "crash-after-promotion"];
+
+/// The 13 SENTINEL DEBUG parameters: (name in the listing, lower-case name
+/// for setting).
+const DEBUG_PARAMS: [(&str, &str); 13] = [
+    ("INFO-PERIOD", "info-period"),
+    ("PING-PERIOD", "ping-period"),
+    ("ASK-PERIOD", "ask-period"),
+    ("PUBLISH-PERIOD", "publish-period"),
+    ("DEFAULT-DOWN-AFTER", "default-down-after"),
+    ("DEFAULT-FAILOVER-TIMEOUT", "default-failover-timeout"),
+    ("TILT-TRIGGER", "tilt-trigger"),
+    ("TILT-PERIOD", "tilt-period"),
+    ("SLAVE-RECONF-TIMEOUT", "slave-reconf-timeout"),
+    ("MIN-LINK-RECONNECT-PERIOD", "min-link-reconnect-period"),
+    ("ELECTION-TIMEOUT", "election-timeout"),
+    ("SCRIPT-MAX-RUNTIME", "script-max-runtime"),
+    ("SCRIPT-RETRY-DELAY", "script-retry-delay"),
+];
+
+fn since(now: Millis, t: Millis) -> String {
+    now.saturating_sub(t).to_string()
+}
+
+/// Builds one instance description (§1.4). Every value is a string; the
+/// server sends them as bulk strings.
+fn describe(inst: &Instance, m: &Master, now: Millis) -> Description {
+    let mut d: Description = Vec::with_capacity(21);
+    let is_master = inst.kind == InstanceKind::Master;
+    d.push(("name", inst.name.clone()));
+    d.push(("ip", inst.host.clone()));
+    d.push(("port", inst.port.to_string()));
+    d.push(("runid", inst.runid.clone().unwrap_or_default()));
+    d.push(("flags", inst.flags(is_master && m.failover_in_progress)));
+    d.push(("link-pending-commands", inst.link.pending.to_string()));
+    // Links to peer sentinels are not shared between masters here, so every
+    // link serves exactly one instance.
+    d.push(("link-refcount", "1".to_string()));
+    d.push((
+        "last-ping-sent",
+        inst.link
+            .act_ping_time
+            .map_or_else(|| "0".to_string(), |a| since(now, a)),
+    ));
+    d.push(("last-ok-ping-reply", since(now, inst.link.last_avail_time)));
+    d.push(("last-ping-reply", since(now, inst.link.last_pong_time)));
+    if inst.s_down {
+        d.push(("s-down-time", since(now, inst.s_down_since.unwrap_or(now))));
+    }
+    if inst.o_down {
+        d.push(("o-down-time", since(now, inst.o_down_since.unwrap_or(now))));
+    }
+    d.push(("down-after-milliseconds", inst.down_after.to_string()));
+    if inst.kind != InstanceKind::Sentinel {
+        d.push((
+            "info-refresh",
+            inst.info_refresh
+                .map_or_else(|| "0".to_string(), |t| since(now, t)),
+        ));
+        let role = if inst.role_reported == Role::Master {
+            "master"
+        } else {
+            "slave"
+        };
+        d.push(("role-reported", role.to_string()));
+        d.push(("role-reported-time", since(now, inst.role_reported_time)));
+    }
+    match inst.kind {
+        InstanceKind::Master => {
+            d.push(("config-epoch", m.config_epoch.to_string()));
+            d.push(("num-slaves", m.replicas.len().to_string()));
+            d.push(("num-other-sentinels", m.sentinels.len().to_string()));
+            d.push(("quorum", m.quorum.to_string()));
+            d.push(("failover-timeout", m.failover_timeout.to_string()));
+            d.push(("parallel-syncs", m.parallel_syncs.to_string()));
+            if let Some(s) = &m.notification_script {
+                d.push(("notification-script", s.clone()));
+            }
+            if let Some(s) = &m.client_reconfig_script {
+                d.push(("client-reconfig-script", s.clone()));
+            }
+        }
+        InstanceKind::Replica => {
+            d.push((
+                "master-link-down-time",
+                inst.master_link_down_since.to_string(),
+            ));
+            let status = if inst.slave_master_link_up {
+                "ok"
+            } else {
+                "err"
+            };
+            d.push(("master-link-status", status.to_string()));
+            d.push((
+                "master-host",
+                inst.slave_master_host.clone().unwrap_or_else(|| "?".into()),
+            ));
+            d.push(("master-port", inst.slave_master_port.to_string()));
+            d.push(("slave-priority", inst.slave_priority.to_string()));
+            d.push(("slave-repl-offset", inst.slave_repl_offset.to_string()));
+            d.push(("replica-announced", inst.replica_announced.to_string()));
+        }
+        InstanceKind::Sentinel => {
+            d.push(("last-hello-message", since(now, inst.last_hello_time)));
+            d.push((
+                "voted-leader",
+                inst.leader.clone().unwrap_or_else(|| "?".into()),
+            ));
+            d.push(("voted-leader-epoch", inst.leader_epoch.to_string()));
+        }
+    }
+    d
+}
+
+impl Sentinel {
+    fn master(&self, name: &str) -> Result<&Master, CmdError> {
+        self.masters.get(name).ok_or_else(CmdError::no_such_master)
+    }
+
+    fn master_idx(&self, name: &str) -> Result<usize, CmdError> {
+        self.masters
+            .get_index_of(name)
+            .ok_or_else(CmdError::no_such_master)
+    }
+
+    /// SENTINEL MASTERS.
+    pub fn masters_desc(&self, now: Millis) -> Vec<Description> {
+        self.masters
+            .values()
+            .map(|m| describe(&m.inst, m, now))
+            .collect()
+    }
+
+    /// SENTINEL MASTER.
+    pub fn master_desc(&self, name: &str, now: Millis) -> Result<Description, CmdError> {
+        let m = self.master(name)?;
+        Ok(describe(&m.inst, m, now))
+    }
+
+    /// SENTINEL REPLICAS / SLAVES: replicas that said `replica_announced:0`
+    /// are hidden (they still count in num-slaves).
+    pub fn replicas_desc(&self, name: &str, now: Millis) -> Result<Vec<Description>, CmdError> {
+        let m = self.master(name)?;
+        Ok(m.replicas
+            .values()
+            .filter(|r| r.replica_announced != 0)
+            .map(|r| describe(r, m, now))
+            .collect())
+    }
+
+    /// SENTINEL SENTINELS.
+    pub fn sentinels_desc(&self, name: &str, now: Millis) -> Result<Vec<Description>, CmdError> {
+        let m = self.master(name)?;
+        Ok(m.sentinels.values().map(|s| describe(s, m, now)).collect())
+    }
+
+    /// SENTINEL GET-MASTER-ADDR-BY-NAME (None = null array).
+    pub fn master_addr(&self, name: &str) -> Option<(String, u16)> {
+        let m = self.masters.get(name)?;
+        Some((m.inst.host.clone(), m.inst.port))
+    }
+
+    /// SENTINEL MONITOR, with Sentinel's check order. `host_ok(host,
+    /// resolve_hostnames)` says whether the address is an IP literal (or
+    /// resolves, with resolve-hostnames).
+    pub fn monitor(
+        &mut self,
+        now: Millis,
+        name: &str,
+        host: &str,
+        port_arg: &str,
+        quorum_arg: &str,
+        host_ok: &dyn Fn(&str, bool) -> bool,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CmdError> {
+        let quorum = parse_ll(quorum_arg).ok_or_else(|| CmdError::err("Invalid quorum"))?;
+        let port = parse_ll(port_arg).ok_or_else(|| CmdError::err("Invalid port"))?;
+        if quorum <= 0 {
+            return Err(CmdError::err("Quorum must be 1 or greater."));
+        }
+        if !host_ok(host, self.globals.resolve_hostnames) {
+            return Err(CmdError::err("Invalid IP address or hostname specified"));
+        }
+        // Observed on 7.0.15: the port range is checked before the name.
+        let port = u16::try_from(port).map_err(|_| CmdError::err("Invalid port number."))?;
+        if self.masters.contains_key(name) {
+            return Err(CmdError::err("Duplicate master name."));
+        }
+        let mut ms = MasterState::new(name, host, port, u32::try_from(quorum).unwrap_or(u32::MAX));
+        ms.down_after_ms = self.timing.default_down_after;
+        ms.failover_timeout_ms = self.timing.default_failover_timeout;
+        let m = master_from_state(&ms, &mut self.next_id, now);
+        let msg = format!("{} quorum {}", m.prefix(), m.quorum);
+        self.masters.insert(name.to_string(), m);
+        out.push(Action::Flush);
+        emit(out, EventKind::Monitor, msg, Some(name));
+        Ok(())
+    }
+
+    /// SENTINEL REMOVE.
+    pub fn remove(&mut self, name: &str, out: &mut Vec<Action>) -> Result<(), CmdError> {
+        let m = self.master(name)?;
+        emit(out, EventKind::Unmonitor, m.prefix(), Some(name));
+        let ids = std::iter::once(m.inst.id)
+            .chain(m.replicas.values().map(|r| r.id))
+            .chain(m.sentinels.values().map(|s| s.id));
+        for id in ids {
+            out.push(Action::Disconnect { id, link: None });
+        }
+        self.masters.shift_remove(name);
+        out.push(Action::Flush);
+        Ok(())
+    }
+
+    /// Closes the links of a master and its replicas (credentials or command
+    /// names changed: the driver reconnects with the new ones).
+    fn drop_data_links(m: &mut Master, out: &mut Vec<Action>) {
+        for inst in std::iter::once(&mut m.inst).chain(m.replicas.values_mut()) {
+            inst.link.cmd_lost();
+            inst.link.pc_up = false;
+            out.push(Action::Disconnect {
+                id: inst.id,
+                link: None,
+            });
+        }
+    }
+
+    /// SENTINEL SET (§4.20). Options are applied left to right with a `+set`
+    /// each; a flush is queued at the end if anything changed, also when a
+    /// later option fails. `script_ok(path)` = the file is executable.
+    pub fn set(
+        &mut self,
+        name: &str,
+        args: &[String],
+        script_ok: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CmdError> {
+        let mi = self.master_idx(name)?;
+        let deny_scripts = self.globals.deny_scripts_reconfig;
+        let mut changes = 0;
+        let result = (|| {
+            let mut j = 0;
+            while j < args.len() {
+                let option = args[j].as_str();
+                let moreargs = args.len() - 1 - j;
+                let old_j = j;
+                let opt = option.to_ascii_lowercase();
+                let m = &mut self.masters[mi];
+                let bad = |v: &str| {
+                    CmdError::err(format!(
+                        "Invalid argument '{v}' for SENTINEL SET '{option}'"
+                    ))
+                };
+                let mut redacted = false;
+                match opt.as_str() {
+                    "down-after-milliseconds"
+                    | "failover-timeout"
+                    | "parallel-syncs"
+                    | "quorum"
+                    | "master-reboot-down-after-period"
+                        if moreargs > 0 =>
+                    {
+                        j += 1;
+                        let v = args[j].as_str();
+                        let ll = parse_ll(v).ok_or_else(|| bad(v))?;
+                        let min = if opt == "master-reboot-down-after-period" {
+                            0
+                        } else {
+                            1
+                        };
+                        if ll < min {
+                            return Err(bad(v));
+                        }
+                        let n = ll as u64;
+                        match opt.as_str() {
+                            "down-after-milliseconds" => {
+                                m.inst.down_after = n;
+                                for i in m.replicas.values_mut().chain(m.sentinels.values_mut()) {
+                                    i.down_after = n;
+                                }
+                            }
+                            "failover-timeout" => m.failover_timeout = n,
+                            "parallel-syncs" => {
+                                m.parallel_syncs = u32::try_from(n).map_err(|_| bad(v))?
+                            }
+                            "quorum" => m.quorum = u32::try_from(n).map_err(|_| bad(v))?,
+                            _ => m.reboot_down_after = n,
+                        }
+                    }
+                    "notification-script" | "client-reconfig-script" if moreargs > 0 => {
+                        j += 1;
+                        let v = args[j].as_str();
+                        if deny_scripts {
+                            return Err(CmdError::err(
+                                "Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration",
+                            ));
+                        }
+                        let notif = opt == "notification-script";
+                        if !v.is_empty() && !script_ok(v) {
+                            return Err(CmdError::err(if notif {
+                                "Notification script seems non existing or non executable"
+                            } else {
+                                "Client reconfiguration script seems non existing or non executable"
+                            }));
+                        }
+                        let val = (!v.is_empty()).then(|| v.to_string());
+                        if notif {
+                            m.notification_script = val;
+                        } else {
+                            m.client_reconfig_script = val;
+                        }
+                    }
+                    "auth-pass" | "auth-user" if moreargs > 0 => {
+                        j += 1;
+                        let v = args[j].as_str();
+                        let val = (!v.is_empty()).then(|| v.to_string());
+                        if opt == "auth-pass" {
+                            m.auth_pass = val;
+                            redacted = true;
+                        } else {
+                            m.auth_user = val;
+                        }
+                        Self::drop_data_links(m, out);
+                    }
+                    "rename-command" if moreargs > 1 => {
+                        let old = args[j + 1].as_str();
+                        let new = args[j + 2].as_str();
+                        j += 2;
+                        if old.is_empty() {
+                            return Err(bad(old));
+                        }
+                        if new.is_empty() {
+                            return Err(bad(new));
+                        }
+                        m.renames.retain(|(o, _)| !o.eq_ignore_ascii_case(old));
+                        if !old.eq_ignore_ascii_case(new) {
+                            m.renames.push((old.to_string(), new.to_string()));
+                        }
+                        // Renames travel with the link spec: reconnect so
+                        // they apply (Sentinel applies them per command).
+                        Self::drop_data_links(m, out);
+                    }
+                    _ => {
+                        return Err(CmdError::err(format!(
+                            "Unknown option or number of arguments for SENTINEL SET '{option}'"
+                        )))
+                    }
+                }
+                changes += 1;
+                let p = m.prefix();
+                let msg = match j - old_j {
+                    1 => format!(
+                        "{p} {option} {}",
+                        if redacted {
+                            "******"
+                        } else {
+                            args[old_j + 1].as_str()
+                        }
+                    ),
+                    2 => format!("{p} {option} {} {}", args[old_j + 1], args[old_j + 2]),
+                    _ => format!("{p} {option}"),
+                };
+                emit(out, EventKind::Set, msg, Some(name));
+                j += 1;
+            }
+            Ok(())
+        })();
+        if changes > 0 {
+            out.push(Action::Flush);
+        }
+        result
+    }
+
+    /// SENTINEL RESET: `matches(name)` is the glob test. Returns the number
+    /// of masters reset. No flush (Sentinel does not flush here).
+    pub fn reset(
+        &mut self,
+        now: Millis,
+        matches: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Action>,
+    ) -> usize {
+        let hits: Vec<usize> = self
+            .masters
+            .keys()
+            .enumerate()
+            .filter(|(_, n)| matches(n))
+            .map(|(i, _)| i)
+            .collect();
+        for &mi in &hits {
+            self.reset_master(mi, now, true, true, out);
+        }
+        hits.len()
+    }
+
+    /// SENTINEL CKQUORUM: Ok(status text) or the NOQUORUM error.
+    pub fn ckquorum(&self, name: &str) -> Result<String, CmdError> {
+        let m = self.master(name)?;
+        let voters = m.sentinels.len() + 1;
+        let usable = 1 + m
+            .sentinels
+            .values()
+            .filter(|s| !s.s_down && !s.o_down)
+            .count();
+        let no_quorum = usable < m.quorum as usize;
+        let no_auth = usable < voters / 2 + 1;
+        if !no_quorum && !no_auth {
+            return Ok(format!(
+                "OK {usable} usable Sentinels. Quorum and failover authorization can be reached"
+            ));
+        }
+        let mut e = format!("NOQUORUM {usable} usable Sentinels. ");
+        if no_quorum {
+            e.push_str(
+                "Not enough available Sentinels to reach the specified quorum for this master",
+            );
+        }
+        if no_auth {
+            if no_quorum {
+                e.push_str(". ");
+            }
+            e.push_str(
+                "Not enough available Sentinels to reach the majority and authorize a failover",
+            );
+        }
+        Err(CmdError(e))
+    }
+
+    /// The vote rule (§4.8). Returns the stored vote (leader, epoch).
+    pub(crate) fn vote_leader(
+        &mut self,
+        mi: usize,
+        req_epoch: u64,
+        req_runid: &str,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) -> (Option<String>, u64) {
+        let Some(name) = self.masters.get_index(mi).map(|(n, _)| n.clone()) else {
+            return (None, 0);
+        };
+        if req_epoch > self.current_epoch {
+            self.current_epoch = req_epoch;
+            out.push(Action::Flush);
+            emit(out, EventKind::NewEpoch, req_epoch.to_string(), Some(&name));
+        }
+        let current = self.current_epoch;
+        let desync = self.rng.gen_range(0..MAX_DESYNC);
+        let m = &mut self.masters[mi];
+        if m.leader_epoch < req_epoch && current <= req_epoch {
+            m.leader = Some(req_runid.to_string());
+            m.leader_epoch = current;
+            out.push(Action::Flush);
+            emit(
+                out,
+                EventKind::VoteForLeader,
+                format!("{req_runid} {current}"),
+                Some(&name),
+            );
+            // Having voted for another sentinel, do not start our own failover
+            // of this master for 2 × failover-timeout.
+            if !req_runid.eq_ignore_ascii_case(&self.myid) {
+                m.failover_start_time = now + desync;
+            }
+        }
+        (m.leader.clone(), m.leader_epoch)
+    }
+
+    /// SENTINEL IS-MASTER-DOWN-BY-ADDR: (down, leader or "*", leader epoch).
+    pub fn is_master_down_by_addr(
+        &mut self,
+        now: Millis,
+        ip: &str,
+        port_arg: &str,
+        epoch_arg: &str,
+        runid: &str,
+        out: &mut Vec<Action>,
+    ) -> Result<(i64, String, i64), CmdError> {
+        let port = parse_ll(port_arg).ok_or_else(CmdError::not_an_integer)?;
+        let epoch = parse_ll(epoch_arg).ok_or_else(CmdError::not_an_integer)?;
+        let Some(mi) = self
+            .masters
+            .values()
+            .position(|m| m.inst.host == ip && i64::from(m.inst.port) == port)
+        else {
+            return Ok((0, "*".into(), 0));
+        };
+        let down = i64::from(self.masters[mi].inst.s_down);
+        if runid == "*" {
+            return Ok((down, "*".into(), 0));
+        }
+        // redis-sentinel casts a negative epoch to a huge unsigned one and
+        // adopts it forever; here it cannot win a vote and changes nothing.
+        let (leader, leader_epoch) = match u64::try_from(epoch) {
+            Ok(e) => self.vote_leader(mi, e, runid, now, out),
+            Err(_) => {
+                let m = &self.masters[mi];
+                (m.leader.clone(), m.leader_epoch)
+            }
+        };
+        Ok((
+            down,
+            leader.unwrap_or_else(|| "*".into()),
+            i64::try_from(leader_epoch).unwrap_or(i64::MAX),
+        ))
+    }
+
+    /// Replica selection (§4.10); returns the key of the best candidate.
+    pub fn select_slave(&self, name: &str, now: Millis) -> Option<String> {
+        let m = self.masters.get(name)?;
+        let t = &self.timing;
+        let mut max_down: i64 = 0;
+        if m.inst.s_down {
+            max_down += now.saturating_sub(m.inst.s_down_since.unwrap_or(now)) as i64;
+        }
+        max_down = max_down.saturating_add((m.inst.down_after as i64).saturating_mul(10));
+        let validity = if m.inst.s_down {
+            t.ping_period * 5
+        } else {
+            t.info_period * 3
+        };
+        let mut candidates: Vec<(&String, &Instance)> = m
+            .replicas
+            .iter()
+            .filter(|(_, r)| {
+                !r.s_down
+                    && !r.o_down
+                    && !r.link.disconnected()
+                    && now.saturating_sub(r.link.last_avail_time) <= t.ping_period * 5
+                    && r.slave_priority != 0
+                    && r.info_refresh
+                        .is_some_and(|i| now.saturating_sub(i) <= validity)
+                    && r.master_link_down_since <= max_down
+            })
+            .collect();
+        candidates.sort_by(|(_, a), (_, b)| {
+            a.slave_priority
+                .cmp(&b.slave_priority)
+                .then(b.slave_repl_offset.cmp(&a.slave_repl_offset))
+                .then_with(|| match (&a.runid, &b.runid) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) => x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase()),
+                })
+        });
+        candidates.first().map(|(k, _)| (*k).clone())
+    }
+
+    /// SENTINEL FAILOVER. The failover engine arrives with the consensus
+    /// milestone; until then a request that would start one is refused after
+    /// the same checks Sentinel makes.
+    pub fn failover(&self, name: &str, now: Millis) -> Result<(), CmdError> {
+        let m = self.master(name)?;
+        if m.failover_in_progress {
+            return Err(CmdError("INPROG Failover already in progress".into()));
+        }
+        if self.select_slave(name, now).is_none() {
+            return Err(CmdError(
+                "NOGOODSLAVE No suitable replica to promote".into(),
+            ));
+        }
+        Err(CmdError::err("failover not available in this build"))
+    }
+
+    /// SENTINEL CONFIG GET: parameters whose name `matches`, in Sentinel's
+    /// fixed order.
+    pub fn config_get(&self, matches: &dyn Fn(&str) -> bool) -> Vec<(&'static str, String)> {
+        let g = &self.globals;
+        let yn = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let all = [
+            ("resolve-hostnames", yn(g.resolve_hostnames)),
+            ("announce-hostnames", yn(g.announce_hostnames)),
+            ("announce-ip", g.announce_ip.clone().unwrap_or_default()),
+            ("announce-port", g.announce_port.to_string()),
+            ("sentinel-user", g.sentinel_user.clone().unwrap_or_default()),
+            ("sentinel-pass", g.sentinel_pass.clone().unwrap_or_default()),
+        ];
+        all.into_iter().filter(|(k, _)| matches(k)).collect()
+    }
+
+    /// SENTINEL CONFIG SET (7.0: one pair). Queues the flush, then the
+    /// disconnection of every peer-sentinel link when their credentials
+    /// changed.
+    pub fn config_set(
+        &mut self,
+        param: &str,
+        value: &str,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CmdError> {
+        let bad = || {
+            CmdError::err(format!(
+                "Invalid value '{value}' to SENTINEL CONFIG SET '{param}'"
+            ))
+        };
+        let yesno = |v: &str| match v.to_ascii_lowercase().as_str() {
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        };
+        let g = &mut self.globals;
+        let mut drop_conns = false;
+        match param.to_ascii_lowercase().as_str() {
+            "resolve-hostnames" => g.resolve_hostnames = yesno(value).ok_or_else(bad)?,
+            "announce-hostnames" => g.announce_hostnames = yesno(value).ok_or_else(bad)?,
+            // 7.0 quirk kept: "" stores an empty announce IP.
+            "announce-ip" => g.announce_ip = Some(value.to_string()),
+            "announce-port" => {
+                let n = parse_ll(value).ok_or_else(bad)?;
+                g.announce_port = u16::try_from(n).map_err(|_| bad())?;
+            }
+            "sentinel-user" => {
+                g.sentinel_user = (!value.is_empty()).then(|| value.to_string());
+                drop_conns = true;
+            }
+            "sentinel-pass" => {
+                g.sentinel_pass = (!value.is_empty()).then(|| value.to_string());
+                drop_conns = true;
+            }
+            _ => {
+                return Err(CmdError::err(format!(
+                    "Invalid argument '{param}' to SENTINEL CONFIG SET"
+                )))
+            }
+        }
+        out.push(Action::Flush);
+        if drop_conns {
+            for m in self.masters.values_mut() {
+                for s in m.sentinels.values_mut() {
+                    s.link.cmd_lost();
+                    out.push(Action::Disconnect {
+                        id: s.id,
+                        link: Some(LinkKind::Command),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// SENTINEL DEBUG without arguments.
+    pub fn debug_info(&self) -> Vec<(&'static str, u64)> {
+        let t = &self.timing;
+        let v = [
+            t.info_period,
+            t.ping_period,
+            t.ask_period,
+            t.publish_period,
+            t.default_down_after,
+            t.default_failover_timeout,
+            t.tilt_trigger,
+            t.tilt_period,
+            t.slave_reconf_timeout,
+            t.min_link_reconnect_period,
+            t.election_timeout,
+            t.script_max_runtime,
+            t.script_retry_delay,
+        ];
+        DEBUG_PARAMS.iter().map(|(n, _)| *n).zip(v).collect()
+    }
+
+    /// SENTINEL DEBUG <param> <value> ...: pairs applied in order; an error
+    /// leaves the earlier ones applied.
+    pub fn debug_set(&mut self, args: &[String]) -> Result<(), CmdError> {
+        let mut j = 0;
+        while j < args.len() {
+            let option = args[j].as_str();
+            let lower = option.to_ascii_lowercase();
+            let known = DEBUG_PARAMS.iter().any(|(_, n)| *n == lower);
+            if !known || j + 1 >= args.len() {
+                return Err(CmdError::err(format!(
+                    "Unknown option or number of arguments for SENTINEL DEBUG '{option}'"
+                )));
+            }
+            let v = args[j + 1].as_str();
+            let n = match parse_ll(v) {
+                Some(n) if n > 0 => n as u64,
+                _ => {
+                    return Err(CmdError::err(format!(
+                        "Invalid argument '{v}' for SENTINEL DEBUG '{option}'"
+                    )))
+                }
+            };
+            let t = &mut self.timing;
+            let field = match lower.as_str() {
+                "info-period" => &mut t.info_period,
+                "ping-period" => &mut t.ping_period,
+                "ask-period" => &mut t.ask_period,
+                "publish-period" => &mut t.publish_period,
+                "default-down-after" => &mut t.default_down_after,
+                "default-failover-timeout" => &mut t.default_failover_timeout,
+                "tilt-trigger" => &mut t.tilt_trigger,
+                "tilt-period" => &mut t.tilt_period,
+                "slave-reconf-timeout" => &mut t.slave_reconf_timeout,
+                "min-link-reconnect-period" => &mut t.min_link_reconnect_period,
+                "election-timeout" => &mut t.election_timeout,
+                "script-max-runtime" => &mut t.script_max_runtime,
+                _ => &mut t.script_retry_delay,
+            };
+            *field = n;
+            j += 2;
+        }
+        Ok(())
+    }
+
+    /// SENTINEL SIMULATE-FAILURE: flags reset, then each argument ORed in.
+    pub fn simulate_failure(&mut self, args: &[String]) -> Result<SimulateReply, CmdError> {
+        self.simfailure_flags = 0;
+        for a in args {
+            match a.to_ascii_lowercase().as_str() {
+                "crash-after-election" => self.simfailure_flags |= 1,
+                "crash-after-promotion" => self.simfailure_flags |= 2,
+                "help" => return Ok(SimulateReply::Help),
+                _ => return Err(CmdError::err("Unknown failure simulation specified")),
+            }
+        }
+        Ok(SimulateReply::Ok)
+    }
+
+    pub fn simulate_failure_flags(&self) -> u32 {
+        self.simfailure_flags
+    }
+
+    /// SENTINEL INFO-CACHE: per requested (known, de-duplicated) master, its
+    /// cached INFO then each replica's, with the age in ms. 7.0 quirk kept: a
+    /// replica's age is computed only when the master has INFO at all.
+    pub fn info_cache(
+        &self,
+        names: &[String],
+        now: Millis,
+    ) -> Vec<(String, Vec<(i64, Option<String>)>)> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut res = Vec::new();
+        for n in names {
+            let Some(m) = self.masters.get(n.as_str()) else {
+                continue;
+            };
+            if seen.contains(&n.as_str()) {
+                continue;
+            }
+            seen.push(n);
+            let age = |i: &Instance| -> i64 {
+                match m.inst.info_refresh {
+                    Some(_) => now.saturating_sub(i.info_refresh.unwrap_or(0)) as i64,
+                    None => 0,
+                }
+            };
+            let mut items = vec![(age(&m.inst), m.inst.info.clone())];
+            items.extend(m.replicas.values().map(|r| (age(r), r.info.clone())));
+            res.push((m.inst.name.clone(), items));
+        }
+        res
+    }
+}
