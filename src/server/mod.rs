@@ -1,5 +1,133 @@
 //! The RESP server on the sentinel port: framing, connections, limits, auth,
 //! pub/sub, and one small module per command.
+//!
+//! Shape (after tokio's mini-redis): `parse` turns bytes into requests,
+//! `conn` runs one task per client (buffered reads, ordered replies,
+//! pub/sub delivery), `table` resolves a request to a command (arity and
+//! unknown-command errors happen there, before any handler), `cmd` holds one
+//! small handler per command that validates its arguments before touching
+//! state. SENTINEL subcommands are CORE's (`sentinel_cmd`), except HELP.
+//! Server-wide state that only the server needs (client registry, counters,
+//! ACL users) lives in [`Server`], created by [`serve`].
 
-pub mod resp;
+pub mod acl;
+pub mod client;
+pub mod cmd;
+pub mod cmd_docs;
+pub mod conn;
+pub mod glob;
+pub mod info;
+pub mod listen;
+pub mod parse;
 pub mod pubsub;
+pub mod resp;
+pub mod sentinel_cmd;
+pub mod stats;
+pub mod table;
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::runtime::Shared;
+
+pub use listen::{bind_listeners, serve, BindError};
+
+/// The server's own state, shared by all connections.
+pub struct Server {
+    pub shared: Arc<Shared>,
+    pub registry: client::Registry,
+    pub stats: stats::Stats,
+    acl: Mutex<acl::Acl>,
+    /// Connection slots (maxclients).
+    pub slots: Arc<Semaphore>,
+    pub maxclients: usize,
+    /// Port of the first listener (INFO `tcp_port`).
+    pub port: u16,
+    /// CLIENT PAUSE: until when, and whether all commands (true) or only
+    /// writes (false; sentinel has no write commands).
+    pause: Mutex<Option<(Instant, bool)>>,
+}
+
+impl Server {
+    pub fn new(shared: Arc<Shared>, port: u16) -> Result<Server, acl::AclConfigError> {
+        let (acl, maxclients) = {
+            let cfg = shared.server.lock().unwrap_or_else(|e| e.into_inner());
+            let mut acl = acl::Acl::from_config(
+                &cfg.users,
+                cfg.requirepass.as_deref(),
+                cfg.aclfile.as_deref(),
+                cfg.acllog_max_len,
+            )?;
+            if let Some(path) = cfg.aclfile.as_deref() {
+                // Redis refuses to start with both `user` lines and an aclfile;
+                // we load the file when it exists and keep the config otherwise.
+                if let Ok(text) = std::fs::read_to_string(path) {
+                    acl.users = acl::Acl::parse_file(&text).map_err(acl::AclConfigError::Other)?;
+                }
+            }
+            (acl, cfg.maxclients as usize)
+        };
+        Ok(Server {
+            shared,
+            registry: client::Registry::new(),
+            stats: stats::Stats::default(),
+            acl: Mutex::new(acl),
+            slots: Arc::new(Semaphore::new(maxclients.clamp(1, Semaphore::MAX_PERMITS))),
+            maxclients,
+            port,
+            pause: Mutex::new(None),
+        })
+    }
+
+    pub fn acl(&self) -> MutexGuard<'_, acl::Acl> {
+        self.acl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_pause(&self, until: Option<(Instant, bool)>) {
+        *self.pause.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    /// End of an active CLIENT PAUSE ALL, if any.
+    pub fn paused_until(&self, now: Instant) -> Option<Instant> {
+        let p = *self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        match p {
+            Some((until, true)) if until > now => Some(until),
+            _ => None,
+        }
+    }
+}
+
+static RUN_ID: OnceLock<String> = OnceLock::new();
+static CONFIG_FILE: OnceLock<String> = OnceLock::new();
+
+/// INFO `run_id`: 40 random hex characters, chosen once per process.
+pub fn run_id() -> &'static str {
+    RUN_ID.get_or_init(|| {
+        use rand::Rng;
+        let bytes: [u8; 20] = rand::thread_rng().gen();
+        hex::encode(bytes)
+    })
+}
+
+/// Records the absolute path of the config file for INFO `config_file`
+/// (called once by main; later calls are ignored).
+pub fn set_config_file(path: &std::path::Path) {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let _ = CONFIG_FILE.set(abs.display().to_string());
+}
+
+/// INFO `config_file`: the path recorded by [`set_config_file`], else (like
+/// Redis, which takes it from argv[1]) the first command-line argument when it
+/// names an existing file.
+pub fn config_file() -> &'static str {
+    CONFIG_FILE.get_or_init(|| {
+        std::env::args()
+            .nth(1)
+            .filter(|a| !a.starts_with('-') && std::path::Path::new(a).is_file())
+            .and_then(|a| std::path::absolute(a).ok())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    })
+}

@@ -26,6 +26,11 @@ pub enum Value {
     Map(Vec<(Value, Value)>),
     /// `>n` in RESP3, `*n` in RESP2 (pub/sub messages and confirmations).
     Push(Vec<Value>),
+    /// `~n` in RESP3, `*n` in RESP2 (COMMAND INFO flags, ACL GETUSER flags).
+    Set(Vec<Value>),
+    /// `=len\r\nfmt:text` in RESP3 (format is 3 bytes, e.g. `txt`), a plain
+    /// bulk string in RESP2 (CLIENT LIST / CLIENT INFO).
+    Verbatim(&'static str, Vec<u8>),
 }
 
 impl Value {
@@ -43,7 +48,9 @@ impl Value {
     }
     /// A map whose keys and values are all bulk strings, the shape of every
     /// Sentinel instance description.
-    pub fn bulk_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
+    pub fn bulk_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Value {
         Value::Map(
             pairs
                 .into_iter()
@@ -84,12 +91,32 @@ impl Value {
                     v.encode(proto, out);
                 }
             }
-            Value::Push(items) => {
-                let tag = if proto >= 3 { b'>' } else { b'*' };
+            Value::Push(items) | Value::Set(items) => {
+                let tag = match (self, proto >= 3) {
+                    (Value::Push(_), true) => b'>',
+                    (Value::Set(_), true) => b'~',
+                    _ => b'*',
+                };
                 line(out, tag, items.len().to_string().as_bytes());
                 for v in items {
                     v.encode(proto, out);
                 }
+            }
+            Value::Verbatim(fmt, text) if proto >= 3 => {
+                line(
+                    out,
+                    b'=',
+                    (text.len() + fmt.len() + 1).to_string().as_bytes(),
+                );
+                out.extend_from_slice(fmt.as_bytes());
+                out.push(b':');
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            }
+            Value::Verbatim(_, text) => {
+                line(out, b'$', text.len().to_string().as_bytes());
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
             }
         }
     }
@@ -100,6 +127,111 @@ impl Value {
         self.encode(proto, &mut out);
         out
     }
+}
+
+/// Why a byte string is not one complete RESP reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("incomplete reply")]
+    Incomplete,
+    #[error("malformed reply at byte {0}")]
+    Malformed(usize),
+}
+
+impl Value {
+    /// Decodes one reply (RESP2 or RESP3) from the start of `buf`, returning it
+    /// and the number of bytes it used. Used for the embedded command docs and
+    /// by tests that compare replies; requests go through `server::parse`.
+    pub fn decode(buf: &[u8]) -> Result<(Value, usize), DecodeError> {
+        let mut pos = 0;
+        let v = decode_at(buf, &mut pos, 0)?;
+        Ok((v, pos))
+    }
+}
+
+fn decode_line<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeError> {
+    let rest = buf.get(*pos..).ok_or(DecodeError::Incomplete)?;
+    let end = rest
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .ok_or(DecodeError::Incomplete)?;
+    let l = &rest[..end];
+    *pos += end + 2;
+    Ok(l)
+}
+
+fn decode_int(l: &[u8], at: usize) -> Result<i64, DecodeError> {
+    std::str::from_utf8(l)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(DecodeError::Malformed(at))
+}
+
+fn decode_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Value, DecodeError> {
+    // Bounded nesting: the decoder never recurses more than a reply can sensibly nest.
+    if depth > 64 {
+        return Err(DecodeError::Malformed(*pos));
+    }
+    let start = *pos;
+    let l = decode_line(buf, pos)?;
+    let (&tag, body) = l.split_first().ok_or(DecodeError::Malformed(start))?;
+    let text = || String::from_utf8_lossy(body).into_owned();
+    Ok(match tag {
+        b'+' => Value::Simple(text()),
+        b'-' => Value::Error(text()),
+        b':' => Value::Integer(decode_int(body, start)?),
+        b'_' => Value::NullBulk,
+        b'$' | b'=' => {
+            let n = decode_int(body, start)?;
+            if n < 0 {
+                return Ok(Value::NullBulk);
+            }
+            let n = n as usize;
+            let data = buf
+                .get(*pos..*pos + n)
+                .ok_or(DecodeError::Incomplete)?
+                .to_vec();
+            if buf
+                .get(*pos + n..*pos + n + 2)
+                .ok_or(DecodeError::Incomplete)?
+                != b"\r\n"
+            {
+                return Err(DecodeError::Malformed(*pos + n));
+            }
+            *pos += n + 2;
+            if tag == b'=' {
+                let payload = data.get(4..).unwrap_or_default().to_vec();
+                Value::Verbatim("txt", payload)
+            } else {
+                Value::Bulk(data)
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' => {
+            let n = decode_int(body, start)?;
+            if n < 0 {
+                return Ok(Value::NullArray);
+            }
+            let count = if tag == b'%' { n * 2 } else { n };
+            let mut items = Vec::new();
+            for _ in 0..count {
+                items.push(decode_at(buf, pos, depth + 1)?);
+            }
+            match tag {
+                b'~' => Value::Set(items),
+                b'>' => Value::Push(items),
+                b'%' => {
+                    let mut pairs = Vec::with_capacity(items.len() / 2);
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        pairs.push((k, v));
+                    }
+                    Value::Map(pairs)
+                }
+                _ => Value::Array(items),
+            }
+        }
+        _ => return Err(DecodeError::Malformed(start)),
+    })
 }
 
 fn line(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
@@ -117,6 +249,29 @@ mod tests {
         let v = Value::bulk_map([("port", "6379")]);
         assert_eq!(v.to_wire(2), b"*2\r\n$4\r\nport\r\n$4\r\n6379\r\n");
         assert_eq!(v.to_wire(3), b"%1\r\n$4\r\nport\r\n$4\r\n6379\r\n");
+    }
+
+    #[test]
+    fn sets_and_verbatim_per_protocol() {
+        let v = Value::Set(vec![Value::simple("fast")]);
+        assert_eq!(v.to_wire(2), b"*1\r\n+fast\r\n");
+        assert_eq!(v.to_wire(3), b"~1\r\n+fast\r\n");
+        let v = Value::Verbatim("txt", b"id=1\n".to_vec());
+        assert_eq!(v.to_wire(2), b"$5\r\nid=1\n\r\n");
+        assert_eq!(v.to_wire(3), b"=9\r\ntxt:id=1\n\r\n");
+    }
+
+    #[test]
+    fn decode_roundtrips_resp3() {
+        let wire = b"%2\r\n$1\r\na\r\n~1\r\n+x\r\n$1\r\nb\r\n*2\r\n:-3\r\n_\r\n";
+        let (v, used) = Value::decode(wire).unwrap();
+        assert_eq!(used, wire.len());
+        assert_eq!(v.to_wire(3), wire.to_vec());
+        assert_eq!(Value::decode(b"*2\r\n:1\r\n"), Err(DecodeError::Incomplete));
+        assert!(matches!(
+            Value::decode(b"?\r\n"),
+            Err(DecodeError::Malformed(0))
+        ));
     }
 
     #[test]

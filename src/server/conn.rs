@@ -1,0 +1,194 @@
+//! One task per client connection: buffered reads, request parsing, ordered
+//! replies, pub/sub delivery, and the memory bounds.
+//!
+//! Memory per client stays bounded: request bytes are capped by
+//! `parse::MAX_QUERY_BYTES` (the client is closed beyond it); replies are
+//! written before more input is read once [`OUT_FLUSH`] bytes are pending, so
+//! a client that never reads stops being read from instead of growing our
+//! buffers; pub/sub messages wait in a bounded queue and a subscriber that
+//! lets it fill up is closed (see `pubsub`). Idle clients and subscribers are
+//! never disconnected.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use indexmap::IndexSet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::time::Instant;
+
+use super::client::ClientHandle;
+use super::cmd::{self, ReplyMode, Session};
+use super::parse::{RequestParser, MAX_QUERY_BYTES};
+use super::pubsub::{Subscriber, SUBSCRIBER_QUEUE};
+use super::resp::Value;
+use super::stats::add;
+use super::Server;
+
+/// Pending reply bytes after which we write before parsing more requests.
+pub const OUT_FLUSH: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs a client connection until it closes, is killed, or the daemon shuts down.
+pub async fn run(
+    server: Arc<Server>,
+    stream: TcpStream,
+    handle: Arc<ClientHandle>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+    let authenticated = server.acl().default_nopass();
+    let mut sess = Session {
+        handle: handle.clone(),
+        proto: 2,
+        authenticated,
+        user: "default".into(),
+        channels: IndexSet::new(),
+        patterns: IndexSet::new(),
+        subscriber: Subscriber {
+            id: handle.id,
+            tx,
+            kill: handle.kill.clone(),
+        },
+        reply: ReplyMode::On,
+        close_after_reply: false,
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = RequestParser::new();
+    let mut out: Vec<u8> = Vec::new();
+    let shutdown = server.shared.shutdown.clone();
+    'conn: loop {
+        // Execute every complete request already buffered.
+        loop {
+            let before = buf.len();
+            let argv = match parser.next(
+                &mut buf,
+                sess.authenticated || server.acl().default_nopass(),
+            ) {
+                Ok(Some(argv)) => argv,
+                Ok(None) => break,
+                Err(e) => {
+                    Value::error(e.reply_text()).encode(sess.proto, &mut out);
+                    add(&server.stats.error_replies, 1);
+                    tracing::debug!(client = handle.id, "protocol error: {e}");
+                    let _ = write_all(&mut wr, &out, &handle, &server).await;
+                    break 'conn;
+                }
+            };
+            {
+                let mut s = handle.state();
+                s.last_interaction = Instant::now();
+                s.qbuf = before.saturating_sub(buf.len());
+                s.qbuf_cap = buf.capacity();
+                s.argv_mem = argv.iter().map(|a| a.len()).sum();
+            }
+            if let Some(until) = server.paused_until(Instant::now()) {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = handle.kill.cancelled() => break 'conn,
+                    _ = shutdown.cancelled() => break 'conn,
+                }
+            }
+            let replies = cmd::execute(&server, &mut sess, &argv);
+            let errors = replies
+                .iter()
+                .filter(|v| matches!(v, Value::Error(_)))
+                .count();
+            add(&server.stats.error_replies, errors as u64);
+            let send = match sess.reply {
+                ReplyMode::On => true,
+                ReplyMode::Off => false,
+                ReplyMode::SkipNext => {
+                    // The SKIP command itself is silent; the next one is skipped too.
+                    false
+                }
+            };
+            let is_reply_cmd = argv
+                .first()
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"client"))
+                && argv
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"reply"));
+            if send {
+                for v in &replies {
+                    v.encode(sess.proto, &mut out);
+                }
+            } else if sess.reply == ReplyMode::SkipNext && !is_reply_cmd {
+                sess.reply = ReplyMode::On;
+            }
+            if sess.close_after_reply || shutdown.is_cancelled() {
+                let _ = write_all(&mut wr, &out, &handle, &server).await;
+                break 'conn;
+            }
+            if out.len() >= OUT_FLUSH {
+                if write_all(&mut wr, &out, &handle, &server).await.is_err() {
+                    break 'conn;
+                }
+                out.clear();
+            }
+        }
+        if buf.len() + parser.pending_bytes() > MAX_QUERY_BYTES {
+            tracing::warn!(
+                client = handle.id,
+                "closing client that reached max query buffer length"
+            );
+            break;
+        }
+        if !out.is_empty() {
+            if write_all(&mut wr, &out, &handle, &server).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        handle.state().obl = 0;
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    add(&server.stats.net_input_bytes, n as u64);
+                    add(&server.stats.reads_processed, 1);
+                }
+            },
+            Some(msg) = rx.recv() => {
+                msg.to_value().encode(sess.proto, &mut out);
+                // Drain what is already queued so a burst goes out in one write.
+                while out.len() < OUT_FLUSH {
+                    match rx.try_recv() {
+                        Ok(m) => m.to_value().encode(sess.proto, &mut out),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = handle.kill.cancelled() => break,
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    cmd::unsubscribe_all(&server, &mut sess);
+    server.registry.remove(handle.id);
+}
+
+/// Writes `data`, giving up if the client is killed (e.g. its pub/sub queue
+/// overflowed while we were blocked on a client that does not read).
+async fn write_all(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    data: &[u8],
+    handle: &ClientHandle,
+    server: &Server,
+) -> Result<(), ()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    handle.state().obl = data.len();
+    tokio::select! {
+        r = wr.write_all(data) => {
+            r.map_err(|_| ())?;
+            add(&server.stats.net_output_bytes, data.len() as u64);
+            add(&server.stats.writes_processed, 1);
+            Ok(())
+        }
+        _ = handle.kill.cancelled() => Err(()),
+    }
+}

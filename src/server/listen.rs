@@ -1,0 +1,200 @@
+//! Listening sockets and the accept loop.
+//!
+//! [`bind_listeners`] turns the `port`/`bind` configuration into sockets
+//! (default `* -::*`: 0.0.0.0 and, when the host has IPv6, `::` in v6-only
+//! mode; a `-` prefix makes an address optional). [`serve`] accepts clients
+//! until `shared.shutdown` is cancelled, limiting them to `maxclients` with a
+//! semaphore: the client over the limit gets `-ERR max number of clients
+//! reached` and is closed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use super::client::ClientHandle;
+use super::stats::add;
+use super::{conn, Server};
+use crate::config::ServerConfig;
+use crate::runtime::Shared;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("Invalid bind address '{0}'")]
+    BadAddress(String),
+    #[error("Could not create server TCP listening socket {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed listening on port {0} (tcp), aborting.")]
+    NoListener(u16),
+}
+
+fn listen_on(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> {
+    let addr = SocketAddr::new(ip, port);
+    let sock = if ip.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
+    sock.set_reuseaddr(true)?;
+    if ip.is_ipv6() {
+        // Like Redis: the IPv6 socket does not also take IPv4 (0.0.0.0 has its own).
+        let fd = sock.as_raw_fd();
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt on a valid socket fd with a correctly sized int.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &on as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    sock.bind(addr)?;
+    sock.listen(511)
+}
+
+/// Binds the configured addresses (must run inside a tokio runtime).
+pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, BindError> {
+    let binds: Vec<String> = if cfg.bind.is_empty() {
+        vec!["*".into(), "-::*".into()]
+    } else {
+        cfg.bind.clone()
+    };
+    let mut out = Vec::new();
+    for b in &binds {
+        let (optional, name) = match b.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, b.as_str()),
+        };
+        let ip: IpAddr = match name {
+            "*" => IpAddr::from([0u8; 4]),
+            "::*" => IpAddr::from([0u16; 8]),
+            other => other
+                .parse()
+                .map_err(|_| BindError::BadAddress(b.clone()))?,
+        };
+        match listen_on(ip, cfg.port) {
+            Ok(l) => out.push(l),
+            Err(e) if optional => {
+                tracing::debug!("optional bind {name} skipped: {e}");
+            }
+            Err(source) => {
+                return Err(BindError::Bind {
+                    addr: format!("{name}:{}", cfg.port),
+                    source,
+                })
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(BindError::NoListener(cfg.port));
+    }
+    Ok(out)
+}
+
+/// Accepts clients on every listener until `shared.shutdown` is cancelled,
+/// then waits (briefly) for the connections to close.
+pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) {
+    let port = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port())
+        .unwrap_or(0);
+    let server = match Server::new(shared.clone(), port) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            // Serving with a half-read user table would be a security hole.
+            tracing::error!("ACL configuration error: {e}; shutting down");
+            shared.shutdown.cancel();
+            return;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        // Instantaneous rates, sampled like Redis's serverCron (every 100 ms).
+        let server = server.clone();
+        let stop = shared.shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => server.stats.sample(server.shared.started.elapsed().as_millis() as u64),
+                    _ = stop.cancelled() => break,
+                }
+            }
+        });
+    }
+    for l in listeners {
+        let server = server.clone();
+        let stop = shared.shutdown.clone();
+        tasks.spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    r = l.accept() => match r {
+                        Ok((stream, _)) => accept(&server, stream, &mut conns).await,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!("Accepting client connection: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
+            // Connections see the same token and exit; give them a moment to flush.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while conns.join_next().await.is_some() {}
+            })
+            .await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn accept(server: &Arc<Server>, mut stream: TcpStream, conns: &mut tokio::task::JoinSet<()>) {
+    add(&server.stats.connections_received, 1);
+    let Ok(permit) = server.slots.clone().try_acquire_owned() else {
+        add(&server.stats.rejected_connections, 1);
+        // Best effort, bounded: the client is closed either way.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(100),
+            stream.write_all(b"-ERR max number of clients reached\r\n"),
+        )
+        .await;
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let addr = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let fd = stream.as_raw_fd();
+    let handle = Arc::new(ClientHandle::new(
+        server.registry.next_id(),
+        addr,
+        laddr,
+        fd,
+        Instant::now(),
+    ));
+    server.registry.add(handle.clone());
+    conns.spawn(conn::run(server.clone(), stream, handle, permit));
+}
