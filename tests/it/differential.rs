@@ -39,6 +39,30 @@ struct Step {
     /// Number of reply frames to read (SUBSCRIBE a b gets 2).
     replies: usize,
     norm: Norm,
+    /// Per-reply normalization for pipelines (else `norm` for every reply).
+    per_reply: Vec<Norm>,
+}
+
+impl Step {
+    fn norm_for(&self, reply: usize) -> Norm {
+        self.per_reply.get(reply).copied().unwrap_or(self.norm)
+    }
+}
+
+/// Several commands written at once (one TCP write), as clients pipeline
+/// their handshakes; exactly one reply per command, in order.
+fn pipeline(cmds: &[(&str, Norm)]) -> Step {
+    let mut bytes = Vec::new();
+    for (c, _) in cmds {
+        let args: Vec<&[u8]> = c.split(' ').map(str::as_bytes).collect();
+        bytes.extend_from_slice(&crate::harness::resp::encode(&args));
+    }
+    Step {
+        send: Send::Raw(bytes),
+        replies: cmds.len(),
+        norm: Norm::Exact,
+        per_reply: cmds.iter().map(|c| c.1).collect(),
+    }
 }
 
 fn cmd(args: &str) -> Step {
@@ -50,6 +74,7 @@ fn cmd_n(args: &str, replies: usize, norm: Norm) -> Step {
         send: Send::Cmd(args.split(' ').map(String::from).collect()),
         replies,
         norm,
+        per_reply: Vec::new(),
     }
 }
 
@@ -62,6 +87,7 @@ fn cmd_args(args: &[&str], norm: Norm) -> Step {
         send: Send::Cmd(args.iter().map(|s| s.to_string()).collect()),
         replies: 1,
         norm,
+        per_reply: Vec::new(),
     }
 }
 
@@ -70,6 +96,7 @@ fn raw(bytes: &[u8], replies: usize) -> Step {
         send: Send::Raw(bytes.to_vec()),
         replies,
         norm: Norm::Exact,
+        per_reply: Vec::new(),
     }
 }
 
@@ -78,6 +105,7 @@ fn check_closed() -> Step {
         send: Send::CheckClosed,
         replies: 1,
         norm: Norm::Exact,
+        per_reply: Vec::new(),
     }
 }
 
@@ -472,8 +500,8 @@ impl<'a> Sides<'a> {
         let b = run_session(self.raftinel.port, &self.raftinel_id, steps);
         for (i, step) in steps.iter().enumerate() {
             for r in 0..step.replies {
-                let ra = normalize(step.norm, &a[i][r]);
-                let rb = normalize(step.norm, &b[i][r]);
+                let ra = normalize(step.norm_for(r), &a[i][r]);
+                let rb = normalize(step.norm_for(r), &b[i][r]);
                 if ra == rb {
                     continue;
                 }
@@ -1042,4 +1070,142 @@ fn diff_monitor_remove_set() {
         );
     }
     report("diff_monitor_remove_set", &diffs);
+}
+
+/// The connection sequences of real clients (clients.md §1-2), pipelined as
+/// they send them: Jedis 8, Lettuce, redis-py 8, go-redis, redis-rs, fred and
+/// redis_exporter. Exactly one reply per command, each as real Sentinel's.
+#[test]
+fn diff_client_handshakes() {
+    let env = Env::new(1);
+    env.settle();
+    let sides = env.sides();
+    let hello = Norm::Custom(mask_hello);
+    let x = Norm::Exact;
+    let mut diffs = Vec::new();
+    let sessions: Vec<(&str, Vec<Step>)> = vec![
+        (
+            "Jedis 8",
+            vec![
+                cmd_norm("HELLO 3 AUTH default anything", hello),
+                pipeline(&[
+                    ("CLIENT SETNAME jedis-it", x),
+                    ("CLIENT SETINFO LIB-NAME jedis", x),
+                    ("CLIENT SETINFO LIB-VER 8.0.0", x),
+                ]),
+                cmd("SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"),
+                cmd("SUBSCRIBE +switch-master"),
+                cmd("PING"),
+            ],
+        ),
+        (
+            "Jedis 4 (RESP2)",
+            vec![
+                pipeline(&[
+                    ("CLIENT SETNAME jedis-it", x),
+                    ("CLIENT SETINFO LIB-NAME jedis", x),
+                    ("CLIENT SETINFO LIB-VER 4.4.8", x),
+                ]),
+                cmd("SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"),
+                cmd("SUBSCRIBE +switch-master"),
+                cmd("PING"),
+            ],
+        ),
+        (
+            "Lettuce",
+            vec![
+                cmd_norm("HELLO 3 SETNAME lettuce#it", hello),
+                pipeline(&[
+                    ("CLIENT SETINFO lib-name Lettuce", x),
+                    ("CLIENT SETINFO lib-ver 6.5.0", x),
+                    ("SENTINEL get-master-addr-by-name mymaster", x),
+                ]),
+                cmd_norm("SENTINEL master mymaster", Norm::Desc),
+                cmd_norm("SENTINEL REPLICAS mymaster", Norm::DescList),
+                cmd("CLIENT GETNAME"),
+            ],
+        ),
+        (
+            "redis-py 8",
+            vec![
+                cmd_norm("HELLO 3", hello),
+                cmd("CLIENT MAINT_NOTIFICATIONS ON moving-endpoint-type internal-ip"),
+                pipeline(&[
+                    ("CLIENT SETINFO LIB-NAME redis-py", x),
+                    ("CLIENT SETINFO LIB-VER 8.1.0", x),
+                ]),
+                cmd_norm("SENTINEL MASTERS", Norm::DescList),
+                cmd_norm("SENTINEL SLAVES mymaster", Norm::DescList),
+            ],
+        ),
+        (
+            "go-redis",
+            vec![
+                cmd_norm("hello 3 setname go-redis-it", hello),
+                pipeline(&[
+                    ("client setname go-redis-it", x),
+                    ("client setinfo LIB-NAME go-redis", x),
+                    ("client setinfo LIB-VER 9.7.0", x),
+                ]),
+                cmd("sentinel get-master-addr-by-name mymaster"),
+                cmd_norm("sentinel sentinels mymaster", Norm::DescList),
+                cmd_n("SUBSCRIBE +switch-master +replica-reconf-done", 2, x),
+            ],
+        ),
+        (
+            "redis-rs",
+            vec![
+                pipeline(&[
+                    ("HELLO 3", hello),
+                    ("CLIENT SETINFO LIB-NAME redis-rs", x),
+                    ("CLIENT SETINFO LIB-VER 1.8.1", x),
+                ]),
+                cmd("ROLE"),
+                cmd_norm("SENTINEL MASTERS", Norm::DescList),
+                cmd("SELECT 1"),
+                cmd_norm("SENTINEL SLAVES mymaster", Norm::DescList),
+            ],
+        ),
+        (
+            "fred (RESP2)",
+            vec![
+                cmd("SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"),
+                cmd_norm("SENTINEL SENTINELS mymaster", Norm::DescList),
+            ],
+        ),
+        (
+            "ioredis 6",
+            vec![
+                cmd_norm("hello 3", hello),
+                pipeline(&[
+                    ("client SETINFO LIB-VER 6.0.0", x),
+                    ("client SETINFO LIB-NAME ioredis", x),
+                ]),
+                cmd("sentinel get-master-addr-by-name mymaster"),
+                cmd_norm("sentinel sentinels mymaster", Norm::DescList),
+            ],
+        ),
+        (
+            "redis_exporter (RESP2)",
+            vec![
+                pipeline(&[
+                    ("CLIENT SETNAME redis_exporter", x),
+                    ("CONFIG GET *", x),
+                    ("INFO ALL", Norm::Custom(info_shape)),
+                    ("LATENCY LATEST", x),
+                    ("SLOWLOG LEN", x),
+                    ("SLOWLOG GET 1", x),
+                ]),
+                cmd_norm("SENTINEL MASTERS", Norm::DescList),
+                cmd("SENTINEL CKQUORUM mymaster"),
+                cmd_norm("SENTINEL SENTINELS mymaster", Norm::DescList),
+                cmd_norm("SENTINEL SLAVES mymaster", Norm::DescList),
+                cmd("SENTINEL CONFIG GET *"),
+            ],
+        ),
+    ];
+    for (name, steps) in &sessions {
+        sides.compare(name, steps, &mut diffs);
+    }
+    report("diff_client_handshakes", &diffs);
 }

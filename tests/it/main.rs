@@ -14,4 +14,5 @@ mod harness;
 mod clients;
 mod config;
 mod differential;
+mod failover;
 mod monitoring;

@@ -66,7 +66,6 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<
 
 /// Sleep between polls (the only sleep in the suite; never used to assert timing).
 fn pause(d: Duration) {
-    #[allow(clippy::disallowed_methods)] // tests are plain threads, not tokio workers
     std::thread::sleep(d);
 }
 
