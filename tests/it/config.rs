@@ -384,3 +384,47 @@ fn read_only_config_still_runs() {
         "read-only file unchanged"
     );
 }
+
+/// `--port N` after the config file overrides the file's `port`, as for
+/// redis-sentinel.
+#[test]
+fn port_override_on_command_line() {
+    let topo = Topology::new(0);
+    let m = [Monitor::new(topo.master.port, 2)];
+    let dir = tempfile::Builder::new()
+        .prefix("it-raftinel-")
+        .tempdir()
+        .expect("tempdir");
+    let (file_port, cli_port) = (free_port(), free_port());
+    let conf = dir.path().join("sentinel.conf");
+    fs::write(&conf, sentinel_conf(file_port, dir.path(), &m, &[])).expect("write config");
+    let args = vec!["--port".to_string(), cli_port.to_string()];
+    let mut d = SentinelProc::spawn_with_args(Kind::Raftinel, cli_port, dir, conf, args);
+    d.wait_ready();
+    assert!(!port_open(file_port), "the file's port must not be bound");
+    let info = d
+        .conn()
+        .cmd(&["INFO", "server"])
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        info_field(&info, "tcp_port"),
+        Some(cli_port.to_string()),
+        "INFO tcp_port"
+    );
+}
+
+/// SIGTERM: a clean exit with status 0.
+#[test]
+fn sigterm_exits_zero() {
+    let topo = Topology::new(0);
+    let mut d = Raftinel::raftinel(&[Monitor::new(topo.master.port, 2)]);
+    let status = d.stop();
+    assert!(status.is_some(), "still running 10 s after SIGTERM");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after SIGTERM"
+    );
+    assert!(!port_open(d.port), "port closed after exit");
+}

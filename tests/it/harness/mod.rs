@@ -474,6 +474,8 @@ pub struct SentinelProc {
     pub conf: PathBuf,
     proc: Proc,
     starts: u32,
+    /// Extra command-line words after the config file (e.g. `--port N`).
+    args: Vec<String>,
 }
 
 pub type OracleSentinel = SentinelProc;
@@ -515,7 +517,19 @@ impl SentinelProc {
         dir: tempfile::TempDir,
         conf: PathBuf,
     ) -> SentinelProc {
-        let proc = Self::launch(kind, dir.path(), &conf, 0);
+        Self::spawn_with_args(kind, port, dir, conf, Vec::new())
+    }
+
+    /// Start with extra command-line words after the config file; `port` is
+    /// where the process is expected to listen.
+    pub fn spawn_with_args(
+        kind: Kind,
+        port: u16,
+        dir: tempfile::TempDir,
+        conf: PathBuf,
+        args: Vec<String>,
+    ) -> SentinelProc {
+        let proc = Self::launch(kind, dir.path(), &conf, &args, 0);
         SentinelProc {
             kind,
             port,
@@ -523,16 +537,17 @@ impl SentinelProc {
             conf,
             proc,
             starts: 0,
+            args,
         }
     }
 
-    fn launch(kind: Kind, dir: &Path, conf: &Path, n: u32) -> Proc {
+    fn launch(kind: Kind, dir: &Path, conf: &Path, args: &[String], n: u32) -> Proc {
         let (bin, name) = match kind {
             Kind::Oracle => (require("redis-sentinel"), "redis-sentinel"),
             Kind::Raftinel => (raftinel_bin(), "raftinel"),
         };
         let mut cmd = Command::new(bin);
-        cmd.arg(conf).current_dir(dir);
+        cmd.arg(conf).args(args).current_dir(dir);
         if kind == Kind::Raftinel {
             cmd.env("RUST_BACKTRACE", "1");
         }
@@ -593,7 +608,13 @@ impl SentinelProc {
         self.stop();
         wait_until(Duration::from_secs(10), || !port_open(self.port));
         self.starts += 1;
-        self.proc = Self::launch(self.kind, self.dir.path(), &self.conf, self.starts);
+        self.proc = Self::launch(
+            self.kind,
+            self.dir.path(),
+            &self.conf,
+            &self.args,
+            self.starts,
+        );
         self.wait_ready();
     }
 
