@@ -439,6 +439,39 @@ fn golden_generic_directives() {
 }
 
 #[test]
+fn golden_hostnames() {
+    golden("hostnames", &[]);
+}
+
+#[test]
+fn error_display_format() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "s.conf",
+        &format!("\n\nsentinel down-after-milliseconds m 0\n{M}"),
+    );
+    let e = load(&p, &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:3: sentinel down-after-milliseconds: negative or zero time parameter. >>> 'sentinel down-after-milliseconds m 0'",
+            p.display()
+        )
+    );
+    assert_eq!(
+        e.redis_report(),
+        "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line 3\n>>> 'sentinel down-after-milliseconds m 0'\nnegative or zero time parameter.\n"
+    );
+    let e = load(&d.path().join("missing.conf"), &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("missing.conf:0: can't open config file"),
+        "{e}"
+    );
+}
+
+#[test]
 fn golden_runtime_set_commands() {
     // runtime.cmds: each SENTINEL SET / CONFIG SET flushes.
     golden(
