@@ -21,3 +21,6 @@ pub use commands::{CmdError, Description, SimulateReply};
 pub use event::{Event, EventKind, Level};
 pub use sentinel::Sentinel;
 pub use types::*;
+
+#[cfg(test)]
+mod tests;
