@@ -236,7 +236,9 @@ impl Loader {
         if self.depth >= MAX_INCLUDE_DEPTH {
             return Err(sl.error("include", "too many nested include files"));
         }
-        let p = self.cwd.join(path);
+        // Redis opens it relative to the working directory, which an
+        // earlier `dir` line has already changed.
+        let p = self.base_dir().join(path);
         let text = std::fs::read_to_string(&p).map_err(|e| {
             sl.error(
                 "include",

@@ -388,12 +388,21 @@ fn include_reads_another_file() {
     );
     let e = load(&p, &[]).unwrap_err();
     assert_eq!((e.file.as_str(), e.line), (inc.to_str().unwrap(), 2));
-    let inc = write(
+    write(
         d.path(),
         "inc.conf",
         "sentinel down-after-milliseconds m 1234\n",
     );
-    let _ = inc;
+    assert_eq!(
+        load(&p, &[]).unwrap().sentinel.masters[0].down_after_ms,
+        1234
+    );
+    // A relative include resolves against `dir` when `dir` comes first.
+    let p = write(
+        d.path(),
+        "s2.conf",
+        &format!("dir {}\n{M}include inc.conf\n", d.path().display()),
+    );
     assert_eq!(
         load(&p, &[]).unwrap().sentinel.masters[0].down_after_ms,
         1234
