@@ -206,7 +206,13 @@ fn wrongpass() -> Value {
 }
 
 /// ACL authentication; on failure logs an `auth` entry like Redis.
-fn authenticate(server: &Server, sess: &mut Session, user: &[u8], pass: &[u8]) -> bool {
+fn authenticate(
+    server: &Server,
+    sess: &mut Session,
+    user: &[u8],
+    pass: &[u8],
+    object: &str,
+) -> bool {
     let name = String::from_utf8_lossy(user).into_owned();
     let now = Instant::now();
     let mut acl = server.acl();
@@ -220,7 +226,7 @@ fn authenticate(server: &Server, sess: &mut Session, user: &[u8], pass: &[u8]) -
         sess.handle.state().user = name;
     } else {
         let info = sess.handle.info_line(now);
-        acl.add_log("auth", "toplevel", "AUTH", &name, info, now);
+        acl.add_log("auth", "toplevel", object, &name, info, now);
     }
     ok
 }
@@ -239,7 +245,7 @@ fn auth(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
         [_, user, pass] => (user.as_slice(), pass.as_slice()),
         _ => return arity_err("auth"),
     };
-    if authenticate(server, sess, user, pass) {
+    if authenticate(server, sess, user, pass, "auth") {
         Value::ok()
     } else {
         wrongpass()
@@ -285,7 +291,7 @@ fn hello(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
         return err("NOPROTO unsupported protocol version");
     }
     if let Some((u, p)) = creds {
-        if !authenticate(server, sess, u, p) {
+        if !authenticate(server, sess, u, p, "hello") {
             return wrongpass();
         }
     }
@@ -1157,14 +1163,14 @@ fn acl_log(server: &Server, argv: &[Vec<u8>]) -> Value {
             .iter()
             .take(count)
             .map(|e| {
-                let age = now.saturating_duration_since(e.created).as_millis() as f64 / 1000.0;
+                let age = now.saturating_duration_since(e.updated).as_millis() as f64 / 1000.0;
                 Value::Map(vec![
                     (Value::bulk("count"), Value::Integer(e.count as i64)),
                     (Value::bulk("reason"), Value::bulk(&e.reason)),
                     (Value::bulk("context"), Value::bulk(&e.context)),
                     (Value::bulk("object"), Value::bulk(&e.object)),
                     (Value::bulk("username"), Value::bulk(&e.username)),
-                    (Value::bulk("age-seconds"), Value::bulk(format!("{age:.3}"))),
+                    (Value::bulk("age-seconds"), Value::Double(age)),
                     (
                         Value::bulk("client-info"),
                         Value::bulk(e.client_info.trim_end()),

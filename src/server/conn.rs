@@ -55,7 +55,8 @@ pub async fn run(
         close_after_reply: false,
     };
     let (mut rd, mut wr) = stream.into_split();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Redis's first query buffer allocation (what CLIENT LIST's qbuf-free shows).
+    let mut buf = BytesMut::with_capacity(20474);
     let mut parser = RequestParser::new();
     let mut out: Vec<u8> = Vec::new();
     let shutdown = server.shared.shutdown.clone();

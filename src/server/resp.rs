@@ -31,6 +31,9 @@ pub enum Value {
     /// `=len\r\nfmt:text` in RESP3 (format is 3 bytes, e.g. `txt`), a plain
     /// bulk string in RESP2 (CLIENT LIST / CLIENT INFO).
     Verbatim(&'static str, Vec<u8>),
+    /// `,d` in RESP3, a bulk string in RESP2, printed with `%.17g` as Redis
+    /// 7.0 does (e.g. ACL LOG `age-seconds` `0.35999999999999999`).
+    Double(f64),
 }
 
 impl Value {
@@ -62,8 +65,10 @@ impl Value {
     /// Appends the wire form of this value for protocol `proto` (2 or 3).
     pub fn encode(&self, proto: u8, out: &mut Vec<u8>) {
         match self {
-            Value::Simple(s) => line(out, b'+', s.as_bytes()),
-            Value::Error(s) => line(out, b'-', s.as_bytes()),
+            // A CR or LF inside a status/error line would break the framing;
+            // Redis turns them into spaces.
+            Value::Simple(s) => line(out, b'+', &one_line(s)),
+            Value::Error(s) => line(out, b'-', &one_line(s)),
             Value::Integer(n) => line(out, b':', n.to_string().as_bytes()),
             Value::Bulk(b) => {
                 line(out, b'$', b.len().to_string().as_bytes());
@@ -112,6 +117,16 @@ impl Value {
                 out.push(b':');
                 out.extend_from_slice(text);
                 out.extend_from_slice(b"\r\n");
+            }
+            Value::Double(d) => {
+                let text = format_double(*d);
+                if proto >= 3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    line(out, b'$', text.len().to_string().as_bytes());
+                    out.extend_from_slice(text.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
             }
             Value::Verbatim(_, text) => {
                 line(out, b'$', text.len().to_string().as_bytes());
@@ -181,6 +196,12 @@ fn decode_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Value, DecodeE
         b'-' => Value::Error(text()),
         b':' => Value::Integer(decode_int(body, start)?),
         b'_' => Value::NullBulk,
+        b',' => Value::Double(
+            std::str::from_utf8(body)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or(DecodeError::Malformed(start))?,
+        ),
         b'$' | b'=' => {
             let n = decode_int(body, start)?;
             if n < 0 {
@@ -234,6 +255,35 @@ fn decode_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Value, DecodeE
     })
 }
 
+/// C's `%.17g`, the format Redis uses for doubles.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: the buffer is large enough for any %.17g output and snprintf
+    // never writes past the given size; the format takes exactly one double.
+    let n = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            c"%.17g".as_ptr(),
+            d,
+        )
+    };
+    let n = usize::try_from(n).unwrap_or(0).min(buf.len() - 1);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn one_line(s: &str) -> Vec<u8> {
+    s.bytes()
+        .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+        .collect()
+}
+
 fn line(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
     out.push(tag);
     out.extend_from_slice(body);
@@ -259,6 +309,9 @@ mod tests {
         let v = Value::Verbatim("txt", b"id=1\n".to_vec());
         assert_eq!(v.to_wire(2), b"$5\r\nid=1\n\r\n");
         assert_eq!(v.to_wire(3), b"=9\r\ntxt:id=1\n\r\n");
+        assert_eq!(Value::Double(0.0).to_wire(3), b",0\r\n");
+        assert_eq!(Value::Double(0.001).to_wire(2), b"$5\r\n0.001\r\n");
+        assert_eq!(format_double(0.36), "0.35999999999999999");
     }
 
     #[test]
@@ -272,6 +325,11 @@ mod tests {
             Value::decode(b"?\r\n"),
             Err(DecodeError::Malformed(0))
         ));
+    }
+
+    #[test]
+    fn error_lines_never_carry_crlf() {
+        assert_eq!(Value::error("ERR a\r\nb").to_wire(2), b"-ERR a  b\r\n");
     }
 
     #[test]
