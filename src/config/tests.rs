@@ -747,6 +747,10 @@ fn toml_is_equivalent_to_sentinel_conf() {
             data_dir: None,
         }
     );
+    // Multi-argument directives may be one string.
+    let t2 = write(d.path(), "b.toml", "[server]\nbind = \"127.0.0.1 ::1\"\n[redis]\nclient-output-buffer-limit = \"normal 0 0 0\"\n");
+    let c2 = load(&t2, &[]).unwrap();
+    assert_eq!(c2.server.bind, vec!["127.0.0.1", "::1"]);
     // Overrides apply to TOML too.
     assert_eq!(load(&t, &words("--port 1")).unwrap().server.port, 1);
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::args::split_args;
+use super::directives;
 use super::parse::{Loader, SourceLine};
 use super::{ConfigError, RaftOptions};
 
@@ -211,7 +212,7 @@ pub(crate) fn feed(
     ];
     for (key, v) in server_keys {
         if let Some(v) = v {
-            loader.feed_line(ctx.line(&[key], v)?)?;
+            loader.feed_line(split_multi(ctx.line(&[key], v)?))?;
         }
     }
     if let Some(users) = &s.users {
@@ -236,7 +237,7 @@ pub(crate) fn feed(
         }
     }
     for (key, v) in &parsed.redis {
-        loader.feed_line(ctx.line(&[key.as_str()], v)?)?;
+        loader.feed_line(split_multi(ctx.line(&[key.as_str()], v)?))?;
     }
     let g = &parsed.sentinel;
     for (key, v) in [
@@ -320,4 +321,28 @@ pub(crate) fn feed(
         peers: parsed.raft.peers,
         data_dir: parsed.raft.data_dir,
     })
+}
+
+/// Multi-argument directives given as one TOML string (`bind = "127.0.0.1
+/// ::1"`, `client-output-buffer-limit = "normal 0 0 0"`) are split like a
+/// sentinel.conf line would be.
+fn split_multi(mut sl: SourceLine) -> SourceLine {
+    let multi = sl
+        .args
+        .first()
+        .and_then(|n| directives::canonical(n))
+        .is_some_and(|d| d.kind == directives::Kind::Multi);
+    if multi && sl.args.len() == 2 {
+        if let Some(parts) = split_args(&sl.args[1]) {
+            let name = sl.args[0].clone();
+            sl.args = std::iter::once(name)
+                .chain(
+                    parts
+                        .into_iter()
+                        .map(|p| String::from_utf8_lossy(&p).into_owned()),
+                )
+                .collect();
+        }
+    }
+    sl
 }
