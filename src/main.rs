@@ -1,3 +1,290 @@
-fn main() {
-    println!("raftinel");
+//! The `raftinel` binary (also run as `redis-sentinel` / `redis-server
+//! --sentinel` through a symlink).
+//!
+//! Startup order matters and is the contract's (§4.18, §4.21, STYLE §7):
+//! parse the command line → load the configuration (a bad one is reported as
+//! `<file>:<line>: <reason>` with exit status 64, before any port is bound) →
+//! chdir to `dir` → daemonize (fork before any thread exists) → logging →
+//! build the core and execute its first actions (including the flush of a
+//! freshly generated myid) → bind the listeners → serve, drive, run scripts
+//! and the admin listener → on SIGTERM / SIGINT / SHUTDOWN drain and exit 0.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rand::RngCore;
+use tokio::time::Instant;
+
+use raftinel::cli::{self, Command};
+use raftinel::config::{self, Config};
+use raftinel::core::{CoreOptions, Sentinel};
+use raftinel::observe;
+use raftinel::runtime::{self, FlushFn, Shared};
+
+/// How long the daemon waits for its tasks to finish after a shutdown request.
+const DRAIN: Duration = Duration::from_secs(3);
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args_os()) {
+        Ok(c) => c,
+        Err(refusal) => {
+            if refusal.code == 0 {
+                print!("{}", refusal.message);
+            } else {
+                eprintln!("{}", refusal.message.trim_end());
+            }
+            return ExitCode::from(u8::try_from(refusal.code).unwrap_or(1));
+        }
+    };
+    match command {
+        Command::CheckConfig { config, overrides } => {
+            match config::check_config(&config, &overrides) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(config::EXIT_CONFIG as u8)
+                }
+            }
+        }
+        Command::Demo => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the tokio runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(raftinel::demo::run()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run { config, overrides } => run_daemon(&config, &overrides),
+    }
+}
+
+fn run_daemon(path: &Path, overrides: &[String]) -> ExitCode {
+    let cfg = match config::load(path, overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(config::EXIT_CONFIG as u8);
+        }
+    };
+    if let Some(dir) = &cfg.server.dir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("Can't chdir to '{dir}': {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if cfg.server.daemonize {
+        // Redis forks before anything else runs; so do we: no tokio worker
+        // or other thread exists yet, so fork() is safe.
+        if let Err(e) = daemonize() {
+            eprintln!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Err(e) = observe::log::init(&cfg.server) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let pidfile = match (&cfg.server.pidfile, cfg.server.daemonize) {
+        (Some(p), _) if !p.is_empty() => Some(PathBuf::from(p)),
+        // Redis' default when daemonized without one.
+        (_, true) => Some(PathBuf::from("/var/run/redis.pid")),
+        _ => None,
+    };
+    if let Some(p) = &pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            tracing::warn!("Failed to write PID file: {e}");
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!("cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(daemon(cfg));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    match result {
+        Ok(()) => {
+            tracing::warn!("Sentinel is now ready to exit, bye bye...");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Fork, let the parent exit, start a new session, point stdio at /dev/null.
+fn daemonize() -> anyhow::Result<()> {
+    // SAFETY: single-threaded at this point (no runtime, no logger threads);
+    // the child only continues the normal startup.
+    unsafe {
+        match libc::fork() {
+            -1 => anyhow::bail!("fork failed: {}", std::io::Error::last_os_error()),
+            0 => {}
+            _ => libc::_exit(0),
+        }
+        libc::setsid();
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            libc::dup2(fd, 2);
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn daemon(cfg: Config) -> anyhow::Result<()> {
+    let Config {
+        server,
+        sentinel,
+        file,
+        ..
+    } = cfg;
+    if let Some(w) = file.fallback_warning() {
+        tracing::warn!("{w}");
+    }
+    let started = Instant::now();
+    let opts = CoreOptions {
+        port: server.port,
+        rng_seed: rand::rngs::OsRng.next_u64(),
+        requirepass: server.requirepass.clone(),
+    };
+    let (core, first_actions) = Sentinel::new(sentinel, opts, 0);
+    let myid = core.myid().to_string();
+    let flusher: FlushFn = Box::new(move |server, state| {
+        config::flush(&file, server, state).map_err(|e| e.to_string())
+    });
+    let (shared, driver_rx) = Shared::new(core, server.clone(), Some(flusher), started);
+    tracing::info!("Running mode=sentinel, port={}.", server.port);
+    // The first flush persists a freshly generated myid before we serve.
+    shared
+        .execute(first_actions)
+        .context("Sentinel config file could not be written")?;
+    tracing::warn!("Sentinel ID is {myid}");
+
+    let listeners = raftinel::server::bind_listeners(&server)
+        .await
+        .context("cannot bind the sentinel port")?;
+    let admin = match &server.admin_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind admin-addr {addr}"))?,
+        ),
+        None => None,
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(raftinel::server::serve(shared.clone(), listeners));
+    tasks.spawn(runtime::run_driver(shared.clone(), driver_rx));
+    let scripts = runtime::spawn_script_runner(&shared);
+    if let Some(listener) = admin {
+        let render_from = Arc::downgrade(&shared);
+        let render: observe::admin::RenderFn = Arc::new(move || {
+            render_from
+                .upgrade()
+                .map(|s| observe::render_metrics(&s))
+                .unwrap_or_default()
+        });
+        tasks.spawn(observe::admin::serve(
+            listener,
+            render,
+            shared.shutdown.clone(),
+        ));
+    }
+    if server
+        .supervised
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("systemd"))
+    {
+        notify_systemd();
+    }
+
+    wait_for_shutdown(&shared).await;
+    tracing::warn!("User requested shutdown...");
+    shared.shutdown.cancel();
+    let drained = tokio::time::timeout(DRAIN, async {
+        while tasks.join_next().await.is_some() {}
+        let _ = scripts.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some tasks did not stop within {DRAIN:?}; exiting anyway");
+    }
+    Ok(())
+}
+
+async fn wait_for_shutdown(shared: &Shared) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let term_fut = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let int_fut = async {
+        match int.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term_fut => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+        _ = int_fut => tracing::warn!("Received SIGINT scheduling shutdown..."),
+        _ = shared.shutdown.cancelled() => {}
+    }
+}
+
+/// `supervised systemd`: tell systemd we are ready (sd_notify READY=1).
+fn notify_systemd() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| sock.send_to_addr(b"READY=1", &addr))
+    } else {
+        sock.send_to(b"READY=1", PathBuf::from(path))
+    };
+    if let Err(e) = sent {
+        tracing::warn!("sd_notify READY=1 failed: {e}");
+    }
 }

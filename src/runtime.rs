@@ -1,19 +1,30 @@
 //! The driver: owns the core behind a mutex, ticks it, feeds it link results,
-//! and executes its actions (links, events, config flushes).
+//! and executes its actions (links, events, config flushes, scripts).
 //!
 //! [`Shared`] is the handle every part of the daemon holds: the RESP server's
 //! command handlers lock `core` for a short, synchronous critical section
-//! (never across an `.await`), get back a reply plus `Action`s, and hand the
-//! actions to [`Shared::execute`].
+//! (never across an `.await`), get back a reply plus `Action`s, **release the
+//! lock**, and hand the actions to [`Shared::execute`].
+//!
+//! [`run_driver`] is the one task that talks to the links: it ticks the core
+//! every 100 ms, turns link actions into work for the link tasks (see
+//! `crate::links`), and feeds every link result back to the core. Link tasks
+//! report with a generation number so results from a link that was already
+//! closed or replaced never reach the core.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServerConfig;
-use crate::core::{Action, Millis, Sentinel};
+use crate::config::{PersistedState, ServerConfig};
+use crate::core::{Action, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, Sentinel};
+use crate::links::{self, LinkCmd, LinkCtx, LinkMsg, LinkTask};
+use crate::observe::scripts::ScriptQueue;
 use crate::server::pubsub::Hub;
 
 /// Why a config flush failed (SENTINEL SET/MONITOR/... then answer
@@ -21,6 +32,13 @@ use crate::server::pubsub::Hub;
 #[derive(Debug, thiserror::Error)]
 #[error("failed to save config file: {0}")]
 pub struct FlushError(pub String);
+
+/// Writes the persisted state into the config file (the CONFIG engineer's
+/// `config::flush` bound to the loaded file by `main`).
+pub type FlushFn = Box<dyn Fn(&ServerConfig, &PersistedState) -> Result<(), String> + Send + Sync>;
+
+/// How often the core is ticked.
+pub const TICK: Duration = Duration::from_millis(100);
 
 pub struct Shared {
     /// The core state machine. Lock briefly; never hold across `.await`.
@@ -35,11 +53,575 @@ pub struct Shared {
     pub driver_tx: mpsc::UnboundedSender<Action>,
     /// Cancelled on SHUTDOWN, SIGTERM or SIGINT: everything drains and exits.
     pub shutdown: CancellationToken,
+    /// Notification / client-reconfig script jobs (SENTINEL PENDING-SCRIPTS, INFO).
+    pub scripts: Arc<ScriptQueue>,
+    /// Prometheus handle for `/metrics` (None if another recorder owns metrics).
+    pub metrics: Option<PrometheusHandle>,
+    /// The config rewrite; None = state is not persisted (tests, demo tools).
+    pub flusher: Option<FlushFn>,
 }
 
 impl Shared {
+    /// Builds the handle around a fresh core. Returns the receiving end of
+    /// `driver_tx`, to be given to [`run_driver`].
+    pub fn new(
+        core: Sentinel,
+        server: ServerConfig,
+        flusher: Option<FlushFn>,
+        started: Instant,
+    ) -> (Arc<Shared>, mpsc::UnboundedReceiver<Action>) {
+        let (driver_tx, driver_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            hub: Hub::new(),
+            server: Mutex::new(server),
+            started,
+            driver_tx,
+            shutdown: CancellationToken::new(),
+            scripts: Arc::new(ScriptQueue::new(started)),
+            metrics: crate::observe::metrics_handle(),
+            flusher,
+        });
+        (shared, driver_rx)
+    }
+
     /// Monotonic milliseconds for the core (tokio's clock: pausable in tests).
     pub fn now(&self) -> Millis {
         self.started.elapsed().as_millis() as Millis
+    }
+
+    /// The core, tolerating a poisoned lock (the state machine is left
+    /// consistent between inputs, so a panic elsewhere must not stop the daemon).
+    pub fn lock_core(&self) -> MutexGuard<'_, Sentinel> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Carries out the core's actions in order: events are emitted, flushes
+    /// done synchronously, scripts queued, link actions forwarded to the
+    /// driver. Every action is executed even if a flush fails; the first flush
+    /// error is returned. Never call this with the core lock held.
+    pub fn execute(&self, actions: Vec<Action>) -> Result<(), FlushError> {
+        let mut result = Ok(());
+        for action in actions {
+            match action {
+                Action::Emit(ev) => crate::observe::emit(self, &ev),
+                Action::Flush => {
+                    if let Err(e) = self.flush() {
+                        tracing::warn!("{e}");
+                        if result.is_ok() {
+                            result = Err(e);
+                        }
+                    }
+                }
+                Action::RunScript { argv } => self.scripts.enqueue(argv),
+                link_action => {
+                    // Fails only when the driver has stopped (shutdown).
+                    let _ = self.driver_tx.send(link_action);
+                }
+            }
+        }
+        result
+    }
+
+    /// Rewrites the config file with the core's current persisted state.
+    pub fn flush(&self) -> Result<(), FlushError> {
+        let Some(flusher) = &self.flusher else {
+            return Ok(());
+        };
+        let state = self.lock_core().persisted();
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        flusher(&server, &state).map_err(FlushError)
+    }
+
+    /// Feeds one input to the core and executes what it asks for.
+    pub fn feed(&self, input: Input) {
+        let actions = {
+            let now = self.now();
+            self.lock_core().handle(now, input)
+        };
+        // Flush errors are logged by execute; nobody to answer here.
+        let _ = self.execute(actions);
+    }
+}
+
+/// The links of one instance.
+struct InstanceLinks {
+    spec: LinkSpec,
+    cmd: Option<LinkTask>,
+    pubsub: Option<LinkTask>,
+}
+
+/// Link bookkeeping of the driver task.
+struct Links {
+    shared: Arc<Shared>,
+    map: HashMap<InstanceId, InstanceLinks>,
+    next_gen: u64,
+    out: mpsc::UnboundedSender<LinkMsg>,
+}
+
+impl Links {
+    fn ctx(&mut self, spec: &LinkSpec) -> LinkCtx {
+        self.next_gen += 1;
+        let fallback_pass = match spec.kind {
+            InstanceKind::Sentinel => self
+                .shared
+                .server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .requirepass
+                .clone(),
+            _ => None,
+        };
+        LinkCtx {
+            spec: spec.clone(),
+            gen: self.next_gen,
+            fallback_pass,
+            out: self.out.clone(),
+        }
+    }
+
+    /// Opens the links of `spec` that are not already open or opening; a
+    /// changed spec (address, credentials, renames) replaces them all.
+    fn connect(&mut self, spec: LinkSpec) {
+        let id = spec.id;
+        if self.map.get(&id).is_some_and(|l| l.spec != spec) {
+            self.map.remove(&id);
+        }
+        let need_cmd = self
+            .map
+            .get(&id)
+            .is_none_or(|l| l.cmd.as_ref().is_none_or(LinkTask::is_finished));
+        let need_pubsub = spec.kind != InstanceKind::Sentinel
+            && self
+                .map
+                .get(&id)
+                .is_none_or(|l| l.pubsub.as_ref().is_none_or(LinkTask::is_finished));
+        let cmd = need_cmd.then(|| links::spawn_command(self.ctx(&spec)));
+        let pubsub = need_pubsub.then(|| links::spawn_pubsub(self.ctx(&spec)));
+        let entry = self.map.entry(id).or_insert_with(|| InstanceLinks {
+            spec: spec.clone(),
+            cmd: None,
+            pubsub: None,
+        });
+        if cmd.is_some() {
+            entry.cmd = cmd;
+        }
+        if pubsub.is_some() {
+            entry.pubsub = pubsub;
+        }
+    }
+
+    fn disconnect(&mut self, id: InstanceId, link: Option<LinkKind>) {
+        match link {
+            None => {
+                self.map.remove(&id);
+            }
+            Some(kind) => {
+                if let Some(l) = self.map.get_mut(&id) {
+                    match kind {
+                        LinkKind::Command => l.cmd = None,
+                        LinkKind::PubSub => l.pubsub = None,
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, id: InstanceId, cmd: LinkCmd) {
+        match self.map.get(&id).and_then(|l| l.cmd.as_ref()) {
+            Some(task) => {
+                let _ = task.tx.send(cmd);
+            }
+            None => tracing::trace!("no command link for {id:?}: dropping {cmd:?}"),
+        }
+    }
+
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Connect(spec) => self.connect(spec),
+            Action::Disconnect { id, link } => self.disconnect(id, link),
+            Action::SendPing { id } => self.send(id, LinkCmd::Ping),
+            Action::SendInfo { id } => self.send(id, LinkCmd::Info),
+            Action::SendHello { id, hello } => self.send(id, LinkCmd::Hello(hello)),
+            Action::AskMasterDown {
+                peer,
+                master_ip,
+                master_port,
+                epoch,
+                runid,
+            } => self.send(
+                peer,
+                LinkCmd::AskMasterDown {
+                    master_ip,
+                    master_port,
+                    epoch,
+                    runid,
+                },
+            ),
+            Action::ScriptKill { id } => self.send(id, LinkCmd::ScriptKill),
+            Action::Reconfigure { id, replicaof } => {
+                self.send(id, LinkCmd::Reconfigure { replicaof })
+            }
+            // Not link actions: `Shared::execute` handles them; if one arrives
+            // here anyway, run it there.
+            other @ (Action::Emit(_) | Action::Flush | Action::RunScript { .. }) => {
+                let _ = self.shared.execute(vec![other]);
+            }
+        }
+    }
+
+    /// Whether a link message comes from the link currently in place. A
+    /// `LinkDown` also retires that link so the next `Connect` reopens it.
+    fn accept(&mut self, msg: &LinkMsg) -> bool {
+        let Some(l) = self.map.get_mut(&msg.id) else {
+            return false;
+        };
+        let slot = match msg.link {
+            LinkKind::Command => &mut l.cmd,
+            LinkKind::PubSub => &mut l.pubsub,
+        };
+        if slot.as_ref().map(|t| t.gen) != Some(msg.gen) {
+            return false;
+        }
+        if matches!(msg.input, Input::LinkDown { .. }) {
+            *slot = None;
+        }
+        true
+    }
+}
+
+/// The driver task: ticks, link actions, link results, until shutdown.
+pub async fn run_driver(shared: Arc<Shared>, mut actions: mpsc::UnboundedReceiver<Action>) {
+    let (out, mut results) = mpsc::unbounded_channel();
+    let mut links = Links {
+        shared: shared.clone(),
+        map: HashMap::new(),
+        next_gen: 0,
+        out,
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            Some(action) = actions.recv() => links.apply(action),
+            Some(msg) = results.recv() => {
+                if links.accept(&msg) {
+                    shared.feed(msg.input);
+                }
+            }
+            _ = tick.tick() => {
+                shared.feed(Input::Tick);
+                let (max_runtime, retry_delay) = {
+                    let core = shared.lock_core();
+                    let t = core.timing();
+                    (t.script_max_runtime, t.script_retry_delay)
+                };
+                shared.scripts.set_timing(max_runtime, retry_delay);
+            }
+        }
+    }
+    // Dropping the link tasks closes every outbound connection.
+    links.map.clear();
+}
+
+/// Starts the script runner, emitting its events through `observe::emit`.
+pub fn spawn_script_runner(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(shared);
+    let emit = move |ev| {
+        if let Some(shared) = weak.upgrade() {
+            crate::observe::emit(&shared, &ev);
+        }
+    };
+    tokio::spawn(crate::observe::scripts::run(
+        shared.scripts.clone(),
+        emit,
+        shared.shutdown.clone(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::config::MasterState;
+    use crate::core::{CoreOptions, Event, EventKind};
+
+    fn state(host: &str, port: u16, down_after_ms: u64) -> PersistedState {
+        let mut m = MasterState::new("mymaster", host, port, 1);
+        m.down_after_ms = down_after_ms;
+        PersistedState {
+            myid: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            masters: vec![m],
+            ..PersistedState::default()
+        }
+    }
+
+    fn shared_with(
+        st: PersistedState,
+        flusher: Option<FlushFn>,
+    ) -> (Arc<Shared>, mpsc::UnboundedReceiver<Action>, Vec<Action>) {
+        let started = Instant::now();
+        let (core, first) = Sentinel::new(st, CoreOptions::default(), 0);
+        let (shared, rx) = Shared::new(core, ServerConfig::default(), flusher, started);
+        (shared, rx, first)
+    }
+
+    fn master_status(shared: &Shared) -> String {
+        let section = shared.lock_core().info_sentinel_section(shared.now(), 0, 0);
+        section
+            .split("status=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn execute_routes_each_action() {
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let counter = flushes.clone();
+        let flusher: FlushFn = Box::new(move |_, st| {
+            assert_eq!(st.masters.len(), 1);
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        let (shared, mut rx, _) = shared_with(state("127.0.0.1", 6379, 30_000), Some(flusher));
+        let id = crate::core::InstanceId(0);
+        shared
+            .execute(vec![
+                Action::Flush,
+                Action::SendPing { id },
+                Action::RunScript {
+                    argv: vec!["/bin/true".into()],
+                },
+                Action::Emit(Event::new(EventKind::NewEpoch, "1".into(), None)),
+                Action::Disconnect { id, link: None },
+            ])
+            .unwrap();
+        assert_eq!(flushes.load(Ordering::SeqCst), 1);
+        assert_eq!(shared.scripts.queue_len(), 1);
+        assert_eq!(rx.try_recv().unwrap(), Action::SendPing { id });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Action::Disconnect { id, link: None }
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "events, flushes and scripts stay out of the driver"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flush_failure_is_reported_after_running_everything() {
+        let flusher: FlushFn = Box::new(|_, _| Err("disk full".into()));
+        let (shared, mut rx, _) = shared_with(state("127.0.0.1", 6379, 30_000), Some(flusher));
+        let id = crate::core::InstanceId(0);
+        let err = shared
+            .execute(vec![Action::Flush, Action::SendInfo { id }])
+            .unwrap_err();
+        assert_eq!(err.0, "disk full");
+        assert_eq!(rx.try_recv().unwrap(), Action::SendInfo { id });
+    }
+
+    /// A master that never answers goes SDOWN after down-after: the driver
+    /// ticks the core on tokio's (paused) clock and forwards the connects.
+    #[tokio::test(start_paused = true)]
+    async fn driver_ticks_the_core_on_tokio_time() {
+        // A listener that accepts but never answers: the link connects, the
+        // PING stays pending.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let (shared, rx, first) = shared_with(state("127.0.0.1", port, 2_000), None);
+        shared.execute(first).unwrap();
+        let driver = tokio::spawn(run_driver(shared.clone(), rx));
+        let hold = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                conns.push(s);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(master_status(&shared), "ok");
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // Quorum 1: ODOWN follows SDOWN on the same tick.
+        assert_eq!(master_status(&shared), "odown");
+        shared.shutdown.cancel();
+        driver.await.unwrap();
+        hold.abort();
+    }
+
+    #[test]
+    fn stale_link_messages_are_dropped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (shared, _rx, _) = shared_with(state("127.0.0.1", 1, 30_000), None);
+            let (out, _results) = mpsc::unbounded_channel();
+            let mut links = Links {
+                shared,
+                map: HashMap::new(),
+                next_gen: 0,
+                out,
+            };
+            let id = crate::core::InstanceId(7);
+            let spec = LinkSpec {
+                id,
+                kind: InstanceKind::Master,
+                host: "127.0.0.1".into(),
+                port: 1,
+                auth: Default::default(),
+                client_name: "sentinel-01234567".into(),
+                renames: Vec::new(),
+            };
+            links.connect(spec.clone());
+            let gen = links.map[&id].cmd.as_ref().unwrap().gen;
+            let msg = |gen, input| LinkMsg {
+                id,
+                link: LinkKind::Command,
+                gen,
+                input,
+            };
+            assert!(links.accept(&msg(
+                gen,
+                Input::LinkUp {
+                    id,
+                    link: LinkKind::Command
+                }
+            )));
+            assert!(!links.accept(&msg(
+                gen + 100,
+                Input::LinkUp {
+                    id,
+                    link: LinkKind::Command
+                }
+            )));
+            // A LinkDown retires the link: a later Connect opens a new one.
+            assert!(links.accept(&msg(
+                gen,
+                Input::LinkDown {
+                    id,
+                    link: LinkKind::Command
+                }
+            )));
+            assert!(links.map[&id].cmd.is_none());
+            assert!(!links.accept(&msg(
+                gen,
+                Input::PingReply {
+                    id,
+                    reply: crate::core::PingReply::Valid { pong: true }
+                }
+            )));
+            links.connect(spec.clone());
+            assert!(links.map[&id].cmd.as_ref().unwrap().gen > gen);
+            // Removing the instance drops everything that is still in flight.
+            links.disconnect(id, None);
+            assert!(!links.accept(&msg(
+                gen,
+                Input::LinkUp {
+                    id,
+                    link: LinkKind::Command
+                }
+            )));
+        });
+    }
+
+    async fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The links against a real redis-server: both links come up with
+    /// Sentinel's client names, INFO discovers the replica, and a killed
+    /// master goes down after down-after. Skipped when redis-server is absent.
+    #[tokio::test]
+    async fn links_monitor_a_real_redis() {
+        let Some(redis) = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("redis-server"))
+                .find(|p| p.is_file())
+        }) else {
+            eprintln!("redis-server not on PATH: skipped");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (mport, rport) = (free(), free());
+        let spawn = |port: u16, replicaof: Option<u16>| {
+            let mut c = tokio::process::Command::new(&redis);
+            c.args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("--dbfilename")
+            .arg(format!("{port}.rdb"))
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+            if let Some(m) = replicaof {
+                c.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+            }
+            c.spawn().unwrap()
+        };
+        let mut master = spawn(mport, None);
+        let _replica = spawn(rport, Some(mport));
+
+        let (shared, rx, first) = shared_with(state("127.0.0.1", mport, 1_000), None);
+        shared.execute(first).unwrap();
+        let driver = tokio::spawn(run_driver(shared.clone(), rx));
+
+        let sh = shared.clone();
+        wait_until("the replica to be discovered", 15, || {
+            let section = sh.lock_core().info_sentinel_section(sh.now(), 0, 0);
+            section.contains("status=ok") && section.contains("slaves=1")
+        })
+        .await;
+
+        // Both links are named the way Sentinel names them.
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", mport))
+            .await
+            .unwrap();
+        use tokio::io::AsyncWriteExt;
+        c.write_all(b"CLIENT LIST\r\n").await.unwrap();
+        let mut r = tokio::io::BufReader::new(c);
+        let list = match crate::links::connect::read_reply(&mut r).await.unwrap() {
+            crate::links::connect::RawReply::Bulk(Some(b)) => String::from_utf8(b).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert!(list.contains("name=sentinel-01234567-cmd"), "{list}");
+        assert!(list.contains("name=sentinel-01234567-pubsub"), "{list}");
+
+        master.kill().await.unwrap();
+        wait_until("the master to go down", 5, || {
+            let section = shared.lock_core().info_sentinel_section(shared.now(), 0, 0);
+            section.contains("status=odown")
+        })
+        .await;
+        shared.shutdown.cancel();
+        driver.await.unwrap();
     }
 }

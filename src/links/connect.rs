@@ -110,13 +110,12 @@ pub async fn read_reply<R: AsyncRead + Unpin + Send>(r: &mut R) -> Result<RawRep
     read_reply_depth(r, 0).await
 }
 
-fn read_reply_depth<'a, R: AsyncRead + Unpin>(
-    r: &'a mut R,
-    depth: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RawReply, ConnectError>> + Send + 'a>>
-where
-    R: Send,
-{
+/// A boxed future: the reader recurses into array elements.
+type ReplyFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<RawReply, ConnectError>> + Send + 'a>,
+>;
+
+fn read_reply_depth<R: AsyncRead + Unpin + Send>(r: &mut R, depth: usize) -> ReplyFuture<'_> {
     Box::pin(async move {
         if depth > MAX_DEPTH {
             return Err(ConnectError::Protocol("reply nested too deep".into()));

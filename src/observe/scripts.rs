@@ -10,6 +10,7 @@
 //! them, and SIGKILLs the ones over time.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -63,16 +64,24 @@ pub struct Launch {
     pub argv: Vec<String>,
 }
 
-/// Delay before the next attempt after attempt number `retry_num` failed.
+/// Delay before the next attempt after attempt number `retry_num` failed,
+/// with the default base delay.
 pub fn retry_delay(retry_num: u32) -> Millis {
+    retry_delay_from(RETRY_DELAY_MS, retry_num)
+}
+
+fn retry_delay_from(base: Millis, retry_num: u32) -> Millis {
     let shift = retry_num.saturating_sub(1).min(20);
-    RETRY_DELAY_MS.saturating_mul(1 << shift)
+    base.saturating_mul(1 << shift)
 }
 
 pub struct ScriptQueue {
     jobs: Mutex<Jobs>,
     started: Instant,
     wake: Notify,
+    /// `SENTINEL DEBUG script-max-runtime` / `script-retry-delay`.
+    max_runtime_ms: AtomicU64,
+    retry_delay_ms: AtomicU64,
 }
 
 impl ScriptQueue {
@@ -82,6 +91,18 @@ impl ScriptQueue {
             jobs: Mutex::new(Jobs::default()),
             started,
             wake: Notify::new(),
+            max_runtime_ms: AtomicU64::new(MAX_RUNTIME_MS),
+            retry_delay_ms: AtomicU64::new(RETRY_DELAY_MS),
+        }
+    }
+
+    /// Applies the SENTINEL DEBUG timing knobs (0 keeps the current value).
+    pub fn set_timing(&self, max_runtime_ms: Millis, retry_delay_ms: Millis) {
+        if max_runtime_ms > 0 {
+            self.max_runtime_ms.store(max_runtime_ms, Ordering::Relaxed);
+        }
+        if retry_delay_ms > 0 {
+            self.retry_delay_ms.store(retry_delay_ms, Ordering::Relaxed);
         }
     }
 
@@ -196,7 +217,8 @@ impl ScriptQueue {
             job.running = false;
             job.killed = false;
             job.pid = None;
-            job.start_time = now.saturating_add(retry_delay(job.retry_num));
+            let base = self.retry_delay_ms.load(Ordering::Relaxed);
+            job.start_time = now.saturating_add(retry_delay_from(base, job.retry_num));
             return None;
         }
         let job = jobs.list.remove(pos)?;
@@ -215,10 +237,11 @@ impl ScriptQueue {
     /// pids with the `-script-timeout` event. The kill is reaped later as a
     /// signal death (and so retried).
     pub fn timed_out(&self, now: Millis) -> Vec<(u32, Event)> {
+        let limit = self.max_runtime_ms.load(Ordering::Relaxed);
         let mut jobs = self.lock();
         let mut out = Vec::new();
         for job in jobs.list.iter_mut() {
-            if !job.running || job.killed || now.saturating_sub(job.start_time) <= MAX_RUNTIME_MS {
+            if !job.running || job.killed || now.saturating_sub(job.start_time) <= limit {
                 continue;
             }
             if let Some(pid) = job.pid {
@@ -434,6 +457,18 @@ mod tests {
         assert_eq!(q.queue_len(), MAX_QUEUE);
         assert_eq!(q.running_count(), MAX_RUNNING);
         assert!(q.pending_at(0).iter().all(|p| p.argv[0] != "/s60"));
+    }
+
+    #[test]
+    fn debug_timing_knobs_apply() {
+        let q = ScriptQueue::new(Instant::now());
+        q.set_timing(5_000, 1_000);
+        q.enqueue(argv("/a"));
+        let l = q.take_ready(0);
+        q.set_pid(l[0].id, 7);
+        assert_eq!(q.timed_out(5_001).len(), 1);
+        assert!(q.finished(l[0].id, 9, 0, 5_002).is_none());
+        assert_eq!(q.pending_at(5_002)[0].run_time_or_delay_ms, 1_000);
     }
 
     #[test]
