@@ -406,10 +406,10 @@ fn render_effective(cfg: &Config) -> String {
     ));
     let st = &cfg.sentinel;
     let g = &st.globals;
-    push(format!(
-        "sentinel myid {}",
-        st.myid.as_deref().unwrap_or("(generated at first start)")
-    ));
+    push(match &st.myid {
+        Some(id) => format!("sentinel myid {id}"),
+        None => "# sentinel myid: generated at first start".to_string(),
+    });
     push(format!(
         "sentinel deny-scripts-reconfig {}",
         yn(g.deny_scripts_reconfig)

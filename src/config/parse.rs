@@ -509,9 +509,8 @@ fn apply_one(
             }
             m.known_replicas.push((host, port));
         }
-        ("known-sentinel", 4) => {
-            master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
-        }
+        // The old form without a run id is ignored, master or not.
+        ("known-sentinel", 4) => {}
         ("known-sentinel", 5) => {
             let resolve = state.globals.resolve_hostnames;
             let m =

@@ -165,6 +165,8 @@ fn accepts_what_redis_sentinel_accepts() {
         "sentinel monitor m 127.0.0.1 abc 2\n".into(),
         "sentinel monitor m ::1 6379 2\n".into(),
         "sentinel\n".into(),
+        "sentinel known-sentinel nosuch 127.0.0.1 7000\n".into(),
+        format!("{M}sentinel known-sentinel m 127.0.0.1 7000 abc\n"),
         "sentinel current-epoch abc\n".into(),
         "sentinel announce-port abc\n".into(),
         "sentinel resolve-hostnames yes\nsentinel monitor m foo.invalid 6379 2\nsentinel known-replica m bar.invalid 1\n"
@@ -854,4 +856,13 @@ fn check_config_lists_effective_values() {
         assert!(out.contains(l), "missing {l:?} in\n{out}");
     }
     assert!(check_config(&p, &words("--port x")).is_err());
+    // The output is itself a configuration that loads to the same values.
+    let again = write(d.path(), "effective.conf", &out);
+    let (c1, c2) = (
+        load(&p, &words("--port 26390")).unwrap(),
+        load(&again, &[]).unwrap(),
+    );
+    assert_eq!(c2.sentinel, c1.sentinel);
+    assert_eq!(c2.file.extras, c1.file.extras);
+    assert_eq!(c2.server.port, 26390);
 }
