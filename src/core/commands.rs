@@ -50,6 +50,23 @@ pub fn parse_ll(s: &str) -> Option<i64> {
     s.parse::<i64>().ok()
 }
 
+/// SENTINEL INFO-CACHE: per master, (age ms, cached INFO) of the master then
+/// of each replica.
+pub type InfoCache = Vec<(String, Vec<(i64, Option<String>)>)>;
+
+/// Reply of IS-MASTER-DOWN-BY-ADDR: (down 0|1, leader run id or `*`, epoch).
+pub type MasterDownVote = (i64, String, i64);
+
+/// The four wire arguments of SENTINEL MONITOR, unparsed (their parse
+/// errors are part of the check order).
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorArgs<'a> {
+    pub name: &'a str,
+    pub host: &'a str,
+    pub port: &'a str,
+    pub quorum: &'a str,
+}
+
 /// Result of SENTINEL SIMULATE-FAILURE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SimulateReply {
@@ -226,13 +243,16 @@ impl Sentinel {
     pub fn monitor(
         &mut self,
         now: Millis,
-        name: &str,
-        host: &str,
-        port_arg: &str,
-        quorum_arg: &str,
+        args: MonitorArgs<'_>,
         host_ok: &dyn Fn(&str, bool) -> bool,
         out: &mut Vec<Action>,
     ) -> Result<(), CmdError> {
+        let MonitorArgs {
+            name,
+            host,
+            port: port_arg,
+            quorum: quorum_arg,
+        } = args;
         let quorum = parse_ll(quorum_arg).ok_or_else(|| CmdError::err("Invalid quorum"))?;
         let port = parse_ll(port_arg).ok_or_else(|| CmdError::err("Invalid port"))?;
         if quorum <= 0 {
@@ -533,7 +553,7 @@ impl Sentinel {
         epoch_arg: &str,
         runid: &str,
         out: &mut Vec<Action>,
-    ) -> Result<(i64, String, i64), CmdError> {
+    ) -> Result<MasterDownVote, CmdError> {
         let port = parse_ll(port_arg).ok_or_else(CmdError::not_an_integer)?;
         let epoch = parse_ll(epoch_arg).ok_or_else(CmdError::not_an_integer)?;
         let Some(mi) = self
@@ -782,11 +802,7 @@ impl Sentinel {
     /// SENTINEL INFO-CACHE: per requested (known, de-duplicated) master, its
     /// cached INFO then each replica's, with the age in ms. 7.0 quirk kept: a
     /// replica's age is computed only when the master has INFO at all.
-    pub fn info_cache(
-        &self,
-        names: &[String],
-        now: Millis,
-    ) -> Vec<(String, Vec<(i64, Option<String>)>)> {
+    pub fn info_cache(&self, names: &[String], now: Millis) -> InfoCache {
         let mut seen: Vec<&str> = Vec::new();
         let mut res = Vec::new();
         for n in names {

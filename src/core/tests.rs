@@ -809,7 +809,10 @@ fn vote(
     s: &mut Sentinel,
     epoch: &str,
     runid: &str,
-) -> (Result<(i64, String, i64), CmdError>, Vec<Action>) {
+) -> (
+    Result<super::commands::MasterDownVote, CmdError>,
+    Vec<Action>,
+) {
     let mut out = Vec::new();
     let r = s.is_master_down_by_addr(1000, "127.0.0.1", "6379", epoch, runid, &mut out);
     (r, out)
@@ -885,8 +888,13 @@ fn monitor_checks_in_order() {
     let mut s = core(state(30_000, 2));
     let mut out = Vec::new();
     let mut mon = |name: &str, ip: &str, port: &str, q: &str| {
-        s.monitor(0, name, ip, port, q, &ip_only, &mut out)
-            .map_err(|e| e.0)
+        let args = super::commands::MonitorArgs {
+            name,
+            host: ip,
+            port,
+            quorum: q,
+        };
+        s.monitor(0, args, &ip_only, &mut out).map_err(|e| e.0)
     };
     assert_eq!(mon("m2", "bad", "x", "x"), Err("ERR Invalid quorum".into()));
     assert_eq!(mon("m2", "bad", "x", "2"), Err("ERR Invalid port".into()));

@@ -13,7 +13,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use super::client::ClientCtx;
 use super::glob;
 use super::resp::Value;
-use crate::core::commands::SIMULATE_FAILURE_FLAGS;
+use crate::core::commands::{MonitorArgs, SIMULATE_FAILURE_FLAGS};
 use crate::core::{Action, CmdError, Description, Millis, Sentinel, SimulateReply};
 use crate::runtime::Shared;
 
@@ -128,15 +128,15 @@ fn dispatch(
             None => Value::NullArray,
         }),
         "myid" => Outcome::Reply(Value::bulk(core.myid())),
-        "monitor" => after_flush(core.monitor(
-            now,
-            arg(a, 2),
-            arg(a, 3),
-            arg(a, 4),
-            arg(a, 5),
-            &host_ok,
-            out,
-        )),
+        "monitor" => {
+            let args = MonitorArgs {
+                name: arg(a, 2),
+                host: arg(a, 3),
+                port: arg(a, 4),
+                quorum: arg(a, 5),
+            };
+            after_flush(core.monitor(now, args, &host_ok, out))
+        }
         "remove" => after_flush(core.remove(arg(a, 2), out)),
         "set" => after_flush(core.set(arg(a, 2), a.get(3..).unwrap_or(&[]), &executable, out)),
         "reset" => {
