@@ -866,3 +866,88 @@ fn check_config_lists_effective_values() {
     assert_eq!(c2.file.extras, c1.file.extras);
     assert_eq!(c2.server.port, 26390);
 }
+
+/// Garbage in: the loader answers with errors and the rewrite with a file,
+/// never a panic.
+#[test]
+fn no_panic_on_garbage() {
+    let tokens = [
+        "sentinel",
+        "monitor",
+        "m",
+        "127.0.0.1",
+        "::1",
+        "host.local",
+        "6379",
+        "0",
+        "-1",
+        "70000",
+        "abc",
+        "known-replica",
+        "known-sentinel",
+        "config-epoch",
+        "current-epoch",
+        "rename-command",
+        "\"",
+        "'",
+        "\"a b\"",
+        "\\x41",
+        "port",
+        "bind",
+        "dir",
+        "include",
+        "user",
+        "yes",
+        "no",
+        "#",
+        "\t",
+        "resolve-hostnames",
+        "down-after-milliseconds",
+        "myid",
+        ID,
+        "save",
+        "",
+        "maxmemory",
+        "1gb",
+        "\u{e9}",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("s.conf");
+    for _ in 0..400 {
+        let mut text = String::new();
+        for _ in 0..(next() % 8) {
+            for _ in 0..(next() % 7) {
+                text.push_str(tokens[(next() % tokens.len() as u64) as usize]);
+                text.push(' ');
+            }
+            text.push('\n');
+        }
+        std::fs::write(&p, &text).unwrap();
+        let loaded = load(&p, &[]).is_ok();
+        let t = d.path().join("x.toml");
+        std::fs::write(&t, text.replace(' ', " = ")).unwrap();
+        let _ = load(&t, &[]);
+        let file = ConfigFile::sentinel_conf(&p);
+        let mut st = PersistedState::default();
+        st.masters.push(MasterState::new("m", "127.0.0.1", 6379, 2));
+        flush(&file, &ServerConfig::default(), &st).unwrap();
+        flush(&file, &ServerConfig::default(), &st).unwrap();
+        let twice = std::fs::read_to_string(&p).unwrap();
+        flush(&file, &ServerConfig::default(), &st).unwrap();
+        let thrice = std::fs::read_to_string(&p).unwrap();
+        // Stable from the second rewrite on (see rewrite_is_idempotent).
+        assert_eq!(twice, thrice, "input {text:?}");
+        if loaded {
+            // A file that loaded still loads after the rewrite, with our masters.
+            let again = load(&p, &[]).unwrap_or_else(|e| panic!("{e} for input {text:?}"));
+            assert_eq!(again.sentinel.masters, st.masters, "input {text:?}");
+        }
+    }
+}
