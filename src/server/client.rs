@@ -159,7 +159,7 @@ impl ClientHandle {
         let qbuf_free = s.qbuf_cap.saturating_sub(s.qbuf);
         // Reply buffer size/peak as Redis reports for an idle 16 KiB buffer;
         // tot-mem approximates Redis's accounting (buffers + argv + client struct).
-        let rbs = 16384usize;
+        let rbs = if s.qbuf_cap == 0 { 1024usize } else { 16384 };
         let tot_mem = s.qbuf_cap + rbs + s.argv_mem + s.obl + 790;
         let redir = if s.tracking.on {
             s.tracking.redirect

@@ -143,7 +143,14 @@ pub async fn run(
             }
             out.clear();
         }
-        handle.state().obl = 0;
+        {
+            // Between commands Redis reports an idle client with no query buffer.
+            let mut s = handle.state();
+            s.obl = 0;
+            s.qbuf = 0;
+            s.qbuf_cap = 0;
+            s.argv_mem = 0;
+        }
         buf.reserve(READ_CHUNK);
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {

@@ -25,6 +25,9 @@ pub mod sentinel_cmd;
 pub mod stats;
 pub mod table;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::Semaphore;

@@ -1,0 +1,322 @@
+//! End-to-end golden tests of the server over real loopback sockets: the
+//! bytes a client sends and the exact bytes it gets back, as observed on
+//! redis-sentinel 7.0.15 (ids and addresses aside).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::config::{PersistedState, ServerConfig};
+use crate::core::{Action, CoreOptions, Sentinel};
+use crate::runtime::Shared;
+
+struct Harness {
+    shared: Arc<Shared>,
+    port: u16,
+    _driver: mpsc::UnboundedReceiver<Action>,
+}
+
+async fn start(cfg: ServerConfig) -> Harness {
+    let (core, _) = Sentinel::new(PersistedState::default(), CoreOptions::default(), 0);
+    let (shared, driver) = Shared::new(core, cfg, None, tokio::time::Instant::now());
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(super::serve(shared.clone(), vec![l]));
+    Harness {
+        shared,
+        port,
+        _driver: driver,
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+async fn connect(h: &Harness) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", h.port)).await.unwrap()
+}
+
+/// Reads exactly `expected.len()` bytes (with a timeout) and compares.
+async fn expect(s: &mut TcpStream, expected: &[u8]) {
+    let mut got = vec![0u8; expected.len()];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
+}
+
+/// Reads until the peer closes; returns everything read.
+async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    out
+}
+
+async fn roundtrip(h: &Harness, send: &[u8], expected: &[u8]) {
+    let mut s = connect(h).await;
+    s.write_all(send).await.unwrap();
+    expect(&mut s, expected).await;
+}
+
+#[tokio::test]
+async fn pipelined_inline_and_multibulk_get_one_reply_each_in_order() {
+    let h = start(ServerConfig::default()).await;
+    roundtrip(
+        &h,
+        b"PING\r\n\n*1\r\n$4\r\nPING\r\nPING hi\r\n*0\r\n*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\nROLE\r\nfoo a b\r\n",
+        b"+PONG\r\n+PONG\r\n$2\r\nhi\r\n$0\r\n\r\n*2\r\n$8\r\nsentinel\r\n*0\r\n-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn protocol_errors_reply_then_close() {
+    let h = start(ServerConfig::default()).await;
+    for (send, reply) in [
+        (
+            &b"*2\r\nx\r\n"[..],
+            &b"-ERR Protocol error: expected '$', got 'x'\r\n"[..],
+        ),
+        (
+            b"\"abc\r\n",
+            b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+        (
+            b"*1\r\n$-1\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*abc\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"PING\r\n*1\r\n$536870913\r\n",
+            b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n",
+        ),
+    ] {
+        let mut s = connect(&h).await;
+        s.write_all(send).await.unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&read_to_close(&mut s).await),
+            String::from_utf8_lossy(reply)
+        );
+    }
+}
+
+#[tokio::test]
+async fn table_errors_and_quit_is_unknown() {
+    let h = start(ServerConfig::default()).await;
+    roundtrip(
+        &h,
+        b"sentinel set m opt\r\nclient setinfo lib-name x\r\nQUIT\r\nsentinel\r\nPING\r\n",
+        b"-ERR wrong number of arguments for 'sentinel|set' command\r\n-ERR unknown subcommand 'setinfo'. Try CLIENT HELP.\r\n-ERR unknown command 'QUIT', with args beginning with: \r\n-ERR wrong number of arguments for 'sentinel' command\r\n+PONG\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn resp2_subscribe_flow_matches_redis() {
+    let h = start(ServerConfig::default()).await;
+    let mut s = connect(&h).await;
+    s.write_all(b"SUBSCRIBE a b\r\nPSUBSCRIBE h*\r\nPING\r\nPING hi\r\nINFO\r\n")
+        .await
+        .unwrap();
+    expect(
+        &mut s,
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n*3\r\n$10\r\npsubscribe\r\n$2\r\nh*\r\n:3\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n*2\r\n$4\r\npong\r\n$2\r\nhi\r\n-ERR Can't execute 'info': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    )
+    .await;
+    assert_eq!(h.shared.hub.publish("a", b"x"), 1);
+    assert_eq!(h.shared.hub.publish("hello", b"y"), 1);
+    expect(
+        &mut s,
+        b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n*4\r\n$8\r\npmessage\r\n$2\r\nh*\r\n$5\r\nhello\r\n$1\r\ny\r\n",
+    )
+    .await;
+    s.write_all(b"UNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nPING\r\n")
+        .await
+        .unwrap();
+    expect(
+        &mut s,
+        b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n*3\r\n$12\r\npunsubscribe\r\n$2\r\nh*\r\n:0\r\n*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n+PONG\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn resp3_hello_and_pushes() {
+    let h = start(ServerConfig::default()).await;
+    let mut s = connect(&h).await;
+    s.write_all(b"HELLO 3\r\n").await.unwrap();
+    let mut head = vec![0u8; 5];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"%6\r\n$");
+    let mut rest = vec![0u8; 256];
+    let n = s.read(&mut rest).await.unwrap();
+    let text = String::from_utf8_lossy(&rest[..n]).into_owned();
+    assert!(text.contains("$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"));
+    assert!(text.ends_with("$4\r\nmode\r\n$8\r\nsentinel\r\n$7\r\nmodules\r\n*0\r\n"));
+    s.write_all(b"SUBSCRIBE a\r\nPING\r\nROLE\r\nUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\n")
+        .await
+        .unwrap();
+    expect(
+        &mut s,
+        b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n+PONG\r\n*2\r\n$8\r\nsentinel\r\n*0\r\n>3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n>3\r\n$12\r\npunsubscribe\r\n_\r\n:0\r\n",
+    )
+    .await;
+    roundtrip(
+        &h,
+        b"HELLO 4\r\nHELLO 3 foo\r\n",
+        b"-NOPROTO unsupported protocol version\r\n-ERR Syntax error in HELLO option 'foo'\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_commands() {
+    let h = start(ServerConfig::default()).await;
+    let mut a = connect(&h).await;
+    a.write_all(b"CLIENT SETNAME a b\r\nCLIENT SETNAME \"a b\"\r\nCLIENT SETNAME sub1\r\nCLIENT GETNAME\r\nCLIENT LIST TYPE foo\r\nCLIENT LIST ID x\r\nCLIENT LIST TYPE pubsub\r\nCLIENT KILL 1.2.3.4:5\r\nCLIENT KILL USER nosuch\r\nCLIENT NO-TOUCH on\r\n").await.unwrap();
+    expect(
+        &mut a,
+        b"-ERR wrong number of arguments for 'client|setname' command\r\n-ERR Client names cannot contain spaces, newlines or special characters.\r\n+OK\r\n$4\r\nsub1\r\n-ERR Unknown client type 'foo'\r\n-ERR Invalid client ID\r\n$0\r\n\r\n-ERR No such client\r\n-ERR No such user 'nosuch'\r\n-ERR unknown subcommand 'NO-TOUCH'. Try CLIENT HELP.\r\n",
+    )
+    .await;
+    let mut b = connect(&h).await;
+    b.write_all(b"CLIENT INFO\r\n").await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = b.read(&mut buf).await.unwrap();
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let body = line.split("\r\n").nth(1).unwrap_or_default();
+    let keys: Vec<&str> = body
+        .split(' ')
+        .map(|kv| kv.split('=').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys.join(" "),
+        "id addr laddr fd name age idle flags db sub psub ssub multi qbuf qbuf-free argv-mem multi-mem rbs rbp obl oll omem tot-mem events cmd user redir resp"
+    );
+    assert!(body.contains(" flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 "));
+    assert!(body.ends_with(" events=r cmd=client|info user=default redir=-1 resp=2\n"));
+    // Kill `b` by type from `a`, skipping a itself.
+    a.write_all(b"CLIENT KILL TYPE normal\r\n").await.unwrap();
+    expect(&mut a, b":1\r\n").await;
+    assert!(read_to_close(&mut b).await.is_empty());
+}
+
+#[tokio::test]
+async fn auth_with_requirepass() {
+    let cfg = ServerConfig {
+        requirepass: Some("foo".into()),
+        ..ServerConfig::default()
+    };
+    let h = start(cfg).await;
+    roundtrip(
+        &h,
+        b"PING\r\nHELLO\r\nAUTH x\r\nAUTH default x y\r\nAUTH foo\r\nPING\r\nACL WHOAMI\r\n",
+        b"-NOAUTH Authentication required.\r\n-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n-ERR syntax error\r\n+OK\r\n+PONG\r\n$7\r\ndefault\r\n",
+    )
+    .await;
+    // Before AUTH only small requests are accepted.
+    let mut s = connect(&h).await;
+    s.write_all(b"*11\r\n").await.unwrap();
+    assert_eq!(
+        read_to_close(&mut s).await,
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n".to_vec()
+    );
+}
+
+#[tokio::test]
+async fn acl_permissions_and_noperm() {
+    let h = start(ServerConfig::default()).await;
+    roundtrip(
+        &h,
+        b"ACL SETUSER bob on >pw -@all +ping +auth +subscribe &ok*\r\nAUTH bob pw\r\nPING\r\nROLE\r\nSUBSCRIBE nope\r\nSUBSCRIBE okay\r\n",
+        b"+OK\r\n+OK\r\n+PONG\r\n-NOPERM this user has no permissions to run the 'role' command\r\n-NOPERM this user has no permissions to access one of the channels used as arguments\r\n*3\r\n$9\r\nsubscribe\r\n$4\r\nokay\r\n:1\r\n",
+    )
+    .await;
+    roundtrip(
+        &h,
+        b"AUTH x\r\nACL LIST\r\n",
+        b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n*2\r\n$125\r\nuser bob on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 resetchannels &ok* -@all +auth +ping +subscribe\r\n$34\r\nuser default on nopass ~* &* +@all\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn publish_accepts_only_hello() {
+    let h = start(ServerConfig::default()).await;
+    roundtrip(
+        &h,
+        b"PUBLISH x y\r\nPUBLISH __sentinel__:hello garbage\r\n",
+        b"-ERR Only HELLO messages are accepted by Sentinel instances.\r\n:1\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn maxclients_rejects_extra_connections() {
+    let cfg = ServerConfig {
+        maxclients: 1,
+        ..ServerConfig::default()
+    };
+    let h = start(cfg).await;
+    let mut a = connect(&h).await;
+    a.write_all(b"PING\r\n").await.unwrap();
+    expect(&mut a, b"+PONG\r\n").await;
+    let mut b = connect(&h).await;
+    assert_eq!(
+        read_to_close(&mut b).await,
+        b"-ERR max number of clients reached\r\n".to_vec()
+    );
+}
+
+#[tokio::test]
+async fn slow_subscriber_is_closed_and_publisher_never_blocks() {
+    let h = start(ServerConfig::default()).await;
+    let mut s = connect(&h).await;
+    s.write_all(b"SUBSCRIBE c\r\n").await.unwrap();
+    expect(&mut s, b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n").await;
+    // The subscriber stops reading; 64 KiB messages fill the socket, then the queue.
+    let payload = vec![b'x'; 64 * 1024];
+    let started = std::time::Instant::now();
+    let mut reached_zero = false;
+    for _ in 0..20_000 {
+        if h.shared.hub.publish("c", &payload) == 0 {
+            reached_zero = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(reached_zero, "the slow subscriber was never dropped");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // Its connection is closed (whatever was already in flight is discarded).
+    let _ = read_to_close(&mut s).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.shared.hub.counts(), (0, 0));
+}
+
+#[tokio::test]
+async fn shutdown_command_cancels_the_token() {
+    let h = start(ServerConfig::default()).await;
+    let mut s = connect(&h).await;
+    s.write_all(b"SHUTDOWN ABORT\r\nSHUTDOWN FOO\r\nSHUTDOWN NOSAVE\r\n")
+        .await
+        .unwrap();
+    let out = read_to_close(&mut s).await;
+    assert_eq!(
+        out,
+        b"-ERR No shutdown in progress.\r\n-ERR syntax error\r\n".to_vec()
+    );
+    assert!(h.shared.shutdown.is_cancelled());
+}
