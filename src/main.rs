@@ -183,11 +183,11 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     });
     let (shared, driver_rx) = Shared::new(core, server.clone(), Some(flusher), started);
     tracing::info!("Running mode=sentinel, port={}.", server.port);
+    tracing::warn!("Sentinel ID is {myid}");
     // The first flush persists a freshly generated myid before we serve.
     shared
         .execute(first_actions)
         .context("Sentinel config file could not be written")?;
-    tracing::warn!("Sentinel ID is {myid}");
 
     let listeners = raftinel::server::bind_listeners(&server)
         .await

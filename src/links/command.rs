@@ -209,13 +209,15 @@ async fn execute(
             match send(&mut conn, &c).await {
                 Err(o) => return o,
                 Ok(None) => ctx.report(LinkKind::Command, timeout),
-                Ok(Some(Reply::Value(v))) => {
-                    if let Some(text) = text_of(&v) {
-                        ctx.report(LinkKind::Command, Input::InfoReply { id, text });
-                    }
+                Ok(Some(Reply::Value(v))) if text_of(&v).is_some() => {
+                    let text = text_of(&v).unwrap_or_default();
+                    ctx.report(LinkKind::Command, Input::InfoReply { id, text });
                 }
-                // Sentinel only uses string replies to INFO.
-                Ok(Some(Reply::Error(_))) => {}
+                // Sentinel only uses string replies to INFO, but any reply
+                // settles the pending command; the core has no input for a
+                // useless reply, and "timed out" has the same effect there
+                // (pending count released, INFO asked again next tick).
+                Ok(Some(_)) => ctx.report(LinkKind::Command, timeout),
             }
         }
         LinkCmd::Hello(hello) => {

@@ -241,4 +241,65 @@ mod tests {
             "no addresses in labels: {text}"
         );
     }
+
+    /// The whole path of one event through a real `Shared`: counted in the
+    /// global recorder behind `/metrics`, and a warning for a master with a
+    /// notification-script queues `<path> <type> <message>`.
+    #[tokio::test]
+    async fn emit_counts_and_queues_the_notification_script() {
+        use crate::config::{MasterState, PersistedState, ServerConfig};
+        use crate::core::{CoreOptions, Sentinel};
+        let mut m = MasterState::new("scripted", "127.0.0.1", 6379, 2);
+        m.notification_script = Some("/bin/true".into());
+        let st = PersistedState {
+            myid: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            masters: vec![m],
+            ..PersistedState::default()
+        };
+        let (core, _) = Sentinel::new(st, CoreOptions::default(), 0);
+        let (shared, _rx) = Shared::new(
+            core,
+            ServerConfig::default(),
+            None,
+            tokio::time::Instant::now(),
+        );
+        let sdown = Event::new(
+            EventKind::Sdown,
+            "master scripted 127.0.0.1 6379".into(),
+            Some("scripted"),
+        );
+        emit(&shared, &sdown);
+        // Notice-level events never run the script.
+        emit(
+            &shared,
+            &Event::new(
+                EventKind::Slave,
+                "slave 127.0.0.1:6380 127.0.0.1 6380 @ scripted 127.0.0.1 6379".into(),
+                Some("scripted"),
+            ),
+        );
+        let jobs = shared.scripts.pending();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            jobs[0].argv,
+            ["/bin/true", "+sdown", "master scripted 127.0.0.1 6379"]
+        );
+        let text = render_metrics(&shared);
+        if shared.metrics.is_some() {
+            assert!(
+                text.contains(r#"raftinel_events_total{event="+sdown",master="scripted"}"#),
+                "{text}"
+            );
+            assert!(
+                text.contains(r#"raftinel_events_total{event="+slave",master="scripted"}"#),
+                "{text}"
+            );
+            assert!(
+                text.contains(r#"raftinel_master_sdown{master="scripted"} 1"#),
+                "{text}"
+            );
+            assert!(text.contains("raftinel_masters 1"), "{text}");
+            assert!(text.contains("raftinel_current_epoch 0"), "{text}");
+        }
+    }
 }
