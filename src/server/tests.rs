@@ -289,7 +289,7 @@ async fn slow_subscriber_is_closed_and_publisher_never_blocks() {
     expect(&mut s, b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n").await;
     // The subscriber stops reading; 64 KiB messages fill the socket, then the queue.
     let payload = vec![b'x'; 64 * 1024];
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut reached_zero = false;
     for _ in 0..20_000 {
         if h.shared.hub.publish("c", &payload) == 0 {
