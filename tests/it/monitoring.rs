@@ -26,21 +26,22 @@ fn discovers_replicas() {
             &format!("SENTINEL {sub} lists both replicas as healthy"),
             || {
                 let list = d.descriptions(sub, MASTER);
-                let mut got: Vec<(String, String)> = list
+                // Fields from the replica's own INFO too (master-link-status ok).
+                let mut got: Vec<[String; 3]> = list
                     .iter()
                     .map(|r| {
-                        (
-                            r.field("name").unwrap_or_default(),
-                            r.field("flags").unwrap_or_default(),
-                        )
+                        ["name", "flags", "master-link-status"]
+                            .map(|f| r.field(f).unwrap_or_default())
                     })
                     .collect();
                 got.sort();
-                let names: Vec<String> = got.iter().map(|g| g.0.clone()).collect();
-                if names == want && got.iter().all(|g| g.1 == "slave") {
+                let names: Vec<String> = got.iter().map(|g| g[0].clone()).collect();
+                if names == want && got.iter().all(|g| g[1] == "slave" && g[2] == "ok") {
                     Ok(())
                 } else {
-                    Err(format!("{got:?}, want names {want:?} with flags slave"))
+                    Err(format!(
+                        "{got:?}, want names {want:?}, flags slave, link ok"
+                    ))
                 }
             },
         );
