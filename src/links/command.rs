@@ -432,4 +432,107 @@ mod tests {
         let wire = String::from_utf8(p.get_packed_pipeline()).unwrap();
         assert!(wire.contains("SLAVEOF\r\n$2\r\nNO\r\n$3\r\nONE\r\n"));
     }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<super::super::LinkMsg>) -> Input {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("link reported in time")
+            .expect("link alive")
+            .input
+    }
+
+    /// Against a real redis-server (skipped if absent): the link comes up,
+    /// PING/INFO replies come back as inputs, and the reconfiguration
+    /// transaction turns the node into a replica without killing our link.
+    #[tokio::test]
+    async fn reconfigure_a_real_redis() {
+        let Some(redis) = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("redis-server"))
+                .find(|p| p.is_file())
+        }) else {
+            eprintln!("redis-server not on PATH: skipped");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let _node = tokio::process::Command::new(redis)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (out, mut rx) = mpsc::unbounded_channel();
+        let ctx = LinkCtx {
+            spec: LinkSpec {
+                id: InstanceId(3),
+                kind: InstanceKind::Replica,
+                host: "127.0.0.1".into(),
+                port,
+                auth: LinkAuth::default(),
+                client_name: "sentinel-abcdef12".into(),
+                renames: Vec::new(),
+            },
+            gen: 1,
+            fallback_pass: None,
+            out,
+        };
+        // The node may still be starting: retry the connect a few times.
+        let mut task = None;
+        for _ in 0..50 {
+            let t = super::super::spawn_command(ctx.clone());
+            match next(&mut rx).await {
+                Input::LinkUp { .. } => {
+                    task = Some(t);
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let task = task.expect("link up");
+        task.tx.send(LinkCmd::Ping).unwrap();
+        assert_eq!(
+            next(&mut rx).await,
+            Input::PingReply {
+                id: InstanceId(3),
+                reply: PingReply::Valid { pong: true }
+            }
+        );
+        task.tx
+            .send(LinkCmd::Reconfigure {
+                replicaof: Some(("127.0.0.1".into(), 1)),
+            })
+            .unwrap();
+        let mut role_slave = false;
+        for _ in 0..50 {
+            task.tx.send(LinkCmd::Info).unwrap();
+            match next(&mut rx).await {
+                Input::InfoReply { text, .. } => {
+                    if text.contains("role:slave") && text.contains("master_port:1\r\n") {
+                        role_slave = true;
+                        break;
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            role_slave,
+            "SLAVEOF applied through the same, still open, link"
+        );
+    }
 }

@@ -149,4 +149,111 @@ mod tests {
         );
         assert_eq!(hello_payload(&[b("message"), b(HELLO_CHANNEL)]), None);
     }
+
+    /// Against a real redis-server with requirepass (skipped if absent): a
+    /// wrong password makes SUBSCRIBE fail and the link drop; the right one
+    /// brings the link up and hello messages arrive as inputs.
+    #[tokio::test]
+    async fn subscribe_with_and_without_the_password() {
+        use crate::core::{InstanceId, InstanceKind, LinkAuth, LinkSpec};
+        use std::time::Duration;
+        use tokio::sync::mpsc;
+        let Some(redis) = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("redis-server"))
+                .find(|p| p.is_file())
+        }) else {
+            eprintln!("redis-server not on PATH: skipped");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let _node = tokio::process::Command::new(redis)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--requirepass", "secret"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let ctx = |pass: &str| {
+            let (out, rx) = mpsc::unbounded_channel();
+            (
+                LinkCtx {
+                    spec: LinkSpec {
+                        id: InstanceId(5),
+                        kind: InstanceKind::Master,
+                        host: "127.0.0.1".into(),
+                        port,
+                        auth: LinkAuth {
+                            user: None,
+                            pass: Some(pass.into()),
+                        },
+                        client_name: "sentinel-abcdef12".into(),
+                        renames: Vec::new(),
+                    },
+                    gen: 1,
+                    fallback_pass: None,
+                    out,
+                },
+                rx,
+            )
+        };
+        async fn next(rx: &mut mpsc::UnboundedReceiver<super::super::LinkMsg>) -> Input {
+            tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("reported in time")
+                .expect("link alive")
+                .input
+        }
+        // Wait for the node to accept connections.
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (bad, mut bad_rx) = ctx("wrong");
+        let _t = super::super::spawn_pubsub(bad);
+        assert!(matches!(next(&mut bad_rx).await, Input::LinkDown { .. }));
+
+        let (good, mut good_rx) = ctx("secret");
+        let _t = super::super::spawn_pubsub(good);
+        assert!(matches!(next(&mut good_rx).await, Input::LinkUp { .. }));
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        c.write_all(&encode_command(&[b"AUTH", b"secret"]))
+            .await
+            .unwrap();
+        c.write_all(&encode_command(&[
+            b"PUBLISH",
+            HELLO_CHANNEL.as_bytes(),
+            b"a,b,c",
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(
+            next(&mut good_rx).await,
+            Input::Hello {
+                via: Some(InstanceId(5)),
+                payload: "a,b,c".into()
+            }
+        );
+    }
 }
