@@ -541,23 +541,25 @@ impl Acl {
         Ok(acl)
     }
 
-    /// `name rule rule ...` (a `user` config line without the keyword, or an
-    /// aclfile line with it).
+    /// `name rule rule ...`: a `user` config line without the keyword.
     pub fn load_user_line(&mut self, line: &str) -> Result<(), AclConfigError> {
         let mut words = line.split_whitespace();
-        let mut name = words
+        let name = words
             .next()
-            .ok_or_else(|| AclConfigError::Other("empty user line".into()))?;
-        if name == "user" {
-            name = words
-                .next()
-                .ok_or_else(|| AclConfigError::Other("missing user name".into()))?;
-        }
-        let mut u = self
-            .users
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| User::new(name));
+            .ok_or_else(|| AclConfigError::Other("missing user name".into()))?;
+        // Like ACLLoadConfiguredUsers, a line for an existing user (e.g. the
+        // `user default ...` that a config rewrite writes) starts from `reset`.
+        let mut u = match self.users.get(name) {
+            Some(existing) => {
+                let mut u = existing.clone();
+                u.apply(b"reset").map_err(|source| AclConfigError::Rule {
+                    user: name.into(),
+                    source,
+                })?;
+                u
+            }
+            None => User::new(name),
+        };
         for w in words {
             u.apply(w.as_bytes())
                 .map_err(|source| AclConfigError::Rule {
@@ -597,6 +599,15 @@ impl Acl {
             acl.users.insert("default".into(), User::default_user());
         }
         Ok(acl.users)
+    }
+
+    /// The users as `user` config lines without the keyword (what a config
+    /// rewrite persists when there is no aclfile).
+    pub fn config_lines(&self) -> Vec<String> {
+        self.users
+            .values()
+            .map(|u| u.describe().trim_start_matches("user ").to_string())
+            .collect()
     }
 
     pub fn default_nopass(&self) -> bool {
@@ -785,6 +796,16 @@ mod tests {
         assert!(!acl.default_nopass());
         assert!(acl.users["default"].check_password(b"foo"));
         assert!(acl.users["alice"].check_password(b"pw"));
+        assert_eq!(
+            acl.users["alice"].describe(),
+            "user alice on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 ~* &* +@all"
+        );
+        let acl =
+            Acl::from_config(&["default on nopass ~* &* +@all".into()], None, None, 128).unwrap();
+        assert_eq!(
+            acl.users["default"].describe(),
+            "user default on nopass sanitize-payload ~* &* +@all"
+        );
         assert_eq!(
             category_commands("pubsub").unwrap(),
             vec![

@@ -1015,6 +1015,8 @@ fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Valu
                 }
             }
             acl.users.insert(name, u);
+            drop(acl);
+            sync_users_to_config(server);
             Value::ok()
         }
         "deluser" => {
@@ -1042,6 +1044,8 @@ fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Valu
                     }
                 }
             }
+            drop(acl);
+            sync_users_to_config(server);
             Value::Integer(deleted)
         }
         "cat" => match argv.get(2) {
@@ -1141,6 +1145,24 @@ fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Valu
             }
         }
         _ => err(format!("ERR unknown subcommand '{sub}'. Try ACL HELP.")),
+    }
+}
+
+/// Without an aclfile, users live in the config file: keep the `user` lines
+/// of the server config current so the next config rewrite persists them,
+/// as Redis's CONFIG REWRITE (and so SENTINEL FLUSHCONFIG) does.
+fn sync_users_to_config(server: &Server) {
+    let (lines, has_file) = {
+        let acl = server.acl();
+        (acl.config_lines(), acl.aclfile.is_some())
+    };
+    if !has_file {
+        server
+            .shared
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .users = lines;
     }
 }
 
