@@ -167,6 +167,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         file,
         ..
     } = cfg;
+    let mut signals = Signals::install();
     if let Some(w) = file.fallback_warning() {
         tracing::warn!("{w}");
     }
@@ -227,7 +228,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         notify_systemd();
     }
 
-    wait_for_shutdown(&shared).await;
+    wait_for_shutdown(&shared, &mut signals).await;
     tracing::warn!("User requested shutdown...");
     shared.shutdown.cancel();
     let drained = tokio::time::timeout(DRAIN, async {
@@ -241,29 +242,36 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_shutdown(shared: &Shared) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut int = signal(SignalKind::interrupt()).ok();
-    let term_fut = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+/// SIGTERM / SIGINT streams, installed before anything is served so that a
+/// signal arriving right after startup is still a graceful shutdown.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-    };
-    let int_fut = async {
-        match int.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+    }
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s.as_mut() {
+        Some(s) => {
+            s.recv().await;
         }
-    };
+        None => std::future::pending::<()>().await,
+    }
+}
+
+async fn wait_for_shutdown(shared: &Shared, signals: &mut Signals) {
     tokio::select! {
-        _ = term_fut => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-        _ = int_fut => tracing::warn!("Received SIGINT scheduling shutdown..."),
+        _ = recv_signal(&mut signals.term) => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+        _ = recv_signal(&mut signals.int) => tracing::warn!("Received SIGINT scheduling shutdown..."),
         _ = shared.shutdown.cancelled() => {}
     }
 }
