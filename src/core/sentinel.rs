@@ -261,6 +261,12 @@ impl Periodic<'_> {
                 .is_none_or(|t| now.saturating_sub(t) >= self.t.ping_period);
             if due {
                 inst.link.last_reconn_time = Some(now);
+                // Sentinel queues a PING on the new command link at once, so
+                // an unreachable instance counts as "PING pending" from the
+                // first reconnect attempt, not from its last good reply.
+                if !inst.link.cmd_up && inst.link.act_ping_time.is_none() {
+                    inst.link.act_ping_time = Some(now);
+                }
                 out.push(Action::Connect(link_spec(
                     inst,
                     auth,

@@ -1322,3 +1322,22 @@ fn forced_reconnect_of_idle_pubsub_link() {
     // Link older than 15 s and silent for more than 6 s.
     assert_eq!(dropped, Some(15_100));
 }
+
+#[test]
+fn lost_link_counts_from_first_reconnect_attempt() {
+    let mut s = core(state(5000, 2));
+    let id = master_id(&s);
+    links_up(&mut s, id, 0);
+    pong(&mut s, id, 500);
+    s.handle(
+        900,
+        Input::LinkDown {
+            id,
+            link: LinkKind::Command,
+        },
+    );
+    let a = s.handle(1000, Input::Tick);
+    assert!(a.iter().any(|a| matches!(a, Action::Connect(_))));
+    assert!(!has_event(&s.handle(6000, Input::Tick), EventKind::Sdown));
+    assert!(has_event(&s.handle(6001, Input::Tick), EventKind::Sdown));
+}
