@@ -581,6 +581,7 @@ mod tests {
             .arg("--dbfilename")
             .arg(format!("{port}.rdb"))
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .kill_on_drop(true);
             if let Some(m) = replicaof {
                 c.args(["--replicaof", "127.0.0.1", &m.to_string()]);

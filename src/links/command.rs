@@ -472,6 +472,7 @@ mod tests {
             .arg("--dir")
             .arg(dir.path())
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
