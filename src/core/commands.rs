@@ -593,9 +593,9 @@ impl Sentinel {
         }
         max_down = max_down.saturating_add((m.inst.down_after as i64).saturating_mul(10));
         let validity = if m.inst.s_down {
-            t.ping_period * 5
+            t.ping_period.saturating_mul(5)
         } else {
-            t.info_period * 3
+            t.info_period.saturating_mul(3)
         };
         let mut candidates: Vec<(&String, &Instance)> = m
             .replicas
@@ -604,7 +604,7 @@ impl Sentinel {
                 !r.s_down
                     && !r.o_down
                     && !r.link.disconnected()
-                    && now.saturating_sub(r.link.last_avail_time) <= t.ping_period * 5
+                    && now.saturating_sub(r.link.last_avail_time) <= t.ping_period.saturating_mul(5)
                     && r.slave_priority != 0
                     && r.info_refresh
                         .is_some_and(|i| now.saturating_sub(i) <= validity)

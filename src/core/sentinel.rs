@@ -344,7 +344,7 @@ fn check_sdown(
     if link.has_pubsub
         && link.pc_up
         && now.saturating_sub(link.pc_conn_time) > t.min_link_reconnect_period
-        && now.saturating_sub(link.pc_last_activity) > t.publish_period * 3
+        && now.saturating_sub(link.pc_last_activity) > t.publish_period.saturating_mul(3)
     {
         link.pc_up = false;
         out.push(Action::Disconnect {
@@ -356,7 +356,10 @@ fn check_sdown(
     let down = elapsed > inst.down_after
         || (is_master
             && inst.role_reported == Role::Slave
-            && now.saturating_sub(inst.role_reported_time) > inst.down_after + 2 * t.info_period)
+            && now.saturating_sub(inst.role_reported_time)
+                > inst
+                    .down_after
+                    .saturating_add(t.info_period.saturating_mul(2)))
         || (is_master
             && inst.master_reboot
             && now.saturating_sub(inst.master_reboot_since) > reboot_down_after);
@@ -632,7 +635,7 @@ impl Sentinel {
         // Ask peers while SDOWN (§4.7). The run id is ours only while we run
         // a failover, which this milestone never does.
         for s in m.sentinels.values_mut() {
-            if now.saturating_sub(s.last_master_down_reply_time) > t.ask_period * 5 {
+            if now.saturating_sub(s.last_master_down_reply_time) > t.ask_period.saturating_mul(5) {
                 s.master_down = false;
                 s.leader = None;
             }
