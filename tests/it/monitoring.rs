@@ -89,8 +89,15 @@ fn discovers_other_daemons_via_hello() {
     let topo = Topology::new(2);
     let m = [Monitor::new(topo.master.port, 2)];
     let a = Raftinel::raftinel(&m);
+    let mut sub = a.subscribe(&["+sentinel"]);
     let b = Raftinel::raftinel(&m);
     let ids = [a.myid(), b.myid()];
+    let want = format!(
+        "sentinel {} 127.0.0.1 {} @ {MASTER} 127.0.0.1 {}",
+        ids[1], b.port, topo.master.port
+    );
+    sub.wait_message("+sentinel", EVENTUALLY, |p| p == want)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ids[0].len(), 40, "myid is 40 chars: {:?}", ids[0]);
     assert_ne!(ids[0], ids[1], "two daemons have different ids");
     for (me, other, other_id) in [(&a, &b, &ids[1]), (&b, &a, &ids[0])] {
@@ -159,9 +166,15 @@ fn sdown_when_master_killed() {
         }
     });
     let mut sub = d.subscribe(&["+sdown"]);
+    let mut push = d.psubscribe_all(true);
     topo.master.sigkill();
     sub.wait_message("+sdown", EVENTUALLY, |p| p == prefix)
         .unwrap_or_else(|e| panic!("{e}"));
+    // RESP3 subscribers get the same event as a push frame.
+    let m = push
+        .wait_message("+sdown", EVENTUALLY, |p| p == prefix)
+        .unwrap_or_else(|e| panic!("RESP3 PSUBSCRIBE *: {e}"));
+    assert!(m.push, "RESP3 pmessage must be a push frame (>4)");
     let flags = d.master_field(MASTER, "flags").unwrap_or_default();
     assert!(
         flags.split(',').any(|f| f == "s_down") && flags.split(',').any(|f| f == "master"),

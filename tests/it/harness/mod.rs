@@ -643,6 +643,24 @@ impl SentinelProc {
             .field(field)
     }
 
+    /// A `PSUBSCRIBE *` connection (after `HELLO 3` if `resp3`), confirmed.
+    pub fn psubscribe_all(&self, resp3: bool) -> Conn {
+        let mut c = self.conn();
+        if resp3 {
+            let hello = c.cmd(&["HELLO", "3"]);
+            assert!(matches!(hello, Resp::Map(_)), "HELLO 3: {}", hello.pretty());
+        }
+        c.send(&["PSUBSCRIBE", "*"]).expect("send PSUBSCRIBE");
+        let r = c.read();
+        let items = r.items().unwrap_or_default();
+        assert!(
+            items.len() == 3 && items[0].as_str().as_deref() == Some("psubscribe"),
+            "bad PSUBSCRIBE * confirmation: {}",
+            r.pretty()
+        );
+        c
+    }
+
     /// A subscription connection, confirmed.
     pub fn subscribe(&self, channels: &[&str]) -> Conn {
         let mut c = self.conn();

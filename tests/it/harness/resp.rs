@@ -437,6 +437,8 @@ impl Drop for Conn {
 pub struct Message {
     pub channel: String,
     pub payload: String,
+    /// Arrived as a RESP3 push frame (`>`), not an array.
+    pub push: bool,
 }
 
 /// Extract a `message`/`pmessage` from a frame (RESP2 array or RESP3 push).
@@ -447,16 +449,32 @@ pub fn as_message(v: &Resp) -> Option<Message> {
         ("message", 3) => Some(Message {
             channel: items[1].as_str()?,
             payload: items[2].as_str()?,
+            push: matches!(v, Resp::Push(_)),
         }),
         ("pmessage", 4) => Some(Message {
             channel: items[2].as_str()?,
             payload: items[3].as_str()?,
+            push: matches!(v, Resp::Push(_)),
         }),
         _ => None,
     }
 }
 
 impl Conn {
+    /// Collect pub/sub messages until none arrived for `quiet` (bounded by
+    /// `max`). Used to drain events after a scripted action, not to time them.
+    pub fn drain_messages(&mut self, quiet: Duration, max: Duration) -> Vec<Message> {
+        let deadline = Instant::now() + max;
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            match self.read_reply(quiet) {
+                Reply::Frame(v) => out.extend(as_message(&v)),
+                Reply::Timeout | Reply::Closed => break,
+            }
+        }
+        out
+    }
+
     /// Wait for a pub/sub message on `channel` whose payload satisfies `pred`.
     /// Other messages are skipped (and returned in the panic text if nothing matched).
     pub fn wait_message(
