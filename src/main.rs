@@ -179,10 +179,14 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     };
     let (core, first_actions) = Sentinel::new(sentinel, opts, 0);
     let myid = core.myid().to_string();
+    let bind_source = runtime::bind_source_addr(&file);
     let flusher: FlushFn = Box::new(move |server, state| {
         config::flush(&file, server, state).map_err(|e| e.to_string())
     });
     let (shared, driver_rx) = Shared::new(core, server.clone(), Some(flusher), started);
+    if let Some(src) = bind_source {
+        let _ = shared.bind_source.set(src);
+    }
     tracing::info!("Running mode=sentinel, port={}.", server.port);
     tracing::warn!("Sentinel ID is {myid}");
     // The first flush persists a freshly generated myid before we serve.

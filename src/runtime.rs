@@ -37,6 +37,15 @@ pub struct FlushError(pub String);
 /// `config::flush` bound to the loaded file by `main`).
 pub type FlushFn = Box<dyn Fn(&ServerConfig, &PersistedState) -> Result<(), String> + Send + Sync>;
 
+/// `bind-source-addr` from the loaded configuration (kept by the config
+/// loader among the directives it does not interpret itself).
+pub fn bind_source_addr(file: &crate::config::ConfigFile) -> Option<std::net::IpAddr> {
+    file.extras
+        .get("bind-source-addr")
+        .and_then(|args| args.first())
+        .and_then(|a| a.parse().ok())
+}
+
 /// How often the core is ticked.
 pub const TICK: Duration = Duration::from_millis(100);
 
@@ -57,6 +66,8 @@ pub struct Shared {
     pub scripts: Arc<ScriptQueue>,
     /// Prometheus handle for `/metrics` (None if another recorder owns metrics).
     pub metrics: Option<PrometheusHandle>,
+    /// `bind-source-addr` for outbound links (set once by `main`).
+    pub bind_source: std::sync::OnceLock<std::net::IpAddr>,
     /// The config rewrite; None = state is not persisted (tests, demo tools).
     pub flusher: Option<FlushFn>,
 }
@@ -80,6 +91,7 @@ impl Shared {
             shutdown: CancellationToken::new(),
             scripts: Arc::new(ScriptQueue::new(started)),
             metrics: crate::observe::metrics_handle(),
+            bind_source: std::sync::OnceLock::new(),
             flusher,
         });
         (shared, driver_rx)
@@ -180,6 +192,7 @@ impl Links {
             spec: spec.clone(),
             gen: self.next_gen,
             fallback_pass,
+            bind_source: self.shared.bind_source.get().copied(),
             out: self.out.clone(),
         }
     }

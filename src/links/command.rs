@@ -12,7 +12,7 @@ use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::connect::connect;
+use super::connect::connect_from;
 use super::{LinkCmd, LinkCtx, HELLO_CHANNEL};
 use crate::core::{Input, LinkKind, PingReply};
 
@@ -49,24 +49,25 @@ enum Reply {
 
 pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
     let link = LinkKind::Command;
-    let (stream, local_ip) = match connect(&ctx.spec.host, ctx.spec.port).await {
-        Ok(ok) => ok,
-        Err(err) => {
-            tracing::trace!(
-                "-cmd-link-reconnection {}:{} #{err}",
-                ctx.spec.host,
-                ctx.spec.port
-            );
-            ctx.report(
-                link,
-                Input::LinkDown {
-                    id: ctx.spec.id,
+    let (stream, local_ip) =
+        match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+            Ok(ok) => ok,
+            Err(err) => {
+                tracing::trace!(
+                    "-cmd-link-reconnection {}:{} #{err}",
+                    ctx.spec.host,
+                    ctx.spec.port
+                );
+                ctx.report(
                     link,
-                },
-            );
-            return;
-        }
-    };
+                    Input::LinkDown {
+                        id: ctx.spec.id,
+                        link,
+                    },
+                );
+                return;
+            }
+        };
     // No AUTH/SETINFO from the crate: Sentinel's handshake is ours to send
     // (renamed commands, replies ignored).
     let info = RedisConnectionInfo::default().set_skip_set_lib_name();
@@ -413,6 +414,7 @@ mod tests {
             },
             gen: 1,
             fallback_pass: None,
+            bind_source: None,
             out,
         };
         let p = reconfigure_pipeline(&ctx, Some(&("10.0.0.1".to_string(), 6380)));
@@ -489,6 +491,7 @@ mod tests {
             },
             gen: 1,
             fallback_pass: None,
+            bind_source: None,
             out,
         };
         // The node may still be starting: retry the connect a few times.

@@ -56,8 +56,32 @@ pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ConnectError> 
 /// Connects with a timeout and returns the stream with its local IP (the
 /// address peers see us at: it goes into hello messages).
 pub async fn connect(host: &str, port: u16) -> Result<(TcpStream, String), ConnectError> {
+    connect_from(host, port, None).await
+}
+
+/// [`connect`] with `bind-source-addr`: the local address outbound sockets
+/// bind to (§4.2).
+pub async fn connect_from(
+    host: &str,
+    port: u16,
+    bind_source: Option<IpAddr>,
+) -> Result<(TcpStream, String), ConnectError> {
     let addr = resolve(host, port).await?;
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+    let connecting = async {
+        match bind_source {
+            None => TcpStream::connect(addr).await,
+            Some(src) => {
+                let socket = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(src, 0))?;
+                socket.connect(addr).await
+            }
+        }
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| ConnectError::ConnectTimeout)??;
     let _ = stream.set_nodelay(true);
@@ -222,6 +246,24 @@ mod tests {
             Err(ConnectError::NoPort)
         ));
         assert!(resolve("", 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn binds_the_source_address() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (_s, local) = connect_from("127.0.0.1", port, Some("127.0.0.1".parse().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(local, "127.0.0.1");
+        let (_, peer) = l.accept().await.unwrap();
+        assert_eq!(peer.ip().to_string(), "127.0.0.1");
+        // A source of the wrong family is a connection failure, not a panic.
+        assert!(
+            connect_from("127.0.0.1", port, Some("::1".parse().unwrap()))
+                .await
+                .is_err()
+        );
     }
 
     #[test]

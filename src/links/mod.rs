@@ -57,6 +57,8 @@ pub struct LinkCtx {
     /// Password to use when `spec.auth` has none: the daemon's own
     /// `requirepass` for peer-sentinel links (legacy shared password, §4.17).
     pub fallback_pass: Option<String>,
+    /// `bind-source-addr`, if configured.
+    pub bind_source: Option<std::net::IpAddr>,
     pub out: mpsc::UnboundedSender<LinkMsg>,
 }
 
@@ -157,6 +159,7 @@ mod tests {
             },
             gen: 1,
             fallback_pass: fallback.map(String::from),
+            bind_source: None,
             out,
         }
     }

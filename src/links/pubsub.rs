@@ -14,7 +14,7 @@
 use tokio::io::AsyncWriteExt;
 
 use super::command::COMMAND_TIMEOUT;
-use super::connect::{connect, encode_command, read_reply, RawReply};
+use super::connect::{connect_from, encode_command, read_reply, RawReply};
 use super::{LinkCtx, HELLO_CHANNEL};
 use crate::core::{Input, LinkKind};
 
@@ -29,17 +29,18 @@ pub async fn run(ctx: LinkCtx) {
             },
         )
     };
-    let (mut stream, _local_ip) = match connect(&ctx.spec.host, ctx.spec.port).await {
-        Ok(ok) => ok,
-        Err(err) => {
-            tracing::trace!(
-                "-pubsub-link-reconnection {}:{} #{err}",
-                ctx.spec.host,
-                ctx.spec.port
-            );
-            return down(&ctx);
-        }
-    };
+    let (mut stream, _local_ip) =
+        match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+            Ok(ok) => ok,
+            Err(err) => {
+                tracing::trace!(
+                    "-pubsub-link-reconnection {}:{} #{err}",
+                    ctx.spec.host,
+                    ctx.spec.port
+                );
+                return down(&ctx);
+            }
+        };
 
     // Pipelined handshake, as Sentinel writes it.
     let mut wire = Vec::new();
@@ -207,6 +208,7 @@ mod tests {
                     },
                     gen: 1,
                     fallback_pass: None,
+                    bind_source: None,
                     out,
                 },
                 rx,
