@@ -1341,3 +1341,75 @@ fn lost_link_counts_from_first_reconnect_attempt() {
     assert!(!has_event(&s.handle(6000, Input::Tick), EventKind::Sdown));
     assert!(has_event(&s.handle(6001, Input::Tick), EventKind::Sdown));
 }
+
+#[test]
+fn silent_command_link_is_dropped_after_min_reconnect_period() {
+    let mut s = core(state(30_000, 2));
+    let id = master_id(&s);
+    links_up(&mut s, id, 0);
+    let cmd = Action::Disconnect {
+        id,
+        link: Some(LinkKind::Command),
+    };
+    assert!(!s.handle(15_000, Input::Tick).contains(&cmd));
+    let a = s.handle(15_001, Input::Tick);
+    assert!(a.contains(&cmd));
+    // Reconnected at once (the throttle counts attempts, not drops).
+    let a = s.handle(15_101, Input::Tick);
+    assert!(a.iter().any(|a| matches!(a, Action::Connect(_))));
+}
+
+#[test]
+fn replica_info_every_second_while_master_odown() {
+    let mut st = state(1000, 1);
+    st.masters[0]
+        .known_replicas
+        .push(("127.0.0.1".into(), 6380));
+    let mut s = core(st);
+    let rid = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
+    links_up(&mut s, rid, 0);
+    pong(&mut s, rid, 0);
+    s.handle(10, Input::Tick);
+    info(&mut s, rid, 20, "role:slave\r\n");
+    pong(&mut s, rid, 900);
+    // Healthy master: the replica's INFO waits for the 10 s period.
+    assert!(!s
+        .handle(1000, Input::Tick)
+        .contains(&Action::SendInfo { id: rid }));
+    // The master goes ODOWN in this tick (quorum 1), before its replicas
+    // are handled: INFO is due after 1 s now.
+    let a = s.handle(1100, Input::Tick);
+    assert!(has_event(&a, EventKind::Odown));
+    assert!(a.contains(&Action::SendInfo { id: rid }));
+}
+
+#[test]
+fn sentinel_address_update_reaches_other_masters() {
+    let mut st = state(30_000, 2);
+    let mut m2 = MasterState::new("other", "127.0.0.1", 7000, 2);
+    m2.known_sentinels
+        .push(("127.0.0.1".into(), 26380, PEER.into()));
+    st.masters[0]
+        .known_sentinels
+        .push(("127.0.0.1".into(), 26380, PEER.into()));
+    st.masters.push(m2);
+    let mut s = core(st);
+    let a = hello(&mut s, 100, &peer_hello(PEER, 26390, 0, 0, 6379));
+    assert_eq!(
+        events(&a),
+        vec![
+            (
+                EventKind::SentinelAddressSwitch,
+                format!("master mymaster 127.0.0.1 6379 ip 127.0.0.1 port 26390 for {PEER}")
+            ),
+            (
+                EventKind::SentinelAddressUpdate,
+                format!(
+                    "sentinel {PEER} 127.0.0.1 26390 @ mymaster 127.0.0.1 6379 1 additional matching instances"
+                )
+            ),
+        ]
+    );
+    let p = s.persisted();
+    assert_eq!(p.masters[1].known_sentinels[0].1, 26390);
+}
