@@ -1,8 +1,19 @@
 //! All integration tests, in one test target (one link step).
 //!
 //! They start real `redis-server`/`redis-sentinel` processes and the daemon on
-//! loopback. Set `RAFTINEL_IT_BIN=/usr/bin/redis-sentinel` to run the same
-//! suite against the reference implementation (checks the tests themselves).
+//! loopback, each in its own temp dir with its logs there; a failing test
+//! prints the daemon's log tail and config. Environment:
+//! - `RAFTINEL_PYTHON`: a python with `redis==8.1.0` (`.ci/run` makes a venv);
+//!   without it the redis-py tests print a skip line, or fail when `CI` is set.
+//! - `RAFTINEL_IT_BIN=/usr/bin/redis-sentinel`: run the suite against the
+//!   reference implementation instead of the daemon, to check the tests
+//!   themselves. Expected to fail there: the exit-status-64 tests and the
+//!   read-only config test (raftinel deliberately differs).
+//!
+//! Modules: `monitoring` (discovery, SDOWN/ODOWN, events), `config`
+//! (persistence, rewrite, bad files, logfile), `differential` (replies and
+//! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
+//! redis-cli), `failover`.
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
