@@ -178,20 +178,9 @@ struct Links {
 impl Links {
     fn ctx(&mut self, spec: &LinkSpec) -> LinkCtx {
         self.next_gen += 1;
-        let fallback_pass = match spec.kind {
-            InstanceKind::Sentinel => self
-                .shared
-                .server
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .requirepass
-                .clone(),
-            _ => None,
-        };
         LinkCtx {
             spec: spec.clone(),
             gen: self.next_gen,
-            fallback_pass,
             bind_source: self.shared.bind_source.get().copied(),
             out: self.out.clone(),
         }

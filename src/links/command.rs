@@ -413,7 +413,6 @@ mod tests {
                 renames: vec![("config".into(), "cfg".into())],
             },
             gen: 1,
-            fallback_pass: None,
             bind_source: None,
             out,
         };
@@ -490,7 +489,6 @@ mod tests {
                 renames: Vec::new(),
             },
             gen: 1,
-            fallback_pass: None,
             bind_source: None,
             out,
         };

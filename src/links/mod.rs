@@ -54,9 +54,6 @@ pub struct LinkMsg {
 pub struct LinkCtx {
     pub spec: LinkSpec,
     pub gen: u64,
-    /// Password to use when `spec.auth` has none: the daemon's own
-    /// `requirepass` for peer-sentinel links (legacy shared password, §4.17).
-    pub fallback_pass: Option<String>,
     /// `bind-source-addr`, if configured.
     pub bind_source: Option<std::net::IpAddr>,
     pub out: mpsc::UnboundedSender<LinkMsg>,
@@ -79,16 +76,13 @@ impl LinkCtx {
     }
 
     /// The AUTH arguments for this link (without the command name), if any.
+    /// The core already chose the credentials per §4.17 (auth-pass/auth-user
+    /// for data nodes; sentinel-user/sentinel-pass, else requirepass, for peers).
     pub fn auth_args(&self) -> Option<Vec<String>> {
-        let pass = self
-            .spec
-            .auth
-            .pass
-            .clone()
-            .or_else(|| self.fallback_pass.clone())?;
-        Some(match (&self.spec.auth.user, &self.spec.auth.pass) {
-            (Some(user), Some(_)) => vec![user.clone(), pass],
-            _ => vec![pass],
+        let pass = self.spec.auth.pass.clone()?;
+        Some(match &self.spec.auth.user {
+            Some(user) => vec![user.clone(), pass],
+            None => vec![pass],
         })
     }
 }
@@ -145,7 +139,7 @@ mod tests {
     use super::*;
     use crate::core::{InstanceKind, LinkAuth};
 
-    fn ctx(auth: LinkAuth, fallback: Option<&str>) -> LinkCtx {
+    fn ctx(auth: LinkAuth) -> LinkCtx {
         let (out, _) = mpsc::unbounded_channel();
         LinkCtx {
             spec: LinkSpec {
@@ -158,7 +152,6 @@ mod tests {
                 renames: vec![("config".into(), "xconfig".into())],
             },
             gen: 1,
-            fallback_pass: fallback.map(String::from),
             bind_source: None,
             out,
         }
@@ -166,25 +159,22 @@ mod tests {
 
     #[test]
     fn auth_forms() {
-        let none = ctx(LinkAuth::default(), None);
+        let none = ctx(LinkAuth::default());
         assert_eq!(none.auth_args(), None);
-        let legacy = ctx(LinkAuth::default(), Some("req"));
-        assert_eq!(legacy.auth_args(), Some(vec!["req".to_string()]));
-        let pass = ctx(
-            LinkAuth {
-                user: None,
-                pass: Some("p".into()),
-            },
-            Some("req"),
-        );
+        let user_only = ctx(LinkAuth {
+            user: Some("u".into()),
+            pass: None,
+        });
+        assert_eq!(user_only.auth_args(), None);
+        let pass = ctx(LinkAuth {
+            user: None,
+            pass: Some("p".into()),
+        });
         assert_eq!(pass.auth_args(), Some(vec!["p".to_string()]));
-        let acl = ctx(
-            LinkAuth {
-                user: Some("u".into()),
-                pass: Some("p".into()),
-            },
-            None,
-        );
+        let acl = ctx(LinkAuth {
+            user: Some("u".into()),
+            pass: Some("p".into()),
+        });
         assert_eq!(
             acl.auth_args(),
             Some(vec!["u".to_string(), "p".to_string()])
@@ -193,7 +183,7 @@ mod tests {
 
     #[test]
     fn renames_are_case_insensitive() {
-        let c = ctx(LinkAuth::default(), None);
+        let c = ctx(LinkAuth::default());
         assert_eq!(c.command_name("CONFIG"), "xconfig");
         assert_eq!(c.command_name("PING"), "PING");
     }

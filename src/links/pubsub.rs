@@ -207,7 +207,6 @@ mod tests {
                         renames: Vec::new(),
                     },
                     gen: 1,
-                    fallback_pass: None,
                     bind_source: None,
                     out,
                 },
