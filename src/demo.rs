@@ -235,7 +235,16 @@ async fn spawn_daemon(
         .kill_on_drop(true)
         .spawn()?;
     stage.children.push((format!("raftinel:{port}"), child));
-    wait_for_ping(port).await
+    if let Err(e) = wait_for_ping(port).await {
+        // Show why the daemon did not come up (its log is about to be removed).
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        for line in tail.iter().rev() {
+            eprintln!("  raftinel:{port} log: {line}");
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Runs the demo, printing to stdout.
