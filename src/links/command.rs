@@ -461,7 +461,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let _node = tokio::process::Command::new(redis)
+        let node = tokio::process::Command::new(redis)
             .args([
                 "--port",
                 &port.to_string(),
@@ -536,5 +536,8 @@ mod tests {
             role_slave,
             "SLAVEOF applied through the same, still open, link"
         );
+        // The node dies with no command in flight: the link notices by itself.
+        drop(node);
+        assert!(matches!(next(&mut rx).await, Input::LinkDown { .. }));
     }
 }
