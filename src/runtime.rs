@@ -62,6 +62,10 @@ pub struct Shared {
     pub driver_tx: mpsc::UnboundedSender<Action>,
     /// Cancelled on SHUTDOWN, SIGTERM or SIGINT: everything drains and exits.
     pub shutdown: CancellationToken,
+    /// Where `Action::Propose` goes: the consensus task, once it runs. The
+    /// core re-proposes anything not yet committed, so a proposal made before
+    /// the group exists is safely dropped.
+    pub proposals: std::sync::OnceLock<mpsc::UnboundedSender<crate::consensus::Command>>,
     /// Notification / client-reconfig script jobs (SENTINEL PENDING-SCRIPTS, INFO).
     pub scripts: Arc<ScriptQueue>,
     /// Prometheus handle for `/metrics` (None if another recorder owns metrics).
@@ -89,6 +93,7 @@ impl Shared {
             started,
             driver_tx,
             shutdown: CancellationToken::new(),
+            proposals: std::sync::OnceLock::new(),
             scripts: Arc::new(ScriptQueue::new(started)),
             metrics: crate::observe::metrics_handle(),
             bind_source: std::sync::OnceLock::new(),
@@ -106,6 +111,16 @@ impl Shared {
     /// consistent between inputs, so a panic elsewhere must not stop the daemon).
     pub fn lock_core(&self) -> MutexGuard<'_, Sentinel> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a proposal to the consensus task (see `proposals`).
+    fn propose(&self, cmd: crate::consensus::Command) {
+        match self.proposals.get() {
+            Some(tx) => {
+                let _ = tx.send(cmd);
+            }
+            None => tracing::debug!("no raft group yet; not proposing {cmd:?}"),
+        }
     }
 
     /// Carries out the core's actions in order: events are emitted, flushes
@@ -126,6 +141,7 @@ impl Shared {
                     }
                 }
                 Action::RunScript { argv } => self.scripts.enqueue(argv),
+                Action::Propose(cmd) => self.propose(cmd),
                 link_action => {
                     // Fails only when the driver has stopped (shutdown).
                     let _ = self.driver_tx.send(link_action);
@@ -270,7 +286,10 @@ impl Links {
             }
             // Not link actions: `Shared::execute` handles them; if one arrives
             // here anyway, run it there.
-            other @ (Action::Emit(_) | Action::Flush | Action::RunScript { .. }) => {
+            other @ (Action::Emit(_)
+            | Action::Flush
+            | Action::RunScript { .. }
+            | Action::Propose(_)) => {
                 let _ = self.shared.execute(vec![other]);
             }
         }

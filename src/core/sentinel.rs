@@ -25,7 +25,7 @@ use super::info;
 use super::instance::{Instance, Role};
 use super::types::{
     Action, CoreOptions, HelloOut, Input, InstanceId, InstanceKind, LinkAuth, LinkKind, LinkSpec,
-    Millis, PingReply, Timing,
+    Millis, PingReply, RaftView, Timing,
 };
 use crate::config::{GlobalSentinelConfig, MasterState, PersistedState};
 
@@ -140,6 +140,11 @@ pub struct Sentinel {
     /// SENTINEL SIMULATE-FAILURE bitmask (1 = crash after election, 2 = after
     /// promotion); acted upon by the failover engine.
     pub(crate) simfailure_flags: u32,
+    /// The group's committed state as last applied by the local Raft node
+    /// (None until this daemon belongs to a group).
+    pub(crate) committed: Option<crate::consensus::GroupState>,
+    /// This daemon's place in the Raft group.
+    pub(crate) raft: RaftView,
 }
 
 pub(crate) fn alloc_id(next: &mut u64) -> InstanceId {
@@ -409,6 +414,8 @@ impl Sentinel {
             next_id,
             hello_rejected: 0,
             simfailure_flags: 0,
+            committed: None,
+            raft: RaftView::default(),
         };
         for m in s.masters.values() {
             emit(
@@ -525,6 +532,8 @@ impl Sentinel {
             }
             Input::Hello { via, payload } => self.hello_in(now, via, &payload, &mut out),
             Input::MasterDownReply { peer, reply } => self.master_down_reply(now, peer, reply),
+            Input::Committed(state) => self.committed = Some(*state),
+            Input::Raft(view) => self.raft = view,
             Input::CommandTimeout { id } => {
                 if let Some(inst) = self.instance_mut(id) {
                     inst.link.reply_received();

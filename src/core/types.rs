@@ -103,6 +103,24 @@ pub enum Input {
     CommandTimeout {
         id: InstanceId,
     },
+    /// The group's committed state after the local Raft node applied entries
+    /// (consensus: the only source of master addresses and failover steps).
+    Committed(Box<crate::consensus::GroupState>),
+    /// This daemon's place in the Raft group changed.
+    Raft(RaftView),
+}
+
+/// What the core needs to know about the local Raft node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RaftView {
+    /// This daemon's Raft node id (derived from myid).
+    pub node_id: u64,
+    /// The node belongs to an initialized group.
+    pub initialized: bool,
+    /// The node is the Raft leader (and so drives failovers).
+    pub is_leader: bool,
+    /// Number of voters in the group.
+    pub voters: usize,
 }
 
 /// Everything the core asks the driver to do.
@@ -145,6 +163,9 @@ pub enum Action {
         id: InstanceId,
         replicaof: Option<(String, u16)>,
     },
+    /// Propose a command to the Raft group (committed through the leader;
+    /// the result comes back as `Input::Committed`).
+    Propose(crate::consensus::Command),
     /// Publish, log and count an event.
     Emit(Event),
     /// Rewrite the config file with the current persisted state.
