@@ -490,11 +490,14 @@ struct Sides<'a> {
 }
 
 impl<'a> Sides<'a> {
-    fn new(oracle: &'a SentinelProc, raftinel: &'a SentinelProc) -> Sides<'a> {
-        let id = |s: &SentinelProc| match s
-            .conn()
-            .try_cmd(&["SENTINEL", "MYID"], Duration::from_secs(5))
-        {
+    fn new(oracle: &'a SentinelProc, raftinel: &'a SentinelProc, pass: Option<&str>) -> Sides<'a> {
+        let id = |s: &SentinelProc| match {
+            let mut c = s.conn();
+            if let Some(p) = pass {
+                c.cmd(&["AUTH", p]);
+            }
+            c.try_cmd(&["SENTINEL", "MYID"], Duration::from_secs(5))
+        } {
             Reply::Frame(Resp::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
             _ => String::new(),
         };
@@ -586,10 +589,15 @@ impl Env {
     }
 
     fn with_quorum(replicas: usize, quorum: u32) -> Env {
-        let topo = Topology::new(replicas);
+        Self::custom(Topology::new(replicas), quorum, &[])
+    }
+
+    /// Both sentinels with the same monitor block and extra config lines.
+    fn custom(topo: Topology, quorum: u32, extra: &[String]) -> Env {
         let m = [Monitor::new(topo.master.port, quorum)];
-        let oracle = SentinelProc::oracle(&m);
-        let raftinel = SentinelProc::raftinel(&m);
+        let conf = |port: u16, dir: &std::path::Path| sentinel_conf(port, dir, &m, extra);
+        let oracle = SentinelProc::with_conf(Kind::Oracle, conf);
+        let raftinel = SentinelProc::with_conf(Kind::Raftinel, conf);
         Env {
             topo,
             oracle,
@@ -639,7 +647,11 @@ impl Env {
     }
 
     fn sides(&self) -> Sides<'_> {
-        Sides::new(&self.oracle, &self.raftinel)
+        Sides::new(&self.oracle, &self.raftinel, None)
+    }
+
+    fn sides_with_password(&self, pass: &str) -> Sides<'_> {
+        Sides::new(&self.oracle, &self.raftinel, Some(pass))
     }
 }
 
@@ -1068,7 +1080,7 @@ fn diff_monitor_remove_set() {
     let mut diffs = Vec::new();
     // Daemons in turn: oracle, raftinel, oracle, raftinel.
     for (i, (o, d)) in oracles.iter().zip(daemons.iter()).enumerate() {
-        let sides = Sides::new(o, d);
+        let sides = Sides::new(o, d, None);
         sides.compare(&format!("daemon pair {}", i + 1), &steps(), &mut diffs);
     }
     // The config file of each daemon follows MONITOR/REMOVE.
@@ -1281,36 +1293,31 @@ fn compare_events(what: &str, oracle: &[String], raftinel: &[String], diffs: &mu
     }
 }
 
-/// The master hangs (SIGSTOP) then resumes: both publish the same events
-/// with the same payloads, to RESP2 and RESP3 `PSUBSCRIBE *` subscribers.
-/// Quorum 3 with two sentinels: ODOWN (and so a failover) is impossible.
-#[test]
-fn diff_events_on_master_hang() {
-    let env = Env::with_quorum(1, 3);
-    env.settle();
-    let mut diffs = Vec::new();
+/// `node` hangs (SIGSTOP) then resumes: both sentinels publish the same
+/// events with the same payloads, to RESP2 and RESP3 `PSUBSCRIBE *`
+/// subscribers. `instance` is the event prefix of the node.
+fn hang_events(env: &Env, node: &RedisNode, instance: &str, diffs: &mut Vec<String>) {
     let mut subs: Vec<(Conn, Conn)> = [&env.oracle, &env.raftinel]
         .iter()
         .map(|s| (s.psubscribe_all(false), s.psubscribe_all(true)))
         .collect();
-    let prefix = format!("master {MASTER} 127.0.0.1 {}", env.topo.master.port);
-    env.topo.master.sigstop();
+    node.sigstop();
     let mut got: Vec<Vec<crate::harness::resp::Message>> = Vec::new();
     for (r2, _) in subs.iter_mut() {
-        let r = r2.wait_message("+sdown", EVENTUALLY, |p| p == prefix);
+        let r = r2.wait_message("+sdown", EVENTUALLY, |p| p == instance);
         got.push(match r {
             Ok(m) => vec![m],
             Err(e) => {
-                diffs.push(format!("no +sdown: {e}"));
+                diffs.push(format!("no +sdown {instance}: {e}"));
                 Vec::new()
             }
         });
     }
-    env.topo.master.sigcont();
+    node.sigcont();
     for (i, (r2, _)) in subs.iter_mut().enumerate() {
-        match r2.wait_message("-sdown", EVENTUALLY, |p| p == prefix) {
+        match r2.wait_message("-sdown", EVENTUALLY, |p| p == instance) {
             Ok(m) => got[i].push(m),
-            Err(e) => diffs.push(format!("no -sdown: {e}")),
+            Err(e) => diffs.push(format!("no -sdown {instance}: {e}")),
         }
     }
     // Anything else published meanwhile must match too.
@@ -1324,9 +1331,9 @@ fn diff_events_on_master_hang() {
         "RESP2 +sdown/-sdown",
         &event_lines(&got[0]),
         &event_lines(&got[1]),
-        &mut diffs,
+        diffs,
     );
-    compare_events("RESP2 later events", &rest[0], &rest[1], &mut diffs);
+    compare_events("RESP2 later events", &rest[0], &rest[1], diffs);
     // The RESP3 subscribers saw the same, as push frames.
     let r3: Vec<Vec<crate::harness::resp::Message>> = subs
         .iter_mut()
@@ -1337,9 +1344,154 @@ fn diff_events_on_master_hang() {
             diffs.push(format!("{name}: RESP3 event not sent as a push frame"));
         }
     }
-    let r3 = [event_lines(&r3[0]), event_lines(&r3[1])];
-    compare_events("RESP3 all events", &r3[0], &r3[1], &mut diffs);
+    compare_events(
+        "RESP3 all events",
+        &event_lines(&r3[0]),
+        &event_lines(&r3[1]),
+        diffs,
+    );
+}
+
+/// The master hangs and resumes. Quorum 3 with two sentinels: ODOWN (and so
+/// a failover) is impossible.
+#[test]
+fn diff_events_on_master_hang() {
+    let env = Env::with_quorum(1, 3);
+    env.settle();
+    let mut diffs = Vec::new();
+    let prefix = format!("master {MASTER} 127.0.0.1 {}", env.topo.master.port);
+    hang_events(&env, &env.topo.master, &prefix, &mut diffs);
     report("diff_events_on_master_hang", &diffs);
+}
+
+/// A replica hangs and resumes.
+#[test]
+fn diff_events_on_replica_hang() {
+    let env = Env::with_quorum(1, 3);
+    env.settle();
+    let mut diffs = Vec::new();
+    let r = &env.topo.replicas[0];
+    let prefix = format!(
+        "slave 127.0.0.1:{p} 127.0.0.1 {p} @ {MASTER} 127.0.0.1 {}",
+        env.topo.master.port,
+        p = r.port
+    );
+    hang_events(&env, r, &prefix, &mut diffs);
+    report("diff_events_on_replica_hang", &diffs);
+}
+
+/// A master with `requirepass` and no `auth-pass`: both sentinels see it
+/// down with the same flags; after `SENTINEL SET auth-pass` both recover.
+#[test]
+fn diff_master_requires_password() {
+    let master = RedisNode::start_with(&["--requirepass", "secret"]);
+    let topo = Topology {
+        master,
+        replicas: Vec::new(),
+    };
+    let env = Env::custom(topo, 3, &[]);
+    let prefix = format!("master {MASTER} 127.0.0.1 {}", env.topo.master.port);
+    let mut diffs = Vec::new();
+    let mut subs: Vec<Conn> = [&env.oracle, &env.raftinel]
+        .iter()
+        .map(|s| s.subscribe(&["+sdown", "-sdown"]))
+        .collect();
+    for (sub, name) in subs.iter_mut().zip(["redis-sentinel", "raftinel"]) {
+        if let Err(e) = sub.wait_message("+sdown", EVENTUALLY, |p| p == prefix) {
+            diffs.push(format!("{name}: no +sdown for a master refusing PING: {e}"));
+        }
+    }
+    let sides = env.sides();
+    let steps = vec![
+        cmd_norm("SENTINEL MASTER mymaster", Norm::Desc),
+        cmd_norm("SENTINEL MASTERS", Norm::DescList),
+        cmd("SENTINEL CKQUORUM mymaster"),
+        cmd_norm("INFO sentinel", Norm::Custom(info_shape)),
+        cmd("SENTINEL SET mymaster auth-pass secret"),
+    ];
+    sides.compare("password refused", &steps, &mut diffs);
+    for (sub, name) in subs.iter_mut().zip(["redis-sentinel", "raftinel"]) {
+        if let Err(e) = sub.wait_message("-sdown", EVENTUALLY, |p| p == prefix) {
+            diffs.push(format!("{name}: no -sdown after auth-pass: {e}"));
+        }
+    }
+    for (s, name) in [(&env.oracle, "redis-sentinel"), (&env.raftinel, "raftinel")] {
+        let ok = wait_until(EVENTUALLY, || {
+            s.master_field(MASTER, "flags").as_deref() == Some("master")
+        });
+        if !ok {
+            diffs.push(format!(
+                "{name}: flags after auth-pass are {:?}, want \"master\"",
+                s.master_field(MASTER, "flags")
+            ));
+        }
+    }
+    let text = env.raftinel.conf_text();
+    if !text
+        .lines()
+        .any(|l| l == "sentinel auth-pass mymaster secret")
+    {
+        diffs.push(format!(
+            "raftinel config lacks `sentinel auth-pass mymaster secret`:\n{text}"
+        ));
+    }
+    report("diff_master_requires_password", &diffs);
+}
+
+fn requirepass_steps() -> Vec<Step> {
+    let hello = Norm::Custom(mask_hello);
+    vec![
+        cmd("PING"),
+        raw(b"PING\r\n", 1),
+        cmd("HELLO 3"),
+        cmd("HELLO 2"),
+        cmd("SENTINEL MASTERS"),
+        cmd("CLIENT SETNAME x"),
+        cmd("ROLE"),
+        cmd("SUBSCRIBE foo"),
+        cmd("NOSUCH"),
+        cmd("AUTH wrong"),
+        cmd("AUTH default wrong"),
+        cmd("AUTH nosuchuser secret"),
+        cmd("HELLO 3 AUTH default wrong"),
+        cmd("AUTH secret"),
+        cmd("PING"),
+        cmd("AUTH default secret"),
+        cmd_norm("HELLO 3 AUTH default secret SETNAME n1", hello),
+        cmd("CLIENT GETNAME"),
+        cmd("ACL WHOAMI"),
+        cmd_norm("SENTINEL MYID", Norm::Custom(mask_runids)),
+        cmd("AUTH wrong"),
+        cmd("PING"),
+    ]
+}
+
+/// `requirepass` on the sentinel: NOAUTH / WRONGPASS texts, HELLO AUTH, and
+/// the limits applied to unauthenticated connections.
+#[test]
+fn diff_sentinel_requirepass() {
+    let env = Env::custom(Topology::new(0), 2, &["requirepass secret".to_string()]);
+    let sides = env.sides_with_password("secret");
+    let mut diffs = Vec::new();
+    sides.compare("requirepass", &requirepass_steps(), &mut diffs);
+    let hello = Norm::Custom(mask_hello);
+    sides.compare(
+        "requirepass HELLO AUTH first",
+        &[
+            cmd_norm("HELLO 3 AUTH default secret", hello),
+            cmd("PING"),
+            cmd_norm("HELLO 2 AUTH default wrong", hello),
+            cmd("PING"),
+        ],
+        &mut diffs,
+    );
+    for (name, bytes) in [
+        ("unauthenticated big multibulk", b"*20\r\n".to_vec()),
+        ("unauthenticated big bulk", b"*1\r\n$20000\r\n".to_vec()),
+    ] {
+        sides.compare(name, &[raw(&bytes, 1), check_closed()], &mut diffs);
+    }
+    report("diff_sentinel_requirepass", &diffs);
 }
 
 /// Events of MONITOR / SET / REMOVE / RESET (`+monitor`, `+set`, `-monitor`,

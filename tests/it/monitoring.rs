@@ -348,3 +348,68 @@ fn odown_with_two_daemons() {
         "neither daemon reached ODOWN:\n{ra:?}\n{rb:?}"
     );
 }
+
+/// A hung replica → `+sdown slave <ip:port> <ip> <port> @ mymaster ...`,
+/// then `-sdown` after SIGCONT.
+#[test]
+fn sdown_for_replica() {
+    let topo = Topology::new(1);
+    let d = Raftinel::raftinel(&[Monitor::new(topo.master.port, 2)]);
+    let r = &topo.replicas[0];
+    eventually("replica healthy", || {
+        let list = d.descriptions("REPLICAS", MASTER);
+        match list.first().and_then(|x| x.field("flags")).as_deref() {
+            Some("slave") if list.len() == 1 => Ok(()),
+            _ => Err(list.iter().map(|x| x.pretty()).collect()),
+        }
+    });
+    let want = format!(
+        "slave 127.0.0.1:{p} 127.0.0.1 {p} @ {MASTER} 127.0.0.1 {}",
+        topo.master.port,
+        p = r.port
+    );
+    let mut sub = d.subscribe(&["+sdown", "-sdown"]);
+    r.sigstop();
+    let res = sub.wait_message("+sdown", EVENTUALLY, |p| p == want);
+    let flags = d
+        .descriptions("REPLICAS", MASTER)
+        .first()
+        .and_then(|x| x.field("flags"));
+    r.sigcont();
+    res.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        flags.as_deref().unwrap_or("").starts_with("s_down,slave"),
+        "replica flags while hung: {flags:?}"
+    );
+    sub.wait_message("-sdown", EVENTUALLY, |p| p == want)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A hung peer daemon → `+sdown sentinel <runid> <ip> <port> @ mymaster ...`.
+#[test]
+fn sdown_for_peer_daemon() {
+    let topo = Topology::new(0);
+    let m = [Monitor::new(topo.master.port, 2)];
+    let a = Raftinel::raftinel(&m);
+    let b = Raftinel::raftinel(&m);
+    let b_id = b.myid();
+    eventually("peer known", || {
+        match a.master_field(MASTER, "num-other-sentinels").as_deref() {
+            Some("1") => Ok(()),
+            other => Err(format!("num-other-sentinels {other:?}")),
+        }
+    });
+    let want = format!(
+        "sentinel {b_id} 127.0.0.1 {} @ {MASTER} 127.0.0.1 {}",
+        b.port, topo.master.port
+    );
+    let mut sub = a.subscribe(&["+sdown", "-sdown"]);
+    b.sigstop();
+    let res = sub.wait_message("+sdown", EVENTUALLY, |p| p == want);
+    b.sigcont();
+    res.unwrap_or_else(|e| panic!("{e}"));
+    sub.wait_message("-sdown", EVENTUALLY, |p| p == want)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A peer that was down is still listed (Sentinel never forgets peers).
+    assert_eq!(a.descriptions("SENTINELS", MASTER).len(), 1);
+}

@@ -248,10 +248,11 @@ fn wait_pong(port: u16, what: &str, mut alive: impl FnMut() -> Result<(), String
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(mut c) = Conn::connect(port) {
-            if let Reply::Frame(Resp::Status(s)) = c.try_cmd(&["PING"], Duration::from_secs(2)) {
-                if s == "PONG" {
-                    return;
-                }
+            // A password-protected server answers -NOAUTH: up all the same.
+            match c.try_cmd(&["PING"], Duration::from_secs(2)) {
+                Reply::Frame(Resp::Status(s)) if s == "PONG" => return,
+                Reply::Frame(Resp::Error(e)) if e.starts_with("NOAUTH") => return,
+                _ => {}
             }
         }
         if let Err(e) = alive() {
@@ -272,18 +273,26 @@ pub struct RedisNode {
     proc: Proc,
     dir: tempfile::TempDir,
     restarts: u32,
+    extra: Vec<String>,
 }
 
 impl RedisNode {
     pub fn start() -> RedisNode {
+        Self::start_with(&[])
+    }
+
+    /// Start with extra `redis-server` arguments (e.g. `--requirepass x`).
+    pub fn start_with(extra: &[&str]) -> RedisNode {
         let dir = tempdir("it-redis-");
         let port = free_port();
-        let proc = Self::launch(port, dir.path(), 0);
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let proc = Self::launch(port, dir.path(), &extra, 0);
         RedisNode {
             port,
             proc,
             dir,
             restarts: 0,
+            extra,
         }
     }
 
@@ -297,7 +306,7 @@ impl RedisNode {
         node
     }
 
-    fn launch(port: u16, dir: &Path, n: u32) -> Proc {
+    fn launch(port: u16, dir: &Path, extra: &[String], n: u32) -> Proc {
         let bin = require("redis-server");
         let log = dir.join(format!("redis-{n}.log"));
         let mut cmd = Command::new(bin);
@@ -310,7 +319,8 @@ impl RedisNode {
             .arg("--dir")
             .arg(dir)
             .arg("--logfile")
-            .arg(&log);
+            .arg(&log)
+            .args(extra);
         let mut proc = Proc::spawn(
             cmd,
             "redis-server",
@@ -349,7 +359,7 @@ impl RedisNode {
     pub fn restart(&mut self) {
         self.proc.kill();
         self.restarts += 1;
-        self.proc = Self::launch(self.port, self.dir.path(), self.restarts);
+        self.proc = Self::launch(self.port, self.dir.path(), &self.extra, self.restarts);
     }
 
     pub fn info(&self, section: &str) -> String {
@@ -592,6 +602,14 @@ impl SentinelProc {
 
     pub fn conn(&self) -> Conn {
         Conn::open(self.port)
+    }
+
+    pub fn sigstop(&self) {
+        self.proc.signal(libc::SIGSTOP);
+    }
+
+    pub fn sigcont(&self) {
+        self.proc.signal(libc::SIGCONT);
     }
 
     pub fn proc(&mut self) -> &mut Proc {
