@@ -845,6 +845,24 @@ fn diff_malformed_resp() {
             b"PING\r\n*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n".to_vec(),
             3,
         ),
+        (
+            "500 pipelined PINGs",
+            b"*1\r\n$4\r\nPING\r\n".repeat(500),
+            500,
+        ),
+        (
+            "PING with a 100 KB argument",
+            {
+                let arg = vec![b'x'; 100 * 1024];
+                crate::harness::resp::encode(&[b"PING", &arg])
+            },
+            1,
+        ),
+        (
+            "command split across writes is still one command",
+            b"*2\r\n$4\r\nPI".to_vec(),
+            0,
+        ),
     ];
     for (name, bytes, replies) in cases {
         let steps = vec![raw(&bytes, replies), check_closed()];
@@ -1296,7 +1314,14 @@ fn compare_events(what: &str, oracle: &[String], raftinel: &[String], diffs: &mu
 /// `node` hangs (SIGSTOP) then resumes: both sentinels publish the same
 /// events with the same payloads, to RESP2 and RESP3 `PSUBSCRIBE *`
 /// subscribers. `instance` is the event prefix of the node.
-fn hang_events(env: &Env, node: &RedisNode, instance: &str, diffs: &mut Vec<String>) {
+/// `while_down` runs on both sides once both published `+sdown`.
+fn hang_events(
+    env: &Env,
+    node: &RedisNode,
+    instance: &str,
+    while_down: &[Step],
+    diffs: &mut Vec<String>,
+) {
     let mut subs: Vec<(Conn, Conn)> = [&env.oracle, &env.raftinel]
         .iter()
         .map(|s| (s.psubscribe_all(false), s.psubscribe_all(true)))
@@ -1313,6 +1338,7 @@ fn hang_events(env: &Env, node: &RedisNode, instance: &str, diffs: &mut Vec<Stri
             }
         });
     }
+    env.sides().compare("while SDOWN", while_down, diffs);
     node.sigcont();
     for (i, (r2, _)) in subs.iter_mut().enumerate() {
         match r2.wait_message("-sdown", EVENTUALLY, |p| p == instance) {
@@ -1360,7 +1386,17 @@ fn diff_events_on_master_hang() {
     env.settle();
     let mut diffs = Vec::new();
     let prefix = format!("master {MASTER} 127.0.0.1 {}", env.topo.master.port);
-    hang_events(&env, &env.topo.master, &prefix, &mut diffs);
+    let mp = env.topo.master.port;
+    let while_down = vec![
+        cmd(&format!(
+            "SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 {mp} 0 *"
+        )),
+        cmd_norm("SENTINEL MASTER mymaster", Norm::Desc),
+        cmd_norm("INFO sentinel", Norm::Custom(info_shape)),
+        cmd("SENTINEL CKQUORUM mymaster"),
+        cmd("SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"),
+    ];
+    hang_events(&env, &env.topo.master, &prefix, &while_down, &mut diffs);
     report("diff_events_on_master_hang", &diffs);
 }
 
@@ -1376,7 +1412,12 @@ fn diff_events_on_replica_hang() {
         env.topo.master.port,
         p = r.port
     );
-    hang_events(&env, r, &prefix, &mut diffs);
+    let while_down = vec![
+        cmd_norm("SENTINEL REPLICAS mymaster", Norm::DescList),
+        cmd_norm("SENTINEL MASTER mymaster", Norm::Desc),
+        cmd_norm("INFO sentinel", Norm::Custom(info_shape)),
+    ];
+    hang_events(&env, r, &prefix, &while_down, &mut diffs);
     report("diff_events_on_replica_hang", &diffs);
 }
 

@@ -413,3 +413,60 @@ fn sdown_for_peer_daemon() {
     // A peer that was down is still listed (Sentinel never forgets peers).
     assert_eq!(a.descriptions("SENTINELS", MASTER).len(), 1);
 }
+
+/// The hello message raftinel publishes on the master's `__sentinel__:hello`
+/// channel has Sentinel's 8 comma-separated fields.
+#[test]
+fn hello_message_format() {
+    let topo = Topology::new(0);
+    let d = Raftinel::raftinel(&[Monitor::new(topo.master.port, 2)]);
+    let id = d.myid();
+    let mut sub = topo.master.conn();
+    sub.send(&["SUBSCRIBE", "__sentinel__:hello"])
+        .expect("subscribe");
+    let _confirmation = sub.read();
+    let want = format!(
+        "127.0.0.1,{},{id},0,{MASTER},127.0.0.1,{},0",
+        d.port, topo.master.port
+    );
+    sub.wait_message("__sentinel__:hello", EVENTUALLY, |p| p.contains(&id))
+        .map(|m| assert_eq!(m.payload, want, "hello payload"))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A replica with `replica-announced no` is hidden from REPLICAS but counted
+/// in num-slaves and INFO `slaves=`.
+#[test]
+fn unannounced_replica_is_hidden_but_counted() {
+    let master = RedisNode::start();
+    let shown = RedisNode::replica_of(&master);
+    let hidden = RedisNode::start_with(&["--replica-announced", "no"]);
+    hidden
+        .conn()
+        .cmd(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    shown.wait_link_up();
+    hidden.wait_link_up();
+    let d = Raftinel::raftinel(&[Monitor::new(master.port, 2)]);
+    eventually("both replicas known, one announced", || {
+        let n = d.master_field(MASTER, "num-slaves");
+        let listed: Vec<String> = d
+            .descriptions("REPLICAS", MASTER)
+            .iter()
+            .filter_map(|r| r.field("name"))
+            .collect();
+        if n.as_deref() == Some("2") && listed == vec![format!("127.0.0.1:{}", shown.port)] {
+            Ok(())
+        } else {
+            Err(format!("num-slaves {n:?}, REPLICAS {listed:?}"))
+        }
+    });
+    let info = d
+        .conn()
+        .cmd(&["INFO", "sentinel"])
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        info.contains(",slaves=2,"),
+        "INFO counts the hidden replica:\n{info}"
+    );
+}
