@@ -428,3 +428,26 @@ fn sigterm_exits_zero() {
     );
     assert!(!port_open(d.port), "port closed after exit");
 }
+
+/// `SHUTDOWN` closes the connection and the process exits with status 0.
+#[test]
+fn shutdown_command_exits_zero() {
+    let topo = Topology::new(0);
+    let mut d = Raftinel::raftinel(&[Monitor::new(topo.master.port, 2)]);
+    let before = d.conf_text();
+    let mut c = d.conn();
+    let _ = c.send(&["SHUTDOWN", "NOSAVE"]);
+    let reply = c.read_reply(Duration::from_secs(10));
+    assert_eq!(
+        reply,
+        Reply::Closed,
+        "SHUTDOWN gets no reply, the connection closes"
+    );
+    let status = d.proc().wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after SHUTDOWN"
+    );
+    assert_eq!(d.conf_text(), before, "no config flush on shutdown");
+}

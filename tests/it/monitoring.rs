@@ -470,3 +470,71 @@ fn unannounced_replica_is_hidden_but_counted() {
         "INFO counts the hidden replica:\n{info}"
     );
 }
+
+/// `notification-script` runs for WARNING events with `<type> <message>`.
+#[test]
+fn notification_script_runs_on_sdown() {
+    let mut topo = Topology::new(0);
+    let scripts = tempfile::Builder::new()
+        .prefix("it-script-")
+        .tempdir()
+        .expect("tempdir");
+    let out = scripts.path().join("calls.txt");
+    let script = scripts.path().join("notify.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 $2\" >> '{}'\n", out.display()),
+    )
+    .expect("write script");
+    let mut perms = std::fs::metadata(&script).expect("stat").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).expect("chmod");
+    let m = [Monitor::new(topo.master.port, 2)];
+    let d = SentinelProc::with_conf(Kind::Raftinel, |port, dir| {
+        sentinel_conf(
+            port,
+            dir,
+            &m,
+            &[format!(
+                "sentinel notification-script {MASTER} {}",
+                script.display()
+            )],
+        )
+    });
+    assert_eq!(
+        d.master_field(MASTER, "notification-script"),
+        Some(script.display().to_string()),
+        "notification-script shown in SENTINEL MASTER"
+    );
+    topo.master.sigkill();
+    let want = format!("+sdown {}", master_prefix(&topo.master));
+    eventually("script called with +sdown", || {
+        let calls = std::fs::read_to_string(&out).unwrap_or_default();
+        if calls.lines().any(|l| l == want) {
+            Ok(())
+        } else {
+            Err(format!("calls so far: {calls:?}"))
+        }
+    });
+}
+
+/// INFO server names the config file and the port actually served.
+#[test]
+fn info_server_reports_config_file_and_port() {
+    let topo = Topology::new(0);
+    let d = Raftinel::raftinel(&[Monitor::new(topo.master.port, 2)]);
+    let info = d
+        .conn()
+        .cmd(&["INFO", "server"])
+        .as_str()
+        .unwrap_or_default();
+    let conf = std::fs::canonicalize(&d.conf).expect("canonical config path");
+    assert_eq!(
+        info_field(&info, "config_file").map(std::path::PathBuf::from),
+        Some(conf),
+        "INFO config_file:\n{info}"
+    );
+    assert_eq!(info_field(&info, "tcp_port"), Some(d.port.to_string()));
+    assert_eq!(info_field(&info, "redis_mode").as_deref(), Some("sentinel"));
+    assert_eq!(info_field(&info, "run_id").map(|r| r.len()), Some(40));
+}
