@@ -161,6 +161,7 @@ fn daemonize() -> anyhow::Result<()> {
 }
 
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
+    let group = raftinel::consensus::driver::GroupSettings::from_config(&cfg);
     let Config {
         server,
         sentinel,
@@ -193,6 +194,12 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     shared
         .execute(first_actions)
         .context("Sentinel config file could not be written")?;
+
+    // Raft storage is opened (and verified) before any port is bound: a
+    // damaged log stops the daemon here, never replayed.
+    let raft = raftinel::consensus::driver::start(shared.clone(), group)
+        .await
+        .context("cannot start the raft node")?;
 
     let listeners = raftinel::server::bind_listeners(&server)
         .await
@@ -235,6 +242,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     wait_for_shutdown(&shared, &mut signals).await;
     tracing::warn!("User requested shutdown...");
     shared.shutdown.cancel();
+    raft.shutdown().await;
     let drained = tokio::time::timeout(DRAIN, async {
         while tasks.join_next().await.is_some() {}
         let _ = scripts.await;

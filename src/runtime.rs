@@ -66,6 +66,8 @@ pub struct Shared {
     /// core re-proposes anything not yet committed, so a proposal made before
     /// the group exists is safely dropped.
     pub proposals: std::sync::OnceLock<mpsc::UnboundedSender<crate::consensus::Command>>,
+    /// The local Raft node, once started (serves `RAFTINEL` RPCs).
+    pub raft: std::sync::OnceLock<crate::consensus::node::RaftNode>,
     /// Notification / client-reconfig script jobs (SENTINEL PENDING-SCRIPTS, INFO).
     pub scripts: Arc<ScriptQueue>,
     /// Prometheus handle for `/metrics` (None if another recorder owns metrics).
@@ -94,6 +96,7 @@ impl Shared {
             driver_tx,
             shutdown: CancellationToken::new(),
             proposals: std::sync::OnceLock::new(),
+            raft: std::sync::OnceLock::new(),
             scripts: Arc::new(ScriptQueue::new(started)),
             metrics: crate::observe::metrics_handle(),
             bind_source: std::sync::OnceLock::new(),
@@ -284,6 +287,8 @@ impl Links {
             Action::Reconfigure { id, replicaof } => {
                 self.send(id, LinkCmd::Reconfigure { replicaof })
             }
+            Action::PauseWrites { id, ms } => self.send(id, LinkCmd::PauseWrites { ms }),
+            Action::Unpause { id } => self.send(id, LinkCmd::Unpause),
             // Not link actions: `Shared::execute` handles them; if one arrives
             // here anyway, run it there.
             other @ (Action::Emit(_)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
@@ -65,7 +65,7 @@ pub struct RaftNode {
     pub id: u64,
     pub cluster_id: String,
     /// Committed state as applied locally (updated after every apply).
-    pub state: Arc<Mutex<GroupState>>,
+    pub state: tokio::sync::watch::Receiver<GroupState>,
 }
 
 impl RaftNode {
@@ -78,8 +78,8 @@ impl RaftNode {
         down_after_ms: u64,
         auth: LinkAuth,
     ) -> Result<(RaftNode, OpenReport), StartError> {
-        let state = Arc::new(Mutex::new(GroupState::default()));
-        let (log, sm, report) = store::open(data_dir, state.clone())?;
+        let (tx, state) = tokio::sync::watch::channel(GroupState::default());
+        let (log, sm, report) = store::open(data_dir, Arc::new(tx))?;
         let config = Arc::new(raft_config(cluster_id, down_after_ms)?);
         let network = Network {
             cluster_id: cluster_id.to_string(),

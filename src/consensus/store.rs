@@ -55,6 +55,8 @@ pub enum OpenError {
 pub struct OpenReport {
     /// Bytes of a torn, never-acknowledged final record that were cut off.
     pub torn_tail_bytes: u64,
+    /// Nothing was stored before: no log entry, no vote, no snapshot.
+    pub was_empty: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -100,7 +102,7 @@ pub struct StateMachineStore {
     /// The last snapshot, shared with builders so a build becomes current.
     current: Arc<Mutex<Option<StoredSnapshot>>>,
     /// Where the applied state is published for the rest of the daemon.
-    published: Arc<Mutex<GroupState>>,
+    published: Published,
 }
 
 fn io_err(e: impl ToString) -> StorageError<NodeId> {
@@ -185,11 +187,14 @@ fn encode_record(entry: &Entry<TypeConfig>) -> Vec<u8> {
     rec
 }
 
+/// The applied state, as the rest of the daemon watches it.
+pub type Published = Arc<tokio::sync::watch::Sender<GroupState>>;
+
 /// Opens (or creates) the storage in `<data_dir>/raft`. `published` receives
 /// the applied state after every apply and snapshot install.
 pub fn open(
     data_dir: &Path,
-    published: Arc<Mutex<GroupState>>,
+    published: Published,
 ) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
     let dir = data_dir.join("raft");
     let ioe = |path: &Path| {
@@ -242,6 +247,7 @@ pub fn open(
     }
     let meta: Meta = read_sealed(&dir.join("meta"))?.unwrap_or_default();
     let snapshot: Option<StoredSnapshot> = read_sealed(&dir.join("snapshot"))?;
+    report.was_empty = entries.is_empty() && meta.vote.is_none() && snapshot.is_none();
     let image = match &snapshot {
         Some(s) => serde_json::from_slice::<SmImage>(&s.data).map_err(|e| OpenError::Corrupt {
             path: dir.join("snapshot"),
@@ -250,7 +256,7 @@ pub fn open(
         })?,
         None => SmImage::default(),
     };
-    *lock(&published) = image.state.clone();
+    published.send_replace(image.state.clone());
     let log = LogStore {
         inner: Arc::new(Mutex::new(LogInner {
             dir: dir.clone(),
@@ -417,7 +423,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 impl StateMachineStore {
     fn publish(&self) {
-        *lock(&self.published) = self.image.state.clone();
+        self.published.send_replace(self.image.state.clone());
     }
 }
 
@@ -545,7 +551,7 @@ mod tests {
         async fn build(&self) -> StorageResult<(tempfile::TempDir, LogStore, StateMachineStore)> {
             let dir = tempfile::tempdir().map_err(io_err)?;
             let (log, sm, _) =
-                open(dir.path(), Arc::new(Mutex::new(GroupState::default()))).map_err(io_err)?;
+                open(dir.path(), Arc::new(tokio::sync::watch::channel(GroupState::default()).0)).map_err(io_err)?;
             Ok((dir, log, sm))
         }
     }
@@ -572,7 +578,7 @@ mod disk_tests {
     }
 
     fn reopen(dir: &Path) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
-        open(dir, Arc::new(Mutex::new(GroupState::default())))
+        open(dir, Arc::new(tokio::sync::watch::channel(GroupState::default()).0))
     }
 
     /// Writes entries straight through the append path's record format.
@@ -591,7 +597,8 @@ mod disk_tests {
         let dir = tempfile::tempdir().unwrap();
         write_entries(dir.path(), 3);
         let (mut log, _, report) = reopen(dir.path()).unwrap();
-        assert_eq!(report, OpenReport::default());
+        assert_eq!(report.torn_tail_bytes, 0);
+        assert!(!report.was_empty);
         log.save_vote(&Vote::new(7, 2)).await.unwrap();
         drop(log);
         let (mut log, _, _) = reopen(dir.path()).unwrap();

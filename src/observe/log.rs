@@ -207,6 +207,21 @@ fn timestamp() -> String {
     s
 }
 
+/// The level filter plus openraft's own logs, which are chatty at info level
+/// (whole Raft states per line): shown from warnings up, or all at `debug`.
+fn env_filter(level: LevelFilter) -> tracing_subscriber::EnvFilter {
+    let raft = if level == LevelFilter::OFF {
+        "off"
+    } else if level >= LevelFilter::TRACE {
+        "openraft=info"
+    } else {
+        "openraft=warn"
+    };
+    tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(level.into())
+        .parse_lossy(raft)
+}
+
 /// Builds the subscriber described by the config without installing it.
 pub fn build(cfg: &ServerConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
     let filter = level_filter(&cfg.loglevel)?;
@@ -215,7 +230,7 @@ pub fn build(cfg: &ServerConfig) -> Result<Box<dyn Subscriber + Send + Sync>, Lo
         Ok(Box::new(
             tracing_subscriber::fmt()
                 .json()
-                .with_max_level(filter)
+                .with_env_filter(env_filter(filter))
                 .with_ansi(false)
                 .with_writer(sink)
                 .finish(),
@@ -224,7 +239,7 @@ pub fn build(cfg: &ServerConfig) -> Result<Box<dyn Subscriber + Send + Sync>, Lo
         Ok(Box::new(
             tracing_subscriber::fmt()
                 .event_format(SentinelFormat::new())
-                .with_max_level(filter)
+                .with_env_filter(env_filter(filter))
                 .with_writer(sink)
                 .finish(),
         ))

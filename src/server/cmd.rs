@@ -135,7 +135,7 @@ pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Val
     }
 }
 
-fn auth_required(server: &Server) -> bool {
+pub(crate) fn auth_required(server: &Server) -> bool {
     !server.acl().default_nopass()
 }
 

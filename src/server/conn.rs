@@ -92,7 +92,14 @@ pub async fn run(
                     _ = shutdown.cancelled() => break 'conn,
                 }
             }
-            let replies = cmd::execute(&server, &mut sess, &argv);
+            let replies = if argv
+                .first()
+                .is_some_and(|a| a.eq_ignore_ascii_case(crate::consensus::network::RPC_COMMAND.as_bytes()))
+            {
+                vec![raft_rpc(&server, &sess, &argv).await]
+            } else {
+                cmd::execute(&server, &mut sess, &argv)
+            };
             let errors = replies
                 .iter()
                 .filter(|v| matches!(v, Value::Error(_)))
@@ -198,5 +205,20 @@ async fn write_all(
             Ok(())
         }
         _ = handle.kill.cancelled() => Err(()),
+    }
+}
+
+/// `RAFTINEL ...`: Raft RPCs between daemons (see `consensus::network`). Kept
+/// out of the command table so `COMMAND` shows exactly Sentinel's 15 commands;
+/// authenticated like every other command.
+async fn raft_rpc(server: &Server, sess: &cmd::Session, argv: &[Vec<u8>]) -> Value {
+    if !sess.authenticated && cmd::auth_required(server) {
+        return Value::error("NOAUTH Authentication required.");
+    }
+    let node = server.shared.raft.get();
+    let cluster = node.map(|n| n.cluster_id.as_str()).unwrap_or("");
+    match crate::consensus::rpc::handle(node, cluster, argv).await {
+        Ok(body) => Value::Bulk(body),
+        Err(e) => Value::error(e.to_string()),
     }
 }

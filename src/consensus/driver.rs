@@ -1,0 +1,457 @@
+//! Runs the local Raft node inside the daemon: forms or joins the group,
+//! forwards the core's proposals to the leader, and feeds the core what Raft
+//! decided (`Input::Committed`) and where this node stands (`Input::Raft`).
+//!
+//! Group formation ("exactly one node initializes"):
+//! - with a static peer list (`[raft] peers`), only the first peer may
+//!   bootstrap, and only after every reachable peer said it is not in a group;
+//!   the others join through any member;
+//! - in a drop-in sentinel.conf deployment, the candidates are this daemon and
+//!   the sentinels it discovered by hello; after a grace window, the one with
+//!   the smallest node id bootstraps and the others join.
+//!
+//! A node whose storage is empty but whose id is already a voter is refused by
+//! the leader (`LostState`) and stops: letting it vote with an empty log could
+//! elect a leader that lacks committed decisions.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::network::{split_addr, Network, PeerLink};
+use super::node::{node_id_from_myid, RaftNode, StartError};
+use super::rpc::{self, JoinReply, JoinRequest, ProposeReply, Status};
+use super::state::Command;
+use crate::core::{Input, LinkAuth, RaftView};
+use crate::runtime::Shared;
+
+/// How long a drop-in daemon listens for peers' hellos before the smallest id
+/// may bootstrap (hellos go out every 2 s).
+const DISCOVERY_GRACE: Duration = Duration::from_secs(5);
+/// Cadence of the formation loop while the node is not in a group.
+const FORMATION_PERIOD: Duration = Duration::from_millis(500);
+/// Every RPC made by the driver itself.
+const RPC_TTL: Duration = Duration::from_secs(1);
+
+/// Where the group lives and how to reach peers.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub cluster_id: String,
+    /// Static peers (`host:port` of their sentinel ports); empty = discover.
+    pub peers: Vec<String>,
+    pub data_dir: PathBuf,
+    /// `announce-ip:announce-port` when set.
+    pub announce: Option<String>,
+    /// This daemon's sentinel port.
+    pub port: u16,
+    /// Credentials for RPCs to peers (as Sentinel authenticates to peers).
+    pub auth: LinkAuth,
+    pub down_after_ms: u64,
+}
+
+impl GroupSettings {
+    /// Settings from the loaded configuration. The cluster id is, in order:
+    /// `[raft] cluster-id`, `RAFTINEL_CLUSTER_ID`, or one derived from the
+    /// monitored master names (so sentinel.conf needs no new directive).
+    pub fn from_config(cfg: &crate::config::Config) -> GroupSettings {
+        let g = &cfg.sentinel.globals;
+        let mut names: Vec<&str> = cfg
+            .sentinel
+            .masters
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        names.sort_unstable();
+        let cluster_id = cfg
+            .raft
+            .cluster_id
+            .clone()
+            .or_else(|| std::env::var("RAFTINEL_CLUSTER_ID").ok())
+            .unwrap_or_else(|| format!("raftinel:{}", names.join(",")));
+        let data_dir = cfg
+            .raft
+            .data_dir
+            .clone()
+            .or_else(|| cfg.server.data_dir.clone())
+            .or_else(|| cfg.server.dir.clone())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("raftinel");
+        let port = cfg.server.port;
+        let announce = g
+            .announce_ip
+            .as_ref()
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| {
+                let p = if g.announce_port != 0 {
+                    g.announce_port
+                } else {
+                    port
+                };
+                format!("{ip}:{p}")
+            });
+        let auth = match &g.sentinel_pass {
+            Some(pass) => LinkAuth {
+                user: g.sentinel_user.clone(),
+                pass: Some(pass.clone()),
+            },
+            None => LinkAuth {
+                user: None,
+                pass: cfg.server.requirepass.clone(),
+            },
+        };
+        let down_after_ms = cfg
+            .sentinel
+            .masters
+            .iter()
+            .map(|m| m.down_after_ms)
+            .min()
+            .unwrap_or(crate::config::MasterState::DEFAULT_DOWN_AFTER_MS);
+        GroupSettings {
+            cluster_id,
+            peers: cfg.raft.peers.clone(),
+            data_dir,
+            announce,
+            port,
+            auth,
+            down_after_ms,
+        }
+    }
+}
+
+/// Starts the node, publishes it in `shared`, and spawns the driver tasks.
+/// Returns once the node runs; group formation continues in the background.
+pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftNode, StartError> {
+    let myid = shared.lock_core().myid().to_string();
+    let id = node_id_from_myid(&myid)
+        .ok_or_else(|| StartError::Config(format!("myid {myid:?} is not 40 hex digits")))?;
+    let (node, report) = RaftNode::start(
+        &settings.data_dir,
+        id,
+        &settings.cluster_id,
+        settings.down_after_ms,
+        settings.auth.clone(),
+    )
+    .await?;
+    if report.torn_tail_bytes > 0 {
+        tracing::warn!(
+            "raft log: cut {} bytes of a torn final record (a crash mid-append; never acknowledged)",
+            report.torn_tail_bytes
+        );
+    }
+    let _ = shared.raft.set(node.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = shared.proposals.set(tx);
+    let network = Network {
+        cluster_id: settings.cluster_id.clone(),
+        auth: settings.auth.clone(),
+    };
+    tokio::spawn(forward_proposals(
+        shared.clone(),
+        node.clone(),
+        network.clone(),
+        rx,
+    ));
+    tokio::spawn(feed_committed(shared.clone(), node.clone()));
+    tokio::spawn(feed_raft_view(shared.clone(), node.clone()));
+    tokio::spawn(form_group(
+        shared,
+        node.clone(),
+        network,
+        settings,
+        report.was_empty,
+    ));
+    Ok(node)
+}
+
+fn feed(shared: &Shared, input: Input) {
+    let actions = shared.lock_core().handle(shared.now(), input);
+    let _ = shared.execute(actions);
+}
+
+/// Every applied change of the committed state goes to the core.
+async fn feed_committed(shared: Arc<Shared>, node: RaftNode) {
+    let mut rx = node.state.clone();
+    loop {
+        let state = rx.borrow_and_update().clone();
+        feed(&shared, Input::Committed(Box::new(state)));
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Leadership and membership changes go to the core as a `RaftView`.
+async fn feed_raft_view(shared: Arc<Shared>, node: RaftNode) {
+    let mut rx = node.raft.metrics();
+    let mut last = None;
+    loop {
+        let view = {
+            let m = rx.borrow_and_update();
+            let voters = m.membership_config.membership().voter_ids().count();
+            RaftView {
+                node_id: node.id,
+                initialized: voters > 0,
+                is_leader: m.current_leader == Some(node.id),
+                voters,
+                leader: m.current_leader,
+            }
+        };
+        if last != Some(view) {
+            last = Some(view);
+            metrics::gauge!("raftinel_raft_is_leader").set(if view.is_leader { 1.0 } else { 0.0 });
+            metrics::gauge!("raftinel_raft_voters").set(view.voters as f64);
+            feed(&shared, Input::Raft(view));
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Proposals are committed through the leader: locally when this node leads,
+/// else by RPC to the leader. A proposal that cannot be delivered is dropped:
+/// the core proposes again what it still needs and does not see committed.
+async fn forward_proposals(
+    shared: Arc<Shared>,
+    node: RaftNode,
+    network: Network,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut link: Option<PeerLink> = None;
+    loop {
+        let cmd = tokio::select! {
+            c = rx.recv() => match c { Some(c) => c, None => return },
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let leader = node.leader();
+        if leader == Some(node.id) {
+            let node = node.clone();
+            // Concurrent local writes keep a slow commit from delaying others.
+            tokio::spawn(async move {
+                if let ProposeReply::Failed(e) = rpc::propose_local(&node, cmd).await {
+                    tracing::debug!("proposal failed: {e}");
+                }
+            });
+            continue;
+        }
+        let Some(addr) = leader_addr(&node) else {
+            tracing::debug!("no raft leader known; dropping proposal {cmd:?}");
+            continue;
+        };
+        if link.as_ref().map(|l| l.addr() != addr).unwrap_or(true) {
+            link = Some(network.link(&addr));
+        }
+        if let Some(l) = link.as_mut() {
+            match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
+                Ok(ProposeReply::Done(_)) => {}
+                Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
+                Err(e) => tracing::debug!("proposal to {addr} failed: {e}"),
+            }
+        }
+    }
+}
+
+fn leader_addr(node: &RaftNode) -> Option<String> {
+    rpc::status(node).leader.map(|(_, addr)| addr)
+}
+
+/// Whether `ip` belongs to this machine (binding to it succeeds).
+fn is_local_ip(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// This daemon's address as peers reach it.
+async fn own_addr(shared: &Shared, settings: &GroupSettings) -> Option<String> {
+    if let Some(a) = &settings.announce {
+        return Some(a.clone());
+    }
+    if !settings.peers.is_empty() {
+        let host = hostname();
+        for p in &settings.peers {
+            let (h, port) = split_addr(p)?;
+            if port != settings.port {
+                continue;
+            }
+            let short = h.split('.').next().unwrap_or("");
+            if !host.is_empty() && short == host {
+                return Some(p.clone());
+            }
+            if let Ok(addr) = crate::links::connect::resolve(&h, port).await {
+                if is_local_ip(addr.ip()) {
+                    return Some(p.clone());
+                }
+            }
+        }
+        return None;
+    }
+    // Discovered mode: the address our links to the master come from, which
+    // is also the address our hellos announce.
+    let (host, port) = {
+        let core = shared.lock_core();
+        let m = core.masters.values().next()?;
+        (m.inst.host.clone(), m.inst.port)
+    };
+    let (_, local_ip) = crate::links::connect::connect(&host, port).await.ok()?;
+    let ip = if local_ip.contains(':') {
+        format!("[{local_ip}]")
+    } else {
+        local_ip
+    };
+    Some(format!("{ip}:{}", settings.port))
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Candidate members: static peers, or the sentinels discovered by hello
+/// (with their node ids, so the smallest id can be found).
+fn candidates(shared: &Shared, settings: &GroupSettings) -> Vec<(Option<u64>, String)> {
+    if !settings.peers.is_empty() {
+        return settings.peers.iter().map(|p| (None, p.clone())).collect();
+    }
+    let core = shared.lock_core();
+    let mut out = BTreeMap::new();
+    for m in core.masters.values() {
+        for s in m.sentinels.values() {
+            let host = if s.host.contains(':') {
+                format!("[{}]", s.host)
+            } else {
+                s.host.clone()
+            };
+            out.insert(
+                s.name.clone(),
+                (node_id_from_myid(&s.name), format!("{host}:{}", s.port)),
+            );
+        }
+    }
+    out.into_values().collect()
+}
+
+/// Bootstraps or joins until the node belongs to a group, then keeps the
+/// committed master list in step with the configured one.
+async fn form_group(
+    shared: Arc<Shared>,
+    node: RaftNode,
+    network: Network,
+    settings: GroupSettings,
+    fresh: bool,
+) {
+    let started = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(FORMATION_PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut me: Option<String> = None;
+    let mut warned = false;
+    while !node.is_initialized() {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        if me.is_none() {
+            me = own_addr(&shared, &settings).await;
+            if me.is_none() {
+                if !warned {
+                    tracing::warn!(
+                        "raft: cannot tell this daemon's own address among the peers yet"
+                    );
+                    warned = true;
+                }
+                continue;
+            }
+        }
+        let Some(addr) = me.clone() else { continue };
+        let cands = candidates(&shared, &settings);
+        let mut statuses: Vec<(String, Status)> = Vec::new();
+        for (_, peer) in cands.iter().filter(|(_, p)| *p != addr) {
+            let mut link = network.link(peer);
+            if let Ok(st) = link.call::<_, Status>("status", &(), RPC_TTL).await {
+                statuses.push((peer.clone(), st));
+            }
+        }
+        if let Some((peer, _)) = statuses.iter().find(|(_, st)| st.initialized) {
+            match join(&network, peer, node.id, &addr, fresh).await {
+                Ok(()) => tracing::info!("raft: joined the group through {peer}"),
+                Err(JoinFailure::LostState) => {
+                    tracing::error!(
+                        "raft: this daemon (node {}) is already a voter of the group, but its raft \
+                         data in {} is empty: its state was lost. Refusing to start; remove it from \
+                         the group or restore its data directory.",
+                        node.id,
+                        settings.data_dir.display()
+                    );
+                    std::process::exit(1);
+                }
+                Err(JoinFailure::Other(e)) => tracing::debug!("raft: join through {peer}: {e}"),
+            }
+            continue;
+        }
+        let may_bootstrap = if settings.peers.is_empty() {
+            // Only daemons that answered count: a real redis-sentinel in the
+            // same deployment is discovered by hello too, but takes no part.
+            let smallest = statuses
+                .iter()
+                .map(|(_, st)| st.id)
+                .chain([node.id])
+                .min()
+                .unwrap_or(node.id);
+            smallest == node.id && started.elapsed() >= DISCOVERY_GRACE
+        } else {
+            settings.peers.first() == Some(&addr)
+        };
+        if may_bootstrap && fresh {
+            match node.bootstrap(&addr).await {
+                Ok(()) => tracing::info!(
+                    "raft: bootstrapped a new group as node {} at {addr}",
+                    node.id
+                ),
+                Err(e) => tracing::debug!("raft: bootstrap: {e}"),
+            }
+        }
+    }
+}
+
+enum JoinFailure {
+    LostState,
+    Other(String),
+}
+
+async fn join(
+    network: &Network,
+    via: &str,
+    id: u64,
+    addr: &str,
+    fresh: bool,
+) -> Result<(), JoinFailure> {
+    let req = JoinRequest {
+        id,
+        addr: addr.to_string(),
+        fresh,
+    };
+    let mut target = via.to_string();
+    for _ in 0..3 {
+        let mut link = network.link(&target);
+        // Adding a voter waits for it to catch up: allow more than one RPC TTL.
+        match link.call::<_, JoinReply>("join", &req, RPC_TTL * 5).await {
+            Ok(JoinReply::Joined) => return Ok(()),
+            Ok(JoinReply::LostState) => return Err(JoinFailure::LostState),
+            Ok(JoinReply::NotLeader { leader: Some(l) }) => target = l,
+            Ok(other) => return Err(JoinFailure::Other(format!("{other:?}"))),
+            Err(e) => return Err(JoinFailure::Other(e.to_string())),
+        }
+    }
+    Err(JoinFailure::Other("leader kept moving".into()))
+}
