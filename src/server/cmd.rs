@@ -259,6 +259,9 @@ fn hello(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
             Some(v) => ver = v,
             None => return err("ERR Protocol version is not an integer or out of range"),
         }
+        if !(2..=3).contains(&ver) {
+            return err("NOPROTO unsupported protocol version");
+        }
     }
     let mut creds: Option<(&[u8], &[u8])> = None;
     let mut name: Option<&[u8]> = None;
@@ -286,9 +289,6 @@ fn hello(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
                 String::from_utf8_lossy(opt)
             ));
         }
-    }
-    if argv.len() >= 2 && !(2..=3).contains(&ver) {
-        return err("NOPROTO unsupported protocol version");
     }
     if let Some((u, p)) = creds {
         if !authenticate(server, sess, u, p, "hello") {
@@ -671,7 +671,10 @@ fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> V
                 Some(_) => return err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
             };
             if argv.len() > 4 {
-                return syntax();
+                return err(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                    String::from_utf8_lossy(arg(1))
+                ));
             }
             server.set_pause(Some((now + Duration::from_millis(ms as u64), all)));
             Value::ok()
@@ -809,14 +812,36 @@ fn client_tracking(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Val
         j += 1;
     }
     if on {
+        let cur = sess.handle.state().tracking.clone();
         if !t.bcast && !t.prefixes.is_empty() {
             return err("ERR PREFIX option requires BCAST mode to be enabled");
         }
-        if t.optin && t.optout {
-            return err("ERR You can't use OPTIN and OPTOUT at the same time");
+        if cur.on && cur.bcast != t.bcast {
+            return err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
         }
         if t.bcast && (t.optin || t.optout) {
             return err("ERR OPTIN and OPTOUT are not compatible with BCAST");
+        }
+        if t.optin && t.optout {
+            return err("ERR You can't specify both OPTIN mode and OPTOUT mode");
+        }
+        if (t.optin && cur.optout) || (t.optout && cur.optin) {
+            return err("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.");
+        }
+        if cur.on {
+            // Enabling again adds to the current mode, like enableTracking.
+            t.bcast |= cur.bcast;
+            t.optin |= cur.optin;
+            t.optout |= cur.optout;
+            t.noloop |= cur.noloop;
+            let mut prefixes = cur.prefixes;
+            for p in t.prefixes.drain(..) {
+                if !prefixes.contains(&p) {
+                    prefixes.push(p);
+                }
+            }
+            t.prefixes = prefixes;
+            t.caching = cur.caching;
         }
         sess.handle.state().tracking = t;
     } else {
