@@ -11,6 +11,7 @@
 
 pub mod commands;
 pub mod event;
+pub mod failover;
 pub mod hello;
 pub mod info;
 pub mod instance;
@@ -22,5 +23,9 @@ pub use event::{Event, EventKind, Level};
 pub use sentinel::Sentinel;
 pub use types::*;
 
+#[cfg(test)]
+mod failover_tests;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;

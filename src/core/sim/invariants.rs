@@ -1,0 +1,238 @@
+//! The invariants checked after every simulation step, one function each,
+//! named after the property. Each returns `Err(explanation)` on violation;
+//! the runner adds the seed, the step and the trace.
+//!
+//! Safety properties hold vacuously while no daemon promotes anything; the
+//! convergence check runs once, after healing and quiet time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::world::{Promotion, SeenInfo, World, MASTER_NAME};
+use crate::consensus::state::Phase;
+use crate::consensus::{Command, CommandResponse};
+
+pub(super) type Check = Result<(), String>;
+
+fn new_promotions(w: &World) -> &[Promotion] {
+    w.promotions.get(w.checked..).unwrap_or(&[])
+}
+
+/// Every `REPLICAOF NO ONE` ever sent names one target per committed epoch.
+pub(super) fn at_most_one_promotion_per_epoch(w: &World) -> Check {
+    let mut per_epoch: BTreeMap<u64, BTreeSet<Option<(String, u16)>>> = BTreeMap::new();
+    for p in &w.promotions {
+        let Some(f) = &p.failover else { continue };
+        per_epoch
+            .entry(f.epoch)
+            .or_default()
+            .insert(p.target.clone());
+    }
+    match per_epoch.iter().find(|(_, t)| t.len() > 1) {
+        Some((e, targets)) => Err(format!(
+            "epoch {e}: REPLICAOF NO ONE sent to {} different nodes: {targets:?}",
+            targets.len()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Epochs never go back: a daemon's current epoch within one incarnation and
+/// across restarts (it restarts from what it flushed, which must carry every
+/// epoch it acted in), the committed epoch each daemon sees, and the group's.
+pub(super) fn epochs_never_decrease(w: &World) -> Check {
+    let state = w.raft.committed();
+    let config_epoch = state
+        .masters
+        .get(MASTER_NAME)
+        .map(|m| m.config_epoch)
+        .unwrap_or(0);
+    let (ce, cfe) = w.committed_mark;
+    if state.current_epoch < ce || config_epoch < cfe {
+        return Err(format!(
+            "group: committed (current epoch, config epoch) went from ({ce}, {cfe}) to ({}, {config_epoch})",
+            state.current_epoch
+        ));
+    }
+    for (d, dm) in w.daemons.iter().enumerate() {
+        let Some(core) = &dm.core else { continue };
+        let (inc, epoch, committed) = w.epoch_marks[d];
+        if core.current_epoch() < epoch {
+            let how = if inc == dm.incarnation {
+                "while running"
+            } else {
+                "across a restart"
+            };
+            return Err(format!(
+                "daemon d{d}: current epoch went from {epoch} to {} {how}",
+                core.current_epoch()
+            ));
+        }
+        let seen = w.daemon_state(d).map(|s| s.current_epoch);
+        if let Some(c) = seen {
+            if inc == dm.incarnation && c < committed {
+                return Err(format!(
+                    "daemon d{d}: committed epoch delivered went from {committed} to {c}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records the watermarks once every check of a step passed.
+pub(super) fn mark_epochs(w: &mut World) {
+    let state = w.raft.committed();
+    let config_epoch = state
+        .masters
+        .get(MASTER_NAME)
+        .map(|m| m.config_epoch)
+        .unwrap_or(0);
+    w.committed_mark = (state.current_epoch, config_epoch);
+    for d in 0..w.daemons.len() {
+        let Some(core) = &w.daemons[d].core else {
+            continue;
+        };
+        let epoch = core.current_epoch();
+        let committed = w.daemon_state(d).map(|s| s.current_epoch).unwrap_or(0);
+        let inc = w.daemons[d].incarnation;
+        let (_, e, c) = w.epoch_marks[d];
+        w.epoch_marks[d] = (inc, e.max(epoch), c.max(committed));
+    }
+}
+
+/// A daemon sends `REPLICAOF NO ONE` only to the replica named by a committed
+/// failover step it has received (phase send-slaveof-noone or later), and
+/// that step is an applied entry of the log.
+pub(super) fn no_promotion_without_committed_decision(w: &World) -> Check {
+    for p in new_promotions(w) {
+        let Some(f) = &p.failover else {
+            return Err(format!(
+                "d{} sent REPLICAOF NO ONE to {:?} at step {} (t={}) with no committed failover in its view",
+                p.daemon, p.target, p.step, p.at
+            ));
+        };
+        if f.phase < Phase::SendSlaveofNoone || f.promoted != p.target || p.target.is_none() {
+            return Err(format!(
+                "d{} sent REPLICAOF NO ONE to {:?} at step {} but its committed failover is {f:?}",
+                p.daemon, p.target, p.step
+            ));
+        }
+        if decision_index(w, f.epoch, p.target.as_ref()).is_none() {
+            return Err(format!(
+                "d{} promoted {:?} in epoch {} with no applied FailoverPhase naming it in the log",
+                p.daemon, p.target, f.epoch
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Index in the log of the applied entry that chose `target` in `epoch`.
+fn decision_index(w: &World, epoch: u64, target: Option<&(String, u16)>) -> Option<usize> {
+    w.raft.log.iter().position(|e| {
+        e.response == CommandResponse::Applied
+            && matches!(&e.cmd, Command::FailoverPhase { name, epoch: ep, promoted: Some(addr), .. }
+                if name == MASTER_NAME && *ep == epoch && Some(addr) == target)
+    })
+}
+
+/// Failovers start only from the majority side, and only the daemon leading
+/// the committed failover (or the current Raft leader taking it over) sends
+/// the promotion.
+pub(super) fn minority_never_promotes(w: &World) -> Check {
+    for (i, e) in w.raft.log.iter().enumerate() {
+        if let Command::FailoverStart { epoch, .. } = &e.cmd {
+            if e.response == CommandResponse::Applied && !e.proposer_on_majority {
+                return Err(format!(
+                    "entry #{}: FailoverStart of epoch {epoch} proposed by d{:?} from a minority",
+                    i + 1,
+                    e.proposer
+                ));
+            }
+        }
+    }
+    for p in new_promotions(w) {
+        let Some(f) = &p.failover else { continue };
+        if f.leader != p.node_id && !p.believed_leader {
+            return Err(format!(
+                "d{} (node {:x}) sent REPLICAOF NO ONE for epoch {} led by node {:x} without being Raft leader",
+                p.daemon, p.node_id, f.epoch, f.leader
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The daemon that chose the replica had, at that moment, INFO showing the
+/// replica neither empty while the master had data nor on another replication
+/// history than the master's (replid or replid2).
+pub(super) fn never_promote_empty_or_diverged_replica(w: &World) -> Check {
+    for p in new_promotions(w) {
+        let (Some(f), Some(target), Some(master)) = (&p.failover, &p.target, &p.view_master) else {
+            continue;
+        };
+        let Some(i) = decision_index(w, f.epoch, Some(target)) else {
+            continue;
+        };
+        let (Some(chooser), Some(&decided_at)) = (
+            w.raft.log.get(i).and_then(|e| e.proposer),
+            w.proposed_at.get(i),
+        ) else {
+            continue;
+        };
+        let last_seen = |addr: &(String, u16)| -> Option<&SeenInfo> {
+            let n = w.node_by_addr(&addr.0, addr.1)?;
+            w.daemons[chooser]
+                .seen
+                .get(&n)?
+                .iter()
+                .rev()
+                .find(|s| s.at <= decided_at)
+        };
+        let (Some(r), Some(m)) = (last_seen(target), last_seen(master)) else {
+            continue;
+        };
+        if r.offset == 0 && m.offset > 0 {
+            return Err(format!(
+                "epoch {}: d{chooser} chose {target:?} whose last INFO (t={}) showed offset 0 while the master's (t={}) showed {}",
+                f.epoch, r.at, m.at, m.offset
+            ));
+        }
+        let history_known = !m.replid.is_empty();
+        if history_known && r.replid != m.replid && r.replid != m.replid2 {
+            return Err(format!(
+                "epoch {}: d{chooser} chose {target:?} with replid {} (t={}) while the master had {} / {} (t={})",
+                f.epoch, r.replid, r.at, m.replid, m.replid2, m.at
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// After healing and quiet time: every daemon answers the same master, it is
+/// the committed one, and every daemon has received the whole log.
+pub(super) fn all_daemons_agree_on_the_committed_master(w: &World) -> Check {
+    let state = w.raft.committed();
+    let Some(expected) = World::expected_master(&state) else {
+        return Err("the committed state has no master".into());
+    };
+    for (d, dm) in w.daemons.iter().enumerate() {
+        let Some(core) = &dm.core else {
+            return Err(format!("d{d} is not running after settling"));
+        };
+        if dm.delivered_index != w.raft.len() {
+            return Err(format!(
+                "d{d} has committed index {} of {}",
+                dm.delivered_index,
+                w.raft.len()
+            ));
+        }
+        let answer = core.master_addr(MASTER_NAME);
+        if answer.as_ref() != Some(&expected) {
+            return Err(format!(
+                "d{d} answers {answer:?} but the committed master is {expected:?}"
+            ));
+        }
+    }
+    Ok(())
+}

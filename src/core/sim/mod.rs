@@ -1,0 +1,133 @@
+//! A deterministic, seeded simulation of a raftinel group (STYLE §3).
+//!
+//! N daemons each run the real pure core ([`crate::core::Sentinel`], driven
+//! only through `Sentinel::new` and `handle`, plus the public SENTINEL
+//! accessors a peer or client would use: `is_master_down_by_addr` for a
+//! peer's question and `master_addr` for GET-MASTER-ADDR-BY-NAME). Around them
+//! the simulator models what the driver would connect them to: Redis nodes
+//! (`redis.rs`), the network (partitions, loss, delay) and the Raft group
+//! (`raft.rs`, abstracted: one committed log, one leader per term on the
+//! majority side). No tokio, no sockets, no threads: one `StdRng` seeded from
+//! the run's seed makes every choice, so a failing seed replays exactly.
+//!
+//! After every step the invariants of `invariants.rs` are checked; a failure
+//! panics with the seed, the step and the last events.
+//!
+//! Runs:
+//! - `cargo test --lib sim` — the fixed seeds and the scripted scenarios;
+//! - `RAFTINEL_SIM_SEEDS=500 cargo test --lib sim::tests::fixed_seeds -- --nocapture`
+//!   — the longer run (500 seeds, each 300 steps plus settling);
+//! - `RAFTINEL_SIM_SEED=<seed> cargo test --lib sim::tests::fixed_seeds -- --nocapture`
+//!   — one seed, e.g. to replay a failure.
+
+mod invariants;
+mod raft;
+mod redis;
+mod world;
+
+use world::{SimConfig, World};
+
+/// Steps of a random run before settling.
+const STEPS: usize = 300;
+/// Simulated quiet time after healing, before the convergence check.
+const QUIET_MS: u64 = 30_000;
+
+type Checker = fn(&World) -> invariants::Check;
+
+/// The per-step invariants, by name.
+const STEP_CHECKS: &[(&str, Checker)] = &[
+    (
+        "at_most_one_promotion_per_epoch",
+        invariants::at_most_one_promotion_per_epoch,
+    ),
+    ("epochs_never_decrease", invariants::epochs_never_decrease),
+    (
+        "no_promotion_without_committed_decision",
+        invariants::no_promotion_without_committed_decision,
+    ),
+    (
+        "minority_never_promotes",
+        invariants::minority_never_promotes,
+    ),
+    (
+        "never_promote_empty_or_diverged_replica",
+        invariants::never_promote_empty_or_diverged_replica,
+    ),
+];
+
+fn fail(w: &World, name: &str, why: &str) -> ! {
+    panic!(
+        "simulation invariant `{name}` violated\n  {why}\n  seed={seed} step={step} t={now}ms daemons={d} replicas={r}\n  reproduce: RAFTINEL_SIM_SEED={seed} cargo test --lib sim::tests::fixed_seeds -- --nocapture\n  last events:\n{trace}",
+        seed = w.seed,
+        step = w.step,
+        now = w.now,
+        d = w.cfg.daemons,
+        r = w.cfg.replicas,
+        trace = w.trace_text()
+    );
+}
+
+fn check_step(w: &mut World) {
+    for (name, check) in STEP_CHECKS {
+        if let Err(why) = check(w) {
+            fail(w, name, &why);
+        }
+    }
+    w.checked = w.promotions.len();
+    invariants::mark_epochs(w);
+}
+
+fn run_for(w: &mut World, ms: u64) {
+    let end = w.now + ms;
+    while w.now < end {
+        w.step_once();
+        check_step(w);
+    }
+}
+
+fn check_converged(w: &World) {
+    if let Err(why) = invariants::all_daemons_agree_on_the_committed_master(w) {
+        fail(w, "all_daemons_agree_on_the_committed_master", &why);
+    }
+}
+
+/// What a run ended with, for scenario assertions and the summary line.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    pub promotions: usize,
+    pub epochs: usize,
+    pub commits: usize,
+    pub sim_ms: u64,
+    pub events: std::collections::BTreeMap<&'static str, usize>,
+}
+
+fn outcome(w: &World) -> Outcome {
+    let epochs: std::collections::BTreeSet<u64> = w
+        .promotions
+        .iter()
+        .filter_map(|p| p.failover.as_ref().map(|f| f.epoch))
+        .collect();
+    Outcome {
+        promotions: w.promotions.len(),
+        epochs: epochs.len(),
+        commits: w.raft.len(),
+        sim_ms: w.now,
+        events: w.events.clone(),
+    }
+}
+
+/// One random run: `steps` steps with faults, then heal, settle, quiet time
+/// and the convergence check.
+pub(super) fn run_seed(seed: u64, steps: usize) -> Outcome {
+    let mut w = World::new(seed, SimConfig::random(seed));
+    for _ in 0..steps {
+        w.step_once();
+        check_step(&mut w);
+    }
+    w.settle();
+    run_for(&mut w, QUIET_MS);
+    check_converged(&w);
+    outcome(&w)
+}
+
+mod tests;
