@@ -88,6 +88,14 @@ pub enum Command {
         epoch: u64,
         reason: String,
     },
+    /// The Raft leader takes over the failover of `epoch` from the daemon that
+    /// drove it (it lost the leadership or crashed): the failover resumes from
+    /// its committed phase instead of waiting for failover-timeout.
+    FailoverTakeover {
+        name: String,
+        epoch: u64,
+        leader: u64,
+    },
     /// The promoted replica is the master from now on: the address clients get.
     SwitchMaster {
         name: String,
@@ -229,6 +237,20 @@ impl GroupState {
                 }
                 Applied
             }
+            Command::FailoverTakeover {
+                name,
+                epoch,
+                leader,
+            } => {
+                let Some(f) = self.failover_mut(name, *epoch) else {
+                    return Rejected(format!("no failover of epoch {epoch}"));
+                };
+                if f.leader == *leader {
+                    return Rejected(format!("failover of epoch {epoch} already led by {leader}"));
+                }
+                f.leader = *leader;
+                Applied
+            }
             Command::FailoverAbort { name, epoch, .. } => {
                 if self.failover_mut(name, *epoch).is_none() {
                     return Rejected(format!("no failover of epoch {epoch}"));
@@ -305,6 +327,27 @@ mod tests {
         assert!(matches!(s.apply(&start(1)), CommandResponse::Rejected(_)));
         assert_eq!(s.apply(&start(2)), CommandResponse::Applied);
         assert_eq!(s.current_epoch, 2);
+    }
+
+    #[test]
+    fn takeover_changes_the_leader_of_the_running_failover_only() {
+        let mut s = monitored();
+        s.apply(&Command::FailoverStart {
+            name: "m".into(),
+            epoch: 1,
+            leader: 1,
+            manual: false,
+            coordinated: false,
+        });
+        let take = |epoch, leader| Command::FailoverTakeover {
+            name: "m".into(),
+            epoch,
+            leader,
+        };
+        assert!(matches!(s.apply(&take(2, 2)), CommandResponse::Rejected(_)));
+        assert_eq!(s.apply(&take(1, 2)), CommandResponse::Applied);
+        assert!(matches!(s.apply(&take(1, 2)), CommandResponse::Rejected(_)));
+        assert_eq!(s.masters["m"].failover.as_ref().map(|f| f.leader), Some(2));
     }
 
     #[test]

@@ -101,18 +101,29 @@ fn since(now: Millis, t: Millis) -> String {
 
 /// Builds one instance description (§1.4). Every value is a string; the
 /// server sends them as bulk strings.
-fn describe(inst: &Instance, m: &Master, now: Millis) -> Description {
+/// In a group the master's address, flags and failover state come from
+/// committed state (`failover::failover_desc`).
+fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Description {
     let mut d: Description = Vec::with_capacity(21);
     let is_master = inst.kind == InstanceKind::Master;
+    let (host, port) = if is_master {
+        s.shown_addr(m)
+    } else {
+        (inst.host.clone(), inst.port)
+    };
+    let (extras, fdesc) = s.failover_desc(m, inst);
     d.push(("name", inst.name.clone()));
-    d.push(("ip", inst.host.clone()));
-    d.push(("port", inst.port.to_string()));
+    d.push(("ip", host));
+    d.push(("port", port.to_string()));
     d.push(("runid", inst.runid.clone().unwrap_or_default()));
-    d.push(("flags", inst.flags(is_master && m.failover_in_progress)));
+    d.push(("flags", inst.flags_with(&extras)));
     d.push(("link-pending-commands", inst.link.pending.to_string()));
     // Links to peer sentinels are not shared between masters here, so every
     // link serves exactly one instance.
     d.push(("link-refcount", "1".to_string()));
+    if let Some(state) = fdesc.failover_state {
+        d.push(("failover-state", state.to_string()));
+    }
     d.push((
         "last-ping-sent",
         inst.link
@@ -189,6 +200,21 @@ fn describe(inst: &Instance, m: &Master, now: Millis) -> Description {
     d
 }
 
+/// The failover's safety rules: never promote a replica that is empty while
+/// the master had data, nor one whose replication history (replid) is
+/// neither of the master's last known ones. Unknown values do not exclude.
+fn history_matches(master: &Instance, r: &Instance) -> bool {
+    if master.repl_offset.is_some_and(|o| o > 0) && r.slave_repl_offset == 0 {
+        return false;
+    }
+    match (&master.repl_id, &r.repl_id) {
+        (Some(m1), Some(rid)) => {
+            rid == m1 || master.repl_id2.as_deref().is_some_and(|m2| m2 == rid)
+        }
+        _ => true,
+    }
+}
+
 impl Sentinel {
     fn master(&self, name: &str) -> Result<&Master, CmdError> {
         self.masters.get(name).ok_or_else(CmdError::no_such_master)
@@ -204,14 +230,14 @@ impl Sentinel {
     pub fn masters_desc(&self, now: Millis) -> Vec<Description> {
         self.masters
             .values()
-            .map(|m| describe(&m.inst, m, now))
+            .map(|m| describe(self, &m.inst, m, now))
             .collect()
     }
 
     /// SENTINEL MASTER.
     pub fn master_desc(&self, name: &str, now: Millis) -> Result<Description, CmdError> {
         let m = self.master(name)?;
-        Ok(describe(&m.inst, m, now))
+        Ok(describe(self, &m.inst, m, now))
     }
 
     /// SENTINEL REPLICAS / SLAVES: replicas that said `replica_announced:0`
@@ -221,20 +247,24 @@ impl Sentinel {
         Ok(m.replicas
             .values()
             .filter(|r| r.replica_announced != 0)
-            .map(|r| describe(r, m, now))
+            .map(|r| describe(self, r, m, now))
             .collect())
     }
 
     /// SENTINEL SENTINELS.
     pub fn sentinels_desc(&self, name: &str, now: Millis) -> Result<Vec<Description>, CmdError> {
         let m = self.master(name)?;
-        Ok(m.sentinels.values().map(|s| describe(s, m, now)).collect())
+        Ok(m.sentinels
+            .values()
+            .map(|s| describe(self, s, m, now))
+            .collect())
     }
 
-    /// SENTINEL GET-MASTER-ADDR-BY-NAME (None = null array).
+    /// SENTINEL GET-MASTER-ADDR-BY-NAME (None = null array): in a group the
+    /// committed address, the promoted replica's from reconf_slaves on.
     pub fn master_addr(&self, name: &str) -> Option<(String, u16)> {
         let m = self.masters.get(name)?;
-        Some((m.inst.host.clone(), m.inst.port))
+        Some(self.client_addr(m))
     }
 
     /// SENTINEL MONITOR, with Sentinel's check order. `host_ok(host,
@@ -269,7 +299,8 @@ impl Sentinel {
         let mut ms = MasterState::new(name, host, port, u32::try_from(quorum).unwrap_or(u32::MAX));
         ms.down_after_ms = self.timing.default_down_after;
         ms.failover_timeout_ms = self.timing.default_failover_timeout;
-        let m = master_from_state(&ms, &mut self.next_id, now);
+        let mut m = master_from_state(&ms, &mut self.next_id, now);
+        m.fo.start_seen = self.current_epoch;
         let msg = format!("{} quorum {}", m.prefix(), m.quorum);
         self.masters.insert(name.to_string(), m);
         out.push(Action::Flush);
@@ -318,6 +349,7 @@ impl Sentinel {
         let mi = self.master_idx(name)?;
         let deny_scripts = self.globals.deny_scripts_reconfig;
         let mut changes = 0;
+        let mut group_sets: Vec<String> = Vec::new();
         let result = (|| {
             let mut j = 0;
             while j < args.len() {
@@ -402,6 +434,19 @@ impl Sentinel {
                         }
                         Self::drop_data_links(m, out);
                     }
+                    // raftinel extension: manual failovers pause writes on
+                    // the old master until the replica caught up (planned
+                    // switchover without losing acknowledged writes).
+                    "coordinated-failover" if moreargs > 0 => {
+                        j += 1;
+                        let v = args[j].as_str();
+                        m.fo.coordinated = match v.to_ascii_lowercase().as_str() {
+                            "yes" => true,
+                            "no" => false,
+                            _ => return Err(bad(v)),
+                        };
+                        group_sets.push(v.to_ascii_lowercase());
+                    }
                     "rename-command" if moreargs > 1 => {
                         let old = args[j + 1].as_str();
                         let new = args[j + 2].as_str();
@@ -448,6 +493,16 @@ impl Sentinel {
         if changes > 0 {
             out.push(Action::Flush);
         }
+        // Replicated options travel through the group too.
+        if self.cmaster(name).is_some() {
+            for value in group_sets {
+                out.push(Action::Propose(crate::consensus::Command::Set {
+                    name: name.to_string(),
+                    option: super::failover::COORDINATED_OPTION.to_string(),
+                    value,
+                }));
+            }
+        }
         result
     }
 
@@ -472,9 +527,20 @@ impl Sentinel {
         hits.len()
     }
 
-    /// SENTINEL CKQUORUM: Ok(status text) or the NOQUORUM error.
+    /// SENTINEL CKQUORUM: Ok(status text) or the NOQUORUM error. In a group
+    /// without a known Raft leader nothing can be committed: NOQUORUM.
     pub fn ckquorum(&self, name: &str) -> Result<String, CmdError> {
         let m = self.master(name)?;
+        if self.cmaster(name).is_some() && self.raft.leader.is_none() {
+            let usable = 1 + m
+                .sentinels
+                .values()
+                .filter(|s| !s.s_down && !s.o_down)
+                .count();
+            return Err(CmdError(format!(
+                "NOQUORUM {usable} usable Sentinels. No Raft leader is known: a failover cannot be authorized"
+            )));
+        }
         let voters = m.sentinels.len() + 1;
         let usable = 1 + m
             .sentinels
@@ -609,6 +675,7 @@ impl Sentinel {
                     && r.info_refresh
                         .is_some_and(|i| now.saturating_sub(i) <= validity)
                     && r.master_link_down_since <= max_down
+                    && history_matches(&m.inst, r)
             })
             .collect();
         candidates.sort_by(|(_, a), (_, b)| {
@@ -625,20 +692,17 @@ impl Sentinel {
         candidates.first().map(|(k, _)| (*k).clone())
     }
 
-    /// SENTINEL FAILOVER. The failover engine arrives with the consensus
-    /// milestone; until then a request that would start one is refused after
-    /// the same checks Sentinel makes.
-    pub fn failover(&self, name: &str, now: Millis) -> Result<(), CmdError> {
-        let m = self.master(name)?;
-        if m.failover_in_progress {
-            return Err(CmdError("INPROG Failover already in progress".into()));
-        }
-        if self.select_slave(name, now).is_none() {
-            return Err(CmdError(
-                "NOGOODSLAVE No suitable replica to promote".into(),
-            ));
-        }
-        Err(CmdError::err("failover not available in this build"))
+    /// SENTINEL FAILOVER: Sentinel's checks (-INPROG, -NOGOODSLAVE), then a
+    /// manual failover is proposed to the group (`failover::manual_failover`);
+    /// without a group nothing can be committed and the reply says NOQUORUM.
+    pub fn failover(
+        &mut self,
+        name: &str,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CmdError> {
+        let mi = self.master_idx(name)?;
+        self.manual_failover(mi, now, out)
     }
 
     /// SENTINEL CONFIG GET: parameters whose name `matches`, in Sentinel's

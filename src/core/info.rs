@@ -23,6 +23,12 @@ pub struct ParsedInfo {
     pub slave_priority: Option<i64>,
     pub slave_repl_offset: Option<u64>,
     pub replica_announced: Option<i64>,
+    /// Replication history (any role): `master_replid`, `master_replid2` and
+    /// `master_repl_offset`. The failover's safety rules compare a replica's
+    /// history and offset with the master's last known ones.
+    pub master_replid: Option<String>,
+    pub master_replid2: Option<String>,
+    pub master_repl_offset: Option<u64>,
 }
 
 /// C `atoi`/`strtoll`: optional spaces and sign, then leading digits; anything
@@ -84,6 +90,15 @@ pub fn parse(text: &str, is_master: bool) -> ParsedInfo {
         }
         if l.len() >= 32 && l.starts_with("master_link_down_since_seconds") {
             p.master_link_down_since = l.get(31..).map(atoi).unwrap_or(0).saturating_mul(1000);
+        }
+        if let Some(v) = l.strip_prefix("master_replid:") {
+            p.master_replid = Some(v.trim().to_string());
+        }
+        if let Some(v) = l.strip_prefix("master_replid2:") {
+            p.master_replid2 = Some(v.trim().to_string());
+        }
+        if let Some(v) = l.strip_prefix("master_repl_offset:") {
+            p.master_repl_offset = Some(atou(v));
         }
         if l.starts_with("role:master") {
             role = Some(Role::Master);
@@ -179,6 +194,19 @@ mod tests {
         let p = parse("master_host:1.2.3.4\r\nrole:master\r\n", false);
         assert_eq!(p.master_host, None);
         assert_eq!(p.role, Some(Role::Master));
+    }
+
+    #[test]
+    fn replication_history_fields_for_any_role() {
+        let t =
+            "role:master\r\nmaster_replid:aaaa\r\nmaster_replid2:0000\r\nmaster_repl_offset:42\r\n";
+        let p = parse(t, true);
+        assert_eq!(p.master_replid.as_deref(), Some("aaaa"));
+        assert_eq!(p.master_replid2.as_deref(), Some("0000"));
+        assert_eq!(p.master_repl_offset, Some(42));
+        let p = parse("role:slave\r\nmaster_replid:bbbb\r\n", false);
+        assert_eq!(p.master_replid.as_deref(), Some("bbbb"));
+        assert_eq!(p.master_repl_offset, None);
     }
 
     #[test]

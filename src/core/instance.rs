@@ -124,6 +124,15 @@ pub struct Instance {
     pub slave_repl_offset: u64,
     pub replica_announced: i64,
     pub slave_conf_change_time: Millis,
+    /// Replication history from INFO (any role), for the failover's safety
+    /// rules: replication ids and the node's own `master_repl_offset`.
+    pub repl_id: Option<String>,
+    pub repl_id2: Option<String>,
+    pub repl_offset: Option<u64>,
+    /// INFO replies received so far (orders "a reply to an INFO sent after X").
+    pub info_count: u64,
+    /// Last corrective SLAVEOF (+convert-to-slave / +fix-slave-config) sent.
+    pub fix_sent_at: Option<Millis>,
 
     /// Last successful hello PUBLISH to this instance.
     pub last_pub_time: Millis,
@@ -134,6 +143,16 @@ pub struct Instance {
     /// Peer sentinel: the leader it voted for and the epoch of that vote.
     pub leader: Option<String>,
     pub leader_epoch: u64,
+}
+
+/// Failover flags an instance description shows besides its own state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlagExtras {
+    pub failover_in_progress: bool,
+    pub promoted: bool,
+    /// `reconf_sent`, `reconf_inprog` or `reconf_done`.
+    pub reconf: Option<&'static str>,
+    pub force_failover: bool,
 }
 
 pub const DEFAULT_SLAVE_PRIORITY: i64 = 100;
@@ -180,6 +199,11 @@ impl Instance {
             slave_repl_offset: 0,
             replica_announced: 1,
             slave_conf_change_time: now,
+            repl_id: None,
+            repl_id2: None,
+            repl_offset: None,
+            info_count: 0,
+            fix_sent_at: None,
             last_pub_time: now,
             last_hello_time: now,
             last_master_down_reply_time: now,
@@ -191,6 +215,15 @@ impl Instance {
     /// The comma-joined `flags` field of instance descriptions, in Sentinel's
     /// fixed order. `failover_in_progress` is the master's flag.
     pub fn flags(&self, failover_in_progress: bool) -> String {
+        self.flags_with(&FlagExtras {
+            failover_in_progress,
+            ..FlagExtras::default()
+        })
+    }
+
+    /// `flags` with the failover's per-instance flags (promoted, reconf_*).
+    pub fn flags_with(&self, x: &FlagExtras) -> String {
+        let failover_in_progress = x.failover_in_progress;
         let mut f: Vec<&str> = Vec::new();
         if self.s_down {
             f.push("s_down");
@@ -211,6 +244,15 @@ impl Instance {
         }
         if failover_in_progress {
             f.push("failover_in_progress");
+        }
+        if x.promoted {
+            f.push("promoted");
+        }
+        if let Some(r) = x.reconf {
+            f.push(r);
+        }
+        if x.force_failover {
+            f.push("force_failover");
         }
         if self.script_kill_sent {
             f.push("script_kill_sent");

@@ -62,6 +62,8 @@ pub struct Master {
     pub sentinels: IndexMap<String, Instance>,
     /// `rename-command` table: original (as configured) -> new name.
     pub renames: Vec<(String, String)>,
+    /// The failover engine's bookkeeping for this master (`failover.rs`).
+    pub fo: super::failover::Ctl,
 }
 
 /// An owned copy of a master's name and address, for event payloads built
@@ -181,6 +183,7 @@ pub(crate) fn master_from_state(ms: &MasterState, next: &mut u64, now: Millis) -
         replicas: IndexMap::new(),
         sentinels: IndexMap::new(),
         renames: ms.rename_commands.clone(),
+        fo: super::failover::Ctl::default(),
     };
     for (host, port) in &ms.known_replicas {
         let key = format_addr(host, *port);
@@ -403,6 +406,11 @@ impl Sentinel {
             }
             masters.insert(ms.name.clone(), master_from_state(ms, &mut next_id, now));
         }
+        // Failovers up to the persisted epoch were published before a
+        // restart: a replayed log must not publish them again.
+        for m in masters.values_mut() {
+            m.fo.start_seen = state.current_epoch;
+        }
         let s = Sentinel {
             myid,
             current_epoch: state.current_epoch,
@@ -470,10 +478,11 @@ impl Sentinel {
             masters: self
                 .masters
                 .values()
-                .map(|m| MasterState {
+                .map(|m| (m, self.client_addr(m)))
+                .map(|(m, (host, port))| MasterState {
                     name: m.inst.name.clone(),
-                    host: m.inst.host.clone(),
-                    port: m.inst.port,
+                    host,
+                    port,
                     quorum: m.quorum,
                     down_after_ms: m.inst.down_after,
                     failover_timeout_ms: m.failover_timeout,
@@ -532,7 +541,7 @@ impl Sentinel {
             }
             Input::Hello { via, payload } => self.hello_in(now, via, &payload, &mut out),
             Input::MasterDownReply { peer, reply } => self.master_down_reply(now, peer, reply),
-            Input::Committed(state) => self.committed = Some(*state),
+            Input::Committed(state) => self.committed_in(now, *state, &mut out),
             Input::Raft(view) => self.raft = view,
             Input::CommandTimeout { id } => {
                 if let Some(inst) = self.instance_mut(id) {
@@ -543,6 +552,8 @@ impl Sentinel {
                 }
             }
         }
+        // Every input may move a failover: a commit, a fresh INFO, a link.
+        self.failover_step(now, &mut out);
         out
     }
 
@@ -601,15 +612,16 @@ impl Sentinel {
         } else {
             self.opts.port
         };
+        let (master_ip, master_port) = self.client_addr(m);
         HelloOut {
             announce_ip: self.globals.announce_ip.clone(),
             port,
             runid: self.myid.clone(),
             current_epoch: self.current_epoch,
             master_name: m.inst.name.clone(),
-            master_ip: m.inst.host.clone(),
-            master_port: m.inst.port,
-            master_config_epoch: m.config_epoch,
+            master_ip,
+            master_port,
+            master_config_epoch: self.hello_config_epoch(m),
         }
     }
 
@@ -623,6 +635,7 @@ impl Sentinel {
         let Some(hello) = self.masters.get_index(mi).map(|(_, m)| self.hello_out(m)) else {
             return;
         };
+        let group_votes = self.committed_down_votes(&self.masters[mi].inst.name);
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
@@ -640,7 +653,10 @@ impl Sentinel {
         // The master itself.
         per.run(&mut m.inst, &data_auth, t.info_period, out);
         check_sdown(&mut m.inst, now, &t, m.reboot_down_after, &ma, out);
-        self::check_odown(m, now, out);
+        match group_votes {
+            Some(votes) => check_odown_votes(m, now, votes, out),
+            None => self::check_odown(m, now, out),
+        }
         // Ask peers while SDOWN (§4.7). The run id is ours only while we run
         // a failover, which this milestone never does.
         for s in m.sentinels.values_mut() {
@@ -761,7 +777,17 @@ impl Sentinel {
         let is_master = slot == Slot::Master;
         let p = info::parse(&text, is_master);
         inst.info = Some(text);
+        inst.info_count += 1;
         inst.master_link_down_since = p.master_link_down_since;
+        if p.master_replid.is_some() {
+            inst.repl_id = p.master_replid.clone();
+        }
+        if p.master_replid2.is_some() {
+            inst.repl_id2 = p.master_replid2.clone();
+        }
+        if p.master_repl_offset.is_some() {
+            inst.repl_offset = p.master_repl_offset;
+        }
 
         if let Some(run_id) = p.run_id {
             match &inst.runid {
@@ -997,7 +1023,10 @@ impl Sentinel {
             out.push(Action::Flush);
         }
 
-        if h.current_epoch > self.current_epoch {
+        // In a group, epochs and master addresses come from committed state
+        // only; hellos still teach peers and their addresses.
+        let governed = self.cmaster(&h.master_name).is_some();
+        if !governed && h.current_epoch > self.current_epoch {
             self.current_epoch = h.current_epoch;
             out.push(Action::Flush);
             emit(
@@ -1009,7 +1038,7 @@ impl Sentinel {
         }
 
         let m = &mut self.masters[mi];
-        if m.config_epoch < h.master_config_epoch {
+        if !governed && m.config_epoch < h.master_config_epoch {
             m.config_epoch = h.master_config_epoch;
             if h.master_port != m.inst.port || !h.master_ip.eq_ignore_ascii_case(&m.inst.host) {
                 let ma = m.addr();
@@ -1259,6 +1288,7 @@ impl Sentinel {
             self.simfailure_flags
         ));
         for (n, m) in self.masters.values().enumerate() {
+            let (host, port) = self.shown_addr(m);
             let status = if m.inst.o_down {
                 "odown"
             } else if m.inst.s_down {
@@ -1270,8 +1300,8 @@ impl Sentinel {
             s.push_str(&format!(
                 "master{n}:name={},status={status},address={}:{},slaves={},sentinels={}\r\n",
                 m.inst.name,
-                m.inst.host,
-                m.inst.port,
+                host,
+                port,
                 m.replicas.len(),
                 m.sentinels.len() + 1
             ));
@@ -1282,12 +1312,14 @@ impl Sentinel {
 
 /// ODOWN from our SDOWN plus the peers' opinions (§4.7).
 fn check_odown(m: &mut Master, now: Millis, out: &mut Vec<Action>) {
-    let mut votes = 0usize;
-    let mut odown = false;
-    if m.inst.s_down {
-        votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
-        odown = votes >= m.quorum as usize;
-    }
+    let votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
+    check_odown_votes(m, now, votes, out);
+}
+
+/// ODOWN = local SDOWN and `votes >= quorum` (votes: the peers' answers plus
+/// ours, or in a group the committed down opinions).
+pub(crate) fn check_odown_votes(m: &mut Master, now: Millis, votes: usize, out: &mut Vec<Action>) {
+    let odown = m.inst.s_down && votes >= m.quorum as usize;
     if odown {
         if !m.inst.o_down {
             m.inst.o_down = true;

@@ -1233,12 +1233,15 @@ fn failover_checks_and_replica_selection() {
         .push(("127.0.0.1".into(), 6381));
     let mut s = core(st);
     assert_eq!(
-        s.failover("mymaster", 0),
+        s.failover("mymaster", 0, &mut Vec::new()),
         Err(CmdError(
             "NOGOODSLAVE No suitable replica to promote".into()
         ))
     );
-    assert_eq!(s.failover("x", 0), Err(CmdError::no_such_master()));
+    assert_eq!(
+        s.failover("x", 0, &mut Vec::new()),
+        Err(CmdError::no_such_master())
+    );
     let r1 = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
     let r2 = s.masters["mymaster"].replicas["127.0.0.1:6381"].id;
     for (id, prio, off) in [(r1, 100, 10), (r2, 100, 20)] {
@@ -1263,14 +1266,16 @@ fn failover_checks_and_replica_selection() {
         Some("127.0.0.1:6380")
     );
     assert_eq!(
-        s.failover("mymaster", 200),
-        Err(CmdError::err("failover not available in this build"))
+        s.failover("mymaster", 200, &mut Vec::new()),
+        Err(CmdError(
+            "NOQUORUM No Raft group: a failover cannot be committed now".into()
+        ))
     );
     // Stale availability excludes a replica.
     assert_eq!(s.select_slave("mymaster", 5101), None);
     s.masters[0].failover_in_progress = true;
     assert_eq!(
-        s.failover("mymaster", 200),
+        s.failover("mymaster", 200, &mut Vec::new()),
         Err(CmdError("INPROG Failover already in progress".into()))
     );
 }

@@ -121,6 +121,9 @@ pub struct RaftView {
     pub is_leader: bool,
     /// Number of voters in the group.
     pub voters: usize,
+    /// The current Raft leader, if one is known (CKQUORUM answers NOQUORUM
+    /// without one).
+    pub leader: Option<u64>,
 }
 
 /// Everything the core asks the driver to do.
@@ -162,6 +165,16 @@ pub enum Action {
     Reconfigure {
         id: InstanceId,
         replicaof: Option<(String, u16)>,
+    },
+    /// `CLIENT PAUSE <ms> WRITE` on a master (coordinated failover: no write
+    /// is acknowledged by the old master while the replica catches up).
+    PauseWrites {
+        id: InstanceId,
+        ms: u64,
+    },
+    /// `CLIENT UNPAUSE` (end of a coordinated failover, or its abort).
+    Unpause {
+        id: InstanceId,
     },
     /// Propose a command to the Raft group (committed through the leader;
     /// the result comes back as `Input::Committed`).

@@ -267,6 +267,20 @@ async fn execute(
                 return o;
             }
         }
+        LinkCmd::PauseWrites { ms } => {
+            let mut c = redis::cmd(&ctx.command_name("CLIENT"));
+            c.arg("PAUSE").arg(ms.to_string()).arg("WRITE");
+            if let Err(o) = send(&mut conn, &c).await {
+                return o;
+            }
+        }
+        LinkCmd::Unpause => {
+            let mut c = redis::cmd(&ctx.command_name("CLIENT"));
+            c.arg("UNPAUSE");
+            if let Err(o) = send(&mut conn, &c).await {
+                return o;
+            }
+        }
         LinkCmd::Reconfigure { replicaof } => {
             let pipe = reconfigure_pipeline(ctx, replicaof.as_ref());
             let sent = tokio::time::timeout(

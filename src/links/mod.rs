@@ -38,6 +38,12 @@ pub enum LinkCmd {
     Reconfigure {
         replicaof: Option<(String, u16)>,
     },
+    /// `CLIENT PAUSE <ms> WRITE` (coordinated failover).
+    PauseWrites {
+        ms: u64,
+    },
+    /// `CLIENT UNPAUSE`.
+    Unpause,
 }
 
 /// What a link task reports to the driver.

@@ -148,7 +148,7 @@ fn dispatch(
             );
             Outcome::Reply(Value::Integer(n as i64))
         }
-        "failover" => match core.failover(arg(a, 2), now) {
+        "failover" => match core.failover(arg(a, 2), now, out) {
             Ok(()) => Outcome::Reply(Value::ok()),
             Err(e) => err(e),
         },

@@ -1,0 +1,1313 @@
+//! The failover engine, driven by committed Raft state (design: issue #3,
+//! docs/design.md). Pure like the rest of the core: it reads the committed
+//! `GroupState` and the local Raft view fed in by the driver, and answers
+//! with `Action`s (proposals, Redis reconfigurations, events).
+//!
+//! Split of roles:
+//! - every daemon proposes its SDOWN opinion, derives ODOWN from the committed
+//!   votes, publishes the committed steps it must publish (`+new-epoch`,
+//!   `+vote-for-leader`, `+switch-master` once per committed epoch) and
+//!   answers clients from committed state;
+//! - the Raft leader starts failovers, drives the one it leads (selection on
+//!   fresh INFO, promotion, replica reconfiguration), takes over a failover
+//!   whose leader is gone, and demotes an old master that comes back.
+//!
+//! Nothing is done to Redis for a step that is not committed: a step's
+//! effects run when the step shows up in `Input::Committed`. Proposals may be
+//! lost, so whatever is still wanted is re-proposed every `REPROPOSE_MS`
+//! (`GroupState::apply` rejects stale or duplicate commands).
+
+use indexmap::IndexMap;
+
+use super::event::EventKind;
+use super::instance::Role;
+use super::sentinel::{emit, prefix, Master, Sentinel};
+use super::types::{Action, InstanceId, Millis};
+use crate::consensus::state::{CommittedMaster, Failover, Phase};
+use crate::consensus::Command;
+
+/// A wanted proposal not yet seen committed is sent again after this long.
+pub(crate) const REPROPOSE_MS: u64 = 250;
+/// Selection waits this long at most for the replicas' fresh INFO.
+pub(crate) const SELECT_INFO_WAIT_MS: u64 = 300;
+/// INFO polling of a replica being promoted or reconfigured.
+pub(crate) const POLL_MS: u64 = 100;
+/// INFO polling while a coordinated switchover waits for the replica.
+pub(crate) const CATCHUP_POLL_MS: u64 = 50;
+/// Minimum spacing of corrective SLAVEOFs to the same node.
+const FIX_RESEND_MS: u64 = 1000;
+/// The master option that turns manual failovers into coordinated ones
+/// (raftinel extension of SENTINEL SET).
+pub const COORDINATED_OPTION: &str = "coordinated-failover";
+
+/// Per-master failover bookkeeping of this daemon (never persisted: after a
+/// restart the committed state says where things stand).
+#[derive(Debug, Clone, Default)]
+pub struct Ctl {
+    /// Epoch of the last committed failover start already published here.
+    /// Starts at the persisted current epoch, so a replayed log does not
+    /// publish old failovers again.
+    pub start_seen: u64,
+    /// Epoch whose leader-side start events this daemon emitted.
+    pub led_start: u64,
+    /// Last opinion proposed (down?) and when.
+    pub opinion: Option<(bool, Millis)>,
+    /// When the last committed failover of this master started (retry
+    /// spacing: 2 × failover-timeout after a start, unless it succeeded).
+    pub last_start: Option<Millis>,
+    /// Last automatic FailoverStart proposal.
+    pub start_proposed: Option<Millis>,
+    /// Last FailoverTakeover proposal (epoch, when).
+    pub takeover_proposed: Option<(u64, Millis)>,
+    /// Last Monitor proposal of a master the group does not know yet.
+    pub monitor_proposed: Option<Millis>,
+    /// A SENTINEL FAILOVER waiting to be committed.
+    pub manual: Option<ManualWant>,
+    /// Coordinated mode for manual failovers (`coordinated-failover yes`).
+    pub coordinated: bool,
+    /// The failover this daemon drives (Raft leader named in it).
+    pub run: Option<Run>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ManualWant {
+    pub coordinated: bool,
+    pub since: Millis,
+    pub proposed: Millis,
+}
+
+/// Per-replica reconfiguration state during `reconf_slaves` (§4.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconf {
+    /// SLAVEOF sent at `at`; `count` = the replica's INFO count then.
+    Sent {
+        at: Millis,
+        count: u64,
+    },
+    Inprog,
+    Done,
+}
+
+impl Reconf {
+    fn flag(self) -> &'static str {
+        match self {
+            Reconf::Sent { .. } => "reconf_sent",
+            Reconf::Inprog => "reconf_inprog",
+            Reconf::Done => "reconf_done",
+        }
+    }
+}
+
+/// Where the driving leader stands within the committed phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sub {
+    /// Fresh INFO asked of these replicas (id, INFO count that answers it).
+    Asking {
+        waiting: Vec<(InstanceId, u64)>,
+        at: Millis,
+    },
+    /// A proposal (next phase or abort) is out; waiting for its commit.
+    Decided,
+    /// The promoted replica's link is down: SLAVEOF NO ONE waits for it.
+    WaitLink,
+    /// Coordinated: writes paused on the old master; waiting for the replica
+    /// to reach the master's offset read after the pause (`target` = the
+    /// master INFO count that proves the read came after it).
+    CatchUp { target: u64 },
+    /// SLAVEOF NO ONE sent; waiting for an INFO after it saying role:master.
+    WaitPromotion { count: u64 },
+    /// Replicas being reconfigured.
+    Reconf,
+}
+
+/// The failover this daemon drives.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub epoch: u64,
+    /// Committed phase whose entry work is done here (None: nothing yet).
+    pub phase: Option<Phase>,
+    pub sub: Sub,
+    /// When the current phase (or promotion wait) began locally.
+    pub since: Millis,
+    /// The proposal being pushed until committed.
+    pub want: Option<(Command, Millis)>,
+    /// The abort event to publish when the proposed abort commits.
+    pub abort: Option<EventKind>,
+    pub reconf: IndexMap<String, Reconf>,
+    /// Writes are paused on the old master (coordinated mode).
+    pub paused: bool,
+    pub last_poll: Millis,
+}
+
+impl Run {
+    fn new(epoch: u64, now: Millis) -> Run {
+        Run {
+            epoch,
+            phase: None,
+            sub: Sub::Decided,
+            since: now,
+            want: None,
+            abort: None,
+            reconf: IndexMap::new(),
+            paused: false,
+            last_poll: now,
+        }
+    }
+
+    fn propose(&mut self, cmd: Command, now: Millis, out: &mut Vec<Action>) {
+        out.push(Action::Propose(cmd.clone()));
+        self.want = Some((cmd, now));
+    }
+}
+
+/// Sentinel's `failover-state` name of a committed phase.
+fn phase_str(p: Phase) -> &'static str {
+    match p {
+        Phase::SelectSlave => "select_slave",
+        Phase::SendSlaveofNoone => "send_slaveof_noone",
+        Phase::WaitPromotion => "wait_promotion",
+        Phase::ReconfSlaves => "reconf_slaves",
+        Phase::UpdateConfig => "update_config",
+    }
+}
+
+fn same_addr(h1: &str, p1: u16, h2: &str, p2: u16) -> bool {
+    p1 == p2 && h1.eq_ignore_ascii_case(h2)
+}
+
+/// Asks INFO on the command link if it is up; returns the INFO count whose
+/// arrival answers this request (replies come back in order).
+fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Option<u64> {
+    if !inst.link.cmd_up {
+        return None;
+    }
+    let target = inst.info_count + 1 + u64::from(inst.link.info_inflight);
+    inst.link.pending += 1;
+    inst.link.info_inflight = true;
+    out.push(Action::SendInfo { id: inst.id });
+    Some(target)
+}
+
+/// What the failover engine adds to an instance description (point 11).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DescExtras {
+    pub failover_state: Option<&'static str>,
+}
+
+impl Sentinel {
+    /// The committed record of a master, when this daemon is in a group and
+    /// the group monitors it.
+    pub(crate) fn cmaster(&self, name: &str) -> Option<&CommittedMaster> {
+        self.committed.as_ref()?.masters.get(name)
+    }
+
+    fn cfailover(&self, name: &str) -> Option<&Failover> {
+        self.cmaster(name)?.failover.as_ref()
+    }
+
+    /// The address clients are given for master `m` (GET-MASTER-ADDR-BY-NAME,
+    /// hello, config rewrite): committed, and the promoted replica's once the
+    /// committed failover reached reconf_slaves (Sentinel does the same).
+    pub(crate) fn client_addr(&self, m: &Master) -> (String, u16) {
+        match self.cmaster(&m.inst.name) {
+            Some(cm) => match &cm.failover {
+                Some(Failover {
+                    phase: Phase::ReconfSlaves | Phase::UpdateConfig,
+                    promoted: Some((h, p)),
+                    ..
+                }) => (h.clone(), *p),
+                _ => (cm.host.clone(), cm.port),
+            },
+            None => (m.inst.host.clone(), m.inst.port),
+        }
+    }
+
+    /// The master's configured address as SENTINEL MASTER(S) and INFO show it.
+    pub(crate) fn shown_addr(&self, m: &Master) -> (String, u16) {
+        match self.cmaster(&m.inst.name) {
+            Some(cm) => (cm.host.clone(), cm.port),
+            None => (m.inst.host.clone(), m.inst.port),
+        }
+    }
+
+    /// Config epoch announced in hellos: the failover epoch once clients are
+    /// told the promoted address.
+    pub(crate) fn hello_config_epoch(&self, m: &Master) -> u64 {
+        match self.cmaster(&m.inst.name) {
+            Some(cm) => match &cm.failover {
+                Some(f) if f.phase >= Phase::ReconfSlaves && f.promoted.is_some() => {
+                    f.epoch.max(cm.config_epoch)
+                }
+                _ => cm.config_epoch.max(m.config_epoch),
+            },
+            None => m.config_epoch,
+        }
+    }
+
+    /// Flags of an instance of master `m` with the failover's per-instance
+    /// flags, and the master's `failover-state` field.
+    pub(crate) fn failover_desc(
+        &self,
+        m: &Master,
+        inst: &super::instance::Instance,
+    ) -> (super::instance::FlagExtras, DescExtras) {
+        use super::types::InstanceKind;
+        let mut x = super::instance::FlagExtras::default();
+        let mut d = DescExtras::default();
+        let cf = self.cfailover(&m.inst.name);
+        match inst.kind {
+            InstanceKind::Master => {
+                x.failover_in_progress = match self.cmaster(&m.inst.name) {
+                    Some(cm) => cm.failover.is_some(),
+                    None => m.failover_in_progress,
+                };
+                if let Some(f) = cf {
+                    x.force_failover = f.manual;
+                    let local = m.fo.run.as_ref().filter(|r| r.epoch == f.epoch);
+                    d.failover_state = Some(match local.map(|r| &r.sub) {
+                        Some(Sub::WaitPromotion { .. }) => "wait_promotion",
+                        _ => phase_str(f.phase),
+                    });
+                }
+            }
+            InstanceKind::Replica => {
+                if let Some(f) = cf {
+                    x.promoted = f
+                        .promoted
+                        .as_ref()
+                        .is_some_and(|(h, p)| same_addr(h, *p, &inst.host, inst.port));
+                    if let Some(run) = m.fo.run.as_ref().filter(|r| r.epoch == f.epoch) {
+                        x.reconf = run.reconf.get(&inst.name).map(|r| r.flag());
+                    }
+                }
+            }
+            InstanceKind::Sentinel => {}
+        }
+        (x, d)
+    }
+
+    /// ODOWN votes for master `name` from committed state (point 1), when
+    /// the group monitors it.
+    pub(crate) fn committed_down_votes(&self, name: &str) -> Option<usize> {
+        self.cmaster(name).map(|cm| cm.down_votes.len())
+    }
+
+    /// A new committed state from the local Raft node: publish what it
+    /// changed, once (points 3, 6, 7), then let the engine act on it.
+    pub(crate) fn committed_in(
+        &mut self,
+        now: Millis,
+        new: crate::consensus::GroupState,
+        out: &mut Vec<Action>,
+    ) {
+        let old = self.committed.replace(new);
+        let Some(new) = self.committed.clone() else {
+            return;
+        };
+        for mi in 0..self.masters.len() {
+            let name = self.masters[mi].inst.name.clone();
+            let Some(cm) = new.masters.get(&name) else {
+                continue;
+            };
+            let old_f = old
+                .as_ref()
+                .and_then(|o| o.masters.get(&name))
+                .and_then(|c| c.failover.clone());
+            if let Some(f) = &cm.failover {
+                if f.epoch > self.masters[mi].fo.start_seen {
+                    self.failover_started(mi, f, now, out);
+                }
+            }
+            if let Some(of) = &old_f {
+                let same = cm.failover.as_ref().is_some_and(|f| f.epoch == of.epoch);
+                if !same && cm.config_epoch < of.epoch {
+                    self.failover_aborted(mi, of, out);
+                }
+            }
+            if cm.config_epoch > self.masters[mi].config_epoch {
+                let leader = old_f
+                    .as_ref()
+                    .filter(|f| f.epoch == cm.config_epoch)
+                    .map(|f| f.leader);
+                self.committed_switch(mi, cm, leader, now, out);
+            }
+            self.masters[mi].failover_in_progress = cm.failover.is_some();
+        }
+        if new.current_epoch > self.current_epoch {
+            self.current_epoch = new.current_epoch;
+            out.push(Action::Flush);
+            emit(
+                out,
+                EventKind::NewEpoch,
+                new.current_epoch.to_string(),
+                None,
+            );
+        }
+    }
+
+    /// Point 3: a committed FailoverStart, seen for the first time here.
+    fn failover_started(&mut self, mi: usize, f: &Failover, now: Millis, out: &mut Vec<Action>) {
+        let me = self.raft.node_id;
+        let myid = self.myid.clone();
+        let leader_runid = self.masters[mi]
+            .sentinels
+            .values()
+            .filter_map(|s| s.runid.clone())
+            .find(|r| crate::consensus::node::node_id_from_myid(r) == Some(f.leader));
+        let name = self.masters[mi].inst.name.clone();
+        if f.epoch > self.current_epoch {
+            self.current_epoch = f.epoch;
+            out.push(Action::Flush);
+            emit(out, EventKind::NewEpoch, f.epoch.to_string(), Some(&name));
+        }
+        let m = &mut self.masters[mi];
+        m.fo.start_seen = f.epoch;
+        m.fo.last_start = Some(now);
+        m.fo.manual = None;
+        m.failover_start_time = now;
+        m.failover_in_progress = true;
+        if self.raft.initialized && f.leader == me {
+            m.fo.led_start = f.epoch;
+            emit(out, EventKind::TryFailover, m.prefix(), Some(&name));
+            m.leader = Some(myid.clone());
+            m.leader_epoch = f.epoch;
+            out.push(Action::Flush);
+            emit(
+                out,
+                EventKind::VoteForLeader,
+                format!("{myid} {}", f.epoch),
+                Some(&name),
+            );
+            emit(out, EventKind::ElectedLeader, m.prefix(), Some(&name));
+            emit(
+                out,
+                EventKind::FailoverStateSelectSlave,
+                m.prefix(),
+                Some(&name),
+            );
+        } else if let Some(runid) = leader_runid {
+            m.leader = Some(runid.clone());
+            m.leader_epoch = f.epoch;
+            out.push(Action::Flush);
+            emit(
+                out,
+                EventKind::VoteForLeader,
+                format!("{runid} {}", f.epoch),
+                Some(&name),
+            );
+        }
+    }
+
+    /// A committed failover vanished without a switch: it was aborted.
+    fn failover_aborted(&mut self, mi: usize, of: &Failover, out: &mut Vec<Action>) {
+        let m = &mut self.masters[mi];
+        m.failover_in_progress = false;
+        let Some(run) = m.fo.run.take() else {
+            return;
+        };
+        if run.epoch != of.epoch {
+            return;
+        }
+        if let Some(kind) = run.abort {
+            emit(out, kind, m.prefix(), Some(&m.inst.name));
+        }
+        if run.paused {
+            out.push(Action::Unpause { id: m.inst.id });
+        }
+    }
+
+    /// Point 7: a committed SwitchMaster newer than this daemon's config.
+    fn committed_switch(
+        &mut self,
+        mi: usize,
+        cm: &CommittedMaster,
+        leader: Option<u64>,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let e = cm.config_epoch;
+        let led = self.raft.initialized && leader == Some(self.raft.node_id);
+        let name = self.masters[mi].inst.name.clone();
+        if e > self.current_epoch {
+            self.current_epoch = e;
+            out.push(Action::Flush);
+            emit(out, EventKind::NewEpoch, e.to_string(), Some(&name));
+        }
+        let m = &mut self.masters[mi];
+        m.config_epoch = e;
+        m.fo.run = None;
+        m.fo.last_start = None;
+        let ma = m.addr();
+        if same_addr(&ma.host, ma.port, &cm.host, cm.port) {
+            out.push(Action::Flush);
+            return;
+        }
+        if !led {
+            let from = leader.and_then(|l| {
+                m.sentinels.values().find(|s| {
+                    s.runid
+                        .as_deref()
+                        .and_then(crate::consensus::node::node_id_from_myid)
+                        == Some(l)
+                })
+            });
+            if let Some(si) = from {
+                emit(
+                    out,
+                    EventKind::ConfigUpdateFrom,
+                    prefix(si, &ma),
+                    Some(&name),
+                );
+            }
+        }
+        emit(
+            out,
+            EventKind::SwitchMaster,
+            format!(
+                "{} {} {} {} {}",
+                ma.name, ma.host, ma.port, cm.host, cm.port
+            ),
+            Some(&name),
+        );
+        let script = m.client_reconfig_script.clone();
+        self.switch_master_addr(mi, &cm.host, cm.port, now, out);
+        if let (false, Some(script)) = (led, script) {
+            out.push(Action::RunScript {
+                argv: vec![
+                    script,
+                    ma.name.clone(),
+                    "observer".into(),
+                    "start".into(),
+                    ma.host.clone(),
+                    ma.port.to_string(),
+                    cm.host.clone(),
+                    cm.port.to_string(),
+                ],
+            });
+        }
+    }
+
+    /// The engine's step, after every input that can move it.
+    pub(crate) fn failover_step(&mut self, now: Millis, out: &mut Vec<Action>) {
+        if self.committed.is_none() {
+            return;
+        }
+        for mi in 0..self.masters.len() {
+            let name = self.masters[mi].inst.name.clone();
+            if self.cmaster(&name).is_none() {
+                self.propose_monitor(mi, now, out);
+                continue;
+            }
+            self.group_odown(mi, now, out);
+            self.propose_opinion(mi, now, out);
+            self.push_manual(mi, now, out);
+            self.maybe_start(mi, now, out);
+            self.maybe_takeover(mi, now, out);
+            self.drive(mi, now, out);
+            self.fix_replicas(mi, now, out);
+        }
+    }
+
+    /// A master this daemon monitors and the group does not: the leader
+    /// registers it (the group must know a master to vote on it).
+    fn propose_monitor(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.raft.is_leader {
+            return;
+        }
+        let m = &mut self.masters[mi];
+        if m.fo
+            .monitor_proposed
+            .is_some_and(|t| now.saturating_sub(t) < 1000)
+        {
+            return;
+        }
+        m.fo.monitor_proposed = Some(now);
+        out.push(Action::Propose(Command::Monitor {
+            name: m.inst.name.clone(),
+            host: m.inst.host.clone(),
+            port: m.inst.port,
+            quorum: m.quorum,
+        }));
+    }
+
+    /// Point 1: ODOWN = local SDOWN and committed down votes >= quorum.
+    pub(crate) fn group_odown(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        let Some(votes) = self.committed_down_votes(&self.masters[mi].inst.name) else {
+            return;
+        };
+        super::sentinel::check_odown_votes(&mut self.masters[mi], now, votes, out);
+    }
+
+    /// Point 1: propose this daemon's SDOWN opinion while the committed votes
+    /// disagree with it (rate-limited).
+    fn propose_opinion(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.raft.initialized {
+            return;
+        }
+        let node = self.raft.node_id;
+        let name = self.masters[mi].inst.name.clone();
+        let committed = self
+            .cmaster(&name)
+            .is_some_and(|cm| cm.down_votes.contains(&node));
+        let m = &mut self.masters[mi];
+        let local = m.inst.s_down;
+        if local == committed {
+            m.fo.opinion = None;
+            return;
+        }
+        let due = match m.fo.opinion {
+            Some((v, t)) => v != local || now.saturating_sub(t) >= REPROPOSE_MS,
+            None => true,
+        };
+        if due {
+            m.fo.opinion = Some((local, now));
+            out.push(Action::Propose(Command::Opinion {
+                name,
+                node,
+                down: local,
+            }));
+        }
+    }
+
+    fn start_command(&self, name: &str, manual: bool, coordinated: bool) -> Command {
+        let epoch = self.committed.as_ref().map_or(0, |c| c.current_epoch) + 1;
+        Command::FailoverStart {
+            name: name.to_string(),
+            epoch,
+            leader: self.raft.node_id,
+            manual,
+            coordinated,
+        }
+    }
+
+    /// Re-proposes a pending SENTINEL FAILOVER until a failover of the master
+    /// is committed (or failover-timeout passes).
+    fn push_manual(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        let name = self.masters[mi].inst.name.clone();
+        let busy = self.cfailover(&name).is_some();
+        let timeout = self.masters[mi].failover_timeout;
+        let Some(want) = self.masters[mi].fo.manual else {
+            return;
+        };
+        if busy || now.saturating_sub(want.since) > timeout {
+            self.masters[mi].fo.manual = None;
+            return;
+        }
+        if now.saturating_sub(want.proposed) < REPROPOSE_MS {
+            return;
+        }
+        let cmd = self.start_command(&name, true, want.coordinated);
+        out.push(Action::Propose(cmd));
+        if let Some(w) = self.masters[mi].fo.manual.as_mut() {
+            w.proposed = now;
+        }
+    }
+
+    /// Point 2: the Raft leader starts a failover of a committed-ODOWN
+    /// master when the group is a majority of the daemons it knows.
+    fn maybe_start(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.raft.is_leader {
+            return;
+        }
+        let m = &self.masters[mi];
+        let Some(cm) = self.cmaster(&m.inst.name) else {
+            return;
+        };
+        if cm.failover.is_some() || cm.down_votes.len() < m.quorum.max(1) as usize {
+            return;
+        }
+        let known = m.sentinels.len() + 1;
+        if self.raft.voters < known / 2 + 1 {
+            return;
+        }
+        let spacing = m.failover_timeout.saturating_mul(2);
+        if m.fo
+            .last_start
+            .is_some_and(|t| now.saturating_sub(t) < spacing)
+        {
+            return;
+        }
+        if m.fo
+            .start_proposed
+            .is_some_and(|t| now.saturating_sub(t) < REPROPOSE_MS)
+        {
+            return;
+        }
+        let cmd = self.start_command(&m.inst.name, false, false);
+        self.masters[mi].fo.start_proposed = Some(now);
+        out.push(Action::Propose(cmd));
+    }
+
+    /// Point 9: the Raft leader takes over a committed failover led by
+    /// another daemon.
+    fn maybe_takeover(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.raft.is_leader {
+            return;
+        }
+        let me = self.raft.node_id;
+        let name = self.masters[mi].inst.name.clone();
+        let Some(f) = self.cfailover(&name) else {
+            return;
+        };
+        if f.leader == me {
+            return;
+        }
+        let epoch = f.epoch;
+        let fo = &mut self.masters[mi].fo;
+        if fo
+            .takeover_proposed
+            .is_some_and(|(e, t)| e == epoch && now.saturating_sub(t) < REPROPOSE_MS)
+        {
+            return;
+        }
+        fo.takeover_proposed = Some((epoch, now));
+        out.push(Action::Propose(Command::FailoverTakeover {
+            name,
+            epoch,
+            leader: me,
+        }));
+    }
+
+    /// Replica selection for a failover: §4.10 plus the safety rules (never
+    /// an empty replica while the master had data, never one whose
+    /// replication history differs from the master's).
+    pub(crate) fn select_for_failover(&self, mi: usize, now: Millis) -> Option<(String, u16)> {
+        let m = self.masters.get_index(mi)?.1;
+        let key = self.select_slave(&m.inst.name, now)?;
+        let r = m.replicas.get(&key)?;
+        Some((r.host.clone(), r.port))
+    }
+
+    /// Drives the failover this daemon leads (points 4-6, 10).
+    fn drive(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        let name = self.masters[mi].inst.name.clone();
+        let me = self.raft.node_id;
+        let f = match self.cfailover(&name) {
+            Some(f) if self.raft.is_leader && f.leader == me => f.clone(),
+            _ => {
+                // Not ours (any more): keep the run only while its abort may
+                // still be committed, so its event can be published.
+                let m = &mut self.masters[mi];
+                if m.fo.run.as_ref().is_some_and(|r| r.abort.is_none()) {
+                    m.fo.run = None;
+                }
+                return;
+            }
+        };
+        let mut run = match self.masters[mi].fo.run.take() {
+            Some(r) if r.epoch == f.epoch => r,
+            _ => Run::new(f.epoch, now),
+        };
+        if self.masters[mi].fo.led_start != f.epoch {
+            // Taking over (or resuming after a restart): this daemon is now
+            // the elected leader of the failover.
+            self.masters[mi].fo.led_start = f.epoch;
+            let m = &self.masters[mi];
+            emit(out, EventKind::ElectedLeader, m.prefix(), Some(&name));
+        }
+        if let Some((cmd, at)) = &mut run.want {
+            if now.saturating_sub(*at) >= REPROPOSE_MS {
+                out.push(Action::Propose(cmd.clone()));
+                *at = now;
+            }
+        }
+        if run.phase != Some(f.phase) {
+            run.phase = Some(f.phase);
+            run.since = now;
+            run.want = None;
+            run.abort = None;
+            self.enter_phase(mi, &mut run, &f, now, out);
+        }
+        self.progress(mi, &mut run, &f, now, out);
+        self.masters[mi].fo.run = Some(run);
+    }
+
+    fn promoted_key(&self, mi: usize, f: &Failover) -> Option<String> {
+        let (h, p) = f.promoted.as_ref()?;
+        self.masters[mi]
+            .replicas
+            .iter()
+            .find(|(_, r)| same_addr(&r.host, r.port, h, *p))
+            .map(|(k, _)| k.clone())
+    }
+
+    fn enter_phase(
+        &mut self,
+        mi: usize,
+        run: &mut Run,
+        f: &Failover,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let name = self.masters[mi].inst.name.clone();
+        match f.phase {
+            Phase::SelectSlave => {
+                let m = &mut self.masters[mi];
+                let waiting = m
+                    .replicas
+                    .values_mut()
+                    .filter_map(|r| ask_info(r, out).map(|t| (r.id, t)))
+                    .collect();
+                run.sub = Sub::Asking { waiting, at: now };
+            }
+            Phase::SendSlaveofNoone | Phase::WaitPromotion => {
+                let Some(key) = self.promoted_key(mi, f) else {
+                    run.sub = Sub::WaitLink;
+                    return;
+                };
+                let m = &self.masters[mi];
+                let ma = m.addr();
+                if let Some(r) = m.replicas.get(&key) {
+                    let p = prefix(r, &ma);
+                    emit(out, EventKind::SelectedSlave, p.clone(), Some(&name));
+                    emit(
+                        out,
+                        EventKind::FailoverStateSendSlaveofNoone,
+                        p,
+                        Some(&name),
+                    );
+                }
+                run.sub = Sub::WaitLink;
+            }
+            Phase::ReconfSlaves | Phase::UpdateConfig => {
+                let m = &self.masters[mi];
+                emit(
+                    out,
+                    EventKind::FailoverStateReconfSlaves,
+                    m.prefix(),
+                    Some(&name),
+                );
+                run.reconf.clear();
+                run.sub = Sub::Reconf;
+            }
+        }
+    }
+
+    fn propose_abort(
+        run: &mut Run,
+        name: &str,
+        kind: EventKind,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        run.abort = Some(kind);
+        run.sub = Sub::Decided;
+        run.propose(
+            Command::FailoverAbort {
+                name: name.to_string(),
+                epoch: run.epoch,
+                reason: kind.channel().to_string(),
+            },
+            now,
+            out,
+        );
+    }
+
+    fn progress(
+        &mut self,
+        mi: usize,
+        run: &mut Run,
+        f: &Failover,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let name = self.masters[mi].inst.name.clone();
+        let timeout = self.masters[mi].failover_timeout;
+        match run.sub.clone() {
+            Sub::Decided => {}
+            Sub::Asking { waiting, at } => {
+                let m = &self.masters[mi];
+                let still: Vec<(InstanceId, u64)> = waiting
+                    .into_iter()
+                    .filter(|(id, target)| {
+                        m.replicas
+                            .values()
+                            .find(|r| r.id == *id)
+                            .is_some_and(|r| r.link.cmd_up && r.info_count < *target)
+                    })
+                    .collect();
+                if !still.is_empty() && now.saturating_sub(at) < SELECT_INFO_WAIT_MS {
+                    run.sub = Sub::Asking { waiting: still, at };
+                    return;
+                }
+                match self.select_for_failover(mi, now) {
+                    None => Self::propose_abort(
+                        run,
+                        &name,
+                        EventKind::FailoverAbortNoGoodSlave,
+                        now,
+                        out,
+                    ),
+                    Some(addr) => {
+                        run.sub = Sub::Decided;
+                        run.propose(
+                            Command::FailoverPhase {
+                                name,
+                                epoch: run.epoch,
+                                phase: Phase::SendSlaveofNoone,
+                                promoted: Some(addr),
+                            },
+                            now,
+                            out,
+                        );
+                    }
+                }
+            }
+            Sub::WaitLink => {
+                let key = self.promoted_key(mi, f);
+                let up = key
+                    .as_ref()
+                    .and_then(|k| self.masters[mi].replicas.get(k))
+                    .is_some_and(|r| r.link.cmd_up);
+                if !up {
+                    if now.saturating_sub(run.since) > timeout {
+                        Self::propose_abort(
+                            run,
+                            &name,
+                            EventKind::FailoverAbortSlaveTimeout,
+                            now,
+                            out,
+                        );
+                    }
+                    return;
+                }
+                let Some(key) = key else {
+                    return;
+                };
+                if f.coordinated && !run.paused {
+                    let m = &mut self.masters[mi];
+                    if !m.inst.link.cmd_up {
+                        // The old master is gone: nothing to pause, nothing
+                        // to wait for; promote as in an unplanned failover.
+                        self.promote(mi, run, &key, now, out);
+                        return;
+                    }
+                    out.push(Action::PauseWrites {
+                        id: m.inst.id,
+                        ms: timeout,
+                    });
+                    run.paused = true;
+                    let target = ask_info(&mut m.inst, out).unwrap_or(u64::MAX);
+                    if let Some(r) = m.replicas.get_mut(&key) {
+                        ask_info(r, out);
+                    }
+                    run.last_poll = now;
+                    run.since = now;
+                    run.sub = Sub::CatchUp { target };
+                    return;
+                }
+                self.promote(mi, run, &key, now, out);
+            }
+            Sub::CatchUp { target } => {
+                let Some(key) = self.promoted_key(mi, f) else {
+                    return;
+                };
+                let m = &mut self.masters[mi];
+                let master_offset = m.inst.repl_offset.unwrap_or(0);
+                let master_fresh = m.inst.info_count >= target;
+                let caught_up = m
+                    .replicas
+                    .get(&key)
+                    .is_some_and(|r| master_fresh && r.slave_repl_offset >= master_offset);
+                if caught_up {
+                    self.promote(mi, run, &key, now, out);
+                    return;
+                }
+                if now.saturating_sub(run.since) > timeout {
+                    Self::propose_abort(run, &name, EventKind::FailoverAbortSlaveTimeout, now, out);
+                    return;
+                }
+                if now.saturating_sub(run.last_poll) >= CATCHUP_POLL_MS {
+                    run.last_poll = now;
+                    if !m.inst.link.info_inflight {
+                        ask_info(&mut m.inst, out);
+                    }
+                    if let Some(r) = m.replicas.get_mut(&key) {
+                        if !r.link.info_inflight {
+                            ask_info(r, out);
+                        }
+                    }
+                }
+            }
+            Sub::WaitPromotion { count } => {
+                let Some(key) = self.promoted_key(mi, f) else {
+                    return;
+                };
+                let m = &mut self.masters[mi];
+                let ma = m.addr();
+                let Some(r) = m.replicas.get_mut(&key) else {
+                    return;
+                };
+                if r.info_count > count && r.role_reported == Role::Master {
+                    let p = prefix(r, &ma);
+                    let (to_host, to_port) = (r.host.clone(), r.port);
+                    emit(out, EventKind::PromotedSlave, p, Some(&name));
+                    if let Some(script) = m.client_reconfig_script.clone() {
+                        out.push(Action::RunScript {
+                            argv: vec![
+                                script,
+                                ma.name.clone(),
+                                "leader".into(),
+                                "start".into(),
+                                ma.host.clone(),
+                                ma.port.to_string(),
+                                to_host.clone(),
+                                to_port.to_string(),
+                            ],
+                        });
+                    }
+                    if run.paused {
+                        // Coordinated: the old master follows the new one
+                        // before its clients may write again.
+                        out.push(Action::Reconfigure {
+                            id: m.inst.id,
+                            replicaof: Some((to_host, to_port)),
+                        });
+                        out.push(Action::Unpause { id: m.inst.id });
+                        run.paused = false;
+                    }
+                    run.sub = Sub::Decided;
+                    run.propose(
+                        Command::FailoverPhase {
+                            name,
+                            epoch: run.epoch,
+                            phase: Phase::ReconfSlaves,
+                            promoted: None,
+                        },
+                        now,
+                        out,
+                    );
+                    return;
+                }
+                if now.saturating_sub(run.since) > timeout {
+                    Self::propose_abort(run, &name, EventKind::FailoverAbortSlaveTimeout, now, out);
+                    return;
+                }
+                if now.saturating_sub(run.last_poll) >= POLL_MS && !r.link.info_inflight {
+                    run.last_poll = now;
+                    ask_info(r, out);
+                }
+            }
+            Sub::Reconf => self.reconf_step(mi, run, f, now, out),
+        }
+    }
+
+    /// SLAVEOF NO ONE to the chosen replica, then wait for it to say
+    /// role:master on an INFO asked right away.
+    fn promote(&mut self, mi: usize, run: &mut Run, key: &str, now: Millis, out: &mut Vec<Action>) {
+        let m = &mut self.masters[mi];
+        let ma = m.addr();
+        let Some(r) = m.replicas.get_mut(key) else {
+            return;
+        };
+        let count = r.info_count;
+        out.push(Action::Reconfigure {
+            id: r.id,
+            replicaof: None,
+        });
+        emit(
+            out,
+            EventKind::FailoverStateWaitPromotion,
+            prefix(r, &ma),
+            Some(&ma.name),
+        );
+        ask_info(r, out);
+        run.last_poll = now;
+        run.since = now;
+        run.sub = Sub::WaitPromotion { count };
+    }
+
+    /// `reconf_slaves` (§4.9, §4.4-5) with fast INFO polling, then the end
+    /// detection and the SwitchMaster proposal.
+    fn reconf_step(
+        &mut self,
+        mi: usize,
+        run: &mut Run,
+        f: &Failover,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let Some((ph, pp)) = f.promoted.clone() else {
+            return;
+        };
+        let slave_reconf_timeout = self.timing.slave_reconf_timeout;
+        let m = &mut self.masters[mi];
+        let ma = m.addr();
+        let name = ma.name.clone();
+        // INFO-driven transitions.
+        for (key, r) in m.replicas.iter() {
+            let Some(state) = run.reconf.get(key).copied() else {
+                continue;
+            };
+            let points = r
+                .slave_master_host
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&ph))
+                && r.slave_master_port == i64::from(pp);
+            let mut state = state;
+            if let Reconf::Sent { count, .. } = state {
+                if r.info_count > count && points {
+                    state = Reconf::Inprog;
+                    emit(
+                        out,
+                        EventKind::SlaveReconfInprog,
+                        prefix(r, &ma),
+                        Some(&name),
+                    );
+                }
+            }
+            if state == Reconf::Inprog && r.slave_master_link_up {
+                state = Reconf::Done;
+                emit(out, EventKind::SlaveReconfDone, prefix(r, &ma), Some(&name));
+            }
+            run.reconf.insert(key.clone(), state);
+        }
+        // Send SLAVEOF to the next replicas within parallel-syncs.
+        let mut in_progress = run
+            .reconf
+            .values()
+            .filter(|s| matches!(s, Reconf::Sent { .. } | Reconf::Inprog))
+            .count();
+        let parallel = m.parallel_syncs.max(1) as usize;
+        for (key, r) in m.replicas.iter() {
+            if in_progress >= parallel {
+                break;
+            }
+            if same_addr(&r.host, r.port, &ph, pp) {
+                continue;
+            }
+            let state = run.reconf.get(key).copied();
+            if state == Some(Reconf::Done) {
+                continue;
+            }
+            if let Some(Reconf::Sent { at, .. }) = state {
+                if now.saturating_sub(at) > slave_reconf_timeout {
+                    emit(
+                        out,
+                        EventKind::SlaveReconfSentTimeout,
+                        prefix(r, &ma),
+                        Some(&name),
+                    );
+                    run.reconf.insert(key.clone(), Reconf::Done);
+                }
+                continue;
+            }
+            if state == Some(Reconf::Inprog) || r.link.disconnected() {
+                continue;
+            }
+            out.push(Action::Reconfigure {
+                id: r.id,
+                replicaof: Some((ph.clone(), pp)),
+            });
+            run.reconf.insert(
+                key.clone(),
+                Reconf::Sent {
+                    at: now,
+                    count: r.info_count,
+                },
+            );
+            emit(out, EventKind::SlaveReconfSent, prefix(r, &ma), Some(&name));
+            in_progress += 1;
+        }
+        // Poll the replicas being reconfigured.
+        if now.saturating_sub(run.last_poll) >= POLL_MS {
+            run.last_poll = now;
+            for (key, r) in m.replicas.iter_mut() {
+                let busy = matches!(
+                    run.reconf.get(key),
+                    Some(Reconf::Sent { .. } | Reconf::Inprog)
+                );
+                if busy && !r.link.info_inflight {
+                    ask_info(r, out);
+                }
+            }
+        }
+        // End detection.
+        let promoted_down = m
+            .replicas
+            .values()
+            .any(|r| same_addr(&r.host, r.port, &ph, pp) && r.s_down);
+        if promoted_down {
+            return;
+        }
+        let pending = m
+            .replicas
+            .iter()
+            .filter(|(k, r)| {
+                !same_addr(&r.host, r.port, &ph, pp)
+                    && !r.s_down
+                    && run.reconf.get(*k) != Some(&Reconf::Done)
+            })
+            .count();
+        let timed_out = now.saturating_sub(run.since) > m.failover_timeout;
+        if pending > 0 && !timed_out {
+            return;
+        }
+        if timed_out {
+            emit(
+                out,
+                EventKind::FailoverEndForTimeout,
+                m.prefix(),
+                Some(&name),
+            );
+        }
+        emit(out, EventKind::FailoverEnd, m.prefix(), Some(&name));
+        if timed_out {
+            for (key, r) in m.replicas.iter() {
+                if same_addr(&r.host, r.port, &ph, pp)
+                    || matches!(
+                        run.reconf.get(key),
+                        Some(Reconf::Done | Reconf::Sent { .. })
+                    )
+                    || r.link.disconnected()
+                {
+                    continue;
+                }
+                out.push(Action::Reconfigure {
+                    id: r.id,
+                    replicaof: Some((ph.clone(), pp)),
+                });
+                emit(
+                    out,
+                    EventKind::SlaveReconfSentBe,
+                    prefix(r, &ma),
+                    Some(&name),
+                );
+                run.reconf.insert(
+                    key.clone(),
+                    Reconf::Sent {
+                        at: now,
+                        count: r.info_count,
+                    },
+                );
+            }
+        }
+        run.sub = Sub::Decided;
+        run.propose(
+            Command::SwitchMaster {
+                name,
+                epoch: run.epoch,
+                host: ph,
+                port: pp,
+            },
+            now,
+            out,
+        );
+    }
+
+    /// Point 8 (leader only, no failover running): an old master back as a
+    /// master is made a replica as soon as it answers (+convert-to-slave); a
+    /// replica following the wrong master is re-pointed after
+    /// failover-timeout (+fix-slave-config, §4.4).
+    fn fix_replicas(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.raft.is_leader {
+            return;
+        }
+        let name = self.masters[mi].inst.name.clone();
+        let Some(cm) = self.cmaster(&name) else {
+            return;
+        };
+        if cm.failover.is_some() {
+            return;
+        }
+        let (host, port) = (cm.host.clone(), cm.port);
+        let info_period = self.timing.info_period;
+        let m = &mut self.masters[mi];
+        let sane = same_addr(&m.inst.host, m.inst.port, &host, port)
+            && !m.inst.s_down
+            && !m.inst.o_down
+            && m.inst.role_reported == Role::Master
+            && m.inst
+                .info_refresh
+                .is_some_and(|t| now.saturating_sub(t) < info_period.saturating_mul(2));
+        if !sane {
+            return;
+        }
+        let ma = m.addr();
+        let timeout = m.failover_timeout;
+        for r in m.replicas.values_mut() {
+            if !r.link.cmd_up
+                || r.info_refresh.is_none()
+                || r.fix_sent_at
+                    .is_some_and(|t| now.saturating_sub(t) < FIX_RESEND_MS)
+            {
+                continue;
+            }
+            let kind = if r.role_reported == Role::Master {
+                // Answers PING (nothing pending) and says it is a master.
+                if r.link.act_ping_time.is_some() {
+                    continue;
+                }
+                EventKind::ConvertToSlave
+            } else {
+                let wrong = match &r.slave_master_host {
+                    Some(h) => !same_addr(
+                        h,
+                        u16::try_from(r.slave_master_port).unwrap_or(0),
+                        &host,
+                        port,
+                    ),
+                    None => false,
+                };
+                let quiet = |t: Option<Millis>| t.is_none_or(|t| now.saturating_sub(t) > timeout);
+                if !wrong
+                    || now.saturating_sub(r.slave_conf_change_time) <= timeout
+                    || !quiet(r.s_down_since)
+                    || !quiet(r.o_down_since)
+                    || r.s_down
+                {
+                    continue;
+                }
+                EventKind::FixSlaveConfig
+            };
+            r.fix_sent_at = Some(now);
+            out.push(Action::Reconfigure {
+                id: r.id,
+                replicaof: Some((host.clone(), port)),
+            });
+            emit(out, kind, prefix(r, &ma), Some(&name));
+        }
+    }
+
+    /// SENTINEL FAILOVER (point 10): -INPROG, -NOGOODSLAVE, else propose a
+    /// manual FailoverStart (re-proposed until committed) and answer +OK.
+    pub(crate) fn manual_failover(
+        &mut self,
+        mi: usize,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) -> Result<(), super::commands::CmdError> {
+        use super::commands::CmdError;
+        let name = self.masters[mi].inst.name.clone();
+        let busy = match self.cmaster(&name) {
+            Some(cm) => cm.failover.is_some(),
+            None => self.masters[mi].failover_in_progress,
+        } || self.masters[mi].fo.manual.is_some();
+        if busy {
+            return Err(CmdError("INPROG Failover already in progress".into()));
+        }
+        if self.select_for_failover(mi, now).is_none() {
+            return Err(CmdError(
+                "NOGOODSLAVE No suitable replica to promote".into(),
+            ));
+        }
+        if !self.raft.initialized || self.cmaster(&name).is_none() {
+            return Err(CmdError(
+                "NOQUORUM No Raft group: a failover cannot be committed now".into(),
+            ));
+        }
+        let coordinated = self.masters[mi].fo.coordinated
+            || self
+                .cmaster(&name)
+                .and_then(|cm| cm.options.get(COORDINATED_OPTION))
+                .is_some_and(|v| v == "yes");
+        let cmd = self.start_command(&name, true, coordinated);
+        out.push(Action::Propose(cmd));
+        self.masters[mi].fo.manual = Some(ManualWant {
+            coordinated,
+            since: now,
+            proposed: now,
+        });
+        Ok(())
+    }
+}
