@@ -23,6 +23,8 @@ pub enum RuleError {
     Unknown,
     #[error("Syntax error")]
     Syntax,
+    #[error("Allowing first-arg of a subcommand is not supported")]
+    FirstArgOfSubcommand,
     #[error("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns")]
     KeysAfterAll,
     #[error("Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels")]
@@ -47,6 +49,9 @@ pub struct Selector {
     keys: Vec<(u8, Vec<u8>)>,
     allchannels: bool,
     channels: Vec<Vec<u8>>,
+    /// `+cmd|arg` rules for commands without subcommands: the command is
+    /// allowed only with one of these first arguments (case-insensitive).
+    first_args: std::collections::BTreeMap<usize, Vec<Vec<u8>>>,
 }
 
 fn bit(id: usize) -> u128 {
@@ -65,12 +70,15 @@ impl Selector {
         self.allowed & bit(id) != 0
     }
 
+    /// ACLChangeSelectorPerm: a container rule applies to all of its
+    /// subcommands, and any first-arg rules of the command are dropped.
     fn set_cmd(&mut self, r: &Resolved, allow: bool) {
         let mut mask = bit(r.id);
+        self.first_args.remove(&r.id);
         if r.sub.is_none() {
-            // A container rule applies to all of its subcommands.
             for (i, _) in r.top.subs.iter().enumerate() {
                 mask |= bit(r.id + 1 + i);
+                self.first_args.remove(&(r.id + 1 + i));
             }
         }
         if allow {
@@ -80,15 +88,23 @@ impl Selector {
         }
     }
 
+    /// Like Redis, a container in the category carries all its subcommands
+    /// (so `+@admin` also allows `sentinel|help`).
     fn set_category(&mut self, flag: u32, allow: bool) {
         for r in table::all_ids() {
             if r.spec().cats & flag != 0 {
-                if allow {
-                    self.allowed |= bit(r.id);
-                } else {
-                    self.allowed &= !bit(r.id);
-                }
+                self.set_cmd(&r, allow);
             }
+        }
+    }
+
+    fn can_with_args(&self, id: usize, argv: &[Vec<u8>]) -> bool {
+        if self.can(id) {
+            return true;
+        }
+        match (self.first_args.get(&id), argv.get(1)) {
+            (Some(args), Some(first)) => args.iter().any(|a| a.eq_ignore_ascii_case(first)),
+            _ => false,
         }
     }
 
@@ -119,11 +135,13 @@ impl Selector {
             "allcommands" | "+@all" => {
                 self.allcommands = true;
                 self.allowed = u128::MAX;
+                self.first_args.clear();
                 return Ok(());
             }
             "nocommands" | "-@all" => {
                 self.allcommands = false;
                 self.allowed = 0;
+                self.first_args.clear();
                 return Ok(());
             }
             _ => {}
@@ -178,11 +196,35 @@ impl Selector {
                     self.set_category(flag, allow);
                     return Ok(());
                 }
-                let r = table::lookup_name(rest).ok_or(RuleError::Unknown)?;
-                if r.sub.is_some() && rest.iter().filter(|&&b| b == b'|').count() > 1 {
-                    return Err(RuleError::Unknown);
+                if !allow {
+                    let r = table::lookup_name(rest).ok_or(RuleError::Unknown)?;
+                    self.set_cmd(&r, false);
+                    return Ok(());
                 }
-                self.set_cmd(&r, allow);
+                // `+a|b`: split at the last `|` like Redis: a subcommand of a
+                // container, or a first argument of a plain command.
+                let Some(bar) = rest.iter().rposition(|&b| b == b'|') else {
+                    let r = table::lookup_name(rest).ok_or(RuleError::Unknown)?;
+                    self.set_cmd(&r, true);
+                    return Ok(());
+                };
+                let (head, arg) = (&rest[..bar], &rest[bar + 1..]);
+                let r = table::lookup_name(head).ok_or(RuleError::Unknown)?;
+                if r.sub.is_some() {
+                    return Err(RuleError::FirstArgOfSubcommand);
+                }
+                if arg.is_empty() {
+                    return Err(RuleError::Syntax);
+                }
+                if !r.top.subs.is_empty() {
+                    let r = table::lookup_name(rest).ok_or(RuleError::Unknown)?;
+                    self.set_cmd(&r, true);
+                    return Ok(());
+                }
+                let args = self.first_args.entry(r.id).or_default();
+                if !args.iter().any(|a| a.eq_ignore_ascii_case(arg)) {
+                    args.push(arg.to_vec());
+                }
                 Ok(())
             }
             _ => Err(RuleError::Syntax),
@@ -217,21 +259,49 @@ impl Selector {
             fake.allcommands = true;
             fake.allowed = u128::MAX;
         }
+        // Greedy best fit, as Redis 7.0 does: repeatedly take the category with
+        // the fewest differences from what is left (ties: most in common), as
+        // long as it has more in common than different.
         let mut temp = self.clone();
-        for (i, name) in CATEGORIES.iter().enumerate() {
-            let flag = 1u32 << i;
-            let (on, off) = temp.category_bits(flag);
-            if (additive && on > off) || (!additive && off > on) {
-                fake.set_category(flag, additive);
-                temp.set_category(flag, !additive);
-                out.push(format!("{}@{}", if additive { '+' } else { '-' }, name));
+        let mut applied = [false; CATEGORIES.len()];
+        loop {
+            let mut best: Option<usize> = None;
+            let (mut min_diff, mut max_same) = (usize::MAX, 0);
+            for (i, done) in applied.iter().enumerate() {
+                if *done {
+                    continue;
+                }
+                let (on, off) = temp.category_bits(1u32 << i);
+                let (diff, same) = if additive { (off, on) } else { (on, off) };
+                if same > diff && (diff < min_diff || (diff == min_diff && same > max_same)) {
+                    best = Some(i);
+                    min_diff = diff;
+                    max_same = same;
+                }
             }
+            let Some(i) = best else {
+                break;
+            };
+            let flag = 1u32 << i;
+            fake.set_category(flag, additive);
+            temp.set_category(flag, !additive);
+            out.push(format!(
+                "{}@{}",
+                if additive { '+' } else { '-' },
+                CATEGORIES[i]
+            ));
+            applied[i] = true;
         }
         for r in table::all_ids() {
             let user = self.can(r.id);
             if user != fake.can(r.id) {
                 out.push(format!("{}{}", if user { '+' } else { '-' }, r.fullname()));
                 fake.set_cmd(&r, user);
+            }
+            if !user {
+                for a in self.first_args.get(&r.id).into_iter().flatten() {
+                    out.push(format!("+{}|{}", r.fullname(), String::from_utf8_lossy(a)));
+                }
             }
         }
         out.join(" ")
@@ -434,8 +504,11 @@ impl User {
         self.passwords.iter().any(|p| p == &h)
     }
 
-    pub fn can_run(&self, id: usize) -> bool {
-        self.root.can(id) || self.selectors.iter().any(|s| s.can(id))
+    /// Whether the user may run command `id` with arguments `argv`
+    /// (argv[0] is the command name; first-arg rules look at argv[1]).
+    pub fn can_run(&self, id: usize, argv: &[Vec<u8>]) -> bool {
+        self.root.can_with_args(id, argv)
+            || self.selectors.iter().any(|s| s.can_with_args(id, argv))
     }
 
     pub fn can_use_channel(&self, channel: &[u8], is_pattern: bool) -> bool {
@@ -761,6 +834,8 @@ mod tests {
         assert_eq!(user("foo"), Err(RuleError::Syntax));
         assert_eq!(user("+nosuch"), Err(RuleError::Unknown));
         assert_eq!(user("+client|nosuch"), Err(RuleError::Unknown));
+        assert_eq!(user("+client|kill|x"), Err(RuleError::FirstArgOfSubcommand));
+        assert_eq!(user("-ping|x"), Err(RuleError::Unknown));
         assert_eq!(user("#abc"), Err(RuleError::BadHash));
         assert_eq!(user("<nonexist"), Err(RuleError::NoSuchPassword));
         assert_eq!(user("allchannels &foo"), Err(RuleError::ChannelsAfterAll));
@@ -778,8 +853,16 @@ mod tests {
         let role = table::lookup_name(b"role").unwrap().id;
         let cid = table::lookup_name(b"client|id").unwrap().id;
         let ckill = table::lookup_name(b"client|kill").unwrap().id;
-        assert!(u.can_run(ping) && u.can_run(cid));
-        assert!(!u.can_run(role) && !u.can_run(ckill));
+        let none: Vec<Vec<u8>> = Vec::new();
+        assert!(u.can_run(ping, &none) && u.can_run(cid, &none));
+        assert!(!u.can_run(role, &none) && !u.can_run(ckill, &none));
+        let f = user("on nopass -@all +ping|x").unwrap();
+        let args = |a: &[&str]| a.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert!(f.can_run(ping, &args(&["ping", "X"])));
+        assert!(!f.can_run(ping, &args(&["ping", "y"])));
+        assert!(!f.can_run(ping, &args(&["ping"])));
+        let adm = user("on nopass -@all +@admin").unwrap();
+        assert!(adm.can_run(table::lookup_name(b"sentinel|help").unwrap().id, &none));
         assert!(u.can_use_channel(b"chan", false));
         assert!(!u.can_use_channel(b"other", false));
         assert!(u.can_use_channel(b"ch*", true));

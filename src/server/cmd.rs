@@ -151,7 +151,7 @@ fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) ->
         )));
     };
     let now = Instant::now();
-    if !user.can_run(r.id) {
+    if !user.can_run(r.id, argv.get(r.sub.map_or(0, |_| 1)..).unwrap_or_default()) {
         let info = sess.handle.info_line(now);
         acl.add_log("command", "toplevel", &r.fullname(), &sess.user, info, now);
         return Some(err(format!(
@@ -159,15 +159,7 @@ fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) ->
             r.fullname()
         )));
     }
-    let channels: Vec<(&[u8], bool)> = match r.top.name {
-        "subscribe" => argv.iter().skip(1).map(|c| (c.as_slice(), false)).collect(),
-        "psubscribe" => argv.iter().skip(1).map(|c| (c.as_slice(), true)).collect(),
-        "publish" => argv
-            .get(1)
-            .map(|c| vec![(c.as_slice(), false)])
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
+    let channels = channel_args(r, argv);
     if let Some((bad, _)) = channels.iter().find(|(c, p)| !user.can_use_channel(c, *p)) {
         let object = String::from_utf8_lossy(bad).into_owned();
         let info = sess.handle.info_line(now);
@@ -177,6 +169,19 @@ fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) ->
         ));
     }
     None
+}
+
+/// The channels (or patterns, `true`) a command would use, for ACL checks.
+fn channel_args<'a>(r: &Resolved, argv: &'a [Vec<u8>]) -> Vec<(&'a [u8], bool)> {
+    match r.top.name {
+        "subscribe" => argv.iter().skip(1).map(|c| (c.as_slice(), false)).collect(),
+        "psubscribe" => argv.iter().skip(1).map(|c| (c.as_slice(), true)).collect(),
+        "publish" => argv
+            .get(1)
+            .map(|c| vec![(c.as_slice(), false)])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 fn ping(sess: &Session, argv: &[Vec<u8>]) -> Value {
@@ -1120,10 +1125,19 @@ fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Valu
             if (arity > 0 && arity != argc) || argc < -arity {
                 return arity_err(&r.fullname());
             }
-            if !u.can_run(r.id) {
+            if !u.can_run(r.id, inner) {
                 return Value::bulk(format!(
                     "This user has no permissions to run the '{}' command",
                     r.fullname()
+                ));
+            }
+            if let Some(bad) = channel_args(&r, inner)
+                .into_iter()
+                .find(|(c, p)| !u.can_use_channel(c, *p))
+            {
+                return Value::bulk(format!(
+                    "This user has no permissions to access the '{}' channel",
+                    String::from_utf8_lossy(bad.0)
                 ));
             }
             Value::ok()

@@ -92,10 +92,9 @@ pub async fn run(
                     _ = shutdown.cancelled() => break 'conn,
                 }
             }
-            let replies = if argv
-                .first()
-                .is_some_and(|a| a.eq_ignore_ascii_case(crate::consensus::network::RPC_COMMAND.as_bytes()))
-            {
+            let replies = if argv.first().is_some_and(|a| {
+                a.eq_ignore_ascii_case(crate::consensus::network::RPC_COMMAND.as_bytes())
+            }) {
                 vec![raft_rpc(&server, &sess, &argv).await]
             } else {
                 cmd::execute(&server, &mut sess, &argv)

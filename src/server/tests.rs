@@ -320,3 +320,25 @@ async fn shutdown_command_cancels_the_token() {
     );
     assert!(h.shared.shutdown.is_cancelled());
 }
+
+#[tokio::test]
+async fn client_tracking_rules_match_redis() {
+    let h = start(ServerConfig::default()).await;
+    roundtrip(
+        &h,
+        b"CLIENT TRACKING on prefix x\r\nCLIENT TRACKING on optin optout\r\nCLIENT TRACKING on bcast optin\r\nCLIENT CACHING yes\r\nCLIENT TRACKING on optin\r\nCLIENT CACHING yes\r\nCLIENT CACHING no\r\nCLIENT TRACKING on bcast\r\nCLIENT TRACKINGINFO\r\nCLIENT GETREDIR\r\nCLIENT PAUSE 10 all extra\r\nCLIENT PAUSE x\r\n",
+        b"-ERR PREFIX option requires BCAST mode to be enabled\r\n-ERR You can't specify both OPTIN mode and OPTOUT mode\r\n-ERR OPTIN and OPTOUT are not compatible with BCAST\r\n-ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled\r\n+OK\r\n+OK\r\n-ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.\r\n-ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.\r\n*6\r\n$5\r\nflags\r\n*3\r\n$2\r\non\r\n$5\r\noptin\r\n$11\r\ncaching-yes\r\n$8\r\nredirect\r\n:0\r\n$8\r\nprefixes\r\n*0\r\n:0\r\n-ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP.\r\n-ERR timeout is not an integer or out of range\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_reply_skip_and_off() {
+    let h = start(ServerConfig::default()).await;
+    roundtrip(
+        &h,
+        b"CLIENT REPLY SKIP\r\nPING a\r\nPING b\r\nCLIENT REPLY OFF\r\nPING c\r\nCLIENT REPLY ON\r\nPING d\r\n",
+        b"$1\r\nb\r\n+OK\r\n$1\r\nd\r\n",
+    )
+    .await;
+}
