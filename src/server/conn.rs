@@ -85,7 +85,9 @@ pub async fn run(
                 s.qbuf_cap = buf.capacity();
                 s.argv_mem = argv.iter().map(|a| a.len()).sum();
             }
-            if let Some(until) = server.paused_until(Instant::now()) {
+            // CLIENT PAUSE ALL holds every command until it ends (it may be
+            // extended or lifted meanwhile, hence the loop).
+            while let Some(until) = server.paused_until(Instant::now()) {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => {}
                     _ = handle.kill.cancelled() => break 'conn,

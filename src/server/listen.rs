@@ -68,6 +68,10 @@ fn listen_on(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> {
 
 /// Binds the configured addresses (must run inside a tokio runtime).
 pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, BindError> {
+    if cfg.port == 0 {
+        // `port 0`: no TCP listener (Redis then serves TLS only, if configured).
+        return Ok(Vec::new());
+    }
     let binds: Vec<String> = if cfg.bind.is_empty() {
         vec!["*".into(), "-::*".into()]
     } else {

@@ -9,6 +9,19 @@
 //! state. SENTINEL subcommands are CORE's (`sentinel_cmd`), except HELP.
 //! Server-wide state that only the server needs (client registry, counters,
 //! ACL users) lives in [`Server`], created by [`serve`].
+//!
+//! Deliberate differences from redis-sentinel 7.0.15 (all invisible to the
+//! clients in `docs/clients.md`):
+//! - a multibulk count above 1 Mi is `invalid multibulk length` (Redis: INT_MAX);
+//! - a client whose unparsed request data exceeds 64 MiB is closed (Redis:
+//!   client-query-buffer-limit, 1 GiB);
+//! - replies are flow-controlled instead of buffered: a client that does not
+//!   read stops being read from; only pub/sub clients are closed when their
+//!   bounded message queue overflows (Redis: client-output-buffer-limit);
+//! - listing orders (COMMAND, ACL CAT, unsubscribe-all) are a fixed table /
+//!   insertion order where Redis uses its per-process dict hash order;
+//! - CLIENT LIST memory fields (qbuf-free, rbs, rbp, tot-mem) are estimates,
+//!   and INFO `gcc_version` is `0.0.0`.
 
 pub mod acl;
 pub mod client;
