@@ -65,6 +65,29 @@ fn wait_sentinel(s: &SentinelProc, id: &str) {
     );
 }
 
+/// Wait until the config file holds the learned replicas and peer. (The
+/// flush follows discovery; a reply may show the new state a moment earlier.)
+fn wait_persisted(s: &SentinelProc, replica_ports: &[u16], peer_id: &str, peer_port: u16) {
+    let mut want: Vec<String> = replica_ports
+        .iter()
+        .map(|p| format!("sentinel known-replica {MASTER} 127.0.0.1 {p}"))
+        .collect();
+    want.push(format!(
+        "sentinel known-sentinel {MASTER} 127.0.0.1 {peer_port} {peer_id}"
+    ));
+    eventually(
+        &format!("{:?} on {} persisted {want:?}", s.kind, s.port),
+        || {
+            let text = s.conf_text();
+            if want.iter().all(|l| has_line(&text, l)) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    );
+}
+
 fn sentinel_ids(s: &SentinelProc) -> Vec<(String, String)> {
     s.descriptions("SENTINELS", MASTER)
         .iter()
@@ -89,6 +112,7 @@ fn state_persists_across_restart() {
     let ports: Vec<u16> = topo.replicas.iter().map(|r| r.port).collect();
     wait_replicas(&a, &ports);
     wait_sentinel(&a, &b_id);
+    wait_persisted(&a, &ports, &b_id, b.port);
     let text = a.conf_text();
     assert!(
         has_line(&text, &format!("sentinel myid {a_id}")),
@@ -166,6 +190,7 @@ fn rewritten_config_is_accepted_by_redis_sentinel() {
     let ports: Vec<u16> = topo.replicas.iter().map(|r| r.port).collect();
     wait_replicas(&a, &ports);
     wait_sentinel(&a, &b_id);
+    wait_persisted(&a, &ports, &b_id, b.port);
     a.stop();
     let text = a.conf_text();
     let oracle = SentinelProc::with_conf(Kind::Oracle, |port, _| with_port(&text, port));
@@ -202,6 +227,7 @@ fn starts_from_config_written_by_redis_sentinel() {
     let ports: Vec<u16> = topo.replicas.iter().map(|r| r.port).collect();
     wait_replicas(&o1, &ports);
     wait_sentinel(&o1, &o2_id);
+    wait_persisted(&o1, &ports, &o2_id, o2.port);
     o1.stop();
     let text = o1.conf_text();
     assert!(
