@@ -487,6 +487,26 @@ impl Sentinel {
         }
     }
 
+    /// A new Raft view. A change of leadership forgets the proposal rate
+    /// limits: proposals in flight to the old leader are likely lost, and a
+    /// new leader must act at once (speed rule of the design).
+    pub(crate) fn raft_in(&mut self, view: super::types::RaftView) {
+        if view != self.raft {
+            for m in self.masters.values_mut() {
+                m.fo.start_proposed = None;
+                m.fo.takeover_proposed = None;
+                m.fo.opinion = None;
+                if let Some(w) = m.fo.manual.as_mut() {
+                    w.proposed = 0;
+                }
+                if let Some((_, at)) = m.fo.run.as_mut().and_then(|r| r.want.as_mut()) {
+                    *at = 0;
+                }
+            }
+        }
+        self.raft = view;
+    }
+
     /// The engine's step, after every input that can move it.
     pub(crate) fn failover_step(&mut self, now: Millis, out: &mut Vec<Action>) {
         if self.committed.is_none() {
@@ -613,7 +633,11 @@ impl Sentinel {
         let Some(cm) = self.cmaster(&m.inst.name) else {
             return;
         };
-        if cm.failover.is_some() || cm.down_votes.len() < m.quorum.max(1) as usize {
+        // Committed ODOWN, and the leader sees the master down itself: a
+        // stale committed vote (a daemon that crashed before retracting it)
+        // must not start a failover of a master the leader can reach.
+        if cm.failover.is_some() || cm.down_votes.len() < m.quorum.max(1) as usize || !m.inst.s_down
+        {
             return;
         }
         let known = m.sentinels.len() + 1;
@@ -684,10 +708,15 @@ impl Sentinel {
         let me = self.raft.node_id;
         let f = match self.cfailover(&name) {
             Some(f) if self.raft.is_leader && f.leader == me => f.clone(),
-            _ => {
+            other => {
                 // Not ours (any more): keep the run only while its abort may
-                // still be committed, so its event can be published.
+                // still be committed, so its event can be published. Taking
+                // it back later is a new election (+elected-leader).
+                let epoch = other.map(|f| f.epoch);
                 let m = &mut self.masters[mi];
+                if epoch.is_some_and(|e| e == m.fo.led_start) && m.fo.run.is_some() {
+                    m.fo.led_start = 0;
+                }
                 if m.fo.run.as_ref().is_some_and(|r| r.abort.is_none()) {
                     m.fo.run = None;
                 }

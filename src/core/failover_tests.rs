@@ -1,1 +1,1009 @@
+//! Tests of the failover engine (`failover.rs`): scripted inputs with explicit
+//! `Millis`, a hand-applied `GroupState` standing for the Raft log, and exact
+//! event sequences and proposals.
 
+use super::commands::CmdError;
+use super::event::EventKind;
+use super::sentinel::Sentinel;
+use super::types::*;
+use crate::config::{MasterState, PersistedState};
+use crate::consensus::node::node_id_from_myid;
+use crate::consensus::state::Phase;
+use crate::consensus::{Command, GroupState};
+
+const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
+const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";
+const PEER2: &str = "819df12dcbb638ac6db263571690705072dd65c9";
+const REPLID: &str = "1111111111111111111111111111111111111111";
+const OTHER_REPLID: &str = "2222222222222222222222222222222222222222";
+
+fn node(id: &str) -> u64 {
+    node_id_from_myid(id).expect("hex id")
+}
+
+fn state(replicas: &[u16]) -> PersistedState {
+    let mut m = MasterState::new("mymaster", "127.0.0.1", 6379, 2);
+    m.down_after_ms = 5000;
+    m.failover_timeout_ms = 60_000;
+    for p in replicas {
+        m.known_replicas.push(("127.0.0.1".into(), *p));
+    }
+    m.known_sentinels
+        .push(("127.0.0.1".into(), 26380, PEER.into()));
+    m.known_sentinels
+        .push(("127.0.0.1".into(), 26381, PEER2.into()));
+    PersistedState {
+        myid: Some(MYID.into()),
+        masters: vec![m],
+        ..Default::default()
+    }
+}
+
+fn events(actions: &[Action]) -> Vec<(EventKind, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit(e) => Some((e.kind, e.message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Events without the verbose role-change ones (they follow INFO, not the
+/// engine).
+fn engine_events(actions: &[Action]) -> Vec<(EventKind, String)> {
+    events(actions)
+        .into_iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k,
+                EventKind::RoleChangeMatch | EventKind::RoleChangeMismatch
+            )
+        })
+        .collect()
+}
+
+fn proposals(actions: &[Action]) -> Vec<Command> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Propose(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ev(kind: EventKind, msg: &str) -> (EventKind, String) {
+    (kind, msg.to_string())
+}
+
+const M: &str = "master mymaster 127.0.0.1 6379";
+
+fn slave(port: u16) -> String {
+    format!("slave 127.0.0.1:{port} 127.0.0.1 {port} @ mymaster 127.0.0.1 6379")
+}
+
+/// One daemon's core plus the group's log as applied so far.
+struct H {
+    s: Sentinel,
+    gs: GroupState,
+}
+
+impl H {
+    fn new(st: PersistedState, leader: bool) -> H {
+        let (s, _) = Sentinel::new(st, CoreOptions::default(), 0);
+        let mut h = H {
+            s,
+            gs: GroupState::default(),
+        };
+        h.gs.apply(&Command::Monitor {
+            name: "mymaster".into(),
+            host: "127.0.0.1".into(),
+            port: 6379,
+            quorum: 2,
+        });
+        h.raft(0, leader, 3);
+        h.deliver(0);
+        h
+    }
+
+    fn raft(&mut self, now: Millis, leader: bool, voters: usize) -> Vec<Action> {
+        let me = node(MYID);
+        self.s.handle(
+            now,
+            Input::Raft(RaftView {
+                node_id: me,
+                initialized: true,
+                is_leader: leader,
+                voters,
+                leader: Some(if leader { me } else { node(PEER) }),
+            }),
+        )
+    }
+
+    fn deliver(&mut self, now: Millis) -> Vec<Action> {
+        self.s
+            .handle(now, Input::Committed(Box::new(self.gs.clone())))
+    }
+
+    fn commit(&mut self, now: Millis, cmd: Command) -> Vec<Action> {
+        let r = self.gs.apply(&cmd);
+        assert_eq!(r, crate::consensus::CommandResponse::Applied, "{cmd:?}");
+        self.deliver(now)
+    }
+
+    fn id(&self, port: u16) -> InstanceId {
+        let m = &self.s.masters["mymaster"];
+        if m.inst.port == port {
+            return m.inst.id;
+        }
+        m.replicas[&format!("127.0.0.1:{port}")].id
+    }
+
+    fn up(&mut self, id: InstanceId, now: Millis) {
+        for link in [LinkKind::Command, LinkKind::PubSub] {
+            self.s.handle(now, Input::LinkUp { id, link });
+        }
+    }
+
+    fn pong(&mut self, id: InstanceId, now: Millis) -> Vec<Action> {
+        self.s.handle(
+            now,
+            Input::PingReply {
+                id,
+                reply: PingReply::Valid { pong: true },
+            },
+        )
+    }
+
+    fn info(&mut self, id: InstanceId, now: Millis, text: &str) -> Vec<Action> {
+        self.s.handle(
+            now,
+            Input::InfoReply {
+                id,
+                text: text.to_string(),
+            },
+        )
+    }
+
+    fn master_info(&mut self, now: Millis, offset: u64) -> Vec<Action> {
+        let id = self.s.masters["mymaster"].inst.id;
+        self.info(
+            id,
+            now,
+            &format!("role:master\r\nmaster_replid:{REPLID}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{offset}\r\n"),
+        )
+    }
+
+    fn replica_info(&mut self, port: u16, now: Millis, offset: u64, prio: u32) -> Vec<Action> {
+        let id = self.id(port);
+        self.info(id, now, &replica_text(6379, offset, prio, REPLID))
+    }
+
+    /// Master and replicas connected, answering, with fresh INFO.
+    fn healthy(&mut self, now: Millis, offsets: &[(u16, u64)]) {
+        let mid = self.id(6379);
+        self.up(mid, now);
+        self.pong(mid, now);
+        self.master_info(now, 1000);
+        self.refresh(now, offsets);
+    }
+
+    fn refresh(&mut self, now: Millis, offsets: &[(u16, u64)]) {
+        for (port, off) in offsets {
+            let id = self.id(*port);
+            if !self.s.masters["mymaster"].replicas[&format!("127.0.0.1:{port}")]
+                .link
+                .cmd_up
+            {
+                self.up(id, now);
+            }
+            self.pong(id, now);
+            self.replica_info(*port, now, *off, 100);
+        }
+    }
+
+    /// The master stops answering: a PING goes out at 1200 and SDOWN comes
+    /// at 6300 (down-after 5000), replicas kept fresh meanwhile.
+    fn master_dies(&mut self, offsets: &[(u16, u64)]) -> Vec<Action> {
+        self.s.handle(1200, Input::Tick);
+        self.refresh(6250, offsets);
+        self.s.handle(6300, Input::Tick)
+    }
+}
+
+fn replica_text(master_port: u16, offset: u64, prio: u32, replid: &str) -> String {
+    format!("role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:{master_port}\r\nmaster_link_status:up\r\nslave_priority:{prio}\r\nslave_repl_offset:{offset}\r\nmaster_replid:{replid}\r\n")
+}
+
+fn start(epoch: u64, leader: &str, manual: bool, coordinated: bool) -> Command {
+    Command::FailoverStart {
+        name: "mymaster".into(),
+        epoch,
+        leader: node(leader),
+        manual,
+        coordinated,
+    }
+}
+
+fn opinion(who: &str, down: bool) -> Command {
+    Command::Opinion {
+        name: "mymaster".into(),
+        node: node(who),
+        down,
+    }
+}
+
+fn phase(epoch: u64, p: Phase, promoted: Option<u16>) -> Command {
+    Command::FailoverPhase {
+        name: "mymaster".into(),
+        epoch,
+        phase: p,
+        promoted: promoted.map(|port| ("127.0.0.1".to_string(), port)),
+    }
+}
+
+fn switch(epoch: u64, port: u16) -> Command {
+    Command::SwitchMaster {
+        name: "mymaster".into(),
+        epoch,
+        host: "127.0.0.1".into(),
+        port,
+    }
+}
+
+fn sends_info(actions: &[Action], id: InstanceId) -> bool {
+    actions.contains(&Action::SendInfo { id })
+}
+
+#[test]
+fn unplanned_failover_on_the_leader_step_by_step() {
+    let offsets = [(6380, 900), (6381, 1000)];
+    let mut h = H::new(state(&[6380, 6381]), true);
+    h.healthy(100, &offsets);
+    let (r1, r2) = (h.id(6380), h.id(6381));
+
+    // Local SDOWN: the opinion is proposed at once.
+    // (The peer sentinels were never reachable in this script.)
+    let a = h.master_dies(&offsets);
+    assert_eq!(events(&a)[0], ev(EventKind::Sdown, M));
+    assert!(events(&a)[1..]
+        .iter()
+        .all(|(k, m)| *k == EventKind::Sdown && m.starts_with("sentinel ")));
+    assert_eq!(proposals(&a), vec![opinion(MYID, true)]);
+    // Not re-proposed before 250 ms, then again while not committed.
+    assert!(proposals(&h.s.handle(6400, Input::Tick)).is_empty());
+    assert_eq!(
+        proposals(&h.s.handle(6550, Input::Tick)),
+        vec![opinion(MYID, true)]
+    );
+
+    // Committed votes reach the quorum: +odown and FailoverStart.
+    let a = h.commit(6600, opinion(MYID, true));
+    assert!(events(&a).is_empty());
+    assert!(proposals(&a).is_empty());
+    let a = h.commit(6610, opinion(PEER, true));
+    assert_eq!(
+        events(&a),
+        vec![ev(EventKind::Odown, &format!("{M} #quorum 2/2"))]
+    );
+    assert_eq!(proposals(&a), vec![start(1, MYID, false, false)]);
+
+    // Start committed: Sentinel's leader events, fresh INFO asked of every
+    // replica.
+    let a = h.commit(6620, start(1, MYID, false, false));
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::NewEpoch, "1"),
+            ev(EventKind::TryFailover, M),
+            ev(EventKind::VoteForLeader, &format!("{MYID} 1")),
+            ev(EventKind::ElectedLeader, M),
+            ev(EventKind::FailoverStateSelectSlave, M),
+        ]
+    );
+    assert!(sends_info(&a, r1) && sends_info(&a, r2));
+    assert_eq!(h.s.current_epoch(), 1);
+    let d = h.s.master_desc("mymaster", 6620).unwrap();
+    assert!(d.contains(&("flags", "s_down,o_down,master,failover_in_progress".into())));
+    assert!(d.contains(&("failover-state", "select_slave".into())));
+
+    // Selection waits for both answers, then proposes the best replica.
+    let a = h.replica_info(6380, 6630, 900, 100);
+    assert!(proposals(&a).is_empty());
+    let a = h.replica_info(6381, 6640, 1000, 100);
+    assert_eq!(
+        proposals(&a),
+        vec![phase(1, Phase::SendSlaveofNoone, Some(6381))]
+    );
+
+    // Committed: promotion sent, confirmed by INFO asked at once.
+    let a = h.commit(6650, phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::SelectedSlave, &slave(6381)),
+            ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6381)),
+            ev(EventKind::FailoverStateWaitPromotion, &slave(6381)),
+        ]
+    );
+    let reconf = a
+        .iter()
+        .position(|x| {
+            *x == Action::Reconfigure {
+                id: r2,
+                replicaof: None,
+            }
+        })
+        .expect("SLAVEOF NO ONE");
+    let ask = a
+        .iter()
+        .position(|x| *x == Action::SendInfo { id: r2 })
+        .expect("INFO right after");
+    assert!(reconf < ask);
+    // Polled every 100 ms (one INFO in flight at a time) until it says
+    // master.
+    assert!(!sends_info(&h.s.handle(6700, Input::Tick), r2));
+    let a = h.info(
+        r2,
+        6760,
+        "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\n",
+    );
+    assert!(proposals(&a).is_empty());
+    assert!(sends_info(&a, r2));
+    let a = h.info(
+        r2,
+        6810,
+        &format!("role:master\r\nmaster_replid:{REPLID}\r\n"),
+    );
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(
+                EventKind::RoleChangeMismatch,
+                &format!("{} new reported role is master", slave(6381))
+            ),
+            ev(EventKind::PromotedSlave, &slave(6381)),
+        ]
+    );
+    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
+    // Still the old master for clients until reconf_slaves is committed.
+    assert_eq!(
+        h.s.master_addr("mymaster"),
+        Some(("127.0.0.1".into(), 6379))
+    );
+
+    // reconf_slaves committed: every client now gets the promoted replica.
+    let a = h.commit(6820, phase(1, Phase::ReconfSlaves, None));
+    assert_eq!(
+        h.s.master_addr("mymaster"),
+        Some(("127.0.0.1".into(), 6381))
+    );
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::FailoverStateReconfSlaves, M),
+            ev(EventKind::SlaveReconfSent, &slave(6380)),
+        ]
+    );
+    assert!(a.contains(&Action::Reconfigure {
+        id: r1,
+        replicaof: Some(("127.0.0.1".into(), 6381)),
+    }));
+    let d = h.s.replicas_desc("mymaster", 6820).unwrap();
+    let flags: Vec<String> = d
+        .iter()
+        .map(|r| r.iter().find(|(k, _)| *k == "flags").unwrap().1.clone())
+        .collect();
+    assert_eq!(flags, vec!["slave,reconf_sent", "slave,promoted"]);
+    // The replica follows the new master with its link up: done, end, and
+    // the switch is proposed.
+    let a = h.info(r1, 6900, &replica_text(6381, 1000, 100, REPLID));
+    assert_eq!(
+        engine_events(&a),
+        vec![
+            ev(EventKind::SlaveReconfInprog, &slave(6380)),
+            ev(EventKind::SlaveReconfDone, &slave(6380)),
+            ev(EventKind::FailoverEnd, M),
+        ]
+    );
+    assert_eq!(proposals(&a), vec![switch(1, 6381)]);
+
+    // SwitchMaster committed: the leader publishes +switch-master (no
+    // +config-update-from), the replicas including the old master.
+    let a = h.commit(6910, switch(1, 6381));
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(
+                EventKind::SwitchMaster,
+                "mymaster 127.0.0.1 6379 127.0.0.1 6381"
+            ),
+            ev(
+                EventKind::Slave,
+                "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6381"
+            ),
+            ev(
+                EventKind::Slave,
+                "slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 6381"
+            ),
+        ]
+    );
+    assert!(a.contains(&Action::Flush));
+    let p = h.s.persisted();
+    assert_eq!((p.masters[0].port, p.masters[0].config_epoch), (6381, 1));
+    assert_eq!(p.current_epoch, 1);
+    let d = h.s.master_desc("mymaster", 6910).unwrap();
+    assert!(d.contains(&("port", "6381".into())));
+    assert!(!d.iter().any(|(k, _)| *k == "failover-state"));
+
+    // The same committed state delivered again publishes nothing.
+    let a = h.deliver(6920);
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert!(proposals(&a).is_empty());
+}
+
+#[test]
+fn observer_publishes_the_switch_once_per_epoch() {
+    let mut h = H::new(state(&[6380, 6381]), false);
+    h.healthy(100, &[(6380, 900), (6381, 1000)]);
+    let a = h.commit(200, start(1, PEER, false, false));
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::NewEpoch, "1"),
+            ev(EventKind::VoteForLeader, &format!("{PEER} 1")),
+        ]
+    );
+    // Observers act on nothing in Redis.
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    let a = h.commit(300, phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    assert!(events(&a).is_empty());
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    let d = h.s.master_desc("mymaster", 300).unwrap();
+    assert!(d.contains(&("flags", "master,failover_in_progress".into())));
+    assert!(d.contains(&("failover-state", "send_slaveof_noone".into())));
+    assert_eq!(
+        h.s.master_addr("mymaster"),
+        Some(("127.0.0.1".into(), 6379))
+    );
+    let a = h.commit(400, phase(1, Phase::ReconfSlaves, None));
+    assert!(events(&a).is_empty());
+    assert_eq!(
+        h.s.master_addr("mymaster"),
+        Some(("127.0.0.1".into(), 6381))
+    );
+    let a = h.commit(500, switch(1, 6381));
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(
+                EventKind::ConfigUpdateFrom,
+                &format!("sentinel {PEER} 127.0.0.1 26380 @ mymaster 127.0.0.1 6379")
+            ),
+            ev(
+                EventKind::SwitchMaster,
+                "mymaster 127.0.0.1 6379 127.0.0.1 6381"
+            ),
+            ev(
+                EventKind::Slave,
+                "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6381"
+            ),
+            ev(
+                EventKind::Slave,
+                "slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 6381"
+            ),
+        ]
+    );
+    // Delivered twice: nothing more.
+    assert!(events(&h.deliver(600)).is_empty());
+
+    // Restart from the flushed config, the whole log replayed: no event.
+    let persisted = h.s.persisted();
+    let (s, _) = Sentinel::new(persisted, CoreOptions::default(), 0);
+    let mut h2 = H {
+        s,
+        gs: h.gs.clone(),
+    };
+    let a = h2.raft(0, false, 3);
+    assert!(events(&a).is_empty());
+    let a = h2.deliver(10);
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert!(proposals(&a).is_empty());
+    assert_eq!(
+        h2.s.master_addr("mymaster"),
+        Some(("127.0.0.1".into(), 6381))
+    );
+}
+
+#[test]
+fn observer_that_missed_the_steps_still_switches_once() {
+    // The log arrives in one batch (a lagging follower): no start events for
+    // a failover already over, one switch.
+    let mut h = H::new(state(&[6380, 6381]), false);
+    h.gs.apply(&start(1, PEER, false, false));
+    h.gs.apply(&phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    h.gs.apply(&phase(1, Phase::ReconfSlaves, None));
+    h.gs.apply(&switch(1, 6381));
+    let a = h.deliver(100);
+    let kinds: Vec<EventKind> = events(&a).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::NewEpoch,
+            EventKind::SwitchMaster,
+            EventKind::Slave,
+            EventKind::Slave
+        ]
+    );
+    assert!(events(&h.deliver(200)).is_empty());
+}
+
+#[test]
+fn selection_safety_rules_and_priority_zero() {
+    let mut h = H::new(state(&[6380, 6381, 6382, 6383]), true);
+    h.healthy(100, &[]);
+    let mid = h.id(6379);
+    h.pong(mid, 100);
+    h.master_info(100, 1000);
+    for port in [6380, 6381, 6382, 6383] {
+        let id = h.id(port);
+        h.up(id, 100);
+        h.pong(id, 100);
+    }
+    // Priority 0: never promoted.
+    h.replica_info(6380, 100, 5000, 0);
+    // Empty while the master had data.
+    h.replica_info(6381, 100, 0, 100);
+    // Another replication history.
+    let id = h.id(6382);
+    h.info(id, 100, &replica_text(6379, 5000, 100, OTHER_REPLID));
+    // Unreachable (no INFO yet is not a candidate either).
+    assert_eq!(h.s.select_slave("mymaster", 200), None);
+    assert_eq!(
+        h.s.failover("mymaster", 200, &mut Vec::new()),
+        Err(CmdError(
+            "NOGOODSLAVE No suitable replica to promote".into()
+        ))
+    );
+    // The master's previous history (replid2) is accepted.
+    let a = h.info(
+        mid,
+        150,
+        &format!("role:master\r\nmaster_replid:{OTHER_REPLID}\r\nmaster_replid2:{REPLID}\r\nmaster_repl_offset:1000\r\n"),
+    );
+    assert!(events(&a).is_empty());
+    h.replica_info(6383, 150, 10, 100);
+    assert_eq!(
+        h.s.select_slave("mymaster", 200).as_deref(),
+        Some("127.0.0.1:6382")
+    );
+}
+
+#[test]
+fn no_good_slave_aborts_and_the_retry_waits_two_failover_timeouts() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 0)]);
+    // The only replica is empty while the master had data.
+    let a = h.master_dies(&[(6380, 0)]);
+    assert_eq!(proposals(&a), vec![opinion(MYID, true)]);
+    h.commit(6600, opinion(MYID, true));
+    let a = h.commit(6610, opinion(PEER2, true));
+    assert_eq!(proposals(&a), vec![start(1, MYID, false, false)]);
+    let a = h.commit(6620, start(1, MYID, false, false));
+    let r = h.id(6380);
+    assert!(sends_info(&a, r));
+    let a = h.replica_info(6380, 6630, 0, 100);
+    let abort = Command::FailoverAbort {
+        name: "mymaster".into(),
+        epoch: 1,
+        reason: "-failover-abort-no-good-slave".into(),
+    };
+    assert_eq!(proposals(&a), vec![abort.clone()]);
+    // Lost proposal: pushed again after 250 ms.
+    assert!(!proposals(&h.s.handle(6700, Input::Tick)).contains(&abort));
+    assert!(proposals(&h.s.handle(6900, Input::Tick)).contains(&abort));
+    let a = h.commit(6950, abort);
+    assert_eq!(events(&a), vec![ev(EventKind::FailoverAbortNoGoodSlave, M)]);
+    assert!(proposals(&a).is_empty());
+    let d = h.s.master_desc("mymaster", 6900).unwrap();
+    assert!(d.contains(&("flags", "s_down,o_down,master".into())));
+    // No new attempt within 2 × failover-timeout of the start.
+    for t in [10_000, 60_000, 126_000] {
+        h.refresh(t - 10, &[(6380, 0)]);
+        assert!(
+            !proposals(&h.s.handle(t, Input::Tick))
+                .iter()
+                .any(|c| matches!(c, Command::FailoverStart { .. })),
+            "t={t}"
+        );
+    }
+    let a = h.s.handle(126_700, Input::Tick);
+    assert!(proposals(&a).contains(&start(2, MYID, false, false)));
+}
+
+#[test]
+fn no_start_by_a_follower_or_a_minority_leader() {
+    for (leader, voters) in [(false, 3), (true, 1)] {
+        let mut h = H::new(state(&[6380]), leader);
+        h.raft(0, leader, voters);
+        h.healthy(100, &[(6380, 1000)]);
+        h.master_dies(&[(6380, 1000)]);
+        h.commit(6600, opinion(MYID, true));
+        let a = h.commit(6610, opinion(PEER, true));
+        // ODOWN is still reported locally.
+        assert_eq!(
+            events(&a),
+            vec![ev(EventKind::Odown, &format!("{M} #quorum 2/2"))]
+        );
+        assert!(proposals(&a).is_empty(), "leader={leader} voters={voters}");
+        assert!(proposals(&h.s.handle(7000, Input::Tick)).is_empty());
+    }
+}
+
+#[test]
+fn raft_leader_change_or_restart_causes_no_failover() {
+    let mut h = H::new(state(&[6380]), false);
+    h.healthy(100, &[(6380, 1000)]);
+    // A stale committed vote of a peer, the master healthy here.
+    h.commit(200, opinion(PEER, true));
+    h.commit(210, opinion(PEER2, true));
+    for (t, leader) in [(300, true), (400, false), (500, true)] {
+        let a = h.raft(t, leader, 3);
+        assert!(events(&a).is_empty());
+        assert!(proposals(&a).is_empty());
+        let a = h.deliver(t + 10);
+        assert!(events(&a).is_empty());
+        assert!(proposals(&a).is_empty());
+    }
+    // Restart of the leader: same.
+    let (s, start_actions) = Sentinel::new(h.s.persisted(), CoreOptions::default(), 600);
+    assert_eq!(events(&start_actions).len(), 1); // +monitor
+    let mut h2 = H {
+        s,
+        gs: h.gs.clone(),
+    };
+    let a = h2.raft(600, true, 3);
+    assert!(proposals(&a).is_empty());
+    let a = h2.deliver(610);
+    assert!(events(&a).is_empty());
+    assert!(proposals(&a).is_empty());
+}
+
+#[test]
+fn own_stale_vote_is_retracted() {
+    let mut h = H::new(state(&[6380]), false);
+    h.healthy(100, &[(6380, 1000)]);
+    let a = h.commit(200, opinion(MYID, true));
+    assert_eq!(proposals(&a), vec![opinion(MYID, false)]);
+    let a = h.commit(300, opinion(MYID, false));
+    assert!(proposals(&a).is_empty());
+}
+
+#[test]
+fn new_leader_resumes_a_failover_from_its_committed_phase() {
+    let mut h = H::new(state(&[6380, 6381]), false);
+    h.healthy(100, &[(6380, 900), (6381, 1000)]);
+    let (r1, r2) = (h.id(6380), h.id(6381));
+    h.commit(200, start(1, PEER, false, false));
+    h.commit(300, phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    // The old leader is gone; this daemon becomes the Raft leader.
+    let a = h.raft(400, true, 2);
+    let take = Command::FailoverTakeover {
+        name: "mymaster".into(),
+        epoch: 1,
+        leader: node(MYID),
+    };
+    assert_eq!(proposals(&a), vec![take.clone()]);
+    // Nothing done to Redis before the takeover is committed.
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    let a = h.commit(450, take);
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::ElectedLeader, M),
+            ev(EventKind::SelectedSlave, &slave(6381)),
+            ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6381)),
+            ev(EventKind::FailoverStateWaitPromotion, &slave(6381)),
+        ]
+    );
+    assert!(a.contains(&Action::Reconfigure {
+        id: r2,
+        replicaof: None
+    }));
+    let a = h.info(r2, 500, "role:master\r\n");
+    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
+    // Leadership moves again while replicas are being reconfigured: the
+    // next leader continues with the replicas left.
+    let a = h.raft(510, false, 2);
+    assert!(proposals(&a).is_empty());
+    h.commit(520, phase(1, Phase::ReconfSlaves, None));
+    h.gs.apply(&Command::FailoverTakeover {
+        name: "mymaster".into(),
+        epoch: 1,
+        leader: node(PEER2),
+    });
+    h.deliver(530);
+    let a = h.raft(600, true, 2);
+    let take = Command::FailoverTakeover {
+        name: "mymaster".into(),
+        epoch: 1,
+        leader: node(MYID),
+    };
+    assert_eq!(proposals(&a), vec![take.clone()]);
+    let a = h.commit(650, take);
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::ElectedLeader, M),
+            ev(EventKind::FailoverStateReconfSlaves, M),
+            ev(EventKind::SlaveReconfSent, &slave(6380)),
+        ]
+    );
+    assert!(a.contains(&Action::Reconfigure {
+        id: r1,
+        replicaof: Some(("127.0.0.1".into(), 6381))
+    }));
+}
+
+#[test]
+fn manual_failover_replies_and_proposal() {
+    // Not in a group: nothing can be committed.
+    let (mut lone, _) = Sentinel::new(state(&[6380]), CoreOptions::default(), 0);
+    let r = lone.masters["mymaster"].replicas["127.0.0.1:6380"].id;
+    for link in [LinkKind::Command, LinkKind::PubSub] {
+        lone.handle(100, Input::LinkUp { id: r, link });
+    }
+    lone.handle(
+        100,
+        Input::PingReply {
+            id: r,
+            reply: PingReply::Valid { pong: true },
+        },
+    );
+    lone.handle(
+        100,
+        Input::InfoReply {
+            id: r,
+            text: replica_text(6379, 10, 100, REPLID),
+        },
+    );
+    assert!(matches!(
+        lone.failover("mymaster", 200, &mut Vec::new()),
+        Err(CmdError(e)) if e.starts_with("NOQUORUM ")
+    ));
+
+    let mut h = H::new(state(&[6380]), false);
+    assert_eq!(
+        h.s.failover("mymaster", 100, &mut Vec::new()),
+        Err(CmdError(
+            "NOGOODSLAVE No suitable replica to promote".into()
+        ))
+    );
+    assert_eq!(
+        h.s.failover("nope", 100, &mut Vec::new()),
+        Err(CmdError::no_such_master())
+    );
+    h.healthy(100, &[(6380, 1000)]);
+    let mut out = Vec::new();
+    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    // Any daemon proposes; it names itself, the Raft leader takes over.
+    assert_eq!(proposals(&out), vec![start(1, MYID, true, false)]);
+    // Pending: a second request is refused like a running failover.
+    assert_eq!(
+        h.s.failover("mymaster", 210, &mut Vec::new()),
+        Err(CmdError("INPROG Failover already in progress".into()))
+    );
+    // Re-proposed until committed.
+    assert_eq!(
+        proposals(&h.s.handle(500, Input::Tick)),
+        vec![start(1, MYID, true, false)]
+    );
+    let a = h.commit(600, start(1, MYID, true, false));
+    assert_eq!(
+        events(&a)[..3],
+        [
+            ev(EventKind::NewEpoch, "1"),
+            ev(EventKind::TryFailover, M),
+            ev(EventKind::VoteForLeader, &format!("{MYID} 1")),
+        ]
+    );
+    // A follower named in the start does not drive it: the leader takes
+    // over; the request is no longer pending.
+    assert!(!a.iter().any(|x| matches!(x, Action::SendInfo { .. })));
+    let d = h.s.master_desc("mymaster", 600).unwrap();
+    assert!(d.contains(&("flags", "master,failover_in_progress,force_failover".into())));
+    assert_eq!(
+        h.s.failover("mymaster", 700, &mut Vec::new()),
+        Err(CmdError("INPROG Failover already in progress".into()))
+    );
+    assert!(proposals(&h.s.handle(900, Input::Tick)).is_empty());
+}
+
+#[test]
+fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    let (mid, r) = (h.id(6379), h.id(6380));
+    let mut out = Vec::new();
+    let set = h.s.set(
+        "mymaster",
+        &["coordinated-failover".to_string(), "yes".to_string()],
+        &|_| true,
+        &mut out,
+    );
+    assert_eq!(set, Ok(()));
+    let coordinated = Command::Set {
+        name: "mymaster".into(),
+        option: "coordinated-failover".into(),
+        value: "yes".into(),
+    };
+    assert_eq!(proposals(&out), vec![coordinated.clone()]);
+    assert_eq!(
+        events(&out),
+        vec![ev(EventKind::Set, &format!("{M} coordinated-failover yes"))]
+    );
+    h.commit(150, coordinated);
+
+    let mut out = Vec::new();
+    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    assert_eq!(proposals(&out), vec![start(1, MYID, true, true)]);
+    let a = h.commit(210, start(1, MYID, true, true));
+    assert!(sends_info(&a, r));
+    let a = h.replica_info(6380, 220, 1000, 100);
+    assert_eq!(
+        proposals(&a),
+        vec![phase(1, Phase::SendSlaveofNoone, Some(6380))]
+    );
+    let a = h.commit(230, phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::SelectedSlave, &slave(6380)),
+            ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6380)),
+        ]
+    );
+    // Writes paused on the old master first, then both offsets read.
+    let pause = a
+        .iter()
+        .position(|x| {
+            *x == Action::PauseWrites {
+                id: mid,
+                ms: 60_000,
+            }
+        })
+        .expect("pause");
+    let ask = a
+        .iter()
+        .position(|x| *x == Action::SendInfo { id: mid })
+        .expect("master INFO");
+    assert!(pause < ask && sends_info(&a, r));
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    // The master had more than the replica: no promotion yet.
+    h.master_info(240, 2000);
+    let a = h.replica_info(6380, 245, 1500, 100);
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    // Polled every 50 ms.
+    let a = h.s.handle(300, Input::Tick);
+    assert!(sends_info(&a, r));
+    let a = h.replica_info(6380, 310, 2000, 100);
+    let promote = a
+        .iter()
+        .position(|x| {
+            *x == Action::Reconfigure {
+                id: r,
+                replicaof: None,
+            }
+        })
+        .expect("promotion once caught up");
+    assert!(a[promote..].contains(&Action::SendInfo { id: r }));
+    assert_eq!(
+        events(&a),
+        vec![ev(EventKind::FailoverStateWaitPromotion, &slave(6380))]
+    );
+    // Promoted: the old master follows it, then is unpaused.
+    let a = h.info(r, 320, "role:master\r\n");
+    let follow = a
+        .iter()
+        .position(|x| {
+            *x == Action::Reconfigure {
+                id: mid,
+                replicaof: Some(("127.0.0.1".into(), 6380)),
+            }
+        })
+        .expect("old master reconfigured");
+    let unpause = a
+        .iter()
+        .position(|x| *x == Action::Unpause { id: mid })
+        .expect("unpause");
+    assert!(follow < unpause);
+    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
+}
+
+#[test]
+fn old_master_is_converted_as_soon_as_it_answers() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    h.commit(200, start(1, PEER, false, false));
+    h.commit(
+        210,
+        Command::FailoverTakeover {
+            name: "mymaster".into(),
+            epoch: 1,
+            leader: node(MYID),
+        },
+    );
+    h.gs.apply(&phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    h.gs.apply(&phase(1, Phase::ReconfSlaves, None));
+    h.gs.apply(&switch(1, 6380));
+    h.deliver(300);
+    assert_eq!(h.s.masters["mymaster"].inst.port, 6380);
+    // The new master answers.
+    h.master_info(400, 3000);
+    let old = h.id(6379);
+    h.up(old, 500);
+    let a = h.pong(old, 500);
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    let a = h.info(old, 510, "role:master\r\n");
+    assert!(a.contains(&Action::Reconfigure {
+        id: old,
+        replicaof: Some(("127.0.0.1".into(), 6380))
+    }));
+    assert!(engine_events(&a).contains(&ev(
+        EventKind::ConvertToSlave,
+        "slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 6380"
+    )));
+    // Not repeated on every input.
+    let a = h.info(old, 520, "role:master\r\n");
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+}
+
+#[test]
+fn promotion_timeout_aborts_with_slave_timeout() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    h.commit(200, start(1, MYID, true, false));
+    h.replica_info(6380, 210, 1000, 100);
+    h.commit(220, phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    let a = h.s.handle(60_300, Input::Tick);
+    let abort = Command::FailoverAbort {
+        name: "mymaster".into(),
+        epoch: 1,
+        reason: "-failover-abort-slave-timeout".into(),
+    };
+    assert_eq!(proposals(&a), vec![abort.clone()]);
+    let a = h.commit(60_400, abort);
+    assert_eq!(
+        events(&a),
+        vec![ev(EventKind::FailoverAbortSlaveTimeout, M)]
+    );
+    assert_eq!(
+        h.s.master_addr("mymaster"),
+        Some(("127.0.0.1".into(), 6379))
+    );
+}
+
+#[test]
+fn ckquorum_without_a_raft_leader_is_noquorum() {
+    let mut h = H::new(state(&[]), false);
+    h.s.handle(
+        10,
+        Input::Raft(RaftView {
+            node_id: node(MYID),
+            initialized: true,
+            is_leader: false,
+            voters: 3,
+            leader: None,
+        }),
+    );
+    assert!(matches!(
+        h.s.ckquorum("mymaster"),
+        Err(CmdError(e)) if e.starts_with("NOQUORUM 3 usable Sentinels. ")
+    ));
+    h.raft(20, false, 3);
+    // With a leader, Sentinel's own rule (peers unreachable here count).
+    assert_eq!(
+        h.s.ckquorum("mymaster"),
+        Ok("OK 3 usable Sentinels. Quorum and failover authorization can be reached".into())
+    );
+}

@@ -542,7 +542,7 @@ impl Sentinel {
             Input::Hello { via, payload } => self.hello_in(now, via, &payload, &mut out),
             Input::MasterDownReply { peer, reply } => self.master_down_reply(now, peer, reply),
             Input::Committed(state) => self.committed_in(now, *state, &mut out),
-            Input::Raft(view) => self.raft = view,
+            Input::Raft(view) => self.raft_in(view),
             Input::CommandTimeout { id } => {
                 if let Some(inst) = self.instance_mut(id) {
                     inst.link.reply_received();
@@ -1237,12 +1237,27 @@ impl Sentinel {
         if !(m.inst.host == host && m.inst.port == port) {
             addrs.push((m.inst.host.clone(), m.inst.port));
         }
+        // The new master's replication history is what it reported as a
+        // replica (the failover's safety rules compare against it); the old
+        // master's must not linger under the new address.
+        let history = m
+            .replicas
+            .values()
+            .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))
+            .map(|r| (r.repl_id.clone(), r.repl_id2.clone(), r.repl_offset));
+        let moved = !(m.inst.host == host && m.inst.port == port);
         self.reset_master(mi, now, false, false, out);
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
         m.inst.host = host.to_string();
         m.inst.port = port;
+        if moved {
+            let (id1, id2, offset) = history.unwrap_or((None, None, None));
+            m.inst.repl_id = id1;
+            m.inst.repl_id2 = id2;
+            m.inst.repl_offset = offset;
+        }
         m.inst.s_down_since = None;
         m.inst.o_down_since = None;
         let ma = m.addr();
