@@ -644,34 +644,42 @@ impl Acl {
         Ok(())
     }
 
-    /// Parses a whole aclfile into a fresh user set (the default user is
-    /// recreated if the file does not define it).
-    pub fn parse_file(text: &str) -> Result<BTreeMap<String, User>, String> {
-        let mut acl = Acl {
-            users: BTreeMap::new(),
-            log: VecDeque::new(),
-            log_max_len: 0,
-            aclfile: None,
-        };
+    /// Parses a whole aclfile (named `path` in errors) into a fresh user set,
+    /// all or nothing, with Redis 7.0's error texts; the default user is
+    /// recreated if the file does not define it.
+    pub fn parse_file(text: &str, path: &str) -> Result<BTreeMap<String, User>, String> {
+        const TRAILER: &str =
+            "WARNING: ACL errors detected, no change to the previously active ACL rules was performed";
+        let mut users: BTreeMap<String, User> = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
             let l = line.trim();
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            if !l.starts_with("user ") {
-                return Err(format!("line {}: should start with user keyword", i + 1));
+            let mut words = l.split_whitespace();
+            let (Some("user"), Some(name)) = (words.next(), words.next()) else {
+                return Err(format!(
+                    "{path}:{n} should start with user keyword followed by the username. {TRAILER}"
+                ));
+            };
+            if users.contains_key(name) {
+                return Err(format!(
+                    "{path}:{n}: Duplicate user '{name}' found. {TRAILER}"
+                ));
             }
-            let name = l.split_whitespace().nth(1).unwrap_or_default();
-            if acl.users.contains_key(name) {
-                return Err(format!("line {}: Duplicate user '{}' found", i + 1, name));
+            let mut u = User::new(name);
+            for op in words {
+                u.apply(op.as_bytes()).map_err(|e| {
+                    format!("{path}:{n}: Error in applying operation '{op}': {e}. {TRAILER}")
+                })?;
             }
-            acl.load_user_line(l)
-                .map_err(|e| format!("line {}: {}", i + 1, e))?;
+            users.insert(name.to_string(), u);
         }
-        if !acl.users.contains_key("default") {
-            acl.users.insert("default".into(), User::default_user());
+        if !users.contains_key("default") {
+            users.insert("default".into(), User::default_user());
         }
-        Ok(acl.users)
+        Ok(users)
     }
 
     /// The users as `user` config lines without the keyword (what a config
@@ -870,6 +878,33 @@ mod tests {
         assert!(u.check_password(b"anything"));
         let p = user("on >secret").unwrap();
         assert!(p.check_password(b"secret") && !p.check_password(b"x"));
+    }
+
+    #[test]
+    fn aclfile_parsing() {
+        let users = Acl::parse_file(
+            "user default on nopass ~* &* +@all\n\nuser alice on >pw +@all\n",
+            "/x.acl",
+        )
+        .unwrap();
+        assert_eq!(
+            users["default"].describe(),
+            "user default on nopass ~* &* +@all"
+        );
+        assert_eq!(
+            users["alice"].describe(),
+            "user alice on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 resetchannels +@all"
+        );
+        assert_eq!(
+            Acl::parse_file("user alice on\nbogus line\n", "/x.acl").unwrap_err(),
+            "/x.acl:2 should start with user keyword followed by the username. WARNING: ACL errors detected, no change to the previously active ACL rules was performed"
+        );
+        assert_eq!(
+            Acl::parse_file("user alice on +nosuch\n", "/x.acl").unwrap_err(),
+            "/x.acl:1: Error in applying operation '+nosuch': Unknown command or category name in ACL. WARNING: ACL errors detected, no change to the previously active ACL rules was performed"
+        );
+        let only = Acl::parse_file("user bob on\n", "/x.acl").unwrap();
+        assert_eq!(only["default"], User::default_user());
     }
 
     #[test]

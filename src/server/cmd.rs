@@ -1151,16 +1151,17 @@ fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Valu
                 Ok(t) => t,
                 Err(e) => {
                     return err(format!(
-                        "ERR Error loading ACLs, opening file '{path}': {e}"
+                        "ERR Error loading ACLs, opening file '{path}': {}",
+                        io_error_text(&e)
                     ))
                 }
             };
-            match Acl::parse_file(&text) {
+            match Acl::parse_file(&text, &path) {
                 Ok(users) => {
                     server.acl().users = users;
                     Value::ok()
                 }
-                Err(e) => err(format!("ERR /{path}:{e}")),
+                Err(e) => err(format!("ERR {e}")),
             }
         }
         "save" => {
@@ -1202,6 +1203,15 @@ fn sync_users_to_config(server: &Server) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .users = lines;
+    }
+}
+
+/// strerror-style text of an I/O error (without Rust's "(os error N)").
+pub(crate) fn io_error_text(e: &std::io::Error) -> String {
+    let t = e.to_string();
+    match t.rfind(" (os error ") {
+        Some(i) => t[..i].to_string(),
+        None => t,
     }
 }
 

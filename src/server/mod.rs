@@ -77,10 +77,26 @@ impl Server {
                 cfg.acllog_max_len,
             )?;
             if let Some(path) = cfg.aclfile.as_deref() {
-                // Redis refuses to start with both `user` lines and an aclfile;
-                // we load the file when it exists and keep the config otherwise.
-                if let Ok(text) = std::fs::read_to_string(path) {
-                    acl.users = acl::Acl::parse_file(&text).map_err(acl::AclConfigError::Other)?;
+                // As in Redis: users come from either the config or the aclfile,
+                // and a missing or broken aclfile stops the start.
+                if !cfg.users.is_empty() {
+                    return Err(acl::AclConfigError::Other(
+                        "Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into(),
+                    ));
+                }
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    acl::AclConfigError::Other(format!(
+                        "Error loading ACLs, opening file '{path}': {}",
+                        cmd::io_error_text(&e)
+                    ))
+                })?;
+                acl.users =
+                    acl::Acl::parse_file(&text, path).map_err(acl::AclConfigError::Other)?;
+                if let Some(pass) = cfg.requirepass.as_deref() {
+                    if let Some(d) = acl.users.get_mut("default") {
+                        let _ = d.apply(b"resetpass");
+                        let _ = d.apply(format!(">{pass}").as_bytes());
+                    }
                 }
             }
             (acl, cfg.maxclients as usize)
