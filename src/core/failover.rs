@@ -589,12 +589,15 @@ impl Sentinel {
         }
     }
 
+    /// A FailoverStart naming the Raft leader as the daemon that drives it
+    /// (a SENTINEL FAILOVER received by a follower is forwarded to the
+    /// leader; naming the leader spares a takeover).
     fn start_command(&self, name: &str, manual: bool, coordinated: bool) -> Command {
         let epoch = self.committed.as_ref().map_or(0, |c| c.current_epoch) + 1;
         Command::FailoverStart {
             name: name.to_string(),
             epoch,
-            leader: self.raft.node_id,
+            leader: self.raft.leader.unwrap_or(self.raft.node_id),
             manual,
             coordinated,
         }

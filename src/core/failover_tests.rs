@@ -787,8 +787,8 @@ fn manual_failover_replies_and_proposal() {
     h.healthy(100, &[(6380, 1000)]);
     let mut out = Vec::new();
     assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
-    // Any daemon proposes; it names itself, the Raft leader takes over.
-    assert_eq!(proposals(&out), vec![start(1, MYID, true, false)]);
+    // Any daemon proposes; it names the Raft leader as the driver.
+    assert_eq!(proposals(&out), vec![start(1, PEER, true, false)]);
     // Pending: a second request is refused like a running failover.
     assert_eq!(
         h.s.failover("mymaster", 210, &mut Vec::new()),
@@ -797,19 +797,17 @@ fn manual_failover_replies_and_proposal() {
     // Re-proposed until committed.
     assert_eq!(
         proposals(&h.s.handle(500, Input::Tick)),
-        vec![start(1, MYID, true, false)]
+        vec![start(1, PEER, true, false)]
     );
-    let a = h.commit(600, start(1, MYID, true, false));
+    let a = h.commit(600, start(1, PEER, true, false));
     assert_eq!(
-        events(&a)[..3],
+        events(&a),
         [
             ev(EventKind::NewEpoch, "1"),
-            ev(EventKind::TryFailover, M),
-            ev(EventKind::VoteForLeader, &format!("{MYID} 1")),
+            ev(EventKind::VoteForLeader, &format!("{PEER} 1")),
         ]
     );
-    // A follower named in the start does not drive it: the leader takes
-    // over; the request is no longer pending.
+    // The follower drives nothing; the request is no longer pending.
     assert!(!a.iter().any(|x| matches!(x, Action::SendInfo { .. })));
     let d = h.s.master_desc("mymaster", 600).unwrap();
     assert!(d.contains(&("flags", "master,failover_in_progress,force_failover".into())));
