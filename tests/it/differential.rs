@@ -733,6 +733,52 @@ fn generic_steps() -> Vec<Step> {
     ]
 }
 
+/// ACL, COMMAND and the HELP texts: deterministic replies of the generic
+/// commands that tools and operators use.
+fn admin_steps() -> Vec<Step> {
+    vec![
+        cmd("ACL WHOAMI"),
+        cmd("ACL USERS"),
+        cmd("ACL LIST"),
+        cmd("ACL CAT"),
+        cmd_norm("ACL CAT pubsub", Norm::Custom(sorted)),
+        cmd("ACL CAT nosuch"),
+        cmd("ACL GETUSER default"),
+        cmd("ACL GETUSER nosuch"),
+        cmd("ACL DRYRUN default PING"),
+        cmd("ACL DRYRUN default SENTINEL MASTERS"),
+        cmd("ACL DRYRUN nosuch PING"),
+        cmd_norm(
+            "ACL GENPASS",
+            Norm::Custom(|v| match v {
+                Resp::Bulk(b) => Resp::bulk(&format!("<{} chars>", b.len())),
+                o => o.clone(),
+            }),
+        ),
+        cmd("ACL LOG"),
+        cmd("ACL LOG RESET"),
+        cmd("ACL SAVE"),
+        cmd("ACL LOAD"),
+        cmd("ACL FOO"),
+        cmd("ACL HELP"),
+        cmd("CLIENT HELP"),
+        cmd("COMMAND HELP"),
+        cmd("COMMAND INFO ping"),
+        cmd("COMMAND INFO nosuch"),
+        cmd("COMMAND DOCS ping"),
+        cmd("COMMAND GETKEYS PING"),
+        cmd("COMMAND GETKEYS"),
+        cmd_norm("CLIENT TRACKINGINFO", Norm::Exact),
+        cmd("CLIENT GETREDIR"),
+        cmd("CLIENT NO-EVICT on"),
+        cmd("CLIENT REPLY ON"),
+        cmd("CLIENT KILL 1.2.3.4:5"),
+        cmd("CLIENT KILL ID 999999999"),
+        cmd("CLIENT UNBLOCK 999999999"),
+        cmd("PING"),
+    ]
+}
+
 /// PING, inline PING, ROLE, HELLO 2/3/4, AUTH, COMMAND, CLIENT, unknown
 /// commands, arity and unknown-subcommand errors, in RESP2 and RESP3.
 #[test]
@@ -742,6 +788,12 @@ fn diff_generic_commands() {
     let mut diffs = Vec::new();
     sides.compare("RESP2 generic", &generic_steps(), &mut diffs);
     sides.compare("RESP3 generic", &with_resp3(generic_steps()), &mut diffs);
+    sides.compare("RESP2 acl/command/help", &admin_steps(), &mut diffs);
+    sides.compare(
+        "RESP3 acl/command/help",
+        &with_resp3(admin_steps()),
+        &mut diffs,
+    );
     report("diff_generic_commands", &diffs);
 }
 
