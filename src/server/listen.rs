@@ -22,6 +22,21 @@ use super::{conn, Server};
 use crate::config::ServerConfig;
 use crate::runtime::Shared;
 
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("127.0.0.1".parse().unwrap()));
+        assert!(is_loopback("127.3.2.1".parse().unwrap()));
+        assert!(is_loopback("::1".parse().unwrap()));
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("10.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     #[error("Invalid bind address '{0}'")]
@@ -170,18 +185,46 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) {
     while tasks.join_next().await.is_some() {}
 }
 
-async fn accept(server: &Arc<Server>, mut stream: TcpStream, conns: &mut tokio::task::JoinSet<()>) {
-    add(&server.stats.connections_received, 1);
+/// Sent (then the connection is closed) to non-loopback clients while
+/// protected mode is on and the default user has no password.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Writes a refusal and drops the connection (bounded: the client is
+/// closed either way).
+async fn refuse(mut stream: TcpStream, msg: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(msg)).await;
+}
+
+async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task::JoinSet<()>) {
     let Ok(permit) = server.slots.clone().try_acquire_owned() else {
         add(&server.stats.rejected_connections, 1);
-        // Best effort, bounded: the client is closed either way.
-        let _ = tokio::time::timeout(
-            Duration::from_millis(100),
-            stream.write_all(b"-ERR max number of clients reached\r\n"),
-        )
-        .await;
+        refuse(stream, b"-ERR max number of clients reached\r\n").await;
         return;
     };
+    add(&server.stats.connections_received, 1);
+    let protected = server
+        .shared
+        .server
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .protected_mode;
+    if protected && server.acl().default_nopass() {
+        if let Ok(peer) = stream.peer_addr() {
+            if !is_loopback(peer.ip()) {
+                refuse(stream, PROTECTED_MODE_DENIED).await;
+                return;
+            }
+        }
+    }
     let _ = stream.set_nodelay(true);
     let addr = stream
         .peer_addr()
