@@ -313,15 +313,15 @@ impl Sentinel {
                 .as_ref()
                 .and_then(|o| o.masters.get(&name))
                 .and_then(|c| c.failover.clone());
-            if let Some(f) = &cm.failover {
-                if f.epoch > self.masters[mi].fo.start_seen {
-                    self.failover_started(mi, f, now, out);
-                }
-            }
             if let Some(of) = &old_f {
                 let same = cm.failover.as_ref().is_some_and(|f| f.epoch == of.epoch);
                 if !same && cm.config_epoch < of.epoch {
                     self.failover_aborted(mi, of, out);
+                }
+            }
+            if let Some(f) = &cm.failover {
+                if f.epoch > self.masters[mi].fo.start_seen {
+                    self.failover_started(mi, f, now, out);
                 }
             }
             if cm.config_epoch > self.masters[mi].config_epoch {
@@ -402,12 +402,12 @@ impl Sentinel {
     fn failover_aborted(&mut self, mi: usize, of: &Failover, out: &mut Vec<Action>) {
         let m = &mut self.masters[mi];
         m.failover_in_progress = false;
+        if m.fo.run.as_ref().is_none_or(|r| r.epoch != of.epoch) {
+            return;
+        }
         let Some(run) = m.fo.run.take() else {
             return;
         };
-        if run.epoch != of.epoch {
-            return;
-        }
         if let Some(kind) = run.abort {
             emit(out, kind, m.prefix(), Some(&m.inst.name));
         }
