@@ -217,9 +217,30 @@ fn env_filter(level: LevelFilter) -> tracing_subscriber::EnvFilter {
     } else {
         "openraft=warn"
     };
+    // The builder's default directive only applies when nothing was parsed,
+    // so the global level is added explicitly next to the openraft one.
+    // The default directive applies only to an empty filter string, so the
+    // global level is spelled out next to openraft's.
     tracing_subscriber::EnvFilter::builder()
-        .with_default_directive(level.into())
-        .parse_lossy(raft)
+        .parse_lossy(format!("{level},{raft}"))
+        .add_directive(level.into())
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn our_lines_pass_and_openraft_is_quieter() {
+        let f = env_filter(LevelFilter::INFO).to_string();
+        assert!(f.contains("info") && f.contains("openraft=warn"), "{f}");
+        assert_eq!(
+            env_filter(LevelFilter::OFF)
+                .to_string()
+                .contains("openraft=info"),
+            false
+        );
+    }
 }
 
 /// Builds the subscriber described by the config without installing it.
