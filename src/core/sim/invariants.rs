@@ -163,12 +163,18 @@ pub(super) fn minority_never_promotes(w: &World) -> Check {
     Ok(())
 }
 
-/// The daemon that chose the replica had, at that moment, INFO showing the
-/// replica neither empty while the master had data nor on another replication
-/// history than the master's (replid or replid2).
+/// A replica that is empty while the master had data, or whose replication
+/// history is not the master's (neither its replid nor its replid2), is never
+/// promoted. Flagged only when both hold: it was true of the real nodes when
+/// the promotion was sent (and the target's history had not changed since the
+/// decision), and the INFO the deciding daemon had received by then, from the
+/// replica and from the master, showed it.
 pub(super) fn never_promote_empty_or_diverged_replica(w: &World) -> Check {
     for p in new_promotions(w) {
         let (Some(f), Some(target), Some(master)) = (&p.failover, &p.target, &p.view_master) else {
+            continue;
+        };
+        let (Some(rt), Some(mt)) = (&p.truth_target, &p.truth_master) else {
             continue;
         };
         let Some(i) = decision_index(w, f.epoch, Some(target)) else {
@@ -180,6 +186,9 @@ pub(super) fn never_promote_empty_or_diverged_replica(w: &World) -> Check {
         ) else {
             continue;
         };
+        if rt.history_changed_at > decided_at {
+            continue;
+        }
         let last_seen = |addr: &(String, u16)| -> Option<&SeenInfo> {
             let n = w.node_by_addr(&addr.0, addr.1)?;
             w.daemons[chooser]
@@ -192,17 +201,20 @@ pub(super) fn never_promote_empty_or_diverged_replica(w: &World) -> Check {
         let (Some(r), Some(m)) = (last_seen(target), last_seen(master)) else {
             continue;
         };
-        if r.offset == 0 && m.offset > 0 {
+        let empty = |r_off: u64, m_off: u64| r_off == 0 && m_off > 0;
+        if empty(rt.offset, mt.offset) && empty(r.offset, m.offset) {
             return Err(format!(
-                "epoch {}: d{chooser} chose {target:?} whose last INFO (t={}) showed offset 0 while the master's (t={}) showed {}",
-                f.epoch, r.at, m.at, m.offset
+                "epoch {}: d{chooser} chose {target:?} whose last INFO (t={}) showed offset 0 while the master's (t={}) showed {} (real offsets: replica {}, master {})",
+                f.epoch, r.at, m.at, m.offset, rt.offset, mt.offset
             ));
         }
-        let history_known = !m.replid.is_empty();
-        if history_known && r.replid != m.replid && r.replid != m.replid2 {
+        let diverged = |rid: &str, m1: &str, m2: &str| !m1.is_empty() && rid != m1 && rid != m2;
+        if diverged(&rt.replid, &mt.replid, &mt.replid2)
+            && diverged(&r.replid, &m.replid, &m.replid2)
+        {
             return Err(format!(
-                "epoch {}: d{chooser} chose {target:?} with replid {} (t={}) while the master had {} / {} (t={})",
-                f.epoch, r.replid, r.at, m.replid, m.replid2, m.at
+                "epoch {}: d{chooser} chose {target:?} with replid {} (INFO t={}) while the master {master:?} had {} / {} (INFO t={}); real: replica {} master {} / {}",
+                f.epoch, r.replid, r.at, m.replid, m.replid2, m.at, rt.replid, mt.replid, mt.replid2
             ));
         }
     }

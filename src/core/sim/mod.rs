@@ -98,6 +98,7 @@ pub(super) struct Outcome {
     pub epochs: usize,
     pub commits: usize,
     pub sim_ms: u64,
+    /// Events emitted by all daemons, by channel.
     pub events: std::collections::BTreeMap<&'static str, usize>,
 }
 
@@ -119,6 +120,11 @@ fn outcome(w: &World) -> Outcome {
 /// One random run: `steps` steps with faults, then heal, settle, quiet time
 /// and the convergence check.
 pub(super) fn run_seed(seed: u64, steps: usize) -> Outcome {
+    run_seed_world(seed, steps).0
+}
+
+/// `run_seed`, returning the trace too (determinism test).
+pub(super) fn run_seed_world(seed: u64, steps: usize) -> (Outcome, String) {
     let mut w = World::new(seed, SimConfig::random(seed));
     for _ in 0..steps {
         w.step_once();
@@ -127,7 +133,7 @@ pub(super) fn run_seed(seed: u64, steps: usize) -> Outcome {
     w.settle();
     run_for(&mut w, QUIET_MS);
     check_converged(&w);
-    outcome(&w)
+    (outcome(&w), w.trace_text())
 }
 
 mod tests;

@@ -3,7 +3,7 @@
 //! scenarios whose faults are fixed (the RNG still draws delays).
 
 use super::world::{SimConfig, World};
-use super::{check_converged, outcome, run_for, run_seed, STEPS};
+use super::{check_converged, outcome, run_for, run_seed, run_seed_world, STEPS};
 
 /// Seeds run by default (CI): bounded so the debug build stays well under 30 s.
 const FIXED_SEEDS: u64 = 40;
@@ -23,24 +23,71 @@ fn seeds_from_env() -> Vec<u64> {
 }
 
 #[test]
+// The wall clock only reports how long this test took to run.
+#[allow(clippy::disallowed_types)]
 fn fixed_seeds() {
     let seeds = seeds_from_env();
     let (mut promotions, mut epochs, mut commits, mut sim_ms) = (0, 0, 0, 0);
+    let mut failed = Vec::new();
+    let mut events = std::collections::BTreeMap::new();
+    let started = std::time::Instant::now();
     for &seed in &seeds {
-        let o = run_seed(seed, STEPS);
-        promotions += o.promotions;
-        epochs += o.epochs;
-        commits += o.commits;
-        sim_ms += o.sim_ms;
-        if seeds.len() == 1 {
-            println!("seed {seed}: {o:?}");
+        // Every seed runs even after a failure, so a long run lists them all.
+        match std::panic::catch_unwind(|| run_seed(seed, STEPS)) {
+            Ok(o) => {
+                promotions += o.promotions;
+                epochs += o.epochs;
+                commits += o.commits;
+                sim_ms += o.sim_ms;
+                for (k, v) in &o.events {
+                    *events.entry(*k).or_insert(0) += v;
+                }
+                if seeds.len() == 1 {
+                    println!("seed {seed}: {o:?}");
+                }
+            }
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                let head: Vec<&str> = msg.lines().take(3).collect();
+                failed.push(format!("seed {seed}: {}", head.join(" | ")));
+            }
         }
     }
     println!(
-        "{} seeds x {STEPS} steps: {commits} commits, {promotions} promotions in {epochs} epochs, {} s simulated",
+        "{} seeds x {STEPS} steps in {:.1?}: {commits} commits, {promotions} promotions in {epochs} epochs, {} s simulated",
         seeds.len(),
+        started.elapsed(),
         sim_ms / 1000
     );
+    let failovers: Vec<String> = events
+        .iter()
+        .filter(|(k, _)| k.contains("failover") || k.contains("switch") || k.contains("odown"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("failover events: {}", failovers.join(" "));
+    assert!(
+        failed.is_empty(),
+        "{} of {} seeds failed:\n{}",
+        failed.len(),
+        seeds.len(),
+        failed.join("\n")
+    );
+}
+
+/// A seed replays exactly: same events, same outcome (nothing may depend on
+/// hash order, addresses or the wall clock).
+#[test]
+fn same_seed_same_run() {
+    for seed in [3, 130] {
+        let (a, ta) = run_seed_world(seed, 150);
+        let (b, tb) = run_seed_world(seed, 150);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}");
+        assert_eq!(ta, tb, "seed {seed}");
+    }
 }
 
 fn scripted(seed: u64, daemons: usize, replicas: usize) -> World {

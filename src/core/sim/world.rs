@@ -8,7 +8,7 @@
 //! ignored, a connect that fails reports `LinkDown`, a command without reply
 //! reports `CommandTimeout` after the links' 10 s timeout.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,6 +32,7 @@ const TICK: u64 = 100;
 const CMD_TIMEOUT: u64 = 10_000;
 const CONNECT_TIMEOUT: u64 = 2_000;
 const SENTINEL_PORT: u16 = 26379;
+/// Trace lines kept for a failure report (`RAFTINEL_SIM_TRACE` overrides).
 const TRACE_LEN: usize = 60;
 /// INFO replies remembered per (daemon, node), for the data-safety checks.
 const SEEN_KEEP: usize = 32;
@@ -99,7 +100,7 @@ pub(super) struct Daemon {
     pub incarnation: u64,
     /// The state as of the last `Action::Flush` (what a restart reads).
     pub persisted: PersistedState,
-    links: HashMap<InstanceId, SimLink>,
+    links: BTreeMap<InstanceId, SimLink>,
     /// Partition side: daemons on the same side reach each other.
     pub side: u8,
     sent_view: Option<RaftView>,
@@ -111,7 +112,7 @@ pub(super) struct Daemon {
     scheduled_index: usize,
     commit_at: Millis,
     /// INFO replies delivered to the current incarnation, per node.
-    pub seen: HashMap<usize, VecDeque<SeenInfo>>,
+    pub seen: BTreeMap<usize, VecDeque<SeenInfo>>,
 }
 
 impl Daemon {
@@ -134,6 +135,30 @@ pub(super) struct Promotion {
     pub view_master: Option<(String, u16)>,
     /// The daemon believed it was the Raft leader.
     pub believed_leader: bool,
+    /// Ground truth when it was sent: the target's and the old master's
+    /// replication state.
+    pub truth_target: Option<Truth>,
+    pub truth_master: Option<Truth>,
+}
+
+/// A node's real replication state at one instant.
+#[derive(Debug, Clone)]
+pub(super) struct Truth {
+    pub replid: String,
+    pub replid2: String,
+    pub offset: u64,
+    pub history_changed_at: Millis,
+}
+
+impl Truth {
+    fn of(n: &RedisNode) -> Truth {
+        Truth {
+            replid: n.replid.clone(),
+            replid2: n.replid2.clone(),
+            offset: n.offset,
+            history_changed_at: n.history_changed_at,
+        }
+    }
 }
 
 /// Requests travelling from a daemon to a node or a peer daemon.
@@ -248,6 +273,7 @@ pub(super) struct World {
     pub committed_mark: (u64, u64),
     /// Events emitted by all daemons, by channel (run summary).
     pub events: BTreeMap<&'static str, usize>,
+    trace_len: usize,
 }
 
 fn view_of(state: &GroupState) -> Option<(Option<Failover>, (String, u16))> {
@@ -297,7 +323,7 @@ impl World {
                 core: None,
                 incarnation: 0,
                 persisted,
-                links: HashMap::new(),
+                links: BTreeMap::new(),
                 side: 0,
                 sent_view: None,
                 view: RaftView::default(),
@@ -305,7 +331,7 @@ impl World {
                 delivered_index: 0,
                 scheduled_index: 0,
                 commit_at: 0,
-                seen: HashMap::new(),
+                seen: BTreeMap::new(),
             });
         }
         let n = daemons.len();
@@ -331,6 +357,10 @@ impl World {
             epoch_marks: vec![(0, 0, 0); n],
             committed_mark: (0, 0),
             events: BTreeMap::new(),
+            trace_len: std::env::var("RAFTINEL_SIM_TRACE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(TRACE_LEN),
         };
         // The group is bootstrapped with the monitored master.
         w.raft.commit(
@@ -354,7 +384,7 @@ impl World {
     // ----- bookkeeping -------------------------------------------------------
 
     pub fn note(&mut self, what: String) {
-        if self.trace.len() == TRACE_LEN {
+        if self.trace.len() >= self.trace_len {
             self.trace.pop_front();
         }
         self.trace
@@ -606,6 +636,13 @@ impl World {
             Some((f, m)) => (f, Some(m)),
             None => (None, None),
         };
+        let truth = |a: &Option<(String, u16)>| {
+            a.as_ref()
+                .and_then(|(h, p)| self.node_by_addr(h, *p))
+                .map(|n| Truth::of(&self.nodes[n]))
+        };
+        let truth_target = truth(&target);
+        let truth_master = truth(&view_master);
         let dm = &self.daemons[d];
         let p = Promotion {
             step: self.step,
@@ -616,6 +653,8 @@ impl World {
             failover,
             view_master,
             believed_leader: dm.view.is_leader,
+            truth_target,
+            truth_master,
         };
         self.note(format!(
             "d{d} sends REPLICAOF NO ONE to {target:?} (committed failover {:?})",
