@@ -171,7 +171,28 @@ mod tests {
         assert!(m("*master", "+switch-master"));
         assert!(matches(b"MY*", b"mymaster", true));
         assert!(!matches(b"MY*", b"mymaster", false));
+        assert!(m("[abc", "b"));
+        // A trailing `[` is an empty, unterminated class: it matches nothing (as in Redis).
+        assert!(!m("a[", "a["));
         let evil = "a*".repeat(50) + "b";
         assert!(!m(&evil, &"a".repeat(60)));
+    }
+
+    #[test]
+    fn arbitrary_patterns_never_panic() {
+        let alphabet = b"ab*?[]^-\\";
+        let mut seed: u64 = 0x2545f4914f6cdd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            alphabet[(seed % alphabet.len() as u64) as usize]
+        };
+        for _ in 0..5000 {
+            let p: Vec<u8> = (0..8).map(|_| next()).collect();
+            let s: Vec<u8> = (0..8).map(|_| next()).collect();
+            let _ = matches(&p, &s, false);
+            let _ = matches(&p, &s, true);
+        }
     }
 }
