@@ -71,9 +71,14 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
     // No AUTH/SETINFO from the crate: Sentinel's handshake is ours to send
     // (renamed commands, replies ignored).
     let info = RedisConnectionInfo::default().set_skip_set_lib_name();
+    // No crate-level response timeout (its default is 500 ms): a hung node
+    // must keep its link with PINGs pending, as Sentinel does (SDOWN measures
+    // the oldest pending PING; the flags must not gain `disconnected`). Each
+    // command is bounded by COMMAND_TIMEOUT in `send` instead.
+    let config = AsyncConnectionConfig::new().set_response_timeout(None);
     let setup = tokio::time::timeout(
         COMMAND_TIMEOUT,
-        MultiplexedConnection::new_with_config(&info, stream, AsyncConnectionConfig::new()),
+        MultiplexedConnection::new_with_config(&info, stream, config),
     )
     .await;
     let (mut conn, driver) = match setup {
