@@ -84,10 +84,20 @@ fn arity_err(name: &str) -> Value {
 /// Runs one request and returns its replies (empty = no reply, e.g.
 /// SHUTDOWN). Updates the counters of INFO.
 pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Value> {
+    // Like Redis's `c->lastcmd = lookupCommand(...)`: set even when the command
+    // is then rejected (arity, auth, ACL), NULL when it does not exist.
     let r = match table::resolve(argv) {
         Ok(r) => r,
-        Err(e) => return vec![err(e.message())],
+        Err(e) => {
+            let last = match e {
+                table::LookupError::Arity(ref name) => Some(name.clone()),
+                _ => None,
+            };
+            sess.handle.state().last_cmd = last;
+            return vec![err(e.message())];
+        }
     };
+    sess.handle.state().last_cmd = Some(r.fullname());
     if !sess.authenticated && auth_required(server) && r.top.flags & table::F_NO_AUTH == 0 {
         return vec![err("NOAUTH Authentication required.")];
     }
@@ -108,7 +118,6 @@ pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Val
         ))];
     }
     stats::add(&server.stats.commands_processed, 1);
-    sess.handle.state().last_cmd = Some(r.fullname());
     let sub = r.sub.map(|s| s.name).unwrap_or("");
     match name {
         "ping" => vec![ping(sess, argv)],
