@@ -62,6 +62,10 @@ pub struct TrialResult {
     pub completed: bool,
     pub outcome: String,
     pub command_reply: Option<String>,
+    /// Times the command was sent (retried on NOGOODSLAVE / NOQUORUM), and the time from the first
+    /// attempt to the last one (t = 0 is the last attempt).
+    pub command_attempts: u32,
+    pub command_retry_ms: Option<f64>,
     pub first_sdown_ms: Option<f64>,
     pub first_odown_ms: Option<f64>,
     pub switch_master_each_ms: Vec<Option<f64>>,
@@ -231,6 +235,8 @@ pub async fn trial(
 
     // The trigger.
     let mut command_reply = None;
+    let mut command_attempts: u32 = 0;
+    let mut command_retry_ms: Option<f64> = None;
     let mut refused = None;
     let mut t0 = Instant::now();
     match trigger {
@@ -241,10 +247,13 @@ pub async fn trial(
             if trigger == Trigger::Coordinated {
                 args.push("COORDINATED");
             }
-            // NOGOODSLAVE right after startup is expected by the contract (§4.13): retry briefly.
-            let deadline = Instant::now() + Duration::from_secs(5);
+            // NOGOODSLAVE right after startup is expected by the contract (§4.13), and raftinel answers
+            // NOQUORUM until its Raft group is formed: like an operator, retry for a while, and record it.
+            let first_try = Instant::now();
+            let deadline = first_try + Duration::from_secs(15);
             loop {
                 t0 = Instant::now();
+                command_attempts += 1;
                 let first = ports.first().copied().unwrap_or(0);
                 let r = call_once(first, &args, Duration::from_secs(2)).await;
                 let text = match &r {
@@ -253,7 +262,9 @@ pub async fn trial(
                     Err(e) => format!("io error: {e}"),
                 };
                 command_reply = Some(text.clone());
-                let retry = matches!(&r, Ok(V::Err(e)) if e.starts_with("NOGOODSLAVE"));
+                let retry = matches!(&r, Ok(V::Err(e))
+                    if e.starts_with("NOGOODSLAVE") || e.starts_with("NOQUORUM"));
+                command_retry_ms = Some(ms_since(first_try, t0));
                 if retry && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
@@ -437,6 +448,8 @@ pub async fn trial(
         completed,
         outcome,
         command_reply,
+        command_attempts,
+        command_retry_ms,
         first_sdown_ms,
         first_odown_ms,
         switch_master_each_ms,

@@ -73,6 +73,9 @@ struct Args {
     /// Idle CPU window of the scale measurement (seconds).
     #[arg(long)]
     scale_window_s: Option<u64>,
+    /// down-after-milliseconds of the scale measurement.
+    #[arg(long)]
+    scale_down_after: Option<u64>,
     /// Cap of the scale failover (seconds).
     #[arg(long)]
     scale_cap_s: Option<u64>,
@@ -103,6 +106,7 @@ pub struct Config {
     pub scale_masters: usize,
     pub scale_kill: usize,
     pub scale_window_s: u64,
+    pub scale_down_after_ms: u64,
     pub scale_cap_s: u64,
     pub requests: u64,
 }
@@ -207,15 +211,18 @@ async fn run(args: Args) -> Result<()> {
                 vec![1000, 5000]
             }
         }),
-        failover_cap_extra_s: args.failover_cap_s.unwrap_or(if smoke { 7 } else { 20 }),
-        footprint_s: args.footprint_s.unwrap_or(if smoke { 3 } else { 60 }),
+        failover_cap_extra_s: args.failover_cap_s.unwrap_or(if smoke { 6 } else { 20 }),
+        footprint_s: args.footprint_s.unwrap_or(if smoke { 2 } else { 60 }),
         footprint_masters: args
             .footprint_masters
             .unwrap_or(if smoke { 5 } else { 100 }),
         scale_masters: args.scale_masters.unwrap_or(if smoke { 5 } else { 200 }),
         scale_kill: args.scale_kill.unwrap_or(if smoke { 2 } else { 20 }),
-        scale_window_s: args.scale_window_s.unwrap_or(if smoke { 3 } else { 60 }),
-        scale_cap_s: args.scale_cap_s.unwrap_or(if smoke { 15 } else { 90 }),
+        scale_window_s: args.scale_window_s.unwrap_or(if smoke { 2 } else { 60 }),
+        scale_down_after_ms: args
+            .scale_down_after
+            .unwrap_or(if smoke { 2000 } else { 5000 }),
+        scale_cap_s: args.scale_cap_s.unwrap_or(if smoke { 12 } else { 90 }),
         requests: args.requests.unwrap_or(if smoke { 2000 } else { 200_000 }),
     };
     let mut kinds = Vec::new();
@@ -339,7 +346,7 @@ async fn run(args: Args) -> Result<()> {
                 k,
                 config.scale_masters,
                 config.scale_kill,
-                5000,
+                config.scale_down_after_ms,
                 Duration::from_secs(config.scale_window_s),
                 Duration::from_secs(config.scale_cap_s),
             )

@@ -72,7 +72,20 @@ fn trial_table(
         "| metric | redis-sentinel | raftinel | ratio raftinel/redis-sentinel |"
     );
     let _ = writeln!(md, "|---|---|---|---|");
-    let _ = writeln!(md, "| outcome | {} | {} | |", outcomes(&a), outcomes(&b));
+    let _ = writeln!(
+        md,
+        "| outcome | {} | {} | |",
+        cell_esc(&outcomes(&a)),
+        cell_esc(&outcomes(&b))
+    );
+    let refused = |v: &[&TrialResult]| v.iter().all(|t| t.outcome.starts_with("command refused"));
+    if refused(&a) && refused(&b) {
+        let _ = writeln!(
+            md,
+            "\nBoth daemons refused the command, so there is nothing to time."
+        );
+        return;
+    }
     let cap_a = a.first().map_or(0, |t| t.cap_ms) as f64 / 1000.0;
     let cap_b = b.first().map_or(0, |t| t.cap_ms) as f64 / 1000.0;
     let miss = |cap: f64| format!("not reached within {cap:.0} s");
@@ -122,9 +135,15 @@ fn trial_table(
         .iter()
         .chain(b.iter())
         .filter_map(|t| {
-            t.command_reply
-                .as_ref()
-                .map(|r| format!("{}: `{}`", t.kind.name(), r))
+            t.command_reply.as_ref().map(|r| {
+                let retried = match t.command_retry_ms {
+                    Some(ms) if t.command_attempts > 1 => {
+                        format!(" after {} attempts over {} ms", t.command_attempts, num(ms))
+                    }
+                    _ => String::new(),
+                };
+                format!("{}: `{}`{retried}", t.kind.name(), r)
+            })
         })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -372,7 +391,12 @@ pub fn markdown(res: &Results) -> String {
                 ratio_cell(&x, &y, "lower is better")
             );
         }
-        let _ = writeln!(md, "| outcome | {} | {} | |", miss_a, miss_b);
+        let _ = writeln!(
+            md,
+            "| outcome | {} | {} | |",
+            cell_esc(&miss_a),
+            cell_esc(&miss_b)
+        );
     }
     md
 }
@@ -414,8 +438,8 @@ pub fn timeline_svg(t: &TrialResult) -> String {
         tmax = tmax.max(t.cap_ms as f64);
     }
     let tmax = (tmax * 1.08).max(1000.0);
-    let (left, right, top, row_h) = (150.0, 30.0, 60.0, 90.0);
-    let width = 1100.0;
+    let (left, right, top, row_h) = (150.0, 140.0, 70.0, 110.0);
+    let width = 1250.0;
     let rows = n + 1;
     let height = top + row_h * rows as f64 + 120.0;
     let x = |ms: f64| left + (width - left - right) * ms / tmax;
@@ -498,7 +522,7 @@ pub fn timeline_svg(t: &TrialResult) -> String {
                 num(e.t_ms),
                 esc(&e.payload)
             );
-            let ly = y - 8.0 - 10.0 * (k % 3) as f64;
+            let ly = y - 8.0 - 11.0 * (k % 5) as f64;
             let _ = writeln!(
                 s,
                 r#"<text x="{:.1}" y="{ly:.1}" fill="{col}" font-size="10">{} {}</text>"#,
@@ -524,6 +548,20 @@ pub fn timeline_svg(t: &TrialResult) -> String {
                 num(*a)
             );
         }
+    }
+    if !t.completed {
+        let cx = x(t.cap_ms as f64);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{cx:.1}" y1="{top}" x2="{cx:.1}" y2="{axis_y}" stroke="#d62728" stroke-dasharray="6,4"/>"##
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" fill="#d62728">cap {}: no failover</text>"##,
+            cx - 4.0,
+            top - 8.0,
+            fmt_ms(t.cap_ms as f64)
+        );
     }
     // Writer row.
     let y = top + row_h * (n as f64 + 0.5);
@@ -565,7 +603,7 @@ pub fn timeline_svg(t: &TrialResult) -> String {
     // Legend.
     let ly = axis_y + 40.0;
     for (i, (ev, col)) in KEY_EVENTS.iter().zip(colors.iter()).enumerate() {
-        let lx = left + 105.0 * i as f64;
+        let lx = left + 118.0 * i as f64;
         let _ = writeln!(
             s,
             r#"<circle cx="{lx:.1}" cy="{ly:.1}" r="4" fill="{col}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
@@ -581,6 +619,11 @@ pub fn timeline_svg(t: &TrialResult) -> String {
     );
     let _ = writeln!(s, "</svg>");
     s
+}
+
+/// A Markdown table cell must not contain a bare `|`.
+fn cell_esc(s: &str) -> String {
+    s.replace('|', "\\|")
 }
 
 fn nice_step(tmax: f64) -> f64 {

@@ -45,7 +45,7 @@ pub fn summarize(vals: &[Option<f64>]) -> Summary {
 }
 
 pub fn num(x: f64) -> String {
-    if x.abs() >= 100.0 {
+    if x.fract() == 0.0 || x.abs() >= 100.0 {
         format!("{x:.0}")
     } else if x.abs() >= 10.0 {
         format!("{x:.1}")
