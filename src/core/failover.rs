@@ -32,6 +32,11 @@ pub(crate) const REPROPOSE_MS: u64 = 250;
 pub(crate) const SELECT_INFO_WAIT_MS: u64 = 300;
 /// INFO polling of a replica being promoted or reconfigured.
 pub(crate) const POLL_MS: u64 = 100;
+/// For this long after SLAVEOF is sent, a new INFO is asked as soon as the
+/// previous one is answered (one in flight): the change usually shows within
+/// a few milliseconds, and the link may answer an INFO sent with the
+/// transaction before the transaction itself. Then every `POLL_MS`.
+pub(crate) const FAST_POLL_WINDOW_MS: u64 = 1000;
 /// INFO polling while a coordinated switchover waits for the replica.
 pub(crate) const CATCHUP_POLL_MS: u64 = 50;
 /// Minimum spacing of corrective SLAVEOFs to the same node.
@@ -112,8 +117,10 @@ pub enum Sub {
     WaitLink,
     /// Coordinated: writes paused on the old master; waiting for the replica
     /// to reach the master's offset read after the pause (`target` = the
-    /// master INFO count that proves the read came after it).
-    CatchUp { target: u64 },
+    /// master INFO count that answers an INFO asked one poll period after
+    /// the pause: a link runs its commands concurrently, so an INFO sent
+    /// together with CLIENT PAUSE could be answered before it).
+    CatchUp { target: Option<u64> },
     /// SLAVEOF NO ONE sent; waiting for an INFO after it saying role:master.
     WaitPromotion { count: u64 },
     /// Replicas being reconfigured.
@@ -136,6 +143,11 @@ pub struct Run {
     pub reconf: IndexMap<String, Reconf>,
     /// Writes are paused on the old master (coordinated mode).
     pub paused: bool,
+    /// Coordinated: the old master was told to follow the promoted replica
+    /// when its INFO count was this; it is unpaused once an INFO after that
+    /// shows role:slave (unpausing earlier could let a paused write land on
+    /// it and be acknowledged, then lost).
+    pub demote_count: Option<u64>,
     pub last_poll: Millis,
 }
 
@@ -150,6 +162,7 @@ impl Run {
             abort: None,
             reconf: IndexMap::new(),
             paused: false,
+            demote_count: None,
             last_poll: now,
         }
     }
@@ -845,6 +858,7 @@ impl Sentinel {
     ) {
         let name = self.masters[mi].inst.name.clone();
         let timeout = self.masters[mi].failover_timeout;
+        self.unpause_when_demoted(mi, run, now, out);
         match run.sub.clone() {
             Sub::Decided => {}
             Sub::Asking { waiting, at } => {
@@ -919,13 +933,9 @@ impl Sentinel {
                         ms: timeout,
                     });
                     run.paused = true;
-                    let target = ask_info(&mut m.inst, out).unwrap_or(u64::MAX);
-                    if let Some(r) = m.replicas.get_mut(&key) {
-                        ask_info(r, out);
-                    }
                     run.last_poll = now;
                     run.since = now;
-                    run.sub = Sub::CatchUp { target };
+                    run.sub = Sub::CatchUp { target: None };
                     return;
                 }
                 self.promote(mi, run, &key, now, out);
@@ -936,7 +946,7 @@ impl Sentinel {
                 };
                 let m = &mut self.masters[mi];
                 let master_offset = m.inst.repl_offset.unwrap_or(0);
-                let master_fresh = m.inst.info_count >= target;
+                let master_fresh = target.is_some_and(|t| m.inst.info_count >= t);
                 let caught_up = m
                     .replicas
                     .get(&key)
@@ -951,7 +961,10 @@ impl Sentinel {
                 }
                 if now.saturating_sub(run.last_poll) >= CATCHUP_POLL_MS {
                     run.last_poll = now;
-                    if !m.inst.link.info_inflight {
+                    if target.is_none() {
+                        let t = ask_info(&mut m.inst, out);
+                        run.sub = Sub::CatchUp { target: t };
+                    } else if !m.inst.link.info_inflight {
                         ask_info(&mut m.inst, out);
                     }
                     if let Some(r) = m.replicas.get_mut(&key) {
@@ -989,14 +1002,14 @@ impl Sentinel {
                         });
                     }
                     if run.paused {
-                        // Coordinated: the old master follows the new one
-                        // before its clients may write again.
+                        // Coordinated: the old master follows the new one;
+                        // it is unpaused once it says so (see `unpause`).
+                        run.demote_count = Some(m.inst.info_count);
                         out.push(Action::Reconfigure {
                             id: m.inst.id,
                             replicaof: Some((to_host, to_port)),
                         });
-                        out.push(Action::Unpause { id: m.inst.id });
-                        run.paused = false;
+                        ask_info(&mut m.inst, out);
                     }
                     run.sub = Sub::Decided;
                     run.propose(
@@ -1015,12 +1028,42 @@ impl Sentinel {
                     Self::propose_abort(run, &name, EventKind::FailoverAbortSlaveTimeout, now, out);
                     return;
                 }
-                if now.saturating_sub(run.last_poll) >= POLL_MS && !r.link.info_inflight {
+                let fast = now.saturating_sub(run.since) < FAST_POLL_WINDOW_MS;
+                let due = now.saturating_sub(run.last_poll) >= POLL_MS;
+                if (fast || due) && !r.link.info_inflight {
                     run.last_poll = now;
                     ask_info(r, out);
                 }
             }
             Sub::Reconf => self.reconf_step(mi, run, f, now, out),
+        }
+    }
+
+    /// Coordinated: CLIENT UNPAUSE the old master once an INFO asked after
+    /// its SLAVEOF shows role:slave (its paused clients were killed by the
+    /// transaction; new writes now get -READONLY). Polled every 50 ms.
+    fn unpause_when_demoted(
+        &mut self,
+        mi: usize,
+        run: &mut Run,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(count) = run.demote_count else {
+            return;
+        };
+        if !run.paused {
+            return;
+        }
+        let m = &mut self.masters[mi];
+        if m.inst.info_count > count && m.inst.role_reported == Role::Slave {
+            out.push(Action::Unpause { id: m.inst.id });
+            run.paused = false;
+            run.demote_count = None;
+            return;
+        }
+        if now.saturating_sub(run.last_poll) >= CATCHUP_POLL_MS && !m.inst.link.info_inflight {
+            ask_info(&mut m.inst, out);
         }
     }
 
@@ -1142,7 +1185,9 @@ impl Sentinel {
             in_progress += 1;
         }
         // Poll the replicas being reconfigured.
-        if now.saturating_sub(run.last_poll) >= POLL_MS {
+        let fast = now.saturating_sub(run.since) < FAST_POLL_WINDOW_MS;
+        let due = now.saturating_sub(run.last_poll) >= POLL_MS;
+        if fast || due {
             run.last_poll = now;
             for (key, r) in m.replicas.iter_mut() {
                 let busy = matches!(
@@ -1172,7 +1217,9 @@ impl Sentinel {
             })
             .count();
         let timed_out = now.saturating_sub(run.since) > m.failover_timeout;
-        if pending > 0 && !timed_out {
+        // Coordinated: the old master must be unpaused while it is still
+        // this master's record (the switch resets it).
+        if (pending > 0 || run.paused) && !timed_out {
             return;
         }
         if timed_out {

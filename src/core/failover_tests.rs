@@ -861,30 +861,25 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
             ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6380)),
         ]
     );
-    // Writes paused on the old master first, then both offsets read.
-    let pause = a
-        .iter()
-        .position(|x| {
-            *x == Action::PauseWrites {
-                id: mid,
-                ms: 60_000,
-            }
-        })
-        .expect("pause");
-    let ask = a
-        .iter()
-        .position(|x| *x == Action::SendInfo { id: mid })
-        .expect("master INFO");
-    assert!(pause < ask && sends_info(&a, r));
+    // Writes paused on the old master; no promotion yet.
+    assert!(a.contains(&Action::PauseWrites {
+        id: mid,
+        ms: 60_000
+    }));
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    // The master's offset is read one poll period after the pause (an INFO
+    // sent with the pause could be answered before it).
+    assert!(!sends_info(&a, mid));
+    let a = h.s.handle(280, Input::Tick);
+    assert!(sends_info(&a, mid));
     // The master had more than the replica: no promotion yet.
-    h.master_info(240, 2000);
-    let a = h.replica_info(6380, 245, 1500, 100);
+    h.master_info(285, 2000);
+    let a = h.replica_info(6380, 290, 1500, 100);
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     // Polled every 50 ms.
-    let a = h.s.handle(300, Input::Tick);
+    let a = h.s.handle(340, Input::Tick);
     assert!(sends_info(&a, r));
-    let a = h.replica_info(6380, 310, 2000, 100);
+    let a = h.replica_info(6380, 345, 2000, 100);
     let promote = a
         .iter()
         .position(|x| {
@@ -899,23 +894,27 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
         events(&a),
         vec![ev(EventKind::FailoverStateWaitPromotion, &slave(6380))]
     );
-    // Promoted: the old master follows it, then is unpaused.
-    let a = h.info(r, 320, "role:master\r\n");
-    let follow = a
-        .iter()
-        .position(|x| {
-            *x == Action::Reconfigure {
-                id: mid,
-                replicaof: Some(("127.0.0.1".into(), 6380)),
-            }
-        })
-        .expect("old master reconfigured");
-    let unpause = a
-        .iter()
-        .position(|x| *x == Action::Unpause { id: mid })
-        .expect("unpause");
-    assert!(follow < unpause);
+    // Promoted: the old master follows it; it stays paused until its INFO
+    // says it is a replica, then it is unpaused.
+    let a = h.info(r, 350, "role:master\r\n");
+    assert!(a.contains(&Action::Reconfigure {
+        id: mid,
+        replicaof: Some(("127.0.0.1".into(), 6380)),
+    }));
+    assert!(sends_info(&a, mid));
+    assert!(!a.contains(&Action::Unpause { id: mid }));
     assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
+    let a = h.master_info(355, 2000);
+    assert!(!a.contains(&Action::Unpause { id: mid }));
+    let a = h.info(
+        mid,
+        360,
+        "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6380\r\n",
+    );
+    assert!(a.contains(&Action::Unpause { id: mid }));
+    // The switch waited for the unpause; now it can come.
+    let a = h.commit(370, phase(1, Phase::ReconfSlaves, None));
+    assert_eq!(proposals(&a), vec![switch(1, 6380)]);
 }
 
 #[test]
