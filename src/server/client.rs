@@ -44,6 +44,9 @@ pub struct ClientState {
     pub name: Vec<u8>,
     pub last_interaction: Instant,
     pub sub: usize,
+    /// The subscriptions themselves, for ACL re-checks after SETUSER.
+    pub channels: Vec<Vec<u8>>,
+    pub patterns: Vec<Vec<u8>>,
     pub psub: usize,
     /// Full name of the last command run (`client|list`), `NULL` before any.
     pub last_cmd: Option<String>,
@@ -108,6 +111,8 @@ impl ClientHandle {
                 last_interaction: now,
                 sub: 0,
                 psub: 0,
+                channels: Vec::new(),
+                patterns: Vec::new(),
                 last_cmd: None,
                 user: "default".into(),
                 resp: 2,

@@ -60,6 +60,8 @@ impl Session {
         let mut s = self.handle.state();
         s.sub = self.channels.len();
         s.psub = self.patterns.len();
+        s.channels = self.channels.iter().cloned().collect();
+        s.patterns = self.patterns.iter().cloned().collect();
     }
 }
 
@@ -1051,6 +1053,24 @@ fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Valu
                         String::from_utf8_lossy(op),
                         e
                     ));
+                }
+            }
+            // Like ACLKillPubsubClientsIfNeeded: clients of this user whose
+            // subscriptions are no longer allowed are disconnected.
+            for c in server.registry.all() {
+                let st = c.state();
+                if st.user != name {
+                    continue;
+                }
+                let lost = st.channels.iter().any(|ch| !u.can_use_channel(ch, false))
+                    || st.patterns.iter().any(|p| !u.can_use_channel(p, true));
+                drop(st);
+                if lost {
+                    if c.id == sess.handle.id {
+                        sess.close_after_reply = true;
+                    } else {
+                        c.kill.cancel();
+                    }
                 }
             }
             acl.users.insert(name, u);

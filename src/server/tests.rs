@@ -58,7 +58,11 @@ async fn expect(s: &mut TcpStream, expected: &[u8]) {
 /// Reads until the peer closes; returns everything read.
 async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the server closed the connection in time");
+    // A reset (e.g. unread data discarded on close) also counts as closed.
+    let _ = r;
     out
 }
 
@@ -341,4 +345,39 @@ async fn client_reply_skip_and_off() {
         b"$1\r\nb\r\n+OK\r\n$1\r\nd\r\n",
     )
     .await;
+}
+
+#[tokio::test]
+async fn setuser_disconnects_subscribers_that_lose_their_channels() {
+    let h = start(ServerConfig::default()).await;
+    let mut sub = connect(&h).await;
+    sub.write_all(b"ACL SETUSER carl on nopass +@all &news*\r\nAUTH carl x\r\nSUBSCRIBE news1\r\n")
+        .await
+        .unwrap();
+    expect(
+        &mut sub,
+        b"+OK\r\n+OK\r\n*3\r\n$9\r\nsubscribe\r\n$5\r\nnews1\r\n:1\r\n",
+    )
+    .await;
+    let mut admin = connect(&h).await;
+    // Still allowed: the subscriber stays.
+    admin
+        .write_all(b"ACL SETUSER carl &more\r\n")
+        .await
+        .unwrap();
+    expect(&mut admin, b"+OK\r\n").await;
+    sub.write_all(b"PING\r\n").await.unwrap();
+    expect(&mut sub, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n").await;
+    // Not allowed any more: it is disconnected.
+    admin
+        .write_all(b"ACL SETUSER carl resetchannels &other\r\n")
+        .await
+        .unwrap();
+    expect(&mut admin, b"+OK\r\n").await;
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), sub.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
 }
