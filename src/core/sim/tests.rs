@@ -2,8 +2,9 @@
 //! named by `RAFTINEL_SIM_SEED` / `RAFTINEL_SIM_SEEDS`), and scripted
 //! scenarios whose faults are fixed (the RNG still draws delays).
 
-use super::world::{SimConfig, World};
-use super::{check_converged, outcome, run_for, run_seed, run_seed_world, STEPS};
+use super::redis::RedisRole;
+use super::world::{SimConfig, World, DOWN_AFTER};
+use super::{check_converged, check_step, outcome, run_for, run_seed, run_seed_world, STEPS};
 
 /// Seeds run by default (CI): bounded so the debug build stays well under 30 s.
 const FIXED_SEEDS: u64 = 40;
@@ -154,4 +155,149 @@ fn isolated_daemon_never_promotes() {
     }
     run_for(&mut w, 15_000);
     assert_eq!(w.promotions.len(), 0, "promoted:\n{}", w.trace_text());
+}
+
+/// Advances in 10 ms steps (invariants checked after each) until `done`
+/// holds; returns the time it took, or None after `limit_ms`.
+fn run_until_true(w: &mut World, limit_ms: u64, done: impl Fn(&World) -> bool) -> Option<u64> {
+    let start = w.now;
+    while w.now - start < limit_ms {
+        w.advance(10);
+        check_step(w);
+        if done(w) {
+            return Some(w.now - start);
+        }
+    }
+    None
+}
+
+/// Every running daemon answers the same master, different from `old`, and
+/// it is the committed one.
+fn all_answer_new_master(w: &World, old: &(String, u16)) -> bool {
+    let expected = World::expected_master(&w.raft.committed());
+    let answers = w.answers();
+    expected.as_ref().is_some_and(|e| e != old)
+        && !answers.is_empty()
+        && answers.iter().all(|a| a == &expected)
+}
+
+/// Kills the master of a healthy group; returns the failover latency (death
+/// to every daemon answering the new master) after checking the outcome:
+/// one promotion epoch, the promoted node is a Redis master, the other live
+/// replicas follow it, everybody converged.
+fn master_killed(seed: u64, daemons: usize, replicas: usize) -> u64 {
+    let mut w = scripted(seed, daemons, replicas);
+    run_for(&mut w, 5_000);
+    let old = ("10.0.0.1".to_string(), 6379);
+    let Some(n) = w.master_node() else {
+        panic!("seed {seed}: no committed master node");
+    };
+    w.crash_node(n);
+    let Some(took) = run_until_true(&mut w, 15_000, |w| all_answer_new_master(w, &old)) else {
+        panic!(
+            "seed {seed}: no failover within 15 s of the master's death; answers {:?}\n{}",
+            w.answers(),
+            w.trace_text()
+        );
+    };
+    if std::env::var_os("RAFTINEL_SIM_VERBOSE").is_some() {
+        println!("seed {seed}: failover in {took} ms\n{}", w.trace_text());
+    }
+    run_for(&mut w, 10_000);
+    check_converged(&w);
+    let o = outcome(&w);
+    assert_eq!(
+        o.epochs, 1,
+        "seed {seed}: promotions in {} epochs",
+        o.epochs
+    );
+    let Some(m) = w.master_node() else {
+        panic!("seed {seed}: committed master is not a node");
+    };
+    let (h, p) = w.nodes[m].addr();
+    assert_eq!(w.nodes[m].role, RedisRole::Master, "seed {seed}");
+    for (i, r) in w.nodes.iter().enumerate() {
+        if i != m && !r.crashed {
+            assert_eq!(
+                r.role,
+                RedisRole::Replica(h.clone(), p),
+                "seed {seed}: node n{i} does not follow the new master\n{}",
+                w.trace_text()
+            );
+        }
+    }
+    took
+}
+
+/// The master dies, every daemon healthy: exactly one promotion, every daemon
+/// answers the promoted replica, the other replica follows it. Also reports
+/// the failover latency over a few seeds (the target: down-after +
+/// ~100 ms at the median).
+#[test]
+fn master_killed_all_daemons_healthy() {
+    let mut took: Vec<u64> = (0..10)
+        .map(|i| master_killed(400 + i, if i % 2 == 0 { 3 } else { 5 }, 2))
+        .collect();
+    took.sort_unstable();
+    let median = took[took.len() / 2];
+    println!("failover latency (ms, death to all daemons answering): {took:?}, median {median}");
+    assert!(
+        median <= DOWN_AFTER + 1_000,
+        "median failover latency {median} ms with down-after {DOWN_AFTER} ms: {took:?}"
+    );
+}
+
+/// The Raft leader daemon dies together with the master: a new leader is
+/// elected and the failover still happens; the dead daemon, restarted, agrees.
+#[test]
+fn leader_daemon_killed_with_the_master() {
+    for (seed, daemons) in [(501, 3), (502, 5)] {
+        let mut w = scripted(seed, daemons, 2);
+        run_for(&mut w, 5_000);
+        let old = ("10.0.0.1".to_string(), 6379);
+        let Some(leader) = w.raft.leader else {
+            panic!("seed {seed}: no Raft leader after warm-up");
+        };
+        w.crash_daemon(leader);
+        if let Some(n) = w.master_node() {
+            w.crash_node(n);
+        }
+        let took = run_until_true(&mut w, 15_000, |w| all_answer_new_master(w, &old));
+        assert!(
+            took.is_some(),
+            "seed {seed}: no failover without the leader daemon; answers {:?}\n{}",
+            w.answers(),
+            w.trace_text()
+        );
+        w.restart_daemon(leader);
+        run_for(&mut w, 10_000);
+        check_converged(&w);
+        assert_eq!(outcome(&w).epochs, 1, "seed {seed}");
+    }
+}
+
+/// After a failover the old master comes back with its data: it is turned
+/// into a replica of the new master and nothing else is promoted.
+#[test]
+fn old_master_returning_is_converted() {
+    let mut w = scripted(601, 3, 2);
+    run_for(&mut w, 5_000);
+    let old = ("10.0.0.1".to_string(), 6379);
+    w.crash_node(0);
+    let took = run_until_true(&mut w, 15_000, |w| all_answer_new_master(w, &old));
+    assert!(took.is_some(), "no failover\n{}", w.trace_text());
+    w.restart_node(0, false);
+    run_for(&mut w, 10_000);
+    check_converged(&w);
+    let Some(m) = w.master_node() else {
+        panic!("no committed master node");
+    };
+    let (h, p) = w.nodes[m].addr();
+    assert_eq!(
+        w.nodes[0].role,
+        RedisRole::Replica(h, p),
+        "old master not converted\n{}",
+        w.trace_text()
+    );
+    assert_eq!(outcome(&w).epochs, 1);
 }

@@ -1313,9 +1313,25 @@ impl World {
         if self.cfg.faults {
             self.random_fault();
         }
-        self.writes();
         let dt = self.rng.gen_range(10..=200);
+        self.writes();
         self.run_until(self.now + dt);
+    }
+
+    /// One step of exactly `ms` without faults (scripted scenarios).
+    pub fn advance(&mut self, ms: u64) {
+        self.step += 1;
+        self.writes();
+        self.run_until(self.now + ms);
+    }
+
+    /// What every running daemon answers to GET-MASTER-ADDR-BY-NAME.
+    pub fn answers(&self) -> Vec<Option<(String, u16)>> {
+        self.daemons
+            .iter()
+            .filter_map(|d| d.core.as_ref())
+            .map(|c| c.master_addr(MASTER_NAME))
+            .collect()
     }
 
     // ----- faults --------------------------------------------------------------
