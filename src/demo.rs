@@ -7,9 +7,10 @@
 //! temp dir that is removed at the end (processes are killed on drop, also on
 //! errors).
 //!
-//! The watch ends when [`timeline_complete`] says so or after [`WATCH_FOR`]:
-//! today that is "every daemon reported +odown"; once failover exists it is
-//! extended to "+switch-master".
+//! Before the kill it also waits until the daemons formed their Raft group
+//! (CKQUORUM answers +OK everywhere). The watch ends when [`timeline_complete`]
+//! says so (every daemon published +switch-master) or after [`WATCH_FOR`]; then
+//! every daemon is asked for the master's address.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -29,7 +30,7 @@ const DOWN_AFTER_MS: u64 = 1000;
 /// replicas show up at the master's first INFO, peers within a few hellos).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(40);
 /// Longest time the event timeline is watched after the master is killed.
-pub const WATCH_FOR: Duration = Duration::from_secs(8);
+pub const WATCH_FOR: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
@@ -151,12 +152,13 @@ pub struct Seen {
     pub message: String,
 }
 
-/// When the demo has shown what it wants to show.
+/// When the demo has shown what it wants to show: the failover reached
+/// every daemon.
 pub fn timeline_complete(events: &[Seen], daemons: usize) -> bool {
     (0..daemons).all(|d| {
         events
             .iter()
-            .any(|e| e.daemon == d && e.channel == "+odown")
+            .any(|e| e.daemon == d && e.channel == "+switch-master")
     })
 }
 
@@ -171,7 +173,10 @@ async fn spawn_redis(
     let mut cmd = Command::new(redis);
     cmd.arg("--port")
         .arg(port.to_string())
+        // Replicas sync at once (7.0 waits 5 s by default before a diskless
+        // full sync): a replica that never synced is, rightly, never promoted.
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--repl-diskless-sync-delay", "0"])
         .arg("--dir")
         .arg(&dir)
         .arg("--logfile")
@@ -217,13 +222,17 @@ async fn spawn_daemon(
 ) -> Result<(), DemoError> {
     let conf = stage.dir.join(format!("sentinel-{port}.conf"));
     let log = stage.dir.join(format!("sentinel-{port}.log"));
+    // Each daemon keeps its state (config rewrites, Raft log) in its own dir.
+    let home = stage.dir.join(format!("sentinel-{port}"));
+    std::fs::create_dir_all(&home)?;
     std::fs::write(
         &conf,
         format!(
-            "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile {}\n\
+            "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\nlogfile {}\n\
              sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
              sentinel failover-timeout {MASTER_NAME} 10000\n",
+            home.display(),
             log.display()
         ),
     )?;
@@ -284,7 +293,17 @@ pub async fn run() -> Result<(), DemoError> {
         for &d in &daemons {
             let mut c = Client::connect(d).await?;
             let m = pairs(&c.call(&["SENTINEL", "MASTER", MASTER_NAME]).await?);
-            if field(&m, "num-slaves") == "2" && field(&m, "num-other-sentinels") == "2" {
+            let synced = match c.call(&["SENTINEL", "REPLICAS", MASTER_NAME]).await? {
+                RawReply::Array(Some(list)) => list
+                    .iter()
+                    .filter(|r| field(&pairs(r), "master-link-status") == "ok")
+                    .count(),
+                _ => 0,
+            };
+            if field(&m, "num-slaves") == "2"
+                && field(&m, "num-other-sentinels") == "2"
+                && synced == 2
+            {
                 ready += 1;
             }
         }
@@ -295,6 +314,42 @@ pub async fn run() -> Result<(), DemoError> {
             println!();
             return Err(DemoError::Timeout(
                 "daemons to discover replicas and peers".into(),
+            ));
+        }
+        print!(".");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(" done in {} ms", started.elapsed().as_millis());
+
+    // Failover decisions are committed through Raft: wait for the group.
+    print!("waiting for the raft group ");
+    let started = Instant::now();
+    loop {
+        let mut ok = 0;
+        for &d in &daemons {
+            let mut c = Client::connect(d).await?;
+            let info = text(&c.call(&["INFO", "raft"]).await?);
+            let voters = info
+                .lines()
+                .find_map(|l| l.strip_prefix("raft_voters:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if voters == daemons.len()
+                && info.contains("raft_leader_id:")
+                && !info.contains("raft_leader_id:\r")
+            {
+                ok += 1;
+            }
+        }
+        if ok == daemons.len() {
+            break;
+        }
+        if started.elapsed() > DISCOVERY_TIMEOUT {
+            println!();
+            return Err(DemoError::Timeout(
+                "daemons to form their raft group".into(),
             ));
         }
         print!(".");
@@ -410,6 +465,41 @@ pub async fn run() -> Result<(), DemoError> {
         }
     }
     readers.abort_all();
+    let first = |channel: &str| {
+        events
+            .iter()
+            .find(|e| e.channel == channel)
+            .map(|e| format!("{} ms", e.at.duration_since(killed_at).as_millis()))
+            .unwrap_or_else(|| "not seen".into())
+    };
+    let all_switched = events
+        .iter()
+        .filter(|e| e.channel == "+switch-master")
+        .map(|e| e.at.duration_since(killed_at).as_millis())
+        .max();
+    println!(
+        "\nsummary: first +sdown {}, first +odown {}, +switch-master on every daemon {}",
+        first("+sdown"),
+        first("+odown"),
+        match all_switched {
+            Some(ms) if timeline_complete(&events, daemons.len()) => format!("by {ms} ms"),
+            _ => "not reached".into(),
+        }
+    );
+    for (i, &d) in daemons.iter().enumerate() {
+        let mut c = Client::connect(d).await?;
+        let addr = c
+            .call(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME])
+            .await?;
+        let addr = match addr {
+            RawReply::Array(Some(v)) => v.iter().map(text).collect::<Vec<_>>().join(":"),
+            other => text(&other),
+        };
+        println!(
+            "[s{}:{d}] SENTINEL GET-MASTER-ADDR-BY-NAME {MASTER_NAME} -> {addr}",
+            i + 1
+        );
+    }
     println!("\nstopping (temp dir {} removed)", stage.dir.display());
     for (name, child) in stage.children.iter_mut() {
         if name.starts_with("raftinel") {
@@ -445,9 +535,13 @@ mod tests {
             channel: channel.into(),
             message: String::new(),
         };
-        let mut events = vec![ev(0, "+sdown"), ev(0, "+odown"), ev(1, "+odown")];
+        let mut events = vec![
+            ev(0, "+odown"),
+            ev(0, "+switch-master"),
+            ev(1, "+switch-master"),
+        ];
         assert!(!timeline_complete(&events, 3));
-        events.push(ev(2, "+odown"));
+        events.push(ev(2, "+switch-master"));
         assert!(timeline_complete(&events, 3));
     }
 

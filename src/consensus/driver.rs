@@ -31,7 +31,7 @@ use crate::runtime::Shared;
 
 /// How long a drop-in daemon listens for peers' hellos before the smallest id
 /// may bootstrap (hellos go out every 2 s).
-const DISCOVERY_GRACE: Duration = Duration::from_secs(5);
+const DISCOVERY_GRACE: Duration = Duration::from_secs(3);
 /// Cadence of the formation loop while the node is not in a group.
 const FORMATION_PERIOD: Duration = Duration::from_millis(500);
 /// Every RPC made by the driver itself.
@@ -44,6 +44,9 @@ pub struct GroupSettings {
     /// Static peers (`host:port` of their sentinel ports); empty = discover.
     pub peers: Vec<String>,
     pub data_dir: PathBuf,
+    /// `data_dir` may be shared with other daemons (it is `dir` or the working
+    /// directory): use a per-daemon subdirectory of it.
+    pub shared_root: bool,
     /// `announce-ip:announce-port` when set.
     pub announce: Option<String>,
     /// This daemon's sentinel port.
@@ -72,15 +75,26 @@ impl GroupSettings {
             .clone()
             .or_else(|| std::env::var("RAFTINEL_CLUSTER_ID").ok())
             .unwrap_or_else(|| format!("raftinel:{}", names.join(",")));
-        let data_dir = cfg
+        // An explicit data directory belongs to this daemon; `dir` (or the
+        // working directory) may be shared by several daemons started from
+        // the same place, so the Raft data goes to a subdirectory named after
+        // the daemon's id there (see `data_dir_for`).
+        let (data_dir, shared_root) = match cfg
             .raft
             .data_dir
             .clone()
             .or_else(|| cfg.server.data_dir.clone())
-            .or_else(|| cfg.server.dir.clone())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join("raftinel");
+        {
+            Some(d) => (PathBuf::from(d), false),
+            None => (
+                cfg.server
+                    .dir
+                    .clone()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(".")),
+                true,
+            ),
+        };
         let port = cfg.server.port;
         let announce = g
             .announce_ip
@@ -115,6 +129,7 @@ impl GroupSettings {
             cluster_id,
             peers: cfg.raft.peers.clone(),
             data_dir,
+            shared_root,
             announce,
             port,
             auth,
@@ -129,8 +144,9 @@ pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftN
     let myid = shared.lock_core().myid().to_string();
     let id = node_id_from_myid(&myid)
         .ok_or_else(|| StartError::Config(format!("myid {myid:?} is not 40 hex digits")))?;
+    let data_dir = data_dir_for(&settings, &myid);
     let (node, report) = RaftNode::start(
-        &settings.data_dir,
+        &data_dir,
         id,
         &settings.cluster_id,
         settings.down_after_ms,
@@ -166,6 +182,18 @@ pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftN
         report.was_empty,
     ));
     Ok(node)
+}
+
+/// Where this daemon's Raft data lives: the explicit data directory, or
+/// `raftinel-<first 8 hex of myid>` under a possibly shared `dir`.
+pub fn data_dir_for(settings: &GroupSettings, myid: &str) -> PathBuf {
+    if settings.shared_root {
+        settings
+            .data_dir
+            .join(format!("raftinel-{}", myid.get(..8).unwrap_or(myid)))
+    } else {
+        settings.data_dir.clone()
+    }
 }
 
 fn feed(shared: &Shared, input: Input) {
@@ -391,7 +419,7 @@ async fn form_group(
                          data in {} is empty: its state was lost. Refusing to start; remove it from \
                          the group or restore its data directory.",
                         node.id,
-                        settings.data_dir.display()
+                        data_dir_for(&settings, &shared.lock_core().myid().to_string()).display()
                     );
                     std::process::exit(1);
                 }

@@ -42,6 +42,8 @@ type StorageResult<T> = Result<T, StorageError<NodeId>>;
 pub enum OpenError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{0}: in use by another process (each daemon needs its own raft data directory)")]
+    Locked(PathBuf),
     #[error("{path}: corrupt at byte {offset}: {reason}; refusing to replay a damaged Raft log")]
     Corrupt {
         path: PathBuf,
@@ -82,6 +84,8 @@ struct SmImage {
 
 struct LogInner {
     dir: PathBuf,
+    /// Held for the life of the store: an exclusive lock on `<dir>/LOCK`.
+    _lock: File,
     file: File,
     /// index -> (entry, byte offset of its record)
     entries: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
@@ -177,6 +181,28 @@ fn read_sealed<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, O
         })
 }
 
+/// Takes an exclusive, non-blocking lock on `<dir>/LOCK`, so two daemons can
+/// never write the same Raft log (the lock ends with the process).
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(OpenError::Locked(dir.to_path_buf()));
+    }
+    Ok(file)
+}
+
 fn encode_record(entry: &Entry<TypeConfig>) -> Vec<u8> {
     // Serializing our own types to JSON cannot fail (no maps with non-string keys).
     let json = serde_json::to_vec(entry).unwrap_or_default();
@@ -202,6 +228,7 @@ pub fn open(
         move |source| OpenError::Io { path, source }
     };
     fs::create_dir_all(&dir).map_err(ioe(&dir))?;
+    let lock = lock_dir(&dir)?;
     let log_path = dir.join("log");
     let mut file = OpenOptions::new()
         .read(true)
@@ -260,6 +287,7 @@ pub fn open(
     let log = LogStore {
         inner: Arc::new(Mutex::new(LogInner {
             dir: dir.clone(),
+            _lock: lock,
             file,
             entries,
             end: off as u64,
@@ -550,8 +578,11 @@ mod tests {
     impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for DiskBuilder {
         async fn build(&self) -> StorageResult<(tempfile::TempDir, LogStore, StateMachineStore)> {
             let dir = tempfile::tempdir().map_err(io_err)?;
-            let (log, sm, _) =
-                open(dir.path(), Arc::new(tokio::sync::watch::channel(GroupState::default()).0)).map_err(io_err)?;
+            let (log, sm, _) = open(
+                dir.path(),
+                Arc::new(tokio::sync::watch::channel(GroupState::default()).0),
+            )
+            .map_err(io_err)?;
             Ok((dir, log, sm))
         }
     }
@@ -578,7 +609,10 @@ mod disk_tests {
     }
 
     fn reopen(dir: &Path) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
-        open(dir, Arc::new(tokio::sync::watch::channel(GroupState::default()).0))
+        open(
+            dir,
+            Arc::new(tokio::sync::watch::channel(GroupState::default()).0),
+        )
     }
 
     /// Writes entries straight through the append path's record format.
@@ -636,6 +670,15 @@ mod disk_tests {
         assert!(report.torn_tail_bytes > 0);
         let entries = log.try_get_log_entries(1..10).await.unwrap();
         assert_eq!(entries.len(), 2, "only whole, verified records are kept");
+    }
+
+    #[test]
+    fn a_second_opener_of_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = reopen(dir.path()).unwrap();
+        assert!(matches!(reopen(dir.path()), Err(OpenError::Locked(_))));
+        drop(first);
+        assert!(reopen(dir.path()).is_ok());
     }
 
     #[test]

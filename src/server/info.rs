@@ -27,12 +27,47 @@ pub fn selected(args: &[Vec<u8>]) -> Vec<&'static str> {
             }
         }
     }
-    SECTIONS
+    let mut out: Vec<&'static str> = SECTIONS
         .iter()
         .zip(want)
         .filter(|(_, w)| *w)
         .map(|(s, _)| *s)
-        .collect()
+        .collect();
+    // raftinel's own section is shown only when asked for by name, so that
+    // INFO / INFO ALL stay exactly Sentinel's five sections.
+    if args.iter().any(|a| a.eq_ignore_ascii_case(b"raft")) {
+        out.push("raft");
+    }
+    out
+}
+
+/// `# Raft`: the local node's place in the group (raftinel extension).
+fn raft_section(server: &Server, out: &mut String) {
+    out.push_str("# Raft\r\n");
+    let refused = crate::consensus::rpc::REFUSED.load(std::sync::atomic::Ordering::Relaxed);
+    let Some(node) = server.shared.raft.get() else {
+        let _ = write!(out, "raft_enabled:0\r\nraft_rpc_refused:{refused}\r\n");
+        return;
+    };
+    let st = crate::consensus::rpc::status(node);
+    let m = node.raft.metrics().borrow().clone();
+    let (leader_id, leader_addr) = st
+        .leader
+        .map(|(id, addr)| (id.to_string(), addr))
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "raft_enabled:1\r\nraft_cluster_id:{}\r\nraft_node_id:{}\r\nraft_initialized:{}\r\n\
+         raft_is_leader:{}\r\nraft_leader_id:{leader_id}\r\nraft_leader_addr:{leader_addr}\r\n\
+         raft_voters:{}\r\nraft_term:{}\r\nraft_last_applied:{}\r\nraft_rpc_refused:{refused}\r\n",
+        node.cluster_id,
+        node.id,
+        u8::from(st.initialized),
+        u8::from(m.current_leader == Some(node.id)),
+        st.voters.len(),
+        m.current_term,
+        m.last_applied.map(|l| l.index).unwrap_or(0),
+    );
 }
 
 /// The INFO text for `args` (the section names after INFO).
@@ -47,6 +82,7 @@ pub fn render(server: &Server, args: &[Vec<u8>]) -> String {
             "clients" => clients_section(server, &mut out),
             "stats" => stats_section(server, &mut out),
             "cpu" => cpu_section(&mut out),
+            "raft" => raft_section(server, &mut out),
             _ => {
                 let shared = &server.shared;
                 let now = shared.now();
@@ -322,6 +358,8 @@ mod tests {
             vec!["server", "sentinel"]
         );
         assert!(sel("replication").is_empty());
+        assert_eq!(sel("all"), SECTIONS.to_vec(), "raft is never implied");
+        assert_eq!(sel("raft sentinel"), vec!["sentinel", "raft"]);
         assert!(sel("keyspace x y").is_empty());
     }
 
