@@ -27,6 +27,9 @@ const UNAUTH_BULK_MAX: i64 = 16384;
 /// than a few KiB per command, so 64 MiB bounds memory per client while still
 /// leaving room for any sane request.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024 * 1024;
+/// Memory accounted per received argument besides its bytes (a `Vec` header
+/// plus allocator slack), like Redis's per-argv object overhead.
+const ARG_OVERHEAD: usize = 32;
 
 /// A protocol error: the reply is `-ERR Protocol error: <text>` and the
 /// connection is closed after it.
@@ -169,7 +172,9 @@ impl RequestParser {
                 let arg = buf.split_to(len).to_vec();
                 // Like Redis, the two bytes after the data are skipped unchecked.
                 buf.advance(2);
-                p.bytes += arg.len();
+                // Count each argument's bookkeeping too, so a flood of empty
+                // arguments is bounded by the same cap as large ones.
+                p.bytes += arg.len() + ARG_OVERHEAD;
                 p.args.push(arg);
                 p.bulk_len = None;
                 p.remaining -= 1;
