@@ -165,7 +165,8 @@ impl ClientHandle {
         // Reply buffer size/peak as Redis reports for an idle 16 KiB buffer;
         // tot-mem approximates Redis's accounting (buffers + argv + client struct).
         let rbs = if s.qbuf_cap == 0 { 1024usize } else { 16384 };
-        let tot_mem = s.qbuf_cap + rbs + s.argv_mem + s.obl + 790;
+        let overhead = if s.qbuf_cap == 0 { 856 } else { 790 };
+        let tot_mem = s.qbuf_cap + rbs + s.argv_mem + s.obl + overhead;
         let redir = if s.tracking.on {
             s.tracking.redirect
         } else {

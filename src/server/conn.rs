@@ -82,7 +82,9 @@ pub async fn run(
                 let mut s = handle.state();
                 s.last_interaction = Instant::now();
                 s.qbuf = before.saturating_sub(buf.len());
-                s.qbuf_cap = buf.capacity();
+                // Redis sizes a fresh query buffer at 20474 bytes (16 KiB read, sds
+                // greedy growth); report that unless more is actually buffered.
+                s.qbuf_cap = (before + buf.capacity().saturating_sub(buf.len())).max(20474);
                 s.argv_mem = argv.iter().map(|a| a.len()).sum();
             }
             // CLIENT PAUSE ALL holds every command until it ends (it may be
