@@ -1305,11 +1305,13 @@ impl Sentinel {
         let ma = m.addr();
         let timeout = m.failover_timeout;
         for r in m.replicas.values_mut() {
-            if !r.link.cmd_up
-                || r.info_refresh.is_none()
-                || r.fix_sent_at
-                    .is_some_and(|t| now.saturating_sub(t) < FIX_RESEND_MS)
-            {
+            // Sent again only if an INFO at least FIX_RESEND_MS younger than
+            // the last attempt still shows the problem.
+            let recently_fixed = r.fix_sent_at.is_some_and(|t| {
+                r.info_refresh
+                    .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
+            });
+            if !r.link.cmd_up || r.info_refresh.is_none() || recently_fixed {
                 continue;
             }
             let kind = if r.role_reported == Role::Master {
@@ -1345,6 +1347,9 @@ impl Sentinel {
                 replicaof: Some((host.clone(), port)),
             });
             emit(out, kind, prefix(r, &ma), Some(&name));
+            // Confirmation (and the role change) without waiting for the
+            // periodic INFO.
+            ask_info(r, out);
         }
     }
 

@@ -950,8 +950,23 @@ fn old_master_is_converted_as_soon_as_it_answers() {
         EventKind::ConvertToSlave,
         "slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 6380"
     )));
-    // Not repeated on every input.
+    // INFO asked at once to confirm.
+    assert!(sends_info(&a, old));
+    // Not repeated on every input, nor before a newer INFO.
     let a = h.info(old, 520, "role:master\r\n");
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    h.master_info(1500, 3000);
+    let a = h.pong(old, 1600);
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    // Still a master in an INFO a second later: sent again.
+    let a = h.info(old, 1610, "role:master\r\n");
+    assert!(a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    // Done: it follows the new master; nothing more.
+    let a = h.info(
+        old,
+        2700,
+        "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6380\r\n",
+    );
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
 }
 
