@@ -211,7 +211,11 @@ fn clients_section(server: &Server, out: &mut String) {
     let mut tracking = 0;
     for c in &clients {
         let s = c.state();
-        max_in = max_in.max(s.qbuf_cap);
+        // Reported as the allocation size, like Redis's malloc usable size of
+        // the query buffer (a fresh 20474-byte buffer shows as 20480).
+        if s.qbuf_cap > 0 {
+            max_in = max_in.max((s.qbuf_cap + 6).div_ceil(4096) * 4096);
+        }
         max_out = max_out.max(s.obl);
         if s.tracking.on {
             tracking += 1;
