@@ -381,3 +381,46 @@ async fn setuser_disconnects_subscribers_that_lose_their_channels() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn info_layout_and_command_counts() {
+    let h = start(ServerConfig::default()).await;
+    let mut s = connect(&h).await;
+    s.write_all(b"HELLO 3\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let _ = s.read(&mut buf).await.unwrap();
+    s.write_all(b"COMMAND COUNT\r\nINFO\r\n").await.unwrap();
+    expect(&mut s, b":15\r\n$").await;
+    // INFO stays a plain bulk string in RESP3.
+    let mut len = Vec::new();
+    loop {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        if b[0] == b'\r' {
+            break;
+        }
+        len.push(b[0]);
+    }
+    let n: usize = String::from_utf8_lossy(&len).parse().unwrap();
+    let mut body = vec![0u8; n + 3];
+    s.read_exact(&mut body).await.unwrap();
+    let text = String::from_utf8_lossy(&body[1..n + 1]).into_owned();
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(
+        headers,
+        vec!["# Server", "# Clients", "# Stats", "# CPU", "# Sentinel"]
+    );
+    assert!(text.contains("\r\nredis_mode:sentinel\r\n"));
+    assert!(text.contains("\r\nconnected_clients:1\r\n"));
+    assert!(text.contains(&format!("\r\ntcp_port:{}\r\n", h.port)));
+    assert!(text.ends_with("\r\n"));
+    assert!(!text.contains("used_memory"));
+    let run_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string();
+    assert_eq!(run_id.len(), 40);
+    assert!(run_id.bytes().all(|b| b.is_ascii_hexdigit()));
+}
