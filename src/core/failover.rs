@@ -604,9 +604,18 @@ impl Sentinel {
 
     /// A FailoverStart naming the Raft leader as the daemon that drives it
     /// (a SENTINEL FAILOVER received by a follower is forwarded to the
-    /// leader; naming the leader spares a takeover).
+    /// leader; naming the leader spares a takeover). The epoch is above the
+    /// local one too: a deployment migrated from redis-sentinel starts its
+    /// group at epoch 0 while its config files carry the old epochs, and a
+    /// switch must be newer than every daemon's config epoch to be applied.
     fn start_command(&self, name: &str, manual: bool, coordinated: bool) -> Command {
-        let epoch = self.committed.as_ref().map_or(0, |c| c.current_epoch) + 1;
+        let committed = self.committed.as_ref().map_or(0, |c| c.current_epoch);
+        let local = self
+            .masters
+            .get(name)
+            .map_or(0, |m| m.config_epoch)
+            .max(self.current_epoch);
+        let epoch = committed.max(local) + 1;
         Command::FailoverStart {
             name: name.to_string(),
             epoch,

@@ -1019,3 +1019,29 @@ fn ckquorum_without_a_raft_leader_is_noquorum() {
         Ok("OK 3 usable Sentinels. Quorum and failover authorization can be reached".into())
     );
 }
+
+#[test]
+fn epochs_start_above_a_migrated_config() {
+    // sentinel.conf from redis-sentinel: current-epoch 5, config-epoch 4;
+    // the new group starts at 0.
+    let mut st = state(&[6380]);
+    st.current_epoch = 5;
+    st.masters[0].config_epoch = 4;
+    let mut h = H::new(st, true);
+    h.healthy(100, &[(6380, 1000)]);
+    let mut out = Vec::new();
+    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    assert_eq!(proposals(&out), vec![start(6, MYID, true, false)]);
+    let a = h.commit(210, start(6, MYID, true, false));
+    assert_eq!(events(&a)[0], ev(EventKind::NewEpoch, "6"));
+    // The switch of epoch 6 is newer than the local config epoch 4.
+    h.gs.apply(&phase(6, Phase::SendSlaveofNoone, Some(6380)));
+    h.gs.apply(&phase(6, Phase::ReconfSlaves, None));
+    h.gs.apply(&switch(6, 6380));
+    let a = h.deliver(300);
+    assert!(events(&a).contains(&ev(
+        EventKind::SwitchMaster,
+        "mymaster 127.0.0.1 6379 127.0.0.1 6380"
+    )));
+    assert_eq!(h.s.persisted().masters[0].config_epoch, 6);
+}
