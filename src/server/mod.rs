@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::config::ServerConfig;
 use crate::runtime::Shared;
 
 pub use listen::{bind_listeners, serve, BindError};
@@ -70,36 +71,7 @@ impl Server {
     pub fn new(shared: Arc<Shared>, port: u16) -> Result<Server, acl::AclConfigError> {
         let (acl, maxclients) = {
             let cfg = shared.server.lock().unwrap_or_else(|e| e.into_inner());
-            let mut acl = acl::Acl::from_config(
-                &cfg.users,
-                cfg.requirepass.as_deref(),
-                cfg.aclfile.as_deref(),
-                cfg.acllog_max_len,
-            )?;
-            if let Some(path) = cfg.aclfile.as_deref() {
-                // As in Redis: users come from either the config or the aclfile,
-                // and a missing or broken aclfile stops the start.
-                if !cfg.users.is_empty() {
-                    return Err(acl::AclConfigError::Other(
-                        "Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into(),
-                    ));
-                }
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    acl::AclConfigError::Other(format!(
-                        "Error loading ACLs, opening file '{path}': {}",
-                        cmd::io_error_text(&e)
-                    ))
-                })?;
-                acl.users =
-                    acl::Acl::parse_file(&text, path).map_err(acl::AclConfigError::Other)?;
-                if let Some(pass) = cfg.requirepass.as_deref() {
-                    if let Some(d) = acl.users.get_mut("default") {
-                        let _ = d.apply(b"resetpass");
-                        let _ = d.apply(format!(">{pass}").as_bytes());
-                    }
-                }
-            }
-            (acl, cfg.maxclients as usize)
+            (users_from_config(&cfg)?, cfg.maxclients as usize)
         };
         Ok(Server {
             shared,
@@ -129,6 +101,48 @@ impl Server {
             _ => None,
         }
     }
+}
+
+/// Builds the ACL users from `user` lines, `requirepass` and `aclfile`,
+/// with Redis's startup errors. `main` may call [`check_users_config`] before
+/// binding to refuse a bad configuration early; [`serve`] does it again.
+fn users_from_config(cfg: &ServerConfig) -> Result<acl::Acl, acl::AclConfigError> {
+    let mut acl = acl::Acl::from_config(
+        &cfg.users,
+        cfg.requirepass.as_deref(),
+        cfg.aclfile.as_deref(),
+        cfg.acllog_max_len,
+    )?;
+    if let Some(path) = cfg.aclfile.as_deref() {
+        // As in Redis: users come from either the config or the aclfile,
+        // and a missing or broken aclfile stops the start.
+        if !cfg.users.is_empty() {
+            return Err(acl::AclConfigError::Other(
+                "Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into(),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            acl::AclConfigError::Other(format!(
+                "Error loading ACLs, opening file '{path}': {}",
+                cmd::io_error_text(&e)
+            ))
+        })?;
+        acl.users = acl::Acl::parse_file(&text, path).map_err(acl::AclConfigError::Other)?;
+        // Unlike Redis (whose aclfile default user replaces requirepass), a
+        // configured requirepass is never silently dropped.
+        if let Some(pass) = cfg.requirepass.as_deref() {
+            if let Some(d) = acl.users.get_mut("default") {
+                let _ = d.apply(b"resetpass");
+                let _ = d.apply(format!(">{pass}").as_bytes());
+            }
+        }
+    }
+    Ok(acl)
+}
+
+/// Validates the ACL part of the configuration (`user` lines, aclfile).
+pub fn check_users_config(cfg: &ServerConfig) -> Result<(), acl::AclConfigError> {
+    users_from_config(cfg).map(|_| ())
 }
 
 static RUN_ID: OnceLock<String> = OnceLock::new();
