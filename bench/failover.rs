@@ -80,6 +80,8 @@ pub struct TrialResult {
     pub lost_writes: Option<usize>,
     pub old_master_port: u16,
     pub new_master_port: Option<u16>,
+    /// Which daemon exited during the trial, its status and the end of its log.
+    pub daemon_exit: Option<String>,
     pub events: Vec<Ev>,
 }
 
@@ -297,6 +299,7 @@ pub async fn trial(
         *now_done = switched.len() == n && addrs;
     };
     let mut daemons_ok = true;
+    let mut daemon_exit: Option<String> = None;
     if refused.is_none() {
         loop {
             let mut d = false;
@@ -328,9 +331,23 @@ pub async fn trial(
             if Instant::now() >= deadline {
                 break;
             }
-            for dm in topo.daemons.iter_mut() {
-                if dm.exited().is_some() {
+            for (i, dm) in topo.daemons.iter_mut().enumerate() {
+                if let Some(status) = dm.exited() {
                     daemons_ok = false;
+                    let tail = topo
+                        .daemon_logs
+                        .get(i)
+                        .and_then(|p| std::fs::read_to_string(p).ok())
+                        .map(|l| {
+                            let lines: Vec<&str> = l.lines().collect();
+                            lines[lines.len().saturating_sub(15)..].join("\n")
+                        })
+                        .unwrap_or_default();
+                    daemon_exit = Some(format!(
+                        "{} exited ({status}) at {:.0} ms; log tail:\n{tail}",
+                        dm.name,
+                        ms_since(t0, Instant::now())
+                    ));
                 }
             }
             if !daemons_ok {
@@ -418,12 +435,13 @@ pub async fn trial(
     };
     let completed = switch_master_all_ms.is_some()
         && new_addr_all_ms.is_some()
-        && first_write_new_master_ms.is_some();
+        && first_write_new_master_ms.is_some()
+        && daemons_ok;
     let capsecs = cap.as_secs_f64();
     let outcome = if let Some(r) = &refused {
         format!("command refused: {r}")
     } else if !daemons_ok {
-        "a daemon exited during the trial".to_string()
+        "a daemon exited during the trial (see daemon_exit in the JSON)".to_string()
     } else if completed {
         "failed over".to_string()
     } else if switch_master_each_ms.iter().any(Option::is_some)
@@ -464,6 +482,7 @@ pub async fn trial(
         lost_writes,
         old_master_port: old_port,
         new_master_port,
+        daemon_exit,
         events,
     })
 }

@@ -68,6 +68,7 @@ pub struct Topology {
     pub kind: Kind,
     pub groups: Vec<Group>,
     pub daemons: Vec<Proc>,
+    pub daemon_logs: Vec<PathBuf>,
     // Dropped last: the processes above are killed first.
     pub _dir: WorkDir,
 }
@@ -272,12 +273,14 @@ impl Topology {
         let dir = WorkDir::new(kind.name())?;
         let groups = start_data(bins, spec, &dir).await?;
         let mut daemons = Vec::new();
+        let mut daemon_logs = Vec::new();
         for i in 0..spec.daemons {
             let port = free_port()?;
             let ddir = dir.0.join(format!("daemon-{i}"));
             std::fs::create_dir_all(&ddir)?;
             let conf = ddir.join("sentinel.conf");
             std::fs::write(&conf, sentinel_conf(spec, &groups, port, &ddir))?;
+            daemon_logs.push(ddir.join(format!("daemon-{port}.log")));
             daemons.push(Proc::spawn(
                 format!("{} #{}", kind.name(), i + 1),
                 port,
@@ -292,6 +295,7 @@ impl Topology {
             kind,
             groups,
             daemons,
+            daemon_logs,
             _dir: dir,
         })
     }
