@@ -208,6 +208,12 @@ async fn write_all(
             Ok(())
         }
         _ = handle.kill.cancelled() => Err(()),
+        // On shutdown, give a stuck client a moment (e.g. for SHUTDOWN's
+        // peers' last replies) but never hold the exit.
+        _ = async {
+            server.shared.shutdown.cancelled().await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        } => Err(()),
     }
 }
 
