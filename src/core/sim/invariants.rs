@@ -248,3 +248,13 @@ pub(super) fn all_daemons_agree_on_the_committed_master(w: &World) -> Check {
     }
     Ok(())
 }
+
+/// A coordinated (planned) switchover loses no acknowledged write: the
+/// promotion lands while the old master is paused and the promoted replica
+/// has its whole offset (checked by the simulator when the promotion lands).
+pub(super) fn coordinated_switchover_loses_no_write(w: &World) -> Check {
+    match w.write_loss.first() {
+        Some(p) => Err(p.clone()),
+        None => Ok(()),
+    }
+}

@@ -53,6 +53,10 @@ const STEP_CHECKS: &[(&str, Checker)] = &[
         "never_promote_empty_or_diverged_replica",
         invariants::never_promote_empty_or_diverged_replica,
     ),
+    (
+        "coordinated_switchover_loses_no_write",
+        invariants::coordinated_switchover_loses_no_write,
+    ),
 ];
 
 fn fail(w: &World, name: &str, why: &str) -> ! {
@@ -98,6 +102,8 @@ pub(super) struct Outcome {
     pub epochs: usize,
     pub commits: usize,
     pub sim_ms: u64,
+    /// Coordinated switchovers whose promotion was checked for write loss.
+    pub coordinated: usize,
     /// Events emitted by all daemons, by channel.
     pub events: std::collections::BTreeMap<&'static str, usize>,
 }
@@ -113,6 +119,7 @@ fn outcome(w: &World) -> Outcome {
         epochs: epochs.len(),
         commits: w.raft.len(),
         sim_ms: w.now,
+        coordinated: w.coordinated_checked,
         events: w.events.clone(),
     }
 }

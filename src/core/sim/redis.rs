@@ -43,6 +43,9 @@ pub(super) struct RedisNode {
     /// `second_repl_offset`: the replid2 history is valid up to here.
     pub second_offset: i64,
     pub offset: u64,
+    /// A master's offset as its replicas can see it: writes reach them one
+    /// step late (replication lag).
+    pub shipped: u64,
     pub priority: u32,
     /// Replica only: the link to its master is up.
     pub link_up: bool,
@@ -69,6 +72,7 @@ impl RedisNode {
             replid2: NO_REPLID.to_string(),
             second_offset: -1,
             offset,
+            shipped: offset,
             priority: 100,
             link_up: false,
             link_down_since: None,
@@ -96,6 +100,7 @@ impl RedisNode {
             return;
         }
         self.role = RedisRole::Master;
+        self.shipped = self.offset;
         self.replid2 = std::mem::replace(&mut self.replid, hex40(rng));
         self.second_offset = i64::try_from(self.offset)
             .unwrap_or(i64::MAX)
@@ -129,11 +134,21 @@ impl RedisNode {
             self.replid2 = NO_REPLID.to_string();
             self.second_offset = -1;
             self.offset = 0;
+            self.shipped = 0;
             self.history_changed_at = now;
         }
         self.link_up = false;
         self.link_down_since = Some(now);
         self.sync_at = None;
+    }
+
+    /// What a replica of this node can have received so far.
+    pub fn visible_offset(&self) -> u64 {
+        if self.role == RedisRole::Master {
+            self.shipped.min(self.offset)
+        } else {
+            self.offset
+        }
     }
 
     /// Whether this replica may continue `src`'s history without a full sync.

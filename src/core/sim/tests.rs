@@ -29,6 +29,7 @@ fn seeds_from_env() -> Vec<u64> {
 fn fixed_seeds() {
     let seeds = seeds_from_env();
     let (mut promotions, mut epochs, mut commits, mut sim_ms) = (0, 0, 0, 0);
+    let mut coordinated = 0;
     let mut failed = Vec::new();
     let mut events = std::collections::BTreeMap::new();
     let started = std::time::Instant::now();
@@ -40,6 +41,7 @@ fn fixed_seeds() {
                 epochs += o.epochs;
                 commits += o.commits;
                 sim_ms += o.sim_ms;
+                coordinated += o.coordinated;
                 for (k, v) in &o.events {
                     *events.entry(*k).or_insert(0) += v;
                 }
@@ -59,7 +61,7 @@ fn fixed_seeds() {
         }
     }
     println!(
-        "{} seeds x {STEPS} steps in {:.1?}: {commits} commits, {promotions} promotions in {epochs} epochs, {} s simulated",
+        "{} seeds x {STEPS} steps in {:.1?}: {commits} commits, {promotions} promotions in {epochs} epochs ({coordinated} coordinated checked), {} s simulated",
         seeds.len(),
         started.elapsed(),
         sim_ms / 1000
@@ -96,8 +98,14 @@ fn scripted(seed: u64, daemons: usize, replicas: usize) -> World {
         daemons,
         replicas,
         faults: false,
+        coordinated: false,
     };
-    World::new(seed, cfg)
+    let mut w = World::new(seed, cfg);
+    // Scripted runs choose priorities explicitly (random runs draw them).
+    for n in w.nodes.iter_mut() {
+        n.priority = 100;
+    }
+    w
 }
 
 /// Nothing fails: nobody promotes, everybody agrees on the configured master.
@@ -300,4 +308,106 @@ fn old_master_returning_is_converted() {
         w.trace_text()
     );
     assert_eq!(outcome(&w).epochs, 1);
+}
+
+fn config_epoch(w: &World) -> u64 {
+    w.raft
+        .committed()
+        .masters
+        .get(super::world::MASTER_NAME)
+        .map(|m| m.config_epoch)
+        .unwrap_or(0)
+}
+
+fn in_reconf(w: &World) -> bool {
+    w.raft
+        .committed()
+        .masters
+        .get(super::world::MASTER_NAME)
+        .and_then(|m| m.failover.as_ref())
+        .is_some_and(|f| f.phase >= crate::consensus::state::Phase::ReconfSlaves)
+}
+
+/// Two failovers in a row, then the newest master, which no daemon could
+/// read as a master, dies while the first master comes back with its old
+/// data: that node was never a replica of the committed master and must not
+/// be promoted.
+#[test]
+fn stale_old_master_is_never_promoted() {
+    let mut w = scripted(701, 3, 3);
+    // n3 is never promotable: the candidates are n1 and n2, then n0.
+    w.nodes[3].priority = 0;
+    run_for(&mut w, 5_000);
+    w.crash_node(0);
+    assert!(run_until_true(&mut w, 15_000, |w| config_epoch(w) == 1).is_some());
+    let Some(x) = w.master_node() else {
+        panic!("no master after the first failover")
+    };
+    run_for(&mut w, 3_000);
+    w.crash_node(x);
+    // The next master is cut off from every daemon as soon as the group
+    // reconfigures to it, so no daemon reads its INFO as a master.
+    assert!(
+        run_until_true(&mut w, 15_000, in_reconf).is_some(),
+        "second failover did not start\n{}",
+        w.trace_text()
+    );
+    let Some(y) = w.master_node() else {
+        panic!("no master in the second failover")
+    };
+    for d in 0..w.daemons.len() {
+        w.cut.push((d, y));
+    }
+    assert!(
+        run_until_true(&mut w, 15_000, |w| config_epoch(w) == 2).is_some(),
+        "second failover did not finish\n{}",
+        w.trace_text()
+    );
+    w.crash_node(y);
+    w.cut.clear();
+    w.restart_node(0, false);
+    run_for(&mut w, 20_000);
+}
+
+/// A coordinated switchover (SENTINEL FAILOVER with `coordinated-failover
+/// yes`) while everything is healthy and writes keep coming: one promotion,
+/// no acknowledged write lost, the old master follows the new one, unpaused.
+#[test]
+fn coordinated_switchover_loses_no_write() {
+    for (seed, daemons) in [(801, 3), (802, 5)] {
+        let cfg = SimConfig {
+            daemons,
+            replicas: 2,
+            faults: false,
+            coordinated: true,
+        };
+        let mut w = World::new(seed, cfg);
+        for n in w.nodes.iter_mut() {
+            n.priority = 100;
+        }
+        run_for(&mut w, 5_000);
+        let old = ("10.0.0.1".to_string(), 6379);
+        w.manual_failover(1);
+        let took = run_until_true(&mut w, 10_000, |w| all_answer_new_master(w, &old));
+        assert!(
+            took.is_some(),
+            "seed {seed}: no switchover\n{}",
+            w.trace_text()
+        );
+        run_for(&mut w, 5_000);
+        check_converged(&w);
+        assert_eq!(outcome(&w).epochs, 1, "seed {seed}");
+        assert_eq!(w.coordinated_checked, 1, "seed {seed}");
+        let Some(m) = w.master_node() else {
+            panic!("seed {seed}: no committed master node");
+        };
+        let (h, p) = w.nodes[m].addr();
+        assert_eq!(w.nodes[0].role, RedisRole::Replica(h, p), "seed {seed}");
+        let paused = w.nodes[0].paused_until.is_some_and(|t| w.now < t);
+        assert!(
+            !paused,
+            "seed {seed}: old master still paused\n{}",
+            w.trace_text()
+        );
+    }
 }

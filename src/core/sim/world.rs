@@ -44,6 +44,9 @@ pub(super) struct SimConfig {
     pub replicas: usize,
     /// Random faults (crashes, hangs, partitions, loss) during the steps.
     pub faults: bool,
+    /// The group monitors the master with `coordinated-failover yes`, so
+    /// manual failovers are coordinated switchovers.
+    pub coordinated: bool,
 }
 
 impl SimConfig {
@@ -54,6 +57,7 @@ impl SimConfig {
             daemons: if r.gen_bool(0.5) { 3 } else { 5 },
             replicas: r.gen_range(2..=3),
             faults: true,
+            coordinated: r.gen_bool(0.5),
         }
     }
 }
@@ -173,7 +177,9 @@ enum Req {
         epoch: u64,
         runid: String,
     },
-    Reconfigure(Option<(String, u16)>),
+    /// `REPLICAOF`; for a promotion in a coordinated failover, the old
+    /// master's node (checked when the promotion lands).
+    Reconfigure(Option<(String, u16)>, Option<usize>),
     /// `CLIENT PAUSE <ms> WRITE`; 0 = `CLIENT UNPAUSE`.
     Pause(u64),
     ScriptKill,
@@ -261,9 +267,15 @@ pub(super) struct World {
     /// Upper bound of a one-way network delay.
     pub max_delay: u64,
     queue: BTreeMap<(Millis, u64), Ev>,
+    /// Last arrival time per link generation and direction (in order).
+    fifo: BTreeMap<(u64, bool), Millis>,
     seq: u64,
     next_gen: u64,
     pub promotions: Vec<Promotion>,
+    /// Coordinated switchovers that lost acknowledged writes.
+    pub write_loss: Vec<String>,
+    /// Coordinated promotions checked by `check_no_write_lost`.
+    pub coordinated_checked: usize,
     /// Promotions already checked.
     pub checked: usize,
     pub trace: VecDeque<String>,
@@ -349,9 +361,12 @@ impl World {
             loss: 0.0,
             max_delay: 5,
             queue: BTreeMap::new(),
+            fifo: BTreeMap::new(),
             seq: 0,
             next_gen: 0,
             promotions: Vec::new(),
+            write_loss: Vec::new(),
+            coordinated_checked: 0,
             checked: 0,
             trace: VecDeque::new(),
             epoch_marks: vec![(0, 0, 0); n],
@@ -374,6 +389,18 @@ impl World {
             true,
         );
         w.proposed_at.push(0);
+        if w.cfg.coordinated {
+            w.raft.commit(
+                Command::Set {
+                    name: MASTER_NAME.into(),
+                    option: "coordinated-failover".into(),
+                    value: "yes".into(),
+                },
+                None,
+                true,
+            );
+            w.proposed_at.push(0);
+        }
         for d in 0..n {
             w.start_daemon(d);
         }
@@ -580,13 +607,22 @@ impl World {
                     .links
                     .get(&id)
                     .map(|l| (l.spec.host.clone(), l.spec.port));
+                let mut coordinated_from = None;
                 match &replicaof {
-                    None => self.record_promotion(d, target.clone()),
+                    None => {
+                        self.record_promotion(d, target.clone());
+                        coordinated_from = self
+                            .promotions
+                            .last()
+                            .filter(|p| p.failover.as_ref().is_some_and(|f| f.coordinated))
+                            .and_then(|p| p.view_master.as_ref())
+                            .and_then(|(h, port)| self.node_by_addr(h, *port));
+                    }
                     Some((h, p)) => {
                         self.note(format!("d{d} sends REPLICAOF {h} {p} to {target:?}"))
                     }
                 }
-                self.send(d, id, Req::Reconfigure(replicaof));
+                self.send(d, id, Req::Reconfigure(replicaof, coordinated_from));
             }
             Action::PauseWrites { id, ms } => self.send(d, id, Req::Pause(ms)),
             Action::Unpause { id } => self.send(d, id, Req::Pause(0)),
@@ -766,6 +802,7 @@ impl World {
             return;
         }
         let at = self.now + self.delay();
+        let at = self.fifo(gen, false, at);
         self.schedule(
             at,
             Ev::Request {
@@ -784,7 +821,10 @@ impl World {
     fn reply(&mut self, d: usize, inc: u64, id: InstanceId, gen: u64, input: Option<Input>) {
         let lost = self.lost();
         let (at, input) = match input {
-            Some(i) if !lost => (self.now + self.delay(), i),
+            Some(i) if !lost => {
+                let at = self.now + self.delay();
+                (self.fifo(gen, true, at), i)
+            }
             _ => (self.now + CMD_TIMEOUT, Input::CommandTimeout { id }),
         };
         self.schedule(
@@ -798,6 +838,14 @@ impl World {
                 input,
             },
         );
+    }
+
+    /// A link is a TCP stream: what travels one way on it arrives in order.
+    /// Returns when a message sent to arrive at `at` really arrives.
+    fn fifo(&mut self, gen: u64, back: bool, at: Millis) -> Millis {
+        let last = self.fifo.entry((gen, back)).or_insert(0);
+        *last = (*last).max(at);
+        *last
     }
 
     /// Every established link towards `t` breaks, for the daemons that can
@@ -909,6 +957,7 @@ impl World {
                         continue;
                     }
                     let at = now + self.delay();
+                    let at = self.fifo(g, true, at);
                     self.schedule(
                         at,
                         Ev::LinkInput {
@@ -927,14 +976,17 @@ impl World {
                 let input = Input::PublishReply { id, ok: true };
                 self.reply(d, inc, id, gen, Some(input));
             }
-            Req::Reconfigure(None) => {
+            Req::Reconfigure(None, coordinated_from) => {
                 self.note(format!(
                     "node n{n} becomes master (REPLICAOF NO ONE from d{d})"
                 ));
+                if let Some(m) = coordinated_from {
+                    self.check_no_write_lost(n, m);
+                }
                 let mut rng = StdRng::seed_from_u64(self.rng.gen());
                 self.nodes[n].promote(&mut rng);
             }
-            Req::Reconfigure(Some((h, p))) => {
+            Req::Reconfigure(Some((h, p)), _) => {
                 self.note(format!("node n{n} becomes replica of {h}:{p} (from d{d})"));
                 self.nodes[n].follow(h, p, now);
             }
@@ -990,9 +1042,41 @@ impl World {
                 let input = Input::MasterDownReply { peer: id, reply };
                 self.reply(d, inc, id, gen, Some(input));
             }
-            Req::Info | Req::Reconfigure(_) | Req::Pause(_) | Req::ScriptKill => {
+            Req::Info | Req::Reconfigure(..) | Req::Pause(_) | Req::ScriptKill => {
                 self.reply(d, inc, id, gen, None)
             }
+        }
+    }
+
+    /// A coordinated switchover promotes `n` only while the old master `m`
+    /// is paused and `n` has everything `m` acknowledged. An old master that
+    /// is down makes it an unplanned failover: nothing to check.
+    fn check_no_write_lost(&mut self, n: usize, m: usize) {
+        let now = self.now;
+        if n == m || !self.nodes[m].serving(now) {
+            return;
+        }
+        self.coordinated_checked += 1;
+        let (old, new) = (&self.nodes[m], &self.nodes[n]);
+        let paused = old.paused_until.is_some_and(|t| now < t);
+        let problem = if !paused {
+            Some(format!(
+                "n{n} promoted while the old master n{m} is not paused (offset {})",
+                old.offset
+            ))
+        } else if new.offset < old.offset {
+            Some(format!(
+                "n{n} promoted at offset {} below the old master n{m}'s {}: {} bytes of acknowledged writes lost",
+                new.offset,
+                old.offset,
+                old.offset - new.offset
+            ))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.note(format!("WRITE LOSS: {p}"));
+            self.write_loss.push(p);
         }
     }
 
@@ -1044,7 +1128,7 @@ impl World {
             let node = &mut self.nodes[n];
             if node.link_up {
                 if node.replid == source.replid {
-                    node.offset = source.offset;
+                    node.offset = node.offset.max(source.visible_offset());
                 } else {
                     // The source changed history (restart, promotion).
                     node.lose_link(now);
@@ -1065,6 +1149,7 @@ impl World {
     fn writes(&mut self) {
         let now = self.now;
         for n in 0..self.nodes.len() {
+            self.nodes[n].shipped = self.nodes[n].offset;
             let node = &self.nodes[n];
             let paused = node.paused_until.is_some_and(|t| now < t);
             if node.role == RedisRole::Master
@@ -1355,7 +1440,7 @@ impl World {
             return;
         }
         let now = self.now;
-        match self.rng.gen_range(0..12) {
+        match self.rng.gen_range(0..13) {
             0 | 1 => {
                 // The committed master crashes, and may come back.
                 if let Some(n) = self.master_node() {
@@ -1436,8 +1521,28 @@ impl World {
                     self.raft.election_at = Some(now + self.rng.gen_range(150..=500));
                 }
             }
+            11 => {
+                let alive: Vec<usize> = (0..self.daemons.len())
+                    .filter(|&d| self.daemons[d].alive())
+                    .collect();
+                if let Some(d) = self.pick(&alive) {
+                    self.manual_failover(d);
+                }
+            }
             _ => self.heal(),
         }
+    }
+
+    /// `SENTINEL FAILOVER mymaster` sent to daemon `d` by a client.
+    pub fn manual_failover(&mut self, d: usize) {
+        let now = self.now;
+        let mut out = Vec::new();
+        let Some(core) = self.daemons[d].core.as_mut() else {
+            return;
+        };
+        let reply = core.failover(MASTER_NAME, now, &mut out);
+        self.note(format!("client: SENTINEL FAILOVER to d{d} -> {reply:?}"));
+        self.exec(d, out);
     }
 
     /// Heals every partition and restores a clean network.
