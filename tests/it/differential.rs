@@ -491,15 +491,15 @@ struct Sides<'a> {
 
 impl<'a> Sides<'a> {
     fn new(oracle: &'a SentinelProc, raftinel: &'a SentinelProc, pass: Option<&str>) -> Sides<'a> {
-        let id = |s: &SentinelProc| match {
+        let id = |s: &SentinelProc| {
             let mut c = s.conn();
             if let Some(p) = pass {
                 c.cmd(&["AUTH", p]);
             }
-            c.try_cmd(&["SENTINEL", "MYID"], Duration::from_secs(5))
-        } {
-            Reply::Frame(Resp::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
-            _ => String::new(),
+            match c.try_cmd(&["SENTINEL", "MYID"], Duration::from_secs(5)) {
+                Reply::Frame(Resp::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+                _ => String::new(),
+            }
         };
         Sides {
             oracle_id: id(oracle),
