@@ -24,9 +24,12 @@
 //!   and INFO `gcc_version` is `0.0.0`.
 
 pub mod acl;
+pub mod acl_cmd;
 pub mod client;
+pub mod client_cmd;
 pub mod cmd;
 pub mod cmd_docs;
+pub mod command_cmd;
 pub mod conn;
 pub mod glob;
 pub mod info;
@@ -124,7 +127,7 @@ fn users_from_config(cfg: &ServerConfig) -> Result<acl::Acl, acl::AclConfigError
         let text = std::fs::read_to_string(path).map_err(|e| {
             acl::AclConfigError::Other(format!(
                 "Error loading ACLs, opening file '{path}': {}",
-                cmd::io_error_text(&e)
+                acl_cmd::io_error_text(&e)
             ))
         })?;
         acl.users = acl::Acl::parse_file(&text, path).map_err(acl::AclConfigError::Other)?;
