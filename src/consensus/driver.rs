@@ -412,7 +412,10 @@ async fn form_group(
         }
         if let Some((peer, _)) = statuses.iter().find(|(_, st)| st.initialized) {
             match join(&network, peer, node.id, &addr, fresh).await {
-                Ok(()) => tracing::info!("raft: joined the group through {peer}"),
+                Ok(()) => {
+                    tracing::info!("raft: joined the group through {peer}");
+                    return;
+                }
                 Err(JoinFailure::LostState) => {
                     tracing::error!(
                         "raft: this daemon (node {}) is already a voter of the group, but its raft \
@@ -442,10 +445,15 @@ async fn form_group(
         };
         if may_bootstrap && fresh {
             match node.bootstrap(&addr).await {
-                Ok(()) => tracing::info!(
-                    "raft: bootstrapped a new group as node {} at {addr}",
-                    node.id
-                ),
+                Ok(()) => {
+                    tracing::info!(
+                        "raft: bootstrapped a new group as node {} at {addr}",
+                        node.id
+                    );
+                    // Done: the membership in the metrics may lag a moment, and
+                    // looping again would make us look like a fresh joiner.
+                    return;
+                }
                 Err(e) => tracing::debug!("raft: bootstrap: {e}"),
             }
         }

@@ -27,3 +27,4 @@ mod config;
 mod differential;
 mod failover;
 mod monitoring;
+mod raft;
