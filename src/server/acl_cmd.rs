@@ -128,7 +128,7 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
                     if c.id == sess.handle.id {
                         sess.close_after_reply = true;
                     } else {
-                        c.kill.cancel();
+                        server.registry.kill(&c);
                     }
                 }
             }
@@ -156,7 +156,7 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
                             if c.id == sess.handle.id {
                                 sess.close_after_reply = true;
                             } else {
-                                c.kill.cancel();
+                                server.registry.kill(&c);
                             }
                         }
                     }

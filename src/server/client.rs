@@ -230,6 +230,13 @@ impl Registry {
         self.lock().remove(&id);
     }
 
+    /// Closes a client now: it leaves the registry at once (as Redis frees
+    /// it), and its task exits on the cancelled token.
+    pub fn kill(&self, c: &ClientHandle) {
+        self.remove(c.id);
+        c.kill.cancel();
+    }
+
     pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
         self.lock().get(&id).cloned()
     }

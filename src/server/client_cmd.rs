@@ -357,7 +357,7 @@ fn client_kill(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
         if c.id == sess.handle.id {
             sess.close_after_reply = true;
         } else {
-            c.kill.cancel();
+            server.registry.kill(&c);
         }
         return Value::ok();
     }
@@ -416,7 +416,7 @@ fn client_kill(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
             }
             sess.close_after_reply = true;
         } else {
-            c.kill.cancel();
+            server.registry.kill(&c);
         }
         killed += 1;
     }

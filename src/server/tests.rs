@@ -424,3 +424,29 @@ async fn info_layout_and_command_counts() {
     assert_eq!(run_id.len(), 40);
     assert!(run_id.bytes().all(|b| b.is_ascii_hexdigit()));
 }
+
+#[tokio::test]
+async fn client_kill_old_form_and_by_id() {
+    let h = start(ServerConfig::default()).await;
+    let mut victim = connect(&h).await;
+    victim.write_all(b"CLIENT ID\r\n").await.unwrap();
+    let mut buf = [0u8; 32];
+    let n = victim.read(&mut buf).await.unwrap();
+    let id = String::from_utf8_lossy(&buf[1..n - 2]).into_owned();
+    let addr = victim.local_addr().unwrap().to_string();
+    let mut admin = connect(&h).await;
+    admin
+        .write_all(format!("CLIENT KILL {addr}\r\nCLIENT KILL ID {id}\r\n").as_bytes())
+        .await
+        .unwrap();
+    // The old form answers +OK; by then the victim is gone, so the new form finds nothing.
+    expect(&mut admin, b"+OK\r\n:0\r\n").await;
+    assert!(read_to_close(&mut victim).await.is_empty());
+    // Killing oneself with SKIPME no replies, then closes.
+    admin
+        .write_all(b"\r\nCLIENT KILL TYPE normal SKIPME no\r\n")
+        .await
+        .unwrap();
+    let out = read_to_close(&mut admin).await;
+    assert!(String::from_utf8_lossy(&out).ends_with(":1\r\n"));
+}
