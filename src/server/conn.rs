@@ -96,6 +96,13 @@ pub async fn run(
                     _ = shutdown.cancelled() => break 'conn,
                 }
             }
+            // Messages published before this command runs go out before its
+            // reply, as in Redis (where PUBLISH writes straight into the output
+            // buffer). Otherwise a message queued before an UNSUBSCRIBE could
+            // arrive after its confirmation and be taken for a later reply.
+            while let Ok(m) = rx.try_recv() {
+                m.to_value().encode(sess.proto, &mut out);
+            }
             let replies = if argv.first().is_some_and(|a| {
                 a.eq_ignore_ascii_case(crate::consensus::network::RPC_COMMAND.as_bytes())
             }) {
@@ -163,13 +170,8 @@ pub async fn run(
         }
         buf.reserve(READ_CHUNK);
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    add(&server.stats.net_input_bytes, n as u64);
-                    add(&server.stats.reads_processed, 1);
-                }
-            },
+            _ = handle.kill.cancelled() => break,
+            _ = shutdown.cancelled() => break,
             Some(msg) = rx.recv() => {
                 msg.to_value().encode(sess.proto, &mut out);
                 // Drain what is already queued so a burst goes out in one write.
@@ -180,8 +182,13 @@ pub async fn run(
                     }
                 }
             }
-            _ = handle.kill.cancelled() => break,
-            _ = shutdown.cancelled() => break,
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    add(&server.stats.net_input_bytes, n as u64);
+                    add(&server.stats.reads_processed, 1);
+                }
+            },
         }
     }
     cmd::unsubscribe_all(&server, &mut sess);

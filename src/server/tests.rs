@@ -450,3 +450,21 @@ async fn client_kill_old_form_and_by_id() {
     let out = read_to_close(&mut admin).await;
     assert!(String::from_utf8_lossy(&out).ends_with(":1\r\n"));
 }
+
+#[tokio::test]
+async fn messages_published_before_unsubscribe_come_before_its_confirmation() {
+    let h = start(ServerConfig::default()).await;
+    let mut s = connect(&h).await;
+    s.write_all(b"SUBSCRIBE c\r\n").await.unwrap();
+    expect(&mut s, b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n").await;
+    for _ in 0..50 {
+        assert_eq!(h.shared.hub.publish("c", b"m"), 1);
+    }
+    s.write_all(b"UNSUBSCRIBE\r\nPING\r\n").await.unwrap();
+    let mut expected = Vec::new();
+    for _ in 0..50 {
+        expected.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
+    }
+    expected.extend_from_slice(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n+PONG\r\n");
+    expect(&mut s, &expected).await;
+}
