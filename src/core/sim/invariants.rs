@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::redis::RedisRole;
 use super::world::{Promotion, SeenInfo, World, MASTER_NAME};
 use crate::consensus::state::Phase;
 use crate::consensus::{Command, CommandResponse};
@@ -257,4 +258,47 @@ pub(super) fn coordinated_switchover_loses_no_write(w: &World) -> Check {
         Some(p) => Err(p.clone()),
         None => Ok(()),
     }
+}
+
+/// After healing and quiet time, Redis agrees with the group: when the
+/// committed master is up, it is a master, and every other running node that
+/// some daemon knows as a replica (SENTINEL REPLICAS) replicates it: old
+/// masters converted, stray replicas fixed. A node no daemon ever discovered
+/// (its master died before any INFO listed it) is out of Sentinel's reach,
+/// as with redis-sentinel.
+pub(super) fn redis_follows_the_committed_master(w: &World) -> Check {
+    let Some(m) = w.master_node() else {
+        return Ok(());
+    };
+    if !w.nodes[m].serving(w.now) {
+        return Ok(());
+    }
+    let (h, p) = w.nodes[m].addr();
+    if w.nodes[m].role != RedisRole::Master {
+        return Err(format!(
+            "the committed master n{m} ({h}:{p}) is {:?}",
+            w.nodes[m].role
+        ));
+    }
+    let mut known = BTreeSet::new();
+    for core in w.daemons.iter().filter_map(|d| d.core.as_ref()) {
+        for r in core.replicas_desc(MASTER_NAME, w.now).unwrap_or_default() {
+            let field = |k: &str| r.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+            if let (Some(ip), Some(port)) = (field("ip"), field("port")) {
+                known.insert((ip, port));
+            }
+        }
+    }
+    for (i, n) in w.nodes.iter().enumerate() {
+        if i == m || n.crashed || !known.contains(&(n.host.clone(), n.port.to_string())) {
+            continue;
+        }
+        if n.role != RedisRole::Replica(h.clone(), p) {
+            return Err(format!(
+                "node n{i} ({}) is {:?}, not a replica of the committed master {h}:{p}",
+                n.host, n.role
+            ));
+        }
+    }
+    Ok(())
 }

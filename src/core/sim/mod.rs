@@ -93,6 +93,9 @@ fn check_converged(w: &World) {
     if let Err(why) = invariants::all_daemons_agree_on_the_committed_master(w) {
         fail(w, "all_daemons_agree_on_the_committed_master", &why);
     }
+    if let Err(why) = invariants::redis_follows_the_committed_master(w) {
+        fail(w, "redis_follows_the_committed_master", &why);
+    }
 }
 
 /// What a run ended with, for scenario assertions and the summary line.
