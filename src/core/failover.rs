@@ -116,11 +116,14 @@ pub enum Sub {
     /// The promoted replica's link is down: SLAVEOF NO ONE waits for it.
     WaitLink,
     /// Coordinated: writes paused on the old master; waiting for the replica
-    /// to reach the master's offset read after the pause (`target` = the
-    /// master INFO count that answers an INFO asked one poll period after
-    /// the pause: a link runs its commands concurrently, so an INFO sent
-    /// together with CLIENT PAUSE could be answered before it).
-    CatchUp { target: Option<u64> },
+    /// to reach `offset`, the master's offset read after the pause: from the
+    /// INFO pipelined with CLIENT PAUSE (`Input::PauseReply`), or, if that
+    /// reply is late, from an INFO asked one poll period after the pause
+    /// (`info_target` = the master INFO count that answers it).
+    CatchUp {
+        offset: Option<u64>,
+        info_target: Option<u64>,
+    },
     /// SLAVEOF NO ONE sent; waiting for an INFO after it saying role:master.
     WaitPromotion { count: u64 },
     /// Replicas being reconfigured.
@@ -425,6 +428,7 @@ impl Sentinel {
             emit(out, kind, m.prefix(), Some(&m.inst.name));
         }
         if run.paused {
+            m.inst.link.hold_hello = false;
             out.push(Action::Unpause { id: m.inst.id });
         }
     }
@@ -449,6 +453,7 @@ impl Sentinel {
         let m = &mut self.masters[mi];
         m.config_epoch = e;
         m.fo.run = None;
+        m.inst.link.hold_hello = false;
         m.fo.last_start = None;
         let ma = m.addr();
         if same_addr(&ma.host, ma.port, &cm.host, cm.port) {
@@ -937,6 +942,24 @@ impl Sentinel {
                         self.promote(mi, run, &key, now, out);
                         return;
                     }
+                    // No hello PUBLISH on the master's link from now on (a
+                    // paused PUBLISH would hold every later command of the
+                    // link); one already in flight is waited for.
+                    m.inst.link.hold_hello = true;
+                    if m.inst.link.hello_inflight {
+                        if now.saturating_sub(run.since) > timeout {
+                            m.inst.link.hold_hello = false;
+                            Self::propose_abort(
+                                run,
+                                &name,
+                                EventKind::FailoverAbortSlaveTimeout,
+                                now,
+                                out,
+                            );
+                        }
+                        return;
+                    }
+                    m.inst.link.pending += 1;
                     out.push(Action::PauseWrites {
                         id: m.inst.id,
                         ms: timeout,
@@ -944,22 +967,34 @@ impl Sentinel {
                     run.paused = true;
                     run.last_poll = now;
                     run.since = now;
-                    run.sub = Sub::CatchUp { target: None };
+                    run.sub = Sub::CatchUp {
+                        offset: None,
+                        info_target: None,
+                    };
                     return;
                 }
                 self.promote(mi, run, &key, now, out);
             }
-            Sub::CatchUp { target } => {
+            Sub::CatchUp {
+                mut offset,
+                info_target,
+            } => {
                 let Some(key) = self.promoted_key(mi, f) else {
                     return;
                 };
                 let m = &mut self.masters[mi];
-                let master_offset = m.inst.repl_offset.unwrap_or(0);
-                let master_fresh = target.is_some_and(|t| m.inst.info_count >= t);
-                let caught_up = m
-                    .replicas
-                    .get(&key)
-                    .is_some_and(|r| master_fresh && r.slave_repl_offset >= master_offset);
+                if offset.is_none() && info_target.is_some_and(|t| m.inst.info_count >= t) {
+                    offset = m.inst.repl_offset;
+                    run.sub = Sub::CatchUp {
+                        offset,
+                        info_target,
+                    };
+                }
+                let caught_up = offset.is_some_and(|o| {
+                    m.replicas
+                        .get(&key)
+                        .is_some_and(|r| r.slave_repl_offset >= o)
+                });
                 if caught_up {
                     self.promote(mi, run, &key, now, out);
                     return;
@@ -970,11 +1005,12 @@ impl Sentinel {
                 }
                 if now.saturating_sub(run.last_poll) >= CATCHUP_POLL_MS {
                     run.last_poll = now;
-                    if target.is_none() {
+                    if offset.is_none() && info_target.is_none() {
                         let t = ask_info(&mut m.inst, out);
-                        run.sub = Sub::CatchUp { target: t };
-                    } else if !m.inst.link.info_inflight {
-                        ask_info(&mut m.inst, out);
+                        run.sub = Sub::CatchUp {
+                            offset,
+                            info_target: t,
+                        };
                     }
                     if let Some(r) = m.replicas.get_mut(&key) {
                         if !r.link.info_inflight {
@@ -1066,6 +1102,7 @@ impl Sentinel {
         }
         let m = &mut self.masters[mi];
         if m.inst.info_count > count && m.inst.role_reported == Role::Slave {
+            m.inst.link.hold_hello = false;
             out.push(Action::Unpause { id: m.inst.id });
             run.paused = false;
             run.demote_count = None;
@@ -1074,6 +1111,57 @@ impl Sentinel {
         if now.saturating_sub(run.last_poll) >= CATCHUP_POLL_MS && !m.inst.link.info_inflight {
             ask_info(&mut m.inst, out);
         }
+    }
+
+    /// The old master's offset, read right after CLIENT PAUSE (coordinated
+    /// mode): the replica must reach it before it is promoted.
+    pub(crate) fn pause_reply(
+        &mut self,
+        now: Millis,
+        id: InstanceId,
+        info: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(mi) = self.masters.values().position(|m| m.inst.id == id) else {
+            return;
+        };
+        let m = &mut self.masters[mi];
+        m.inst.link.reply_received();
+        let Some(mut run) = m.fo.run.take() else {
+            return;
+        };
+        if let Sub::CatchUp {
+            offset: None,
+            info_target,
+        } = run.sub
+        {
+            let offset = info
+                .as_deref()
+                .and_then(|t| super::info::parse(t, true).master_repl_offset);
+            match offset {
+                Some(o) => {
+                    m.inst.repl_offset = Some(o);
+                    run.sub = Sub::CatchUp {
+                        offset: Some(o),
+                        info_target,
+                    };
+                    run.last_poll = now.saturating_sub(CATCHUP_POLL_MS);
+                }
+                None => {
+                    // Not paused (refused, timed out): no guarantee can be
+                    // given, so no promotion.
+                    let name = m.inst.name.clone();
+                    Self::propose_abort(
+                        &mut run,
+                        &name,
+                        EventKind::FailoverAbortSlaveTimeout,
+                        now,
+                        out,
+                    );
+                }
+            }
+        }
+        self.masters[mi].fo.run = Some(run);
     }
 
     /// SLAVEOF NO ONE to the chosen replica, then wait for it to say

@@ -861,24 +861,31 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
             ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6380)),
         ]
     );
-    // Writes paused on the old master; no promotion yet.
+    // Writes paused on the old master (its offset read in the same
+    // pipeline); no hello PUBLISH on its link while paused.
     assert!(a.contains(&Action::PauseWrites {
         id: mid,
         ms: 60_000
     }));
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
-    // The master's offset is read one poll period after the pause (an INFO
-    // sent with the pause could be answered before it).
-    assert!(!sends_info(&a, mid));
-    let a = h.s.handle(280, Input::Tick);
-    assert!(sends_info(&a, mid));
-    // The master had more than the replica: no promotion yet.
-    h.master_info(285, 2000);
-    let a = h.replica_info(6380, 290, 1500, 100);
+    assert!(h.s.masters["mymaster"].inst.link.hold_hello);
+    let a = h.s.handle(
+        240,
+        Input::PauseReply {
+            id: mid,
+            info: Some("role:master\r\nmaster_repl_offset:2000\r\n".into()),
+        },
+    );
+    assert!(sends_info(&a, r));
+    // The replica is behind: no promotion yet.
+    let a = h.replica_info(6380, 245, 1500, 100);
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     // Polled every 50 ms.
-    let a = h.s.handle(340, Input::Tick);
+    let a = h.s.handle(300, Input::Tick);
     assert!(sends_info(&a, r));
+    assert!(!a
+        .iter()
+        .any(|x| matches!(x, Action::SendHello { id, .. } if *id == mid)));
     let a = h.replica_info(6380, 345, 2000, 100);
     let promote = a
         .iter()
@@ -912,6 +919,7 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
         "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6380\r\n",
     );
     assert!(a.contains(&Action::Unpause { id: mid }));
+    assert!(!h.s.masters["mymaster"].inst.link.hold_hello);
     // The switch waited for the unpause; now it can come.
     let a = h.commit(370, phase(1, Phase::ReconfSlaves, None));
     assert_eq!(proposals(&a), vec![switch(1, 6380)]);
@@ -1044,4 +1052,36 @@ fn epochs_start_above_a_migrated_config() {
         "mymaster 127.0.0.1 6379 127.0.0.1 6380"
     )));
     assert_eq!(h.s.persisted().masters[0].config_epoch, 6);
+}
+
+#[test]
+fn coordinated_switchover_aborts_when_the_pause_fails() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    let mid = h.id(6379);
+    h.commit(200, start(1, MYID, true, true));
+    h.replica_info(6380, 210, 1000, 100);
+    let a = h.commit(220, phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    assert!(a.iter().any(|x| matches!(x, Action::PauseWrites { .. })));
+    let a = h.s.handle(
+        230,
+        Input::PauseReply {
+            id: mid,
+            info: None,
+        },
+    );
+    let abort = Command::FailoverAbort {
+        name: "mymaster".into(),
+        epoch: 1,
+        reason: "-failover-abort-slave-timeout".into(),
+    };
+    assert_eq!(proposals(&a), vec![abort.clone()]);
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    let a = h.commit(240, abort);
+    assert_eq!(
+        events(&a),
+        vec![ev(EventKind::FailoverAbortSlaveTimeout, M)]
+    );
+    assert!(a.contains(&Action::Unpause { id: mid }));
+    assert!(!h.s.masters["mymaster"].inst.link.hold_hello);
 }

@@ -44,6 +44,9 @@ pub struct Link {
     pub info_inflight: bool,
     pub hello_inflight: bool,
     pub ask_inflight: bool,
+    /// No hello PUBLISH on this link: writes are paused on the node and a
+    /// PUBLISH (may-replicate) would block every later command of the link.
+    pub hold_hello: bool,
 }
 
 impl Link {
@@ -64,6 +67,7 @@ impl Link {
             info_inflight: false,
             hello_inflight: false,
             ask_inflight: false,
+            hold_hello: false,
         }
     }
 

@@ -306,6 +306,7 @@ impl Periodic<'_> {
             send_ping(inst, now, out);
         }
         if !inst.link.hello_inflight
+            && !inst.link.hold_hello
             && now.saturating_sub(inst.last_pub_time) > self.t.publish_period
         {
             inst.link.pending += 1;
@@ -543,6 +544,7 @@ impl Sentinel {
             Input::MasterDownReply { peer, reply } => self.master_down_reply(now, peer, reply),
             Input::Committed(state) => self.committed_in(now, *state, &mut out),
             Input::Raft(view) => self.raft_in(view),
+            Input::PauseReply { id, info } => self.pause_reply(now, id, info, &mut out),
             Input::CommandTimeout { id } => {
                 if let Some(inst) = self.instance_mut(id) {
                     inst.link.reply_received();

@@ -99,6 +99,13 @@ pub enum Input {
         peer: InstanceId,
         reply: Option<(i64, String, i64)>,
     },
+    /// Reply to `Action::PauseWrites`: the INFO read in the same pipeline
+    /// right after `CLIENT PAUSE` took effect (None: the pause failed or
+    /// timed out).
+    PauseReply {
+        id: InstanceId,
+        info: Option<String>,
+    },
     /// A command sent on a link got no reply within its timeout.
     CommandTimeout {
         id: InstanceId,
@@ -166,8 +173,9 @@ pub enum Action {
         id: InstanceId,
         replicaof: Option<(String, u16)>,
     },
-    /// `CLIENT PAUSE <ms> WRITE` on a master (coordinated failover: no write
-    /// is acknowledged by the old master while the replica catches up).
+    /// `CLIENT PAUSE <ms> WRITE` then `INFO`, pipelined in one write, on a
+    /// master (coordinated failover: no write is acknowledged by the old
+    /// master while the replica catches up). Answered by `Input::PauseReply`.
     PauseWrites {
         id: InstanceId,
         ms: u64,

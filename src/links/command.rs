@@ -273,11 +273,31 @@ async fn execute(
             }
         }
         LinkCmd::PauseWrites { ms } => {
-            let mut c = redis::cmd(&ctx.command_name("CLIENT"));
-            c.arg("PAUSE").arg(ms.to_string()).arg("WRITE");
-            if let Err(o) = send(&mut conn, &c).await {
-                return o;
-            }
+            // One write: the INFO is served right after the pause took effect
+            // (INFO is not a write, so it is not paused), and no other command
+            // of this link can slip in between.
+            let mut pipe = redis::pipe();
+            pipe.cmd(&ctx.command_name("CLIENT"))
+                .arg("PAUSE")
+                .arg(ms.to_string())
+                .arg("WRITE");
+            pipe.cmd(&ctx.command_name("INFO"));
+            let sent =
+                tokio::time::timeout(COMMAND_TIMEOUT, conn.send_packed_commands(&pipe, 0, 2)).await;
+            let info = match sent {
+                Ok(Ok(replies)) => match replies.as_slice() {
+                    [Value::Okay | Value::SimpleString(_), info] => text_of(info),
+                    _ => None,
+                },
+                Ok(Err(err)) => {
+                    if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
+                        return Outcome::Dropped;
+                    }
+                    None
+                }
+                Err(_) => None,
+            };
+            ctx.report(LinkKind::Command, Input::PauseReply { id, info });
         }
         LinkCmd::Unpause => {
             let mut c = redis::cmd(&ctx.command_name("CLIENT"));
