@@ -477,3 +477,47 @@ fn shutdown_command_exits_zero() {
     );
     assert_eq!(d.conf_text(), before, "no config flush on shutdown");
 }
+
+/// The binary also runs under the names Redis uses: `redis-sentinel <conf>`
+/// and `redis-server <conf> --sentinel` (bitnami's exec line), via symlinks.
+#[test]
+fn runs_as_redis_sentinel_and_redis_server_sentinel() {
+    let topo = Topology::new(0);
+    let m = [Monitor::new(topo.master.port, 2)];
+    for (name, extra) in [
+        ("redis-sentinel", &[][..]),
+        ("redis-server", &["--sentinel"][..]),
+    ] {
+        let dir = tempfile::Builder::new()
+            .prefix("it-argv0-")
+            .tempdir()
+            .expect("tempdir");
+        let link = dir.path().join(name);
+        std::os::unix::fs::symlink(raftinel_bin(), &link).expect("symlink");
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        fs::write(&conf, sentinel_conf(port, dir.path(), &m, &[])).expect("write config");
+        let mut cmd = Command::new(&link);
+        cmd.arg(&conf).args(extra).current_dir(dir.path());
+        let (out, err) = (dir.path().join("stdout.log"), dir.path().join("stderr.log"));
+        let mut p = Proc::spawn(cmd, name, &out, &err);
+        wait_pong(port, name, || match p.try_exit() {
+            Some(s) => Err(format!(
+                "{s}; stderr: {}",
+                fs::read_to_string(&err).unwrap_or_default()
+            )),
+            None => Ok(()),
+        });
+        let mut c = Conn::open(port);
+        let role = c.cmd(&["ROLE"]);
+        assert_eq!(
+            role,
+            Resp::Array(vec![
+                Resp::bulk("sentinel"),
+                Resp::Array(vec![Resp::bulk(MASTER)])
+            ]),
+            "{name}: ROLE"
+        );
+        p.kill();
+    }
+}

@@ -145,7 +145,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, name: &str, stdout: &Path, stderr: &Path) -> Proc {
+    pub fn spawn(mut cmd: Command, name: &str, stdout: &Path, stderr: &Path) -> Proc {
         let out = fs::File::create(stdout).expect("create stdout log");
         let err = fs::File::create(stderr).expect("create stderr log");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -244,7 +244,7 @@ fn tempdir(prefix: &str) -> tempfile::TempDir {
 }
 
 /// Poll PING until `+PONG`, or panic with `diag()`.
-fn wait_pong(port: u16, what: &str, mut alive: impl FnMut() -> Result<(), String>) {
+pub fn wait_pong(port: u16, what: &str, mut alive: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(mut c) = Conn::connect(port) {
