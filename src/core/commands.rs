@@ -302,9 +302,20 @@ impl Sentinel {
         let mut m = master_from_state(&ms, &mut self.next_id, now);
         m.fo.start_seen = self.current_epoch;
         let msg = format!("{} quorum {}", m.prefix(), m.quorum);
+        let register = crate::consensus::Command::Monitor {
+            name: name.to_string(),
+            host: m.inst.host.clone(),
+            port: m.inst.port,
+            quorum: m.quorum,
+        };
         self.masters.insert(name.to_string(), m);
         out.push(Action::Flush);
         emit(out, EventKind::Monitor, msg, Some(name));
+        // In a group the monitoring configuration is replicated: the group
+        // learns the master (a duplicate name is rejected by the group).
+        if self.committed.is_some() && self.raft.initialized {
+            out.push(Action::Propose(register));
+        }
         Ok(())
     }
 
@@ -320,6 +331,13 @@ impl Sentinel {
         }
         self.masters.shift_remove(name);
         out.push(Action::Flush);
+        // The group forgets it too, so a later MONITOR of the same name at
+        // another address is not answered with the old committed address.
+        if self.cmaster(name).is_some() {
+            out.push(Action::Propose(crate::consensus::Command::Remove {
+                name: name.to_string(),
+            }));
+        }
         Ok(())
     }
 

@@ -1085,3 +1085,44 @@ fn coordinated_switchover_aborts_when_the_pause_fails() {
     assert!(a.contains(&Action::Unpause { id: mid }));
     assert!(!h.s.masters["mymaster"].inst.link.hold_hello);
 }
+
+#[test]
+fn monitor_and_remove_are_replicated_in_a_group() {
+    let mut h = H::new(state(&[]), false);
+    let mut out = Vec::new();
+    assert_eq!(h.s.remove("mymaster", &mut out), Ok(()));
+    assert_eq!(
+        proposals(&out),
+        vec![Command::Remove {
+            name: "mymaster".into()
+        }]
+    );
+    h.commit(
+        10,
+        Command::Remove {
+            name: "mymaster".into(),
+        },
+    );
+    let mut out = Vec::new();
+    let args = super::commands::MonitorArgs {
+        name: "mymaster",
+        host: "127.0.0.1",
+        port: "7000",
+        quorum: "2",
+    };
+    assert_eq!(h.s.monitor(20, args, &|_, _| true, &mut out), Ok(()));
+    assert_eq!(
+        proposals(&out),
+        vec![Command::Monitor {
+            name: "mymaster".into(),
+            host: "127.0.0.1".into(),
+            port: 7000,
+            quorum: 2,
+        }]
+    );
+    // Until committed, clients get the local address.
+    assert_eq!(
+        h.s.master_addr("mymaster"),
+        Some(("127.0.0.1".into(), 7000))
+    );
+}
