@@ -620,7 +620,7 @@ impl Sentinel {
             .get(name)
             .map_or(0, |m| m.config_epoch)
             .max(self.current_epoch);
-        let epoch = committed.max(local) + 1;
+        let epoch = committed.max(local).saturating_add(1);
         Command::FailoverStart {
             name: name.to_string(),
             epoch,
