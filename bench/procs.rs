@@ -12,17 +12,42 @@ use tokio::process::{Child, Command};
 
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
-/// A free loopback port: bind port 0, read the port, release it. Ports already handed out in this process are
-/// never returned twice, so consecutive calls cannot collide before the children bind.
+/// A free loopback port. Ports are taken below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`) and checked by binding them: with hundreds of processes opening outbound
+/// connections, a port picked by binding port 0 is itself ephemeral and can be taken by an outbound socket
+/// before the child binds it. Falls back to binding port 0 when nothing below the range is free. Ports handed
+/// out in this process are never returned twice.
 pub fn free_port() -> Result<u16> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u16>().ok())
+        })
+        .unwrap_or(32768);
+    let mut g = HANDED_OUT
+        .lock()
+        .map_err(|_| anyhow!("port registry poisoned"))?;
+    let used = g.get_or_insert_with(HashSet::new);
+    let (start, end) = (10_000u16, low.max(10_001));
+    let span = u32::from(end - start);
+    let offset = std::process::id() % span;
+    for i in 0..span {
+        let port = start + ((offset + i) % span) as u16;
+        if used.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            used.insert(port);
+            return Ok(port);
+        }
+    }
     for _ in 0..100 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind port 0")?;
         let port = l.local_addr()?.port();
         drop(l);
-        let mut g = HANDED_OUT
-            .lock()
-            .map_err(|_| anyhow!("port registry poisoned"))?;
-        if g.get_or_insert_with(HashSet::new).insert(port) {
+        if used.insert(port) {
             return Ok(port);
         }
     }

@@ -288,8 +288,16 @@ impl Topology {
                 &[conf.display().to_string()],
             )?);
         }
-        for d in daemons.iter_mut() {
-            wait_ping(d, Duration::from_secs(15)).await?;
+        for (d, log) in daemons.iter_mut().zip(&daemon_logs) {
+            // redis-sentinel fsyncs its config for every replica and peer it discovers, without answering
+            // in between: with many masters it is unresponsive for a while at startup.
+            let limit = Duration::from_secs(15 + spec.masters as u64 * 3 / 10);
+            if let Err(e) = wait_ping(d, limit).await {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+                bail!("{e}; end of its log:\n{tail}");
+            }
         }
         Ok(Topology {
             kind,
