@@ -1126,3 +1126,44 @@ fn monitor_and_remove_are_replicated_in_a_group() {
         Some(("127.0.0.1".into(), 7000))
     );
 }
+
+#[test]
+fn restart_mid_failover_republishes_nothing_and_the_leader_resumes() {
+    let mut h = H::new(state(&[6380, 6381]), true);
+    h.healthy(100, &[(6380, 900), (6381, 1000)]);
+    h.commit(200, start(1, MYID, true, false));
+    h.replica_info(6380, 210, 900, 100);
+    h.replica_info(6381, 210, 1000, 100);
+    h.commit(220, phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    // Crash and restart from the flushed config (current epoch 1).
+    let persisted = h.s.persisted();
+    assert_eq!(persisted.current_epoch, 1);
+    let gs = h.gs.clone();
+    // As an observer: the replayed log publishes nothing.
+    let (s, _) = Sentinel::new(persisted.clone(), CoreOptions::default(), 0);
+    let mut obs = H { s, gs: gs.clone() };
+    obs.raft(0, false, 3);
+    let a = obs.deliver(10);
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    // As the Raft leader again: it resumes from the committed phase.
+    let (s, _) = Sentinel::new(persisted, CoreOptions::default(), 0);
+    let mut lead = H { s, gs };
+    let r2 = lead.id(6381);
+    lead.up(r2, 5);
+    lead.raft(5, true, 3);
+    let a = lead.deliver(10);
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(EventKind::ElectedLeader, M),
+            ev(EventKind::SelectedSlave, &slave(6381)),
+            ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6381)),
+            ev(EventKind::FailoverStateWaitPromotion, &slave(6381)),
+        ]
+    );
+    assert!(a.contains(&Action::Reconfigure {
+        id: r2,
+        replicaof: None
+    }));
+}
