@@ -53,8 +53,8 @@ pub struct Master {
     pub leader: Option<String>,
     pub leader_epoch: u64,
     pub failover_start_time: Millis,
-    /// Set by the failover engine (next milestone); read by `SENTINEL
-    /// FAILOVER`, the flags field and the replica INFO cadence.
+    /// Mirrors the committed failover of this master (`failover.rs`); read
+    /// by the flags field outside a group and the replica INFO cadence.
     pub failover_in_progress: bool,
     /// Keyed `ip:port`, in discovery order.
     pub replicas: IndexMap<String, Instance>,
@@ -140,7 +140,7 @@ pub struct Sentinel {
     pub(crate) next_id: u64,
     pub(crate) hello_rejected: u64,
     /// SENTINEL SIMULATE-FAILURE bitmask (1 = crash after election, 2 = after
-    /// promotion); acted upon by the failover engine.
+    /// promotion); stored and shown, the process is not crashed.
     pub(crate) simfailure_flags: u32,
     /// The group's committed state as last applied by the local Raft node
     /// (None until this daemon belongs to a group).
@@ -659,8 +659,8 @@ impl Sentinel {
             Some(votes) => check_odown_votes(m, now, votes, out),
             None => self::check_odown(m, now, out),
         }
-        // Ask peers while SDOWN (§4.7). The run id is ours only while we run
-        // a failover, which this milestone never does.
+        // Ask peers while SDOWN (§4.7), for their opinion only: failovers are
+        // decided through the Raft group, so no vote is ever requested.
         for s in m.sentinels.values_mut() {
             if now.saturating_sub(s.last_master_down_reply_time) > t.ask_period.saturating_mul(5) {
                 s.master_down = false;
