@@ -1167,3 +1167,33 @@ fn restart_mid_failover_republishes_nothing_and_the_leader_resumes() {
         replicaof: None
     }));
 }
+
+#[test]
+fn config_written_during_reconf_is_already_switched() {
+    let mut h = H::new(state(&[6380, 6381]), false);
+    h.commit(100, start(1, PEER, false, false));
+    h.commit(110, phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    h.commit(120, phase(1, Phase::ReconfSlaves, None));
+    let p = h.s.persisted();
+    assert_eq!(p.masters[0].port, 6381);
+    assert_eq!(
+        p.masters[0].known_replicas,
+        vec![
+            ("127.0.0.1".to_string(), 6380),
+            ("127.0.0.1".to_string(), 6379)
+        ]
+    );
+    // Restarted from that file, the committed switch changes nothing more.
+    let (s, _) = Sentinel::new(p, CoreOptions::default(), 0);
+    let mut h2 = H {
+        s,
+        gs: h.gs.clone(),
+    };
+    h2.raft(0, false, 3);
+    h2.gs.apply(&switch(1, 6381));
+    let a = h2.deliver(10);
+    assert!(events(&a).is_empty(), "{a:?}");
+    let m = &h2.s.masters["mymaster"];
+    assert_eq!((m.inst.port, m.config_epoch), (6381, 1));
+    assert!(m.replicas.contains_key("127.0.0.1:6379"));
+}

@@ -481,6 +481,7 @@ impl Sentinel {
                 .values()
                 .map(|m| (m, self.client_addr(m)))
                 .map(|(m, (host, port))| MasterState {
+                    known_replicas: persisted_replicas(m, &host, port),
                     name: m.inst.name.clone(),
                     host,
                     port,
@@ -495,11 +496,6 @@ impl Sentinel {
                     master_reboot_down_after_period_ms: m.reboot_down_after,
                     config_epoch: m.config_epoch,
                     leader_epoch: m.leader_epoch,
-                    known_replicas: m
-                        .replicas
-                        .values()
-                        .map(|r| (r.host.clone(), r.port))
-                        .collect(),
                     known_sentinels: m
                         .sentinels
                         .values()
@@ -1325,6 +1321,28 @@ impl Sentinel {
         }
         s
     }
+}
+
+/// The replicas written to the config for master `m` answered at
+/// `host:port`. While a committed failover is past promotion the answer is
+/// the promoted replica: write the list the switch will produce (the others
+/// plus the old master), so a restart from this file is already switched.
+fn persisted_replicas(m: &Master, host: &str, port: u16) -> Vec<(String, u16)> {
+    let moved = !(m.inst.port == port && m.inst.host.eq_ignore_ascii_case(host));
+    let mut list: Vec<(String, u16)> = m
+        .replicas
+        .values()
+        .filter(|r| !moved || !(r.port == port && r.host.eq_ignore_ascii_case(host)))
+        .map(|r| (r.host.clone(), r.port))
+        .collect();
+    if moved
+        && !list
+            .iter()
+            .any(|(h, p)| *p == m.inst.port && h.eq_ignore_ascii_case(&m.inst.host))
+    {
+        list.push((m.inst.host.clone(), m.inst.port));
+    }
+    list
 }
 
 /// ODOWN from our SDOWN plus the peers' opinions (§4.7).
