@@ -262,10 +262,10 @@ pub(super) fn coordinated_switchover_loses_no_write(w: &World) -> Check {
 
 /// After healing and quiet time, Redis agrees with the group: when the
 /// committed master is up, it is a master, and every other running node that
-/// some daemon knows as a replica (SENTINEL REPLICAS) replicates it: old
-/// masters converted, stray replicas fixed. A node no daemon ever discovered
-/// (its master died before any INFO listed it) is out of Sentinel's reach,
-/// as with redis-sentinel.
+/// the Raft leader knows as a replica (its SENTINEL REPLICAS) replicates it:
+/// old masters converted, stray replicas fixed (the leader alone acts on
+/// Redis). A node the leader never discovered (its master died before any
+/// INFO listed it) is out of reach, as with redis-sentinel.
 pub(super) fn redis_follows_the_committed_master(w: &World) -> Check {
     let Some(m) = w.master_node() else {
         return Ok(());
@@ -281,7 +281,8 @@ pub(super) fn redis_follows_the_committed_master(w: &World) -> Check {
         ));
     }
     let mut known = BTreeSet::new();
-    for core in w.daemons.iter().filter_map(|d| d.core.as_ref()) {
+    let leader = w.raft.leader.and_then(|l| w.daemons[l].core.as_ref());
+    for core in leader {
         for r in core.replicas_desc(MASTER_NAME, w.now).unwrap_or_default() {
             let field = |k: &str| r.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
             if let (Some(ip), Some(port)) = (field("ip"), field("port")) {

@@ -269,6 +269,8 @@ pub(super) struct World {
     queue: BTreeMap<(Millis, u64), Ev>,
     /// Last arrival time per link generation and direction (in order).
     fifo: BTreeMap<(u64, bool), Millis>,
+    /// Link generations whose stream lost a message (see `link_lost`).
+    stalled: std::collections::BTreeSet<u64>,
     seq: u64,
     next_gen: u64,
     pub promotions: Vec<Promotion>,
@@ -291,6 +293,14 @@ pub(super) struct World {
 fn view_of(state: &GroupState) -> Option<(Option<Failover>, (String, u16))> {
     let m = state.masters.get(MASTER_NAME)?;
     Some((m.failover.clone(), (m.host.clone(), m.port)))
+}
+
+/// What the link reports when `req` gets no reply within its timeout.
+fn timeout_input(id: InstanceId, req: &Req) -> Input {
+    match req {
+        Req::Pause(ms) if *ms > 0 => Input::PauseReply { id, info: None },
+        _ => Input::CommandTimeout { id },
+    }
 }
 
 impl World {
@@ -362,6 +372,7 @@ impl World {
             max_delay: 5,
             queue: BTreeMap::new(),
             fifo: BTreeMap::new(),
+            stalled: Default::default(),
             seq: 0,
             next_gen: 0,
             promotions: Vec::new(),
@@ -787,7 +798,8 @@ impl World {
         };
         let target = link.target;
         let inc = self.daemons[d].incarnation;
-        if self.lost() || !self.reaches(d, target) {
+        if self.link_lost(gen) || !self.reaches(d, target) {
+            let input = timeout_input(id, &req);
             self.schedule(
                 self.now + CMD_TIMEOUT,
                 Ev::LinkInput {
@@ -796,7 +808,7 @@ impl World {
                     id,
                     kind: LinkKind::Command,
                     gen,
-                    input: Input::CommandTimeout { id },
+                    input,
                 },
             );
             return;
@@ -819,11 +831,14 @@ impl World {
     /// Sends `input` back to daemon `d` on one of its links, or a timeout if
     /// it is lost on the way.
     fn reply(&mut self, d: usize, inc: u64, id: InstanceId, gen: u64, input: Option<Input>) {
-        let lost = self.lost();
+        let lost = self.link_lost(gen);
         let (at, input) = match input {
             Some(i) if !lost => {
                 let at = self.now + self.delay();
                 (self.fifo(gen, true, at), i)
+            }
+            Some(Input::PauseReply { .. }) => {
+                (self.now + CMD_TIMEOUT, Input::PauseReply { id, info: None })
             }
             _ => (self.now + CMD_TIMEOUT, Input::CommandTimeout { id }),
         };
@@ -838,6 +853,21 @@ impl World {
                 input,
             },
         );
+    }
+
+    /// Whether a message on link generation `gen` is lost. A link is a TCP
+    /// stream: once something on it is lost, nothing after it gets through
+    /// either (the connection is stalled until the core drops it), so a
+    /// reply on a link still proves that everything sent before it arrived.
+    fn link_lost(&mut self, gen: u64) -> bool {
+        if self.stalled.contains(&gen) {
+            return true;
+        }
+        if self.lost() {
+            self.stalled.insert(gen);
+            return true;
+        }
+        false
     }
 
     /// A link is a TCP stream: what travels one way on it arrives in order.
@@ -920,7 +950,18 @@ impl World {
     fn node_request(&mut self, d: usize, inc: u64, id: InstanceId, gen: u64, n: usize, req: Req) {
         let now = self.now;
         if !self.nodes[n].serving(now) || !self.reaches_node(d, n) {
-            self.reply(d, inc, id, gen, None);
+            let input = timeout_input(id, &req);
+            self.schedule(
+                now + CMD_TIMEOUT,
+                Ev::LinkInput {
+                    d,
+                    inc,
+                    id,
+                    kind: LinkKind::Command,
+                    gen,
+                    input,
+                },
+            );
             return;
         }
         match req {
@@ -953,7 +994,7 @@ impl World {
                     }
                 }
                 for (k, kinc, lid, g) in subs {
-                    if self.lost() {
+                    if self.link_lost(g) {
                         continue;
                     }
                     let at = now + self.delay();
@@ -990,9 +1031,17 @@ impl World {
                 self.note(format!("node n{n} becomes replica of {h}:{p} (from d{d})"));
                 self.nodes[n].follow(h, p, now);
             }
+            Req::Pause(0) => {
+                self.note(format!("node n{n} writes unpaused (from d{d})"));
+                self.nodes[n].paused_until = None;
+            }
             Req::Pause(ms) => {
+                // CLIENT PAUSE and INFO pipelined: the INFO is read with the
+                // pause in force.
                 self.note(format!("node n{n} writes paused for {ms} ms (from d{d})"));
-                self.nodes[n].paused_until = (ms > 0).then_some(now + ms);
+                self.nodes[n].paused_until = Some(now + ms);
+                let info = Some(self.nodes[n].info(now, &self.replicas_of(n)));
+                self.reply(d, inc, id, gen, Some(Input::PauseReply { id, info }));
             }
             Req::ScriptKill | Req::Ask { .. } => self.reply(d, inc, id, gen, None),
         }
@@ -1207,7 +1256,13 @@ impl World {
                 initialized: true,
                 is_leader: self.raft.leader == Some(d),
                 voters: self.daemons.len(),
-                leader: self.raft.leader.map(|l| self.daemons[l].node_id),
+                // Cut off from the majority, a follower stops believing in
+                // a leader once its own elections fail.
+                leader: self
+                    .raft
+                    .leader
+                    .filter(|_| Some(self.daemons[d].side) == majority)
+                    .map(|l| self.daemons[l].node_id),
             };
             if self.daemons[d].sent_view == Some(view) {
                 continue;
