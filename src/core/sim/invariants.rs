@@ -282,7 +282,7 @@ pub(super) fn redis_follows_the_committed_master(w: &World) -> Check {
     }
     let mut known = BTreeSet::new();
     let leader = w.raft.leader.and_then(|l| w.daemons[l].core.as_ref());
-    for core in leader {
+    if let Some(core) = leader {
         for r in core.replicas_desc(MASTER_NAME, w.now).unwrap_or_default() {
             let field = |k: &str| r.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
             if let (Some(ip), Some(port)) = (field("ip"), field("port")) {
