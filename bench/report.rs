@@ -439,7 +439,7 @@ pub fn timeline_svg(t: &TrialResult) -> String {
     }
     let tmax = (tmax * 1.08).max(1000.0);
     let (left, right, top, row_h) = (150.0, 140.0, 70.0, 110.0);
-    let width = 1250.0;
+    let width = 1320.0;
     let rows = n + 1;
     let height = top + row_h * rows as f64 + 120.0;
     let x = |ms: f64| left + (width - left - right) * ms / tmax;
@@ -603,7 +603,7 @@ pub fn timeline_svg(t: &TrialResult) -> String {
     // Legend.
     let ly = axis_y + 40.0;
     for (i, (ev, col)) in KEY_EVENTS.iter().zip(colors.iter()).enumerate() {
-        let lx = left + 118.0 * i as f64;
+        let lx = left + 128.0 * i as f64;
         let _ = writeln!(
             s,
             r#"<circle cx="{lx:.1}" cy="{ly:.1}" r="4" fill="{col}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
