@@ -1078,6 +1078,24 @@ fn coordinated_failover_loses_no_acknowledged_write() {
     // The coordinated procedure itself turns the old master into a replica
     // of the new one (no `+convert-to-slave`: it never came back as a master).
     g.expect_old_master_follows(new_port);
+    // It was paused for writes (CLIENT PAUSE) and released (CLIENT UNPAUSE).
+    wait_for(BOUND, "the old master was paused and unpaused", || {
+        let stats = g.topo.master.info("commandstats");
+        let calls = |cmd: &str| {
+            info_field(&stats, &format!("cmdstat_client|{cmd}"))
+                .and_then(|v| {
+                    v.split(',')
+                        .find_map(|kv| kv.strip_prefix("calls="))
+                        .and_then(|n| n.parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+        };
+        if calls("pause") >= 1 && calls("unpause") >= 1 {
+            Ok(())
+        } else {
+            Err(stats)
+        }
+    });
     expect_switch_once(&g, &[0, 1, 2], &mut ev);
 }
 
