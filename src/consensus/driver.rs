@@ -422,7 +422,7 @@ async fn form_group(
                          data in {} is empty: its state was lost. Refusing to start; remove it from \
                          the group or restore its data directory.",
                         node.id,
-                        data_dir_for(&settings, &shared.lock_core().myid().to_string()).display()
+                        data_dir_for(&settings, shared.lock_core().myid()).display()
                     );
                     std::process::exit(1);
                 }
