@@ -1328,11 +1328,12 @@ impl Sentinel {
 /// the promoted replica: write the list the switch will produce (the others
 /// plus the old master), so a restart from this file is already switched.
 fn persisted_replicas(m: &Master, host: &str, port: u16) -> Vec<(String, u16)> {
-    let moved = !(m.inst.port == port && m.inst.host.eq_ignore_ascii_case(host));
+    let at = |h: &str, p: u16| p == port && h.eq_ignore_ascii_case(host);
+    let moved = !at(&m.inst.host, m.inst.port);
     let mut list: Vec<(String, u16)> = m
         .replicas
         .values()
-        .filter(|r| !moved || !(r.port == port && r.host.eq_ignore_ascii_case(host)))
+        .filter(|r| !(moved && at(&r.host, r.port)))
         .map(|r| (r.host.clone(), r.port))
         .collect();
     if moved
