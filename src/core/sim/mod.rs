@@ -1,24 +1,36 @@
 //! A deterministic, seeded simulation of a raftinel group (STYLE §3).
 //!
-//! N daemons each run the real pure core ([`crate::core::Sentinel`], driven
-//! only through `Sentinel::new` and `handle`, plus the public SENTINEL
-//! accessors a peer or client would use: `is_master_down_by_addr` for a
-//! peer's question and `master_addr` for GET-MASTER-ADDR-BY-NAME). Around them
-//! the simulator models what the driver would connect them to: Redis nodes
-//! (`redis.rs`), the network (partitions, loss, delay) and the Raft group
-//! (`raft.rs`, abstracted: one committed log, one leader per term on the
-//! majority side). No tokio, no sockets, no threads: one `StdRng` seeded from
-//! the run's seed makes every choice, so a failing seed replays exactly.
+//! N daemons (3 or 5) each run the real pure core ([`crate::core::Sentinel`],
+//! driven through `Sentinel::new` and `handle`, plus the public SENTINEL
+//! accessors a peer or client would use: `is_master_down_by_addr` for a peer's
+//! question, `failover` for a client's SENTINEL FAILOVER, `master_addr`
+//! (GET-MASTER-ADDR-BY-NAME) and `replicas_desc` (SENTINEL REPLICAS) for the
+//! checks). Around them the simulator models what the driver connects them
+//! to: Redis nodes with roles, run ids, replication ids and offsets, and a
+//! write stream (`redis.rs`); the network (partitions between daemons and
+//! between daemons and nodes, delays, loss on a link stalling that link like
+//! TCP, per-link FIFO); the driver's link rules (`world.rs`); and the Raft
+//! group (`raft.rs`, abstracted: one committed log, one leader per term on
+//! the majority side, proposals lost on leader changes). No tokio, no
+//! sockets, no threads: one `StdRng` seeded from the run's seed makes every
+//! choice, so a failing seed replays exactly (`same_seed_same_run`).
 //!
-//! After every step the invariants of `invariants.rs` are checked; a failure
-//! panics with the seed, the step and the last events.
+//! A random run: 300 steps of 10-200 ms with random faults (master crash and
+//! restart empty or with its data, replica crash, hangs, daemon crash and
+//! restart from its last flushed state, partitions, loss and delay, Raft
+//! leadership moves, manual failovers, coordinated in half the runs), then
+//! healing, 30 s of quiet time and the convergence checks. After every step
+//! the invariants of `invariants.rs` are checked; a failure panics with the
+//! seed, the step and the last events.
 //!
 //! Runs:
-//! - `cargo test --lib sim` — the fixed seeds and the scripted scenarios;
-//! - `RAFTINEL_SIM_SEEDS=500 cargo test --lib sim::tests::fixed_seeds -- --nocapture`
-//!   — the longer run (500 seeds, each 300 steps plus settling);
+//! - `cargo test --lib sim` — seeds 1..=40 and the scripted scenarios
+//!   (about 10 s in a debug build);
+//! - `RAFTINEL_SIM_SEEDS=1000 cargo test --lib sim::tests::fixed_seeds -- --nocapture`
+//!   — the longer run (seeds 1..=1000; every seed runs, failures are listed);
 //! - `RAFTINEL_SIM_SEED=<seed> cargo test --lib sim::tests::fixed_seeds -- --nocapture`
-//!   — one seed, e.g. to replay a failure.
+//!   — one seed, e.g. to replay a failure; `RAFTINEL_SIM_TRACE=<lines>`
+//!   keeps a longer trace of events (default 60 lines).
 
 mod invariants;
 mod raft;
