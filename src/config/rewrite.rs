@@ -532,6 +532,11 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FlushE
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "sentinel.conf".into());
     let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
+    // The temp path is per process and flushes come from several tasks (a
+    // SENTINEL command and the driver at once): serialize them, or one
+    // renames the other's temp file away (ENOENT, "Failed to save config").
+    static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serialized = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let write_tmp = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
