@@ -28,6 +28,8 @@ pub struct FootprintResult {
     pub window_s: f64,
     pub readiness: Readiness,
     pub daemons: Vec<DaemonUsage>,
+    /// Daemons that exited, with status and log tail.
+    pub daemon_exits: Vec<String>,
 }
 
 /// Samples every daemon of `topo` once a second for `window`.
@@ -53,9 +55,8 @@ pub async fn measure_usage(topo: &Topology, window: Duration) -> Result<(f64, Ve
             .copied()
             .flatten()
             .ok_or_else(|| anyhow::anyhow!("{}: /proc not readable", d.name))?;
-        let b = d
-            .sample()
-            .ok_or_else(|| anyhow::anyhow!("{}: exited during the measurement", d.name))?;
+        // A daemon that died during the window is a result (see `Topology::exits`), not a bench failure.
+        let Some(b) = d.sample() else { continue };
         let cpu_ms = b.cpu_ticks.saturating_sub(a.cpu_ticks) * 1000 / tck;
         out.push(DaemonUsage {
             daemon: i,
@@ -89,6 +90,7 @@ pub async fn run(
     // Startup work (first INFO, hellos) is over once ready; a short settle keeps it out of the window.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (window_s, daemons) = measure_usage(&topo, window).await?;
+    let daemon_exits = topo.exits();
     Ok(FootprintResult {
         kind,
         masters,
@@ -96,5 +98,6 @@ pub async fn run(
         window_s,
         readiness,
         daemons,
+        daemon_exits,
     })
 }

@@ -262,6 +262,14 @@ pub fn markdown(res: &Results) -> String {
                 ratio_cell(&rss(a), &rss(b), "lower is better")
             );
             for f in [a, b].into_iter().flatten() {
+                if !f.daemon_exits.is_empty() {
+                    let _ = writeln!(
+                        md,
+                        "\nNote: {} daemon(s) of {} exited during this measurement (see daemon_exits in the JSON).",
+                        f.daemon_exits.len(),
+                        f.kind.name()
+                    );
+                }
                 if !f.readiness.ready {
                     let _ = writeln!(
                         md,

@@ -31,6 +31,10 @@ pub struct ScaleResult {
     pub all_switch_events_ms: Option<f64>,
     pub all_new_addr_ms: Option<f64>,
     pub outcome: String,
+    /// Daemons that exited, with status and log tail.
+    pub daemon_exits: Vec<String>,
+    /// TILT and failover-abort events seen after the kill.
+    pub notable_events: Vec<String>,
 }
 
 pub async fn run(
@@ -68,20 +72,40 @@ pub async fn run(
 
     // Event subscribers: (daemon, master) -> first +switch-master time.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, Instant)>();
+    let notable: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let mut subs = Vec::new();
     for (i, &p) in ports.iter().enumerate() {
-        let mut c = Conn::connect(p, Duration::from_secs(2)).await?;
-        c.call(&["SUBSCRIBE", "+switch-master"], Duration::from_secs(2))
-            .await?;
+        // A daemon that already died is reported through `daemon_exits`; the others are still measured.
+        let Ok(mut c) = Conn::connect(p, Duration::from_secs(2)).await else {
+            continue;
+        };
+        if c.call(&["PSUBSCRIBE", "*"], Duration::from_secs(2))
+            .await
+            .is_err()
+        {
+            continue;
+        }
         let tx = tx.clone();
+        let notable = notable.clone();
         subs.push(tokio::spawn(async move {
             while let Ok(v) = c.read().await {
                 let items = v.items();
-                if items.first().and_then(V::text).as_deref() == Some("message") {
-                    let payload = items.get(2).and_then(V::text).unwrap_or_default();
+                if items.first().and_then(V::text).as_deref() != Some("pmessage") {
+                    continue;
+                }
+                let channel = items.get(2).and_then(V::text).unwrap_or_default();
+                let payload = items.get(3).and_then(V::text).unwrap_or_default();
+                if channel == "+switch-master" {
                     let name = payload.split(' ').next().unwrap_or("").to_string();
                     if tx.send((i, name, Instant::now())).is_err() {
                         return;
+                    }
+                } else if channel.contains("tilt") || channel.starts_with("-failover-abort") {
+                    // Why a failover did not happen (TILT, aborted elections) is part of the result.
+                    if let Ok(mut g) = notable.lock() {
+                        if g.len() < 200 {
+                            g.push(format!("daemon {} {channel} {payload}", i + 1));
+                        }
                     }
                 }
             }
@@ -128,6 +152,7 @@ pub async fn run(
     for s in subs {
         s.abort();
     }
+    let daemon_exits = topo.exits();
     let per_master = |m: &HashMap<(usize, String), Instant>| -> (usize, Option<f64>) {
         let mut count = 0;
         let mut last: Option<Instant> = None;
@@ -155,15 +180,21 @@ pub async fn run(
     let (switched_events, all_switch_events_ms) = per_master(&ev);
     let (switched_addr, all_new_addr_ms) = per_master(&addr);
     let capsecs = cap.as_secs_f64();
-    let outcome = if switched_events == kill && switched_addr == kill {
-        format!("all {kill} switched")
-    } else if switched_events == 0 && switched_addr == 0 {
-        format!("no failover within {capsecs:.0} s")
+    let exited = if daemon_exits.is_empty() {
+        String::new()
     } else {
-        format!(
+        format!("{} daemon(s) exited; ", daemon_exits.len())
+    };
+    let outcome = exited
+        + &if switched_events == kill && switched_addr == kill {
+            format!("all {kill} switched")
+        } else if switched_events == 0 && switched_addr == 0 {
+            format!("no failover within {capsecs:.0} s")
+        } else {
+            format!(
             "within {capsecs:.0} s: {switched_events}/{kill} switched (events), {switched_addr}/{kill} (addresses)"
         )
-    };
+        };
     if topo.daemons.is_empty() {
         return Err(anyhow!("no daemons"));
     }
@@ -181,5 +212,7 @@ pub async fn run(
         all_switch_events_ms,
         all_new_addr_ms,
         outcome,
+        daemon_exits,
+        notable_events: notable.lock().map(|g| g.clone()).unwrap_or_default(),
     })
 }

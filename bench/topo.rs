@@ -308,6 +308,20 @@ impl Topology {
         })
     }
 
+    /// Daemons that have exited: name, status and the end of the log.
+    pub fn exits(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (d, log) in self.daemons.iter_mut().zip(&self.daemon_logs) {
+            if let Some(status) = d.exited() {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                out.push(format!("{} exited ({status}); log tail:\n{tail}", d.name));
+            }
+        }
+        out
+    }
+
     pub fn daemon_ports(&self) -> Vec<u16> {
         self.daemons.iter().map(|d| d.port).collect()
     }
