@@ -370,24 +370,33 @@ fn candidates(shared: &Shared, settings: &GroupSettings) -> Vec<(Option<u64>, St
     out.into_values().collect()
 }
 
-/// Bootstraps or joins until the node belongs to a group, then keeps the
-/// committed master list in step with the configured one.
+/// Bootstraps or joins until this node is a voter of a group.
+///
+/// Bootstrapping needs a majority of the known candidates (this daemon
+/// included) to have answered that they are in no group: a daemon that can
+/// reach too few of the peers it knows of waits rather than start a second
+/// group on its own (during a restart of everything, or a partition).
 async fn form_group(
     shared: Arc<Shared>,
     node: RaftNode,
     network: Network,
     settings: GroupSettings,
-    fresh: bool,
+    started_blank: bool,
 ) {
     let started = tokio::time::Instant::now();
     let mut ticker = tokio::time::interval(FORMATION_PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut me: Option<String> = None;
     let mut warned = false;
-    while !node.is_initialized() {
+    loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shared.shutdown.cancelled() => return,
+        }
+        // Checked after the wait: a bootstrap or join done in the previous
+        // round may take a moment to show in the metrics.
+        if node.is_voter() {
+            return;
         }
         if me.is_none() {
             me = own_addr(&shared, &settings).await;
@@ -410,12 +419,13 @@ async fn form_group(
                 statuses.push((peer.clone(), st));
             }
         }
+        // Blank = no log and no term now. A node that was added as a learner
+        // already holds entries, so a retried join is not mistaken for a
+        // voter that lost its data.
+        let blank = node.is_blank();
         if let Some((peer, _)) = statuses.iter().find(|(_, st)| st.initialized) {
-            match join(&network, peer, node.id, &addr, fresh).await {
-                Ok(()) => {
-                    tracing::info!("raft: joined the group through {peer}");
-                    return;
-                }
+            match join(&network, peer, node.id, &addr, blank).await {
+                Ok(()) => tracing::info!("raft: joined the group through {peer}"),
                 Err(JoinFailure::LostState) => {
                     tracing::error!(
                         "raft: this daemon (node {}) is already a voter of the group, but its raft \
@@ -430,30 +440,26 @@ async fn form_group(
             }
             continue;
         }
-        let may_bootstrap = if settings.peers.is_empty() {
-            // Only daemons that answered count: a real redis-sentinel in the
-            // same deployment is discovered by hello too, but takes no part.
-            let smallest = statuses
-                .iter()
-                .map(|(_, st)| st.id)
-                .chain([node.id])
-                .min()
-                .unwrap_or(node.id);
-            smallest == node.id && started.elapsed() >= DISCOVERY_GRACE
-        } else {
-            settings.peers.first() == Some(&addr)
-        };
-        if may_bootstrap && fresh {
+        let others = cands.iter().filter(|(_, p)| *p != addr).count();
+        let majority_answered = statuses.len() + 1 > (others + 1) / 2;
+        let may_bootstrap = majority_answered
+            && if settings.peers.is_empty() {
+                let smallest = statuses
+                    .iter()
+                    .map(|(_, st)| st.id)
+                    .chain([node.id])
+                    .min()
+                    .unwrap_or(node.id);
+                smallest == node.id && started.elapsed() >= DISCOVERY_GRACE
+            } else {
+                settings.peers.first() == Some(&addr)
+            };
+        if may_bootstrap && blank && started_blank {
             match node.bootstrap(&addr).await {
-                Ok(()) => {
-                    tracing::info!(
-                        "raft: bootstrapped a new group as node {} at {addr}",
-                        node.id
-                    );
-                    // Done: the membership in the metrics may lag a moment, and
-                    // looping again would make us look like a fresh joiner.
-                    return;
-                }
+                Ok(()) => tracing::info!(
+                    "raft: bootstrapped a new group as node {} at {addr}",
+                    node.id
+                ),
                 Err(e) => tracing::debug!("raft: bootstrap: {e}"),
             }
         }

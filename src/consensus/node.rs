@@ -28,7 +28,9 @@ pub fn node_id_from_myid(myid: &str) -> Option<u64> {
 pub fn raft_timing(down_after_ms: u64) -> (u64, u64, u64) {
     let min = (down_after_ms / 4).clamp(150, 3000);
     let max = (down_after_ms / 2).max(min + 50).min(6000);
-    let heartbeat = (min / 3).max(30);
+    // openraft bounds each heartbeat RPC by the heartbeat interval: below
+    // ~100 ms a busy 2-core machine times them out for nothing.
+    let heartbeat = (min / 3).max(100).min(min - 1);
     (heartbeat, min, max)
 }
 
@@ -119,6 +121,25 @@ impl RaftNode {
             .voter_ids()
             .next()
             .is_some()
+    }
+
+    /// Whether this node is a voter of its group (a learner added by a join
+    /// whose promotion failed is not yet: it must ask again).
+    pub fn is_voter(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let is_voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.id);
+        is_voter
+    }
+
+    /// Whether this node holds no Raft state at all right now (no log entry,
+    /// no term): only such a node may present itself as new to the group.
+    pub fn is_blank(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.last_log_index.is_none() && m.current_term == 0
     }
 
     pub fn leader(&self) -> Option<u64> {

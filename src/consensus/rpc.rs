@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use super::node::RaftNode;
 use super::state::{Command, CommandResponse};
 
+/// Serializes `join` handling on the leader.
+static JOINS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// RPCs refused because they named another cluster or were malformed.
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
 
@@ -125,6 +128,9 @@ pub async fn join(node: &RaftNode, req: &JoinRequest) -> JoinReply {
         }
         return JoinReply::Joined;
     }
+    // Joins are serialized here: openraft refuses a membership change while
+    // another is in flight, and a joiner left a learner would retry anyway.
+    let _one_at_a_time = JOINS.lock().await;
     if m.current_leader != Some(node.id) {
         return JoinReply::NotLeader {
             leader: leader_addr(node).map(|l| l.1),
