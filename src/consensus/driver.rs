@@ -441,7 +441,9 @@ async fn form_group(
             continue;
         }
         let others = cands.iter().filter(|(_, p)| *p != addr).count();
-        let majority_answered = statuses.len() + 1 > (others + 1) / 2;
+        // This daemon plus the peers that answered, out of itself plus all
+        // the peers it knows of.
+        let majority_answered = (statuses.len() + 1) * 2 > others + 1;
         let may_bootstrap = majority_answered
             && if settings.peers.is_empty() {
                 let smallest = statuses
