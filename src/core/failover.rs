@@ -72,6 +72,12 @@ pub struct Ctl {
     pub coordinated: bool,
     /// The failover this daemon drives (Raft leader named in it).
     pub run: Option<Run>,
+    /// ODOWN was decided by Sentinel's peer-reply rule before this daemon
+    /// could read the group's votes (master killed while the group formed).
+    /// Set: `Some(None)`; once the committed votes take over: `Some(Some(t))`,
+    /// the deadline until which the votes may catch up without a `-odown`
+    /// (see `sentinel::group_check_odown`).
+    pub classic_odown: Option<Option<Millis>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -573,7 +579,7 @@ impl Sentinel {
         let Some(votes) = self.committed_down_votes(&self.masters[mi].inst.name) else {
             return;
         };
-        super::sentinel::check_odown_votes(&mut self.masters[mi], now, votes, out);
+        super::sentinel::group_check_odown(&mut self.masters[mi], now, votes, out);
     }
 
     /// Point 1: propose this daemon's SDOWN opinion while the committed votes
@@ -829,19 +835,48 @@ impl Sentinel {
                 run.sub = Sub::WaitLink;
             }
             Phase::ReconfSlaves | Phase::UpdateConfig => {
-                let m = &self.masters[mi];
+                let m = &mut self.masters[mi];
                 emit(
                     out,
                     EventKind::FailoverStateReconfSlaves,
                     m.prefix(),
                     Some(&name),
                 );
+                if f.phase == Phase::ReconfSlaves && f.manual && !f.coordinated {
+                    demote_old_master(m, f, out);
+                }
                 run.reconf.clear();
                 run.sub = Sub::Reconf;
             }
         }
     }
+}
 
+/// Manual failover, promotion committed: the old master (healthy, still
+/// taking writes from clients that have not re-resolved) follows the promoted
+/// replica at once. The transaction's CLIENT KILL TYPE normal makes its
+/// clients reconnect and ask for the (already switched) address, instead of
+/// writing to a master whose writes are lost at the switch. The coordinated
+/// mode does this at `+promoted-slave`, under its pause.
+fn demote_old_master(m: &mut Master, f: &Failover, out: &mut Vec<Action>) {
+    let Some((to_host, to_port)) = f.promoted.clone() else {
+        return;
+    };
+    if m.inst.link.disconnected() || same_addr(&m.inst.host, m.inst.port, &to_host, to_port) {
+        return;
+    }
+    out.push(Action::Reconfigure {
+        id: m.inst.id,
+        replicaof: Some((to_host, to_port)),
+    });
+    let (h, p) = (m.inst.host.clone(), m.inst.port);
+    let msg = format!("slave {h}:{p} {h} {p} @ {} {h} {p}", m.inst.name);
+    emit(out, EventKind::ConvertToSlave, msg, Some(&m.inst.name));
+    // Its role change shows without waiting for the periodic INFO.
+    ask_info(&mut m.inst, out);
+}
+
+impl Sentinel {
     fn propose_abort(
         run: &mut Run,
         name: &str,

@@ -1197,3 +1197,209 @@ fn config_written_during_reconf_is_already_switched() {
     assert_eq!((m.inst.port, m.config_epoch), (6381, 1));
     assert!(m.replicas.contains_key("127.0.0.1:6379"));
 }
+
+fn odown_events(actions: &[Action]) -> Vec<(EventKind, String)> {
+    events(actions)
+        .into_iter()
+        .filter(|(k, _)| matches!(k, EventKind::Odown | EventKind::OdownCleared))
+        .collect()
+}
+
+fn peers_say_down(h: &mut H, now: Millis) -> Vec<Action> {
+    let peers: Vec<InstanceId> = h.s.masters["mymaster"]
+        .sentinels
+        .values()
+        .map(|s| s.id)
+        .collect();
+    let mut out = Vec::new();
+    for peer in peers {
+        out.extend(h.s.handle(
+            now,
+            Input::MasterDownReply {
+                peer,
+                reply: Some((1, "*".into(), 0)),
+            },
+        ));
+    }
+    out
+}
+
+/// The master dies while the group is still forming: the peer-reply rule
+/// decides ODOWN first, then the committed votes take over without a
+/// `-odown`/`+odown` pair (bench: `+odown 3/2`, `-odown`, `+odown 2/2`).
+#[test]
+fn odown_is_published_once_when_the_group_takes_over() {
+    let (s, _) = Sentinel::new(state(&[6380]), CoreOptions::default(), 0);
+    let mut h = H {
+        s,
+        gs: GroupState::default(),
+    };
+    h.healthy(0, &[(6380, 1000)]);
+    let mut seen = Vec::new();
+    seen.extend(h.master_dies(&[(6380, 1000)]));
+    seen.extend(peers_say_down(&mut h, 6350));
+    seen.extend(h.s.handle(6400, Input::Tick));
+    assert_eq!(
+        odown_events(&seen),
+        vec![ev(EventKind::Odown, &format!("{M} #quorum 3/2"))]
+    );
+    // The group forms and registers the master: no votes committed yet.
+    h.gs.apply(&Command::Monitor {
+        name: "mymaster".into(),
+        host: "127.0.0.1".into(),
+        port: 6379,
+        quorum: 2,
+    });
+    let mut seen = h.raft(6500, false, 3);
+    seen.extend(h.deliver(6500));
+    for t in (6600..=7000).step_by(100) {
+        seen.extend(h.s.handle(t, Input::Tick));
+    }
+    assert!(h.s.masters["mymaster"].inst.o_down);
+    seen.extend(h.commit(7050, opinion(MYID, true)));
+    seen.extend(h.s.handle(7100, Input::Tick));
+    seen.extend(h.commit(7150, opinion(PEER, true)));
+    for t in (7200..=9000).step_by(100) {
+        seen.extend(h.s.handle(t, Input::Tick));
+    }
+    assert_eq!(odown_events(&seen), vec![]);
+    assert!(h.s.masters["mymaster"].inst.o_down);
+    // From now on the votes alone decide: both retract, ODOWN ends once.
+    let mut seen = h.commit(9100, opinion(PEER, false));
+    seen.extend(h.s.handle(9200, Input::Tick));
+    assert_eq!(odown_events(&seen), vec![ev(EventKind::OdownCleared, M)]);
+}
+
+/// An ODOWN handed over to the group is not kept forever when the votes
+/// never reach the quorum.
+#[test]
+fn handed_over_odown_ends_when_the_votes_do_not_follow() {
+    let (s, _) = Sentinel::new(state(&[6380]), CoreOptions::default(), 0);
+    let mut h = H {
+        s,
+        gs: GroupState::default(),
+    };
+    h.healthy(0, &[(6380, 1000)]);
+    h.master_dies(&[(6380, 1000)]);
+    peers_say_down(&mut h, 6350);
+    h.s.handle(6400, Input::Tick);
+    assert!(h.s.masters["mymaster"].inst.o_down);
+    h.gs.apply(&Command::Monitor {
+        name: "mymaster".into(),
+        host: "127.0.0.1".into(),
+        port: 6379,
+        quorum: 2,
+    });
+    h.raft(6500, false, 3);
+    let mut seen = h.deliver(6500);
+    for t in (6600..=6500 + super::sentinel::ODOWN_HANDOVER_MS + 200).step_by(100) {
+        seen.extend(h.s.handle(t, Input::Tick));
+    }
+    assert_eq!(odown_events(&seen), vec![ev(EventKind::OdownCleared, M)]);
+}
+
+/// In a group the peers' IS-MASTER-DOWN-BY-ADDR replies never set ODOWN:
+/// only the committed votes do, once.
+#[test]
+fn in_a_group_peer_replies_do_not_decide_odown() {
+    let mut h = H::new(state(&[6380]), false);
+    h.healthy(0, &[(6380, 1000)]);
+    let mut seen = h.master_dies(&[(6380, 1000)]);
+    seen.extend(peers_say_down(&mut h, 6350));
+    seen.extend(h.s.handle(6400, Input::Tick));
+    assert_eq!(odown_events(&seen), vec![]);
+    assert!(!h.s.masters["mymaster"].inst.o_down);
+    let mut seen = h.commit(6450, opinion(MYID, true));
+    seen.extend(h.commit(6500, opinion(PEER, true)));
+    seen.extend(peers_say_down(&mut h, 6550));
+    seen.extend(h.commit(6600, opinion(PEER2, true)));
+    for t in (6700..=8000).step_by(100) {
+        seen.extend(h.s.handle(t, Input::Tick));
+    }
+    assert_eq!(
+        odown_events(&seen),
+        vec![ev(EventKind::Odown, &format!("{M} #quorum 2/2"))]
+    );
+}
+
+/// Plain SENTINEL FAILOVER: once the promotion is committed the healthy old
+/// master is made a replica of the promoted one at once (its clients are
+/// killed and re-resolve), not after the switch; the switch itself keeps
+/// Sentinel's order (`+failover-end`, then `+switch-master`).
+#[test]
+fn manual_failover_demotes_the_old_master_once_the_promotion_is_committed() {
+    let mut h = H::new(state(&[6380, 6381]), true);
+    h.healthy(100, &[(6380, 1000), (6381, 900)]);
+    let (mid, r, other) = (h.id(6379), h.id(6380), h.id(6381));
+    let mut out = Vec::new();
+    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    assert_eq!(proposals(&out), vec![start(1, MYID, true, false)]);
+    h.commit(210, start(1, MYID, true, false));
+    h.replica_info(6380, 220, 1000, 100);
+    let a = h.replica_info(6381, 221, 900, 100);
+    assert_eq!(
+        proposals(&a),
+        vec![phase(1, Phase::SendSlaveofNoone, Some(6380))]
+    );
+    let a = h.commit(230, phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    assert!(a.contains(&Action::Reconfigure {
+        id: r,
+        replicaof: None
+    }));
+    let demote = Action::Reconfigure {
+        id: mid,
+        replicaof: Some(("127.0.0.1".into(), 6380)),
+    };
+    // Promotion confirmed but not committed yet: the old master is left alone.
+    let a = h.info(r, 300, "role:master\r\n");
+    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
+    assert!(!a.contains(&demote));
+    let old = "slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 6379";
+    let a = h.commit(310, phase(1, Phase::ReconfSlaves, None));
+    assert!(a.contains(&demote));
+    assert!(sends_info(&a, mid));
+    assert!(a.contains(&Action::Reconfigure {
+        id: other,
+        replicaof: Some(("127.0.0.1".into(), 6380)),
+    }));
+    assert_eq!(
+        engine_events(&a),
+        vec![
+            ev(EventKind::FailoverStateReconfSlaves, M),
+            ev(EventKind::ConvertToSlave, old),
+            ev(EventKind::SlaveReconfSent, &slave(6381)),
+        ]
+    );
+    // The other replica still resyncs: no switch before it is done.
+    assert!(proposals(&a).is_empty());
+    let a = h.info(
+        mid,
+        320,
+        "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6380\r\nmaster_link_status:down\r\n",
+    );
+    assert!(proposals(&a).is_empty());
+    let a = h.info(other, 330, &replica_text(6380, 900, 100, REPLID));
+    assert_eq!(
+        engine_events(&a),
+        vec![
+            ev(EventKind::SlaveReconfInprog, &slave(6381)),
+            ev(EventKind::SlaveReconfDone, &slave(6381)),
+            ev(EventKind::FailoverEnd, M),
+        ]
+    );
+    assert_eq!(proposals(&a), vec![switch(1, 6380)]);
+    let a = h.commit(340, switch(1, 6380));
+    let evs = engine_events(&a);
+    assert!(evs.contains(&ev(
+        EventKind::SwitchMaster,
+        "mymaster 127.0.0.1 6379 127.0.0.1 6380"
+    )));
+    // Demoted once: no second +convert-to-slave after the switch.
+    let mut later = Vec::new();
+    for t in (400..=3000).step_by(100) {
+        later.extend(h.s.handle(t, Input::Tick));
+    }
+    assert!(!events(&later)
+        .iter()
+        .any(|(k, _)| *k == EventKind::ConvertToSlave));
+}

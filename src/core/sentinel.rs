@@ -634,6 +634,7 @@ impl Sentinel {
             return;
         };
         let group_votes = self.committed_down_votes(&self.masters[mi].inst.name);
+        let in_group = self.raft.initialized;
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
@@ -651,9 +652,23 @@ impl Sentinel {
         // The master itself.
         per.run(&mut m.inst, &data_auth, t.info_period, out);
         check_sdown(&mut m.inst, now, &t, m.reboot_down_after, &ma, out);
+        // In a group ODOWN comes from the committed votes only: Sentinel's
+        // peer-reply rule would disagree with them for a moment and flap
+        // `+odown`/`-odown` (clients refresh their topology on both).
         match group_votes {
-            Some(votes) => check_odown_votes(m, now, votes, out),
-            None => self::check_odown(m, now, out),
+            Some(votes) => group_check_odown(m, now, votes, out),
+            // In a group whose state does not show this master yet: the
+            // votes will decide; only the end of local SDOWN ends ODOWN.
+            None if in_group => {
+                if m.inst.o_down && !m.inst.s_down {
+                    m.fo.classic_odown = None;
+                    check_odown_votes(m, now, 0, out);
+                }
+            }
+            None => {
+                self::check_odown(m, now, out);
+                m.fo.classic_odown = m.inst.o_down.then_some(None);
+            }
         }
         // Ask peers while SDOWN (§4.7), for their opinion only: failovers are
         // decided through the Raft group, so no vote is ever requested.
@@ -1193,6 +1208,7 @@ impl Sentinel {
         i.link.pc_up = false;
         i.s_down = false;
         i.o_down = false;
+        m.fo.classic_odown = None;
         i.script_kill_sent = false;
         i.master_reboot = false;
         i.master_down = false;
@@ -1349,6 +1365,30 @@ fn persisted_replicas(m: &Master, host: &str, port: u16) -> Vec<(String, u16)> {
 /// ODOWN from our SDOWN plus the peers' opinions (§4.7).
 fn check_odown(m: &mut Master, now: Millis, out: &mut Vec<Action>) {
     let votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
+    check_odown_votes(m, now, votes, out);
+}
+
+/// How long an ODOWN decided by the peer-reply rule before this daemon
+/// could read the group's votes is kept while the votes catch up (opinions are
+/// proposed at once and re-proposed every 250 ms, so well within this).
+pub(crate) const ODOWN_HANDOVER_MS: u64 = 2000;
+
+/// ODOWN in a group: the committed down votes decide. An ODOWN the peer-reply
+/// rule decided before (the master died while the group formed) is handed
+/// over without a `-odown`/`+odown` pair: it is kept while local SDOWN lasts
+/// and the votes have not reached the quorum yet, for at most
+/// `ODOWN_HANDOVER_MS`, so each down period publishes one `+odown`.
+pub(crate) fn group_check_odown(m: &mut Master, now: Millis, votes: usize, out: &mut Vec<Action>) {
+    if let Some(hold) = m.fo.classic_odown {
+        let deadline = hold.unwrap_or(now.saturating_add(ODOWN_HANDOVER_MS));
+        let catching_up =
+            m.inst.o_down && m.inst.s_down && votes < m.quorum as usize && now < deadline;
+        if catching_up {
+            m.fo.classic_odown = Some(Some(deadline));
+            return;
+        }
+        m.fo.classic_odown = None;
+    }
     check_odown_votes(m, now, votes, out);
 }
 
