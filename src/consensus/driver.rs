@@ -32,6 +32,13 @@ use crate::runtime::Shared;
 /// How long a drop-in daemon listens for peers' hellos before the smallest id
 /// may bootstrap (hellos go out every 2 s).
 const DISCOVERY_GRACE: Duration = Duration::from_secs(3);
+/// How long a drop-in daemon that has discovered no peer at all keeps
+/// listening, counted from when its own pubsub links are up, before it forms a
+/// group alone. Hellos go out every 2 s per master, but with hundreds of
+/// masters the first ones arrive several seconds after start: daemons started
+/// together that each bootstrapped alone would stay in separate one-node
+/// groups for good (no ODOWN could ever be committed).
+const LONE_GRACE: Duration = Duration::from_secs(8);
 /// Cadence of the formation loop while the node is not in a group.
 const FORMATION_PERIOD: Duration = Duration::from_millis(500);
 /// Every RPC made by the driver itself.
@@ -246,6 +253,11 @@ async fn feed_raft_view(shared: Arc<Shared>, node: RaftNode) {
 /// Proposals are committed through the leader: locally when this node leads,
 /// else by RPC to the leader. A proposal that cannot be delivered is dropped:
 /// the core proposes again what it still needs and does not see committed.
+///
+/// Everything queued is taken at once and coalesced (see `coalesce`), and the
+/// batch is delivered concurrently, one sequence per master: with many masters
+/// going down together, one awaited RPC per command could not keep up with
+/// the core re-proposing every opinion, and the queue would only grow.
 async fn forward_proposals(
     shared: Arc<Shared>,
     node: RaftNode,
@@ -254,36 +266,111 @@ async fn forward_proposals(
 ) {
     let mut link: Option<PeerLink> = None;
     loop {
-        let cmd = tokio::select! {
+        let first = tokio::select! {
             c = rx.recv() => match c { Some(c) => c, None => return },
             _ = shared.shutdown.cancelled() => return,
         };
+        let mut batch = vec![first];
+        while let Ok(c) = rx.try_recv() {
+            batch.push(c);
+        }
+        let batch = coalesce(batch);
         let leader = node.leader();
         if leader == Some(node.id) {
-            let node = node.clone();
-            // Concurrent local writes keep a slow commit from delaying others.
-            tokio::spawn(async move {
-                if let ProposeReply::Failed(e) = rpc::propose_local(&node, cmd).await {
-                    tracing::debug!("proposal failed: {e}");
-                }
-            });
+            for cmd in batch {
+                let node = node.clone();
+                // Concurrent local writes keep a slow commit from delaying
+                // others; openraft batches them into few appends.
+                tokio::spawn(async move {
+                    if let ProposeReply::Failed(e) = rpc::propose_local(&node, cmd).await {
+                        tracing::debug!("proposal failed: {e}");
+                    }
+                });
+            }
             continue;
         }
         let Some(addr) = leader_addr(&node) else {
-            tracing::debug!("no raft leader known; dropping proposal {cmd:?}");
+            tracing::debug!("no raft leader known; dropping {} proposal(s)", batch.len());
             continue;
         };
         if link.as_ref().map(|l| l.addr() != addr).unwrap_or(true) {
             link = Some(network.link(&addr));
         }
-        if let Some(l) = link.as_mut() {
-            match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
-                Ok(ProposeReply::Done(_)) => {}
-                Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
-                Err(e) => tracing::debug!("proposal to {addr} failed: {e}"),
-            }
+        let Some(l) = link.as_mut() else { continue };
+        if let Err(e) = l.connect().await {
+            tracing::debug!("proposals to {addr} failed: {e}");
+            continue;
+        }
+        // Per master, in proposal order (a Monitor before its Opinion);
+        // masters in parallel, pipelined on the one connection.
+        let mut per_master: BTreeMap<String, Vec<Command>> = BTreeMap::new();
+        for cmd in batch {
+            per_master
+                .entry(cmd.master().to_string())
+                .or_default()
+                .push(cmd);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (_, cmds) in per_master {
+            let mut l = l.clone();
+            let addr = addr.clone();
+            tasks.spawn(async move {
+                for cmd in cmds {
+                    match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
+                        Ok(ProposeReply::Done(_)) => {}
+                        Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
+                        Err(e) => {
+                            tracing::debug!("proposal to {addr} failed: {e}");
+                            return false;
+                        }
+                    }
+                }
+                true
+            });
+        }
+        // Bounded: every call has RPC_TTL. What the core queues meanwhile is
+        // coalesced into the next batch.
+        let mut healthy = true;
+        tokio::select! {
+            _ = async {
+                while let Some(r) = tasks.join_next().await {
+                    healthy &= r.unwrap_or(false);
+                }
+            } => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        // A failed call drops the connection of its clone only: start over
+        // with a fresh one next time.
+        if !healthy {
+            link = None;
         }
     }
+}
+
+/// Drops the proposals of a batch that another one makes pointless: an exact
+/// repeat (the core re-proposes until it sees a commit), and an older opinion
+/// of a daemon about a master (the newest takes its place). Everything keeps
+/// the position of its first occurrence, so a command another depends on
+/// (a Monitor before an Opinion) still goes first.
+fn coalesce(batch: Vec<Command>) -> Vec<Command> {
+    let mut out: Vec<Command> = Vec::with_capacity(batch.len());
+    for cmd in batch {
+        let same_opinion = |c: &Command| {
+            matches!(
+                (c, &cmd),
+                (
+                    Command::Opinion { name: n1, node: a, .. },
+                    Command::Opinion { name: n2, node: b, .. },
+                ) if n1 == n2 && a == b
+            )
+        };
+        if let Some(slot) = out.iter_mut().find(|c| same_opinion(c)) {
+            *slot = cmd;
+        } else if !out.contains(&cmd) {
+            out.push(cmd);
+        }
+    }
+    out
 }
 
 fn leader_addr(node: &RaftNode) -> Option<String> {
@@ -388,6 +475,7 @@ async fn form_group(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut me: Option<String> = None;
     let mut warned = false;
+    let mut pubsub_up_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -411,6 +499,9 @@ async fn form_group(
             }
         }
         let Some(addr) = me.clone() else { continue };
+        if pubsub_up_since.is_none() && any_pubsub_up(&shared) {
+            pubsub_up_since = Some(tokio::time::Instant::now());
+        }
         let cands = candidates(&shared, &settings);
         let mut statuses: Vec<(String, Status)> = Vec::new();
         for (_, peer) in cands.iter().filter(|(_, p)| *p != addr) {
@@ -452,7 +543,12 @@ async fn form_group(
                     .chain([node.id])
                     .min()
                     .unwrap_or(node.id);
-                smallest == node.id && started.elapsed() >= DISCOVERY_GRACE
+                let listened = if others == 0 {
+                    pubsub_up_since.is_some_and(|t| t.elapsed() >= LONE_GRACE)
+                } else {
+                    true
+                };
+                smallest == node.id && started.elapsed() >= DISCOVERY_GRACE && listened
             } else {
                 settings.peers.first() == Some(&addr)
             };
@@ -466,6 +562,15 @@ async fn form_group(
             }
         }
     }
+}
+
+/// Whether hellos can reach this daemon yet: a pubsub link to a master is up.
+fn any_pubsub_up(shared: &Shared) -> bool {
+    shared
+        .lock_core()
+        .masters
+        .values()
+        .any(|m| m.inst.link.pc_up)
 }
 
 enum JoinFailure {
@@ -498,4 +603,54 @@ async fn join(
         }
     }
     Err(JoinFailure::Other("leader kept moving".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opinion(name: &str, node: u64, down: bool) -> Command {
+        Command::Opinion {
+            name: name.into(),
+            node,
+            down,
+        }
+    }
+
+    #[test]
+    fn coalesce_keeps_the_latest_opinion_and_drops_repeats() {
+        let remove = Command::Remove { name: "b".into() };
+        let batch = vec![
+            opinion("a", 1, true),
+            opinion("b", 1, true),
+            remove.clone(),
+            opinion("a", 1, false),
+            opinion("a", 2, true),
+            opinion("b", 1, true),
+            remove.clone(),
+        ];
+        assert_eq!(
+            coalesce(batch),
+            vec![
+                opinion("a", 1, false),
+                opinion("b", 1, true),
+                remove,
+                opinion("a", 2, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn coalesce_keeps_distinct_commands_in_order() {
+        let batch = vec![
+            Command::Monitor {
+                name: "a".into(),
+                host: "h".into(),
+                port: 1,
+                quorum: 2,
+            },
+            opinion("a", 1, true),
+        ];
+        assert_eq!(coalesce(batch.clone()), batch);
+    }
 }

@@ -71,7 +71,10 @@ pub struct PeerClient {
     link: PeerLink,
 }
 
-/// A connection to one peer daemon carrying `RAFTINEL` requests.
+/// A connection to one peer daemon carrying `RAFTINEL` requests. Clones of a
+/// connected link share its (multiplexed) connection, so concurrent calls are
+/// pipelined on one socket.
+#[derive(Clone)]
 pub struct PeerLink {
     addr: String,
     cluster_id: String,
@@ -97,6 +100,11 @@ pub fn split_addr(addr: &str) -> Option<(String, u16)> {
 impl PeerLink {
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Opens the connection now (clones made afterwards share it).
+    pub async fn connect(&mut self) -> Result<(), CallError> {
+        self.connection().await.map(|_| ())
     }
 
     async fn connection(&mut self) -> Result<MultiplexedConnection, CallError> {

@@ -105,6 +105,23 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The master a command is about (every command names one).
+    pub fn master(&self) -> &str {
+        match self {
+            Command::Monitor { name, .. }
+            | Command::Remove { name }
+            | Command::Set { name, .. }
+            | Command::Opinion { name, .. }
+            | Command::FailoverStart { name, .. }
+            | Command::FailoverPhase { name, .. }
+            | Command::FailoverAbort { name, .. }
+            | Command::FailoverTakeover { name, .. }
+            | Command::SwitchMaster { name, .. } => name,
+        }
+    }
+}
+
 /// What applying a command did; returned to the proposer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum CommandResponse {

@@ -97,6 +97,26 @@ struct LogInner {
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<LogInner>>,
+    meta_io: Arc<MetaIo>,
+}
+
+/// Serializes rewrites of `meta` and lets the committed id be written off the
+/// Raft core's path. A crash-safe rewrite costs two fsyncs (tens of ms on
+/// ordinary disks); done inline for every commit it capped commits at a few
+/// dozen per second and stalled a runtime worker each time, so heartbeats were
+/// late and elections churned under load. The committed id is only a lower
+/// bound used at restart (a stale one just means replaying less until the
+/// leader says more), so it may lag; the vote is still durable before
+/// `save_vote` returns.
+#[derive(Default)]
+struct MetaIo {
+    /// Held for each write; the meta written is read under it, so a later
+    /// write never carries older content than an earlier one.
+    io: Mutex<()>,
+    /// The committed id changed since the last background write.
+    dirty: std::sync::atomic::AtomicBool,
+    /// A background writer is running.
+    running: std::sync::atomic::AtomicBool,
 }
 
 /// openraft's state machine storage: the applied `GroupState` plus snapshots.
@@ -285,6 +305,7 @@ pub fn open(
     };
     published.send_replace(image.state.clone());
     let log = LogStore {
+        meta_io: Arc::default(),
         inner: Arc::new(Mutex::new(LogInner {
             dir: dir.clone(),
             _lock: lock,
@@ -304,11 +325,6 @@ pub fn open(
 }
 
 impl LogInner {
-    fn save_meta(&self) -> io::Result<()> {
-        let json = serde_json::to_vec(&self.meta).map_err(io::Error::other)?;
-        write_atomic(&self.dir.join("meta"), &seal(json))
-    }
-
     /// Rewrites the log file with the current entries (after a purge).
     fn rewrite_log(&mut self) -> io::Result<()> {
         let path = self.dir.join("log");
@@ -327,6 +343,20 @@ impl LogInner {
         self.end = bytes.len() as u64;
         self.file = OpenOptions::new().read(true).append(true).open(&path)?;
         Ok(())
+    }
+}
+
+impl LogStore {
+    /// Writes the current meta crash-safely. Never called with `inner` held
+    /// (the background writer takes `io` first, then `inner`).
+    fn persist_meta(&self) -> io::Result<()> {
+        let _io = lock(&self.meta_io.io);
+        let (dir, meta) = {
+            let inner = lock(&self.inner);
+            (inner.dir.clone(), inner.meta.clone())
+        };
+        let json = serde_json::to_vec(&meta).map_err(io::Error::other)?;
+        write_atomic(&dir.join("meta"), &seal(json))
     }
 }
 
@@ -367,10 +397,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
-        let mut inner = lock(&self.inner);
-        inner.meta.vote = Some(*vote);
-        inner
-            .save_meta()
+        lock(&self.inner).meta.vote = Some(*vote);
+        self.persist_meta()
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
@@ -379,9 +407,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
-        let mut inner = lock(&self.inner);
-        inner.meta.committed = committed;
-        inner.save_meta().map_err(io_err)
+        use std::sync::atomic::Ordering::SeqCst;
+        lock(&self.inner).meta.committed = committed;
+        self.meta_io.dirty.store(true, SeqCst);
+        if !self.meta_io.running.swap(true, SeqCst) {
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || loop {
+                while store.meta_io.dirty.swap(false, SeqCst) {
+                    if let Err(e) = store.persist_meta() {
+                        tracing::warn!("raft: saving the committed log id: {e}");
+                    }
+                }
+                store.meta_io.running.store(false, SeqCst);
+                // A change that arrived after the last write but before
+                // `running` was cleared would otherwise wait for the next one.
+                if !store.meta_io.dirty.load(SeqCst) || store.meta_io.running.swap(true, SeqCst) {
+                    break;
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {
@@ -438,11 +483,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
-        let mut inner = lock(&self.inner);
         // Record the purge first: if we crash before the rewrite, the log just
         // keeps entries that are already covered by a snapshot.
-        inner.meta.last_purged = Some(log_id);
-        inner.save_meta().map_err(io_err)?;
+        lock(&self.inner).meta.last_purged = Some(log_id);
+        self.persist_meta().map_err(io_err)?;
+        let mut inner = lock(&self.inner);
         let keep = inner.entries.split_off(&(log_id.index + 1));
         inner.entries = keep;
         inner.rewrite_log().map_err(io_err)
