@@ -972,9 +972,24 @@ impl Sentinel {
                 if f.coordinated && !run.paused {
                     let m = &mut self.masters[mi];
                     if !m.inst.link.cmd_up {
-                        // The old master is gone: nothing to pause, nothing
-                        // to wait for; promote as in an unplanned failover.
-                        self.promote(mi, run, &key, now, out);
+                        // A link that is merely down (reset by a switch, a
+                        // partition between us and a master that still takes
+                        // writes) is no reason to skip the pause: only a
+                        // master the group agrees is down (ODOWN from the
+                        // committed votes) is promoted over unpaused;
+                        // otherwise wait for the link, and give up at
+                        // failover-timeout.
+                        if m.inst.o_down {
+                            self.promote(mi, run, &key, now, out);
+                        } else if now.saturating_sub(run.since) > timeout {
+                            Self::propose_abort(
+                                run,
+                                &name,
+                                EventKind::FailoverAbortSlaveTimeout,
+                                now,
+                                out,
+                            );
+                        }
                         return;
                     }
                     // No hello PUBLISH on the master's link from now on (a
