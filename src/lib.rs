@@ -19,3 +19,5 @@ pub mod links;
 pub mod observe;
 pub mod runtime;
 pub mod server;
+#[cfg(test)]
+mod testutil;

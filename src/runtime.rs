@@ -575,44 +575,19 @@ mod tests {
     /// master goes down after down-after. Skipped when redis-server is absent.
     #[tokio::test]
     async fn links_monitor_a_real_redis() {
-        let Some(redis) = std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("redis-server"))
-                .find(|p| p.is_file())
-        }) else {
-            eprintln!("redis-server not on PATH: skipped");
+        let Some(redis) = crate::testutil::redis_server() else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let (mport, rport) = (free(), free());
-        let spawn = |port: u16, replicaof: Option<u16>| {
-            let mut c = tokio::process::Command::new(&redis);
-            c.args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--dbfilename")
-            .arg(format!("{port}.rdb"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-            if let Some(m) = replicaof {
-                c.args(["--replicaof", "127.0.0.1", &m.to_string()]);
-            }
-            c.spawn().unwrap()
+        let (mport, rport) = (crate::testutil::free_port(), crate::testutil::free_port());
+        let spawn = |port: u16, replicaof: Option<u16>| match replicaof {
+            Some(m) => crate::testutil::spawn_redis(
+                &redis,
+                dir.path(),
+                port,
+                &["--replicaof", "127.0.0.1", &m.to_string()],
+            ),
+            None => crate::testutil::spawn_redis(&redis, dir.path(), port, &[]),
         };
         let mut master = spawn(mport, None);
         let _replica = spawn(rport, Some(mport));

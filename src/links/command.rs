@@ -486,36 +486,12 @@ mod tests {
     /// transaction turns the node into a replica without killing our link.
     #[tokio::test]
     async fn reconfigure_a_real_redis() {
-        let Some(redis) = std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("redis-server"))
-                .find(|p| p.is_file())
-        }) else {
-            eprintln!("redis-server not on PATH: skipped");
+        let Some(redis) = crate::testutil::redis_server() else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let node = tokio::process::Command::new(redis)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let port = crate::testutil::free_port();
+        let node = crate::testutil::spawn_redis(&redis, dir.path(), port, &[]);
         let (out, mut rx) = mpsc::unbounded_channel();
         let ctx = LinkCtx {
             spec: LinkSpec {

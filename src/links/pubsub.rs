@@ -159,37 +159,13 @@ mod tests {
         use crate::core::{InstanceId, InstanceKind, LinkAuth, LinkSpec};
         use std::time::Duration;
         use tokio::sync::mpsc;
-        let Some(redis) = std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("redis-server"))
-                .find(|p| p.is_file())
-        }) else {
-            eprintln!("redis-server not on PATH: skipped");
+        let Some(redis) = crate::testutil::redis_server() else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let _node = tokio::process::Command::new(redis)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--requirepass", "secret"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let port = crate::testutil::free_port();
+        let _node =
+            crate::testutil::spawn_redis(&redis, dir.path(), port, &["--requirepass", "secret"]);
         let ctx = |pass: &str| {
             let (out, rx) = mpsc::unbounded_channel();
             (
