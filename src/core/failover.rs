@@ -496,18 +496,9 @@ impl Sentinel {
         let script = m.client_reconfig_script.clone();
         self.switch_master_addr(mi, &cm.host, cm.port, now, out);
         if let (false, Some(script)) = (led, script) {
-            out.push(Action::RunScript {
-                argv: vec![
-                    script,
-                    ma.name.clone(),
-                    "observer".into(),
-                    "start".into(),
-                    ma.host.clone(),
-                    ma.port.to_string(),
-                    cm.host.clone(),
-                    cm.port.to_string(),
-                ],
-            });
+            out.push(super::sentinel::reconfig_script(
+                script, &ma, "observer", &cm.host, cm.port,
+            ));
         }
     }
 
@@ -1083,18 +1074,9 @@ impl Sentinel {
                     let (to_host, to_port) = (r.host.clone(), r.port);
                     emit(out, EventKind::PromotedSlave, p, Some(&name));
                     if let Some(script) = m.client_reconfig_script.clone() {
-                        out.push(Action::RunScript {
-                            argv: vec![
-                                script,
-                                ma.name.clone(),
-                                "leader".into(),
-                                "start".into(),
-                                ma.host.clone(),
-                                ma.port.to_string(),
-                                to_host.clone(),
-                                to_port.to_string(),
-                            ],
-                        });
+                        out.push(super::sentinel::reconfig_script(
+                            script, &ma, "leader", &to_host, to_port,
+                        ));
                     }
                     if run.paused {
                         // Coordinated: the old master follows the new one;

@@ -90,6 +90,29 @@ pub(crate) fn prefix(inst: &Instance, m: &MAddr) -> String {
     instance_prefix(inst.kind, &inst.name, &inst.host, inst.port, Some(m.r()))
 }
 
+/// The client-reconfig-script run of §4.19:
+/// `<master> <leader|observer> start <from-ip> <from-port> <to-ip> <to-port>`.
+pub(crate) fn reconfig_script(
+    script: String,
+    from: &MAddr,
+    role: &str,
+    to_host: &str,
+    to_port: u16,
+) -> Action {
+    Action::RunScript {
+        argv: vec![
+            script,
+            from.name.clone(),
+            role.to_string(),
+            "start".into(),
+            from.host.clone(),
+            from.port.to_string(),
+            to_host.to_string(),
+            to_port.to_string(),
+        ],
+    }
+}
+
 pub(crate) fn emit(out: &mut Vec<Action>, kind: EventKind, message: String, master: Option<&str>) {
     out.push(Action::Emit(Event::new(kind, message, master)));
 }
@@ -1074,18 +1097,13 @@ impl Sentinel {
                 );
                 self.switch_master_addr(mi, &h.master_ip, h.master_port, now, out);
                 if let Some(script) = self.masters[mi].client_reconfig_script.clone() {
-                    out.push(Action::RunScript {
-                        argv: vec![
-                            script,
-                            ma.name.clone(),
-                            "observer".into(),
-                            "start".into(),
-                            ma.host.clone(),
-                            ma.port.to_string(),
-                            h.master_ip.clone(),
-                            h.master_port.to_string(),
-                        ],
-                    });
+                    out.push(reconfig_script(
+                        script,
+                        &ma,
+                        "observer",
+                        &h.master_ip,
+                        h.master_port,
+                    ));
                 }
             }
         }
