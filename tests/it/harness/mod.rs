@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod group;
 pub mod resp;
 
 use std::fs;
