@@ -13,7 +13,8 @@
 //! Modules: `monitoring` (discovery, SDOWN/ODOWN, events), `config`
 //! (persistence, rewrite, bad files, logfile), `differential` (replies and
 //! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
-//! redis-cli), `failover`.
+//! redis-cli), `failover`, `exporter` (Prometheus redis_exporter's series
+//! against raftinel and redis-sentinel).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -25,6 +26,7 @@ mod harness;
 mod clients;
 mod config;
 mod differential;
+mod exporter;
 mod failover;
 mod monitoring;
 mod raft;
