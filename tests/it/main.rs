@@ -13,7 +13,8 @@
 //! Modules: `monitoring` (discovery, SDOWN/ODOWN, events), `config`
 //! (persistence, rewrite, bad files, logfile), `differential` (replies and
 //! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
-//! redis-cli), `failover`, `exporter` (Prometheus redis_exporter's series
+//! redis-cli), `clients_rust` (redis-rs and fred through failovers),
+//! `failover`, `exporter` (Prometheus redis_exporter's series
 //! against raftinel and redis-sentinel).
 
 // The integration tests drive real processes in real time from plain threads
@@ -24,6 +25,7 @@
 mod harness;
 
 mod clients;
+mod clients_rust;
 mod config;
 mod differential;
 mod exporter;
