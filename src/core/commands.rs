@@ -308,7 +308,8 @@ impl Sentinel {
             port: m.inst.port,
             quorum: m.quorum,
         };
-        self.masters.insert(name.to_string(), m);
+        let (mi, _) = self.masters.insert_full(name.to_string(), m);
+        self.register_master(mi);
         out.push(Action::Flush);
         emit(out, EventKind::Monitor, msg, Some(name));
         // In a group the monitoring configuration is replicated: the group
@@ -323,12 +324,14 @@ impl Sentinel {
     pub fn remove(&mut self, name: &str, out: &mut Vec<Action>) -> Result<(), CmdError> {
         let m = self.master(name)?;
         emit(out, EventKind::Unmonitor, m.prefix(), Some(name));
-        let ids = std::iter::once(m.inst.id)
+        let ids: Vec<_> = std::iter::once(m.inst.id)
             .chain(m.replicas.values().map(|r| r.id))
-            .chain(m.sentinels.values().map(|s| s.id));
-        for id in ids {
+            .chain(m.sentinels.values().map(|s| s.id))
+            .collect();
+        for &id in &ids {
             out.push(Action::Disconnect { id, link: None });
         }
+        self.unregister(ids);
         self.masters.shift_remove(name);
         out.push(Action::Flush);
         // The group forgets it too, so a later MONITOR of the same name at

@@ -316,25 +316,40 @@ impl Sentinel {
 
     /// A new committed state from the local Raft node: publish what it
     /// changed, once (points 3, 6, 7), then let the engine act on it.
+    /// Returns the indices of the masters whose committed record changed or
+    /// still had something to publish (the engine steps those at once, the
+    /// others at the next tick). No copy of the whole state is made: with
+    /// hundreds of masters a commit touches one or two of them.
     pub(crate) fn committed_in(
         &mut self,
         now: Millis,
         new: crate::consensus::GroupState,
         out: &mut Vec<Action>,
-    ) {
+    ) -> Vec<usize> {
         let old = self.committed.replace(new);
-        let Some(new) = self.committed.clone() else {
-            return;
-        };
+        let mut touched = Vec::new();
         for mi in 0..self.masters.len() {
-            let name = self.masters[mi].inst.name.clone();
-            let Some(cm) = new.masters.get(&name) else {
+            let m = &self.masters[mi];
+            let Some(cm) = self.cmaster(&m.inst.name) else {
                 continue;
             };
-            let old_f = old
-                .as_ref()
-                .and_then(|o| o.masters.get(&name))
-                .and_then(|c| c.failover.clone());
+            let old_cm = old.as_ref().and_then(|o| o.masters.get(&m.inst.name));
+            // What the per-master work below does for an unchanged record:
+            // publish a start not seen yet, apply a newer switch, mirror the
+            // failover flag. Anything else needs a change.
+            let idle = old_cm == Some(cm)
+                && cm
+                    .failover
+                    .as_ref()
+                    .is_none_or(|f| f.epoch <= m.fo.start_seen)
+                && cm.config_epoch <= m.config_epoch
+                && m.failover_in_progress == cm.failover.is_some();
+            if idle {
+                continue;
+            }
+            touched.push(mi);
+            let cm = cm.clone();
+            let old_f = old_cm.and_then(|c| c.failover.clone());
             if let Some(of) = &old_f {
                 let same = cm.failover.as_ref().is_some_and(|f| f.epoch == of.epoch);
                 if !same && cm.config_epoch < of.epoch {
@@ -351,20 +366,17 @@ impl Sentinel {
                     .as_ref()
                     .filter(|f| f.epoch == cm.config_epoch)
                     .map(|f| f.leader);
-                self.committed_switch(mi, cm, leader, now, out);
+                self.committed_switch(mi, &cm, leader, now, out);
             }
             self.masters[mi].failover_in_progress = cm.failover.is_some();
         }
-        if new.current_epoch > self.current_epoch {
-            self.current_epoch = new.current_epoch;
+        let epoch = self.committed.as_ref().map_or(0, |c| c.current_epoch);
+        if epoch > self.current_epoch {
+            self.current_epoch = epoch;
             out.push(Action::Flush);
-            emit(
-                out,
-                EventKind::NewEpoch,
-                new.current_epoch.to_string(),
-                None,
-            );
+            emit(out, EventKind::NewEpoch, epoch.to_string(), None);
         }
+        touched
     }
 
     /// Point 3: a committed FailoverStart, seen for the first time here.
@@ -524,23 +536,28 @@ impl Sentinel {
 
     /// The engine's step, after every input that can move it.
     pub(crate) fn failover_step(&mut self, now: Millis, out: &mut Vec<Action>) {
-        if self.committed.is_none() {
+        for mi in 0..self.masters.len() {
+            self.failover_step_master(mi, now, out);
+        }
+    }
+
+    /// The engine's step for one master (`Sentinel::handle` steps only the
+    /// masters an input is about; every master on each tick).
+    pub(crate) fn failover_step_master(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if self.committed.is_none() || mi >= self.masters.len() {
             return;
         }
-        for mi in 0..self.masters.len() {
-            let name = self.masters[mi].inst.name.clone();
-            if self.cmaster(&name).is_none() {
-                self.propose_monitor(mi, now, out);
-                continue;
-            }
-            self.group_odown(mi, now, out);
-            self.propose_opinion(mi, now, out);
-            self.push_manual(mi, now, out);
-            self.maybe_start(mi, now, out);
-            self.maybe_takeover(mi, now, out);
-            self.drive(mi, now, out);
-            self.fix_replicas(mi, now, out);
+        if self.cmaster(&self.masters[mi].inst.name).is_none() {
+            self.propose_monitor(mi, now, out);
+            return;
         }
+        self.group_odown(mi, now, out);
+        self.propose_opinion(mi, now, out);
+        self.push_manual(mi, now, out);
+        self.maybe_start(mi, now, out);
+        self.maybe_takeover(mi, now, out);
+        self.drive(mi, now, out);
+        self.fix_replicas(mi, now, out);
     }
 
     /// A master this daemon monitors and the group does not: the leader

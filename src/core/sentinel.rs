@@ -15,6 +15,8 @@
 //! down rules already require fresh evidence. INFO therefore always reports
 //! `sentinel_tilt:0` and `sentinel_tilt_since_seconds:-1`.
 
+use std::collections::HashMap;
+
 use indexmap::IndexMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -170,6 +172,21 @@ pub struct Sentinel {
     pub(crate) committed: Option<crate::consensus::GroupState>,
     /// This daemon's place in the Raft group.
     pub(crate) raft: RaftView,
+    /// Which master each instance id belongs to, so that an input about one
+    /// instance costs the same with 1 or 500 masters. Ids are never reused
+    /// and an instance never changes master; `locate` checks the entry and
+    /// falls back to a scan, so a missing or stale entry costs time, not
+    /// correctness.
+    pub(crate) owners: HashMap<InstanceId, String>,
+}
+
+/// The masters whose failover engine an input may have moved: the engine
+/// steps those right after the input, and every master on each tick.
+enum Touched {
+    None,
+    One(usize),
+    Many(Vec<usize>),
+    All,
 }
 
 pub(crate) fn alloc_id(next: &mut u64) -> InstanceId {
@@ -277,7 +294,8 @@ fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
 struct Periodic<'a> {
     now: Millis,
     t: &'a Timing,
-    hello: &'a HelloOut,
+    /// None when no instance of the master is due for a hello this tick.
+    hello: Option<&'a HelloOut>,
     client_name: &'a str,
     renames: &'a [(String, String)],
 }
@@ -328,6 +346,9 @@ impl Periodic<'_> {
         {
             send_ping(inst, now, out);
         }
+        let Some(hello) = self.hello else {
+            return;
+        };
         if !inst.link.hello_inflight
             && !inst.link.hold_hello
             && now.saturating_sub(inst.last_pub_time) > self.t.publish_period
@@ -336,21 +357,45 @@ impl Periodic<'_> {
             inst.link.hello_inflight = true;
             out.push(Action::SendHello {
                 id: inst.id,
-                hello: self.hello.clone(),
+                hello: hello.clone(),
             });
         }
     }
 }
 
+/// What is per tick, not per master.
+struct TickCtx {
+    client_name: String,
+    sentinel_auth: LinkAuth,
+    t: Timing,
+}
+
+/// `+sdown` (`down`) or `-sdown` for `inst` of master `master`.
+fn sdown_event(out: &mut Vec<Action>, down: bool, inst: &Instance, master: &Instance) {
+    let m = MasterRef {
+        name: &master.name,
+        host: &master.host,
+        port: master.port,
+    };
+    let p = instance_prefix(inst.kind, &inst.name, &inst.host, inst.port, Some(m));
+    let kind = if down {
+        EventKind::Sdown
+    } else {
+        EventKind::SdownCleared
+    };
+    emit(out, kind, p, Some(&master.name));
+}
+
 /// SDOWN evaluation and forced reconnects of one instance (§4.2, §4.6).
+/// Returns `Some(true)` when the instance just became SDOWN, `Some(false)`
+/// when its SDOWN just ended (the caller publishes the event).
 fn check_sdown(
     inst: &mut Instance,
     now: Millis,
     t: &Timing,
     reboot_down_after: u64,
-    m: &MAddr,
     out: &mut Vec<Action>,
-) {
+) -> Option<bool> {
     let link = &mut inst.link;
     let elapsed = if let Some(a) = link.act_ping_time {
         now.saturating_sub(a)
@@ -399,13 +444,14 @@ fn check_sdown(
         if !inst.s_down {
             inst.s_down = true;
             inst.s_down_since = Some(now);
-            emit(out, EventKind::Sdown, prefix(inst, m), Some(&m.name));
+            return Some(true);
         }
     } else if inst.s_down {
         inst.s_down = false;
         inst.script_kill_sent = false;
-        emit(out, EventKind::SdownCleared, prefix(inst, m), Some(&m.name));
+        return Some(false);
     }
+    None
 }
 
 impl Sentinel {
@@ -435,7 +481,7 @@ impl Sentinel {
         for m in masters.values_mut() {
             m.fo.start_seen = state.current_epoch;
         }
-        let s = Sentinel {
+        let mut s = Sentinel {
             myid,
             current_epoch: state.current_epoch,
             globals: state.globals,
@@ -448,7 +494,11 @@ impl Sentinel {
             simfailure_flags: 0,
             committed: None,
             raft: RaftView::default(),
+            owners: HashMap::new(),
         };
+        for mi in 0..s.masters.len() {
+            s.register_master(mi);
+        }
         for m in s.masters.values() {
             emit(
                 &mut out,
@@ -533,13 +583,15 @@ impl Sentinel {
     /// Feeds one input; returns what the driver must do, in order.
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
-        match input {
+        let touched = match input {
             Input::Tick => {
-                for mi in 0..self.masters.len() {
-                    self.tick_master(now, mi, &mut out);
-                }
+                self.tick(now, &mut out);
+                Touched::All
             }
-            Input::LinkUp { id, link } => self.link_up(now, id, link, &mut out),
+            Input::LinkUp { id, link } => {
+                self.link_up(now, id, link, &mut out);
+                self.master_of(id)
+            }
             Input::LinkDown { id, link } => {
                 if let Some(inst) = self.instance_mut(id) {
                     match link {
@@ -547,9 +599,16 @@ impl Sentinel {
                         LinkKind::PubSub => inst.link.pc_up = false,
                     }
                 }
+                self.master_of(id)
             }
-            Input::PingReply { id, reply } => self.ping_reply(now, id, reply, &mut out),
-            Input::InfoReply { id, text } => self.info_reply(now, id, text, &mut out),
+            Input::PingReply { id, reply } => {
+                self.ping_reply(now, id, reply, &mut out);
+                self.master_of(id)
+            }
+            Input::InfoReply { id, text } => {
+                self.info_reply(now, id, text, &mut out);
+                self.master_of(id)
+            }
             Input::PublishReply { id, ok } => {
                 if let Some(inst) = self.instance_mut(id) {
                     inst.link.reply_received();
@@ -558,12 +617,22 @@ impl Sentinel {
                         inst.last_pub_time = now;
                     }
                 }
+                self.master_of(id)
             }
             Input::Hello { via, payload } => self.hello_in(now, via, &payload, &mut out),
-            Input::MasterDownReply { peer, reply } => self.master_down_reply(now, peer, reply),
-            Input::Committed(state) => self.committed_in(now, *state, &mut out),
-            Input::Raft(view) => self.raft_in(view),
-            Input::PauseReply { id, info } => self.pause_reply(now, id, info, &mut out),
+            Input::MasterDownReply { peer, reply } => {
+                self.master_down_reply(now, peer, reply);
+                self.master_of(peer)
+            }
+            Input::Committed(state) => Touched::Many(self.committed_in(now, *state, &mut out)),
+            Input::Raft(view) => {
+                self.raft_in(view);
+                Touched::All
+            }
+            Input::PauseReply { id, info } => {
+                self.pause_reply(now, id, info, &mut out);
+                self.master_of(id)
+            }
             Input::CommandTimeout { id } => {
                 if let Some(inst) = self.instance_mut(id) {
                     inst.link.reply_received();
@@ -571,26 +640,80 @@ impl Sentinel {
                     inst.link.hello_inflight = false;
                     inst.link.ask_inflight = false;
                 }
+                self.master_of(id)
             }
+        };
+        // An input may move the failover of the master it is about (a
+        // commit, a fresh INFO, a link); time moves every master at the tick.
+        match touched {
+            Touched::None => {}
+            Touched::One(mi) => self.failover_step_master(mi, now, &mut out),
+            Touched::Many(list) => {
+                for mi in list {
+                    self.failover_step_master(mi, now, &mut out);
+                }
+            }
+            Touched::All => self.failover_step(now, &mut out),
         }
-        // Every input may move a failover: a commit, a fresh INFO, a link.
-        self.failover_step(now, &mut out);
         out
     }
 
-    pub(crate) fn locate(&self, id: InstanceId) -> Option<(usize, Slot)> {
-        for (mi, m) in self.masters.values().enumerate() {
-            if m.inst.id == id {
-                return Some((mi, Slot::Master));
-            }
-            if let Some(i) = m.replicas.values().position(|r| r.id == id) {
-                return Some((mi, Slot::Replica(i)));
-            }
-            if let Some(i) = m.sentinels.values().position(|s| s.id == id) {
-                return Some((mi, Slot::Sentinel(i)));
+    fn master_of(&self, id: InstanceId) -> Touched {
+        match self.locate(id) {
+            Some((mi, _)) => Touched::One(mi),
+            None => Touched::None,
+        }
+    }
+
+    /// Records the owner of every instance of master `mi` (see `owners`).
+    pub(crate) fn register_master(&mut self, mi: usize) {
+        let Some((name, m)) = self.masters.get_index(mi) else {
+            return;
+        };
+        let ids = std::iter::once(m.inst.id)
+            .chain(m.replicas.values().map(|r| r.id))
+            .chain(m.sentinels.values().map(|s| s.id));
+        for id in ids {
+            if self.owners.get(&id) != Some(name) {
+                self.owners.insert(id, name.clone());
             }
         }
-        None
+    }
+
+    /// Forgets instance ids that are gone (removed replicas, sentinels or
+    /// masters).
+    pub(crate) fn unregister(&mut self, ids: impl IntoIterator<Item = InstanceId>) {
+        for id in ids {
+            self.owners.remove(&id);
+        }
+    }
+
+    pub(crate) fn locate(&self, id: InstanceId) -> Option<(usize, Slot)> {
+        if let Some(found) = self
+            .owners
+            .get(&id)
+            .and_then(|name| self.masters.get_full(name))
+            .and_then(|(mi, _, m)| Self::slot_in(m, id).map(|slot| (mi, slot)))
+        {
+            return Some(found);
+        }
+        self.masters
+            .values()
+            .enumerate()
+            .find_map(|(mi, m)| Self::slot_in(m, id).map(|slot| (mi, slot)))
+    }
+
+    fn slot_in(m: &Master, id: InstanceId) -> Option<Slot> {
+        if m.inst.id == id {
+            return Some(Slot::Master);
+        }
+        if let Some(i) = m.replicas.values().position(|r| r.id == id) {
+            return Some(Slot::Replica(i));
+        }
+        m.sentinels
+            .values()
+            .position(|s| s.id == id)
+            .map(Slot::Sentinel)
     }
 
     pub(crate) fn slot_mut(&mut self, mi: usize, slot: Slot) -> Option<&mut Instance> {
@@ -646,35 +769,60 @@ impl Sentinel {
         }
     }
 
+    /// One tick: every master in turn. What does not depend on the master
+    /// is computed once per tick, not once per master.
+    fn tick(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let ctx = TickCtx {
+            client_name: self.client_name(),
+            sentinel_auth: self.sentinel_auth(),
+            t: self.timing.clone(),
+        };
+        for mi in 0..self.masters.len() {
+            self.tick_master(now, mi, &ctx, out);
+        }
+    }
+
     /// One tick for one master, its replicas and its sentinels, in
     /// redis-sentinel's order.
-    fn tick_master(&mut self, now: Millis, mi: usize, out: &mut Vec<Action>) {
-        let client_name = self.client_name();
-        let sentinel_auth = self.sentinel_auth();
-        let t = self.timing.clone();
+    fn tick_master(&mut self, now: Millis, mi: usize, ctx: &TickCtx, out: &mut Vec<Action>) {
+        let t = &ctx.t;
         let current_epoch = self.current_epoch;
-        let Some(hello) = self.masters.get_index(mi).map(|(_, m)| self.hello_out(m)) else {
+        let Some((_, m)) = self.masters.get_index(mi) else {
             return;
         };
-        let group_votes = self.committed_down_votes(&self.masters[mi].inst.name);
+        // The hello is built only when one of the master's instances may
+        // publish one on this tick (every 2 s each): building it costs
+        // several allocations and a lookup of the committed state.
+        let hello_due = |i: &Instance| {
+            !i.link.hello_inflight
+                && !i.link.hold_hello
+                && now.saturating_sub(i.last_pub_time) > t.publish_period
+        };
+        let hello = (hello_due(&m.inst)
+            || m.replicas.values().any(hello_due)
+            || m.sentinels.values().any(hello_due))
+        .then(|| self.hello_out(m));
+        let group_votes = self.committed_down_votes(&m.inst.name);
         let in_group = self.raft.initialized;
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
-        let ma = m.addr();
         let data_auth = m.data_auth();
+        // Usually empty: cloning it allocates nothing.
         let renames = m.renames.clone();
         let per = Periodic {
             now,
-            t: &t,
-            hello: &hello,
-            client_name: &client_name,
+            t,
+            hello: hello.as_ref(),
+            client_name: &ctx.client_name,
             renames: &renames,
         };
 
         // The master itself.
         per.run(&mut m.inst, &data_auth, t.info_period, out);
-        check_sdown(&mut m.inst, now, &t, m.reboot_down_after, &ma, out);
+        if let Some(up) = check_sdown(&mut m.inst, now, t, m.reboot_down_after, out) {
+            sdown_event(out, up, &m.inst, &m.inst);
+        }
         // In a group ODOWN comes from the committed votes only: Sentinel's
         // peer-reply rule would disagree with them for a moment and flap
         // `+odown`/`-odown` (clients refresh their topology on both).
@@ -727,11 +875,15 @@ impl Sentinel {
                 t.info_period
             };
             per.run(r, &data_auth, period, out);
-            check_sdown(r, now, &t, 0, &ma, out);
+            if let Some(up) = check_sdown(r, now, t, 0, out) {
+                sdown_event(out, up, r, &m.inst);
+            }
         }
         for s in m.sentinels.values_mut() {
-            per.run(s, &sentinel_auth, t.info_period, out);
-            check_sdown(s, now, &t, 0, &ma, out);
+            per.run(s, &ctx.sentinel_auth, t.info_period, out);
+            if let Some(up) = check_sdown(s, now, t, 0, out) {
+                sdown_event(out, up, s, &m.inst);
+            }
         }
     }
 
@@ -892,6 +1044,7 @@ impl Sentinel {
                 now,
             );
             emit(out, EventKind::Slave, prefix(&r, &ma), Some(&ma.name));
+            self.owners.insert(r.id, ma.name.clone());
             m.replicas.insert(key, r);
             discovered = true;
         }
@@ -977,7 +1130,7 @@ impl Sentinel {
         via: Option<InstanceId>,
         payload: &str,
         out: &mut Vec<Action>,
-    ) {
+    ) -> Touched {
         if let Some(id) = via {
             if let Some(inst) = self.instance_mut(id) {
                 inst.link.pc_last_activity = now;
@@ -985,7 +1138,7 @@ impl Sentinel {
             // Our own hellos come back on every channel we publish to: they
             // keep the pubsub link alive and are not worth counting.
             if payload.contains(self.myid.as_str()) {
-                return;
+                return Touched::None;
             }
         }
         let masters = &self.masters;
@@ -993,13 +1146,19 @@ impl Sentinel {
             masters.contains_key(n)
         }) {
             Ok(h) => self.process_hello(now, h, out),
-            Err(_) => self.hello_rejected += 1,
+            Err(_) => {
+                self.hello_rejected += 1;
+                Touched::None
+            }
         }
     }
 
-    fn process_hello(&mut self, now: Millis, h: Hello, out: &mut Vec<Action>) {
+    /// Returns the masters the hello may have changed: its own, or all of
+    /// them when a sentinel was added, moved or removed (a run id is looked
+    /// for under every master).
+    fn process_hello(&mut self, now: Millis, h: Hello, out: &mut Vec<Action>) -> Touched {
         let Some(mi) = self.masters.get_index_of(&h.master_name) else {
-            return;
+            return Touched::None;
         };
         let known = self.masters[mi].sentinels.values().any(|s| {
             s.host == h.ip && s.port == h.port && s.runid.as_deref() == Some(h.runid.as_str())
@@ -1052,6 +1211,7 @@ impl Sentinel {
                     Some(&m.inst.name),
                 );
             }
+            self.owners.insert(id, m.inst.name.clone());
             m.sentinels.insert(h.runid.clone(), si);
             if removed > 0 {
                 self.update_sentinel_address_everywhere(mi, &h.runid, out);
@@ -1110,6 +1270,11 @@ impl Sentinel {
         if let Some(si) = self.masters[mi].sentinels.get_mut(&h.runid) {
             si.last_hello_time = now;
         }
+        if known {
+            Touched::One(mi)
+        } else {
+            Touched::All
+        }
     }
 
     /// Removes every sentinel with `runid` from master `mi`; returns how many.
@@ -1123,9 +1288,11 @@ impl Sentinel {
             return 0;
         };
         let before = m.sentinels.len();
+        let mut gone = Vec::new();
         m.sentinels.retain(|_, s| {
             let keep = s.runid.as_deref() != Some(runid);
             if !keep {
+                gone.push(s.id);
                 out.push(Action::Disconnect {
                     id: s.id,
                     link: None,
@@ -1133,7 +1300,9 @@ impl Sentinel {
             }
             keep
         });
-        before - m.sentinels.len()
+        let removed = before - m.sentinels.len();
+        self.unregister(gone);
+        removed
     }
 
     /// A sentinel changed address under master `src`: give the same run id
@@ -1201,7 +1370,9 @@ impl Sentinel {
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
+        let mut gone = Vec::new();
         for r in m.replicas.values() {
+            gone.push(r.id);
             out.push(Action::Disconnect {
                 id: r.id,
                 link: None,
@@ -1210,6 +1381,7 @@ impl Sentinel {
         m.replicas.clear();
         if reset_sentinels {
             for s in m.sentinels.values() {
+                gone.push(s.id);
                 out.push(Action::Disconnect {
                     id: s.id,
                     link: None,
@@ -1217,6 +1389,12 @@ impl Sentinel {
             }
             m.sentinels.clear();
         }
+        for id in gone {
+            self.owners.remove(&id);
+        }
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
         out.push(Action::Disconnect {
             id: m.inst.id,
             link: None,
@@ -1309,6 +1487,7 @@ impl Sentinel {
                 now,
             );
             emit(out, EventKind::Slave, prefix(&r, &ma), Some(&ma.name));
+            self.owners.insert(r.id, ma.name.clone());
             m.replicas.insert(key, r);
         }
         out.push(Action::Flush);
