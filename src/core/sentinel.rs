@@ -1415,6 +1415,10 @@ impl Sentinel {
         i.slave_master_host = None;
         i.link.act_ping_time = Some(now);
         i.link.last_ping_time = None;
+        // Sentinel releases the link and makes a new one: the next tick
+        // connects at once (to the new address after a switch), not a
+        // reconnect period after the last attempt on the old link.
+        i.link.last_reconn_time = None;
         i.link.last_avail_time = now;
         i.link.last_pong_time = now;
         i.role_reported_time = now;

@@ -771,9 +771,17 @@ impl World {
                 let node = &self.nodes[n];
                 if node.crashed {
                     (false, self.delay())
-                } else if node.is_hung(now) {
-                    // TCP accepts, the AUTH/SETNAME handshake never returns.
-                    (false, CMD_TIMEOUT)
+                } else if let Some(until) = node.hung_until.filter(|&t| now < t) {
+                    // TCP accepts and the AUTH/SETNAME handshake waits in the
+                    // socket until the process runs again (a stopped
+                    // process): it completes then, or the driver gives up
+                    // at its command timeout.
+                    let wait = until - now;
+                    if wait < CMD_TIMEOUT {
+                        (true, wait + 2 * self.delay())
+                    } else {
+                        (false, CMD_TIMEOUT)
+                    }
                 } else {
                     (true, 2 * self.delay())
                 }
