@@ -15,7 +15,8 @@
 //! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
 //! redis-cli), `clients_rust` (redis-rs and fred through failovers),
 //! `failover`, `exporter` (Prometheus redis_exporter's series
-//! against raftinel and redis-sentinel).
+//! against raftinel and redis-sentinel), `replay` (Jedis and Lettuce
+//! command sequences over raw RESP through failovers).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -32,3 +33,4 @@ mod exporter;
 mod failover;
 mod monitoring;
 mod raft;
+mod replay;
