@@ -9,14 +9,14 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Output of a finished external command.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Run `cmd` with stdout/stderr to files, killing it after `timeout`.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Run {
+pub(crate) fn run_bounded(mut cmd: Command, timeout: Duration) -> Run {
     let dir = tempfile::Builder::new()
         .prefix("it-client-")
         .tempdir()

@@ -13,7 +13,9 @@
 //! Modules: `monitoring` (discovery, SDOWN/ODOWN, events), `config`
 //! (persistence, rewrite, bad files, logfile), `differential` (replies and
 //! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
-//! redis-cli), `clients_rust` (redis-rs and fred through failovers),
+//! redis-cli), `clients_failover` (redis-py, ioredis, redis-cli and the
+//! scripts through real failovers), `clients_rust` (redis-rs and fred through
+//! failovers),
 //! `failover`, `exporter` (Prometheus redis_exporter's series
 //! against raftinel and redis-sentinel), `replay` (Jedis and Lettuce
 //! command sequences over raw RESP through failovers).
@@ -26,6 +28,7 @@
 mod harness;
 
 mod clients;
+mod clients_failover;
 mod clients_rust;
 mod config;
 mod differential;

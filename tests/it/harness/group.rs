@@ -39,6 +39,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(m: &Monitor) -> Daemon {
+        Self::start_with(m, &[])
+    }
+
+    /// Start with `extra` lines appended to its sentinel.conf (e.g. scripts,
+    /// which Sentinel only accepts from the file by default).
+    pub fn start_with(m: &Monitor, extra: &[String]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("it-failover-")
             .tempdir()
@@ -47,7 +53,7 @@ impl Daemon {
         let conf = dir.path().join("sentinel.conf");
         fs::write(
             &conf,
-            sentinel_conf(port, dir.path(), std::slice::from_ref(m), &[]),
+            sentinel_conf(port, dir.path(), std::slice::from_ref(m), extra),
         )
         .expect("write sentinel.conf");
         let mut d = Daemon {
@@ -445,10 +451,15 @@ impl Group {
     }
 
     pub fn with_replicas(n: usize) -> Group {
+        Self::with_conf(n, |_| Vec::new())
+    }
+
+    /// `n` replicas; daemon `i`'s sentinel.conf gets the lines `extra(i)`.
+    pub fn with_conf(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Group {
         let topo = Topology::new(n);
         let old_port = topo.master.port;
         let m = monitor(old_port);
-        let daemons: Vec<Daemon> = (0..3).map(|_| Daemon::start(&m)).collect();
+        let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start_with(&m, &extra(i))).collect();
         let g = Group {
             topo,
             daemons,
