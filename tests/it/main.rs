@@ -18,7 +18,8 @@
 //! failovers),
 //! `failover`, `exporter` (Prometheus redis_exporter's series
 //! against raftinel and redis-sentinel), `replay` (Jedis and Lettuce
-//! command sequences over raw RESP through failovers).
+//! command sequences over raw RESP through failovers), `hostile` (bad
+//! input: bounded memory, the daemon keeps serving everyone else).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -34,6 +35,7 @@ mod config;
 mod differential;
 mod exporter;
 mod failover;
+mod hostile;
 mod monitoring;
 mod raft;
 mod replay;
