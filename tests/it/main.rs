@@ -15,11 +15,10 @@
 //! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
 //! redis-cli), `clients_failover` (redis-py, ioredis, redis-cli and the
 //! scripts through real failovers), `clients_rust` (redis-rs and fred through
-//! failovers),
-//! `failover`, `exporter` (Prometheus redis_exporter's series
-//! against raftinel and redis-sentinel), `replay` (Jedis and Lettuce
-//! command sequences over raw RESP through failovers), `hostile` (bad
-//! input: bounded memory, the daemon keeps serving everyone else).
+//! failovers), `failover`, `exporter` (Prometheus redis_exporter's series
+//! against raftinel and redis-sentinel), `replay` (Jedis and Lettuce command
+//! sequences over raw RESP through failovers), `hostile` (bad input: bounded
+//! memory, the daemon keeps serving everyone else).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
