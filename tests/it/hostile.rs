@@ -63,7 +63,7 @@ impl Target {
         let pid = daemon.proc().pid().expect("raftinel running");
         let master = topo.master.port.to_string();
         Target {
-            topo: topo,
+            topo,
             daemon,
             pid,
             master,
