@@ -202,8 +202,14 @@ fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Descripti
 
 /// The failover's safety rules: never promote a replica that is empty while
 /// the master had data, nor one whose replication history (replid) is
-/// neither of the master's last known ones. Unknown values do not exclude.
+/// neither of the master's last known ones, nor one that reports itself a
+/// master (it replicates nothing of ours: a node restarted without its
+/// replica configuration, often empty, or another master). Unknown values
+/// do not exclude.
 fn history_matches(master: &Instance, r: &Instance) -> bool {
+    if r.role_reported == Role::Master {
+        return false;
+    }
     if master.repl_offset.is_some_and(|o| o > 0) && r.slave_repl_offset == 0 {
         return false;
     }

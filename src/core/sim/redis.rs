@@ -56,6 +56,10 @@ pub(super) struct RedisNode {
     /// full sync to another history): promotions decided on older INFO are
     /// not the engine's fault.
     pub history_changed_at: Millis,
+    /// When the node last came back from a crash or a hang: until the
+    /// daemons had time to see it again (a reconnect period, a PING), it may
+    /// rightly still be believed down.
+    pub back_at: Millis,
 }
 
 impl RedisNode {
@@ -78,6 +82,7 @@ impl RedisNode {
             link_down_since: None,
             sync_at: None,
             history_changed_at: 0,
+            back_at: 0,
         }
     }
 
@@ -127,6 +132,7 @@ impl RedisNode {
     pub fn restart(&mut self, empty: bool, now: Millis, rng: &mut StdRng) {
         self.crashed = false;
         self.hung_until = None;
+        self.back_at = now;
         self.paused_until = None;
         self.run_id = hex40(rng);
         if empty {

@@ -1113,6 +1113,13 @@ impl World {
         if n == m || !self.nodes[m].serving(now) {
             return;
         }
+        // Back from a crash or hang so recently that the group may not have
+        // seen it again yet (a reconnect period, a PING, the opinions'
+        // commit): to the daemons it is a dead master, and the switchover an
+        // unplanned failover, which Sentinel's rules govern.
+        if now < self.nodes[m].back_at + DOWN_AFTER + 1_000 {
+            return;
+        }
         self.coordinated_checked += 1;
         let (old, new) = (&self.nodes[m], &self.nodes[n]);
         let paused = old.paused_until.is_some_and(|t| now < t);
@@ -1530,6 +1537,7 @@ impl World {
                     let d = self.rng.gen_range(300..4_000);
                     self.note(format!("FAULT node n{n} hangs for {d} ms"));
                     self.nodes[n].hung_until = Some(now + d);
+                    self.nodes[n].back_at = now + d;
                 }
             }
             4 | 5 => {
