@@ -523,6 +523,25 @@ impl Sentinel {
         self.masters.keys().cloned().collect()
     }
 
+    /// The earliest time a master not yet SDOWN would become SDOWN by the
+    /// PING clock (§4.6 rule 1) if nothing answers before: the runtime ticks
+    /// then instead of at the next regular tick, so a dead master is seen
+    /// down at down-after, not up to a tick period later. O(masters), asked
+    /// once per tick.
+    pub fn next_sdown_deadline(&self) -> Option<Millis> {
+        self.masters
+            .values()
+            .filter(|m| !m.inst.s_down && m.inst.port != 0)
+            .filter_map(|m| {
+                let l = &m.inst.link;
+                let since = l
+                    .act_ping_time
+                    .or_else(|| l.disconnected().then_some(l.last_avail_time))?;
+                Some(since.saturating_add(m.inst.down_after).saturating_add(1))
+            })
+            .min()
+    }
+
     /// Hellos ignored because they were malformed or hostile (§4.5).
     pub fn hello_rejected(&self) -> u64 {
         self.hello_rejected
@@ -595,7 +614,18 @@ impl Sentinel {
             Input::LinkDown { id, link } => {
                 if let Some(inst) = self.instance_mut(id) {
                     match link {
-                        LinkKind::Command => inst.link.cmd_lost(),
+                        LinkKind::Command => {
+                            // A command link that drops (the process died,
+                            // the connection was reset) counts as a PING
+                            // left unanswered from now: SDOWN comes
+                            // down-after after the loss, not after the next
+                            // reconnect attempt (Sentinel's clock starts
+                            // with the PING it queues on reconnecting).
+                            if inst.link.cmd_up && inst.link.act_ping_time.is_none() {
+                                inst.link.act_ping_time = Some(now);
+                            }
+                            inst.link.cmd_lost()
+                        }
                         LinkKind::PubSub => inst.link.pc_up = false,
                     }
                 }
