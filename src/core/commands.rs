@@ -221,6 +221,205 @@ fn history_matches(master: &Instance, r: &Instance) -> bool {
     }
 }
 
+/// How long an option set on this daemon wins over a different committed
+/// value while its own proposal is on its way (a proposal lost with a Raft
+/// leader is not retried: the committed value applies after this).
+const PENDING_OPTION_MS: u64 = 10_000;
+
+/// The options SENTINEL SET takes with one value (rename-command takes two).
+const SET_OPTIONS: &[&str] = &[
+    "down-after-milliseconds",
+    "failover-timeout",
+    "parallel-syncs",
+    "quorum",
+    "master-reboot-down-after-period",
+    "notification-script",
+    "client-reconfig-script",
+    "auth-pass",
+    "auth-user",
+    super::failover::COORDINATED_OPTION,
+];
+
+/// What `apply_set_option` needs besides the master.
+struct SetCtx<'a> {
+    /// The option as the client spelled it (error messages).
+    option: &'a str,
+    deny_scripts: bool,
+    script_ok: &'a dyn Fn(&str) -> bool,
+}
+
+/// One SENTINEL SET option applied to a master (`opt` lowercase, `vals` its
+/// one or two values), with Sentinel's validation and error strings.
+fn apply_set_option(
+    m: &mut Master,
+    opt: &str,
+    vals: &[&str],
+    ctx: &SetCtx<'_>,
+    out: &mut Vec<Action>,
+) -> Result<(), CmdError> {
+    let option = ctx.option;
+    let bad = |v: &str| {
+        CmdError::err(format!(
+            "Invalid argument '{v}' for SENTINEL SET '{option}'"
+        ))
+    };
+    let v = vals.first().copied().unwrap_or_default();
+    match opt {
+        "down-after-milliseconds"
+        | "failover-timeout"
+        | "parallel-syncs"
+        | "quorum"
+        | "master-reboot-down-after-period" => {
+            let ll = parse_ll(v).ok_or_else(|| bad(v))?;
+            let min = if opt == "master-reboot-down-after-period" {
+                0
+            } else {
+                1
+            };
+            if ll < min {
+                return Err(bad(v));
+            }
+            let n = ll as u64;
+            match opt {
+                "down-after-milliseconds" => {
+                    m.inst.down_after = n;
+                    for i in m.replicas.values_mut().chain(m.sentinels.values_mut()) {
+                        i.down_after = n;
+                    }
+                }
+                "failover-timeout" => m.failover_timeout = n,
+                "parallel-syncs" => m.parallel_syncs = u32::try_from(n).map_err(|_| bad(v))?,
+                "quorum" => m.quorum = u32::try_from(n).map_err(|_| bad(v))?,
+                _ => m.reboot_down_after = n,
+            }
+        }
+        "notification-script" | "client-reconfig-script" => {
+            if ctx.deny_scripts {
+                return Err(CmdError::err(
+                    "Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration",
+                ));
+            }
+            let notif = opt == "notification-script";
+            if !v.is_empty() && !(ctx.script_ok)(v) {
+                return Err(CmdError::err(if notif {
+                    "Notification script seems non existing or non executable"
+                } else {
+                    "Client reconfiguration script seems non existing or non executable"
+                }));
+            }
+            let val = (!v.is_empty()).then(|| v.to_string());
+            if notif {
+                m.notification_script = val;
+            } else {
+                m.client_reconfig_script = val;
+            }
+        }
+        "auth-pass" | "auth-user" => {
+            let val = (!v.is_empty()).then(|| v.to_string());
+            if opt == "auth-pass" {
+                m.auth_pass = val;
+            } else {
+                m.auth_user = val;
+            }
+            Sentinel::drop_data_links(m, out);
+        }
+        // raftinel extension: manual failovers pause writes on the old
+        // master until the replica caught up (planned switchover without
+        // losing acknowledged writes).
+        super::failover::COORDINATED_OPTION => {
+            m.fo.coordinated = match v.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(bad(v)),
+            };
+        }
+        "rename-command" => {
+            let new = vals.get(1).copied().unwrap_or_default();
+            if v.is_empty() {
+                return Err(bad(v));
+            }
+            if new.is_empty() {
+                return Err(bad(new));
+            }
+            m.renames.retain(|(o, _)| !o.eq_ignore_ascii_case(v));
+            if !v.eq_ignore_ascii_case(new) {
+                m.renames.push((v.to_string(), new.to_string()));
+            }
+            // Renames travel with the link spec: reconnect so they apply
+            // (Sentinel applies them per command).
+            Sentinel::drop_data_links(m, out);
+        }
+        _ => {
+            return Err(CmdError::err(format!(
+                "Unknown option or number of arguments for SENTINEL SET '{option}'"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The group's key and value for an option set on one daemon; None for the
+/// script paths (paths of that machine, and denied by default).
+fn replicated_option(opt: &str, vals: &[&str]) -> Option<(String, String)> {
+    let v = vals.first().copied().unwrap_or_default();
+    match opt {
+        "notification-script" | "client-reconfig-script" => None,
+        "rename-command" => Some((
+            format!("rename-command {}", v.to_ascii_lowercase()),
+            vals.get(1).copied().unwrap_or_default().to_string(),
+        )),
+        super::failover::COORDINATED_OPTION => Some((opt.to_string(), v.to_ascii_lowercase())),
+        _ => Some((opt.to_string(), v.to_string())),
+    }
+}
+
+/// The inverse of `replicated_option`: the option and its values for a
+/// group key and value ("" = unset: the option's empty value; a rename
+/// to itself, which removes it).
+fn option_args(key: &str, value: &str) -> Option<(String, Vec<String>)> {
+    if let Some(old) = key.strip_prefix("rename-command ") {
+        let new = if value.is_empty() { old } else { value };
+        return Some(("rename-command".into(), vec![old.into(), new.into()]));
+    }
+    if value.is_empty() && !matches!(key, "auth-pass" | "auth-user") {
+        // Numeric options and the coordinated flag are never cleared.
+        return None;
+    }
+    SET_OPTIONS
+        .contains(&key)
+        .then(|| (key.to_string(), vec![value.to_string()]))
+}
+
+/// Whether the master already has this option value (nothing to apply, no
+/// links to drop).
+fn current_option(m: &Master, opt: &str, vals: &[String]) -> bool {
+    let v = vals.first().map(String::as_str).unwrap_or_default();
+    let n = parse_ll(v).and_then(|n| u64::try_from(n).ok());
+    match opt {
+        "down-after-milliseconds" => n == Some(m.inst.down_after),
+        "failover-timeout" => n == Some(m.failover_timeout),
+        "parallel-syncs" => n == Some(u64::from(m.parallel_syncs)),
+        "quorum" => n == Some(u64::from(m.quorum)),
+        "master-reboot-down-after-period" => n == Some(m.reboot_down_after),
+        "auth-pass" => m.auth_pass.as_deref().unwrap_or_default() == v,
+        "auth-user" => m.auth_user.as_deref().unwrap_or_default() == v,
+        super::failover::COORDINATED_OPTION => m.fo.coordinated == v.eq_ignore_ascii_case("yes"),
+        "rename-command" => {
+            let new = vals.get(1).map(String::as_str).unwrap_or_default();
+            let cur = m
+                .renames
+                .iter()
+                .find(|(o, _)| o.eq_ignore_ascii_case(v))
+                .map(|(_, n)| n.as_str());
+            match cur {
+                Some(c) => c == new,
+                None => v.eq_ignore_ascii_case(new),
+            }
+        }
+        _ => false,
+    }
+}
+
 impl Sentinel {
     fn master(&self, name: &str) -> Result<&Master, CmdError> {
         self.masters.get(name).ok_or_else(CmdError::no_such_master)
@@ -365,172 +564,148 @@ impl Sentinel {
 
     /// SENTINEL SET (§4.20). Options are applied left to right with a `+set`
     /// each; a flush is queued at the end if anything changed, also when a
-    /// later option fails. `script_ok(path)` = the file is executable.
+    /// later option fails. `script_ok(path)` = the file is executable. In a
+    /// group every applied option but the two script paths (paths of this
+    /// machine) is also proposed as a `Set` command, so every daemon and
+    /// every restart converges on it (`apply_committed_options`).
     pub fn set(
         &mut self,
         name: &str,
         args: &[String],
         script_ok: &dyn Fn(&str) -> bool,
+        now: Millis,
         out: &mut Vec<Action>,
     ) -> Result<(), CmdError> {
         let mi = self.master_idx(name)?;
         let deny_scripts = self.globals.deny_scripts_reconfig;
         let mut changes = 0;
-        let mut group_sets: Vec<String> = Vec::new();
+        let mut group_sets: Vec<(String, String)> = Vec::new();
         let result = (|| {
             let mut j = 0;
             while j < args.len() {
                 let option = args[j].as_str();
-                let moreargs = args.len() - 1 - j;
-                let old_j = j;
                 let opt = option.to_ascii_lowercase();
-                let m = &mut self.masters[mi];
-                let bad = |v: &str| {
-                    CmdError::err(format!(
-                        "Invalid argument '{v}' for SENTINEL SET '{option}'"
-                    ))
+                let moreargs = args.len() - 1 - j;
+                let nvals = match opt.as_str() {
+                    "rename-command" if moreargs > 1 => 2,
+                    "rename-command" => 0,
+                    _ if moreargs > 0 && SET_OPTIONS.contains(&opt.as_str()) => 1,
+                    _ => 0,
                 };
-                let mut redacted = false;
-                match opt.as_str() {
-                    "down-after-milliseconds"
-                    | "failover-timeout"
-                    | "parallel-syncs"
-                    | "quorum"
-                    | "master-reboot-down-after-period"
-                        if moreargs > 0 =>
-                    {
-                        j += 1;
-                        let v = args[j].as_str();
-                        let ll = parse_ll(v).ok_or_else(|| bad(v))?;
-                        let min = if opt == "master-reboot-down-after-period" {
-                            0
-                        } else {
-                            1
-                        };
-                        if ll < min {
-                            return Err(bad(v));
-                        }
-                        let n = ll as u64;
-                        match opt.as_str() {
-                            "down-after-milliseconds" => {
-                                m.inst.down_after = n;
-                                for i in m.replicas.values_mut().chain(m.sentinels.values_mut()) {
-                                    i.down_after = n;
-                                }
-                            }
-                            "failover-timeout" => m.failover_timeout = n,
-                            "parallel-syncs" => {
-                                m.parallel_syncs = u32::try_from(n).map_err(|_| bad(v))?
-                            }
-                            "quorum" => m.quorum = u32::try_from(n).map_err(|_| bad(v))?,
-                            _ => m.reboot_down_after = n,
-                        }
-                    }
-                    "notification-script" | "client-reconfig-script" if moreargs > 0 => {
-                        j += 1;
-                        let v = args[j].as_str();
-                        if deny_scripts {
-                            return Err(CmdError::err(
-                                "Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration",
-                            ));
-                        }
-                        let notif = opt == "notification-script";
-                        if !v.is_empty() && !script_ok(v) {
-                            return Err(CmdError::err(if notif {
-                                "Notification script seems non existing or non executable"
-                            } else {
-                                "Client reconfiguration script seems non existing or non executable"
-                            }));
-                        }
-                        let val = (!v.is_empty()).then(|| v.to_string());
-                        if notif {
-                            m.notification_script = val;
-                        } else {
-                            m.client_reconfig_script = val;
-                        }
-                    }
-                    "auth-pass" | "auth-user" if moreargs > 0 => {
-                        j += 1;
-                        let v = args[j].as_str();
-                        let val = (!v.is_empty()).then(|| v.to_string());
-                        if opt == "auth-pass" {
-                            m.auth_pass = val;
-                            redacted = true;
-                        } else {
-                            m.auth_user = val;
-                        }
-                        Self::drop_data_links(m, out);
-                    }
-                    // raftinel extension: manual failovers pause writes on
-                    // the old master until the replica caught up (planned
-                    // switchover without losing acknowledged writes).
-                    "coordinated-failover" if moreargs > 0 => {
-                        j += 1;
-                        let v = args[j].as_str();
-                        m.fo.coordinated = match v.to_ascii_lowercase().as_str() {
-                            "yes" => true,
-                            "no" => false,
-                            _ => return Err(bad(v)),
-                        };
-                        group_sets.push(v.to_ascii_lowercase());
-                    }
-                    "rename-command" if moreargs > 1 => {
-                        let old = args[j + 1].as_str();
-                        let new = args[j + 2].as_str();
-                        j += 2;
-                        if old.is_empty() {
-                            return Err(bad(old));
-                        }
-                        if new.is_empty() {
-                            return Err(bad(new));
-                        }
-                        m.renames.retain(|(o, _)| !o.eq_ignore_ascii_case(old));
-                        if !old.eq_ignore_ascii_case(new) {
-                            m.renames.push((old.to_string(), new.to_string()));
-                        }
-                        // Renames travel with the link spec: reconnect so
-                        // they apply (Sentinel applies them per command).
-                        Self::drop_data_links(m, out);
-                    }
-                    _ => {
-                        return Err(CmdError::err(format!(
-                            "Unknown option or number of arguments for SENTINEL SET '{option}'"
-                        )))
-                    }
+                if nvals == 0 {
+                    return Err(CmdError::err(format!(
+                        "Unknown option or number of arguments for SENTINEL SET '{option}'"
+                    )));
+                }
+                let vals: Vec<&str> = args[j + 1..=j + nvals].iter().map(String::as_str).collect();
+                let m = &mut self.masters[mi];
+                let ctx = SetCtx {
+                    option,
+                    deny_scripts,
+                    script_ok,
+                };
+                apply_set_option(m, &opt, &vals, &ctx, out)?;
+                if let Some(kv) = replicated_option(&opt, &vals) {
+                    m.fo.pending_options
+                        .insert(kv.0.clone(), (kv.1.clone(), now));
+                    group_sets.push(kv);
                 }
                 changes += 1;
                 let p = m.prefix();
-                let msg = match j - old_j {
-                    1 => format!(
-                        "{p} {option} {}",
-                        if redacted {
-                            "******"
-                        } else {
-                            args[old_j + 1].as_str()
-                        }
-                    ),
-                    2 => format!("{p} {option} {} {}", args[old_j + 1], args[old_j + 2]),
-                    _ => format!("{p} {option}"),
+                let msg = match nvals {
+                    1 if opt == "auth-pass" => format!("{p} {option} ******"),
+                    1 => format!("{p} {option} {}", vals[0]),
+                    _ => format!("{p} {option} {} {}", vals[0], vals[1]),
                 };
                 emit(out, EventKind::Set, msg, Some(name));
-                j += 1;
+                j += nvals + 1;
             }
             Ok(())
         })();
         if changes > 0 {
             out.push(Action::Flush);
         }
-        // Replicated options travel through the group too.
         if self.cmaster(name).is_some() {
-            for value in group_sets {
+            for (option, value) in group_sets {
                 out.push(Action::Propose(crate::consensus::Command::Set {
                     name: name.to_string(),
-                    option: super::failover::COORDINATED_OPTION.to_string(),
+                    option,
                     value,
                 }));
             }
         }
         result
+    }
+
+    /// Applies the options a committed `Set` changed since this daemon last
+    /// looked (another daemon's SENTINEL SET, or one made before a restart)
+    /// where they differ from the local value, without `+set` (the daemon
+    /// that took the command published it). An option set here and not yet
+    /// committed is not undone meanwhile (for at most `PENDING_OPTION_MS`,
+    /// should the proposal be lost). Returns whether anything changed.
+    pub(crate) fn apply_committed_options(
+        &mut self,
+        mi: usize,
+        quorum: u32,
+        options: &std::collections::BTreeMap<String, String>,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return false;
+        };
+        let mut wanted: Vec<(String, String)> = options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        wanted.push(("quorum".to_string(), quorum.to_string()));
+        // Options cleared in the group (value "" is not stored there).
+        for k in m.fo.seen_options.keys() {
+            if k != "quorum" && !options.contains_key(k) {
+                wanted.push((k.clone(), String::new()));
+            }
+        }
+        let mut changed = false;
+        for (key, value) in wanted {
+            if let Some((mine, since)) = m.fo.pending_options.get(&key) {
+                if *mine == value {
+                    m.fo.pending_options.remove(&key);
+                    m.fo.seen_options.insert(key, value);
+                    continue;
+                }
+                if now.saturating_sub(*since) < PENDING_OPTION_MS {
+                    continue;
+                }
+                m.fo.pending_options.remove(&key);
+            }
+            if m.fo.seen_options.get(&key) == Some(&value) {
+                continue;
+            }
+            m.fo.seen_options.insert(key.clone(), value.clone());
+            let Some((opt, vals)) = option_args(&key, &value) else {
+                continue;
+            };
+            if current_option(m, &opt, &vals) {
+                continue;
+            }
+            let vals: Vec<&str> = vals.iter().map(String::as_str).collect();
+            let ctx = SetCtx {
+                option: &opt,
+                deny_scripts: false,
+                script_ok: &|_| true,
+            };
+            match apply_set_option(m, &opt, &vals, &ctx, out) {
+                Ok(()) => changed = true,
+                Err(e) => tracing::warn!(
+                    "committed option {key} {value:?} for master {} not applied: {e:?}",
+                    m.inst.name
+                ),
+            }
+        }
+        if changed {
+            out.push(Action::Flush);
+        }
+        changed
     }
 
     /// SENTINEL RESET: `matches(name)` is the glob test. Returns the number

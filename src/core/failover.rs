@@ -78,6 +78,13 @@ pub struct Ctl {
     /// the deadline until which the votes may catch up without a `-odown`
     /// (see `sentinel::group_check_odown`).
     pub classic_odown: Option<Option<Millis>>,
+    /// The group's SET options (and quorum) as last seen committed: only a
+    /// committed value that changed since is applied here, so a local SET
+    /// not yet committed is not undone by an older committed value.
+    pub seen_options: std::collections::BTreeMap<String, String>,
+    /// Options set on this daemon and proposed, not seen committed yet
+    /// (group key -> value, when).
+    pub pending_options: std::collections::BTreeMap<String, (String, Millis)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -361,6 +368,7 @@ impl Sentinel {
                     self.failover_started(mi, f, now, out);
                 }
             }
+            self.apply_committed_options(mi, cm.quorum, &cm.options, now, out);
             if cm.config_epoch > self.masters[mi].config_epoch {
                 let leader = old_f
                     .as_ref()

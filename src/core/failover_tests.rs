@@ -828,6 +828,7 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
         "mymaster",
         &["coordinated-failover".to_string(), "yes".to_string()],
         &|_| true,
+        100,
         &mut out,
     );
     assert_eq!(set, Ok(()));
@@ -1402,4 +1403,65 @@ fn manual_failover_demotes_the_old_master_once_the_promotion_is_committed() {
     assert!(!events(&later)
         .iter()
         .any(|(k, _)| *k == EventKind::ConvertToSlave));
+}
+
+/// SENTINEL SET on another daemon reaches this one through the log (no
+/// `+set` here: the daemon that took the command published it), a local SET
+/// not yet committed is not undone by an older committed value, and the
+/// script paths stay local.
+#[test]
+fn set_options_are_replicated_through_the_group() {
+    let mut st = state(&[6380]);
+    st.globals.deny_scripts_reconfig = false;
+    let mut h = H::new(st, true);
+    let set = |name: &str, option: &str, value: &str| Command::Set {
+        name: name.into(),
+        option: option.into(),
+        value: value.into(),
+    };
+    let a = h.commit(100, set("mymaster", "down-after-milliseconds", "4321"));
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert!(a.contains(&Action::Flush));
+    let m = &h.s.masters["mymaster"];
+    assert_eq!(m.inst.down_after, 4321);
+    assert!(m.replicas.values().all(|r| r.down_after == 4321));
+    h.commit(110, set("mymaster", "quorum", "3"));
+    h.commit(120, set("mymaster", "auth-pass", "s3cret"));
+    h.commit(130, set("mymaster", "rename-command config", "xconfig"));
+    let m = &h.s.masters["mymaster"];
+    assert_eq!(m.quorum, 3);
+    assert_eq!(m.auth_pass.as_deref(), Some("s3cret"));
+    assert_eq!(
+        m.renames,
+        vec![("config".to_string(), "xconfig".to_string())]
+    );
+
+    // A local SET is applied at once and proposed; an unrelated commit in
+    // between does not bring the old committed value back.
+    let mut out = Vec::new();
+    let args = [
+        "failover-timeout",
+        "7000",
+        "client-reconfig-script",
+        "/x.sh",
+    ];
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    assert_eq!(h.s.set("mymaster", &args, &|_| true, 200, &mut out), Ok(()));
+    assert_eq!(
+        proposals(&out),
+        vec![set("mymaster", "failover-timeout", "7000")],
+        "script paths are not replicated"
+    );
+    h.commit(210, set("mymaster", "parallel-syncs", "2"));
+    let m = &h.s.masters["mymaster"];
+    assert_eq!((m.failover_timeout, m.parallel_syncs), (7000, 2));
+    h.commit(220, set("mymaster", "failover-timeout", "7000"));
+    assert_eq!(h.s.masters["mymaster"].failover_timeout, 7000);
+    // A later committed value from elsewhere wins, and clearing works.
+    h.commit(230, set("mymaster", "failover-timeout", "9000"));
+    h.commit(240, set("mymaster", "auth-pass", ""));
+    let m = &h.s.masters["mymaster"];
+    assert_eq!(m.failover_timeout, 9000);
+    assert_eq!(m.auth_pass, None);
+    assert_eq!(m.client_reconfig_script.as_deref(), Some("/x.sh"));
 }

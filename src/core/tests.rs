@@ -791,6 +791,7 @@ fn description_field_order() {
         "mymaster",
         &["down-after-milliseconds".into(), "100".into()],
         &|_| true,
+        0,
         &mut Vec::new(),
     )
     .unwrap();
@@ -952,7 +953,7 @@ fn set(s: &mut Sentinel, args: &[&str]) -> (Result<(), String>, Vec<Action>) {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let mut out = Vec::new();
     let r = s
-        .set("mymaster", &args, &|p| p == "/ok", &mut out)
+        .set("mymaster", &args, &|p| p == "/ok", 0, &mut out)
         .map_err(|e| e.0);
     (r, out)
 }
@@ -1057,7 +1058,13 @@ fn sentinel_set_options_events_and_errors() {
     );
     let mut out = Vec::new();
     assert_eq!(
-        s.set("nope", &["quorum".into(), "1".into()], &|_| true, &mut out),
+        s.set(
+            "nope",
+            &["quorum".into(), "1".into()],
+            &|_| true,
+            0,
+            &mut out
+        ),
         Err(CmdError::no_such_master())
     );
 }

@@ -138,7 +138,7 @@ fn dispatch(
             after_flush(core.monitor(now, args, &host_ok, out))
         }
         "remove" => after_flush(core.remove(arg(a, 2), out)),
-        "set" => after_flush(core.set(arg(a, 2), a.get(3..).unwrap_or(&[]), &executable, out)),
+        "set" => after_flush(core.set(arg(a, 2), a.get(3..).unwrap_or(&[]), &executable, now, out)),
         "reset" => {
             let pattern = arg(a, 2).as_bytes().to_vec();
             let n = core.reset(
