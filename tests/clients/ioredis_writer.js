@@ -18,6 +18,7 @@
 //   W <seq> <port>        RPUSH <key> <seq> acknowledged; <port> is the
 //                         server's own `port` read in the same MULTI/EXEC
 //   E <error>             an error, when it differs from the previous one
+//   X end                 ioredis ended the connection for good (see below)
 //   END writes=<n> errors=<n>
 // Exit status: 0 when stopped by the test (file <out>/stop), 3 at the deadline.
 
@@ -79,6 +80,20 @@ const redis = new Redis({
   retryStrategy: (n) => Math.min(50 * n, 500),
 });
 redis.on("error", logError);
+// ioredis 6.0.0 gives up for good ("end", every later command fails with
+// "Connection is closed.") when its failover detector disconnects while a
+// reconnection through the sentinels is in progress: the connector's
+// disconnect makes the pending connect reject, and a rejected connect ends
+// the client. That happens when the data connection is killed (the old
+// master's clients are killed when it is demoted) just before +switch-master
+// arrives. Logged as X, then the script reconnects as an application would
+// have to; the test reports it.
+let stopping = false;
+redis.on("end", () => {
+  if (stopping) return;
+  log("X end");
+  setTimeout(() => redis.connect().catch(() => {}), 100);
+});
 
 const addr = (s) => `${s.host || "127.0.0.1"}:${s.port || 26379}`;
 let lastSentinels = "";
@@ -122,6 +137,7 @@ async function main() {
   let errors = 0;
   while (!fs.existsSync(stopFile)) {
     if (Date.now() > deadline) {
+      stopping = true;
       log(`END deadline writes=${writes} errors=${errors}`);
       return 3;
     }
@@ -141,6 +157,7 @@ async function main() {
     }
     await sleep(ok ? 5 : 50);
   }
+  stopping = true;
   log(`END writes=${writes} errors=${errors}`);
   return 0;
 }

