@@ -13,7 +13,8 @@
 //! closed or replaced never reach the core.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -22,7 +23,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{PersistedState, ServerConfig};
-use crate::core::{Action, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, Sentinel};
+use crate::core::{
+    Action, Event, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, Sentinel,
+};
 use crate::links::{self, LinkCmd, LinkCtx, LinkMsg, LinkTask};
 use crate::observe::scripts::ScriptQueue;
 use crate::server::pubsub::Hub;
@@ -48,6 +51,8 @@ pub fn bind_source_addr(file: &crate::config::ConfigFile) -> Option<std::net::Ip
 
 /// How often the core is ticked.
 pub const TICK: Duration = Duration::from_millis(100);
+/// Link results fed to the core under one lock at most.
+const RESULT_BATCH: usize = 256;
 
 pub struct Shared {
     /// The core state machine. Lock briefly; never hold across `.await`.
@@ -76,6 +81,32 @@ pub struct Shared {
     pub bind_source: std::sync::OnceLock<std::net::IpAddr>,
     /// The config rewrite; None = state is not persisted (tests, demo tools).
     pub flusher: Option<FlushFn>,
+    /// Effects of the inputs fed by the driver tasks (see `execute_background`).
+    effects: Effects,
+}
+
+/// Events, scripts and config flushes of the inputs the driver tasks feed
+/// (link replies, hellos, ticks, commits), executed in order by one task off
+/// those tasks. A flush is a full rewrite of the config file with fsync
+/// (tens of milliseconds with hundreds of masters) and discovering peers and
+/// replicas asks for one each: done inline, they held the driver long enough
+/// for healthy nodes to go SDOWN. Flushes are coalesced: one started after a
+/// request already writes everything that request was for.
+struct Effects {
+    tx: mpsc::UnboundedSender<Effect>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Effect>>>,
+    /// Flush requests queued so far (each carries its number).
+    requested: AtomicU64,
+    /// The task is started on first use (it needs a running tokio runtime).
+    started: std::sync::Once,
+    me: Weak<Shared>,
+}
+
+enum Effect {
+    Emit(Event),
+    Script(Vec<String>),
+    /// The n-th flush request.
+    Flush(u64),
 }
 
 impl Shared {
@@ -88,7 +119,8 @@ impl Shared {
         started: Instant,
     ) -> (Arc<Shared>, mpsc::UnboundedReceiver<Action>) {
         let (driver_tx, driver_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
+        let (effects_tx, effects_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new_cyclic(|me| Shared {
             core: Mutex::new(core),
             hub: Hub::new(),
             server: Mutex::new(server),
@@ -101,6 +133,13 @@ impl Shared {
             metrics: crate::observe::metrics_handle(),
             bind_source: std::sync::OnceLock::new(),
             flusher,
+            effects: Effects {
+                tx: effects_tx,
+                rx: Mutex::new(Some(effects_rx)),
+                requested: AtomicU64::new(0),
+                started: std::sync::Once::new(),
+                me: me.clone(),
+            },
         });
         (shared, driver_rx)
     }
@@ -132,10 +171,17 @@ impl Shared {
     /// error is returned. Never call this with the core lock held.
     pub fn execute(&self, actions: Vec<Action>) -> Result<(), FlushError> {
         let mut result = Ok(());
+        // The core's state is final when its actions are executed: the first
+        // flush of a batch already writes everything a later one would (a
+        // committed entry touching many masters asks for one per master, and
+        // each is a full rewrite with fsync).
+        let mut flushed = false;
         for action in actions {
             match action {
                 Action::Emit(ev) => crate::observe::emit(self, &ev),
+                Action::Flush if flushed => {}
                 Action::Flush => {
+                    flushed = true;
                     if let Err(e) = self.flush() {
                         tracing::warn!("{e}");
                         if result.is_ok() {
@@ -168,14 +214,82 @@ impl Shared {
         flusher(&server, &state).map_err(FlushError)
     }
 
-    /// Feeds one input to the core and executes what it asks for.
+    /// Feeds one input to the core and executes what it asks for (events,
+    /// scripts and flushes in the background, see `execute_background`).
     pub fn feed(&self, input: Input) {
         let actions = {
             let now = self.now();
             self.lock_core().handle(now, input)
         };
-        // Flush errors are logged by execute; nobody to answer here.
-        let _ = self.execute(actions);
+        self.execute_background(actions);
+    }
+
+    /// Like `execute`, for actions nobody waits on (a link reply, a hello, a
+    /// tick, a commit): link actions and proposals go out at once; events,
+    /// scripts and flushes are queued, in order, to the effects task, so the
+    /// caller never waits for a config rewrite. Flush errors are logged.
+    pub fn execute_background(&self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Emit(ev) => self.effect(Effect::Emit(ev)),
+                Action::RunScript { argv } => self.effect(Effect::Script(argv)),
+                Action::Flush => {
+                    if self.flusher.is_some() {
+                        let n = self.effects.requested.fetch_add(1, Ordering::SeqCst) + 1;
+                        self.effect(Effect::Flush(n));
+                    }
+                }
+                Action::Propose(cmd) => self.propose(cmd),
+                link_action => {
+                    let _ = self.driver_tx.send(link_action);
+                }
+            }
+        }
+    }
+
+    fn effect(&self, e: Effect) {
+        self.effects.started.call_once(|| {
+            let rx = self
+                .effects
+                .rx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(rx) = rx {
+                tokio::spawn(run_effects(self.effects.me.clone(), rx));
+            }
+        });
+        let _ = self.effects.tx.send(e);
+    }
+}
+
+/// The effects task (see `Effects`). It holds the daemon weakly: it ends
+/// with it.
+async fn run_effects(me: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Effect>) {
+    // Every flush request numbered up to this was made before the last
+    // flush read the state: it is done.
+    let mut done = 0;
+    while let Some(e) = rx.recv().await {
+        let Some(shared) = me.upgrade() else {
+            return;
+        };
+        match e {
+            Effect::Emit(ev) => crate::observe::emit(&shared, &ev),
+            Effect::Script(argv) => shared.scripts.enqueue(argv),
+            Effect::Flush(n) if n <= done => {}
+            Effect::Flush(_) => {
+                // Requests are numbered after the state they are for is in
+                // the core, and the flush reads the core after this load.
+                let upto = shared.effects.requested.load(Ordering::SeqCst);
+                let sh = shared.clone();
+                match tokio::task::spawn_blocking(move || sh.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("{e}"),
+                    Err(e) => tracing::warn!("config flush task failed: {e}"),
+                }
+                done = upto;
+            }
+        }
     }
 }
 
@@ -300,6 +414,34 @@ impl Links {
         }
     }
 
+    /// Feeds inputs to the core under one lock, then carries out what it
+    /// asked for: link actions here, at once (not through `driver_tx`, a
+    /// round trip through this same task), the rest in the background.
+    fn feed(&mut self, inputs: Vec<Input>) {
+        if inputs.is_empty() {
+            return;
+        }
+        let actions = {
+            let now = self.shared.now();
+            let mut core = self.shared.lock_core();
+            let mut all = Vec::new();
+            for input in inputs {
+                all.extend(core.handle(now, input));
+            }
+            all
+        };
+        let mut rest = Vec::new();
+        for action in actions {
+            match action {
+                Action::Emit(_) | Action::Flush | Action::RunScript { .. } | Action::Propose(_) => {
+                    rest.push(action)
+                }
+                link_action => self.apply(link_action),
+            }
+        }
+        self.shared.execute_background(rest);
+    }
+
     /// Whether a link message comes from the link currently in place. A
     /// `LinkDown` also retires that link so the next `Connect` reopens it.
     fn accept(&mut self, msg: &LinkMsg) -> bool {
@@ -336,12 +478,22 @@ pub async fn run_driver(shared: Arc<Shared>, mut actions: mpsc::UnboundedReceive
             _ = shared.shutdown.cancelled() => break,
             Some(action) = actions.recv() => links.apply(action),
             Some(msg) = results.recv() => {
-                if links.accept(&msg) {
-                    shared.feed(msg.input);
+                // Whatever else has arrived goes in the same batch: one lock
+                // of the core and one wake-up for many replies.
+                let mut inputs = Vec::new();
+                let mut next = Some(msg);
+                while let Some(msg) = next.take() {
+                    if links.accept(&msg) {
+                        inputs.push(msg.input);
+                    }
+                    if inputs.len() < RESULT_BATCH {
+                        next = results.try_recv().ok();
+                    }
                 }
+                links.feed(inputs);
             }
             _ = tick.tick() => {
-                shared.feed(Input::Tick);
+                links.feed(vec![Input::Tick]);
                 let (max_runtime, retry_delay) = {
                     let core = shared.lock_core();
                     let t = core.timing();

@@ -205,7 +205,9 @@ pub fn data_dir_for(settings: &GroupSettings, myid: &str) -> PathBuf {
 
 fn feed(shared: &Shared, input: Input) {
     let actions = shared.lock_core().handle(shared.now(), input);
-    let _ = shared.execute(actions);
+    // Config flushes and events in the background: this task must keep
+    // feeding commits while a flush is written.
+    shared.execute_background(actions);
 }
 
 /// Every applied change of the committed state goes to the core.
@@ -254,17 +256,23 @@ async fn feed_raft_view(shared: Arc<Shared>, node: RaftNode) {
 /// else by RPC to the leader. A proposal that cannot be delivered is dropped:
 /// the core proposes again what it still needs and does not see committed.
 ///
-/// Everything queued is taken at once and coalesced (see `coalesce`), and the
-/// batch is delivered concurrently, one sequence per master: with many masters
-/// going down together, one awaited RPC per command could not keep up with
-/// the core re-proposing every opinion, and the queue would only grow.
+/// Everything queued is taken at once and coalesced (see `coalesce`).
+/// - On the leader the batch is handed to openraft in proposal order without
+///   waiting for each commit (openraft appends what it has queued together):
+///   failover starts carry increasing epochs, and one applied before an
+///   earlier one would make that one stale.
+/// - A follower sends one sequence per master, the masters spread over
+///   `PROPOSE_LINKS` connections: the leader answers the requests of one
+///   connection in order, each after its commit, so with a single connection
+///   twenty masters going down together had their opinions committed one
+///   after the other.
 async fn forward_proposals(
     shared: Arc<Shared>,
     node: RaftNode,
     network: Network,
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
-    let mut link: Option<PeerLink> = None;
+    let mut links: Vec<PeerLink> = Vec::new();
     loop {
         let first = tokio::select! {
             c = rx.recv() => match c { Some(c) => c, None => return },
@@ -278,14 +286,21 @@ async fn forward_proposals(
         let leader = node.leader();
         if leader == Some(node.id) {
             for cmd in batch {
-                let node = node.clone();
-                // Concurrent local writes keep a slow commit from delaying
-                // others; openraft batches them into few appends.
-                tokio::spawn(async move {
-                    if let ProposeReply::Failed(e) = rpc::propose_local(&node, cmd).await {
-                        tracing::debug!("proposal failed: {e}");
+                match node.raft.client_write_ff(cmd).await {
+                    Ok(done) => {
+                        tokio::spawn(async move {
+                            match done.await {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(e)) => tracing::debug!("proposal failed: {e}"),
+                                Err(e) => tracing::debug!("proposal dropped: {e}"),
+                            }
+                        });
                     }
-                });
+                    Err(e) => {
+                        tracing::debug!("proposal failed: {e}");
+                        break;
+                    }
+                }
             }
             continue;
         }
@@ -293,16 +308,12 @@ async fn forward_proposals(
             tracing::debug!("no raft leader known; dropping {} proposal(s)", batch.len());
             continue;
         };
-        if link.as_ref().map(|l| l.addr() != addr).unwrap_or(true) {
-            link = Some(network.link(&addr));
+        if links.first().is_none_or(|l| l.addr() != addr) {
+            links = (0..PROPOSE_LINKS).map(|_| network.link(&addr)).collect();
         }
-        let Some(l) = link.as_mut() else { continue };
-        if let Err(e) = l.connect().await {
-            tracing::debug!("proposals to {addr} failed: {e}");
-            continue;
-        }
-        // Per master, in proposal order (a Monitor before its Opinion);
-        // masters in parallel, pipelined on the one connection.
+        // Per master, in proposal order (a Monitor before its Opinion); a
+        // master always on the same connection, masters spread over them.
+        let mut per_link: Vec<Vec<Vec<Command>>> = vec![Vec::new(); links.len()];
         let mut per_master: BTreeMap<String, Vec<Command>> = BTreeMap::new();
         for cmd in batch {
             per_master
@@ -310,41 +321,80 @@ async fn forward_proposals(
                 .or_default()
                 .push(cmd);
         }
+        for (name, cmds) in per_master {
+            per_link[link_slot(&name, links.len())].push(cmds);
+        }
         let mut tasks = tokio::task::JoinSet::new();
-        for (_, cmds) in per_master {
-            let mut l = l.clone();
+        for (slot, seqs) in per_link.into_iter().enumerate() {
+            if seqs.is_empty() {
+                continue;
+            }
+            let mut l = links[slot].clone();
             let addr = addr.clone();
             tasks.spawn(async move {
-                for cmd in cmds {
-                    match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
-                        Ok(ProposeReply::Done(_)) => {}
-                        Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
-                        Err(e) => {
-                            tracing::debug!("proposal to {addr} failed: {e}");
-                            return false;
-                        }
-                    }
+                if let Err(e) = l.connect().await {
+                    tracing::debug!("proposals to {addr} failed: {e}");
+                    return (slot, None);
                 }
-                true
+                // The sequences of one connection run concurrently: the
+                // requests are pipelined, each master's in order.
+                let mut calls = tokio::task::JoinSet::new();
+                for cmds in seqs {
+                    let mut l = l.clone();
+                    let addr = addr.clone();
+                    calls.spawn(async move {
+                        for cmd in cmds {
+                            match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
+                                Ok(ProposeReply::Done(_)) => {}
+                                Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
+                                Err(e) => {
+                                    tracing::debug!("proposal to {addr} failed: {e}");
+                                    return false;
+                                }
+                            }
+                        }
+                        true
+                    });
+                }
+                let mut healthy = true;
+                while let Some(r) = calls.join_next().await {
+                    healthy &= r.unwrap_or(false);
+                }
+                (slot, healthy.then_some(l))
             });
         }
         // Bounded: every call has RPC_TTL. What the core queues meanwhile is
         // coalesced into the next batch.
-        let mut healthy = true;
+        let mut results = Vec::new();
         tokio::select! {
             _ = async {
                 while let Some(r) = tasks.join_next().await {
-                    healthy &= r.unwrap_or(false);
+                    if let Ok(r) = r {
+                        results.push(r);
+                    }
                 }
             } => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        // A failed call drops the connection of its clone only: start over
-        // with a fresh one next time.
-        if !healthy {
-            link = None;
+        // A connected link is kept for the next batch; a failed one is
+        // replaced by a fresh one.
+        for (slot, link) in results {
+            if let Some(l) = links.get_mut(slot) {
+                *l = link.unwrap_or_else(|| network.link(&addr));
+            }
         }
     }
+}
+
+/// Connections a follower uses to forward proposals to the leader.
+const PROPOSE_LINKS: usize = 8;
+
+/// The connection a master's proposals take (stable for a name).
+fn link_slot(name: &str, links: usize) -> usize {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % links.max(1) as u64) as usize
 }
 
 /// Drops the proposals of a batch that another one makes pointless: an exact

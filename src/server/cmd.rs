@@ -346,8 +346,9 @@ fn publish(server: &Server, argv: &[Vec<u8>]) -> Value {
         payload: String::from_utf8_lossy(msg).into_owned(),
     };
     let actions = shared.lock_core().handle(now, input);
-    // The hello is accepted whatever the flush outcome; a failure is logged by execute.
-    let _ = shared.execute(actions);
+    // The hello is accepted whatever the flush outcome: its flush (a peer
+    // discovered) runs in the background, a failure is logged there.
+    shared.execute_background(actions);
     Value::Integer(1)
 }
 
