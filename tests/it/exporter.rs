@@ -2,14 +2,18 @@
 //! raftinel and a real redis-sentinel 7.0.15 side by side: every
 //! `redis_sentinel_*` series (name and full label set) the exporter produces
 //! against redis-sentinel must also be produced against raftinel, with the
-//! same values for the counts that describe the topology. All differences
-//! are printed on failure.
+//! same values for the counts that describe the topology. Compared with
+//! both watching the same nodes, with each side on its own identical nodes
+//! as a replica dies and the master stops, and after a SIGKILL failover
+//! (three redis-sentinels against raftinel's group of three). All
+//! differences are printed on failure.
 //!
 //! The exporter detects Sentinel mode from the `# Sentinel` INFO section and
 //! then runs SENTINEL MASTERS / CKQUORUM / SENTINELS / SLAVES per master, so
 //! this checks those replies as the exporter parses them, not as we do.
 //! A missing exporter fails under CI and prints a skip line otherwise.
 
+use crate::harness::group::{self, Group};
 use crate::harness::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
@@ -169,6 +173,16 @@ fn value_compared(name: &str) -> bool {
     !name.contains("last_ok_ping_reply") && !name.contains("_seconds")
 }
 
+/// `m` with every label value rewritten by `f` (side-specific addresses).
+fn masked(m: &BTreeMap<Series, String>, f: &dyn Fn(&str) -> String) -> BTreeMap<Series, String> {
+    m.iter()
+        .map(|((n, l), v)| {
+            let l = l.iter().map(|(k, v)| (k.clone(), f(v))).collect();
+            ((n.clone(), l), v.clone())
+        })
+        .collect()
+}
+
 /// Differences between the oracle's and raftinel's `redis_sentinel_*`
 /// series, after `mask` rewrote side-specific label values. Empty = match.
 fn sentinel_diffs(
@@ -177,16 +191,15 @@ fn sentinel_diffs(
     mask_o: &dyn Fn(&str) -> String,
     mask_r: &dyn Fn(&str) -> String,
 ) -> Vec<String> {
-    let masked = |m: &BTreeMap<Series, String>, f: &dyn Fn(&str) -> String| {
-        m.iter()
+    let sentinel_only = |m: BTreeMap<Series, String>| {
+        m.into_iter()
             .filter(|((n, _), _)| n.starts_with("redis_sentinel_"))
-            .map(|((n, l), v)| {
-                let l = l.iter().map(|(k, v)| (k.clone(), f(v))).collect();
-                ((n.clone(), l), v.clone())
-            })
             .collect::<BTreeMap<Series, String>>()
     };
-    let (o, r) = (masked(oracle, mask_o), masked(raftinel, mask_r));
+    let (o, r) = (
+        sentinel_only(masked(oracle, mask_o)),
+        sentinel_only(masked(raftinel, mask_r)),
+    );
     let mut diffs = Vec::new();
     if o.is_empty() {
         diffs.push("no redis_sentinel_* series against redis-sentinel".into());
@@ -217,7 +230,7 @@ fn shapes(m: &BTreeMap<Series, String>) -> BTreeSet<String> {
         .collect()
 }
 
-/// Scrape both until `ready` holds on both and the series match, or fail
+/// Scrape both until `ready` holds on both (masked) and the series match, or fail
 /// after the deadline printing every difference of the last scrape.
 fn expect_same_series(
     what: &str,
@@ -242,10 +255,10 @@ fn expect_same_series(
                     .map(|s| format!("metric only against raftinel: {s}")),
             );
         }
-        if !ready(&so) {
+        if !ready(&masked(&so, mask_o)) {
             diffs.push("redis-sentinel not in the expected state yet".into());
         }
-        if !ready(&sr) {
+        if !ready(&masked(&sr, mask_r)) {
             diffs.push("raftinel not in the expected state yet".into());
         }
         if diffs.is_empty() {
@@ -375,4 +388,86 @@ fn exporter_series_match_as_nodes_fail() {
     stage("the master stopped", "2", "1", "sdown");
     to.master.sigcont();
     tr.master.sigcont();
+}
+
+/// Three redis-sentinels and raftinel's group of three, each over its own
+/// master and two replicas, through a SIGKILL of the master: afterwards the
+/// exporter (on one sentinel of each side) produces the same series, naming
+/// the new master (addresses masked as old/new master per side).
+#[test]
+fn exporter_series_match_after_failover() {
+    let Some(bin) = exporter_bin() else {
+        skip_or_fail(EXPORTER);
+        return;
+    };
+    let mut to = Topology::new(2);
+    let m = group::monitor(to.master.port);
+    let oracles: Vec<SentinelProc> = (0..3)
+        .map(|_| SentinelProc::oracle(std::slice::from_ref(&m)))
+        .collect();
+    let mut g = Group::new();
+    for s in &oracles {
+        eventually("redis-sentinel knows both replicas and both peers", || {
+            let peers = s.master_field(MASTER, "num-other-sentinels");
+            let slaves = s.master_field(MASTER, "num-slaves");
+            if peers.as_deref() == Some("2") && slaves.as_deref() == Some("2") {
+                Ok(())
+            } else {
+                Err(format!("peers {peers:?}, slaves {slaves:?}"))
+            }
+        });
+    }
+    let (eo, er) = (
+        Exporter::start(&bin, oracles[0].port),
+        Exporter::start(&bin, g.daemons[0].port),
+    );
+    let same_before = |port: u16| {
+        let a = format!("127.0.0.1:{port}");
+        move |v: &str| v.replace(&a, "<old master>")
+    };
+    expect_same_series(
+        "the same series against both before the failover",
+        &eo,
+        &er,
+        &same_before(to.master.port),
+        &same_before(g.old_port),
+        &|m| value(m, "redis_sentinel_master_ok_sentinels").as_deref() == Some("3"),
+        false,
+    );
+    to.master.sigkill();
+    g.topo.master.sigkill();
+    let new_master = |port: u16, old: u16| {
+        wait_for(group::BOUND, "the sentinel names a new master", || {
+            let r = Conn::open(port).cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
+            match r.items().and_then(|i| i.get(1)).and_then(|p| p.as_str()) {
+                Some(p) if p != old.to_string() => p.parse::<u16>().map_err(|e| e.to_string()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+    };
+    let (no, nr) = (
+        new_master(oracles[0].port, to.master.port),
+        new_master(g.daemons[0].port, g.old_port),
+    );
+    let roles = |old: u16, new: u16| {
+        let (a, b) = (format!("127.0.0.1:{old}"), format!("127.0.0.1:{new}"));
+        move |v: &str| v.replace(&a, "<old master>").replace(&b, "<new master>")
+    };
+    // The dead old master is now listed as a down replica of the new one.
+    expect_same_series(
+        "the same series against both after the failover",
+        &eo,
+        &er,
+        &roles(to.master.port, no),
+        &roles(g.old_port, nr),
+        &|m| {
+            value(m, "redis_sentinel_master_slaves").as_deref() == Some("2")
+                && value(m, "redis_sentinel_master_ok_slaves").as_deref() == Some("1")
+                && m.keys().any(|(n, l)| {
+                    n == "redis_sentinel_master_status"
+                        && l.get("master_address").map(String::as_str) == Some("<new master>")
+                })
+        },
+        false,
+    );
 }
