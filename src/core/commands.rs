@@ -733,7 +733,7 @@ impl Sentinel {
     /// without a known Raft leader nothing can be committed: NOQUORUM.
     pub fn ckquorum(&self, name: &str) -> Result<String, CmdError> {
         let m = self.master(name)?;
-        if self.cmaster(name).is_some() && self.raft.leader.is_none() {
+        if self.cut_off(name) {
             let usable = 1 + m
                 .sentinels
                 .values()

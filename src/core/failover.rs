@@ -62,6 +62,9 @@ pub struct Ctl {
     pub last_start: Option<Millis>,
     /// Last automatic FailoverStart proposal.
     pub start_proposed: Option<Millis>,
+    /// Epoch of the last FailoverStart proposed for this master
+    /// (`Sentinel::start_epoch`).
+    pub start_epoch: u64,
     /// Last FailoverTakeover proposal (epoch, when).
     pub takeover_proposed: Option<(u64, Millis)>,
     /// Last Monitor proposal of a master the group does not know yet.
@@ -290,6 +293,7 @@ impl Sentinel {
                     Some(cm) => cm.failover.is_some(),
                     None => m.failover_in_progress,
                 };
+                x.no_quorum = self.cut_off(&m.inst.name);
                 if let Some(f) = cf {
                     x.force_failover = f.manual;
                     let local = m.fo.run.as_ref().filter(|r| r.epoch == f.epoch);
@@ -313,6 +317,13 @@ impl Sentinel {
             InstanceKind::Sentinel => {}
         }
         (x, d)
+    }
+
+    /// The group monitors master `name` but this daemon knows no Raft
+    /// leader: what it answers is the last committed state, and no decision
+    /// can be committed now (flags `no_quorum`, INFO `quorum=no`, CKQUORUM).
+    pub(crate) fn cut_off(&self, name: &str) -> bool {
+        self.cmaster(name).is_some() && self.raft.leader.is_none()
     }
 
     /// ODOWN votes for master `name` from committed state (point 1), when
@@ -635,14 +646,14 @@ impl Sentinel {
     /// local one too: a deployment migrated from redis-sentinel starts its
     /// group at epoch 0 while its config files carry the old epochs, and a
     /// switch must be newer than every daemon's config epoch to be applied.
-    fn start_command(&self, name: &str, manual: bool, coordinated: bool) -> Command {
+    fn start_command(&mut self, name: &str, manual: bool, coordinated: bool) -> Command {
         let committed = self.committed.as_ref().map_or(0, |c| c.current_epoch);
         let local = self
             .masters
             .get(name)
             .map_or(0, |m| m.config_epoch)
             .max(self.current_epoch);
-        let epoch = committed.max(local).saturating_add(1);
+        let epoch = self.start_epoch(name, committed.max(local));
         Command::FailoverStart {
             name: name.to_string(),
             epoch,

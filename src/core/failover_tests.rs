@@ -1021,7 +1021,23 @@ fn ckquorum_without_a_raft_leader_is_noquorum() {
         h.s.ckquorum("mymaster"),
         Err(CmdError(e)) if e.starts_with("NOQUORUM 3 usable Sentinels. ")
     ));
+    // Flags and INFO say so too.
+    let flags = |h: &H| {
+        let d = h.s.master_desc("mymaster", 10).expect("master");
+        d.iter()
+            .find(|(k, _)| *k == "flags")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(flags(&h), "master,disconnected,no_quorum");
+    let info = h.s.info_sentinel_section(10, 0, 0);
+    assert!(info.contains(",sentinels=3,quorum=no\r\n"), "{info}");
     h.raft(20, false, 3);
+    assert_eq!(flags(&h), "master,disconnected");
+    assert!(h
+        .s
+        .info_sentinel_section(20, 0, 0)
+        .contains(",sentinels=3\r\n"));
     // With a leader, Sentinel's own rule (peers unreachable here count).
     assert_eq!(
         h.s.ckquorum("mymaster"),

@@ -157,6 +157,10 @@ pub struct FlagExtras {
     /// `reconf_sent`, `reconf_inprog` or `reconf_done`.
     pub reconf: Option<&'static str>,
     pub force_failover: bool,
+    /// raftinel: the daemon is in a group but knows no Raft leader (cut off
+    /// from the majority, or an election under way): its answers are the
+    /// last committed ones and nothing can be decided now.
+    pub no_quorum: bool,
 }
 
 pub const DEFAULT_SLAVE_PRIORITY: i64 = 100;
@@ -260,6 +264,9 @@ impl Instance {
         }
         if self.script_kill_sent {
             f.push("script_kill_sent");
+        }
+        if x.no_quorum {
+            f.push("no_quorum");
         }
         f.join(",")
     }

@@ -178,6 +178,8 @@ pub struct Sentinel {
     /// falls back to a scan, so a missing or stale entry costs time, not
     /// correctness.
     pub(crate) owners: HashMap<InstanceId, String>,
+    /// Highest epoch this daemon proposed a failover start with.
+    pub(crate) start_epoch_proposed: u64,
 }
 
 /// The masters whose failover engine an input may have moved: the engine
@@ -495,6 +497,7 @@ impl Sentinel {
             committed: None,
             raft: RaftView::default(),
             owners: HashMap::new(),
+            start_epoch_proposed: 0,
         };
         for mi in 0..s.masters.len() {
             s.register_master(mi);
@@ -693,6 +696,29 @@ impl Sentinel {
             Some((mi, _)) => Touched::One(mi),
             None => Touched::None,
         }
+    }
+
+    /// The epoch of a FailoverStart of master `name` proposed now, above
+    /// `floor` (the committed and local epochs). Starts proposed together for
+    /// several masters get distinct epochs: the log rejects a start whose
+    /// epoch is not above the committed one, so with equal epochs only one of
+    /// them committed per round trip and twenty masters down together were
+    /// failed over one after the other. A re-proposal keeps its epoch while
+    /// it is still above the floor, so a copy still in flight can never start
+    /// a second failover once the first is over (the same epoch is stale
+    /// then).
+    pub(crate) fn start_epoch(&mut self, name: &str, floor: u64) -> u64 {
+        let Some(m) = self.masters.get_mut(name) else {
+            return floor.saturating_add(1);
+        };
+        let epoch = if m.fo.start_epoch > floor {
+            m.fo.start_epoch
+        } else {
+            floor.max(self.start_epoch_proposed).saturating_add(1)
+        };
+        m.fo.start_epoch = epoch;
+        self.start_epoch_proposed = self.start_epoch_proposed.max(epoch);
+        epoch
     }
 
     /// Records the owner of every instance of master `mi` (see `owners`).
@@ -1558,13 +1584,20 @@ impl Sentinel {
             };
             // No brackets around IPv6 here, unlike replica names.
             s.push_str(&format!(
-                "master{n}:name={},status={status},address={}:{},slaves={},sentinels={}\r\n",
+                "master{n}:name={},status={status},address={}:{},slaves={},sentinels={}",
                 m.inst.name,
                 host,
                 port,
                 m.replicas.len(),
                 m.sentinels.len() + 1
             ));
+            // raftinel: cut off from the group's majority (parsers split
+            // the line on ',' and '=' and look keys up: an extra key at the
+            // end is ignored by them).
+            if self.cut_off(&m.inst.name) {
+                s.push_str(",quorum=no");
+            }
+            s.push_str("\r\n");
         }
         s
     }
