@@ -473,8 +473,22 @@ pub async fn run_driver(shared: Arc<Shared>, mut actions: mpsc::UnboundedReceive
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // An extra tick at the moment a master would go SDOWN when that falls
+    // before the next regular tick: a dead master is seen down at
+    // down-after, not up to a tick period later (see
+    // `Sentinel::next_sdown_deadline`).
+    let mut sdown_wake: Option<Instant> = None;
     loop {
+        let wake = sdown_wake;
         tokio::select! {
+            _ = async {
+                if let Some(at) = wake {
+                    tokio::time::sleep_until(at).await;
+                }
+            }, if wake.is_some() => {
+                sdown_wake = None;
+                links.feed(vec![Input::Tick]);
+            }
             _ = shared.shutdown.cancelled() => break,
             Some(action) = actions.recv() => links.apply(action),
             Some(msg) = results.recv() => {
@@ -494,11 +508,15 @@ pub async fn run_driver(shared: Arc<Shared>, mut actions: mpsc::UnboundedReceive
             }
             _ = tick.tick() => {
                 links.feed(vec![Input::Tick]);
-                let (max_runtime, retry_delay) = {
+                let (max_runtime, retry_delay, due) = {
                     let core = shared.lock_core();
                     let t = core.timing();
-                    (t.script_max_runtime, t.script_retry_delay)
+                    (t.script_max_runtime, t.script_retry_delay, core.next_sdown_deadline())
                 };
+                let next_tick = shared.now().saturating_add(TICK.as_millis() as u64);
+                sdown_wake = due
+                    .filter(|&d| d < next_tick)
+                    .map(|d| shared.started + Duration::from_millis(d));
                 shared.scripts.set_timing(max_runtime, retry_delay);
             }
         }
