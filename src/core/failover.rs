@@ -720,7 +720,8 @@ impl Sentinel {
         {
             return;
         }
-        let cmd = self.start_command(&m.inst.name, false, false);
+        let name = m.inst.name.clone();
+        let cmd = self.start_command(&name, false, false);
         self.masters[mi].fo.start_proposed = Some(now);
         out.push(Action::Propose(cmd));
     }
