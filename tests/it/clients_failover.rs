@@ -405,17 +405,7 @@ impl Client {
         new: u16,
         replicas: &[u16],
     ) {
-        run.wait(
-            &format!("{} writes on the new master {new}", self.name()),
-            |log| {
-                let n = log.acked_by(mark, new).len();
-                if n >= WRITES_AFTER_SWITCH {
-                    Ok(())
-                } else {
-                    Err(format!("{n} writes acknowledged by {new}"))
-                }
-            },
-        );
+        expect_writes_on(run, mark, new);
         match self {
             Client::RedisPy { .. } => {
                 run.wait("discover_master names the new master", |log| {
@@ -458,27 +448,45 @@ impl Client {
                 });
             }
         }
-        // The log first, then the data: every write acknowledged so far is applied.
-        let acked = run.log().acked_by(mark, new);
-        let list = node(g, new).conn().cmd(&["LRANGE", KEY, "0", "-1"]);
-        let have: BTreeSet<u64> = list
-            .items()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| v.as_str()?.parse().ok())
-            .collect();
-        let missing: Vec<u64> = acked
-            .iter()
-            .copied()
-            .filter(|v| !have.contains(v))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "{}: {} writes acknowledged by the new master {new} are not in its data: {missing:?}",
-            self.name(),
-            missing.len()
-        );
+        expect_writes_kept(run, g, mark, new);
     }
+}
+
+/// At least `WRITES_AFTER_SWITCH` writes acknowledged by `new` after `mark`.
+fn expect_writes_on(run: &mut ClientRun, mark: usize, new: u16) {
+    let what = format!("{} writes on the new master {new}", run.what);
+    run.wait(&what, |log| {
+        let n = log.acked_by(mark, new).len();
+        if n >= WRITES_AFTER_SWITCH {
+            Ok(())
+        } else {
+            Err(format!("{n} writes acknowledged by {new}"))
+        }
+    });
+}
+
+/// The new master's list holds every write it acknowledged after `mark`
+/// (the log is read first, so all of them were applied before the LRANGE).
+fn expect_writes_kept(run: &ClientRun, g: &Group, mark: usize, new: u16) {
+    let acked = run.log().acked_by(mark, new);
+    let list = node(g, new).conn().cmd(&["LRANGE", KEY, "0", "-1"]);
+    let have: BTreeSet<u64> = list
+        .items()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect();
+    let missing: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|v| !have.contains(v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{}: {} writes acknowledged by the new master {new} are not in its data: {missing:?}",
+        run.what,
+        missing.len()
+    );
 }
 
 /// The writer runs through a manual failover, then the SIGKILL of the new master.
@@ -659,6 +667,18 @@ fn expect_replica_healthy(g: &Group, port: u16) {
     }
 }
 
+/// The redis-cli writer asked the sentinel, got `new` and wrote there.
+fn writer_follows(run: &mut ClientRun, g: &Group, mark: usize, new: u16) {
+    expect_writes_on(run, mark, new);
+    let v = run.log().last("V");
+    assert_eq!(
+        v,
+        Some(addr(new)),
+        "the writer's last answer from the sentinel"
+    );
+    expect_writes_kept(run, g, mark, new);
+}
+
 /// Every daemon lists both replicas with this `slave-priority`.
 fn priorities(g: &Group, want: &str) {
     for d in &g.daemons {
@@ -711,6 +731,21 @@ fn redis_cli_bitnami_flows_through_failovers() {
         assert_eq!(flags_line(p), "master");
     }
 
+    // A shell writer: the sentinel's answer, then redis-cli RPUSH there.
+    let mut cmd = Command::new("sh");
+    cmd.arg(clients_dir().join("redis_cli_writer.sh"))
+        .arg(ports[1].to_string())
+        .args([MASTER, KEY]);
+    let mut run = ClientRun::spawn("redis-cli writer", cmd);
+    run.wait("redis-cli writes on the master", |log| {
+        let v = log.last("V");
+        if log.acked_by(0, old).len() >= WRITES_AFTER_SWITCH && v == Some(addr(old)) {
+            Ok(())
+        } else {
+            Err(format!("view {v:?}"))
+        }
+    });
+
     // Unplanned, with replica-priority 0 everywhere: the group sees the master
     // down but cannot promote, as in a chart whose replicas are not ready.
     for r in &g.topo.replicas {
@@ -720,6 +755,7 @@ fn redis_cli_bitnami_flows_through_failovers() {
         );
     }
     priorities(&g, "0");
+    let mark = run.log().lines.len();
     g.topo.master.sigkill();
     let p0 = ports[0];
     // automateClusterRecovery: `sentinel master mymaster | grep -Fq s_down`.
@@ -793,6 +829,7 @@ fn redis_cli_bitnami_flows_through_failovers() {
         .find(|&p| p != new1)
         .expect("second replica");
     expect_follows(&g, other, new1);
+    writer_follows(&mut run, &g, mark, new1);
     for &p in &ports {
         assert_eq!(master_by_lines(p), format!("127.0.0.1 {new1}"));
         cli_wait(
@@ -817,6 +854,7 @@ fn redis_cli_bitnami_flows_through_failovers() {
     // `sentinel failover`, then get-master-addr-by-name until it moved.
     let r = sh(&format!("redis-cli -h 127.0.0.1 -p {new1} role | head -1"));
     assert_eq!(r.stdout, "master\n");
+    let mark = run.log().lines.len();
     let r = sh(&format!(
         "redis-cli -h 127.0.0.1 -p {} sentinel failover {MASTER}",
         ports[2]
@@ -862,6 +900,20 @@ fn redis_cli_bitnami_flows_through_failovers() {
     expect_follows(&g, new1, new2);
     let r = sh(&format!("redis-cli -h 127.0.0.1 -p {new1} role | head -1"));
     assert_eq!(r.stdout, "slave\n", "the stopped pod's node is demoted");
+    writer_follows(&mut run, &g, mark, new2);
+    assert_eq!(
+        run.stop(),
+        Some(0),
+        "redis-cli writer exit status\n{}",
+        run.dump()
+    );
+    assert!(
+        run.log()
+            .last("END")
+            .is_some_and(|e| e.starts_with("writes=")),
+        "{}",
+        run.dump()
+    );
 }
 
 // ---------------------------------------------------------------- scripts
