@@ -11,7 +11,9 @@
 //! (redis-rs: ROLE on the sentinel, SENTINEL MASTERS, ROLE on the master, a
 //! fresh discovery on each reconnect; fred: GET-MASTER-ADDR-BY-NAME, ROLE on
 //! the master, SENTINEL SENTINELS replacing its sentinel list, reconnecting
-//! on its own after a drop). Every wait is bounded.
+//! on its own after a drop). After the switch, redis-rs's replica discovery
+//! (SENTINEL SLAVES, ROLE slave on each candidate) must find a replica of
+//! the new master holding those writes. Every wait is bounded.
 
 use crate::harness::group::*;
 use crate::harness::*;
@@ -362,7 +364,6 @@ fn rust_clients_through(kind: Failover) {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
     });
-    rt.shutdown_timeout(Duration::from_secs(5));
 
     let new_master = g
         .topo
@@ -409,6 +410,87 @@ fn rust_clients_through(kind: Failover) {
             l.acks.iter().filter(|a| a.after_switch).count(),
             l.resolved
         );
+    }
+
+    // redis-rs's replica discovery (SENTINEL SLAVES, ROLE slave on each
+    // candidate) after the switch: a replica of the new master, which has
+    // the writes acknowledged after the switch.
+    let last = writers[0]
+        .log
+        .lock()
+        .unwrap()
+        .acks
+        .iter()
+        .filter(|a| a.after_switch)
+        .map(|a| a.value)
+        .max()
+        .unwrap_or_default();
+    let mut candidates: BTreeSet<u16> = g.replica_ports().into_iter().collect();
+    candidates.remove(&new_port);
+    if kind == Failover::Manual {
+        candidates.insert(g.old_port);
+    }
+    let key = writers[0].key.clone();
+    let replica = wait_for(BOUND, "redis-rs replica discovery", || {
+        rt.block_on(redis_rs_replica_read(sentinels.clone(), &key, last))
+    });
+    assert!(
+        candidates.contains(&replica),
+        "redis-rs picked {replica} as a replica; expected one of {candidates:?}"
+    );
+    eprintln!("redis-rs replica discovery: {replica} (candidates {candidates:?})");
+    rt.shutdown_timeout(Duration::from_secs(5));
+}
+
+/// One redis-rs replica discovery (RESP3): the replica's port once it has
+/// `value` in `key`.
+async fn redis_rs_replica_read(sentinels: Vec<u16>, key: &str, value: u64) -> Result<u16, String> {
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+    use redis::ConnectionAddr;
+    let addrs = sentinels
+        .iter()
+        .map(|p| ConnectionAddr::Tcp("127.0.0.1".into(), *p));
+    let mut sc = SentinelClientBuilder::new(addrs, MASTER, SentinelServerType::Replica)
+        .map(|b| {
+            b.set_client_to_sentinel_protocol(redis::ProtocolVersion::RESP3)
+                .set_client_to_redis_protocol(redis::ProtocolVersion::RESP3)
+        })
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())?;
+    let client = tokio::time::timeout(CALL, sc.async_get_client())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let port = match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(_, p) => *p,
+        other => return Err(format!("{other:?}")),
+    };
+    let mut conn = tokio::time::timeout(CALL, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let role: redis::Role = tokio::time::timeout(CALL, redis::cmd("ROLE").query_async(&mut conn))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if !matches!(role, redis::Role::Replica { .. }) {
+        return Err(format!("{port}: ROLE {role:?}"));
+    }
+    let list: Vec<u64> = tokio::time::timeout(
+        CALL,
+        redis::cmd("LRANGE")
+            .arg(key)
+            .arg(-1)
+            .arg(-1)
+            .query_async(&mut conn),
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    if list.first().is_some_and(|v| *v >= value) {
+        Ok(port)
+    } else {
+        Err(format!("{port}: last element {list:?}, want >= {value}"))
     }
 }
 
