@@ -14,7 +14,8 @@
 //!   `SUBSCRIBE +switch-master`; the message payload is split on single
 //!   spaces, fields 0, 3 and 4 used (port through `Integer.parseInt`).
 //! - Jedis 8 (`RedisSentinelClient`): the same after `HELLO 3` (`proto` an
-//!   integer), with RESP3 push frames.
+//!   integer), with RESP3 push frames; and its fallback to `HELLO 2` when
+//!   HELLO fails with `NOPROTO`.
 //! - Lettuce (plain sentinel URI): `HELLO 3 SETNAME` (`id` an integer,
 //!   `mode`/`version` strings, `role` a string if present), `CLIENT SETINFO
 //!   lib-name/lib-ver`, `SENTINEL get-master-addr-by-name` (lowercase); and
@@ -352,6 +353,30 @@ fn lettuce_master_replica(port: u16) -> ((u16, BTreeSet<u16>), Sub) {
     )
 }
 
+/// Jedis 8 when `HELLO 3` fails: it falls back on a `NOPROTO` error (or
+/// `ERR` + `unknown command`) to `HELLO 2`, whose flat reply must still carry
+/// `proto` as an integer; then its usual lookup in RESP2.
+fn jedis8_fallback(port: u16, expect: u16) {
+    let who = format!("Jedis 8 (HELLO fallback) on {port}");
+    let mut c = Conn::open(port);
+    match c.cmd(&["HELLO", "4"]) {
+        Resp::Error(e) if e.starts_with("NOPROTO") => {}
+        other => panic!("{who}: HELLO 4 must fail with NOPROTO: {}", other.pretty()),
+    }
+    let r = c.cmd(&["HELLO", "2"]);
+    let Resp::Array(v) = &r else {
+        panic!("{who}: HELLO 2 must be a flat array: {}", r.pretty());
+    };
+    let proto = v
+        .chunks(2)
+        .find(|kv| kv[0].as_str().as_deref() == Some("proto"))
+        .and_then(|kv| kv.get(1).cloned());
+    assert_eq!(proto, Some(Resp::Int(2)), "{who}: HELLO 2 proto");
+    jedis_handshake(&mut c, false, &who);
+    let r = c.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
+    assert_eq!(parse_addr(&r, &who), ("127.0.0.1".into(), expect), "{who}");
+}
+
 /// Every replayed client against one sentinel before any failover; returns
 /// its subscribed connections.
 fn replay_before(port: u16, master: u16, replicas: &BTreeSet<u16>) -> Vec<Sub> {
@@ -359,6 +384,7 @@ fn replay_before(port: u16, master: u16, replicas: &BTreeSet<u16>) -> Vec<Sub> {
         jedis_listener(port, false, master),
         jedis_listener(port, true, master),
     ];
+    jedis8_fallback(port, master);
     assert_eq!(lettuce_resolve(port), master, "Lettuce on {port}");
     let (topo, sub) = lettuce_master_replica(port);
     assert_eq!(
