@@ -7,8 +7,12 @@
 //!   without it the redis-py tests print a skip line, or fail when `CI` is set.
 //! - `RAFTINEL_IT_BIN=/usr/bin/redis-sentinel`: run the suite against the
 //!   reference implementation instead of the daemon, to check the tests
-//!   themselves. Expected to fail there: the exit-status-64 tests and the
-//!   read-only config test (raftinel deliberately differs).
+//!   themselves. Expected to fail there: the exit-status-64 tests, the
+//!   read-only config test and the hostile tests of the input and unread-reply
+//!   limits (raftinel deliberately differs), and the tests of a Raft group.
+//! - `prometheus-redis-exporter` on PATH for `exporter` (Debian package;
+//!   `.ci/deps` installs it): without it those tests print a skip line, or
+//!   fail when `CI` is set.
 //!
 //! Modules: `monitoring` (discovery, SDOWN/ODOWN, events), `config`
 //! (persistence, rewrite, bad files, logfile), `differential` (replies and
