@@ -1068,10 +1068,17 @@ impl Sentinel {
                         info_target,
                     };
                 }
+                // The same history (a replica that resynced from a master
+                // restarted empty counts offsets of another history), and
+                // every byte the paused master had.
+                let master_replid = m.inst.repl_id.clone();
                 let caught_up = offset.is_some_and(|o| {
-                    m.replicas
-                        .get(&key)
-                        .is_some_and(|r| r.slave_repl_offset >= o)
+                    m.replicas.get(&key).is_some_and(|r| {
+                        r.slave_repl_offset >= o
+                            && master_replid
+                                .as_ref()
+                                .is_none_or(|id| r.repl_id.as_ref() == Some(id))
+                    })
                 });
                 if caught_up {
                     self.promote(mi, run, &key, now, out);
@@ -1204,12 +1211,14 @@ impl Sentinel {
             info_target,
         } = run.sub
         {
-            let offset = info
-                .as_deref()
-                .and_then(|t| super::info::parse(t, true).master_repl_offset);
+            let parsed = info.as_deref().map(|t| super::info::parse(t, true));
+            let offset = parsed.as_ref().and_then(|p| p.master_repl_offset);
             match offset {
                 Some(o) => {
                     m.inst.repl_offset = Some(o);
+                    if let Some(id) = parsed.and_then(|p| p.master_replid) {
+                        m.inst.repl_id = Some(id);
+                    }
                     run.sub = Sub::CatchUp {
                         offset: Some(o),
                         info_target,

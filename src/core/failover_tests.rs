@@ -887,6 +887,11 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
     assert!(!a
         .iter()
         .any(|x| matches!(x, Action::SendHello { id, .. } if *id == mid)));
+    // An offset of another history (a resync from a master restarted
+    // empty) is not a catch-up.
+    let other = "ffffffffffffffffffffffffffffffffffffffff";
+    let a = h.info(r, 320, &replica_text(6379, 5000, 100, other));
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     let a = h.replica_info(6380, 345, 2000, 100);
     let promote = a
         .iter()
