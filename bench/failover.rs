@@ -25,7 +25,7 @@ pub enum Trigger {
     Stop,
     #[serde(rename = "SENTINEL FAILOVER")]
     Failover,
-    #[serde(rename = "SENTINEL FAILOVER COORDINATED")]
+    #[serde(rename = "SENTINEL FAILOVER, coordinated-failover yes")]
     Coordinated,
 }
 
@@ -35,7 +35,7 @@ impl Trigger {
             Trigger::Kill => "SIGKILL",
             Trigger::Stop => "SIGSTOP",
             Trigger::Failover => "SENTINEL FAILOVER",
-            Trigger::Coordinated => "SENTINEL FAILOVER COORDINATED",
+            Trigger::Coordinated => "SENTINEL FAILOVER, coordinated-failover yes",
         }
     }
 }
@@ -245,15 +245,24 @@ pub async fn trial(
         Trigger::Kill => topo.groups[0].master.signal(libc::SIGKILL)?,
         Trigger::Stop => topo.groups[0].master.signal(libc::SIGSTOP)?,
         Trigger::Failover | Trigger::Coordinated => {
-            let mut args = vec!["SENTINEL", "FAILOVER", "mymaster"];
+            let args = ["SENTINEL", "FAILOVER", "mymaster"];
             if trigger == Trigger::Coordinated {
-                args.push("COORDINATED");
+                // raftinel's coordinated mode is a per-master option
+                // (replicated through its group); sent to every daemon as
+                // an operator's script would. redis-sentinel has no such
+                // mode and refuses the option: nothing to time then.
+                let set = ["SENTINEL", "SET", "mymaster", "coordinated-failover", "yes"];
+                for &p in &ports {
+                    if let Ok(V::Err(e)) = call_once(p, &set, Duration::from_secs(2)).await {
+                        refused = Some(format!("SENTINEL SET mymaster coordinated-failover yes: -{e}"));
+                    }
+                }
             }
             // NOGOODSLAVE right after startup is expected by the contract (§4.13), and raftinel answers
             // NOQUORUM until its Raft group is formed: like an operator, retry for a while, and record it.
             let first_try = Instant::now();
             let deadline = first_try + Duration::from_secs(15);
-            loop {
+            while refused.is_none() {
                 t0 = Instant::now();
                 command_attempts += 1;
                 let first = ports.first().copied().unwrap_or(0);
