@@ -525,6 +525,9 @@ async fn form_group(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut me: Option<String> = None;
     let mut warned = false;
+    // A join is answered before this node shows as a voter (it is added as
+    // a learner, then promoted): the loop may join again; say it once.
+    let mut joined_through: Option<String> = None;
     let mut pubsub_up_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
@@ -566,7 +569,11 @@ async fn form_group(
         let blank = node.is_blank();
         if let Some((peer, _)) = statuses.iter().find(|(_, st)| st.initialized) {
             match join(&network, peer, node.id, &addr, blank).await {
-                Ok(()) => tracing::info!("raft: joined the group through {peer}"),
+                Ok(()) if joined_through.as_deref() != Some(peer.as_str()) => {
+                    tracing::info!("raft: joined the group through {peer}");
+                    joined_through = Some(peer.clone());
+                }
+                Ok(()) => tracing::debug!("raft: join through {peer} confirmed again"),
                 Err(JoinFailure::LostState) => {
                     tracing::error!(
                         "raft: this daemon (node {}) is already a voter of the group, but its raft \
