@@ -294,14 +294,29 @@ enum Client {
 const KEY: &str = "it-clients-failover";
 
 impl Client {
-    /// The command running this client's writer, or None (skip line printed).
+    /// The command running this client's writer (None if not `available`).
+    /// Whether the client can run here (else a skip line, or a failure under CI).
+    fn available(self) -> bool {
+        let (ok, what) = match self {
+            Client::RedisPy { .. } => (
+                std::env::var_os("RAFTINEL_PYTHON").is_some(),
+                "RAFTINEL_PYTHON (a python with redis==8.1.0)",
+            ),
+            Client::Ioredis => (
+                std::env::var_os("RAFTINEL_NODE_MODULES").is_some() && which("node").is_some(),
+                "node and RAFTINEL_NODE_MODULES (npm ci of tests/clients)",
+            ),
+        };
+        if !ok {
+            skip_or_fail(what);
+        }
+        ok
+    }
+
     fn command(self, g: &Group) -> Option<Command> {
         match self {
             Client::RedisPy { resp } => {
-                let Some(py) = std::env::var_os("RAFTINEL_PYTHON") else {
-                    skip_or_fail("RAFTINEL_PYTHON (a python with redis==8.1.0)");
-                    return None;
-                };
+                let py = std::env::var_os("RAFTINEL_PYTHON")?;
                 let ports: Vec<String> = g.daemons.iter().map(|d| d.port.to_string()).collect();
                 let mut cmd = Command::new(py);
                 cmd.arg(clients_dir().join("failover_writer.py"))
@@ -312,11 +327,8 @@ impl Client {
                 Some(cmd)
             }
             Client::Ioredis => {
-                let modules = std::env::var_os("RAFTINEL_NODE_MODULES");
-                let (Some(modules), Some(node)) = (modules, which("node")) else {
-                    skip_or_fail("node and RAFTINEL_NODE_MODULES (npm ci of tests/clients)");
-                    return None;
-                };
+                let modules = std::env::var_os("RAFTINEL_NODE_MODULES")?;
+                let node = which("node")?;
                 let mut cmd = Command::new(node);
                 // Only the first daemon: the others must be learned from
                 // SENTINEL SENTINELS.
@@ -491,10 +503,11 @@ fn expect_writes_kept(run: &ClientRun, g: &Group, mark: usize, new: u16) {
 
 /// The writer runs through a manual failover, then the SIGKILL of the new master.
 fn through_failovers(client: Client) {
-    let mut g = Group::new();
-    let Some(cmd) = client.command(&g) else {
+    if !client.available() {
         return;
-    };
+    }
+    let mut g = Group::new();
+    let cmd = client.command(&g).expect("checked by available()");
     let mut ev = g.subscribe(&[0, 1, 2]);
     let mut run = ClientRun::spawn(&client.name(), cmd);
     client.check_start(&mut run, &g);
