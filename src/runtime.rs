@@ -23,9 +23,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{PersistedState, ServerConfig};
-use crate::core::{
-    Action, Event, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, Sentinel,
-};
+use crate::core::{Action, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, Sentinel};
 use crate::links::{self, LinkCmd, LinkCtx, LinkMsg, LinkTask};
 use crate::observe::scripts::ScriptQueue;
 use crate::server::pubsub::Hub;
@@ -85,13 +83,16 @@ pub struct Shared {
     effects: Effects,
 }
 
-/// Events, scripts and config flushes of the inputs the driver tasks feed
-/// (link replies, hellos, ticks, commits), executed in order by one task off
-/// those tasks. A flush is a full rewrite of the config file with fsync
-/// (tens of milliseconds with hundreds of masters) and discovering peers and
-/// replicas asks for one each: done inline, they held the driver long enough
-/// for healthy nodes to go SDOWN. Flushes are coalesced: one started after a
-/// request already writes everything that request was for.
+/// Config flushes of the inputs the driver tasks feed (link replies, hellos,
+/// ticks, commits), run by one task off those tasks. A flush is a full
+/// rewrite of the config file with fsync (tens of milliseconds with hundreds
+/// of masters) and discovering peers and replicas asks for one each: done
+/// inline, they held the driver long enough for healthy nodes to go SDOWN.
+/// Flushes are coalesced: one started after a request already writes
+/// everything that request was for. Events are not queued behind them: a
+/// client must see `+odown` or `+switch-master` when it happens, not after
+/// the config file is written (Sentinel itself publishes `+switch-master`
+/// before its flush).
 struct Effects {
     tx: mpsc::UnboundedSender<Effect>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Effect>>>,
@@ -103,8 +104,6 @@ struct Effects {
 }
 
 enum Effect {
-    Emit(Event),
-    Script(Vec<String>),
     /// The n-th flush request.
     Flush(u64),
 }
@@ -225,14 +224,14 @@ impl Shared {
     }
 
     /// Like `execute`, for actions nobody waits on (a link reply, a hello, a
-    /// tick, a commit): link actions and proposals go out at once; events,
-    /// scripts and flushes are queued, in order, to the effects task, so the
-    /// caller never waits for a config rewrite. Flush errors are logged.
+    /// tick, a commit): everything is done at once except config flushes,
+    /// which are queued to the effects task, so the caller never waits for
+    /// a config rewrite. Flush errors are logged.
     pub fn execute_background(&self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Emit(ev) => self.effect(Effect::Emit(ev)),
-                Action::RunScript { argv } => self.effect(Effect::Script(argv)),
+                Action::Emit(ev) => crate::observe::emit(self, &ev),
+                Action::RunScript { argv } => self.scripts.enqueue(argv),
                 Action::Flush => {
                     if self.flusher.is_some() {
                         let n = self.effects.requested.fetch_add(1, Ordering::SeqCst) + 1;
@@ -274,8 +273,6 @@ async fn run_effects(me: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Effect>) 
             return;
         };
         match e {
-            Effect::Emit(ev) => crate::observe::emit(&shared, &ev),
-            Effect::Script(argv) => shared.scripts.enqueue(argv),
             Effect::Flush(n) if n <= done => {}
             Effect::Flush(_) => {
                 // Requests are numbered after the state they are for is in
