@@ -215,7 +215,14 @@ fn history_matches(master: &Instance, r: &Instance) -> bool {
     }
     match (&master.repl_id, &r.repl_id) {
         (Some(m1), Some(rid)) => {
-            rid == m1 || master.repl_id2.as_deref().is_some_and(|m2| m2 == rid)
+            rid == m1
+                || master.repl_id2.as_deref().is_some_and(|m2| m2 == rid)
+                // A replica that continued the master's known history
+                // under a newer id: after a switch this daemon knows the
+                // promoted node by its id as a replica until its next INFO,
+                // while the replicas that follow it already report the id
+                // it took at promotion, with the old one as their replid2.
+                || r.repl_id2.as_deref() == Some(m1.as_str())
         }
         _ => true,
     }

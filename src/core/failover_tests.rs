@@ -578,6 +578,37 @@ fn selection_safety_rules_and_priority_zero() {
         h.s.select_slave("mymaster", 200).as_deref(),
         Some("127.0.0.1:6382")
     );
+    // A replica that continued the master's known history under a newer
+    // id (the master was promoted and this daemon has not read its INFO
+    // since): accepted; a replica reporting role:master never is.
+    let newer = "3333333333333333333333333333333333333333";
+    let id = h.id(6382);
+    h.info(id, 160, &replica_text(6379, 5000, 100, newer));
+    assert_eq!(
+        h.s.select_slave("mymaster", 200).as_deref(),
+        Some("127.0.0.1:6383")
+    );
+    h.info(
+        id,
+        170,
+        &format!(
+            "{}master_replid2:{OTHER_REPLID}\r\n",
+            replica_text(6379, 5000, 100, newer)
+        ),
+    );
+    assert_eq!(
+        h.s.select_slave("mymaster", 200).as_deref(),
+        Some("127.0.0.1:6382")
+    );
+    h.info(
+        id,
+        180,
+        &format!("role:master\r\nmaster_replid:{newer}\r\nmaster_replid2:{OTHER_REPLID}\r\nmaster_repl_offset:5000\r\n"),
+    );
+    assert_eq!(
+        h.s.select_slave("mymaster", 200).as_deref(),
+        Some("127.0.0.1:6383")
+    );
 }
 
 #[test]
