@@ -528,6 +528,7 @@ async fn form_group(
     // A join is answered before this node shows as a voter (it is added as
     // a learner, then promoted): the loop may join again; say it once.
     let mut joined_through: Option<String> = None;
+    let mut join_sent = false;
     let mut pubsub_up_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
@@ -566,8 +567,14 @@ async fn form_group(
         // Blank = no log and no term now. A node that was added as a learner
         // already holds entries, so a retried join is not mistaken for a
         // voter that lost its data.
-        let blank = node.is_blank();
+        // Only the first join of this process can tell that the group
+        // already counts this node as a voter whose data was lost: a retry
+        // (the previous answer lost or late, or the leader's first entries
+        // not arrived yet) is still blank here although the group added it
+        // moments ago.
+        let blank = node.is_blank() && !join_sent;
         if let Some((peer, _)) = statuses.iter().find(|(_, st)| st.initialized) {
+            join_sent = true;
             match join(&network, peer, node.id, &addr, blank).await {
                 Ok(()) if joined_through.as_deref() != Some(peer.as_str()) => {
                     tracing::info!("raft: joined the group through {peer}");
