@@ -190,6 +190,7 @@ impl Shared {
                 }
                 Action::RunScript { argv } => self.scripts.enqueue(argv),
                 Action::Propose(cmd) => self.propose(cmd),
+                Action::SimulatedCrash => simulated_crash(),
                 link_action => {
                     // Fails only when the driver has stopped (shutdown).
                     let _ = self.driver_tx.send(link_action);
@@ -239,6 +240,7 @@ impl Shared {
                     }
                 }
                 Action::Propose(cmd) => self.propose(cmd),
+                Action::SimulatedCrash => simulated_crash(),
                 link_action => {
                     let _ = self.driver_tx.send(link_action);
                 }
@@ -260,6 +262,13 @@ impl Shared {
         });
         let _ = self.effects.tx.send(e);
     }
+}
+
+/// `SENTINEL SIMULATE-FAILURE`: Sentinel's log line, then exit status 99
+/// (the events before it in the batch are already published).
+fn simulated_crash() -> ! {
+    tracing::warn!("Sentinel CRASH because of SENTINEL simulate-failure");
+    std::process::exit(99)
 }
 
 /// The effects task (see `Effects`). It holds the daemon weakly: it ends
@@ -405,7 +414,8 @@ impl Links {
             other @ (Action::Emit(_)
             | Action::Flush
             | Action::RunScript { .. }
-            | Action::Propose(_)) => {
+            | Action::Propose(_)
+            | Action::SimulatedCrash) => {
                 let _ = self.shared.execute(vec![other]);
             }
         }
@@ -430,9 +440,11 @@ impl Links {
         let mut rest = Vec::new();
         for action in actions {
             match action {
-                Action::Emit(_) | Action::Flush | Action::RunScript { .. } | Action::Propose(_) => {
-                    rest.push(action)
-                }
+                Action::Emit(_)
+                | Action::Flush
+                | Action::RunScript { .. }
+                | Action::Propose(_)
+                | Action::SimulatedCrash => rest.push(action),
                 link_action => self.apply(link_action),
             }
         }

@@ -1059,8 +1059,12 @@ impl Sentinel {
         self.simfailure_flags = 0;
         for a in args {
             match a.to_ascii_lowercase().as_str() {
-                "crash-after-election" => self.simfailure_flags |= 1,
-                "crash-after-promotion" => self.simfailure_flags |= 2,
+                "crash-after-election" => {
+                    self.simfailure_flags |= super::failover::SIMFAILURE_CRASH_AFTER_ELECTION
+                }
+                "crash-after-promotion" => {
+                    self.simfailure_flags |= super::failover::SIMFAILURE_CRASH_AFTER_PROMOTION
+                }
                 "help" => return Ok(SimulateReply::Help),
                 _ => return Err(CmdError::err("Unknown failure simulation specified")),
             }

@@ -41,6 +41,10 @@ pub(crate) const FAST_POLL_WINDOW_MS: u64 = 1000;
 pub(crate) const CATCHUP_POLL_MS: u64 = 50;
 /// Minimum spacing of corrective SLAVEOFs to the same node.
 const FIX_RESEND_MS: u64 = 1000;
+/// `SENTINEL SIMULATE-FAILURE` bits (INFO `sentinel_simulate_failure_flags`).
+pub const SIMFAILURE_CRASH_AFTER_ELECTION: u32 = 1;
+pub const SIMFAILURE_CRASH_AFTER_PROMOTION: u32 = 2;
+
 /// The master option that turns manual failovers into coordinated ones
 /// (raftinel extension of SENTINEL SET).
 pub const COORDINATED_OPTION: &str = "coordinated-failover";
@@ -432,6 +436,9 @@ impl Sentinel {
                 Some(&name),
             );
             emit(out, EventKind::ElectedLeader, m.prefix(), Some(&name));
+            if self.simfailure_flags & SIMFAILURE_CRASH_AFTER_ELECTION != 0 {
+                out.push(Action::SimulatedCrash);
+            }
             emit(
                 out,
                 EventKind::FailoverStateSelectSlave,
@@ -797,6 +804,9 @@ impl Sentinel {
             self.masters[mi].fo.led_start = f.epoch;
             let m = &self.masters[mi];
             emit(out, EventKind::ElectedLeader, m.prefix(), Some(&name));
+            if self.simfailure_flags & SIMFAILURE_CRASH_AFTER_ELECTION != 0 {
+                out.push(Action::SimulatedCrash);
+            }
         }
         if let Some((cmd, at)) = &mut run.want {
             if now.saturating_sub(*at) >= REPROPOSE_MS {
@@ -1108,6 +1118,8 @@ impl Sentinel {
                 let Some(key) = self.promoted_key(mi, f) else {
                     return;
                 };
+                let crash_after_promotion =
+                    self.simfailure_flags & SIMFAILURE_CRASH_AFTER_PROMOTION != 0;
                 let m = &mut self.masters[mi];
                 let ma = m.addr();
                 let Some(r) = m.replicas.get_mut(&key) else {
@@ -1117,6 +1129,9 @@ impl Sentinel {
                     let p = prefix(r, &ma);
                     let (to_host, to_port) = (r.host.clone(), r.port);
                     emit(out, EventKind::PromotedSlave, p, Some(&name));
+                    if crash_after_promotion {
+                        out.push(Action::SimulatedCrash);
+                    }
                     if let Some(script) = m.client_reconfig_script.clone() {
                         out.push(super::sentinel::reconfig_script(
                             script, &ma, "leader", &to_host, to_port,

@@ -1517,3 +1517,44 @@ fn set_options_are_replicated_through_the_group() {
     assert_eq!(m.auth_pass, None);
     assert_eq!(m.client_reconfig_script.as_deref(), Some("/x.sh"));
 }
+
+/// SENTINEL SIMULATE-FAILURE: the crash comes right after `+elected-leader`
+/// (before `+failover-state-select-slave`), or right after
+/// `+promoted-slave`, as in Sentinel.
+#[test]
+fn simulated_crashes_follow_election_and_promotion() {
+    let crash_index = |a: &[Action]| a.iter().position(|x| *x == Action::SimulatedCrash);
+    let is_event = |x: &Action, k: EventKind| matches!(x, Action::Emit(e) if e.kind == k);
+
+    let offsets = [(6380, 1000)];
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &offsets);
+    h.s.simulate_failure(&["crash-after-election".to_string()])
+        .expect("flag");
+    h.master_dies(&offsets);
+    h.commit(6600, opinion(MYID, true));
+    h.commit(6610, opinion(PEER, true));
+    let a = h.commit(6620, start(1, MYID, false, false));
+    let i = crash_index(&a).expect("crash after the election");
+    assert!(is_event(&a[i - 1], EventKind::ElectedLeader), "{a:?}");
+    assert!(a[i + 1..]
+        .iter()
+        .any(|x| is_event(x, EventKind::FailoverStateSelectSlave)));
+
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &offsets);
+    h.s.simulate_failure(&["CRASH-AFTER-PROMOTION".to_string()])
+        .expect("flag");
+    h.master_dies(&offsets);
+    h.commit(6600, opinion(MYID, true));
+    h.commit(6610, opinion(PEER, true));
+    let a = h.commit(6620, start(1, MYID, false, false));
+    assert_eq!(crash_index(&a), None);
+    h.replica_info(6380, 6630, 1000, 100);
+    let a = h.commit(6650, phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    assert_eq!(crash_index(&a), None);
+    let r = h.id(6380);
+    let a = h.info(r, 6760, "role:master\r\n");
+    let i = crash_index(&a).expect("crash after the promotion");
+    assert!(is_event(&a[i - 1], EventKind::PromotedSlave), "{a:?}");
+}

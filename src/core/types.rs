@@ -197,6 +197,9 @@ pub enum Action {
     RunScript {
         argv: Vec<String>,
     },
+    /// `SENTINEL SIMULATE-FAILURE`: log Sentinel's crash line and exit with
+    /// status 99, right after the step the flag names (contract §1.3).
+    SimulatedCrash,
 }
 
 /// A hello message to send, missing only the sentinel's own IP.

@@ -222,6 +222,42 @@ fn raft_leader_killed_with_master() {
     expect_switch_once(&g, &survivors, &mut ev);
 }
 
+/// `SENTINEL SIMULATE-FAILURE crash-after-election` on the Raft leader: it
+/// logs Sentinel's crash line and exits with status 99 right after
+/// `+elected-leader`; the two others take the committed failover over and
+/// finish it.
+#[test]
+fn simulated_crash_after_election_is_taken_over() {
+    let mut g = Group::new();
+    let leader = g.daemons[0]
+        .raft_member_of_three()
+        .expect("a leader is known");
+    let l = (0..3)
+        .find(|&i| g.daemons[i].raft_node_id().as_ref() == Some(&leader))
+        .expect("the leader is one of the three daemons");
+    let reply = g.daemons[l]
+        .conn()
+        .cmd(&["SENTINEL", "SIMULATE-FAILURE", "crash-after-election"]);
+    assert_eq!(reply, Resp::Status("OK".into()));
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    let mut ev = g.subscribe(&survivors);
+    g.topo.master.sigkill();
+    let status = wait_for(BOUND, "the elected daemon exits", || {
+        match g.daemons[l].child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(st))) => Ok(st),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(status.code(), Some(99), "{}", g.daemons[l].log_tail(20));
+    let log = g.daemons[l].log();
+    assert!(
+        log.contains("Sentinel CRASH because of SENTINEL simulate-failure"),
+        "{}",
+        g.daemons[l].log_tail(20)
+    );
+    let _new_port = g.expect_failover(&survivors, &mut ev);
+}
+
 /// Send `SENTINEL FAILOVER` until the group can take it: `-NOQUORUM` only
 /// means the master is not registered in the group yet.
 fn request_failover(d: &Daemon) -> Resp {

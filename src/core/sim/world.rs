@@ -567,6 +567,9 @@ impl World {
 
     fn exec(&mut self, d: usize, actions: Vec<Action>) {
         for a in actions {
+            if !self.daemons[d].alive() {
+                break;
+            }
             self.exec_one(d, a);
         }
     }
@@ -648,6 +651,9 @@ impl World {
                 }
             }
             Action::RunScript { .. } => {}
+            // The simulator never sets SIMULATE-FAILURE flags; a crash is a
+            // crash all the same.
+            Action::SimulatedCrash => self.crash_daemon(d),
         }
     }
 
