@@ -622,6 +622,55 @@ mod tests {
         );
     }
 
+    /// Flushes asked for by driver-fed inputs run off the caller and are
+    /// coalesced; events are published at once; the last state is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_flushes_are_coalesced() {
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let epochs = Arc::new(Mutex::new(Vec::new()));
+        let (counter, seen) = (flushes.clone(), epochs.clone());
+        let flusher: FlushFn = Box::new(move |_, st| {
+            // A slow disk: requests pile up while this one is written. The
+            // flusher runs on the blocking pool, where blocking is allowed.
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(50));
+            seen.lock().unwrap().push(st.current_epoch);
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        let (shared, _rx, _) = shared_with(state("127.0.0.1", 6379, 30_000), Some(flusher));
+        let (tx, mut events) = mpsc::channel(100);
+        let sub = crate::server::pubsub::Subscriber {
+            id: 1,
+            tx,
+            kill: CancellationToken::new(),
+        };
+        shared.hub.subscribe(&sub, b"+new-epoch");
+        let started = Instant::now();
+        for epoch in 1..=20 {
+            shared.lock_core().current_epoch = epoch;
+            shared.execute_background(vec![
+                Action::Flush,
+                Action::Emit(Event::new(EventKind::NewEpoch, epoch.to_string(), None)),
+            ]);
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "the caller waited for the flushes"
+        );
+        let mut published = 0;
+        while events.try_recv().is_ok() {
+            published += 1;
+        }
+        assert_eq!(published, 20, "events are published at once");
+        wait_until("the last state to be written", 10, || {
+            epochs.lock().unwrap().last() == Some(&20)
+        })
+        .await;
+        let n = flushes.load(Ordering::SeqCst);
+        assert!((1..20).contains(&n), "{n} flushes for 20 requests");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn flush_failure_is_reported_after_running_everything() {
         let flusher: FlushFn = Box::new(|_, _| Err("disk full".into()));

@@ -1673,3 +1673,106 @@ pub(crate) fn check_odown_votes(m: &mut Master, now: Millis, votes: usize, out: 
         emit(out, EventKind::OdownCleared, msg, Some(&m.inst.name));
     }
 }
+
+#[cfg(test)]
+mod scale_tests {
+    //! The indexes that keep per-input work proportional to the instance an
+    //! input is about, and the epochs of failover starts proposed together.
+
+    use super::*;
+    use crate::config::MasterState;
+
+    const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
+    const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";
+
+    fn core(masters: usize) -> Sentinel {
+        let masters = (0..masters)
+            .map(|i| {
+                let mut m = MasterState::new(&format!("m{i:03}"), "127.0.0.1", 7000 + i as u16, 2);
+                m.known_replicas.push(("127.0.0.1".into(), 8000 + i as u16));
+                m.known_sentinels
+                    .push(("127.0.0.1".into(), 26380, PEER.to_string()));
+                m
+            })
+            .collect();
+        let st = PersistedState {
+            myid: Some(MYID.into()),
+            masters,
+            ..Default::default()
+        };
+        Sentinel::new(st, CoreOptions::default(), 0).0
+    }
+
+    /// `locate` with the index agrees with a plain scan for every instance.
+    fn check_index(s: &Sentinel) {
+        for (mi, m) in s.masters.values().enumerate() {
+            let ids = std::iter::once(m.inst.id)
+                .chain(m.replicas.values().map(|r| r.id))
+                .chain(m.sentinels.values().map(|x| x.id));
+            for id in ids {
+                assert_eq!(s.owners.get(&id), Some(&m.inst.name), "{id:?} not indexed");
+                assert_eq!(s.locate(id).map(|(i, _)| i), Some(mi));
+                assert_eq!(
+                    s.locate(id).map(|(i, _)| i),
+                    Sentinel::slot_in(m, id).map(|_| mi)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn instances_are_indexed_through_discovery_reset_and_remove() {
+        let mut s = core(3);
+        check_index(&s);
+        // A replica discovered by INFO and a sentinel by hello.
+        let mid = s.masters["m001"].inst.id;
+        s.handle(
+            10,
+            Input::InfoReply {
+                id: mid,
+                text:
+                    "role:master\r\nslave0:ip=127.0.0.1,port=9001,state=online,offset=1,lag=0\r\n"
+                        .into(),
+            },
+        );
+        let payload =
+            "127.0.0.1,26381,819df12dcbb638ac6db263571690705072dd65c9,0,m002,127.0.0.1,7002,0"
+                .to_string();
+        s.handle(11, Input::Hello { via: None, payload });
+        assert_eq!(s.masters["m001"].replicas.len(), 2);
+        assert_eq!(s.masters["m002"].sentinels.len(), 2);
+        check_index(&s);
+        // A switch replaces the replicas with new instances.
+        let mut out = Vec::new();
+        let old: Vec<InstanceId> = s.masters["m001"].replicas.values().map(|r| r.id).collect();
+        s.switch_master_addr(1, "127.0.0.1", 8001, 20, &mut out);
+        check_index(&s);
+        for id in old {
+            assert!(s.locate(id).is_none());
+            assert!(!s.owners.contains_key(&id));
+        }
+        // A removed master takes its instances with it.
+        let gone = s.masters["m000"].inst.id;
+        s.remove("m000", &mut out).unwrap();
+        assert!(s.locate(gone).is_none());
+        check_index(&s);
+        // A reply for an id that no longer exists changes nothing.
+        assert!(s.handle(30, Input::CommandTimeout { id: gone }).is_empty());
+    }
+
+    #[test]
+    fn starts_proposed_together_get_distinct_epochs() {
+        let mut s = core(3);
+        let a = s.start_epoch("m000", 5);
+        let b = s.start_epoch("m001", 5);
+        let c = s.start_epoch("m002", 5);
+        assert_eq!((a, b, c), (6, 7, 8));
+        // A re-proposal keeps its epoch while it is above the committed one...
+        assert_eq!(s.start_epoch("m000", 5), 6);
+        assert_eq!(s.start_epoch("m001", 6), 7);
+        // ...and takes a new one once it is stale.
+        assert_eq!(s.start_epoch("m000", 7), 9);
+        // A later start begins above everything committed and proposed.
+        assert_eq!(s.start_epoch("m002", 20), 21);
+    }
+}
