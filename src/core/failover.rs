@@ -207,6 +207,25 @@ fn phase_str(p: Phase) -> &'static str {
     }
 }
 
+/// How long the leader's own PING must have been pending before it counts
+/// as unanswered (a healthy master answers in well under a millisecond).
+const PENDING_PING_EVIDENCE_MS: u64 = 100;
+
+/// The leader sees the master down: SDOWN, or — with the group's quorum
+/// already saying so — a PING pending for a while and nothing heard from it
+/// for more than down-after. The second form matters when the master hangs
+/// (SIGSTOP): each daemon's SDOWN comes down-after after its own first
+/// unanswered PING, and the leader's PING may have gone out up to a ping
+/// period after the others'; a master that answers it is never "down".
+fn leader_sees_down(inst: &super::instance::Instance, now: Millis) -> bool {
+    let l = &inst.link;
+    inst.s_down
+        || (l
+            .act_ping_time
+            .is_some_and(|a| now.saturating_sub(a) > PENDING_PING_EVIDENCE_MS)
+            && now.saturating_sub(l.last_avail_time) > inst.down_after)
+}
+
 fn same_addr(h1: &str, p1: u16, h2: &str, p2: u16) -> bool {
     p1 == p2 && h1.eq_ignore_ascii_case(h2)
 }
@@ -706,7 +725,9 @@ impl Sentinel {
         // Committed ODOWN, and the leader sees the master down itself: a
         // stale committed vote (a daemon that crashed before retracting it)
         // must not start a failover of a master the leader can reach.
-        if cm.failover.is_some() || cm.down_votes.len() < m.quorum.max(1) as usize || !m.inst.s_down
+        if cm.failover.is_some()
+            || cm.down_votes.len() < m.quorum.max(1) as usize
+            || !leader_sees_down(&m.inst, now)
         {
             return;
         }

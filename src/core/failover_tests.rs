@@ -1558,3 +1558,39 @@ fn simulated_crashes_follow_election_and_promotion() {
     let i = crash_index(&a).expect("crash after the promotion");
     assert!(is_event(&a[i - 1], EventKind::PromotedSlave), "{a:?}");
 }
+
+/// A hung master (SIGSTOP): the group's quorum says ODOWN while the
+/// leader's own SDOWN is still a ping period away. The leader starts as soon
+/// as its PING has been pending a while and it heard nothing for more than
+/// down-after; a master that answers it is not failed over.
+#[test]
+fn leader_with_a_pending_ping_starts_on_the_groups_odown() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    let mid = h.id(6379);
+    // The leader's PING goes out and is never answered.
+    let a = h.s.handle(1200, Input::Tick);
+    assert!(a.contains(&Action::SendPing { id: mid }));
+    let a = h.commit(5000, opinion(PEER, true));
+    assert!(proposals(&a).is_empty());
+    let a = h.commit(5050, opinion(PEER2, true));
+    assert!(events(&a).is_empty(), "no +odown without its own SDOWN");
+    assert!(proposals(&a).is_empty(), "heard from it 4950 ms ago");
+    assert!(!h.s.masters["mymaster"].inst.s_down);
+    let a = h.s.handle(5150, Input::Tick);
+    assert_eq!(proposals(&a), vec![start(1, MYID, false, false)]);
+
+    // The same with a master that answers the leader: no start.
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    let mid = h.id(6379);
+    h.s.handle(1200, Input::Tick);
+    h.commit(5000, opinion(PEER, true));
+    h.commit(5050, opinion(PEER2, true));
+    h.pong(mid, 5100);
+    for t in [5150, 5300, 6000, 7000] {
+        assert!(proposals(&h.s.handle(t, Input::Tick))
+            .iter()
+            .all(|c| !matches!(c, Command::FailoverStart { .. })));
+    }
+}
