@@ -254,7 +254,9 @@ pub async fn trial(
                 let set = ["SENTINEL", "SET", "mymaster", "coordinated-failover", "yes"];
                 for &p in &ports {
                     if let Ok(V::Err(e)) = call_once(p, &set, Duration::from_secs(2)).await {
-                        refused = Some(format!("SENTINEL SET mymaster coordinated-failover yes: -{e}"));
+                        refused = Some(format!(
+                            "SENTINEL SET mymaster coordinated-failover yes: -{e}"
+                        ));
                     }
                 }
             }
