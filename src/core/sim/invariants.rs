@@ -209,9 +209,14 @@ pub(super) fn never_promote_empty_or_diverged_replica(w: &World) -> Check {
                 f.epoch, r.at, m.at, m.offset, rt.offset, mt.offset
             ));
         }
-        let diverged = |rid: &str, m1: &str, m2: &str| !m1.is_empty() && rid != m1 && rid != m2;
-        if diverged(&rt.replid, &mt.replid, &mt.replid2)
-            && diverged(&r.replid, &m.replid, &m.replid2)
+        // Same history, the master's previous one, or one that continued
+        // the master's (the replica's replid2 is the master's replid: it
+        // followed, or is, a promotion of that history).
+        let diverged = |rid: &str, rid2: &str, m1: &str, m2: &str| {
+            !m1.is_empty() && rid != m1 && rid != m2 && rid2 != m1
+        };
+        if diverged(&rt.replid, &rt.replid2, &mt.replid, &mt.replid2)
+            && diverged(&r.replid, &r.replid2, &m.replid, &m.replid2)
         {
             return Err(format!(
                 "epoch {}: d{chooser} chose {target:?} with replid {} (INFO t={}) while the master {master:?} had {} / {} (INFO t={}); real: replica {} master {} / {}",
