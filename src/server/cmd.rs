@@ -100,7 +100,13 @@ pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Val
             return vec![err(e.message())];
         }
     };
-    sess.handle.state().last_cmd = Some(r.fullname());
+    {
+        // Pipelined clients repeat one command: keep the name, no new String.
+        let mut st = sess.handle.state();
+        if !st.last_cmd.as_deref().is_some_and(|l| r.is_named(l)) {
+            st.last_cmd = Some(r.fullname());
+        }
+    }
     if !sess.authenticated && auth_required(server) && r.top.flags & table::F_NO_AUTH == 0 {
         return vec![err("NOAUTH Authentication required.")];
     }

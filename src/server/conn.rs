@@ -78,9 +78,10 @@ pub async fn run(
                     break 'conn;
                 }
             };
+            let now = Instant::now();
             {
                 let mut s = handle.state();
-                s.last_interaction = Instant::now();
+                s.last_interaction = now;
                 s.qbuf = before.saturating_sub(buf.len());
                 // Redis sizes a fresh query buffer at 20474 bytes (16 KiB read, sds
                 // greedy growth); report that unless more is actually buffered.
@@ -89,12 +90,14 @@ pub async fn run(
             }
             // CLIENT PAUSE ALL holds every command until it ends (it may be
             // extended or lifted meanwhile, hence the loop).
-            while let Some(until) = server.paused_until(Instant::now()) {
+            let mut at = now;
+            while let Some(until) = server.paused_until(at) {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => {}
                     _ = handle.kill.cancelled() => break 'conn,
                     _ = shutdown.cancelled() => break 'conn,
                 }
+                at = Instant::now();
             }
             // Messages published before this command runs go out before its
             // reply, as in Redis (where PUBLISH writes straight into the output

@@ -74,6 +74,17 @@ impl Resolved {
         self.sub.unwrap_or(self.top)
     }
     /// `container|sub` or the plain name, as in Redis's error messages.
+    /// Whether `name` is `fullname()`, without building it.
+    pub fn is_named(&self, name: &str) -> bool {
+        match self.sub {
+            Some(s) => name
+                .strip_prefix(self.top.name)
+                .and_then(|rest| rest.strip_prefix('|'))
+                .is_some_and(|rest| rest == s.name),
+            None => name == self.top.name,
+        }
+    }
+
     pub fn fullname(&self) -> String {
         match self.sub {
             Some(s) => format!("{}|{}", self.top.name, s.name),
