@@ -28,6 +28,15 @@ use raftinel::runtime::{self, FlushFn, Shared};
 const DRAIN: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
+    // One malloc arena for every thread: the daemon is idle most of the
+    // time and its few threads allocate little, while each extra arena
+    // keeps its own pages resident (about 0.5 MiB of an idle daemon's
+    // ~10 MiB). Small allocations still go through per-thread caches.
+    // SAFETY: called before any other thread exists.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let command = match cli::parse(std::env::args_os()) {
         Ok(c) => c,
         Err(refusal) => {
