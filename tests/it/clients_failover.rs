@@ -631,11 +631,11 @@ fn flags_line(p: u16) -> String {
 }
 
 /// Every daemon has had an INFO reply from the master on `port` since it
-/// switched to it (its `runid` is known). Until then a daemon compares the
-/// replicas' replication ids with what the new master reported as a replica,
-/// before its promotion, and rejects every replica that already follows it
-/// (`-NOGOODSLAVE`, or a failover abort); the next master INFO can be up to
-/// 10 s after a switch. Known issue, reported; the tests wait for it.
+/// switched to it (its `runid` is known): the next failover starts from a
+/// steady state. (Before 14f9171 a daemon that had not read it yet rejected
+/// every replica following the promoted node, `-NOGOODSLAVE`; such replicas
+/// are now recognised by their replid2, and this wait is only a
+/// precondition.)
 fn expect_master_known(g: &Group, port: u16) {
     let runid = node(g, port).run_id();
     for d in &g.daemons {
