@@ -956,6 +956,22 @@ impl Sentinel {
         );
     }
 
+    /// `-failover-abort-slave-timeout` once the current step has waited
+    /// more than `timeout` since it began; whether it aborted.
+    fn abort_on_timeout(
+        run: &mut Run,
+        name: &str,
+        timeout: u64,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let late = now.saturating_sub(run.since) > timeout;
+        if late {
+            Self::propose_abort(run, name, EventKind::FailoverAbortSlaveTimeout, now, out);
+        }
+        late
+    }
+
     fn progress(
         &mut self,
         mi: usize,
@@ -1014,15 +1030,7 @@ impl Sentinel {
                     .and_then(|k| self.masters[mi].replicas.get(k))
                     .is_some_and(|r| r.link.cmd_up);
                 if !up {
-                    if now.saturating_sub(run.since) > timeout {
-                        Self::propose_abort(
-                            run,
-                            &name,
-                            EventKind::FailoverAbortSlaveTimeout,
-                            now,
-                            out,
-                        );
-                    }
+                    Self::abort_on_timeout(run, &name, timeout, now, out);
                     return;
                 }
                 let Some(key) = key else {
@@ -1040,14 +1048,8 @@ impl Sentinel {
                         // failover-timeout.
                         if m.inst.o_down {
                             self.promote(mi, run, &key, now, out);
-                        } else if now.saturating_sub(run.since) > timeout {
-                            Self::propose_abort(
-                                run,
-                                &name,
-                                EventKind::FailoverAbortSlaveTimeout,
-                                now,
-                                out,
-                            );
+                        } else {
+                            Self::abort_on_timeout(run, &name, timeout, now, out);
                         }
                         return;
                     }
@@ -1056,15 +1058,8 @@ impl Sentinel {
                     // link); one already in flight is waited for.
                     m.inst.link.hold_hello = true;
                     if m.inst.link.hello_inflight {
-                        if now.saturating_sub(run.since) > timeout {
+                        if Self::abort_on_timeout(run, &name, timeout, now, out) {
                             m.inst.link.hold_hello = false;
-                            Self::propose_abort(
-                                run,
-                                &name,
-                                EventKind::FailoverAbortSlaveTimeout,
-                                now,
-                                out,
-                            );
                         }
                         return;
                     }
@@ -1115,8 +1110,7 @@ impl Sentinel {
                     self.promote(mi, run, &key, now, out);
                     return;
                 }
-                if now.saturating_sub(run.since) > timeout {
-                    Self::propose_abort(run, &name, EventKind::FailoverAbortSlaveTimeout, now, out);
+                if Self::abort_on_timeout(run, &name, timeout, now, out) {
                     return;
                 }
                 if now.saturating_sub(run.last_poll) >= CATCHUP_POLL_MS {
@@ -1181,8 +1175,7 @@ impl Sentinel {
                     );
                     return;
                 }
-                if now.saturating_sub(run.since) > timeout {
-                    Self::propose_abort(run, &name, EventKind::FailoverAbortSlaveTimeout, now, out);
+                if Self::abort_on_timeout(run, &name, timeout, now, out) {
                     return;
                 }
                 let fast = now.saturating_sub(run.since) < FAST_POLL_WINDOW_MS;

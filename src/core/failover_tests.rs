@@ -73,6 +73,25 @@ fn proposals(actions: &[Action]) -> Vec<Command> {
         .collect()
 }
 
+/// A daemon that became the failover's leader at the committed
+/// SendSlaveofNoone phase of replica 6381: Sentinel's events from
+/// `+elected-leader` on, and SLAVEOF NO ONE sent to it (`r`).
+fn expect_resumed_promotion(a: &[Action], r: InstanceId) {
+    assert_eq!(
+        events(a),
+        vec![
+            ev(EventKind::ElectedLeader, M),
+            ev(EventKind::SelectedSlave, &slave(6381)),
+            ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6381)),
+            ev(EventKind::FailoverStateWaitPromotion, &slave(6381)),
+        ]
+    );
+    assert!(a.contains(&Action::Reconfigure {
+        id: r,
+        replicaof: None
+    }));
+}
+
 fn ev(kind: EventKind, msg: &str) -> (EventKind, String) {
     (kind, msg.to_string())
 }
@@ -729,19 +748,7 @@ fn new_leader_resumes_a_failover_from_its_committed_phase() {
     // Nothing done to Redis before the takeover is committed.
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     let a = h.commit(450, take);
-    assert_eq!(
-        events(&a),
-        vec![
-            ev(EventKind::ElectedLeader, M),
-            ev(EventKind::SelectedSlave, &slave(6381)),
-            ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6381)),
-            ev(EventKind::FailoverStateWaitPromotion, &slave(6381)),
-        ]
-    );
-    assert!(a.contains(&Action::Reconfigure {
-        id: r2,
-        replicaof: None
-    }));
+    expect_resumed_promotion(&a, r2);
     let a = h.info(r2, 500, "role:master\r\n");
     assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
     // Leadership moves again while replicas are being reconfigured: the
@@ -1206,19 +1213,7 @@ fn restart_mid_failover_republishes_nothing_and_the_leader_resumes() {
     lead.up(r2, 5);
     lead.raft(5, true, 3);
     let a = lead.deliver(10);
-    assert_eq!(
-        events(&a),
-        vec![
-            ev(EventKind::ElectedLeader, M),
-            ev(EventKind::SelectedSlave, &slave(6381)),
-            ev(EventKind::FailoverStateSendSlaveofNoone, &slave(6381)),
-            ev(EventKind::FailoverStateWaitPromotion, &slave(6381)),
-        ]
-    );
-    assert!(a.contains(&Action::Reconfigure {
-        id: r2,
-        replicaof: None
-    }));
+    expect_resumed_promotion(&a, r2);
 }
 
 #[test]
