@@ -58,11 +58,7 @@ fn ready_topology() -> (Topology, SentinelProc) {
     let d = SentinelProc::raftinel(&[Monitor::new(topo.master.port, 2)]);
     eventually("both replicas listed healthy", || {
         let list = d.descriptions("REPLICAS", MASTER);
-        let ok = list.len() == 2
-            && list.iter().all(|r| {
-                r.field("flags").as_deref() == Some("slave")
-                    && r.field("master-link-status").as_deref() == Some("ok")
-            });
+        let ok = list.len() == 2 && list.iter().all(|r| r.is_healthy_replica());
         if ok {
             Ok(())
         } else {

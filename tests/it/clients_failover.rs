@@ -45,17 +45,11 @@ fn clients_dir() -> PathBuf {
 
 /// The Redis node listening on `port` (master or replica of the topology).
 fn node(g: &Group, port: u16) -> &RedisNode {
-    std::iter::once(&g.topo.master)
-        .chain(g.topo.replicas.iter())
-        .find(|n| n.port == port)
-        .unwrap_or_else(|| panic!("no Redis node on port {port}"))
+    g.topo.node(port)
 }
 
 fn node_mut(g: &mut Group, port: u16) -> &mut RedisNode {
-    std::iter::once(&mut g.topo.master)
-        .chain(g.topo.replicas.iter_mut())
-        .find(|n| n.port == port)
-        .unwrap_or_else(|| panic!("no Redis node on port {port}"))
+    g.topo.node_mut(port)
 }
 
 /// Every daemon published `+switch-master` away from `from` to one and the
@@ -666,10 +660,7 @@ fn expect_replica_healthy(g: &Group, port: u16) {
                 let r = list
                     .iter()
                     .find(|r| r.field("name").as_deref() == Some(name.as_str()));
-                let ok = r.is_some_and(|r| {
-                    r.field("flags").as_deref() == Some("slave")
-                        && r.field("master-link-status").as_deref() == Some("ok")
-                });
+                let ok = r.is_some_and(|r| r.is_healthy_replica());
                 if ok {
                     Ok(())
                 } else {
@@ -712,6 +703,22 @@ fn priorities(g: &Group, want: &str) {
             },
         );
     }
+}
+
+/// The awk parse of `INFO sentinel` on daemon `p` comes to `ok` and the
+/// master on `port`.
+fn expect_info_master0_ok(p: u16, port: u16) {
+    cli_wait(
+        &format!("daemon {p}: INFO master0 names master {port}"),
+        || {
+            let i = info_master0(p);
+            if i == format!("ok 127.0.0.1:{port}") {
+                Ok(())
+            } else {
+                Err(i)
+            }
+        },
+    );
 }
 
 fn cli_wait(what: &str, f: impl FnMut() -> Result<(), String>) {
@@ -845,17 +852,7 @@ fn redis_cli_bitnami_flows_through_failovers() {
     writer_follows(&mut run, &g, mark, new1);
     for &p in &ports {
         assert_eq!(master_by_lines(p), format!("127.0.0.1 {new1}"));
-        cli_wait(
-            &format!("daemon {p}: INFO master0 names the new master"),
-            || {
-                let i = info_master0(p);
-                if i == format!("ok 127.0.0.1:{new1}") {
-                    Ok(())
-                } else {
-                    Err(i)
-                }
-            },
-        );
+        expect_info_master0_ok(p, new1);
         assert_eq!(flags_line(p), "master");
     }
 
@@ -898,17 +895,7 @@ fn redis_cli_bitnami_flows_through_failovers() {
     assert_eq!(new2, other, "the only live replica is promoted");
     for &p in &ports {
         assert_eq!(master_by_lines(p), format!("127.0.0.1 {new2}"));
-        cli_wait(
-            &format!("daemon {p}: INFO master0 after the manual failover"),
-            || {
-                let i = info_master0(p);
-                if i == format!("ok 127.0.0.1:{new2}") {
-                    Ok(())
-                } else {
-                    Err(i)
-                }
-            },
-        );
+        expect_info_master0_ok(p, new2);
     }
     expect_follows(&g, new1, new2);
     let r = sh(&format!("redis-cli -h 127.0.0.1 -p {new1} role | head -1"));

@@ -365,12 +365,7 @@ fn rust_clients_through(kind: Failover) {
         }
     });
 
-    let new_master = g
-        .topo
-        .replicas
-        .iter()
-        .find(|r| r.port == new_port)
-        .expect("promoted replica");
+    let new_master = g.topo.node(new_port);
     for w in &writers {
         let l = w.log.lock().unwrap();
         let wrong: Vec<&Ack> = l

@@ -194,12 +194,7 @@ fn restarted_daemon_keeps_identity_and_catches_up() {
     for i in 0..3 {
         assert_eq!(g.daemons[i].master_addr(), addr(new_port));
     }
-    let promoted = g
-        .topo
-        .replicas
-        .iter()
-        .find(|r| r.port == new_port)
-        .expect("promoted");
+    let promoted = g.topo.node(new_port);
     assert_eq!(role(promoted), "master");
 }
 
@@ -208,12 +203,7 @@ fn restarted_daemon_keeps_identity_and_catches_up() {
 #[test]
 fn raft_leader_killed_with_master() {
     let mut g = Group::new();
-    let leader = g.daemons[0]
-        .raft_member_of_three()
-        .expect("a leader is known");
-    let l = (0..3)
-        .find(|&i| g.daemons[i].raft_node_id().as_ref() == Some(&leader))
-        .expect("the leader is one of the three daemons");
+    let l = g.raft_leader();
     let survivors: Vec<usize> = (0..3).filter(|&i| i != l).collect();
     let mut ev = g.subscribe(&survivors);
     g.daemons[l].sigkill();
@@ -229,12 +219,7 @@ fn raft_leader_killed_with_master() {
 #[test]
 fn simulated_crash_after_election_is_taken_over() {
     let mut g = Group::new();
-    let leader = g.daemons[0]
-        .raft_member_of_three()
-        .expect("a leader is known");
-    let l = (0..3)
-        .find(|&i| g.daemons[i].raft_node_id().as_ref() == Some(&leader))
-        .expect("the leader is one of the three daemons");
+    let l = g.raft_leader();
     let reply = g.daemons[l]
         .conn()
         .cmd(&["SENTINEL", "SIMULATE-FAILURE", "crash-after-election"]);
@@ -428,12 +413,7 @@ fn coordinated_failover_loses_no_acknowledged_write() {
     let first = request_failover(&g.daemons[2]);
     assert_eq!(first, Resp::Status("OK".into()), "SENTINEL FAILOVER");
     let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
-    let new_master = g
-        .topo
-        .replicas
-        .iter()
-        .find(|r| r.port == new_port)
-        .expect("promoted");
+    let new_master = g.topo.node(new_port);
     // The writer reached the new master and wrote there for a while.
     let before = new_master.conn().cmd(&["LLEN", LIST]).as_int().unwrap_or(0);
     wait_for(

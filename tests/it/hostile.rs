@@ -319,28 +319,23 @@ fn hostile_headers_match_redis_sentinel() {
         ("bulk length with a sign", b"*1\r\n$+4\r\nPING\r\n", b""),
         ("only CRLFs then PING", b"\r\n\r\n\r\nPING\r\n", b""),
     ];
+    // Every reply until a silence or the close, described.
+    let drain = |c: &mut Conn, out: &mut Vec<String>| loop {
+        let r = c.read_reply(Duration::from_millis(800));
+        let done = !matches!(r, Reply::Frame(_));
+        out.push(r.describe());
+        if done {
+            break;
+        }
+    };
     let run = |port: u16, first: &[u8], rest: &[u8]| -> Vec<String> {
         let mut c = Conn::open(port);
         let mut out = Vec::new();
         c.send_raw(first).expect("send");
-        loop {
-            let r = c.read_reply(Duration::from_millis(800));
-            let done = !matches!(r, Reply::Frame(_));
-            out.push(r.describe());
-            if done {
-                break;
-            }
-        }
+        drain(&mut c, &mut out);
         if !rest.is_empty() && !out.last().is_some_and(|l| l.contains("closed")) {
             let _ = c.send_raw(rest);
-            loop {
-                let r = c.read_reply(Duration::from_millis(800));
-                let done = !matches!(r, Reply::Frame(_));
-                out.push(r.describe());
-                if done {
-                    break;
-                }
-            }
+            drain(&mut c, &mut out);
         }
         out.push(if c.closed_by_peer() {
             "then closed".into()

@@ -469,6 +469,16 @@ impl Group {
         g
     }
 
+    /// Index of the daemon that is the group's Raft leader.
+    pub fn raft_leader(&self) -> usize {
+        let leader = self.daemons[0]
+            .raft_member_of_three()
+            .expect("a leader is known");
+        (0..self.daemons.len())
+            .find(|&i| self.daemons[i].raft_node_id().as_ref() == Some(&leader))
+            .expect("the leader is one of the daemons")
+    }
+
     /// The daemons `idx` agree on one Raft leader, their group has the three
     /// voters, and each knows `replicas` healthy replicas and both peers.
     pub fn wait_formed(&self, idx: &[usize], replicas: usize) {
@@ -490,13 +500,7 @@ impl Group {
                 &format!("daemon {} knows the replicas and peers", d.port),
                 || {
                     let list = d.replicas();
-                    let healthy = list
-                        .iter()
-                        .filter(|r| {
-                            r.field("flags").as_deref() == Some("slave")
-                                && r.field("master-link-status").as_deref() == Some("ok")
-                        })
-                        .count();
+                    let healthy = list.iter().filter(|r| r.is_healthy_replica()).count();
                     let peers = d.master_field("num-other-sentinels");
                     if healthy == replicas
                         && list.len() == replicas
@@ -560,12 +564,7 @@ impl Group {
                 },
             );
         }
-        let promoted = self
-            .topo
-            .replicas
-            .iter()
-            .find(|r| r.port == new_port)
-            .expect("promoted replica");
+        let promoted = self.topo.node(new_port);
         wait_for(
             BOUND,
             "the promoted replica answers ROLE master",

@@ -413,6 +413,21 @@ impl Topology {
         }
         Topology { master, replicas }
     }
+
+    /// The Redis node (master or replica as started) listening on `port`.
+    pub fn node(&self, port: u16) -> &RedisNode {
+        std::iter::once(&self.master)
+            .chain(self.replicas.iter())
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no Redis node on port {port}"))
+    }
+
+    pub fn node_mut(&mut self, port: u16) -> &mut RedisNode {
+        std::iter::once(&mut self.master)
+            .chain(self.replicas.iter_mut())
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no Redis node on port {port}"))
+    }
 }
 
 // ---------------------------------------------------------------- sentinel.conf

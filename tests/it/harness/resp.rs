@@ -95,6 +95,13 @@ impl Resp {
             .and_then(|(_, v)| v.as_str())
     }
 
+    /// A `SENTINEL REPLICAS` entry for a replica in good health: flags just
+    /// `slave`, its link to the master `ok`.
+    pub fn is_healthy_replica(&self) -> bool {
+        self.field("flags").as_deref() == Some("slave")
+            && self.field("master-link-status").as_deref() == Some("ok")
+    }
+
     /// Multi-line rendering with explicit types, for failure messages.
     pub fn pretty(&self) -> String {
         let mut out = String::new();
