@@ -68,7 +68,7 @@ pub struct Shared {
     /// Where `Action::Propose` goes: the consensus task, once it runs. The
     /// core re-proposes anything not yet committed, so a proposal made before
     /// the group exists is safely dropped.
-    pub proposals: std::sync::OnceLock<mpsc::UnboundedSender<crate::consensus::Command>>,
+    pub proposals: std::sync::OnceLock<mpsc::UnboundedSender<crate::core::group::Command>>,
     /// The local Raft node, once started (serves `RAFTINEL` RPCs).
     pub raft: std::sync::OnceLock<crate::consensus::node::RaftNode>,
     /// Notification / client-reconfig script jobs (SENTINEL PENDING-SCRIPTS, INFO).
@@ -155,7 +155,7 @@ impl Shared {
     }
 
     /// Hands a proposal to the consensus task (see `proposals`).
-    fn propose(&self, cmd: crate::consensus::Command) {
+    fn propose(&self, cmd: crate::core::group::Command) {
         match self.proposals.get() {
             Some(tx) => {
                 let _ = tx.send(cmd);

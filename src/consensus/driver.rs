@@ -23,9 +23,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::network::{split_addr, Network, PeerLink};
-use super::node::{node_id_from_myid, RaftNode, StartError};
+use super::node::{RaftNode, StartError};
 use super::rpc::{self, JoinReply, JoinRequest, ProposeReply, Status};
-use super::state::Command;
+use crate::core::group::node_id_from_myid;
+use crate::core::group::Command;
 use crate::core::{Input, LinkAuth, RaftView};
 use crate::runtime::Shared;
 

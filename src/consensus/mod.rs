@@ -1,7 +1,8 @@
 //! Consensus: the Raft group (openraft) through which daemons agree on each
 //! master's address, epochs and failover steps.
 //!
-//! - `state`: the replicated state machine, pure (what a committed entry does).
+//! The replicated state machine itself (what a committed entry does) is pure
+//! and lives in the core (`crate::core::group`); this module is its plumbing.
 //! - `store`: openraft's log, vote and snapshot storage, on disk, checksummed,
 //!   fsynced before anything is acknowledged.
 //!
@@ -15,10 +16,9 @@ pub mod driver;
 pub mod network;
 pub mod node;
 pub mod rpc;
-pub mod state;
 pub mod store;
 
-pub use state::{Command, CommandResponse, GroupState};
+pub use crate::core::group::{Command, CommandResponse, GroupState};
 
 openraft::declare_raft_types!(
     /// raftinel's openraft type configuration.

@@ -9,17 +9,10 @@ use std::time::Duration;
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 
 use super::network::Network;
-use super::state::GroupState;
 use super::store::{self, OpenError, OpenReport};
 use super::TypeConfig;
+use crate::core::group::GroupState;
 use crate::core::LinkAuth;
-
-/// The Raft node id of a daemon: the first 16 hex digits of its Sentinel myid.
-/// Stable across restarts (myid is persisted) and unique in practice (myids
-/// are 160 random bits).
-pub fn node_id_from_myid(myid: &str) -> Option<u64> {
-    u64::from_str_radix(myid.get(..16)?, 16).ok()
-}
 
 /// Raft timing derived from down-after-milliseconds, so that a Raft leader
 /// lost together with the Redis master is replaced well before the master is
@@ -154,15 +147,6 @@ impl RaftNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_come_from_myid() {
-        assert_eq!(
-            node_id_from_myid("55612eaa002986434ec916ab8760956e7119a840"),
-            Some(0x55612eaa00298643)
-        );
-        assert_eq!(node_id_from_myid("xyz"), None);
-    }
 
     #[test]
     fn raft_times_out_well_inside_down_after() {

@@ -14,7 +14,7 @@ use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 
 use super::node::RaftNode;
-use super::state::{Command, CommandResponse};
+use crate::core::group::{Command, CommandResponse};
 
 /// Serializes `join` handling on the leader.
 static JOINS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -30,8 +30,8 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::state::{CommandResponse, GroupState};
 use super::TypeConfig;
+use crate::core::group::{CommandResponse, GroupState};
 
 type NodeId = u64;
 type Node = openraft::BasicNode;
@@ -647,7 +647,7 @@ mod disk_tests {
     fn entry(index: u64) -> Entry<TypeConfig> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(crate::consensus::Command::Remove {
+            payload: EntryPayload::Normal(crate::core::group::Command::Remove {
                 name: format!("m{index}"),
             }),
         }

@@ -514,7 +514,7 @@ impl Sentinel {
         let mut m = master_from_state(&ms, &mut self.next_id, now);
         m.fo.start_seen = self.current_epoch;
         let msg = format!("{} quorum {}", m.prefix(), m.quorum);
-        let register = crate::consensus::Command::Monitor {
+        let register = crate::core::group::Command::Monitor {
             name: name.to_string(),
             host: m.inst.host.clone(),
             port: m.inst.port,
@@ -549,7 +549,7 @@ impl Sentinel {
         // The group forgets it too, so a later MONITOR of the same name at
         // another address is not answered with the old committed address.
         if self.cmaster(name).is_some() {
-            out.push(Action::Propose(crate::consensus::Command::Remove {
+            out.push(Action::Propose(crate::core::group::Command::Remove {
                 name: name.to_string(),
             }));
         }
@@ -634,7 +634,7 @@ impl Sentinel {
         }
         if self.cmaster(name).is_some() {
             for (option, value) in group_sets {
-                out.push(Action::Propose(crate::consensus::Command::Set {
+                out.push(Action::Propose(crate::core::group::Command::Set {
                     name: name.to_string(),
                     option,
                     value,

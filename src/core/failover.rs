@@ -23,8 +23,8 @@ use super::event::EventKind;
 use super::instance::Role;
 use super::sentinel::{emit, prefix, Master, Sentinel};
 use super::types::{Action, InstanceId, Millis};
-use crate::consensus::state::{CommittedMaster, Failover, Phase};
-use crate::consensus::Command;
+use crate::core::group::Command;
+use crate::core::group::{CommittedMaster, Failover, Phase};
 
 /// A wanted proposal not yet seen committed is sent again after this long.
 pub(crate) const REPROPOSE_MS: u64 = 250;
@@ -364,7 +364,7 @@ impl Sentinel {
     pub(crate) fn committed_in(
         &mut self,
         now: Millis,
-        new: crate::consensus::GroupState,
+        new: crate::core::group::GroupState,
         out: &mut Vec<Action>,
     ) -> Vec<usize> {
         let old = self.committed.replace(new);
@@ -429,7 +429,7 @@ impl Sentinel {
             .sentinels
             .values()
             .filter_map(|s| s.runid.clone())
-            .find(|r| crate::consensus::node::node_id_from_myid(r) == Some(f.leader));
+            .find(|r| crate::core::group::node_id_from_myid(r) == Some(f.leader));
         let name = self.masters[mi].inst.name.clone();
         if f.epoch > self.current_epoch {
             self.current_epoch = f.epoch;
@@ -528,7 +528,7 @@ impl Sentinel {
                 m.sentinels.values().find(|s| {
                     s.runid
                         .as_deref()
-                        .and_then(crate::consensus::node::node_id_from_myid)
+                        .and_then(crate::core::group::node_id_from_myid)
                         == Some(l)
                 })
             });

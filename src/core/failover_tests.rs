@@ -7,9 +7,9 @@ use super::event::EventKind;
 use super::sentinel::Sentinel;
 use super::types::*;
 use crate::config::{MasterState, PersistedState};
-use crate::consensus::node::node_id_from_myid;
-use crate::consensus::state::Phase;
-use crate::consensus::{Command, GroupState};
+use crate::core::group::node_id_from_myid;
+use crate::core::group::Phase;
+use crate::core::group::{Command, GroupState};
 
 const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
 const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";
@@ -147,7 +147,7 @@ impl H {
 
     fn commit(&mut self, now: Millis, cmd: Command) -> Vec<Action> {
         let r = self.gs.apply(&cmd);
-        assert_eq!(r, crate::consensus::CommandResponse::Applied, "{cmd:?}");
+        assert_eq!(r, crate::core::group::CommandResponse::Applied, "{cmd:?}");
         self.deliver(now)
     }
 

@@ -12,6 +12,7 @@
 pub mod commands;
 pub mod event;
 pub mod failover;
+pub mod group;
 pub mod hello;
 pub mod info;
 pub mod instance;

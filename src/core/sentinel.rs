@@ -169,7 +169,7 @@ pub struct Sentinel {
     pub(crate) simfailure_flags: u32,
     /// The group's committed state as last applied by the local Raft node
     /// (None until this daemon belongs to a group).
-    pub(crate) committed: Option<crate::consensus::GroupState>,
+    pub(crate) committed: Option<crate::core::group::GroupState>,
     /// This daemon's place in the Raft group.
     pub(crate) raft: RaftView,
     /// Which master each instance id belongs to, so that an input about one

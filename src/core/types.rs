@@ -112,7 +112,7 @@ pub enum Input {
     },
     /// The group's committed state after the local Raft node applied entries
     /// (consensus: the only source of master addresses and failover steps).
-    Committed(Box<crate::consensus::GroupState>),
+    Committed(Box<crate::core::group::GroupState>),
     /// This daemon's place in the Raft group changed.
     Raft(RaftView),
 }
@@ -186,7 +186,7 @@ pub enum Action {
     },
     /// Propose a command to the Raft group (committed through the leader;
     /// the result comes back as `Input::Committed`).
-    Propose(crate::consensus::Command),
+    Propose(crate::core::group::Command),
     /// Publish, log and count an event.
     Emit(Event),
     /// Rewrite the config file with the current persisted state.

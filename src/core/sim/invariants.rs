@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::redis::RedisRole;
 use super::world::{Promotion, SeenInfo, World, MASTER_NAME};
-use crate::consensus::state::Phase;
-use crate::consensus::{Command, CommandResponse};
+use crate::core::group::Phase;
+use crate::core::group::{Command, CommandResponse};
 
 pub(super) type Check = Result<(), String>;
 

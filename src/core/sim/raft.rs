@@ -5,7 +5,7 @@
 //! committed states delivered late or not at all to cut-off daemons, and
 //! leadership that moves.
 
-use crate::consensus::{Command, CommandResponse, GroupState};
+use crate::core::group::{Command, CommandResponse, GroupState};
 use crate::core::Millis;
 
 /// One committed log entry and what the simulator knows about its origin.

@@ -325,7 +325,7 @@ fn in_reconf(w: &World) -> bool {
         .masters
         .get(super::world::MASTER_NAME)
         .and_then(|m| m.failover.as_ref())
-        .is_some_and(|f| f.phase >= crate::consensus::state::Phase::ReconfSlaves)
+        .is_some_and(|f| f.phase >= crate::core::group::Phase::ReconfSlaves)
 }
 
 /// Two failovers in a row, then the newest master, which no daemon could

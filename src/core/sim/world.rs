@@ -16,9 +16,9 @@ use rand::{Rng, SeedableRng};
 use super::raft::RaftModel;
 use super::redis::{hex40, RedisNode, RedisRole, REDIS_PORT};
 use crate::config::{MasterState, PersistedState};
-use crate::consensus::node::node_id_from_myid;
-use crate::consensus::state::{Failover, Phase};
-use crate::consensus::{Command, GroupState};
+use crate::core::group::node_id_from_myid;
+use crate::core::group::{Command, GroupState};
+use crate::core::group::{Failover, Phase};
 use crate::core::{
     Action, CoreOptions, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, PingReply,
     RaftView, Sentinel,

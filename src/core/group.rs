@@ -7,6 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+/// The Raft node id of a daemon: the first 16 hex digits of its Sentinel myid.
+/// Stable across restarts (myid is persisted) and unique in practice (myids
+/// are 160 random bits).
+pub fn node_id_from_myid(myid: &str) -> Option<u64> {
+    u64::from_str_radix(myid.get(..16)?, 16).ok()
+}
+
 /// Phase of a committed failover, in Sentinel's order (contract §4.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Phase {
@@ -322,6 +329,15 @@ mod tests {
             quorum: 2,
         });
         s
+    }
+
+    #[test]
+    fn ids_come_from_myid() {
+        assert_eq!(
+            node_id_from_myid("55612eaa002986434ec916ab8760956e7119a840"),
+            Some(0x55612eaa00298643)
+        );
+        assert_eq!(node_id_from_myid("xyz"), None);
     }
 
     #[test]
