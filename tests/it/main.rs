@@ -10,9 +10,11 @@
 //!   themselves. Expected to fail there: the exit-status-64 tests, the
 //!   read-only config test and the hostile tests of the input and unread-reply
 //!   limits (raftinel deliberately differs), and the tests of a Raft group.
-//! - `prometheus-redis-exporter` on PATH for `exporter` (Debian package;
-//!   `.ci/deps` installs it): without it those tests print a skip line, or
-//!   fail when `CI` is set.
+//! - `prometheus-redis-exporter` on PATH for `exporter` and `deploy` (Debian
+//!   package; `.ci/deps` installs it): without it those tests print a skip
+//!   line, or fail when `CI` is set.
+//! - `deploy` also needs kubectl, kubernetes-validate and promtool (see its
+//!   module comment); the same rule applies.
 //!
 //! Modules: `monitoring` (discovery, SDOWN/ODOWN, events), `config`
 //! (persistence, rewrite, bad files, logfile), `differential` (replies and
@@ -20,7 +22,8 @@
 //! redis-cli), `clients_failover` (redis-py, ioredis, redis-cli and the
 //! scripts through real failovers), `clients_rust` (redis-rs and fred through
 //! failovers), `failover`, `exporter` (Prometheus redis_exporter's series
-//! against raftinel and redis-sentinel), `replay` (Jedis and Lettuce command
+//! against raftinel and redis-sentinel), `deploy` (the Kubernetes manifests
+//! rendered, validated and checked against the daemon), `replay` (Jedis and Lettuce command
 //! sequences over raw RESP through failovers), `hostile` (bad input: bounded
 //! memory, the daemon keeps serving everyone else).
 
@@ -35,6 +38,7 @@ mod clients;
 mod clients_failover;
 mod clients_rust;
 mod config;
+mod deploy;
 mod differential;
 mod exporter;
 mod failover;
