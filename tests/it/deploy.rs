@@ -1521,6 +1521,11 @@ fn loopback_toml(
     let own = pod(&str_of(&v["sentinel"]["announce-ip"]));
     assert_eq!(own, ordinal);
     v["sentinel"]["announce-ip"] = toml::Value::String("127.0.0.1".into());
+    // What RAFTINEL_CLUSTER_ID gives the pods.
+    v["raft"].as_table_mut().expect("[raft]").insert(
+        "cluster-id".into(),
+        toml::Value::String(format!("{ns}/raftinel")),
+    );
     let server = v["server"].as_table_mut().expect("[server]");
     server.insert(
         "port".into(),
@@ -1651,48 +1656,32 @@ fn rendered_config_runs_and_the_contract_matches_the_daemon() {
     } else {
         "127.0.0.1"
     };
-    let mut daemons = Vec::new();
-    for (i, admin) in admin_ports.iter().enumerate() {
-        let d = tempfile::Builder::new()
-            .prefix("it-deploy-")
-            .tempdir()
-            .expect("temp dir");
-        let conf = d.path().join("raftinel.toml");
-        fs::write(
-            &conf,
-            loopback_toml(
+    // All three start before any is waited for: a group forms only once a
+    // majority of the peers answer.
+    let mut daemons: Vec<SentinelProc> = admin_ports
+        .iter()
+        .enumerate()
+        .map(|(i, admin)| {
+            let dir = tempfile::Builder::new()
+                .prefix("it-deploy-")
+                .tempdir()
+                .expect("temp dir");
+            let conf = dir.path().join("raftinel.toml");
+            let toml = loopback_toml(
                 text,
                 i,
                 &sentinel_ports,
                 &redis_ports,
                 *admin,
                 master_host,
-                d.path(),
-            ),
-        )
-        .expect("write toml");
-        let mut cmd = Command::new(&bin);
-        cmd.arg(&conf)
-            .current_dir(d.path())
-            .env("RAFTINEL_CLUSTER_ID", "it/raftinel");
-        let proc = Proc::spawn(
-            cmd,
-            "raftinel",
-            &d.path().join("stdout"),
-            &d.path().join("stderr"),
-        );
-        daemons.push((proc, d));
-    }
-    for (i, p) in sentinel_ports.iter().enumerate() {
-        let (proc, d) = &mut daemons[i];
-        let log = d.path().join("stdout");
-        wait_pong(*p, "raftinel (rendered config)", || match proc.try_exit() {
-            Some(s) => Err(format!(
-                "{s}: {}",
-                fs::read_to_string(&log).unwrap_or_default()
-            )),
-            None => Ok(()),
-        });
+                dir.path(),
+            );
+            fs::write(&conf, toml).expect("write toml");
+            SentinelProc::spawn_unchecked(Kind::Raftinel, sentinel_ports[i], dir, conf)
+        })
+        .collect();
+    for d in &mut daemons {
+        d.wait_ready();
     }
     let scrapes = wait_for(
         group_bound(),
@@ -1773,33 +1762,18 @@ fn rendered_config_runs_and_the_contract_matches_the_daemon() {
         );
     }
 
-    // redis_exporter on the master and, through /scrape, a replica.
-    let edir = tempfile::tempdir().expect("temp dir");
-    let web = free_port();
-    let mut ecmd = Command::new(&exporter_bin);
-    ecmd.arg("-redis.addr")
-        .arg(format!("redis://127.0.0.1:{}", topo.master.port))
-        .arg("-web.listen-address")
-        .arg(format!("127.0.0.1:{web}"));
-    let _exporter = Proc::spawn(
-        ecmd,
-        "redis_exporter",
-        &edir.path().join("stdout"),
-        &edir.path().join("stderr"),
-    );
-    let master_body = wait_for(EVENTUALLY, "redis_exporter answers", || {
-        let (code, body) = http_get(web, "/metrics")?;
-        (code == 200 && body.contains("redis_connected_slave_offset_bytes"))
-            .then_some(body)
-            .ok_or_else(|| format!("{code}"))
-    });
-    let (_, replica_body) = http_get(
-        web,
-        &format!("/scrape?target=redis://127.0.0.1:{}", topo.replicas[0].port),
-    )
-    .expect("scrape the replica");
-    names.extend(exported(&master_body));
-    names.extend(exported(&replica_body));
+    // redis_exporter on the master and on a replica.
+    for port in [topo.master.port, topo.replicas[0].port] {
+        let exporter = crate::exporter::Exporter::start(&exporter_bin, port);
+        let series = wait_for(EVENTUALLY, "redis_exporter scrapes Redis", || {
+            let s = exporter.scrape()?;
+            s.keys()
+                .any(|(n, _)| n == "redis_instance_info")
+                .then_some(s)
+                .ok_or_else(|| "no redis_instance_info yet".to_string())
+        });
+        names.extend(series.into_keys().map(|(name, _)| name));
+    }
 
     // Every name the rules and the dashboard use is exported, or pending.
     let pending = c.pending_metrics();

@@ -27,15 +27,16 @@ const EXPORTER: &str = "prometheus-redis-exporter";
 /// `redis_sentinel_master_slaves{master_address="…",master_name="mymaster"}`.
 type Series = (String, BTreeMap<String, String>);
 
-/// A redis_exporter process scraping one sentinel port.
-struct Exporter {
+/// A redis_exporter process scraping one port (a sentinel's, or a Redis
+/// node's: deploy.rs uses it for the metrics its alert rules read).
+pub(crate) struct Exporter {
     web: u16,
     _proc: Proc,
     _dir: tempfile::TempDir,
 }
 
 impl Exporter {
-    fn start(bin: &std::path::Path, sentinel_port: u16) -> Exporter {
+    pub(crate) fn start(bin: &std::path::Path, port: u16) -> Exporter {
         let dir = tempfile::Builder::new()
             .prefix("it-exporter-")
             .tempdir()
@@ -43,7 +44,7 @@ impl Exporter {
         let web = free_port();
         let mut cmd = Command::new(bin);
         cmd.arg("-redis.addr")
-            .arg(format!("redis://127.0.0.1:{sentinel_port}"))
+            .arg(format!("redis://127.0.0.1:{port}"))
             .arg("-web.listen-address")
             .arg(format!("127.0.0.1:{web}"));
         let proc = Proc::spawn(
@@ -67,7 +68,7 @@ impl Exporter {
     }
 
     /// One scrape of `/metrics`: every `redis_*` sample as series → value.
-    fn scrape(&self) -> Result<BTreeMap<Series, String>, String> {
+    pub(crate) fn scrape(&self) -> Result<BTreeMap<Series, String>, String> {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.web));
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
             .map_err(|e| format!("connect to the exporter: {e}"))?;
