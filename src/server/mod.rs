@@ -2,11 +2,14 @@
 //! pub/sub, and one small module per command.
 //!
 //! Shape (after tokio's mini-redis): `parse` turns bytes into requests,
-//! `conn` runs one task per client (buffered reads, ordered replies,
-//! pub/sub delivery), `table` resolves a request to a command (arity and
-//! unknown-command errors happen there, before any handler), `cmd` holds one
-//! small handler per command that validates its arguments before touching
-//! state. SENTINEL subcommands are CORE's (`sentinel_cmd`), except HELP.
+//! `conn` runs one task per client (buffered reads, ordered replies, memory
+//! bounds), `dispatch` runs each request (CLIENT PAUSE, CLIENT REPLY, Raft
+//! RPCs in `raft_rpc`), `table` resolves a request to a command (arity and
+//! unknown-command errors happen there, before any handler), and `cmd` parses
+//! it into a typed [`cmd::Command`]: one small struct per command, in the file
+//! of its group (`connection_cmd`, `pubsub_cmd`, `sentinel_cmd`,
+//! `client_cmd`, `acl_cmd`, `command_cmd`), whose parse produces the argument
+//! errors before anything touches state.
 //! Server-wide state that only the server needs (client registry, counters,
 //! ACL users) lives in [`Server`], created by [`serve`].
 //!
@@ -31,11 +34,15 @@ pub mod cmd;
 pub mod cmd_docs;
 pub mod command_cmd;
 pub mod conn;
+pub mod connection_cmd;
+pub mod dispatch;
 pub mod glob;
 pub mod info;
 pub mod listen;
 pub mod parse;
 pub mod pubsub;
+pub mod pubsub_cmd;
+pub mod raft_rpc;
 pub mod resp;
 pub mod sentinel_cmd;
 pub mod stats;

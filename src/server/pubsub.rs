@@ -84,6 +84,22 @@ impl Subscriber {
     }
 }
 
+/// Encodes the messages already queued for a client into `out`, until the
+/// queue is empty or `out` holds `limit` bytes.
+pub fn drain_queued(
+    queue: &mut mpsc::Receiver<PubMessage>,
+    proto: u8,
+    out: &mut Vec<u8>,
+    limit: usize,
+) {
+    while out.len() < limit {
+        match queue.try_recv() {
+            Ok(m) => m.to_value().encode(proto, out),
+            Err(_) => break,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     channels: HashMap<Vec<u8>, IndexMap<u64, Subscriber>>,

@@ -1,16 +1,23 @@
-//! SENTINEL subcommand handlers (owner: CORE). The dispatcher has already
-//! checked arity and subcommand names, and answers SENTINEL HELP itself.
+//! SENTINEL and its subcommands, typed.
 //!
-//! Each handler turns the wire arguments into a call on the core (which holds
-//! every rule and error text, see `core::commands`), builds the RESP reply and
-//! runs the actions the core returned through `Shared::execute` once the core
-//! lock is released (execute flushes, and the flush reads the core). The only
-//! I/O done here is what the core may not do: DNS for MONITOR with
+//! [`SentinelCmd::parse`] turns the wire arguments into one variant per
+//! subcommand, borrowing them (names are `Cow<str>`: borrowed when they are
+//! UTF-8, which every master name is). The dispatcher has already checked the
+//! subcommand name and its arity against the command table, so the parse here
+//! only shapes arguments; a missing argument is still an arity error, never an
+//! empty string.
+//!
+//! [`SentinelCmd::execute`] turns the command into a call on the core (which
+//! holds every rule and error text, see `core::commands`), builds the RESP
+//! reply and runs the actions the core returned through `Shared::execute` once
+//! the core lock is released (execute flushes, and the flush reads the core).
+//! The only I/O done here is what the core may not do: DNS for MONITOR with
 //! resolve-hostnames, `access(X_OK)` on script paths.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, ToSocketAddrs};
 
-use super::client::ClientCtx;
+use super::cmd::{arity_err, help};
 use super::glob;
 use super::resp::Value;
 use crate::core::commands::{MonitorArgs, SIMULATE_FAILURE_FLAGS};
@@ -19,6 +26,59 @@ use crate::runtime::Shared;
 
 const FLUSH_FAILED: &str = "ERR Failed to save config file. Check server logs.";
 
+/// One SENTINEL subcommand with its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SentinelCmd<'a> {
+    Help,
+    Masters,
+    Master(Cow<'a, str>),
+    Replicas(Cow<'a, str>),
+    Sentinels(Cow<'a, str>),
+    GetMasterAddrByName(Cow<'a, str>),
+    MyId,
+    Monitor {
+        name: Cow<'a, str>,
+        host: Cow<'a, str>,
+        port: Cow<'a, str>,
+        quorum: Cow<'a, str>,
+    },
+    Remove(Cow<'a, str>),
+    Set {
+        name: Cow<'a, str>,
+        options: Vec<String>,
+    },
+    Reset {
+        pattern: &'a [u8],
+    },
+    Failover(Cow<'a, str>),
+    CkQuorum(Cow<'a, str>),
+    FlushConfig,
+    IsMasterDownByAddr {
+        ip: Cow<'a, str>,
+        port: Cow<'a, str>,
+        epoch: Cow<'a, str>,
+        runid: Cow<'a, str>,
+    },
+    ConfigGet {
+        pattern: &'a [u8],
+    },
+    ConfigSet {
+        param: Cow<'a, str>,
+        value: Cow<'a, str>,
+    },
+    InfoCache {
+        names: Vec<String>,
+    },
+    DebugShow,
+    DebugSet {
+        args: Vec<String>,
+    },
+    SimulateFailure {
+        flags: Vec<String>,
+    },
+    PendingScripts,
+}
+
 /// What to answer once the actions have run.
 enum Outcome {
     Reply(Value),
@@ -26,43 +86,238 @@ enum Outcome {
     OkAfterFlush,
 }
 
-pub fn execute(shared: &Shared, _client: &ClientCtx, args: &[Vec<u8>]) -> Value {
-    // The query clients send most (every connect, every reconnect, health
-    // checks): answered without copying the arguments.
-    if let [_, sub, name] = args {
-        if sub.eq_ignore_ascii_case(b"get-master-addr-by-name") {
-            let addr = shared
-                .lock_core()
-                .master_addr(&String::from_utf8_lossy(name));
-            return master_addr_reply(addr);
+/// The arguments after the subcommand name, with typed access.
+struct Args<'a> {
+    sub: &'static str,
+    rest: &'a [Vec<u8>],
+}
+
+impl<'a> Args<'a> {
+    fn bytes(&self, i: usize) -> Result<&'a [u8], Value> {
+        self.rest
+            .get(i)
+            .map(Vec::as_slice)
+            .ok_or_else(|| arity_err(&format!("sentinel|{}", self.sub)))
+    }
+    fn text(&self, i: usize) -> Result<Cow<'a, str>, Value> {
+        self.bytes(i).map(String::from_utf8_lossy)
+    }
+    /// Every argument from `i` on, as owned text (the core's option parsers
+    /// take `&[String]`; only rarely used admin subcommands come here).
+    fn texts_from(&self, i: usize) -> Vec<String> {
+        self.rest
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    }
+}
+
+impl<'a> SentinelCmd<'a> {
+    /// Parses `SENTINEL <sub> args...`; `sub` is the lower-case subcommand
+    /// name the command table resolved, `argv` the whole request.
+    pub fn parse(sub: &'static str, argv: &'a [Vec<u8>]) -> Result<SentinelCmd<'a>, Value> {
+        let a = Args {
+            sub,
+            rest: argv.get(2..).unwrap_or_default(),
+        };
+        Ok(match sub {
+            "help" => SentinelCmd::Help,
+            "masters" => SentinelCmd::Masters,
+            "master" => SentinelCmd::Master(a.text(0)?),
+            "replicas" | "slaves" => SentinelCmd::Replicas(a.text(0)?),
+            "sentinels" => SentinelCmd::Sentinels(a.text(0)?),
+            "get-master-addr-by-name" => SentinelCmd::GetMasterAddrByName(a.text(0)?),
+            "myid" => SentinelCmd::MyId,
+            "monitor" => SentinelCmd::Monitor {
+                name: a.text(0)?,
+                host: a.text(1)?,
+                port: a.text(2)?,
+                quorum: a.text(3)?,
+            },
+            "remove" => SentinelCmd::Remove(a.text(0)?),
+            "set" => SentinelCmd::Set {
+                name: a.text(0)?,
+                options: a.texts_from(1),
+            },
+            "reset" => SentinelCmd::Reset {
+                pattern: a.bytes(0)?,
+            },
+            "failover" => SentinelCmd::Failover(a.text(0)?),
+            "ckquorum" => SentinelCmd::CkQuorum(a.text(0)?),
+            "flushconfig" => SentinelCmd::FlushConfig,
+            "is-master-down-by-addr" => SentinelCmd::IsMasterDownByAddr {
+                ip: a.text(0)?,
+                port: a.text(1)?,
+                epoch: a.text(2)?,
+                runid: a.text(3)?,
+            },
+            "config" => parse_config(&a)?,
+            "info-cache" => SentinelCmd::InfoCache {
+                names: a.texts_from(0),
+            },
+            "debug" if a.rest.is_empty() => SentinelCmd::DebugShow,
+            "debug" => SentinelCmd::DebugSet {
+                args: a.texts_from(0),
+            },
+            "simulate-failure" => SentinelCmd::SimulateFailure {
+                flags: a.texts_from(0),
+            },
+            "pending-scripts" => SentinelCmd::PendingScripts,
+            _ => {
+                return Err(Value::error(format!(
+                    "ERR unknown subcommand '{}'. Try SENTINEL HELP.",
+                    String::from_utf8_lossy(argv.get(1).map(Vec::as_slice).unwrap_or_default())
+                )))
+            }
+        })
+    }
+
+    /// Runs the command against the core and answers.
+    pub fn execute(self, shared: &Shared) -> Value {
+        match self {
+            // The query clients send most (every connect, every reconnect,
+            // health checks): one lock, no flush, no allocation but the reply.
+            SentinelCmd::GetMasterAddrByName(name) => {
+                master_addr_reply(shared.lock_core().master_addr(&name))
+            }
+            SentinelCmd::Help => help(SENTINEL_HELP),
+            SentinelCmd::PendingScripts => pending_scripts(shared),
+            cmd => {
+                let now = shared.now();
+                let mut out = Vec::new();
+                let outcome = {
+                    let mut core = shared.lock_core();
+                    cmd.run(&mut core, now, &mut out)
+                };
+                let flushed = if out.is_empty() {
+                    Ok(())
+                } else {
+                    shared.execute(out)
+                };
+                match outcome {
+                    Outcome::Reply(v) => v,
+                    Outcome::OkAfterFlush => match flushed {
+                        Ok(()) => Value::ok(),
+                        Err(_) => Value::error(FLUSH_FAILED),
+                    },
+                }
+            }
         }
     }
-    let a: Vec<String> = args
-        .iter()
-        .map(|x| String::from_utf8_lossy(x).into_owned())
-        .collect();
-    let sub = a.get(1).map(|s| s.to_ascii_lowercase()).unwrap_or_default();
-    if sub == "pending-scripts" {
-        return pending_scripts(shared);
+
+    /// The part that runs under the core lock.
+    fn run(self, core: &mut Sentinel, now: Millis, out: &mut Vec<Action>) -> Outcome {
+        match self {
+            SentinelCmd::Masters => Outcome::Reply(Value::Array(
+                core.masters_desc(now).into_iter().map(desc).collect(),
+            )),
+            SentinelCmd::Master(name) => reply(core.master_desc(&name, now).map(desc)),
+            SentinelCmd::Replicas(name) => descs(core.replicas_desc(&name, now)),
+            SentinelCmd::Sentinels(name) => descs(core.sentinels_desc(&name, now)),
+            SentinelCmd::GetMasterAddrByName(name) => {
+                Outcome::Reply(master_addr_reply(core.master_addr(&name)))
+            }
+            SentinelCmd::MyId => Outcome::Reply(Value::bulk(core.myid())),
+            SentinelCmd::Monitor {
+                name,
+                host,
+                port,
+                quorum,
+            } => {
+                let args = MonitorArgs {
+                    name: &name,
+                    host: &host,
+                    port: &port,
+                    quorum: &quorum,
+                };
+                after_flush(core.monitor(now, args, &host_ok, out))
+            }
+            SentinelCmd::Remove(name) => after_flush(core.remove(&name, out)),
+            SentinelCmd::Set { name, options } => {
+                after_flush(core.set(&name, &options, &executable, now, out))
+            }
+            SentinelCmd::Reset { pattern } => {
+                let n = core.reset(
+                    now,
+                    &|name| glob::matches(pattern, name.as_bytes(), false),
+                    out,
+                );
+                Outcome::Reply(Value::Integer(n as i64))
+            }
+            SentinelCmd::Failover(name) => {
+                reply(core.failover(&name, now, out).map(|()| Value::ok()))
+            }
+            SentinelCmd::CkQuorum(name) => reply(core.ckquorum(&name).map(Value::Simple)),
+            SentinelCmd::FlushConfig => {
+                out.push(Action::Flush);
+                Outcome::OkAfterFlush
+            }
+            SentinelCmd::IsMasterDownByAddr {
+                ip,
+                port,
+                epoch,
+                runid,
+            } => reply(
+                core.is_master_down_by_addr(now, &ip, &port, &epoch, &runid, out)
+                    .map(|(down, leader, epoch)| {
+                        Value::Array(vec![
+                            Value::Integer(down),
+                            Value::bulk(leader),
+                            Value::Integer(epoch),
+                        ])
+                    }),
+            ),
+            SentinelCmd::ConfigGet { pattern } => {
+                let found = core.config_get(&|name| glob::matches(pattern, name.as_bytes(), true));
+                Outcome::Reply(Value::bulk_map(found))
+            }
+            SentinelCmd::ConfigSet { param, value } => {
+                after_flush(core.config_set(&param, &value, out))
+            }
+            SentinelCmd::InfoCache { names } => {
+                Outcome::Reply(info_cache_reply(core.info_cache(&names, now)))
+            }
+            SentinelCmd::DebugShow => Outcome::Reply(Value::bulk_map(
+                core.debug_info()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_string())),
+            )),
+            SentinelCmd::DebugSet { args } => reply(core.debug_set(&args).map(|()| Value::ok())),
+            SentinelCmd::SimulateFailure { flags } => {
+                reply(core.simulate_failure(&flags).map(|r| match r {
+                    SimulateReply::Ok => Value::ok(),
+                    SimulateReply::Help => {
+                        Value::Array(SIMULATE_FAILURE_FLAGS.iter().map(Value::bulk).collect())
+                    }
+                }))
+            }
+            // Answered without the core lock by `execute`.
+            SentinelCmd::Help => Outcome::Reply(help(SENTINEL_HELP)),
+            SentinelCmd::PendingScripts => Outcome::Reply(Value::Array(Vec::new())),
+        }
     }
-    let now = shared.now();
-    let mut out = Vec::new();
-    let outcome = {
-        let mut core = shared.lock_core();
-        dispatch(&mut core, now, &sub, &a, &mut out)
-    };
-    let flushed = if out.is_empty() {
-        Ok(())
-    } else {
-        shared.execute(out)
-    };
-    match outcome {
-        Outcome::Reply(v) => v,
-        Outcome::OkAfterFlush => match flushed {
-            Ok(()) => Value::ok(),
-            Err(_) => Value::error(FLUSH_FAILED),
-        },
+}
+
+/// SENTINEL CONFIG GET <pattern> / SET <param> <value> (7.0: exactly these
+/// two shapes).
+fn parse_config<'a>(a: &Args<'a>) -> Result<SentinelCmd<'a>, Value> {
+    let verb = a.bytes(0)?;
+    if verb.eq_ignore_ascii_case(b"set") && a.rest.len() == 3 {
+        return Ok(SentinelCmd::ConfigSet {
+            param: a.text(1)?,
+            value: a.text(2)?,
+        });
     }
+    if verb.eq_ignore_ascii_case(b"get") && a.rest.len() == 2 {
+        return Ok(SentinelCmd::ConfigGet {
+            pattern: a.bytes(1)?,
+        });
+    }
+    Err(Value::error(
+        "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.",
+    ))
 }
 
 fn master_addr_reply(addr: Option<(String, u16)>) -> Value {
@@ -72,12 +327,8 @@ fn master_addr_reply(addr: Option<(String, u16)>) -> Value {
     }
 }
 
-fn arg(a: &[String], i: usize) -> &str {
-    a.get(i).map(String::as_str).unwrap_or("")
-}
-
-fn err(e: CmdError) -> Outcome {
-    Outcome::Reply(Value::Error(e.0))
+fn reply(r: Result<Value, CmdError>) -> Outcome {
+    Outcome::Reply(r.unwrap_or_else(|e| Value::Error(e.0)))
 }
 
 fn desc(d: Description) -> Value {
@@ -85,17 +336,33 @@ fn desc(d: Description) -> Value {
 }
 
 fn descs(r: Result<Vec<Description>, CmdError>) -> Outcome {
-    match r {
-        Ok(v) => Outcome::Reply(Value::Array(v.into_iter().map(desc).collect())),
-        Err(e) => err(e),
-    }
+    reply(r.map(|v| Value::Array(v.into_iter().map(desc).collect())))
 }
 
 fn after_flush(r: Result<(), CmdError>) -> Outcome {
     match r {
         Ok(()) => Outcome::OkAfterFlush,
-        Err(e) => err(e),
+        Err(e) => Outcome::Reply(Value::Error(e.0)),
     }
+}
+
+fn info_cache_reply(cache: crate::core::commands::InfoCache) -> Value {
+    let mut items = Vec::with_capacity(cache.len() * 2);
+    for (name, entries) in cache {
+        items.push(Value::bulk(name));
+        items.push(Value::Array(
+            entries
+                .into_iter()
+                .map(|(age, info)| {
+                    Value::Array(vec![
+                        Value::Integer(age),
+                        info.map_or(Value::NullBulk, Value::bulk),
+                    ])
+                })
+                .collect(),
+        ));
+    }
+    Value::Array(items)
 }
 
 /// MONITOR's address check: an IP literal, or with resolve-hostnames a name
@@ -119,133 +386,6 @@ fn executable(path: &str) -> bool {
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call;
     // access(2) only reads it.
     unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
-}
-
-fn dispatch(
-    core: &mut Sentinel,
-    now: Millis,
-    sub: &str,
-    a: &[String],
-    out: &mut Vec<Action>,
-) -> Outcome {
-    match sub {
-        "masters" => Outcome::Reply(Value::Array(
-            core.masters_desc(now).into_iter().map(desc).collect(),
-        )),
-        "master" => match core.master_desc(arg(a, 2), now) {
-            Ok(d) => Outcome::Reply(desc(d)),
-            Err(e) => err(e),
-        },
-        "replicas" | "slaves" => descs(core.replicas_desc(arg(a, 2), now)),
-        "sentinels" => descs(core.sentinels_desc(arg(a, 2), now)),
-        "get-master-addr-by-name" => Outcome::Reply(master_addr_reply(core.master_addr(arg(a, 2)))),
-        "myid" => Outcome::Reply(Value::bulk(core.myid())),
-        "monitor" => {
-            let args = MonitorArgs {
-                name: arg(a, 2),
-                host: arg(a, 3),
-                port: arg(a, 4),
-                quorum: arg(a, 5),
-            };
-            after_flush(core.monitor(now, args, &host_ok, out))
-        }
-        "remove" => after_flush(core.remove(arg(a, 2), out)),
-        "set" => after_flush(core.set(arg(a, 2), a.get(3..).unwrap_or(&[]), &executable, now, out)),
-        "reset" => {
-            let pattern = arg(a, 2).as_bytes().to_vec();
-            let n = core.reset(
-                now,
-                &|name| glob::matches(&pattern, name.as_bytes(), false),
-                out,
-            );
-            Outcome::Reply(Value::Integer(n as i64))
-        }
-        "failover" => match core.failover(arg(a, 2), now, out) {
-            Ok(()) => Outcome::Reply(Value::ok()),
-            Err(e) => err(e),
-        },
-        "ckquorum" => match core.ckquorum(arg(a, 2)) {
-            Ok(s) => Outcome::Reply(Value::Simple(s)),
-            Err(e) => err(e),
-        },
-        "flushconfig" => {
-            out.push(Action::Flush);
-            Outcome::OkAfterFlush
-        }
-        "is-master-down-by-addr" => {
-            match core.is_master_down_by_addr(now, arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), out)
-            {
-                Ok((down, leader, epoch)) => Outcome::Reply(Value::Array(vec![
-                    Value::Integer(down),
-                    Value::bulk(leader),
-                    Value::Integer(epoch),
-                ])),
-                Err(e) => err(e),
-            }
-        }
-        "config" => config(core, a, out),
-        "info-cache" => {
-            let cache = core.info_cache(a.get(2..).unwrap_or(&[]), now);
-            let mut items = Vec::with_capacity(cache.len() * 2);
-            for (name, entries) in cache {
-                items.push(Value::bulk(name));
-                items.push(Value::Array(
-                    entries
-                        .into_iter()
-                        .map(|(age, info)| {
-                            Value::Array(vec![
-                                Value::Integer(age),
-                                info.map_or(Value::NullBulk, Value::bulk),
-                            ])
-                        })
-                        .collect(),
-                ));
-            }
-            Outcome::Reply(Value::Array(items))
-        }
-        "debug" => {
-            if a.len() <= 2 {
-                Outcome::Reply(Value::bulk_map(
-                    core.debug_info()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.to_string())),
-                ))
-            } else {
-                match core.debug_set(a.get(2..).unwrap_or(&[])) {
-                    Ok(()) => Outcome::Reply(Value::ok()),
-                    Err(e) => err(e),
-                }
-            }
-        }
-        "simulate-failure" => match core.simulate_failure(a.get(2..).unwrap_or(&[])) {
-            Ok(SimulateReply::Ok) => Outcome::Reply(Value::ok()),
-            Ok(SimulateReply::Help) => Outcome::Reply(Value::Array(
-                SIMULATE_FAILURE_FLAGS.iter().map(Value::bulk).collect(),
-            )),
-            Err(e) => err(e),
-        },
-        _ => Outcome::Reply(Value::error(format!(
-            "ERR unknown subcommand '{}'. Try SENTINEL HELP.",
-            arg(a, 1)
-        ))),
-    }
-}
-
-/// SENTINEL CONFIG GET <pattern> / SET <param> <value> (7.0: exactly these
-/// two shapes).
-fn config(core: &mut Sentinel, a: &[String], out: &mut Vec<Action>) -> Outcome {
-    let verb = arg(a, 2).to_ascii_lowercase();
-    match (verb.as_str(), a.len()) {
-        ("set", 5) => after_flush(core.config_set(arg(a, 3), arg(a, 4), out)),
-        ("get", 4) => {
-            let pattern = arg(a, 3).as_bytes().to_vec();
-            let found = core.config_get(&|name| glob::matches(&pattern, name.as_bytes(), true));
-            Outcome::Reply(Value::bulk_map(found))
-        }
-        _ => Outcome::Reply(Value::error(
-            "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.",
-        )),
-    }
 }
 
 /// SENTINEL PENDING-SCRIPTS: the script queue lives in the runtime.
@@ -280,4 +420,129 @@ fn pending_scripts(shared: &Shared) -> Value {
             })
             .collect(),
     )
+}
+
+pub const SENTINEL_HELP: &[&str] = &[
+    "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CKQUORUM <master-name>",
+    "    Check if the current Sentinel configuration is able to reach the quorum",
+    "    needed to failover a master and the majority needed to authorize the",
+    "    failover.",
+    "CONFIG SET <param> <value>",
+    "    Set a global Sentinel configuration parameter.",
+    "CONFIG GET <param>",
+    "    Get global Sentinel configuration parameter.",
+    "DEBUG [<param> <value> ...]",
+    "    Show a list of configurable time parameters and their values (milliseconds).",
+    "    Or update current configurable parameters values (one or more).",
+    "GET-MASTER-ADDR-BY-NAME <master-name>",
+    "    Return the ip and port number of the master with that name.",
+    "FAILOVER <master-name>",
+    "    Manually failover a master node without asking for agreement from other",
+    "    Sentinels",
+    "FLUSHCONFIG",
+    "    Force Sentinel to rewrite its configuration on disk, including the current",
+    "    Sentinel state.",
+    "INFO-CACHE <master-name>",
+    "    Return last cached INFO output from masters and all its replicas.",
+    "IS-MASTER-DOWN-BY-ADDR <ip> <port> <current-epoch> <runid>",
+    "    Check if the master specified by ip:port is down from current Sentinel's",
+    "    point of view.",
+    "MASTER <master-name>",
+    "    Show the state and info of the specified master.",
+    "MASTERS",
+    "    Show a list of monitored masters and their state.",
+    "MONITOR <name> <ip> <port> <quorum>",
+    "    Start monitoring a new master with the specified name, ip, port and quorum.",
+    "MYID",
+    "    Return the ID of the Sentinel instance.",
+    "PENDING-SCRIPTS",
+    "    Get pending scripts information.",
+    "REMOVE <master-name>",
+    "    Remove master from Sentinel's monitor list.",
+    "REPLICAS <master-name>",
+    "    Show a list of replicas for this master and their state.",
+    "RESET <pattern>",
+    "    Reset masters for specific master name matching this pattern.",
+    "SENTINELS <master-name>",
+    "    Show a list of Sentinel instances for this master and their state.",
+    "SET <master-name> <option> <value> [<option> <value> ...]",
+    "    Set configuration parameters for certain masters.",
+    "SIMULATE-FAILURE [CRASH-AFTER-ELECTION] [CRASH-AFTER-PROMOTION] [HELP]",
+    "    Simulate a Sentinel crash.",
+    "HELP",
+    "    Prints this help.",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<Vec<u8>> {
+        s.split(' ').map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn names_are_borrowed_from_the_request() {
+        let a = argv("SENTINEL get-master-addr-by-name mymaster");
+        let cmd = SentinelCmd::parse("get-master-addr-by-name", &a).unwrap();
+        match cmd {
+            SentinelCmd::GetMasterAddrByName(Cow::Borrowed(n)) => assert_eq!(n, "mymaster"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_argument_is_an_arity_error_not_an_empty_string() {
+        let a = argv("SENTINEL monitor m 127.0.0.1 6379");
+        assert_eq!(
+            SentinelCmd::parse("monitor", &a),
+            Err(Value::error(
+                "ERR wrong number of arguments for 'sentinel|monitor' command"
+            ))
+        );
+    }
+
+    #[test]
+    fn config_has_exactly_two_shapes() {
+        let a = argv("SENTINEL CONFIG GET resolve-*");
+        assert_eq!(
+            SentinelCmd::parse("config", &a),
+            Ok(SentinelCmd::ConfigGet {
+                pattern: b"resolve-*"
+            })
+        );
+        let a = argv("SENTINEL config set announce-port 1");
+        assert!(matches!(
+            SentinelCmd::parse("config", &a),
+            Ok(SentinelCmd::ConfigSet { .. })
+        ));
+        for bad in [
+            "SENTINEL config get",
+            "SENTINEL config set x",
+            "SENTINEL config del x",
+        ] {
+            assert_eq!(
+                SentinelCmd::parse("config", &argv(bad)),
+                Err(Value::error(
+                    "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported."
+                )),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_without_arguments_shows() {
+        assert_eq!(
+            SentinelCmd::parse("debug", &argv("SENTINEL debug")),
+            Ok(SentinelCmd::DebugShow)
+        );
+        assert_eq!(
+            SentinelCmd::parse("debug", &argv("SENTINEL debug ping-period 100")),
+            Ok(SentinelCmd::DebugSet {
+                args: vec!["ping-period".into(), "100".into()]
+            })
+        );
+    }
 }
