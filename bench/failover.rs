@@ -253,7 +253,7 @@ pub async fn trial(
                 // mode and refuses the option: nothing to time then.
                 let set = ["SENTINEL", "SET", "mymaster", "coordinated-failover", "yes"];
                 for &p in &ports {
-                    if let Ok(V::Err(e)) = call_once(p, &set, Duration::from_secs(2)).await {
+                    if let Ok(V::Error(e)) = call_once(p, &set, Duration::from_secs(2)).await {
                         refused = Some(format!(
                             "SENTINEL SET mymaster coordinated-failover yes: -{e}"
                         ));
@@ -270,12 +270,12 @@ pub async fn trial(
                 let first = ports.first().copied().unwrap_or(0);
                 let r = call_once(first, &args, Duration::from_secs(2)).await;
                 let text = match &r {
-                    Ok(V::Err(e)) => format!("-{e}"),
+                    Ok(V::Error(e)) => format!("-{e}"),
                     Ok(v) => v.text().unwrap_or_else(|| format!("{v:?}")),
                     Err(e) => format!("io error: {e}"),
                 };
                 command_reply = Some(text.clone());
-                let retry = matches!(&r, Ok(V::Err(e))
+                let retry = matches!(&r, Ok(V::Error(e))
                     if e.starts_with("NOGOODSLAVE") || e.starts_with("NOQUORUM"));
                 command_retry_ms = Some(ms_since(first_try, t0));
                 if retry && Instant::now() < deadline {
@@ -329,7 +329,7 @@ pub async fn trial(
                             matches!(
                                 call_once(p, &["LLEN", writer::KEY], Duration::from_millis(200))
                                     .await,
-                                Ok(V::Int(_))
+                                Ok(V::Integer(_))
                             ) && writer_progressed(p).await
                         }
                         None => false,
@@ -501,7 +501,7 @@ pub async fn trial(
 /// True when the list on `port` grows within 300 ms, i.e. the writer is writing there.
 async fn writer_progressed(port: u16) -> bool {
     let len = |v: std::io::Result<V>| match v {
-        Ok(V::Int(n)) => Some(n),
+        Ok(V::Integer(n)) => Some(n),
         _ => None,
     };
     let a = len(call_once(port, &["LLEN", writer::KEY], Duration::from_millis(200)).await);

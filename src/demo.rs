@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::links::connect::{encode_command, read_reply, RawReply};
+use crate::resp::{encode_command, Frame, FrameReader, Limits};
 
 const MASTER_NAME: &str = "mymaster";
 const DOWN_AFTER_MS: u64 = 1000;
@@ -86,7 +86,7 @@ fn make_temp_dir() -> Result<PathBuf, DemoError> {
 
 /// A minimal RESP2 client for the demo's own questions.
 struct Client {
-    io: BufReader<TcpStream>,
+    io: FrameReader<TcpStream>,
 }
 
 impl Client {
@@ -95,15 +95,15 @@ impl Client {
             .await
             .map_err(|_| DemoError::Timeout(format!("connect to port {port}")))??;
         Ok(Client {
-            io: BufReader::new(s),
+            io: FrameReader::new(s, Limits::LINK),
         })
     }
 
-    async fn call(&mut self, args: &[&str]) -> Result<RawReply, DemoError> {
-        let parts: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    async fn call(&mut self, args: &[&str]) -> Result<Frame, DemoError> {
         tokio::time::timeout(IO_TIMEOUT, async {
-            self.io.get_mut().write_all(&encode_command(&parts)).await?;
-            read_reply(&mut self.io)
+            self.io.get_mut().write_all(&encode_command(args)).await?;
+            self.io
+                .read()
                 .await
                 .map_err(|e| DemoError::Protocol(e.to_string()))
         })
@@ -112,27 +112,22 @@ impl Client {
     }
 }
 
-fn text(r: &RawReply) -> String {
+fn text(r: &Frame) -> String {
     match r {
-        RawReply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-        RawReply::Status(s) | RawReply::Error(s) => s.clone(),
-        RawReply::Int(n) => n.to_string(),
-        _ => String::new(),
+        Frame::Integer(n) => n.to_string(),
+        _ => r.text().unwrap_or_default(),
     }
 }
 
 /// A flat RESP2 map (`SENTINEL MASTER`) as key/value pairs.
-fn pairs(r: &RawReply) -> Vec<(String, String)> {
-    match r {
-        RawReply::Array(Some(items)) => items
-            .chunks(2)
-            .filter_map(|kv| match kv {
-                [k, v] => Some((text(k), text(v))),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+fn pairs(r: &Frame) -> Vec<(String, String)> {
+    r.items()
+        .chunks(2)
+        .filter_map(|kv| match kv {
+            [k, v] => Some((text(k), text(v))),
+            _ => None,
+        })
+        .collect()
 }
 
 fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
@@ -294,7 +289,7 @@ pub async fn run() -> Result<(), DemoError> {
             let mut c = Client::connect(d).await?;
             let m = pairs(&c.call(&["SENTINEL", "MASTER", MASTER_NAME]).await?);
             let synced = match c.call(&["SENTINEL", "REPLICAS", MASTER_NAME]).await? {
-                RawReply::Array(Some(list)) => list
+                Frame::Array(list) => list
                     .iter()
                     .filter(|r| field(&pairs(r), "master-link-status") == "ok")
                     .count(),
@@ -373,7 +368,7 @@ pub async fn run() -> Result<(), DemoError> {
             field(&m, "num-slaves"),
             field(&m, "num-other-sentinels")
         );
-        if let RawReply::Array(Some(list)) = c.call(&["SENTINEL", "REPLICAS", MASTER_NAME]).await? {
+        if let Frame::Array(list) = c.call(&["SENTINEL", "REPLICAS", MASTER_NAME]).await? {
             for r in &list {
                 let r = pairs(r);
                 println!(
@@ -383,8 +378,7 @@ pub async fn run() -> Result<(), DemoError> {
                 );
             }
         }
-        if let RawReply::Array(Some(list)) = c.call(&["SENTINEL", "SENTINELS", MASTER_NAME]).await?
-        {
+        if let Frame::Array(list) = c.call(&["SENTINEL", "SENTINELS", MASTER_NAME]).await? {
             for s in &list {
                 let s = pairs(s);
                 println!(
@@ -405,7 +399,7 @@ pub async fn run() -> Result<(), DemoError> {
         c.call(&["PSUBSCRIBE", "*"]).await?;
         let tx = tx.clone();
         readers.spawn(async move {
-            while let Ok(RawReply::Array(Some(items))) = read_reply(&mut c.io).await {
+            while let Ok(Frame::Array(items)) = c.io.read().await {
                 if let [kind, _pattern, channel, message] = items.as_slice() {
                     if text(kind) == "pmessage" {
                         let _ = tx.send(Seen {
@@ -492,7 +486,7 @@ pub async fn run() -> Result<(), DemoError> {
             .call(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME])
             .await?;
         let addr = match addr {
-            RawReply::Array(Some(v)) => v.iter().map(text).collect::<Vec<_>>().join(":"),
+            Frame::Array(v) => v.iter().map(text).collect::<Vec<_>>().join(":"),
             other => text(&other),
         };
         println!(
@@ -547,13 +541,7 @@ mod tests {
 
     #[test]
     fn map_fields() {
-        let b = |s: &str| RawReply::Bulk(Some(s.as_bytes().to_vec()));
-        let m = pairs(&RawReply::Array(Some(vec![
-            b("name"),
-            b("mymaster"),
-            b("num-slaves"),
-            b("2"),
-        ])));
+        let m = pairs(&Frame::command(&["name", "mymaster", "num-slaves", "2"]));
         assert_eq!(field(&m, "num-slaves"), "2");
         assert_eq!(field(&m, "missing"), "");
     }

@@ -9,6 +9,7 @@
 //! - `server/`  the RESP server on 26379 and every command it answers.
 //! - `observe/` events -> log lines, metrics, pub/sub; the admin HTTP listener.
 //! - `config/`  sentinel.conf / raftinel.toml, validation, crash-safe rewrite.
+//! - `resp/`    the RESP codec: frames, request parsing, reply reading.
 
 pub mod cli;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod core;
 pub mod demo;
 pub mod links;
 pub mod observe;
+pub mod resp;
 pub mod runtime;
 pub mod server;
 #[cfg(test)]

@@ -837,9 +837,9 @@ mod tests {
             .unwrap();
         use tokio::io::AsyncWriteExt;
         c.write_all(b"CLIENT LIST\r\n").await.unwrap();
-        let mut r = tokio::io::BufReader::new(c);
-        let list = match crate::links::connect::read_reply(&mut r).await.unwrap() {
-            crate::links::connect::RawReply::Bulk(Some(b)) => String::from_utf8(b).unwrap(),
+        let mut r = crate::resp::FrameReader::new(c, crate::resp::Limits::LINK);
+        let list = match r.read().await.unwrap() {
+            crate::resp::Frame::Bulk(b) => String::from_utf8(b).unwrap(),
             other => panic!("{other:?}"),
         };
         assert!(list.contains("name=sentinel-01234567-cmd"), "{list}");

@@ -1,13 +1,9 @@
 //! Opening the socket of a link: hostname resolution and TCP connect, both
-//! under timeouts, plus a tiny byte-exact RESP reader used for the pubsub
-//! handshake (it reads one byte at a time so that nothing that follows the
-//! handshake replies is consumed before the stream is handed to the `redis`
-//! crate).
+//! under timeouts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 /// Name resolution is bounded so a slow DNS server never stalls a link for long.
@@ -28,8 +24,6 @@ pub enum ConnectError {
     NoPort,
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("protocol error: {0}")]
-    Protocol(String),
 }
 
 /// Resolves `host` (an IP literal, or a name looked up with tokio's resolver).
@@ -60,7 +54,7 @@ pub async fn connect(host: &str, port: u16) -> Result<(TcpStream, String), Conne
 }
 
 /// [`connect`] with `bind-source-addr`: the local address outbound sockets
-/// bind to (§4.2).
+/// bind to.
 pub async fn connect_from(
     host: &str,
     port: u16,
@@ -98,141 +92,9 @@ pub async fn connect_from(
     Ok((stream, local.to_string()))
 }
 
-/// A RESP2 reply as read by [`read_reply`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawReply {
-    Status(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<RawReply>>),
-}
-
-const MAX_LINE: usize = 64 * 1024;
-const MAX_BULK: usize = 64 * 1024 * 1024;
-const MAX_DEPTH: usize = 8;
-
-async fn read_line<R: AsyncRead + Unpin + Send>(r: &mut R) -> Result<String, ConnectError> {
-    let mut line = Vec::new();
-    loop {
-        let b = r.read_u8().await?;
-        if b == b'\n' {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(String::from_utf8_lossy(&line).into_owned());
-        }
-        line.push(b);
-        if line.len() > MAX_LINE {
-            return Err(ConnectError::Protocol("line too long".into()));
-        }
-    }
-}
-
-/// Reads exactly one RESP2 reply, byte by byte.
-pub async fn read_reply<R: AsyncRead + Unpin + Send>(r: &mut R) -> Result<RawReply, ConnectError> {
-    read_reply_depth(r, 0).await
-}
-
-/// A boxed future: the reader recurses into array elements.
-type ReplyFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<RawReply, ConnectError>> + Send + 'a>,
->;
-
-fn read_reply_depth<R: AsyncRead + Unpin + Send>(r: &mut R, depth: usize) -> ReplyFuture<'_> {
-    Box::pin(async move {
-        if depth > MAX_DEPTH {
-            return Err(ConnectError::Protocol("reply nested too deep".into()));
-        }
-        let line = read_line(r).await?;
-        let (tag, rest) = match line.char_indices().nth(1) {
-            Some((i, _)) => line.split_at(i),
-            None => (line.as_str(), ""),
-        };
-        let bad = || ConnectError::Protocol(format!("bad reply line {line:?}"));
-        match tag {
-            "+" => Ok(RawReply::Status(rest.to_string())),
-            "-" => Ok(RawReply::Error(rest.to_string())),
-            ":" => rest.parse().map(RawReply::Int).map_err(|_| bad()),
-            "$" => {
-                let n: i64 = rest.parse().map_err(|_| bad())?;
-                if n < 0 {
-                    return Ok(RawReply::Bulk(None));
-                }
-                let n = usize::try_from(n).map_err(|_| bad())?;
-                if n > MAX_BULK {
-                    return Err(bad());
-                }
-                let mut buf = vec![0u8; n + 2];
-                r.read_exact(&mut buf).await?;
-                buf.truncate(n);
-                Ok(RawReply::Bulk(Some(buf)))
-            }
-            "*" => {
-                let n: i64 = rest.parse().map_err(|_| bad())?;
-                if n < 0 {
-                    return Ok(RawReply::Array(None));
-                }
-                let n = usize::try_from(n).map_err(|_| bad())?;
-                if n > 1024 {
-                    return Err(bad());
-                }
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(read_reply_depth(r, depth + 1).await?);
-                }
-                Ok(RawReply::Array(Some(items)))
-            }
-            _ => Err(bad()),
-        }
-    })
-}
-
-/// RESP2 encoding of one command.
-pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn reads_one_reply_and_nothing_more() {
-        let data: &[u8] = b"+OK\r\n-NOAUTH Authentication required.\r\n*3\r\n$9\r\nsubscribe\r\n$18\r\n__sentinel__:hello\r\n:1\r\n*3\r\n$7\r\nmessage";
-        let mut r = data;
-        assert_eq!(
-            read_reply(&mut r).await.unwrap(),
-            RawReply::Status("OK".into())
-        );
-        assert_eq!(
-            read_reply(&mut r).await.unwrap(),
-            RawReply::Error("NOAUTH Authentication required.".into())
-        );
-        assert_eq!(
-            read_reply(&mut r).await.unwrap(),
-            RawReply::Array(Some(vec![
-                RawReply::Bulk(Some(b"subscribe".to_vec())),
-                RawReply::Bulk(Some(b"__sentinel__:hello".to_vec())),
-                RawReply::Int(1),
-            ]))
-        );
-        assert_eq!(r, b"*3\r\n$7\r\nmessage");
-    }
-
-    #[tokio::test]
-    async fn garbage_is_an_error_not_a_panic() {
-        for bad in [&b"?\r\n"[..], b"$x\r\n", b"*99999999\r\n", b"$5\r\nab", b""] {
-            let mut r = bad;
-            assert!(read_reply(&mut r).await.is_err(), "{bad:?}");
-        }
-    }
 
     #[tokio::test]
     async fn resolves_literals_and_rejects_port_zero() {
@@ -263,14 +125,6 @@ mod tests {
             connect_from("127.0.0.1", port, Some("::1".parse().unwrap()))
                 .await
                 .is_err()
-        );
-    }
-
-    #[test]
-    fn encodes_commands() {
-        assert_eq!(
-            encode_command(&[b"CLIENT", b"SETNAME", b"x"]),
-            b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$1\r\nx\r\n".to_vec()
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The pubsub link of a master or replica: AUTH, `CLIENT SETNAME
 //! <prefix>-pubsub` and `SUBSCRIBE __sentinel__:hello` are written by hand
-//! (renamed names, replies to the first two ignored, §4.2) and their replies
-//! read with the small RESP reader of `connect.rs`; **any error reply to
+//! (renamed names, replies to the first two ignored) and their replies
+//! read with the crate's RESP reader; **any error reply to
 //! SUBSCRIBE, or any later error frame, drops the link** (hiredis semantics:
 //! that is how a wrong password shows up as `disconnected`). `message` frames
 //! on the hello channel become `Input::Hello`.
@@ -14,9 +14,10 @@
 use tokio::io::AsyncWriteExt;
 
 use super::command::COMMAND_TIMEOUT;
-use super::connect::{connect_from, encode_command, read_reply, RawReply};
+use super::connect::connect_from;
 use super::{LinkCtx, HELLO_CHANNEL};
 use crate::core::{Input, LinkKind};
+use crate::resp::{encode_command, Frame, FrameReader, Limits};
 
 pub async fn run(ctx: LinkCtx) {
     let link = LinkKind::PubSub;
@@ -29,7 +30,7 @@ pub async fn run(ctx: LinkCtx) {
             },
         )
     };
-    let (mut stream, _local_ip) =
+    let (stream, _local_ip) =
         match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
             Ok(ok) => ok,
             Err(err) => {
@@ -46,36 +47,30 @@ pub async fn run(ctx: LinkCtx) {
     let mut wire = Vec::new();
     let mut ignored_replies = 0;
     if let Some(args) = ctx.auth_args() {
-        let auth = ctx.command_name("AUTH");
-        let mut parts: Vec<&[u8]> = vec![auth.as_bytes()];
-        parts.extend(args.iter().map(|a| a.as_bytes()));
+        let mut parts = vec![ctx.command_name("AUTH")];
+        parts.extend(args.iter().map(|a| a.to_string()));
         wire.extend(encode_command(&parts));
         ignored_replies += 1;
     }
     let client = ctx.command_name("CLIENT");
     let name = format!("{}-pubsub", ctx.spec.client_name);
-    wire.extend(encode_command(&[
-        client.as_bytes(),
-        b"SETNAME",
-        name.as_bytes(),
-    ]));
+    wire.extend(encode_command(&[client.as_str(), "SETNAME", &name]));
     ignored_replies += 1;
     let subscribe = ctx.command_name("SUBSCRIBE");
-    wire.extend(encode_command(&[
-        subscribe.as_bytes(),
-        HELLO_CHANNEL.as_bytes(),
-    ]));
+    wire.extend(encode_command(&[subscribe.as_str(), HELLO_CHANNEL]));
 
+    // One buffered reader for the handshake replies and the messages after.
+    let mut reader = FrameReader::new(stream, Limits::LINK);
     let handshake = tokio::time::timeout(COMMAND_TIMEOUT, async {
-        stream.write_all(&wire).await?;
+        reader.get_mut().write_all(&wire).await?;
         for _ in 0..ignored_replies {
-            read_reply(&mut stream).await?;
+            reader.read().await?;
         }
-        read_reply(&mut stream).await
+        reader.read().await
     })
     .await;
     match handshake {
-        Ok(Ok(RawReply::Array(Some(items)))) if matches!(items.first(), Some(RawReply::Bulk(Some(kind))) if kind.eq_ignore_ascii_case(b"subscribe")) =>
+        Ok(Ok(Frame::Array(items))) if matches!(items.first(), Some(Frame::Bulk(kind)) if kind.eq_ignore_ascii_case(b"subscribe")) =>
             {}
         Ok(Ok(other)) => {
             tracing::debug!(
@@ -97,10 +92,9 @@ pub async fn run(ctx: LinkCtx) {
     );
 
     // From here on the socket only carries pushed messages.
-    let mut reader = tokio::io::BufReader::new(stream);
     loop {
-        match read_reply(&mut reader).await {
-            Ok(RawReply::Array(Some(items))) => {
+        match reader.read().await {
+            Ok(Frame::Array(items)) => {
                 if let Some(payload) = hello_payload(&items) {
                     ctx.report(
                         link,
@@ -112,7 +106,7 @@ pub async fn run(ctx: LinkCtx) {
                 }
             }
             // An error with nothing pending kills a subscribed hiredis context.
-            Ok(RawReply::Error(_)) | Err(_) => break,
+            Ok(Frame::Error(_)) | Err(_) => break,
             Ok(_) => {}
         }
     }
@@ -121,9 +115,9 @@ pub async fn run(ctx: LinkCtx) {
 
 /// The payload of a `message` frame on the hello channel; other frames are
 /// ignored (§4.5 step 1).
-fn hello_payload(items: &[RawReply]) -> Option<String> {
+fn hello_payload(items: &[Frame]) -> Option<String> {
     match items {
-        [RawReply::Bulk(Some(kind)), RawReply::Bulk(Some(channel)), RawReply::Bulk(Some(payload))]
+        [Frame::Bulk(kind), Frame::Bulk(channel), Frame::Bulk(payload)]
             if kind.as_slice() == b"message" && channel.as_slice() == HELLO_CHANNEL.as_bytes() =>
         {
             Some(String::from_utf8_lossy(payload).into_owned())
@@ -138,7 +132,7 @@ mod tests {
 
     #[test]
     fn only_hello_messages_count() {
-        let b = |s: &str| RawReply::Bulk(Some(s.as_bytes().to_vec()));
+        let b = Frame::bulk;
         assert_eq!(
             hello_payload(&[b("message"), b(HELLO_CHANNEL), b("1,2,3")]),
             Some("1,2,3".into())
@@ -216,16 +210,12 @@ mod tests {
         let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
-        c.write_all(&encode_command(&[b"AUTH", b"secret"]))
+        c.write_all(&encode_command(&["AUTH", "secret"]))
             .await
             .unwrap();
-        c.write_all(&encode_command(&[
-            b"PUBLISH",
-            HELLO_CHANNEL.as_bytes(),
-            b"a,b,c",
-        ]))
-        .await
-        .unwrap();
+        c.write_all(&encode_command(&["PUBLISH", HELLO_CHANNEL, "a,b,c"]))
+            .await
+            .unwrap();
         assert_eq!(
             next(&mut good_rx).await,
             Input::Hello {

@@ -4,10 +4,10 @@ use tokio::time::Instant;
 
 use super::acl::{Acl, User};
 use super::cmd::{arity_err, channel_args, err, help, lower, Session};
-use super::parse::string2ll;
-use super::resp::Value;
 use super::table;
 use super::Server;
+use crate::resp::string2ll;
+use crate::resp::Frame;
 
 const ACL_HELP: &[&str] = &[
     "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -43,55 +43,55 @@ const ACL_HELP: &[&str] = &[
 
 const NO_ACLFILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
 
-fn getuser_reply(u: &User) -> Value {
+fn getuser_reply(u: &User) -> Frame {
     let (cmds, keys, chans) = User::selector_fields(&u.root);
     let selectors = u
         .selectors
         .iter()
         .map(|s| {
             let (c, k, ch) = User::selector_fields(s);
-            Value::Map(vec![
-                (Value::bulk("commands"), Value::bulk(c)),
-                (Value::bulk("keys"), Value::bulk(k)),
-                (Value::bulk("channels"), Value::bulk(ch)),
+            Frame::Map(vec![
+                (Frame::bulk("commands"), Frame::bulk(c)),
+                (Frame::bulk("keys"), Frame::bulk(k)),
+                (Frame::bulk("channels"), Frame::bulk(ch)),
             ])
         })
         .collect();
-    Value::Map(vec![
+    Frame::Map(vec![
         (
-            Value::bulk("flags"),
-            Value::Set(u.flag_names().into_iter().map(Value::bulk).collect()),
+            Frame::bulk("flags"),
+            Frame::Set(u.flag_names().into_iter().map(Frame::bulk).collect()),
         ),
         (
-            Value::bulk("passwords"),
-            Value::Array(u.passwords.iter().map(Value::bulk).collect()),
+            Frame::bulk("passwords"),
+            Frame::Array(u.passwords.iter().map(Frame::bulk).collect()),
         ),
-        (Value::bulk("commands"), Value::bulk(cmds)),
-        (Value::bulk("keys"), Value::bulk(keys)),
-        (Value::bulk("channels"), Value::bulk(chans)),
-        (Value::bulk("selectors"), Value::Array(selectors)),
+        (Frame::bulk("commands"), Frame::bulk(cmds)),
+        (Frame::bulk("keys"), Frame::bulk(keys)),
+        (Frame::bulk("channels"), Frame::bulk(chans)),
+        (Frame::bulk("selectors"), Frame::Array(selectors)),
     ])
 }
 
-pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Value {
+pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Frame {
     let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
     match sub {
         "help" => help(ACL_HELP),
-        "whoami" => Value::bulk(&sess.user),
-        "users" => Value::Array(server.acl().users.keys().map(Value::bulk).collect()),
-        "list" => Value::Array(
+        "whoami" => Frame::bulk(&sess.user),
+        "users" => Frame::Array(server.acl().users.keys().map(Frame::bulk).collect()),
+        "list" => Frame::Array(
             server
                 .acl()
                 .users
                 .values()
-                .map(|u| Value::bulk(u.describe()))
+                .map(|u| Frame::bulk(u.describe()))
                 .collect(),
         ),
         "getuser" => {
             let name = String::from_utf8_lossy(arg(2)).into_owned();
             match server.acl().users.get(&name) {
                 Some(u) => getuser_reply(u),
-                None => Value::NullBulk,
+                None => Frame::NullBulk,
             }
         }
         "setuser" => {
@@ -135,7 +135,7 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
             acl.users.insert(name, u);
             drop(acl);
             sync_users_to_config(server);
-            Value::ok()
+            Frame::ok()
         }
         "deluser" => {
             let mut acl = server.acl();
@@ -164,12 +164,12 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
             }
             drop(acl);
             sync_users_to_config(server);
-            Value::Integer(deleted)
+            Frame::Integer(deleted)
         }
         "cat" => match argv.get(2) {
-            None => Value::Array(table::CATEGORIES.iter().map(|c| Value::bulk(*c)).collect()),
+            None => Frame::Array(table::CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
             Some(c) => match super::acl::category_commands(&String::from_utf8_lossy(c)) {
-                Some(v) => Value::Array(v.into_iter().map(Value::bulk).collect()),
+                Some(v) => Frame::Array(v.into_iter().map(Frame::bulk).collect()),
                 None => err(format!(
                     "ERR Unknown category '{}'",
                     String::from_utf8_lossy(c)
@@ -193,7 +193,7 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
             rand::thread_rng().fill_bytes(&mut bytes);
             let mut s = hex::encode(bytes);
             s.truncate(chars);
-            Value::bulk(s)
+            Frame::bulk(s)
         }
         "dryrun" => {
             let name = String::from_utf8_lossy(arg(2)).into_owned();
@@ -214,7 +214,7 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
                 return arity_err(&r.fullname());
             }
             if !u.can_run(r.id, inner) {
-                return Value::bulk(format!(
+                return Frame::bulk(format!(
                     "This user has no permissions to run the '{}' command",
                     r.fullname()
                 ));
@@ -223,12 +223,12 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
                 .into_iter()
                 .find(|(c, p)| !u.can_use_channel(c, *p))
             {
-                return Value::bulk(format!(
+                return Frame::bulk(format!(
                     "This user has no permissions to access the '{}' channel",
                     String::from_utf8_lossy(bad.0)
                 ));
             }
-            Value::ok()
+            Frame::ok()
         }
         "log" => acl_log(server, argv),
         "load" => {
@@ -247,7 +247,7 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
             match Acl::parse_file(&text, &path) {
                 Ok(users) => {
                     server.acl().users = users;
-                    Value::ok()
+                    Frame::ok()
                 }
                 Err(e) => err(format!("ERR {e}")),
             }
@@ -264,7 +264,7 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
             let tmp = format!("{path}.tmp-{}", std::process::id());
             let res = std::fs::write(&tmp, lines).and_then(|_| std::fs::rename(&tmp, &path));
             match res {
-                Ok(()) => Value::ok(),
+                Ok(()) => Frame::ok(),
                 Err(e) => {
                     let _ = std::fs::remove_file(&tmp);
                     tracing::warn!("ACL SAVE to {path} failed: {e}");
@@ -303,12 +303,12 @@ pub(crate) fn io_error_text(e: &std::io::Error) -> String {
     }
 }
 
-fn acl_log(server: &Server, argv: &[Vec<u8>]) -> Value {
+fn acl_log(server: &Server, argv: &[Vec<u8>]) -> Frame {
     let mut count = usize::MAX;
     if let Some(a) = argv.get(2) {
         if lower(a) == "reset" {
             server.acl().log.clear();
-            return Value::ok();
+            return Frame::ok();
         }
         match string2ll(a) {
             Some(n) if n >= 0 => count = n as usize,
@@ -317,22 +317,22 @@ fn acl_log(server: &Server, argv: &[Vec<u8>]) -> Value {
     }
     let now = Instant::now();
     let acl = server.acl();
-    Value::Array(
+    Frame::Array(
         acl.log
             .iter()
             .take(count)
             .map(|e| {
                 let age = now.saturating_duration_since(e.updated).as_millis() as f64 / 1000.0;
-                Value::Map(vec![
-                    (Value::bulk("count"), Value::Integer(e.count as i64)),
-                    (Value::bulk("reason"), Value::bulk(&e.reason)),
-                    (Value::bulk("context"), Value::bulk(&e.context)),
-                    (Value::bulk("object"), Value::bulk(&e.object)),
-                    (Value::bulk("username"), Value::bulk(&e.username)),
-                    (Value::bulk("age-seconds"), Value::Double(age)),
+                Frame::Map(vec![
+                    (Frame::bulk("count"), Frame::Integer(e.count as i64)),
+                    (Frame::bulk("reason"), Frame::bulk(&e.reason)),
+                    (Frame::bulk("context"), Frame::bulk(&e.context)),
+                    (Frame::bulk("object"), Frame::bulk(&e.object)),
+                    (Frame::bulk("username"), Frame::bulk(&e.username)),
+                    (Frame::bulk("age-seconds"), Frame::Double(age)),
                     (
-                        Value::bulk("client-info"),
-                        Value::bulk(e.client_info.trim_end()),
+                        Frame::bulk("client-info"),
+                        Frame::bulk(e.client_info.trim_end()),
                     ),
                 ])
             })

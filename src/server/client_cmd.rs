@@ -6,9 +6,9 @@ use tokio::time::{Duration, Instant};
 
 use super::client::{valid_client_name, ClientType};
 use super::cmd::{err, help, lower, syntax, ReplyMode, Session};
-use super::parse::string2ll;
-use super::resp::Value;
 use super::Server;
+use crate::resp::string2ll;
+use crate::resp::Frame;
 
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -61,21 +61,21 @@ const CLIENT_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Value {
+pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Frame {
     let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
     let now = Instant::now();
     match sub {
         "help" => help(CLIENT_HELP),
-        "id" => Value::Integer(sess.handle.id as i64),
-        "info" => Value::Verbatim("txt", sess.handle.info_line(now).into_bytes()),
+        "id" => Frame::Integer(sess.handle.id as i64),
+        "info" => Frame::Verbatim(*b"txt", sess.handle.info_line(now).into_bytes()),
         "list" => client_list(server, argv, now),
         "kill" => client_kill(server, sess, argv),
         "getname" => {
             let n = sess.handle.state().name.clone();
             if n.is_empty() {
-                Value::NullBulk
+                Frame::NullBulk
             } else {
-                Value::Bulk(n)
+                Frame::Bulk(n)
             }
         }
         "setname" => {
@@ -86,33 +86,33 @@ pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec
                 );
             }
             sess.handle.state().name = n.to_vec();
-            Value::ok()
+            Frame::ok()
         }
         "reply" => match lower(arg(2)).as_str() {
             "on" => {
                 sess.reply = ReplyMode::On;
-                Value::ok()
+                Frame::ok()
             }
             "off" => {
                 sess.reply = ReplyMode::Off;
-                Value::ok()
+                Frame::ok()
             }
             "skip" => {
                 if sess.reply != ReplyMode::Off {
                     sess.reply = ReplyMode::SkipNext;
                 }
-                Value::ok()
+                Frame::ok()
             }
             _ => syntax(),
         },
         "no-evict" => match lower(arg(2)).as_str() {
             "on" => {
                 sess.handle.state().no_evict = true;
-                Value::ok()
+                Frame::ok()
             }
             "off" => {
                 sess.handle.state().no_evict = false;
-                Value::ok()
+                Frame::ok()
             }
             _ => syntax(),
         },
@@ -136,11 +136,11 @@ pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec
                 ));
             }
             server.set_pause(Some((now + Duration::from_millis(ms as u64), all)));
-            Value::ok()
+            Frame::ok()
         }
         "unpause" => {
             server.set_pause(None);
-            Value::ok()
+            Frame::ok()
         }
         "unblock" => {
             if string2ll(arg(2)).is_none() {
@@ -156,11 +156,11 @@ pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec
                 return syntax();
             }
             // Nothing in sentinel mode ever blocks.
-            Value::Integer(0)
+            Frame::Integer(0)
         }
         "getredir" => {
             let t = sess.handle.state().tracking.clone();
-            Value::Integer(if t.on { t.redirect } else { -1 })
+            Frame::Integer(if t.on { t.redirect } else { -1 })
         }
         "caching" => {
             let t = sess.handle.state().tracking.clone();
@@ -170,14 +170,14 @@ pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec
             match lower(arg(2)).as_str() {
                 "yes" if t.optin => {
                     sess.handle.state().tracking.caching = Some(true);
-                    Value::ok()
+                    Frame::ok()
                 }
                 "yes" => err(
                     "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
                 ),
                 "no" if t.optout => {
                     sess.handle.state().tracking.caching = Some(false);
-                    Value::ok()
+                    Frame::ok()
                 }
                 "no" => err(
                     "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
@@ -212,18 +212,18 @@ pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec
                     flags.push("noloop");
                 }
             }
-            Value::Map(vec![
+            Frame::Map(vec![
                 (
-                    Value::bulk("flags"),
-                    Value::Set(flags.into_iter().map(Value::bulk).collect()),
+                    Frame::bulk("flags"),
+                    Frame::Set(flags.into_iter().map(Frame::bulk).collect()),
                 ),
                 (
-                    Value::bulk("redirect"),
-                    Value::Integer(if t.on { t.redirect } else { -1 }),
+                    Frame::bulk("redirect"),
+                    Frame::Integer(if t.on { t.redirect } else { -1 }),
                 ),
                 (
-                    Value::bulk("prefixes"),
-                    Value::Array(t.prefixes.iter().map(Value::bulk).collect()),
+                    Frame::bulk("prefixes"),
+                    Frame::Array(t.prefixes.iter().map(Frame::bulk).collect()),
                 ),
             ])
         }
@@ -231,7 +231,7 @@ pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec
     }
 }
 
-fn client_tracking(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
+fn client_tracking(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
     let on = match argv.get(2).map(|a| lower(a)).as_deref() {
         Some("on") => true,
         Some("off") => false,
@@ -306,10 +306,10 @@ fn client_tracking(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Val
     } else {
         sess.handle.state().tracking = Default::default();
     }
-    Value::ok()
+    Frame::ok()
 }
 
-fn client_list(server: &Server, argv: &[Vec<u8>], now: Instant) -> Value {
+fn client_list(server: &Server, argv: &[Vec<u8>], now: Instant) -> Frame {
     let mut type_filter = None;
     let mut ids: Option<Vec<u64>> = None;
     if argv.len() == 4 && lower(&argv[2]) == "type" {
@@ -344,10 +344,10 @@ fn client_list(server: &Server, argv: &[Vec<u8>], now: Instant) -> Value {
         }
         text.push_str(&c.info_line(now));
     }
-    Value::Verbatim("txt", text.into_bytes())
+    Frame::Verbatim(*b"txt", text.into_bytes())
 }
 
-fn client_kill(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
+fn client_kill(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
     if argv.len() == 3 {
         // Old form: CLIENT KILL addr:port.
         let addr = String::from_utf8_lossy(&argv[2]).into_owned();
@@ -359,7 +359,7 @@ fn client_kill(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
         } else {
             server.registry.kill(&c);
         }
-        return Value::ok();
+        return Frame::ok();
     }
     let (mut id, mut ctype, mut addr, mut laddr, mut user) = (None, None, None, None, None);
     let mut skipme = true;
@@ -420,5 +420,5 @@ fn client_kill(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Value {
         }
         killed += 1;
     }
-    Value::Integer(killed)
+    Frame::Integer(killed)
 }

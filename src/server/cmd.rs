@@ -8,7 +8,7 @@
 //! is a small struct in the file of its group (`connection_cmd`,
 //! `pubsub_cmd`, `sentinel_cmd`, `client_cmd`, `acl_cmd`, `command_cmd`); it
 //! borrows its arguments from the request and produces one or more
-//! [`Value`]s (several only for SUBSCRIBE-style commands).
+//! [`Frame`]s (several only for SUBSCRIBE-style commands).
 
 use std::sync::Arc;
 
@@ -19,11 +19,11 @@ use super::client::ClientHandle;
 use super::connection_cmd::{self, Auth, Hello, Ping, Shutdown};
 use super::pubsub::Subscriber;
 use super::pubsub_cmd::{Publish, Subscribe, Unsubscribe};
-use super::resp::Value;
 use super::sentinel_cmd::SentinelCmd;
 use super::stats;
 use super::table::{self, Resolved};
 use super::Server;
+use crate::resp::Frame;
 
 /// How replies are sent (CLIENT REPLY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +78,11 @@ impl Session {
     }
 }
 
-pub(super) fn err(s: impl Into<String>) -> Value {
-    Value::error(s)
+pub(super) fn err(s: impl Into<String>) -> Frame {
+    Frame::error(s)
 }
 
-pub(super) fn syntax() -> Value {
+pub(super) fn syntax() -> Frame {
     err("ERR syntax error")
 }
 
@@ -90,14 +90,14 @@ pub(super) fn lower(a: &[u8]) -> String {
     String::from_utf8_lossy(a).to_ascii_lowercase()
 }
 
-pub(super) fn arity_err(name: &str) -> Value {
+pub(super) fn arity_err(name: &str) -> Frame {
     err(format!(
         "ERR wrong number of arguments for '{name}' command"
     ))
 }
 
-pub(super) fn help(lines: &[&str]) -> Value {
-    Value::Array(lines.iter().map(|l| Value::simple(*l)).collect())
+pub(super) fn help(lines: &[&str]) -> Frame {
+    Frame::Array(lines.iter().map(|l| Frame::simple(*l)).collect())
 }
 
 /// A request parsed into the command it names, its arguments borrowed from
@@ -123,7 +123,7 @@ pub enum Command<'a> {
 impl<'a> Command<'a> {
     /// Parses a request the table resolved to `r`. Errors are the command's
     /// argument errors, exactly as Redis words them.
-    pub fn parse(r: &Resolved, argv: &'a [Vec<u8>]) -> Result<Command<'a>, Value> {
+    pub fn parse(r: &Resolved, argv: &'a [Vec<u8>]) -> Result<Command<'a>, Frame> {
         let rest = argv.get(1..).unwrap_or_default();
         let sub = r.sub.map(|s| s.name).unwrap_or("");
         Ok(match r.top.name {
@@ -151,7 +151,7 @@ impl<'a> Command<'a> {
     }
 
     /// Runs the command; its replies in order (none for SHUTDOWN).
-    pub fn execute(self, server: &Server, sess: &mut Session) -> Vec<Value> {
+    pub fn execute(self, server: &Server, sess: &mut Session) -> Vec<Frame> {
         let one = match self {
             Command::Ping(c) => c.execute(sess),
             Command::Role => connection_cmd::role(server),
@@ -176,7 +176,7 @@ impl<'a> Command<'a> {
 
 /// Runs one request and returns its replies (empty = no reply, e.g.
 /// SHUTDOWN). Updates the counters of INFO.
-pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Value> {
+pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Frame> {
     // Like Redis's `c->lastcmd = lookupCommand(...)`: set even when the command
     // is then rejected (arity, auth, ACL), NULL when it does not exist.
     let r = match table::resolve(argv) {
@@ -225,7 +225,7 @@ pub(crate) fn auth_required(server: &Server) -> bool {
     !server.acl().default_nopass()
 }
 
-fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) -> Option<Value> {
+fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) -> Option<Frame> {
     if r.top.flags & table::F_NO_AUTH != 0 {
         return None;
     }

@@ -5,44 +5,44 @@
 
 use std::sync::OnceLock;
 
-use super::resp::Value;
+use crate::resp::Frame;
 
 static INFO_RAW: &[u8] = include_bytes!("data/command_info.resp3");
 static DOCS_RAW: &[u8] = include_bytes!("data/command_docs.resp3");
 
-fn info() -> &'static [Value] {
-    static V: OnceLock<Vec<Value>> = OnceLock::new();
-    V.get_or_init(|| match Value::decode(INFO_RAW) {
-        Ok((Value::Array(items), _)) => items,
+fn info() -> &'static [Frame] {
+    static V: OnceLock<Vec<Frame>> = OnceLock::new();
+    V.get_or_init(|| match Frame::decode(INFO_RAW) {
+        Ok((Frame::Array(items), _)) => items,
         _ => Vec::new(),
     })
 }
 
-fn docs() -> &'static [(Value, Value)] {
-    static V: OnceLock<Vec<(Value, Value)>> = OnceLock::new();
-    V.get_or_init(|| match Value::decode(DOCS_RAW) {
-        Ok((Value::Map(pairs), _)) => pairs,
+fn docs() -> &'static [(Frame, Frame)] {
+    static V: OnceLock<Vec<(Frame, Frame)>> = OnceLock::new();
+    V.get_or_init(|| match Frame::decode(DOCS_RAW) {
+        Ok((Frame::Map(pairs), _)) => pairs,
         _ => Vec::new(),
     })
 }
 
-fn name_of(info: &Value) -> Option<&[u8]> {
+fn name_of(info: &Frame) -> Option<&[u8]> {
     match info {
-        Value::Array(items) => match items.first() {
-            Some(Value::Bulk(n)) => Some(n),
+        Frame::Array(items) => match items.first() {
+            Some(Frame::Bulk(n)) => Some(n),
             _ => None,
         },
         _ => None,
     }
 }
 
-fn find_info<'a>(list: &'a [Value], name: &[u8]) -> Option<&'a Value> {
+fn find_info<'a>(list: &'a [Frame], name: &[u8]) -> Option<&'a Frame> {
     for i in list {
         if name_of(i).is_some_and(|n| n.eq_ignore_ascii_case(name)) {
             return Some(i);
         }
-        if let Value::Array(items) = i {
-            if let Some(Value::Array(subs)) = items.get(9) {
+        if let Frame::Array(items) = i {
+            if let Some(Frame::Array(subs)) = items.get(9) {
                 if let Some(f) = find_info(subs, name) {
                     return Some(f);
                 }
@@ -53,29 +53,29 @@ fn find_info<'a>(list: &'a [Value], name: &[u8]) -> Option<&'a Value> {
 }
 
 /// `COMMAND` / `COMMAND INFO` with no names.
-pub fn all_info() -> Value {
-    Value::Array(info().to_vec())
+pub fn all_info() -> Frame {
+    Frame::Array(info().to_vec())
 }
 
 /// `COMMAND INFO name` entry (`name` may be `container|sub`).
-pub fn info_of(name: &[u8]) -> Option<Value> {
+pub fn info_of(name: &[u8]) -> Option<Frame> {
     find_info(info(), name).cloned()
 }
 
 /// `COMMAND DOCS` with no names.
-pub fn all_docs() -> Value {
-    Value::Map(docs().to_vec())
+pub fn all_docs() -> Frame {
+    Frame::Map(docs().to_vec())
 }
 
-fn find_docs<'a>(pairs: &'a [(Value, Value)], name: &[u8]) -> Option<&'a Value> {
+fn find_docs<'a>(pairs: &'a [(Frame, Frame)], name: &[u8]) -> Option<&'a Frame> {
     for (k, v) in pairs {
-        if matches!(k, Value::Bulk(n) if n.eq_ignore_ascii_case(name)) {
+        if matches!(k, Frame::Bulk(n) if n.eq_ignore_ascii_case(name)) {
             return Some(v);
         }
-        if let Value::Map(fields) = v {
+        if let Frame::Map(fields) = v {
             for (fk, fv) in fields {
-                if matches!(fk, Value::Bulk(n) if n == b"subcommands") {
-                    if let Value::Map(subs) = fv {
+                if matches!(fk, Frame::Bulk(n) if n == b"subcommands") {
+                    if let Frame::Map(subs) = fv {
                         if let Some(d) = find_docs(subs, name) {
                             return Some(d);
                         }
@@ -88,7 +88,7 @@ fn find_docs<'a>(pairs: &'a [(Value, Value)], name: &[u8]) -> Option<&'a Value> 
 }
 
 /// `COMMAND DOCS name` entry.
-pub fn docs_of(name: &[u8]) -> Option<Value> {
+pub fn docs_of(name: &[u8]) -> Option<Frame> {
     find_docs(docs(), name).cloned()
 }
 
@@ -114,17 +114,17 @@ mod tests {
     fn table_agrees_with_command_info() {
         for r in table::all_ids() {
             let info = info_of(r.fullname().as_bytes()).expect("in COMMAND INFO");
-            let Value::Array(items) = info else {
+            let Frame::Array(items) = info else {
                 panic!("not an array")
             };
             assert_eq!(
                 items.get(1),
-                Some(&Value::Integer(r.spec().arity as i64)),
+                Some(&Frame::Integer(r.spec().arity as i64)),
                 "{}",
                 r.fullname()
             );
         }
-        assert_eq!(all_info(), Value::Array(info().to_vec()));
+        assert_eq!(all_info(), Frame::Array(info().to_vec()));
         assert!(docs_of(b"sentinel|myid").is_some());
         assert!(docs_of(b"nosuch").is_none());
         let ping = info_of(b"PING").unwrap().to_wire(2);

@@ -1,8 +1,8 @@
 //! COMMAND and its subcommands over the sentinel-mode command table.
 
 use super::cmd::{err, help, lower, syntax};
-use super::resp::Value;
 use super::table;
+use crate::resp::Frame;
 
 const COMMAND_HELP: &[&str] = &[
     "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -28,27 +28,27 @@ const COMMAND_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-pub(super) fn command(sub: &str, argv: &[Vec<u8>]) -> Value {
+pub(super) fn command(sub: &str, argv: &[Vec<u8>]) -> Frame {
     match sub {
         "" => super::cmd_docs::all_info(),
         "help" => help(COMMAND_HELP),
-        "count" => Value::Integer(table::COMMANDS.len() as i64),
+        "count" => Frame::Integer(table::COMMANDS.len() as i64),
         "list" => command_list(argv),
         "info" => match argv.get(2..) {
-            Some(names) if !names.is_empty() => Value::Array(
+            Some(names) if !names.is_empty() => Frame::Array(
                 names
                     .iter()
-                    .map(|n| super::cmd_docs::info_of(n).unwrap_or(Value::NullBulk))
+                    .map(|n| super::cmd_docs::info_of(n).unwrap_or(Frame::NullBulk))
                     .collect(),
             ),
             _ => super::cmd_docs::all_info(),
         },
         "docs" => match argv.get(2..) {
-            Some(names) if !names.is_empty() => Value::Map(
+            Some(names) if !names.is_empty() => Frame::Map(
                 names
                     .iter()
                     .filter_map(|n| {
-                        super::cmd_docs::docs_of(n).map(|d| (Value::Bulk(n.clone()), d))
+                        super::cmd_docs::docs_of(n).map(|d| (Frame::Bulk(n.clone()), d))
                     })
                     .collect(),
             ),
@@ -67,7 +67,7 @@ pub(super) fn command(sub: &str, argv: &[Vec<u8>]) -> Value {
     }
 }
 
-fn command_list(argv: &[Vec<u8>]) -> Value {
+fn command_list(argv: &[Vec<u8>]) -> Frame {
     let names: Vec<String> = table::all_ids().map(|r| r.fullname()).collect();
     let filtered: Vec<String> = match argv.len() {
         2 => names,
@@ -87,5 +87,5 @@ fn command_list(argv: &[Vec<u8>]) -> Value {
         }
         _ => return syntax(),
     };
-    Value::Array(filtered.into_iter().map(Value::bulk).collect())
+    Frame::Array(filtered.into_iter().map(Frame::bulk).collect())
 }

@@ -4,7 +4,7 @@
 //! the subscriber queue and are written between replies.
 //!
 //! Memory per client stays bounded: request bytes are capped by
-//! `parse::MAX_QUERY_BYTES` (the client is closed beyond it); replies are
+//! `resp::request::MAX_QUERY_BYTES` (the client is closed beyond it); replies are
 //! written before more input is read once [`OUT_FLUSH`] bytes are pending, so
 //! a client that never reads stops being read from instead of growing our
 //! buffers; pub/sub messages wait in a bounded queue and a subscriber that
@@ -24,12 +24,12 @@ use tokio::time::Instant;
 use super::client::ClientHandle;
 use super::cmd::Session;
 use super::dispatch;
-use super::parse::{RequestParser, MAX_QUERY_BYTES};
 use super::pubsub::{self, PubMessage, Subscriber, SUBSCRIBER_QUEUE};
 use super::pubsub_cmd;
-use super::resp::Value;
 use super::stats::add;
 use super::Server;
+use crate::resp::request::{RequestParser, MAX_QUERY_BYTES};
+use crate::resp::Frame;
 
 /// Pending reply bytes after which we write before parsing more requests.
 pub const OUT_FLUSH: usize = 64 * 1024;
@@ -116,7 +116,7 @@ impl Conn {
                 Ok(Some(argv)) => argv,
                 Ok(None) => return ControlFlow::Continue(()),
                 Err(e) => {
-                    Value::error(e.reply_text()).encode(self.sess.proto, &mut self.out);
+                    Frame::error(e.reply_text()).encode(self.sess.proto, &mut self.out);
                     add(&self.server.stats.error_replies, 1);
                     tracing::debug!(client = self.handle.id, "protocol error: {e}");
                     let _ = self.write_out().await;

@@ -7,9 +7,9 @@ use tokio::time::Instant;
 use super::client::valid_client_name;
 use super::cmd::{arity_err, err, syntax, Session};
 use super::info;
-use super::parse::string2ll;
-use super::resp::Value;
 use super::Server;
+use crate::resp::string2ll;
+use crate::resp::Frame;
 
 /// `PING [message]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct Ping<'a> {
 }
 
 impl<'a> Ping<'a> {
-    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Value> {
+    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Frame> {
         if argv.len() > 2 {
             return Err(arity_err("ping"));
         }
@@ -27,31 +27,31 @@ impl<'a> Ping<'a> {
         })
     }
 
-    pub fn execute(self, sess: &Session) -> Value {
+    pub fn execute(self, sess: &Session) -> Frame {
         // A RESP2 subscriber gets its PING answered in the shape of a message.
         if sess.proto == 2 && sess.subscriptions() > 0 {
             let msg = self.message.unwrap_or_default();
-            return Value::Array(vec![Value::bulk("pong"), Value::bulk(msg)]);
+            return Frame::Array(vec![Frame::bulk("pong"), Frame::bulk(msg)]);
         }
         match self.message {
-            Some(m) => Value::bulk(m),
-            None => Value::simple("PONG"),
+            Some(m) => Frame::bulk(m),
+            None => Frame::simple("PONG"),
         }
     }
 }
 
 /// `ROLE`: a sentinel and the masters it monitors.
-pub fn role(server: &Server) -> Value {
+pub fn role(server: &Server) -> Frame {
     let names = server.shared.lock_core().master_names();
-    Value::Array(vec![
-        Value::bulk("sentinel"),
-        Value::Array(names.into_iter().map(Value::bulk).collect()),
+    Frame::Array(vec![
+        Frame::bulk("sentinel"),
+        Frame::Array(names.into_iter().map(Frame::bulk).collect()),
     ])
 }
 
 /// `INFO [section ...]`.
-pub fn info(server: &Server, sections: &[Vec<u8>]) -> Value {
-    Value::Bulk(info::render(server, sections).into_bytes())
+pub fn info(server: &Server, sections: &[Vec<u8>]) -> Frame {
+    Frame::Bulk(info::render(server, sections).into_bytes())
 }
 
 /// `AUTH [username] password`.
@@ -63,7 +63,7 @@ pub struct Auth<'a> {
 }
 
 impl<'a> Auth<'a> {
-    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Value> {
+    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Frame> {
         match argv {
             [_, pass] => Ok(Auth {
                 user: None,
@@ -78,7 +78,7 @@ impl<'a> Auth<'a> {
         }
     }
 
-    pub fn execute(self, server: &Server, sess: &mut Session) -> Value {
+    pub fn execute(self, server: &Server, sess: &mut Session) -> Frame {
         let user = match self.user {
             Some(u) => u,
             None if server.acl().default_nopass() => {
@@ -87,7 +87,7 @@ impl<'a> Auth<'a> {
             None => b"default",
         };
         if authenticate(server, sess, user, self.password, "auth") {
-            Value::ok()
+            Frame::ok()
         } else {
             wrongpass()
         }
@@ -104,7 +104,7 @@ pub struct Hello<'a> {
 }
 
 impl<'a> Hello<'a> {
-    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Value> {
+    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Frame> {
         let mut hello = Hello {
             proto: None,
             auth: None,
@@ -149,7 +149,7 @@ impl<'a> Hello<'a> {
         Ok(hello)
     }
 
-    pub fn execute(self, server: &Server, sess: &mut Session) -> Value {
+    pub fn execute(self, server: &Server, sess: &mut Session) -> Frame {
         if let Some((u, p)) = self.auth {
             if !authenticate(server, sess, u, p, "hello") {
                 return wrongpass();
@@ -165,13 +165,13 @@ impl<'a> Hello<'a> {
             sess.proto = proto;
             sess.handle.state().resp = proto;
         }
-        Value::Map(vec![
-            (Value::bulk("server"), Value::bulk("redis")),
-            (Value::bulk("version"), Value::bulk("7.0.15")),
-            (Value::bulk("proto"), Value::Integer(i64::from(sess.proto))),
-            (Value::bulk("id"), Value::Integer(sess.handle.id as i64)),
-            (Value::bulk("mode"), Value::bulk("sentinel")),
-            (Value::bulk("modules"), Value::Array(vec![])),
+        Frame::Map(vec![
+            (Frame::bulk("server"), Frame::bulk("redis")),
+            (Frame::bulk("version"), Frame::bulk("7.0.15")),
+            (Frame::bulk("proto"), Frame::Integer(i64::from(sess.proto))),
+            (Frame::bulk("id"), Frame::Integer(sess.handle.id as i64)),
+            (Frame::bulk("mode"), Frame::bulk("sentinel")),
+            (Frame::bulk("modules"), Frame::Array(vec![])),
         ])
     }
 }
@@ -181,7 +181,7 @@ impl<'a> Hello<'a> {
 pub struct Shutdown;
 
 impl Shutdown {
-    pub fn parse(argv: &[Vec<u8>]) -> Result<Self, Value> {
+    pub fn parse(argv: &[Vec<u8>]) -> Result<Self, Frame> {
         let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
         for a in argv.iter().skip(1) {
             let a = a.to_ascii_lowercase();
@@ -210,7 +210,7 @@ impl Shutdown {
     }
 }
 
-fn wrongpass() -> Value {
+fn wrongpass() -> Frame {
     err("WRONGPASS invalid username-password pair or user is disabled.")
 }
 

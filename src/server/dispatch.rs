@@ -8,9 +8,9 @@ use tokio::time::Instant;
 use super::client::ClientHandle;
 use super::cmd::{self, ReplyMode, Session};
 use super::raft_rpc;
-use super::resp::Value;
 use super::stats::add;
 use super::Server;
+use crate::resp::Frame;
 
 /// Waits while a CLIENT PAUSE ALL is in force (it may be extended or lifted
 /// meanwhile, hence the loop). `false`: the client was killed or the daemon
@@ -38,7 +38,7 @@ pub async fn run_request(server: &Server, sess: &mut Session, argv: &[Vec<u8>], 
     };
     let errors = replies
         .iter()
-        .filter(|v| matches!(v, Value::Error(_)))
+        .filter(|v| matches!(v, Frame::Error(_)))
         .count();
     add(&server.stats.error_replies, errors as u64);
     match sess.reply {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::glob;
-use super::resp::Value;
+use crate::resp::Frame;
 
 /// Messages a subscriber may have queued before it is considered too slow
 /// and disconnected.
@@ -37,22 +37,22 @@ pub enum PubMessage {
 
 impl PubMessage {
     /// `message`/`pmessage` as a push (a plain array in RESP2).
-    pub fn to_value(&self) -> Value {
+    pub fn to_value(&self) -> Frame {
         match self {
-            PubMessage::Message { channel, payload } => Value::Push(vec![
-                Value::bulk("message"),
-                Value::bulk(&channel[..]),
-                Value::bulk(&payload[..]),
+            PubMessage::Message { channel, payload } => Frame::Push(vec![
+                Frame::bulk("message"),
+                Frame::bulk(&channel[..]),
+                Frame::bulk(&payload[..]),
             ]),
             PubMessage::PMessage {
                 pattern,
                 channel,
                 payload,
-            } => Value::Push(vec![
-                Value::bulk("pmessage"),
-                Value::bulk(&pattern[..]),
-                Value::bulk(&channel[..]),
-                Value::bulk(&payload[..]),
+            } => Frame::Push(vec![
+                Frame::bulk("pmessage"),
+                Frame::bulk(&pattern[..]),
+                Frame::bulk(&channel[..]),
+                Frame::bulk(&payload[..]),
             ]),
         }
     }

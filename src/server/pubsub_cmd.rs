@@ -3,9 +3,9 @@
 //! mode only feeds hello messages to the core.
 
 use super::cmd::{arity_err, err, Session};
-use super::resp::Value;
 use super::Server;
 use crate::core::Input;
+use crate::resp::Frame;
 
 /// The channel on which PUBLISH is accepted.
 const HELLO_CHANNEL: &[u8] = b"__sentinel__:hello";
@@ -17,7 +17,7 @@ pub struct Publish<'a> {
 }
 
 impl<'a> Publish<'a> {
-    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Value> {
+    pub fn parse(argv: &'a [Vec<u8>]) -> Result<Self, Frame> {
         let (Some(channel), Some(message)) = (argv.get(1), argv.get(2)) else {
             return Err(arity_err("publish"));
         };
@@ -29,7 +29,7 @@ impl<'a> Publish<'a> {
         Ok(Publish { message })
     }
 
-    pub fn execute(self, server: &Server) -> Value {
+    pub fn execute(self, server: &Server) -> Frame {
         let shared = &server.shared;
         let now = shared.now();
         let input = Input::Hello {
@@ -40,7 +40,7 @@ impl<'a> Publish<'a> {
         // The hello is accepted whatever the flush outcome: its flush (a peer
         // discovered) runs in the background, a failure is logged there.
         shared.execute_background(actions);
-        Value::Integer(1)
+        Frame::Integer(1)
     }
 }
 
@@ -53,7 +53,7 @@ pub struct Subscribe<'a> {
 
 impl Subscribe<'_> {
     /// One confirmation per channel, in order, each with the count after it.
-    pub fn execute(self, server: &Server, sess: &mut Session) -> Vec<Value> {
+    pub fn execute(self, server: &Server, sess: &mut Session) -> Vec<Frame> {
         let kind = if self.pattern {
             "psubscribe"
         } else {
@@ -73,7 +73,7 @@ impl Subscribe<'_> {
                     server.shared.hub.subscribe(&sess.subscriber, ch);
                 }
             }
-            out.push(confirmation(kind, Value::bulk(ch), sess));
+            out.push(confirmation(kind, Frame::bulk(ch), sess));
         }
         sess.sync_counts();
         out
@@ -89,7 +89,7 @@ pub struct Unsubscribe<'a> {
 }
 
 impl Unsubscribe<'_> {
-    pub fn execute(self, server: &Server, sess: &mut Session) -> Vec<Value> {
+    pub fn execute(self, server: &Server, sess: &mut Session) -> Vec<Frame> {
         let kind = if self.pattern {
             "punsubscribe"
         } else {
@@ -116,21 +116,21 @@ impl Unsubscribe<'_> {
                     server.shared.hub.unsubscribe(sess.handle.id, ch);
                 }
             }
-            out.push(confirmation(kind, Value::bulk(ch), sess));
+            out.push(confirmation(kind, Frame::bulk(ch), sess));
         }
         if targets.is_empty() {
-            out.push(confirmation(kind, Value::NullBulk, sess));
+            out.push(confirmation(kind, Frame::NullBulk, sess));
         }
         sess.sync_counts();
         out
     }
 }
 
-fn confirmation(kind: &'static str, channel: Value, sess: &Session) -> Value {
-    Value::Push(vec![
-        Value::bulk(kind),
+fn confirmation(kind: &'static str, channel: Frame, sess: &Session) -> Frame {
+    Frame::Push(vec![
+        Frame::bulk(kind),
         channel,
-        Value::Integer(sess.subscriptions()),
+        Frame::Integer(sess.subscriptions()),
     ])
 }
 

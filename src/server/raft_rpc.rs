@@ -4,8 +4,8 @@
 //! command.
 
 use super::cmd::{auth_required, Session};
-use super::resp::Value;
 use super::Server;
+use crate::resp::Frame;
 
 /// Whether a request is a Raft RPC rather than a Sentinel command.
 pub fn is_rpc(argv: &[Vec<u8>]) -> bool {
@@ -14,14 +14,14 @@ pub fn is_rpc(argv: &[Vec<u8>]) -> bool {
 }
 
 /// Answers one Raft RPC.
-pub async fn handle(server: &Server, sess: &Session, argv: &[Vec<u8>]) -> Value {
+pub async fn handle(server: &Server, sess: &Session, argv: &[Vec<u8>]) -> Frame {
     if !sess.authenticated && auth_required(server) {
-        return Value::error("NOAUTH Authentication required.");
+        return Frame::error("NOAUTH Authentication required.");
     }
     let node = server.shared.raft.get();
     let cluster = node.map(|n| n.cluster_id.as_str()).unwrap_or("");
     match crate::consensus::rpc::handle(node, cluster, argv).await {
-        Ok(body) => Value::Bulk(body),
-        Err(e) => Value::error(e.to_string()),
+        Ok(body) => Frame::Bulk(body),
+        Err(e) => Frame::error(e.to_string()),
     }
 }

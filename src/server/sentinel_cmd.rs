@@ -19,9 +19,9 @@ use std::net::{IpAddr, ToSocketAddrs};
 
 use super::cmd::{arity_err, help};
 use super::glob;
-use super::resp::Value;
 use crate::core::commands::{MonitorArgs, SIMULATE_FAILURE_FLAGS};
 use crate::core::{Action, CmdError, Description, Millis, Sentinel, SimulateReply};
+use crate::resp::Frame;
 use crate::runtime::Shared;
 
 const FLUSH_FAILED: &str = "ERR Failed to save config file. Check server logs.";
@@ -81,7 +81,7 @@ pub enum SentinelCmd<'a> {
 
 /// What to answer once the actions have run.
 enum Outcome {
-    Reply(Value),
+    Reply(Frame),
     /// `+OK` if the config flush succeeded, else the flush error.
     OkAfterFlush,
 }
@@ -93,13 +93,13 @@ struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
-    fn bytes(&self, i: usize) -> Result<&'a [u8], Value> {
+    fn bytes(&self, i: usize) -> Result<&'a [u8], Frame> {
         self.rest
             .get(i)
             .map(Vec::as_slice)
             .ok_or_else(|| arity_err(&format!("sentinel|{}", self.sub)))
     }
-    fn text(&self, i: usize) -> Result<Cow<'a, str>, Value> {
+    fn text(&self, i: usize) -> Result<Cow<'a, str>, Frame> {
         self.bytes(i).map(String::from_utf8_lossy)
     }
     /// Every argument from `i` on, as owned text (the core's option parsers
@@ -117,7 +117,7 @@ impl<'a> Args<'a> {
 impl<'a> SentinelCmd<'a> {
     /// Parses `SENTINEL <sub> args...`; `sub` is the lower-case subcommand
     /// name the command table resolved, `argv` the whole request.
-    pub fn parse(sub: &'static str, argv: &'a [Vec<u8>]) -> Result<SentinelCmd<'a>, Value> {
+    pub fn parse(sub: &'static str, argv: &'a [Vec<u8>]) -> Result<SentinelCmd<'a>, Frame> {
         let a = Args {
             sub,
             rest: argv.get(2..).unwrap_or_default(),
@@ -166,7 +166,7 @@ impl<'a> SentinelCmd<'a> {
             },
             "pending-scripts" => SentinelCmd::PendingScripts,
             _ => {
-                return Err(Value::error(format!(
+                return Err(Frame::error(format!(
                     "ERR unknown subcommand '{}'. Try SENTINEL HELP.",
                     String::from_utf8_lossy(argv.get(1).map(Vec::as_slice).unwrap_or_default())
                 )))
@@ -175,7 +175,7 @@ impl<'a> SentinelCmd<'a> {
     }
 
     /// Runs the command against the core and answers.
-    pub fn execute(self, shared: &Shared) -> Value {
+    pub fn execute(self, shared: &Shared) -> Frame {
         match self {
             // The query clients send most (every connect, every reconnect,
             // health checks): one lock, no flush, no allocation but the reply.
@@ -199,8 +199,8 @@ impl<'a> SentinelCmd<'a> {
                 match outcome {
                     Outcome::Reply(v) => v,
                     Outcome::OkAfterFlush => match flushed {
-                        Ok(()) => Value::ok(),
-                        Err(_) => Value::error(FLUSH_FAILED),
+                        Ok(()) => Frame::ok(),
+                        Err(_) => Frame::error(FLUSH_FAILED),
                     },
                 }
             }
@@ -210,7 +210,7 @@ impl<'a> SentinelCmd<'a> {
     /// The part that runs under the core lock.
     fn run(self, core: &mut Sentinel, now: Millis, out: &mut Vec<Action>) -> Outcome {
         match self {
-            SentinelCmd::Masters => Outcome::Reply(Value::Array(
+            SentinelCmd::Masters => Outcome::Reply(Frame::Array(
                 core.masters_desc(now).into_iter().map(desc).collect(),
             )),
             SentinelCmd::Master(name) => reply(core.master_desc(&name, now).map(desc)),
@@ -219,7 +219,7 @@ impl<'a> SentinelCmd<'a> {
             SentinelCmd::GetMasterAddrByName(name) => {
                 Outcome::Reply(master_addr_reply(core.master_addr(&name)))
             }
-            SentinelCmd::MyId => Outcome::Reply(Value::bulk(core.myid())),
+            SentinelCmd::MyId => Outcome::Reply(Frame::bulk(core.myid())),
             SentinelCmd::Monitor {
                 name,
                 host,
@@ -244,12 +244,12 @@ impl<'a> SentinelCmd<'a> {
                     &|name| glob::matches(pattern, name.as_bytes(), false),
                     out,
                 );
-                Outcome::Reply(Value::Integer(n as i64))
+                Outcome::Reply(Frame::Integer(n as i64))
             }
             SentinelCmd::Failover(name) => {
-                reply(core.failover(&name, now, out).map(|()| Value::ok()))
+                reply(core.failover(&name, now, out).map(|()| Frame::ok()))
             }
-            SentinelCmd::CkQuorum(name) => reply(core.ckquorum(&name).map(Value::Simple)),
+            SentinelCmd::CkQuorum(name) => reply(core.ckquorum(&name).map(Frame::Simple)),
             SentinelCmd::FlushConfig => {
                 out.push(Action::Flush);
                 Outcome::OkAfterFlush
@@ -262,16 +262,16 @@ impl<'a> SentinelCmd<'a> {
             } => reply(
                 core.is_master_down_by_addr(now, &ip, &port, &epoch, &runid, out)
                     .map(|(down, leader, epoch)| {
-                        Value::Array(vec![
-                            Value::Integer(down),
-                            Value::bulk(leader),
-                            Value::Integer(epoch),
+                        Frame::Array(vec![
+                            Frame::Integer(down),
+                            Frame::bulk(leader),
+                            Frame::Integer(epoch),
                         ])
                     }),
             ),
             SentinelCmd::ConfigGet { pattern } => {
                 let found = core.config_get(&|name| glob::matches(pattern, name.as_bytes(), true));
-                Outcome::Reply(Value::bulk_map(found))
+                Outcome::Reply(Frame::bulk_map(found))
             }
             SentinelCmd::ConfigSet { param, value } => {
                 after_flush(core.config_set(&param, &value, out))
@@ -279,30 +279,30 @@ impl<'a> SentinelCmd<'a> {
             SentinelCmd::InfoCache { names } => {
                 Outcome::Reply(info_cache_reply(core.info_cache(&names, now)))
             }
-            SentinelCmd::DebugShow => Outcome::Reply(Value::bulk_map(
+            SentinelCmd::DebugShow => Outcome::Reply(Frame::bulk_map(
                 core.debug_info()
                     .into_iter()
                     .map(|(k, v)| (k, v.to_string())),
             )),
-            SentinelCmd::DebugSet { args } => reply(core.debug_set(&args).map(|()| Value::ok())),
+            SentinelCmd::DebugSet { args } => reply(core.debug_set(&args).map(|()| Frame::ok())),
             SentinelCmd::SimulateFailure { flags } => {
                 reply(core.simulate_failure(&flags).map(|r| match r {
-                    SimulateReply::Ok => Value::ok(),
+                    SimulateReply::Ok => Frame::ok(),
                     SimulateReply::Help => {
-                        Value::Array(SIMULATE_FAILURE_FLAGS.iter().map(Value::bulk).collect())
+                        Frame::Array(SIMULATE_FAILURE_FLAGS.iter().map(Frame::bulk).collect())
                     }
                 }))
             }
             // Answered without the core lock by `execute`.
             SentinelCmd::Help => Outcome::Reply(help(SENTINEL_HELP)),
-            SentinelCmd::PendingScripts => Outcome::Reply(Value::Array(Vec::new())),
+            SentinelCmd::PendingScripts => Outcome::Reply(Frame::Array(Vec::new())),
         }
     }
 }
 
 /// SENTINEL CONFIG GET <pattern> / SET <param> <value> (7.0: exactly these
 /// two shapes).
-fn parse_config<'a>(a: &Args<'a>) -> Result<SentinelCmd<'a>, Value> {
+fn parse_config<'a>(a: &Args<'a>) -> Result<SentinelCmd<'a>, Frame> {
     let verb = a.bytes(0)?;
     if verb.eq_ignore_ascii_case(b"set") && a.rest.len() == 3 {
         return Ok(SentinelCmd::ConfigSet {
@@ -315,54 +315,54 @@ fn parse_config<'a>(a: &Args<'a>) -> Result<SentinelCmd<'a>, Value> {
             pattern: a.bytes(1)?,
         });
     }
-    Err(Value::error(
+    Err(Frame::error(
         "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.",
     ))
 }
 
-fn master_addr_reply(addr: Option<(String, u16)>) -> Value {
+fn master_addr_reply(addr: Option<(String, u16)>) -> Frame {
     match addr {
-        Some((host, port)) => Value::Array(vec![Value::bulk(host), Value::bulk(port.to_string())]),
-        None => Value::NullArray,
+        Some((host, port)) => Frame::Array(vec![Frame::bulk(host), Frame::bulk(port.to_string())]),
+        None => Frame::NullArray,
     }
 }
 
-fn reply(r: Result<Value, CmdError>) -> Outcome {
-    Outcome::Reply(r.unwrap_or_else(|e| Value::Error(e.0)))
+fn reply(r: Result<Frame, CmdError>) -> Outcome {
+    Outcome::Reply(r.unwrap_or_else(|e| Frame::Error(e.0)))
 }
 
-fn desc(d: Description) -> Value {
-    Value::bulk_map(d)
+fn desc(d: Description) -> Frame {
+    Frame::bulk_map(d)
 }
 
 fn descs(r: Result<Vec<Description>, CmdError>) -> Outcome {
-    reply(r.map(|v| Value::Array(v.into_iter().map(desc).collect())))
+    reply(r.map(|v| Frame::Array(v.into_iter().map(desc).collect())))
 }
 
 fn after_flush(r: Result<(), CmdError>) -> Outcome {
     match r {
         Ok(()) => Outcome::OkAfterFlush,
-        Err(e) => Outcome::Reply(Value::Error(e.0)),
+        Err(e) => Outcome::Reply(Frame::Error(e.0)),
     }
 }
 
-fn info_cache_reply(cache: crate::core::commands::InfoCache) -> Value {
+fn info_cache_reply(cache: crate::core::commands::InfoCache) -> Frame {
     let mut items = Vec::with_capacity(cache.len() * 2);
     for (name, entries) in cache {
-        items.push(Value::bulk(name));
-        items.push(Value::Array(
+        items.push(Frame::bulk(name));
+        items.push(Frame::Array(
             entries
                 .into_iter()
                 .map(|(age, info)| {
-                    Value::Array(vec![
-                        Value::Integer(age),
-                        info.map_or(Value::NullBulk, Value::bulk),
+                    Frame::Array(vec![
+                        Frame::Integer(age),
+                        info.map_or(Frame::NullBulk, Frame::bulk),
                     ])
                 })
                 .collect(),
         ));
     }
-    Value::Array(items)
+    Frame::Array(items)
 }
 
 /// MONITOR's address check: an IP literal, or with resolve-hostnames a name
@@ -389,32 +389,32 @@ fn executable(path: &str) -> bool {
 }
 
 /// SENTINEL PENDING-SCRIPTS: the script queue lives in the runtime.
-fn pending_scripts(shared: &Shared) -> Value {
+fn pending_scripts(shared: &Shared) -> Frame {
     let jobs = shared.scripts.pending();
-    Value::Array(
+    Frame::Array(
         jobs.into_iter()
             .map(|j| {
                 let timing = if j.running { "run-time" } else { "run-delay" };
-                Value::Map(vec![
+                Frame::Map(vec![
                     (
-                        Value::bulk("argv"),
-                        Value::Array(j.argv.iter().map(Value::bulk).collect()),
+                        Frame::bulk("argv"),
+                        Frame::Array(j.argv.iter().map(Frame::bulk).collect()),
                     ),
                     (
-                        Value::bulk("flags"),
-                        Value::bulk(if j.running { "running" } else { "scheduled" }),
+                        Frame::bulk("flags"),
+                        Frame::bulk(if j.running { "running" } else { "scheduled" }),
                     ),
                     (
-                        Value::bulk("pid"),
-                        Value::bulk(j.pid.unwrap_or(0).to_string()),
+                        Frame::bulk("pid"),
+                        Frame::bulk(j.pid.unwrap_or(0).to_string()),
                     ),
                     (
-                        Value::bulk(timing),
-                        Value::bulk(j.run_time_or_delay_ms.to_string()),
+                        Frame::bulk(timing),
+                        Frame::bulk(j.run_time_or_delay_ms.to_string()),
                     ),
                     (
-                        Value::bulk("retry-num"),
-                        Value::bulk(j.retry_num.to_string()),
+                        Frame::bulk("retry-num"),
+                        Frame::bulk(j.retry_num.to_string()),
                     ),
                 ])
             })
@@ -497,7 +497,7 @@ mod tests {
         let a = argv("SENTINEL monitor m 127.0.0.1 6379");
         assert_eq!(
             SentinelCmd::parse("monitor", &a),
-            Err(Value::error(
+            Err(Frame::error(
                 "ERR wrong number of arguments for 'sentinel|monitor' command"
             ))
         );
@@ -524,7 +524,7 @@ mod tests {
         ] {
             assert_eq!(
                 SentinelCmd::parse("config", &argv(bad)),
-                Err(Value::error(
+                Err(Frame::error(
                     "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported."
                 )),
                 "{bad}"

@@ -1,14 +1,18 @@
-//! A minimal, independent RESP2/RESP3 client for raw-byte tests.
+//! A blocking RESP2/RESP3 client for raw-byte tests.
 //!
-//! It deliberately shares no code with the daemon: replies are parsed into a
-//! typed [`Resp`] value so tests can compare shapes (status vs bulk, null
-//! array vs RESP3 null, map vs flat array) and print both sides on a mismatch.
-//! Every read has a deadline; a test never blocks on a silent peer.
+//! Frames are read with the crate's decoder (`raftinel::resp`), which keeps
+//! every wire form apart, and turned into a typed [`Resp`] value so tests can
+//! compare shapes (status vs bulk, null array vs RESP3 null, map vs flat
+//! array) and print both sides on a mismatch. Every read has a deadline; a
+//! test never blocks on a silent peer.
 
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use raftinel::resp::{encode_command, format_double, Decoder, Frame, Limits};
 
 /// Default bound for one reply.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -167,118 +171,29 @@ impl Resp {
     }
 }
 
-/// Outcome of parsing a buffer prefix.
-enum Parse {
-    Done(Resp, usize),
-    Incomplete,
-    Invalid(String),
-}
-
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|p| p + from)
-}
-
-fn parse_at(buf: &[u8], pos: usize) -> Parse {
-    let Some(&tag) = buf.get(pos) else {
-        return Parse::Incomplete;
-    };
-    let Some(eol) = find_crlf(buf, pos + 1) else {
-        return Parse::Incomplete;
-    };
-    let line = String::from_utf8_lossy(&buf[pos + 1..eol]).into_owned();
-    let next = eol + 2;
-    let int = |s: &str| {
-        s.parse::<i64>()
-            .map_err(|_| format!("bad length/int {s:?}"))
-    };
-    match tag {
-        b'+' => Parse::Done(Resp::Status(line), next),
-        b'-' => Parse::Done(Resp::Error(line), next),
-        b':' => match int(&line) {
-            Ok(i) => Parse::Done(Resp::Int(i), next),
-            Err(e) => Parse::Invalid(e),
-        },
-        b',' => Parse::Done(Resp::Double(line), next),
-        b'(' => Parse::Done(Resp::BigNum(line), next),
-        b'#' => Parse::Done(Resp::Bool(line == "t"), next),
-        b'_' => Parse::Done(Resp::Null, next),
-        b'$' | b'=' | b'!' => {
-            let len = match int(&line) {
-                Ok(l) => l,
-                Err(e) => return Parse::Invalid(e),
-            };
-            if len < 0 {
-                return Parse::Done(Resp::NullBulk, next);
-            }
-            let len = len as usize;
-            if buf.len() < next + len + 2 {
-                return Parse::Incomplete;
-            }
-            let data = buf[next..next + len].to_vec();
-            let end = next + len + 2;
-            match tag {
-                b'$' => Parse::Done(Resp::Bulk(data), end),
-                b'!' => Parse::Done(
-                    Resp::Error(String::from_utf8_lossy(&data).into_owned()),
-                    end,
-                ),
-                _ => {
-                    let fmt = String::from_utf8_lossy(data.get(..3).unwrap_or(&[])).into_owned();
-                    let body = data.get(4..).unwrap_or(&[]).to_vec();
-                    Parse::Done(Resp::Verbatim(fmt, body), end)
-                }
-            }
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let len = match int(&line) {
-                Ok(l) => l,
-                Err(e) => return Parse::Invalid(e),
-            };
-            if len < 0 {
-                return Parse::Done(Resp::NullArray, next);
-            }
-            let count = if tag == b'%' || tag == b'|' {
-                len * 2
-            } else {
-                len
-            };
-            let mut items = Vec::with_capacity(count.min(1024) as usize);
-            let mut p = next;
-            for _ in 0..count {
-                match parse_at(buf, p) {
-                    Parse::Done(v, n) => {
-                        items.push(v);
-                        p = n;
-                    }
-                    other => return other,
-                }
-            }
-            let value = match tag {
-                b'*' => Resp::Array(items),
-                b'~' => Resp::Set(items),
-                b'>' => Resp::Push(items),
-                _ => {
-                    let mut pairs = Vec::new();
-                    let mut it = items.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        pairs.push((k, v));
-                    }
-                    if tag == b'|' {
-                        // An attribute precedes the real reply: skip it.
-                        return match parse_at(buf, p) {
-                            Parse::Done(v, n) => Parse::Done(v, n),
-                            other => other,
-                        };
-                    }
-                    Resp::Map(pairs)
-                }
-            };
-            Parse::Done(value, p)
-        }
-        other => Parse::Invalid(format!("unknown RESP type byte {:?}", other as char)),
+/// The harness's view of a decoded frame.
+fn from_frame(f: Frame) -> Resp {
+    let all = |v: Vec<Frame>| v.into_iter().map(from_frame).collect();
+    match f {
+        Frame::Simple(s) => Resp::Status(s),
+        Frame::Error(s) => Resp::Error(s),
+        Frame::Integer(i) => Resp::Int(i),
+        Frame::Bulk(b) => Resp::Bulk(b),
+        Frame::NullBulk => Resp::NullBulk,
+        Frame::NullArray => Resp::NullArray,
+        Frame::Null => Resp::Null,
+        Frame::Boolean(b) => Resp::Bool(b),
+        Frame::Double(d) => Resp::Double(format_double(d)),
+        Frame::BigNumber(n) => Resp::BigNum(n),
+        Frame::Verbatim(fmt, b) => Resp::Verbatim(String::from_utf8_lossy(&fmt).into_owned(), b),
+        Frame::Array(v) => Resp::Array(all(v)),
+        Frame::Set(v) => Resp::Set(all(v)),
+        Frame::Push(v) => Resp::Push(all(v)),
+        Frame::Map(m) => Resp::Map(
+            m.into_iter()
+                .map(|(k, v)| (from_frame(k), from_frame(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -304,19 +219,14 @@ impl Reply {
 
 /// Encode a command as a RESP2 multibulk request.
 pub fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    encode_command(args)
 }
 
 /// A blocking client connection with bounded reads.
 pub struct Conn {
     stream: TcpStream,
-    buf: Vec<u8>,
+    buf: BytesMut,
+    decoder: Decoder,
     pub port: u16,
 }
 
@@ -328,7 +238,8 @@ impl Conn {
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         Ok(Conn {
             stream,
-            buf: Vec::new(),
+            buf: BytesMut::new(),
+            decoder: Decoder::new(Limits::GENEROUS),
             port,
         })
     }
@@ -353,17 +264,14 @@ impl Conn {
     pub fn read_reply(&mut self, timeout: Duration) -> Reply {
         let deadline = Instant::now() + timeout;
         loop {
-            match parse_at(&self.buf, 0) {
-                Parse::Done(v, n) => {
-                    self.buf.drain(..n);
-                    return Reply::Frame(v);
-                }
-                Parse::Invalid(e) => panic!(
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(v)) => return Reply::Frame(from_frame(v)),
+                Err(e) => panic!(
                     "port {}: unparsable reply ({e}): {:?}",
                     self.port,
                     String::from_utf8_lossy(&self.buf)
                 ),
-                Parse::Incomplete => {}
+                Ok(None) => {}
             }
             let now = Instant::now();
             if now >= deadline {
