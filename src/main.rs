@@ -227,16 +227,20 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     tasks.spawn(runtime::run_driver(shared.clone(), driver_rx));
     let scripts = runtime::spawn_script_runner(&shared);
     if let Some(listener) = admin {
-        let render_from = Arc::downgrade(&shared);
-        let render: observe::admin::RenderFn = Arc::new(move || {
-            render_from
-                .upgrade()
-                .map(|s| observe::render_metrics(&s))
-                .unwrap_or_default()
-        });
+        let metrics_from = Arc::downgrade(&shared);
+        let routes = observe::admin::Routes::new()
+            .get("/metrics", move || {
+                observe::admin::Page::prometheus(
+                    metrics_from
+                        .upgrade()
+                        .map(|s| observe::render_metrics(&s))
+                        .unwrap_or_default(),
+                )
+            })
+            .get("/healthz", || observe::admin::Page::text("ok\n"));
         tasks.spawn(observe::admin::serve(
             listener,
-            render,
+            routes,
             shared.shutdown.clone(),
         ));
     }

@@ -1,164 +1,234 @@
-//! The admin HTTP listener (off unless `admin-addr` is configured): a tiny
-//! HTTP/1.1 responder serving `GET /metrics` (Prometheus text) and
-//! `GET /healthz`. One request per connection, bounded request size, every
-//! read and write under a timeout; it never touches the core directly, it only
-//! calls the render function it is given.
+//! The admin HTTP listener (off unless `admin-addr` is configured), on hyper's
+//! HTTP/1 server: `GET` routes built with [`Routes`], one line each (see
+//! `main`, which serves `/metrics` in the Prometheus text format and
+//! `/healthz`). Connections are capped at [`MAX_CONNECTIONS`], a request head
+//! must arrive within [`IO_TIMEOUT`] and fit in [`MAX_HEAD`] bytes, a
+//! connection lives at most [`CONNECTION_TIMEOUT`], and every response closes
+//! its connection. It never touches the core directly: it only calls the
+//! handlers it is given.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Request head larger than this is refused.
-const MAX_HEAD: usize = 8192;
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Largest request head (hyper's read buffer; its minimum is 8 KiB).
+pub const MAX_HEAD: usize = 8192;
+/// Time allowed for a request head to arrive.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a connection may live, slow readers included.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Prometheus text exposition format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Produces the Prometheus text body.
 pub type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// A response body with its status and content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Page {
+    /// `200 OK` with a plain text body.
+    pub fn text(body: impl Into<String>) -> Page {
+        Page {
+            status: StatusCode::OK,
+            content_type: "text/plain",
+            body: body.into(),
+        }
+    }
+
+    /// `200 OK` with a Prometheus text body.
+    pub fn prometheus(body: String) -> Page {
+        Page {
+            status: StatusCode::OK,
+            content_type: PROMETHEUS_TEXT,
+            body,
+        }
+    }
+
+    fn error(status: StatusCode, body: &str) -> Page {
+        Page {
+            status,
+            content_type: "text/plain",
+            body: body.to_string(),
+        }
+    }
+}
+
+type Handler = Arc<dyn Fn() -> Page + Send + Sync>;
+
+/// The paths served, each with its handler (answering `GET`).
+#[derive(Clone, Default)]
+pub struct Routes {
+    routes: Vec<(&'static str, Handler)>,
+}
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes::default()
+    }
+
+    /// Serves `GET path` with `handler`.
+    pub fn get(
+        mut self,
+        path: &'static str,
+        handler: impl Fn() -> Page + Send + Sync + 'static,
+    ) -> Routes {
+        self.routes.push((path, Arc::new(handler)));
+        self
+    }
+
+    /// The page for one request: the route's, 404 for an unknown path, 405
+    /// for any method but GET.
+    pub fn respond(&self, method: &Method, path: &str) -> Page {
+        if method != Method::GET {
+            return Page::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        match self.routes.iter().find(|(p, _)| *p == path) {
+            Some((_, handler)) => handler(),
+            None => Page::error(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+fn to_response(page: Page) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(page.body)));
+    *r.status_mut() = page.status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(page.content_type));
+    r
+}
+
 /// Serves until `shutdown` fires.
-pub async fn serve(listener: TcpListener, render: RenderFn, shutdown: CancellationToken) {
+pub async fn serve(listener: TcpListener, routes: Routes, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let routes = Arc::new(routes);
     loop {
-        tokio::select! {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let render = render.clone();
-                    tokio::spawn(async move {
-                        if let Err(err) = handle(stream, render).await {
-                            tracing::debug!("admin http: {err}");
-                        }
-                    });
-                }
+                Ok((stream, _)) => stream,
                 Err(err) => {
                     tracing::debug!("admin http accept: {err}");
                     // Out of fds and the like: back off instead of spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
+            },
+        };
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let page = routes.respond(req.method(), req.uri().path());
+                async move { Ok::<_, Infallible>(to_response(page)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(IO_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .keep_alive(false)
+                .title_case_headers(true)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::debug!("admin http: {err}"),
+                Err(_) => tracing::debug!("admin http: connection timed out"),
             }
-        }
+            drop(permit);
+        });
     }
-}
-
-async fn handle(mut stream: TcpStream, render: RenderFn) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(512);
-    let head_complete = tokio::time::timeout(IO_TIMEOUT, async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
-                return Ok::<bool, std::io::Error>(true);
-            }
-            if buf.len() > MAX_HEAD {
-                return Ok(false);
-            }
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(!buf.is_empty());
-            }
-            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        }
-    })
-    .await;
-    let response = match head_complete {
-        Ok(Ok(true)) => respond(&buf, &render),
-        Ok(Ok(false)) => reply(
-            431,
-            "Request Header Fields Too Large",
-            "text/plain",
-            "too large\n",
-        ),
-        Ok(Err(e)) => return Err(e),
-        Err(_) => reply(408, "Request Timeout", "text/plain", "timeout\n"),
-    };
-    tokio::time::timeout(IO_TIMEOUT, async {
-        stream.write_all(&response).await?;
-        stream.shutdown().await
-    })
-    .await
-    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-}
-
-/// The response for one request head (pure: tested directly).
-pub fn respond(head: &[u8], render: &RenderFn) -> Vec<u8> {
-    let text = String::from_utf8_lossy(head);
-    let first = text.lines().next().unwrap_or("");
-    let mut parts = first.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let target = parts.next().unwrap_or("");
-    let path = target.split('?').next().unwrap_or("");
-    match (method, path) {
-        ("GET", "/metrics") => reply(
-            200,
-            "OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            &render(),
-        ),
-        ("GET", "/healthz") => reply(200, "OK", "text/plain", "ok\n"),
-        ("GET", _) => reply(404, "Not Found", "text/plain", "not found\n"),
-        _ => reply(
-            405,
-            "Method Not Allowed",
-            "text/plain",
-            "method not allowed\n",
-        ),
-    }
-}
-
-fn reply(code: u16, reason: &str, ctype: &str, body: &str) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
-    fn render() -> RenderFn {
-        Arc::new(|| "raftinel_masters 1\n".to_string())
+    fn routes() -> Routes {
+        Routes::new()
+            .get("/metrics", || {
+                Page::prometheus("raftinel_masters 1\n".into())
+            })
+            .get("/healthz", || Page::text("ok\n"))
     }
 
     #[test]
-    fn metrics_and_healthz() {
-        let r = String::from_utf8(respond(
-            b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-            &render(),
-        ))
-        .unwrap();
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-        assert!(r.contains("Content-Type: text/plain; version=0.0.4"));
-        assert!(r.contains("Content-Length: 19\r\n"));
-        assert!(r.ends_with("\r\n\r\nraftinel_masters 1\n"));
-        let r = String::from_utf8(respond(b"GET /healthz HTTP/1.0\r\n\r\n", &render())).unwrap();
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with("ok\n"));
-        let r = String::from_utf8(respond(b"GET /nope HTTP/1.1\r\n\r\n", &render())).unwrap();
-        assert!(r.starts_with("HTTP/1.1 404 "));
-        let r = String::from_utf8(respond(b"POST /metrics HTTP/1.1\r\n\r\n", &render())).unwrap();
-        assert!(r.starts_with("HTTP/1.1 405 "));
-        let r = String::from_utf8(respond(b"\xff\xfe garbage", &render())).unwrap();
-        assert!(r.starts_with("HTTP/1.1 405 "));
+    fn routing() {
+        let r = routes();
+        assert_eq!(
+            r.respond(&Method::GET, "/metrics"),
+            Page::prometheus("raftinel_masters 1\n".into())
+        );
+        assert_eq!(r.respond(&Method::GET, "/healthz").body, "ok\n");
+        assert_eq!(
+            r.respond(&Method::GET, "/nope").status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            r.respond(&Method::POST, "/metrics").status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    async fn get(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .expect("the server closes the connection")
+            .unwrap();
+        out
     }
 
     #[tokio::test]
-    async fn serves_over_tcp() {
+    async fn serves_over_tcp_and_closes() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, render(), stop.clone()));
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert!(out.starts_with("HTTP/1.1 200 OK"));
-        assert!(out.ends_with("raftinel_masters 1\n"));
+        let task = tokio::spawn(serve(listener, routes(), stop.clone()));
+        let out = get(addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+        assert!(out.contains("Content-Length: 19\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\nraftinel_masters 1\n"), "{out}");
+        let out = get(addr, b"GET /healthz?x=1 HTTP/1.0\r\n\r\n").await;
+        assert!(
+            out.contains(" 200 OK\r\n") && out.ends_with("ok\n"),
+            "{out}"
+        );
+        let out = get(addr, b"POST /metrics HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        assert!(out.starts_with("HTTP/1.1 405 "), "{out}");
+        let out = get(addr, b"\xff\xfe garbage\r\n\r\n").await;
+        assert!(out.is_empty() || out.starts_with("HTTP/1.1 400 "), "{out}");
+        let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+        let out = get(addr, huge.as_bytes()).await;
+        assert!(out.is_empty() || out.starts_with("HTTP/1.1 431 "), "{out}");
         stop.cancel();
         task.await.unwrap();
     }
