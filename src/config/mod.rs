@@ -323,9 +323,20 @@ pub fn check_config(path: &Path, overrides: &[String]) -> Result<String, ConfigE
 }
 
 fn render_effective(cfg: &Config) -> String {
+    let mut out = String::new();
+    render_server(cfg, &mut out);
+    render_sentinel(&cfg.sentinel, &mut out);
+    for m in &cfg.sentinel.masters {
+        render_master(m, &mut out);
+    }
+    render_raft(&cfg.raft, &mut out);
+    out
+}
+
+/// The server directives, with the file and where learned state goes.
+fn render_server(cfg: &Config, out: &mut String) {
     use args::{raw_or_quoted, repr};
     let s = &cfg.server;
-    let mut out = String::new();
     let mut push = |l: String| {
         out.push_str(&l);
         out.push('\n');
@@ -404,7 +415,15 @@ fn render_effective(cfg: &Config) -> String {
         "data-dir {}",
         repr(s.data_dir.as_deref().unwrap_or(""))
     ));
-    let st = &cfg.sentinel;
+}
+
+/// The global `sentinel` directives.
+fn render_sentinel(st: &PersistedState, out: &mut String) {
+    use args::repr;
+    let mut push = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
     let g = &st.globals;
     push(match &st.myid {
         Some(id) => format!("sentinel myid {id}"),
@@ -436,68 +455,82 @@ fn render_effective(cfg: &Config) -> String {
         repr(g.sentinel_pass.as_deref().unwrap_or(""))
     ));
     push(format!("sentinel current-epoch {}", st.current_epoch));
-    for m in &st.masters {
-        let n = raw_or_quoted(&m.name);
+}
+
+/// One monitored master and what was learned about it.
+fn render_master(m: &MasterState, out: &mut String) {
+    use args::raw_or_quoted;
+    let mut push = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
+    let n = raw_or_quoted(&m.name);
+    push(format!(
+        "sentinel monitor {n} {} {} {}",
+        raw_or_quoted(&m.host),
+        m.port,
+        m.quorum
+    ));
+    push(format!(
+        "sentinel down-after-milliseconds {n} {}",
+        m.down_after_ms
+    ));
+    push(format!(
+        "sentinel failover-timeout {n} {}",
+        m.failover_timeout_ms
+    ));
+    push(format!("sentinel parallel-syncs {n} {}", m.parallel_syncs));
+    if let Some(v) = &m.notification_script {
         push(format!(
-            "sentinel monitor {n} {} {} {}",
-            raw_or_quoted(&m.host),
-            m.port,
-            m.quorum
+            "sentinel notification-script {n} {}",
+            raw_or_quoted(v)
         ));
-        push(format!(
-            "sentinel down-after-milliseconds {n} {}",
-            m.down_after_ms
-        ));
-        push(format!(
-            "sentinel failover-timeout {n} {}",
-            m.failover_timeout_ms
-        ));
-        push(format!("sentinel parallel-syncs {n} {}", m.parallel_syncs));
-        if let Some(v) = &m.notification_script {
-            push(format!(
-                "sentinel notification-script {n} {}",
-                raw_or_quoted(v)
-            ));
-        }
-        if let Some(v) = &m.client_reconfig_script {
-            push(format!(
-                "sentinel client-reconfig-script {n} {}",
-                raw_or_quoted(v)
-            ));
-        }
-        if let Some(v) = &m.auth_pass {
-            push(format!("sentinel auth-pass {n} {}", raw_or_quoted(v)));
-        }
-        if let Some(v) = &m.auth_user {
-            push(format!("sentinel auth-user {n} {}", raw_or_quoted(v)));
-        }
-        push(format!(
-            "sentinel master-reboot-down-after-period {n} {}",
-            m.master_reboot_down_after_period_ms
-        ));
-        push(format!("sentinel config-epoch {n} {}", m.config_epoch));
-        push(format!("sentinel leader-epoch {n} {}", m.leader_epoch));
-        for (h, p) in &m.known_replicas {
-            push(format!(
-                "sentinel known-replica {n} {} {p}",
-                raw_or_quoted(h)
-            ));
-        }
-        for (h, p, id) in &m.known_sentinels {
-            push(format!(
-                "sentinel known-sentinel {n} {} {p} {id}",
-                raw_or_quoted(h)
-            ));
-        }
-        for (o, nw) in &m.rename_commands {
-            push(format!(
-                "sentinel rename-command {n} {} {}",
-                raw_or_quoted(o),
-                raw_or_quoted(nw)
-            ));
-        }
     }
-    let r = &cfg.raft;
+    if let Some(v) = &m.client_reconfig_script {
+        push(format!(
+            "sentinel client-reconfig-script {n} {}",
+            raw_or_quoted(v)
+        ));
+    }
+    if let Some(v) = &m.auth_pass {
+        push(format!("sentinel auth-pass {n} {}", raw_or_quoted(v)));
+    }
+    if let Some(v) = &m.auth_user {
+        push(format!("sentinel auth-user {n} {}", raw_or_quoted(v)));
+    }
+    push(format!(
+        "sentinel master-reboot-down-after-period {n} {}",
+        m.master_reboot_down_after_period_ms
+    ));
+    push(format!("sentinel config-epoch {n} {}", m.config_epoch));
+    push(format!("sentinel leader-epoch {n} {}", m.leader_epoch));
+    for (h, p) in &m.known_replicas {
+        push(format!(
+            "sentinel known-replica {n} {} {p}",
+            raw_or_quoted(h)
+        ));
+    }
+    for (h, p, id) in &m.known_sentinels {
+        push(format!(
+            "sentinel known-sentinel {n} {} {p} {id}",
+            raw_or_quoted(h)
+        ));
+    }
+    for (o, nw) in &m.rename_commands {
+        push(format!(
+            "sentinel rename-command {n} {} {}",
+            raw_or_quoted(o),
+            raw_or_quoted(nw)
+        ));
+    }
+}
+
+/// The Raft options, as comments (they are not sentinel.conf directives).
+fn render_raft(r: &RaftOptions, out: &mut String) {
+    let mut push = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
     if r != &RaftOptions::default() {
         push(format!(
             "# raft cluster-id {}",
@@ -509,7 +542,6 @@ fn render_effective(cfg: &Config) -> String {
             r.data_dir.as_deref().unwrap_or("")
         ));
     }
-    out
 }
 
 fn yn(b: bool) -> &'static str {

@@ -423,31 +423,108 @@ fn apply_one(
         .unwrap_or_default();
     let directive = format!("sentinel {sub}");
     let err = |m: &str| sl.error(&directive, m);
-    let unrecognized = || err("Unrecognized sentinel configuration statement.");
-    let argc = a.len();
+    match (sub.as_str(), a.len()) {
+        ("monitor", 5) => apply_monitor(state, &a, mode, replaced, &err),
+        (_, 2) => apply_global(state, &sub, &a, &err),
+        _ => apply_master_option(state, &sub, &a, script_dir, &err),
+    }
+}
+
+/// `sentinel monitor <name> <host> <port> <quorum>`.
+fn apply_monitor(
+    state: &mut PersistedState,
+    a: &[&str],
+    mode: MonitorMode,
+    replaced: &mut Vec<String>,
+    err: &dyn Fn(&str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let quorum = atoi(a[4]);
+    if quorum <= 0 {
+        return Err(err("Quorum must be 1 or greater."));
+    }
+    let (host, port) = check_addr(a[2], a[3], state.globals.resolve_hostnames).map_err(err)?;
+    let quorum = u32::try_from(quorum).unwrap_or(u32::MAX);
+    let fresh = MasterState::new(a[1], &host, port, quorum);
+    match state.masters.iter().position(|m| m.name == a[1]) {
+        Some(i) if mode == MonitorMode::Replace && !replaced.iter().any(|n| n == a[1]) => {
+            replaced.push(a[1].to_string());
+            state.masters[i] = fresh;
+        }
+        Some(_) => return Err(err("Duplicate master name.")),
+        None => {
+            replaced.push(a[1].to_string());
+            state.masters.push(fresh);
+        }
+    }
+    Ok(())
+}
+
+/// The global `sentinel` directives (one value each).
+fn apply_global(
+    state: &mut PersistedState,
+    sub: &str,
+    a: &[&str],
+    err: &dyn Fn(&str) -> ConfigError,
+) -> Result<(), ConfigError> {
     let g: &mut GlobalSentinelConfig = &mut state.globals;
-    match (sub.as_str(), argc) {
-        ("monitor", 5) => {
-            let quorum = atoi(a[4]);
-            if quorum <= 0 {
-                return Err(err("Quorum must be 1 or greater."));
+    match (sub, a.len()) {
+        ("current-epoch", 2) => {
+            state.current_epoch = state.current_epoch.max(strtoull(a[1]));
+        }
+        ("myid", 2) => {
+            if a[1].len() != 40 {
+                return Err(err("Malformed Sentinel id in myid option."));
             }
-            let (host, port) =
-                check_addr(a[2], a[3], state.globals.resolve_hostnames).map_err(&err)?;
-            let quorum = u32::try_from(quorum).unwrap_or(u32::MAX);
-            let fresh = MasterState::new(a[1], &host, port, quorum);
-            match state.masters.iter().position(|m| m.name == a[1]) {
-                Some(i) if mode == MonitorMode::Replace && !replaced.iter().any(|n| n == a[1]) => {
-                    replaced.push(a[1].to_string());
-                    state.masters[i] = fresh;
-                }
-                Some(_) => return Err(err("Duplicate master name.")),
-                None => {
-                    replaced.push(a[1].to_string());
-                    state.masters.push(fresh);
-                }
+            state.myid = Some(a[1].to_string());
+        }
+        ("announce-ip", 2) => {
+            if !a[1].is_empty() {
+                g.announce_ip = Some(a[1].to_string());
             }
         }
+        ("announce-port", 2) => {
+            // Sentinel stores atoi() unchecked; a value that is no port at
+            // all is refused here rather than silently truncated.
+            g.announce_port = u16::try_from(atoi(a[1])).map_err(|_| err("Invalid port number."))?;
+        }
+        ("deny-scripts-reconfig", 2) => {
+            g.deny_scripts_reconfig = yes_no(a[1]).ok_or_else(|| {
+                err("Please specify yes or no for the deny-scripts-reconfig options.")
+            })?;
+        }
+        ("resolve-hostnames", 2) => {
+            g.resolve_hostnames = yes_no(a[1])
+                .ok_or_else(|| err("Please specify yes or no for the resolve-hostnames option."))?;
+        }
+        ("announce-hostnames", 2) => {
+            g.announce_hostnames = yes_no(a[1]).ok_or_else(|| {
+                err("Please specify yes or no for the announce-hostnames option.")
+            })?;
+        }
+        ("sentinel-user", 2) => {
+            if !a[1].is_empty() {
+                g.sentinel_user = Some(a[1].to_string());
+            }
+        }
+        ("sentinel-pass", 2) => {
+            if !a[1].is_empty() {
+                g.sentinel_pass = Some(a[1].to_string());
+            }
+        }
+        _ => return Err(err("Unrecognized sentinel configuration statement.")),
+    }
+    Ok(())
+}
+
+/// The per-master `sentinel` directives (`sentinel <option> <master> ...`).
+fn apply_master_option(
+    state: &mut PersistedState,
+    sub: &str,
+    a: &[&str],
+    script_dir: &Path,
+    err: &dyn Fn(&str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    match (sub, a.len()) {
         ("down-after-milliseconds" | "failover-timeout", 3) => {
             let v = atoi(a[2]);
             let m =
@@ -500,7 +577,7 @@ fn apply_one(
             let resolve = state.globals.resolve_hostnames;
             let m =
                 master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
-            let (host, port) = check_addr(a[2], a[3], resolve).map_err(&err)?;
+            let (host, port) = check_addr(a[2], a[3], resolve).map_err(err)?;
             if m.known_replicas
                 .iter()
                 .any(|(h, p)| *p == port && h == &host)
@@ -515,7 +592,7 @@ fn apply_one(
             let resolve = state.globals.resolve_hostnames;
             let m =
                 master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
-            let (host, port) = check_addr(a[2], a[3], resolve).map_err(&err)?;
+            let (host, port) = check_addr(a[2], a[3], resolve).map_err(err)?;
             if m.known_sentinels.iter().any(|(_, _, id)| id == a[4]) {
                 return Err(err("Duplicate runid for sentinel."));
             }
@@ -553,50 +630,7 @@ fn apply_one(
             }
             m.master_reboot_down_after_period_ms = v as u64;
         }
-        ("current-epoch", 2) => {
-            state.current_epoch = state.current_epoch.max(strtoull(a[1]));
-        }
-        ("myid", 2) => {
-            if a[1].len() != 40 {
-                return Err(err("Malformed Sentinel id in myid option."));
-            }
-            state.myid = Some(a[1].to_string());
-        }
-        ("announce-ip", 2) => {
-            if !a[1].is_empty() {
-                g.announce_ip = Some(a[1].to_string());
-            }
-        }
-        ("announce-port", 2) => {
-            // Sentinel stores atoi() unchecked; a value that is no port at
-            // all is refused here rather than silently truncated.
-            g.announce_port = u16::try_from(atoi(a[1])).map_err(|_| err("Invalid port number."))?;
-        }
-        ("deny-scripts-reconfig", 2) => {
-            g.deny_scripts_reconfig = yes_no(a[1]).ok_or_else(|| {
-                err("Please specify yes or no for the deny-scripts-reconfig options.")
-            })?;
-        }
-        ("resolve-hostnames", 2) => {
-            g.resolve_hostnames = yes_no(a[1])
-                .ok_or_else(|| err("Please specify yes or no for the resolve-hostnames option."))?;
-        }
-        ("announce-hostnames", 2) => {
-            g.announce_hostnames = yes_no(a[1]).ok_or_else(|| {
-                err("Please specify yes or no for the announce-hostnames option.")
-            })?;
-        }
-        ("sentinel-user", 2) => {
-            if !a[1].is_empty() {
-                g.sentinel_user = Some(a[1].to_string());
-            }
-        }
-        ("sentinel-pass", 2) => {
-            if !a[1].is_empty() {
-                g.sentinel_pass = Some(a[1].to_string());
-            }
-        }
-        _ => return Err(unrecognized()),
+        _ => return Err(err("Unrecognized sentinel configuration statement.")),
     }
     Ok(())
 }

@@ -191,7 +191,38 @@ pub(crate) fn feed(
     let ctx = Ctx { file, text };
     let parsed: TomlFile =
         ::toml::from_str(text).map_err(|e| ctx.error(e.span(), e.message().to_string()))?;
-    let s = &parsed.server;
+    feed_server(loader, &ctx, &parsed.server)?;
+    for (key, v) in &parsed.redis {
+        loader.feed_line(split_multi(ctx.line(&[key.as_str()], v)?))?;
+    }
+    let g = &parsed.sentinel;
+    for (key, v) in [
+        ("myid", &g.myid),
+        ("announce-ip", &g.announce_ip),
+        ("announce-port", &g.announce_port),
+        ("resolve-hostnames", &g.resolve_hostnames),
+        ("announce-hostnames", &g.announce_hostnames),
+        ("deny-scripts-reconfig", &g.deny_scripts_reconfig),
+        ("sentinel-user", &g.sentinel_user),
+        ("sentinel-pass", &g.sentinel_pass),
+    ] {
+        if let Some(v) = v {
+            loader.feed_line(ctx.line(&["sentinel", key], v)?)?;
+        }
+    }
+    for m in &parsed.masters {
+        feed_master(loader, &ctx, m)?;
+    }
+    Ok(RaftOptions {
+        cluster_id: parsed.raft.cluster_id,
+        peers: parsed.raft.peers,
+        data_dir: parsed.raft.data_dir,
+    })
+}
+
+/// The `[server]` table.
+fn feed_server(loader: &mut Loader, ctx: &Ctx<'_>, s: &ServerToml) -> Result<(), ConfigError> {
+    let file = ctx.file;
     let server_keys: [(&str, &V); 16] = [
         ("port", &s.port),
         ("bind", &s.bind),
@@ -236,91 +267,73 @@ pub(crate) fn feed(
             })?;
         }
     }
-    for (key, v) in &parsed.redis {
-        loader.feed_line(split_multi(ctx.line(&[key.as_str()], v)?))?;
-    }
-    let g = &parsed.sentinel;
+    Ok(())
+}
+
+/// One `[[masters]]` entry: its monitor line, then its options.
+fn feed_master(loader: &mut Loader, ctx: &Ctx<'_>, m: &MasterToml) -> Result<(), ConfigError> {
+    let file = ctx.file;
+    let name_span = m.name.span();
+    let name = match m.name.get_ref() {
+        Value::String(n) if !n.is_empty() => n.clone(),
+        _ => {
+            return Err(ctx.error(
+                Some(name_span),
+                "master name must be a non-empty string".into(),
+            ))
+        }
+    };
+    let mut monitor = ctx.line(&["sentinel", "monitor", &name], &m.host)?;
+    monitor
+        .args
+        .extend(ctx.values(m.port.get_ref(), &m.port.span())?);
+    monitor
+        .args
+        .extend(ctx.values(m.quorum.get_ref(), &m.quorum.span())?);
+    loader.feed_line(monitor)?;
     for (key, v) in [
-        ("myid", &g.myid),
-        ("announce-ip", &g.announce_ip),
-        ("announce-port", &g.announce_port),
-        ("resolve-hostnames", &g.resolve_hostnames),
-        ("announce-hostnames", &g.announce_hostnames),
-        ("deny-scripts-reconfig", &g.deny_scripts_reconfig),
-        ("sentinel-user", &g.sentinel_user),
-        ("sentinel-pass", &g.sentinel_pass),
+        ("down-after-milliseconds", &m.down_after_milliseconds),
+        ("failover-timeout", &m.failover_timeout),
+        ("parallel-syncs", &m.parallel_syncs),
+        ("auth-pass", &m.auth_pass),
+        ("auth-user", &m.auth_user),
+        ("notification-script", &m.notification_script),
+        ("client-reconfig-script", &m.client_reconfig_script),
+        (
+            "master-reboot-down-after-period",
+            &m.master_reboot_down_after_period,
+        ),
     ] {
         if let Some(v) = v {
-            loader.feed_line(ctx.line(&["sentinel", key], v)?)?;
+            loader.feed_line(ctx.line(&["sentinel", key, &name], v)?)?;
         }
     }
-    for m in &parsed.masters {
-        let name_span = m.name.span();
-        let name = match m.name.get_ref() {
-            Value::String(n) if !n.is_empty() => n.clone(),
-            _ => {
-                return Err(ctx.error(
-                    Some(name_span),
-                    "master name must be a non-empty string".into(),
-                ))
-            }
+    if let Some(rc) = &m.rename_commands {
+        let span = rc.span();
+        let Value::Table(t) = rc.get_ref() else {
+            return Err(ctx.error(
+                Some(span),
+                "rename-commands must be a table { OLD = \"NEW\" }".into(),
+            ));
         };
-        let mut monitor = ctx.line(&["sentinel", "monitor", &name], &m.host)?;
-        monitor
-            .args
-            .extend(ctx.values(m.port.get_ref(), &m.port.span())?);
-        monitor
-            .args
-            .extend(ctx.values(m.quorum.get_ref(), &m.quorum.span())?);
-        loader.feed_line(monitor)?;
-        for (key, v) in [
-            ("down-after-milliseconds", &m.down_after_milliseconds),
-            ("failover-timeout", &m.failover_timeout),
-            ("parallel-syncs", &m.parallel_syncs),
-            ("auth-pass", &m.auth_pass),
-            ("auth-user", &m.auth_user),
-            ("notification-script", &m.notification_script),
-            ("client-reconfig-script", &m.client_reconfig_script),
-            (
-                "master-reboot-down-after-period",
-                &m.master_reboot_down_after_period,
-            ),
-        ] {
-            if let Some(v) = v {
-                loader.feed_line(ctx.line(&["sentinel", key, &name], v)?)?;
-            }
-        }
-        if let Some(rc) = &m.rename_commands {
-            let span = rc.span();
-            let Value::Table(t) = rc.get_ref() else {
-                return Err(ctx.error(
-                    Some(span),
-                    "rename-commands must be a table { OLD = \"NEW\" }".into(),
-                ));
-            };
-            for (old, new) in t {
-                let line = ctx.line_of(&span);
-                let mut args = vec![
-                    "sentinel".to_string(),
-                    "rename-command".into(),
-                    name.clone(),
-                    old.clone(),
-                ];
-                args.extend(ctx.values(new, &span)?);
-                loader.feed_line(SourceLine {
-                    file: file.to_string(),
-                    line,
-                    text: ctx.text_at(line),
-                    args,
-                })?;
-            }
+        for (old, new) in t {
+            let line = ctx.line_of(&span);
+            let mut args = vec![
+                "sentinel".to_string(),
+                "rename-command".into(),
+                name.clone(),
+                old.clone(),
+            ];
+            args.extend(ctx.values(new, &span)?);
+            loader.feed_line(SourceLine {
+                file: file.to_string(),
+                line,
+                text: ctx.text_at(line),
+                args,
+            })?;
         }
     }
-    Ok(RaftOptions {
-        cluster_id: parsed.raft.cluster_id,
-        peers: parsed.raft.peers,
-        data_dir: parsed.raft.data_dir,
-    })
+    Ok(())
 }
 
 /// Multi-argument directives given as one TOML string (`bind = "127.0.0.1

@@ -74,7 +74,6 @@ fn getuser_reply(u: &User) -> Frame {
 }
 
 pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Frame {
-    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
     match sub {
         "help" => help(ACL_HELP),
         "whoami" => Frame::bulk(&sess.user),
@@ -87,85 +86,9 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
                 .map(|u| Frame::bulk(u.describe()))
                 .collect(),
         ),
-        "getuser" => {
-            let name = String::from_utf8_lossy(arg(2)).into_owned();
-            match server.acl().users.get(&name) {
-                Some(u) => getuser_reply(u),
-                None => Frame::NullBulk,
-            }
-        }
-        "setuser" => {
-            let name = String::from_utf8_lossy(arg(2)).into_owned();
-            if name.contains(' ') || name.contains('\0') {
-                return err("ERR Usernames can't contain spaces or null characters");
-            }
-            let mut acl = server.acl();
-            let mut u = acl
-                .users
-                .get(&name)
-                .cloned()
-                .unwrap_or_else(|| User::new(&name));
-            for op in argv.iter().skip(3) {
-                if let Err(e) = u.apply(op) {
-                    return err(format!(
-                        "ERR Error in ACL SETUSER modifier '{}': {}",
-                        String::from_utf8_lossy(op),
-                        e
-                    ));
-                }
-            }
-            // Like ACLKillPubsubClientsIfNeeded: clients of this user whose
-            // subscriptions are no longer allowed are disconnected.
-            for c in server.registry.all() {
-                let st = c.state();
-                if st.user != name {
-                    continue;
-                }
-                let lost = st.channels.iter().any(|ch| !u.can_use_channel(ch, false))
-                    || st.patterns.iter().any(|p| !u.can_use_channel(p, true));
-                drop(st);
-                if lost {
-                    if c.id == sess.handle.id {
-                        sess.close_after_reply = true;
-                    } else {
-                        server.registry.kill(&c);
-                    }
-                }
-            }
-            acl.users.insert(name, u);
-            drop(acl);
-            sync_users_to_config(server);
-            Frame::ok()
-        }
-        "deluser" => {
-            let mut acl = server.acl();
-            let mut deleted = 0;
-            for n in argv.iter().skip(2) {
-                let n = String::from_utf8_lossy(n).into_owned();
-                if n == "default" {
-                    return err("ERR The 'default' user cannot be removed");
-                }
-            }
-            for n in argv.iter().skip(2) {
-                let n = String::from_utf8_lossy(n).into_owned();
-                if acl.users.remove(&n).is_some() {
-                    deleted += 1;
-                    // Clients authenticated as a deleted user are disconnected.
-                    for c in server.registry.all() {
-                        if c.state().user == n {
-                            if c.id == sess.handle.id {
-                                sess.close_after_reply = true;
-                            } else {
-                                server.registry.kill(&c);
-                            }
-                        }
-                    }
-                }
-            }
-            drop(acl);
-            sync_users_to_config(server);
-            Frame::Integer(deleted)
-        }
+        "getuser" => acl_getuser(server, argv),
+        "setuser" => acl_setuser(server, sess, argv),
+        "deluser" => acl_deluser(server, sess, argv),
         "cat" => match argv.get(2) {
             None => Frame::Array(table::CATEGORIES.iter().map(|c| Frame::bulk(*c)).collect()),
             Some(c) => match super::acl::category_commands(&String::from_utf8_lossy(c)) {
@@ -176,103 +99,196 @@ pub(super) fn acl(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8
                 )),
             },
         },
-        "genpass" => {
-            let bits = match argv.get(2) {
-                None => 256,
-                Some(b) => match string2ll(b) {
-                    None => return err("ERR value is not an integer or out of range"),
-                    Some(b) if !(1..=4096).contains(&b) => {
-                        return err("ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096")
-                    }
-                    Some(b) => b as usize,
-                },
-            };
-            use rand::RngCore;
-            let chars = bits.div_ceil(4);
-            let mut bytes = vec![0u8; chars.div_ceil(2)];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            let mut s = hex::encode(bytes);
-            s.truncate(chars);
-            Frame::bulk(s)
+        "genpass" => acl_genpass(argv),
+        "dryrun" => acl_dryrun(server, argv),
+        "log" => acl_log(server, argv),
+        "load" => acl_load(server),
+        "save" => acl_save(server),
+        _ => err(format!("ERR unknown subcommand '{sub}'. Try ACL HELP.")),
+    }
+}
+
+fn acl_getuser(server: &Server, argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    let name = String::from_utf8_lossy(arg(2)).into_owned();
+    match server.acl().users.get(&name) {
+        Some(u) => getuser_reply(u),
+        None => Frame::NullBulk,
+    }
+}
+
+fn acl_setuser(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    let name = String::from_utf8_lossy(arg(2)).into_owned();
+    if name.contains(' ') || name.contains('\0') {
+        return err("ERR Usernames can't contain spaces or null characters");
+    }
+    let mut acl = server.acl();
+    let mut u = acl
+        .users
+        .get(&name)
+        .cloned()
+        .unwrap_or_else(|| User::new(&name));
+    for op in argv.iter().skip(3) {
+        if let Err(e) = u.apply(op) {
+            return err(format!(
+                "ERR Error in ACL SETUSER modifier '{}': {}",
+                String::from_utf8_lossy(op),
+                e
+            ));
         }
-        "dryrun" => {
-            let name = String::from_utf8_lossy(arg(2)).into_owned();
-            let acl = server.acl();
-            let Some(u) = acl.users.get(&name) else {
-                return err(format!("ERR User '{name}' not found"));
-            };
-            let inner = argv.get(3..).unwrap_or_default();
-            let Some(r) = table::lookup_argv(inner) else {
-                return err(format!(
-                    "ERR Command '{}' not found",
-                    String::from_utf8_lossy(arg(3))
-                ));
-            };
-            let arity = r.spec().arity;
-            let argc = inner.len() as i32;
-            if (arity > 0 && arity != argc) || argc < -arity {
-                return arity_err(&r.fullname());
+    }
+    // Like ACLKillPubsubClientsIfNeeded: clients of this user whose
+    // subscriptions are no longer allowed are disconnected.
+    for c in server.registry.all() {
+        let st = c.state();
+        if st.user != name {
+            continue;
+        }
+        let lost = st.channels.iter().any(|ch| !u.can_use_channel(ch, false))
+            || st.patterns.iter().any(|p| !u.can_use_channel(p, true));
+        drop(st);
+        if lost {
+            if c.id == sess.handle.id {
+                sess.close_after_reply = true;
+            } else {
+                server.registry.kill(&c);
             }
-            if !u.can_run(r.id, inner) {
-                return Frame::bulk(format!(
-                    "This user has no permissions to run the '{}' command",
-                    r.fullname()
-                ));
+        }
+    }
+    acl.users.insert(name, u);
+    drop(acl);
+    sync_users_to_config(server);
+    Frame::ok()
+}
+
+fn acl_deluser(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
+    let mut acl = server.acl();
+    let mut deleted = 0;
+    for n in argv.iter().skip(2) {
+        let n = String::from_utf8_lossy(n).into_owned();
+        if n == "default" {
+            return err("ERR The 'default' user cannot be removed");
+        }
+    }
+    for n in argv.iter().skip(2) {
+        let n = String::from_utf8_lossy(n).into_owned();
+        if acl.users.remove(&n).is_some() {
+            deleted += 1;
+            // Clients authenticated as a deleted user are disconnected.
+            for c in server.registry.all() {
+                if c.state().user == n {
+                    if c.id == sess.handle.id {
+                        sess.close_after_reply = true;
+                    } else {
+                        server.registry.kill(&c);
+                    }
+                }
             }
-            if let Some(bad) = channel_args(&r, inner)
-                .into_iter()
-                .find(|(c, p)| !u.can_use_channel(c, *p))
-            {
-                return Frame::bulk(format!(
-                    "This user has no permissions to access the '{}' channel",
-                    String::from_utf8_lossy(bad.0)
-                ));
+        }
+    }
+    drop(acl);
+    sync_users_to_config(server);
+    Frame::Integer(deleted)
+}
+
+fn acl_genpass(argv: &[Vec<u8>]) -> Frame {
+    let bits = match argv.get(2) {
+        None => 256,
+        Some(b) => match string2ll(b) {
+            None => return err("ERR value is not an integer or out of range"),
+            Some(b) if !(1..=4096).contains(&b) => {
+                return err("ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096")
             }
+            Some(b) => b as usize,
+        },
+    };
+    use rand::RngCore;
+    let chars = bits.div_ceil(4);
+    let mut bytes = vec![0u8; chars.div_ceil(2)];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let mut s = hex::encode(bytes);
+    s.truncate(chars);
+    Frame::bulk(s)
+}
+
+fn acl_dryrun(server: &Server, argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    let name = String::from_utf8_lossy(arg(2)).into_owned();
+    let acl = server.acl();
+    let Some(u) = acl.users.get(&name) else {
+        return err(format!("ERR User '{name}' not found"));
+    };
+    let inner = argv.get(3..).unwrap_or_default();
+    let Some(r) = table::lookup_argv(inner) else {
+        return err(format!(
+            "ERR Command '{}' not found",
+            String::from_utf8_lossy(arg(3))
+        ));
+    };
+    let arity = r.spec().arity;
+    let argc = inner.len() as i32;
+    if (arity > 0 && arity != argc) || argc < -arity {
+        return arity_err(&r.fullname());
+    }
+    if !u.can_run(r.id, inner) {
+        return Frame::bulk(format!(
+            "This user has no permissions to run the '{}' command",
+            r.fullname()
+        ));
+    }
+    if let Some(bad) = channel_args(&r, inner)
+        .into_iter()
+        .find(|(c, p)| !u.can_use_channel(c, *p))
+    {
+        return Frame::bulk(format!(
+            "This user has no permissions to access the '{}' channel",
+            String::from_utf8_lossy(bad.0)
+        ));
+    }
+    Frame::ok()
+}
+
+fn acl_load(server: &Server) -> Frame {
+    let Some(path) = server.acl().aclfile.clone() else {
+        return err(NO_ACLFILE);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            return err(format!(
+                "ERR Error loading ACLs, opening file '{path}': {}",
+                io_error_text(&e)
+            ))
+        }
+    };
+    match Acl::parse_file(&text, &path) {
+        Ok(users) => {
+            server.acl().users = users;
             Frame::ok()
         }
-        "log" => acl_log(server, argv),
-        "load" => {
-            let Some(path) = server.acl().aclfile.clone() else {
-                return err(NO_ACLFILE);
-            };
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    return err(format!(
-                        "ERR Error loading ACLs, opening file '{path}': {}",
-                        io_error_text(&e)
-                    ))
-                }
-            };
-            match Acl::parse_file(&text, &path) {
-                Ok(users) => {
-                    server.acl().users = users;
-                    Frame::ok()
-                }
-                Err(e) => err(format!("ERR {e}")),
-            }
+        Err(e) => err(format!("ERR {e}")),
+    }
+}
+
+fn acl_save(server: &Server) -> Frame {
+    let (path, lines) = {
+        let acl = server.acl();
+        let Some(path) = acl.aclfile.clone() else {
+            return err(NO_ACLFILE);
+        };
+        let lines: String = acl.users.values().map(|u| u.describe() + "\n").collect();
+        (path, lines)
+    };
+    let tmp = format!("{path}.tmp-{}", std::process::id());
+    let res = std::fs::write(&tmp, lines).and_then(|_| std::fs::rename(&tmp, &path));
+    match res {
+        Ok(()) => Frame::ok(),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("ACL SAVE to {path} failed: {e}");
+            err("ERR There was an error trying to save the ACLs. Please check the server logs for more information")
         }
-        "save" => {
-            let (path, lines) = {
-                let acl = server.acl();
-                let Some(path) = acl.aclfile.clone() else {
-                    return err(NO_ACLFILE);
-                };
-                let lines: String = acl.users.values().map(|u| u.describe() + "\n").collect();
-                (path, lines)
-            };
-            let tmp = format!("{path}.tmp-{}", std::process::id());
-            let res = std::fs::write(&tmp, lines).and_then(|_| std::fs::rename(&tmp, &path));
-            match res {
-                Ok(()) => Frame::ok(),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    tracing::warn!("ACL SAVE to {path} failed: {e}");
-                    err("ERR There was an error trying to save the ACLs. Please check the server logs for more information")
-                }
-            }
-        }
-        _ => err(format!("ERR unknown subcommand '{sub}'. Try ACL HELP.")),
     }
 }
 

@@ -62,7 +62,6 @@ const CLIENT_HELP: &[&str] = &[
 ];
 
 pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec<u8>]) -> Frame {
-    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
     let now = Instant::now();
     match sub {
         "help" => help(CLIENT_HELP),
@@ -70,165 +69,191 @@ pub(super) fn client(server: &Server, sess: &mut Session, sub: &str, argv: &[Vec
         "info" => Frame::Verbatim(*b"txt", sess.handle.info_line(now).into_bytes()),
         "list" => client_list(server, argv, now),
         "kill" => client_kill(server, sess, argv),
-        "getname" => {
-            let n = sess.handle.state().name.clone();
-            if n.is_empty() {
-                Frame::NullBulk
-            } else {
-                Frame::Bulk(n)
-            }
-        }
-        "setname" => {
-            let n = arg(2);
-            if !valid_client_name(n) {
-                return err(
-                    "ERR Client names cannot contain spaces, newlines or special characters.",
-                );
-            }
-            sess.handle.state().name = n.to_vec();
-            Frame::ok()
-        }
-        "reply" => match lower(arg(2)).as_str() {
-            "on" => {
-                sess.reply = ReplyMode::On;
-                Frame::ok()
-            }
-            "off" => {
-                sess.reply = ReplyMode::Off;
-                Frame::ok()
-            }
-            "skip" => {
-                if sess.reply != ReplyMode::Off {
-                    sess.reply = ReplyMode::SkipNext;
-                }
-                Frame::ok()
-            }
-            _ => syntax(),
-        },
-        "no-evict" => match lower(arg(2)).as_str() {
-            "on" => {
-                sess.handle.state().no_evict = true;
-                Frame::ok()
-            }
-            "off" => {
-                sess.handle.state().no_evict = false;
-                Frame::ok()
-            }
-            _ => syntax(),
-        },
-        "pause" => {
-            let Some(ms) = string2ll(arg(2)) else {
-                return err("ERR timeout is not an integer or out of range");
-            };
-            if ms < 0 {
-                return err("ERR timeout is negative");
-            }
-            let all = match argv.get(3).map(|a| lower(a)) {
-                None => true,
-                Some(m) if m == "all" => true,
-                Some(m) if m == "write" => false,
-                Some(_) => return err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
-            };
-            if argv.len() > 4 {
-                return err(format!(
-                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                    String::from_utf8_lossy(arg(1))
-                ));
-            }
-            server.set_pause(Some((now + Duration::from_millis(ms as u64), all)));
-            Frame::ok()
-        }
-        "unpause" => {
-            server.set_pause(None);
-            Frame::ok()
-        }
-        "unblock" => {
-            if string2ll(arg(2)).is_none() {
-                return err("ERR value is not an integer or out of range");
-            }
-            if let Some(r) = argv.get(3) {
-                let r = lower(r);
-                if r != "timeout" && r != "error" {
-                    return err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
-                }
-            }
-            if argv.len() > 4 {
-                return syntax();
-            }
-            // Nothing in sentinel mode ever blocks.
-            Frame::Integer(0)
-        }
-        "getredir" => {
-            let t = sess.handle.state().tracking.clone();
-            Frame::Integer(if t.on { t.redirect } else { -1 })
-        }
-        "caching" => {
-            let t = sess.handle.state().tracking.clone();
-            if !t.on || !(t.optin || t.optout) {
-                return err("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
-            }
-            match lower(arg(2)).as_str() {
-                "yes" if t.optin => {
-                    sess.handle.state().tracking.caching = Some(true);
-                    Frame::ok()
-                }
-                "yes" => err(
-                    "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
-                ),
-                "no" if t.optout => {
-                    sess.handle.state().tracking.caching = Some(false);
-                    Frame::ok()
-                }
-                "no" => err(
-                    "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
-                ),
-                _ => syntax(),
-            }
-        }
+        "getname" => client_getname(sess),
+        "setname" => client_setname(sess, argv),
+        "reply" => client_reply(sess, argv),
+        "no-evict" => client_no_evict(sess, argv),
+        "pause" => client_pause(server, argv, now),
+        "unpause" => client_unpause(server),
+        "unblock" => client_unblock(argv),
+        "getredir" => client_getredir(sess),
+        "caching" => client_caching(sess, argv),
         "tracking" => client_tracking(server, sess, argv),
-        "trackinginfo" => {
-            let t = sess.handle.state().tracking.clone();
-            let mut flags = Vec::new();
-            if !t.on {
-                flags.push("off");
-            } else {
-                flags.push("on");
-                if t.bcast {
-                    flags.push("bcast");
-                }
-                if t.optin {
-                    flags.push("optin");
-                    if t.caching == Some(true) {
-                        flags.push("caching-yes");
-                    }
-                }
-                if t.optout {
-                    flags.push("optout");
-                    if t.caching == Some(false) {
-                        flags.push("caching-no");
-                    }
-                }
-                if t.noloop {
-                    flags.push("noloop");
-                }
-            }
-            Frame::Map(vec![
-                (
-                    Frame::bulk("flags"),
-                    Frame::Set(flags.into_iter().map(Frame::bulk).collect()),
-                ),
-                (
-                    Frame::bulk("redirect"),
-                    Frame::Integer(if t.on { t.redirect } else { -1 }),
-                ),
-                (
-                    Frame::bulk("prefixes"),
-                    Frame::Array(t.prefixes.iter().map(Frame::bulk).collect()),
-                ),
-            ])
-        }
+        "trackinginfo" => client_trackinginfo(sess),
         _ => err(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")),
     }
+}
+
+fn client_getname(sess: &mut Session) -> Frame {
+    let n = sess.handle.state().name.clone();
+    if n.is_empty() {
+        Frame::NullBulk
+    } else {
+        Frame::Bulk(n)
+    }
+}
+
+fn client_setname(sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    let n = arg(2);
+    if !valid_client_name(n) {
+        return err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    sess.handle.state().name = n.to_vec();
+    Frame::ok()
+}
+
+fn client_reply(sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    match lower(arg(2)).as_str() {
+        "on" => {
+            sess.reply = ReplyMode::On;
+            Frame::ok()
+        }
+        "off" => {
+            sess.reply = ReplyMode::Off;
+            Frame::ok()
+        }
+        "skip" => {
+            if sess.reply != ReplyMode::Off {
+                sess.reply = ReplyMode::SkipNext;
+            }
+            Frame::ok()
+        }
+        _ => syntax(),
+    }
+}
+
+fn client_no_evict(sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    match lower(arg(2)).as_str() {
+        "on" => {
+            sess.handle.state().no_evict = true;
+            Frame::ok()
+        }
+        "off" => {
+            sess.handle.state().no_evict = false;
+            Frame::ok()
+        }
+        _ => syntax(),
+    }
+}
+
+fn client_pause(server: &Server, argv: &[Vec<u8>], now: Instant) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    let Some(ms) = string2ll(arg(2)) else {
+        return err("ERR timeout is not an integer or out of range");
+    };
+    if ms < 0 {
+        return err("ERR timeout is negative");
+    }
+    let all = match argv.get(3).map(|a| lower(a)) {
+        None => true,
+        Some(m) if m == "all" => true,
+        Some(m) if m == "write" => false,
+        Some(_) => return err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    if argv.len() > 4 {
+        return err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(arg(1))
+        ));
+    }
+    server.set_pause(Some((now + Duration::from_millis(ms as u64), all)));
+    Frame::ok()
+}
+
+fn client_unpause(server: &Server) -> Frame {
+    server.set_pause(None);
+    Frame::ok()
+}
+
+fn client_unblock(argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    if string2ll(arg(2)).is_none() {
+        return err("ERR value is not an integer or out of range");
+    }
+    if let Some(r) = argv.get(3) {
+        let r = lower(r);
+        if r != "timeout" && r != "error" {
+            return err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        }
+    }
+    if argv.len() > 4 {
+        return syntax();
+    }
+    // Nothing in sentinel mode ever blocks.
+    Frame::Integer(0)
+}
+
+fn client_getredir(sess: &mut Session) -> Frame {
+    let t = sess.handle.state().tracking.clone();
+    Frame::Integer(if t.on { t.redirect } else { -1 })
+}
+
+fn client_caching(sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
+    let arg = |i: usize| argv.get(i).map(|a| a.as_slice()).unwrap_or_default();
+    let t = sess.handle.state().tracking.clone();
+    if !t.on || !(t.optin || t.optout) {
+        return err("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
+    }
+    match lower(arg(2)).as_str() {
+        "yes" if t.optin => {
+            sess.handle.state().tracking.caching = Some(true);
+            Frame::ok()
+        }
+        "yes" => {
+            err("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.")
+        }
+        "no" if t.optout => {
+            sess.handle.state().tracking.caching = Some(false);
+            Frame::ok()
+        }
+        "no" => err("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."),
+        _ => syntax(),
+    }
+}
+
+fn client_trackinginfo(sess: &mut Session) -> Frame {
+    let t = sess.handle.state().tracking.clone();
+    let mut flags = Vec::new();
+    if !t.on {
+        flags.push("off");
+    } else {
+        flags.push("on");
+        if t.bcast {
+            flags.push("bcast");
+        }
+        if t.optin {
+            flags.push("optin");
+            if t.caching == Some(true) {
+                flags.push("caching-yes");
+            }
+        }
+        if t.optout {
+            flags.push("optout");
+            if t.caching == Some(false) {
+                flags.push("caching-no");
+            }
+        }
+        if t.noloop {
+            flags.push("noloop");
+        }
+    }
+    Frame::Map(vec![
+        (
+            Frame::bulk("flags"),
+            Frame::Set(flags.into_iter().map(Frame::bulk).collect()),
+        ),
+        (
+            Frame::bulk("redirect"),
+            Frame::Integer(if t.on { t.redirect } else { -1 }),
+        ),
+        (
+            Frame::bulk("prefixes"),
+            Frame::Array(t.prefixes.iter().map(Frame::bulk).collect()),
+        ),
+    ])
 }
 
 fn client_tracking(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Frame {

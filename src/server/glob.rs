@@ -70,45 +70,7 @@ fn match_impl(
                 if not {
                     p = &p[1..];
                 }
-                let mut matched = false;
-                loop {
-                    match p.first() {
-                        Some(b'\\') if p.len() >= 2 => {
-                            p = &p[1..];
-                            if eq(p[0], c, nocase) {
-                                matched = true;
-                            }
-                        }
-                        Some(b']') => break,
-                        None => {
-                            // Unterminated class: Redis steps back onto the last char.
-                            p = &p[..0];
-                            break;
-                        }
-                        Some(_) if p.len() >= 3 && p[1] == b'-' => {
-                            let (mut start, mut end) = (p[0], p[2]);
-                            if start > end {
-                                std::mem::swap(&mut start, &mut end);
-                            }
-                            let cc = if nocase { c.to_ascii_lowercase() } else { c };
-                            let (st, en) = if nocase {
-                                (start.to_ascii_lowercase(), end.to_ascii_lowercase())
-                            } else {
-                                (start, end)
-                            };
-                            p = &p[2..];
-                            if cc >= st && cc <= en {
-                                matched = true;
-                            }
-                        }
-                        Some(&x) => {
-                            if eq(x, c, nocase) {
-                                matched = true;
-                            }
-                        }
-                    }
-                    p = &p[1..];
-                }
+                let mut matched = class_matches(&mut p, c, nocase);
                 if not {
                     matched = !matched;
                 }
@@ -142,6 +104,51 @@ fn match_impl(
         }
     }
     p.is_empty() && s.is_empty()
+}
+
+/// The body of a `[...]` class (after `[` and `^`) against `c`. Leaves `p`
+/// on the closing `]`, or empty when the class is unterminated.
+fn class_matches(p: &mut &[u8], c: u8, nocase: bool) -> bool {
+    let mut matched = false;
+    loop {
+        match p.first() {
+            Some(b'\\') if p.len() >= 2 => {
+                *p = &p[1..];
+                if eq(p[0], c, nocase) {
+                    matched = true;
+                }
+            }
+            Some(b']') => break,
+            None => {
+                // Unterminated class: Redis steps back onto the last char.
+                *p = &p[..0];
+                break;
+            }
+            Some(_) if p.len() >= 3 && p[1] == b'-' => {
+                let (mut start, mut end) = (p[0], p[2]);
+                if start > end {
+                    std::mem::swap(&mut start, &mut end);
+                }
+                let cc = if nocase { c.to_ascii_lowercase() } else { c };
+                let (st, en) = if nocase {
+                    (start.to_ascii_lowercase(), end.to_ascii_lowercase())
+                } else {
+                    (start, end)
+                };
+                *p = &p[2..];
+                if cc >= st && cc <= en {
+                    matched = true;
+                }
+            }
+            Some(&x) => {
+                if eq(x, c, nocase) {
+                    matched = true;
+                }
+            }
+        }
+        *p = &p[1..];
+    }
+    matched
 }
 
 #[cfg(test)]
