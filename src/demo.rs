@@ -281,11 +281,33 @@ pub async fn run() -> Result<(), DemoError> {
         daemons[0], daemons[1], daemons[2]
     );
 
+    wait_for_discovery(&daemons).await?;
+    wait_for_raft_group(&daemons).await?;
+    print_views(&daemons).await?;
+    let (mut rx, mut readers) = subscribe_all(&daemons).await?;
+
+    let killed_at = Instant::now();
+    if let Some((_, child)) = stage
+        .children
+        .iter_mut()
+        .find(|(n, _)| n == &format!("redis:{master}"))
+    {
+        child.start_kill()?;
+    }
+    let events = watch(&mut rx, killed_at, master, daemons.len()).await;
+    readers.abort_all();
+    summarize(&events, killed_at, &daemons).await?;
+    stop(&mut stage).await;
+    Ok(())
+}
+
+/// Waits until every daemon sees both replicas in sync and both peers.
+async fn wait_for_discovery(daemons: &[u16]) -> Result<(), DemoError> {
     print!("waiting for discovery ");
     let started = Instant::now();
     loop {
         let mut ready = 0;
-        for &d in &daemons {
+        for &d in daemons {
             let mut c = Client::connect(d).await?;
             let m = pairs(&c.call(&["SENTINEL", "MASTER", MASTER_NAME]).await?);
             let synced = match c.call(&["SENTINEL", "REPLICAS", MASTER_NAME]).await? {
@@ -318,12 +340,16 @@ pub async fn run() -> Result<(), DemoError> {
     }
     println!(" done in {} ms", started.elapsed().as_millis());
 
-    // Failover decisions are committed through Raft: wait for the group.
+    Ok(())
+}
+
+/// Failover decisions are committed through Raft: waits for the group.
+async fn wait_for_raft_group(daemons: &[u16]) -> Result<(), DemoError> {
     print!("waiting for the raft group ");
     let started = Instant::now();
     loop {
         let mut ok = 0;
-        for &d in &daemons {
+        for &d in daemons {
             let mut c = Client::connect(d).await?;
             let info = text(&c.call(&["INFO", "raft"]).await?);
             let voters = info
@@ -354,6 +380,11 @@ pub async fn run() -> Result<(), DemoError> {
     }
     println!(" done in {} ms", started.elapsed().as_millis());
 
+    Ok(())
+}
+
+/// Prints what each daemon sees: the master, its replicas, its peers.
+async fn print_views(daemons: &[u16]) -> Result<(), DemoError> {
     for (i, &d) in daemons.iter().enumerate() {
         let mut c = Client::connect(d).await?;
         let m = pairs(&c.call(&["SENTINEL", "MASTER", MASTER_NAME]).await?);
@@ -391,8 +422,14 @@ pub async fn run() -> Result<(), DemoError> {
         }
     }
 
-    // Subscribe to everything on every daemon before the kill.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Seen>();
+    Ok(())
+}
+
+/// Subscribes to every event (`PSUBSCRIBE *`) on every daemon.
+async fn subscribe_all(
+    daemons: &[u16],
+) -> Result<(mpsc::UnboundedReceiver<Seen>, tokio::task::JoinSet<()>), DemoError> {
+    let (tx, rx) = mpsc::unbounded_channel::<Seen>();
     let mut readers = tokio::task::JoinSet::new();
     for (i, &d) in daemons.iter().enumerate() {
         let mut c = Client::connect(d).await?;
@@ -415,14 +452,17 @@ pub async fn run() -> Result<(), DemoError> {
     }
     drop(tx);
 
-    let killed_at = Instant::now();
-    if let Some((_, child)) = stage
-        .children
-        .iter_mut()
-        .find(|(n, _)| n == &format!("redis:{master}"))
-    {
-        child.start_kill()?;
-    }
+    Ok((rx, readers))
+}
+
+/// Prints the events as they arrive, until the timeline is complete or
+/// [`WATCH_FOR`] has passed.
+async fn watch(
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+    killed_at: Instant,
+    master: u16,
+    daemon_count: usize,
+) -> Vec<Seen> {
     println!("\nSIGKILL master 127.0.0.1:{master} at t=0; events (ms after the kill):");
     let mut events: Vec<Seen> = Vec::new();
     let deadline = killed_at + WATCH_FOR;
@@ -438,7 +478,7 @@ pub async fn run() -> Result<(), DemoError> {
                         ev.message
                     );
                     events.push(ev);
-                    if timeline_complete(&events, daemons.len()) {
+                    if timeline_complete(&events, daemon_count) {
                         // Let the last related events arrive before stopping.
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         while let Ok(ev) = rx.try_recv() {
@@ -458,7 +498,11 @@ pub async fn run() -> Result<(), DemoError> {
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
-    readers.abort_all();
+    events
+}
+
+/// When the first events came, and where each daemon now says the master is.
+async fn summarize(events: &[Seen], killed_at: Instant, daemons: &[u16]) -> Result<(), DemoError> {
     let first = |channel: &str| {
         events
             .iter()
@@ -476,7 +520,7 @@ pub async fn run() -> Result<(), DemoError> {
         first("+sdown"),
         first("+odown"),
         match all_switched {
-            Some(ms) if timeline_complete(&events, daemons.len()) => format!("by {ms} ms"),
+            Some(ms) if timeline_complete(events, daemons.len()) => format!("by {ms} ms"),
             _ => "not reached".into(),
         }
     );
@@ -494,6 +538,11 @@ pub async fn run() -> Result<(), DemoError> {
             i + 1
         );
     }
+    Ok(())
+}
+
+/// SIGTERM to the daemons, then waits a little for every child.
+async fn stop(stage: &mut Stage) {
     println!("\nstopping (temp dir {} removed)", stage.dir.display());
     for (name, child) in stage.children.iter_mut() {
         if name.starts_with("raftinel") {
@@ -513,7 +562,6 @@ pub async fn run() -> Result<(), DemoError> {
             let _ = child.start_kill();
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -47,8 +47,9 @@ enum Reply {
     Error(String),
 }
 
-pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
-    let link = LinkKind::Command;
+/// Connects and sends Sentinel's handshake (AUTH, CLIENT SETNAME; their
+/// replies ignored). `None`: the link is down.
+async fn open(ctx: &LinkCtx) -> Option<(MultiplexedConnection, AbortOnDrop, String)> {
     let (stream, local_ip) =
         match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
             Ok(ok) => ok,
@@ -58,14 +59,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
                     ctx.spec.host,
                     ctx.spec.port
                 );
-                ctx.report(
-                    link,
-                    Input::LinkDown {
-                        id: ctx.spec.id,
-                        link,
-                    },
-                );
-                return;
+                return None;
             }
         };
     // No AUTH/SETINFO from the crate: Sentinel's handshake is ours to send
@@ -81,33 +75,16 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
         MultiplexedConnection::new_with_config(&info, stream, config),
     )
     .await;
-    let (mut conn, driver) = match setup {
-        Ok(Ok(pair)) => pair,
-        _ => {
-            ctx.report(
-                link,
-                Input::LinkDown {
-                    id: ctx.spec.id,
-                    link,
-                },
-            );
-            return;
-        }
+    let Ok(Ok((mut conn, driver))) = setup else {
+        return None;
     };
-    let mut driver = AbortOnDrop(tokio::spawn(driver));
+    let driver = AbortOnDrop(tokio::spawn(driver));
 
     if let Some(args) = ctx.auth_args() {
         let mut auth = redis::cmd(&ctx.command_name("AUTH"));
         auth.arg(args);
         if let Err(Outcome::Dropped) = send(&mut conn, &auth).await.map(|_| ()) {
-            ctx.report(
-                link,
-                Input::LinkDown {
-                    id: ctx.spec.id,
-                    link,
-                },
-            );
-            return;
+            return None;
         }
     }
     let mut setname = redis::cmd(&ctx.command_name("CLIENT"));
@@ -115,15 +92,27 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
         .arg("SETNAME")
         .arg(format!("{}-cmd", ctx.spec.client_name));
     if let Err(Outcome::Dropped) = send(&mut conn, &setname).await.map(|_| ()) {
-        ctx.report(
-            link,
-            Input::LinkDown {
-                id: ctx.spec.id,
-                link,
-            },
-        );
-        return;
+        return None;
     }
+    Some((conn, driver, local_ip))
+}
+
+fn link_down(ctx: &LinkCtx) {
+    let link = LinkKind::Command;
+    ctx.report(
+        link,
+        Input::LinkDown {
+            id: ctx.spec.id,
+            link,
+        },
+    );
+}
+
+pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
+    let link = LinkKind::Command;
+    let Some((conn, mut driver, local_ip)) = open(&ctx).await else {
+        return link_down(&ctx);
+    };
     ctx.report(
         link,
         Input::LinkUp {
@@ -153,13 +142,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
             }
         }
     }
-    ctx.report(
-        link,
-        Input::LinkDown {
-            id: ctx.spec.id,
-            link,
-        },
-    );
+    link_down(&ctx);
 }
 
 /// Sends one command under the timeout. `Ok(None)` = timed out.
@@ -272,33 +255,7 @@ async fn execute(
                 return o;
             }
         }
-        LinkCmd::PauseWrites { ms } => {
-            // One write: the INFO is served right after the pause took effect
-            // (INFO is not a write, so it is not paused), and no other command
-            // of this link can slip in between.
-            let mut pipe = redis::pipe();
-            pipe.cmd(&ctx.command_name("CLIENT"))
-                .arg("PAUSE")
-                .arg(ms.to_string())
-                .arg("WRITE");
-            pipe.cmd(&ctx.command_name("INFO"));
-            let sent =
-                tokio::time::timeout(COMMAND_TIMEOUT, conn.send_packed_commands(&pipe, 0, 2)).await;
-            let info = match sent {
-                Ok(Ok(replies)) => match replies.as_slice() {
-                    [Value::Okay | Value::SimpleString(_), info] => text_of(info),
-                    _ => None,
-                },
-                Ok(Err(err)) => {
-                    if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
-                        return Outcome::Dropped;
-                    }
-                    None
-                }
-                Err(_) => None,
-            };
-            ctx.report(LinkKind::Command, Input::PauseReply { id, info });
-        }
+        LinkCmd::PauseWrites { ms } => return pause_writes(ctx, &mut conn, ms).await,
         LinkCmd::Unpause => {
             let mut c = redis::cmd(&ctx.command_name("CLIENT"));
             c.arg("UNPAUSE");
@@ -307,19 +264,57 @@ async fn execute(
             }
         }
         LinkCmd::Reconfigure { replicaof } => {
-            let pipe = reconfigure_pipeline(ctx, replicaof.as_ref());
-            let sent = tokio::time::timeout(
-                COMMAND_TIMEOUT,
-                conn.send_packed_commands(&pipe, 0, pipe.len()),
-            )
-            .await;
-            // Replies are ignored (the effect is observed through INFO); only a
-            // dead connection matters.
-            if let Ok(Err(err)) = sent {
-                if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
-                    return Outcome::Dropped;
-                }
+            return reconfigure(ctx, &mut conn, replicaof.as_ref()).await
+        }
+    }
+    Outcome::Done
+}
+
+/// CLIENT PAUSE WRITE then INFO, in one write: the INFO is served right
+/// after the pause took effect (INFO is not a write, so it is not paused),
+/// and no other command of this link can slip in between.
+async fn pause_writes(ctx: &LinkCtx, conn: &mut MultiplexedConnection, ms: u64) -> Outcome {
+    let id = ctx.spec.id;
+    let mut pipe = redis::pipe();
+    pipe.cmd(&ctx.command_name("CLIENT"))
+        .arg("PAUSE")
+        .arg(ms.to_string())
+        .arg("WRITE");
+    pipe.cmd(&ctx.command_name("INFO"));
+    let sent = tokio::time::timeout(COMMAND_TIMEOUT, conn.send_packed_commands(&pipe, 0, 2)).await;
+    let info = match sent {
+        Ok(Ok(replies)) => match replies.as_slice() {
+            [Value::Okay | Value::SimpleString(_), info] => text_of(info),
+            _ => None,
+        },
+        Ok(Err(err)) => {
+            if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
+                return Outcome::Dropped;
             }
+            None
+        }
+        Err(_) => None,
+    };
+    ctx.report(LinkKind::Command, Input::PauseReply { id, info });
+    Outcome::Done
+}
+
+/// The reconfiguration transaction; replies are ignored (the effect is
+/// observed through INFO), only a dead connection matters.
+async fn reconfigure(
+    ctx: &LinkCtx,
+    conn: &mut MultiplexedConnection,
+    replicaof: Option<&(String, u16)>,
+) -> Outcome {
+    let pipe = reconfigure_pipeline(ctx, replicaof);
+    let sent = tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        conn.send_packed_commands(&pipe, 0, pipe.len()),
+    )
+    .await;
+    if let Ok(Err(err)) = sent {
+        if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
+            return Outcome::Dropped;
         }
     }
     Outcome::Done
