@@ -1,5 +1,4 @@
-//! Connected clients: the small per-request context handed to command
-//! handlers ([`ClientCtx`]), the shared per-connection record that CLIENT
+//! Connected clients: the shared per-connection record that CLIENT
 //! LIST/INFO/KILL read ([`ClientHandle`]), and the registry of all of them.
 //!
 //! A connection task owns its socket and parser; everything another task may
@@ -13,16 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// What a command handler knows about the client that sent the command.
-/// CORE's SENTINEL handlers read only `proto`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCtx {
-    /// Protocol version selected with HELLO (2 or 3).
-    pub proto: u8,
-    /// CLIENT ID of the connection.
-    pub id: u64,
-}
 
 /// CLIENT TRACKING state (sentinel has no keys, so this is bookkeeping only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
