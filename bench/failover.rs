@@ -260,7 +260,7 @@ pub async fn trial(
                     }
                 }
             }
-            // NOGOODSLAVE right after startup is expected by the contract (§4.13), and raftinel answers
+            // NOGOODSLAVE right after startup is what redis-sentinel answers too, and raftinel answers
             // NOQUORUM until its Raft group is formed: like an operator, retry for a while, and record it.
             let first_try = Instant::now();
             let deadline = first_try + Duration::from_secs(15);

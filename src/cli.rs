@@ -1,6 +1,6 @@
 //! Command line: the redis-sentinel forms plus raftinel's own subcommands.
 //!
-//! Accepted (contract §4.18): `raftinel <conf> [--opt val ...]`,
+//! Accepted: `raftinel <conf> [--opt val ...]`,
 //! `redis-sentinel <conf> [...]` (a symlink: the mode comes from argv[0]
 //! like Debian's packaging), `redis-server <conf> --sentinel [...]`; the
 //! overrides are redis-style `--directive value...` words handed to the

@@ -1,8 +1,7 @@
 //! The `raftinel` binary (also run as `redis-sentinel` / `redis-server
 //! --sentinel` through a symlink).
 //!
-//! Startup order matters and is the contract's (§4.18, §4.21, STYLE §7):
-//! parse the command line → load the configuration (a bad one is reported as
+//! Startup order matters: parse the command line → load the configuration (a bad one is reported as
 //! `<file>:<line>: <reason>` with exit status 64, before any port is bound) →
 //! chdir to `dir` → daemonize (fork before any thread exists) → logging →
 //! build the core and execute its first actions (including the flush of a

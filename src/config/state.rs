@@ -3,7 +3,7 @@
 //! learned about them. The config reader produces it; the core is built from it
 //! and hands back a fresh one for each rewrite.
 
-/// Global `sentinel ...` options (contract §5).
+/// Global `sentinel ...` options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalSentinelConfig {
     pub announce_ip: Option<String>,

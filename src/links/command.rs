@@ -1,6 +1,6 @@
 //! The command link: one `redis::aio::MultiplexedConnection` per instance,
 //! over a socket we open ourselves (so its local address is known for hello
-//! payloads). Handshake as Sentinel does it (§4.2): AUTH if needed, then
+//! payloads). Handshake as Sentinel does it: AUTH if needed, then
 //! `CLIENT SETNAME <prefix>-cmd`, replies ignored. Then every command the core
 //! asks for runs concurrently on the multiplexed connection, each under
 //! [`COMMAND_TIMEOUT`], and its reply is turned into an `Input`.
@@ -321,7 +321,8 @@ async fn reconfigure(
 }
 
 /// `MULTI`, `SLAVEOF`, `CONFIG REWRITE`, `CLIENT KILL TYPE normal|pubsub`,
-/// `EXEC` (§4.11), each name through the rename table.
+/// `EXEC`, as Sentinel sends them to reconfigure a node, each name through
+/// the rename table.
 fn reconfigure_pipeline(ctx: &LinkCtx, replicaof: Option<&(String, u16)>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.cmd(&ctx.command_name("MULTI"));
@@ -354,7 +355,7 @@ fn text_of(v: &Value) -> Option<String> {
     }
 }
 
-/// §4.6: status or error replies starting with PONG, LOADING or MASTERDOWN are
+/// As in Sentinel: status or error replies starting with PONG, LOADING or MASTERDOWN are
 /// valid; anything else is only "some reply" (BUSY noted for SCRIPT KILL).
 fn classify_ping(reply: &Reply) -> PingReply {
     let text = match reply {
@@ -374,7 +375,8 @@ fn classify_ping(reply: &Reply) -> PingReply {
     }
 }
 
-/// Accepted only as exactly `[integer, bulk string, integer]` (§4.7).
+/// Accepted only as exactly `[integer, bulk string, integer]`, as Sentinel
+/// does.
 fn parse_master_down(reply: &Reply) -> Option<(i64, String, i64)> {
     match reply {
         Reply::Value(Value::Array(items)) => match items.as_slice() {

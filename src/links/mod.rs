@@ -1,13 +1,15 @@
-//! Outbound links to Redis masters, replicas and peer sentinels (tokio + the
-//! `redis` crate). Every command carries a timeout; results flow back to the
-//! core as `core::Input`s.
+//! Outbound links to Redis masters, replicas and peer sentinels (tokio; the
+//! `redis` crate for the command link, the crate's RESP codec for the pubsub
+//! link). Every command carries a timeout; results flow back to the core as
+//! `core::Input`s.
 //!
 //! Each link is one task owning one connection: a *command* link (masters,
 //! replicas, peers) runs PING / INFO / hello PUBLISH / IS-MASTER-DOWN-BY-ADDR /
 //! the reconfiguration transaction, a *pubsub* link (masters and replicas)
 //! listens to `__sentinel__:hello`. A link task connects once; when the
 //! connection fails or drops it reports `LinkDown` and ends, and the core
-//! decides when to reconnect (throttled to one attempt per ping-period, §4.2).
+//! decides when to reconnect (throttled to one attempt per ping-period, as
+//! Sentinel does).
 //! Messages carry a generation so the driver can drop the late words of a
 //! link it already replaced.
 
@@ -82,7 +84,7 @@ impl LinkCtx {
     }
 
     /// The AUTH arguments for this link (without the command name), if any.
-    /// The core already chose the credentials per §4.17 (auth-pass/auth-user
+    /// The core already chose the credentials (auth-pass/auth-user
     /// for data nodes; sentinel-user/sentinel-pass, else requirepass, for peers).
     pub fn auth_args(&self) -> Option<Vec<String>> {
         let pass = self.spec.auth.pass.clone()?;

@@ -114,7 +114,7 @@ pub async fn run(ctx: LinkCtx) {
 }
 
 /// The payload of a `message` frame on the hello channel; other frames are
-/// ignored (§4.5 step 1).
+/// ignored, as Sentinel ignores them.
 fn hello_payload(items: &[Frame]) -> Option<String> {
     match items {
         [Frame::Bulk(kind), Frame::Bulk(channel), Frame::Bulk(payload)]

@@ -1,9 +1,9 @@
 //! Logging setup: one `tracing` subscriber for the whole process.
 //!
 //! Text lines look like redis-sentinel's (`<pid>:X <dd Mon yyyy hh:mm:ss.mmm>
-//! <#|*|-|.> <message>`, contract §4.21); `log-format json` switches to
+//! <#|*|-|.> <message>`, as Redis writes it); `log-format json` switches to
 //! tracing-subscriber's JSON lines. With `logfile` set, everything goes to that
-//! file and **nothing** reaches stderr (contract §8.10): the sink type has no
+//! file and **nothing** reaches stderr (as with Redis): the sink type has no
 //! stderr variant, and a panic hook routes panic messages into the log.
 //!
 //! Level mapping (Sentinel -> tracing): warning -> WARN, notice -> INFO,

@@ -4,7 +4,7 @@
 //! Prometheus `/metrics`; the script runner.
 //!
 //! The core decides *that* an event happens and formats its payload; [`emit`]
-//! is the only code that knows what an event turns into (STYLE §5).
+//! is the only code that knows what an event turns into.
 
 pub mod admin;
 pub mod log;
@@ -18,7 +18,7 @@ use crate::core::{Event, EventKind, Level};
 use crate::runtime::Shared;
 
 /// Logs, counts, publishes an event and queues the master's
-/// notification-script for warnings (contract §3). Must not be called with
+/// notification-script for warnings. Must not be called with
 /// the core lock held (it takes it briefly to find the script path).
 pub fn emit(shared: &Shared, ev: &Event) {
     let channel = ev.kind.channel();

@@ -1,5 +1,5 @@
-//! The script runner: notification-script and client-reconfig-script jobs
-//! (contract §4.19).
+//! The script runner: notification-script and client-reconfig-script jobs,
+//! queued, retried and timed out as Sentinel does.
 //!
 //! [`ScriptQueue`] is the bookkeeping (queue of at most 256 jobs, at most 16
 //! running, the retry schedule of 30 s × 2^(attempt−1) for up to 10 attempts,

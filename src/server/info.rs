@@ -1,5 +1,5 @@
 //! INFO in sentinel mode: sections server, clients, stats, cpu (ours) and
-//! sentinel (CORE's `info_sentinel_section`), with Redis 7.0.15's keys in
+//! sentinel (rendered by the core's `info_sentinel_section`), with Redis 7.0.15's keys in
 //! its order. `all`/`default`/`everything` select the five sections; unknown
 //! names are silently dropped, so `INFO replication` is an empty bulk.
 

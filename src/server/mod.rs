@@ -13,8 +13,8 @@
 //! Server-wide state that only the server needs (client registry, counters,
 //! ACL users) lives in [`Server`], created by [`serve`].
 //!
-//! Deliberate differences from redis-sentinel 7.0.15 (all invisible to the
-//! clients in `docs/clients.md`):
+//! Deliberate differences from redis-sentinel 7.0.15 (none of them is seen
+//! by a client that speaks the protocol and reads its replies):
 //! - a multibulk count above 1 Mi is `invalid multibulk length` (Redis: INT_MAX);
 //! - a client whose unparsed request data exceeds 64 MiB is closed (Redis:
 //!   client-query-buffer-limit, 1 GiB);

@@ -5,7 +5,7 @@
 //!
 //! The dispatcher resolves a request against this table first, so arity,
 //! unknown-command and unknown-subcommand errors are produced before any
-//! handler (including CORE's SENTINEL handlers) runs. The ACL code uses the
+//! handler (including the SENTINEL subcommands) runs. The ACL code uses the
 //! flattened index of a spec as its command id.
 
 pub const F_ADMIN: u32 = 1;

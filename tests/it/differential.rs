@@ -1068,7 +1068,7 @@ fn diff_sentinel_subcommands() {
         &mut diffs,
     );
     // A vote request with the daemon's own id and a higher epoch is granted
-    // and echoed (contract §6.3); a repeat in the same epoch returns the vote.
+    // and echoed, as Sentinel does; a repeat in the same epoch returns the vote.
     let vote = format!("SENTINEL IS-MASTER-DOWN-BY-ADDR 127.0.0.1 {mport} 50 $MYID");
     let steps = vec![
         cmd_norm(&vote, Norm::Custom(mask_runids)),
@@ -1195,7 +1195,7 @@ fn diff_monitor_remove_set() {
     report("diff_monitor_remove_set", &diffs);
 }
 
-/// The connection sequences of real clients (clients.md §1-2), pipelined as
+/// The connection sequences of real clients, pipelined as
 /// they send them: Jedis 8, Lettuce, redis-py 8, go-redis, redis-rs, fred and
 /// redis_exporter. Exactly one reply per command, each as real Sentinel's.
 #[test]

@@ -1,4 +1,4 @@
-//! Hostile input against a running raftinel (issue #4, "Bad input"): a
+//! Hostile input against a running raftinel: a
 //! 512 MB bulk header whose body never ends, a million-argument request,
 //! binary garbage on many connections, a client that sends without ever
 //! reading, and malformed headers not already in

@@ -1,6 +1,6 @@
 //! Jedis and Lettuce, replayed over raw RESP (their registry is unreachable
-//! here, so they cannot run): the exact command sequences of
-//! `shared/docs/clients.md` §1–2 are sent to every daemon of a three-daemon
+//! here, so they cannot run): the exact command sequences those clients send
+//! on connect and on failover are sent to every daemon of a three-daemon
 //! group, every reply field those clients parse is checked the way they
 //! parse it, then a real failover runs (SIGKILL of the master, or `SENTINEL
 //! FAILOVER`) and every subscribed connection must receive `+switch-master`
