@@ -144,12 +144,17 @@ impl Ctx<'_> {
         let line = self.line_of(&span);
         let mut args: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
         args.extend(self.values(v.get_ref(), &span)?);
-        Ok(SourceLine {
+        Ok(self.source_line(line, args))
+    }
+
+    /// A config line made of `args`, located at `line` of the TOML file.
+    fn source_line(&self, line: usize, args: Vec<String>) -> SourceLine {
+        SourceLine {
             file: self.file.to_string(),
             line,
             text: self.text_at(line),
             args,
-        })
+        }
     }
 
     fn values(&self, v: &Value, span: &Range<usize>) -> Result<Vec<String>, ConfigError> {
@@ -222,7 +227,6 @@ pub(crate) fn feed(
 
 /// The `[server]` table.
 fn feed_server(loader: &mut Loader, ctx: &Ctx<'_>, s: &ServerToml) -> Result<(), ConfigError> {
-    let file = ctx.file;
     let server_keys: [(&str, &V); 16] = [
         ("port", &s.port),
         ("bind", &s.bind),
@@ -259,12 +263,7 @@ fn feed_server(loader: &mut Loader, ctx: &Ctx<'_>, s: &ServerToml) -> Result<(),
                     .into_iter()
                     .map(|p| String::from_utf8_lossy(&p).into_owned()),
             );
-            loader.feed_line(SourceLine {
-                file: file.to_string(),
-                line,
-                text: ctx.text_at(line),
-                args,
-            })?;
+            loader.feed_line(ctx.source_line(line, args))?;
         }
     }
     Ok(())
@@ -272,7 +271,6 @@ fn feed_server(loader: &mut Loader, ctx: &Ctx<'_>, s: &ServerToml) -> Result<(),
 
 /// One `[[masters]]` entry: its monitor line, then its options.
 fn feed_master(loader: &mut Loader, ctx: &Ctx<'_>, m: &MasterToml) -> Result<(), ConfigError> {
-    let file = ctx.file;
     let name_span = m.name.span();
     let name = match m.name.get_ref() {
         Value::String(n) if !n.is_empty() => n.clone(),
@@ -325,12 +323,7 @@ fn feed_master(loader: &mut Loader, ctx: &Ctx<'_>, m: &MasterToml) -> Result<(),
                 old.clone(),
             ];
             args.extend(ctx.values(new, &span)?);
-            loader.feed_line(SourceLine {
-                file: file.to_string(),
-                line,
-                text: ctx.text_at(line),
-                args,
-            })?;
+            loader.feed_line(ctx.source_line(line, args))?;
         }
     }
     Ok(())
