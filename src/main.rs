@@ -170,6 +170,10 @@ fn daemonize() -> anyhow::Result<()> {
 
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let group = raftinel::consensus::driver::GroupSettings::from_config(&cfg);
+    let secret_from = cfg.raft.secret.as_ref().map(|_| match &cfg.raft.secret_file {
+        Some(f) => f.path.clone(),
+        None => config::SECRET_ENV.to_string(),
+    });
     let Config {
         server,
         sentinel,
@@ -208,6 +212,11 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let raft = raftinel::consensus::driver::start(shared.clone(), group)
         .await
         .context("cannot start the raft node")?;
+    raftinel::consensus::trust::log_mode(
+        secret_from.as_deref(),
+        &shared.lock_core().sentinel_auth(),
+        server.port,
+    );
 
     let listeners = raftinel::server::bind_listeners(&server)
         .await

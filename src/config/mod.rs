@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
+use crate::consensus::trust::GroupSecret;
 pub use rewrite::FlushError;
 pub use state::{GlobalSentinelConfig, MasterState, PersistedState};
 
@@ -91,14 +92,30 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[raft]` of raftinel.toml, parsed for the consensus milestone; nothing
-/// acts on it yet.
+/// `[raft]` of raftinel.toml (sentinel.conf has no such section: its
+/// daemons take the environment's settings, or defaults).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RaftOptions {
     pub cluster_id: Option<String>,
     pub peers: Vec<String>,
     pub data_dir: Option<String>,
+    /// `secret-file` as written, and where.
+    pub secret_file: Option<SecretFile>,
+    /// The group secret, read at load from `secret-file` or the
+    /// environment's `RAFTINEL_SECRET`.
+    pub secret: Option<GroupSecret>,
 }
+
+/// The `secret-file` line of raftinel.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    pub path: String,
+    pub line: usize,
+    pub text: String,
+}
+
+/// Environment variable holding the group secret itself.
+pub const SECRET_ENV: &str = "RAFTINEL_SECRET";
 
 /// The loaded configuration.
 #[derive(Debug, Clone)]
@@ -236,7 +253,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
     })?;
     let mut loader = parse::Loader::new(cwd.clone());
     let is_toml = path.extension().is_some_and(|e| e == "toml");
-    let raft = if is_toml {
+    let mut raft = if is_toml {
         toml::feed(&mut loader, &label, &text)?
     } else {
         loader.feed_text(&label, &text)?;
@@ -249,6 +266,12 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
         }
     }
     let base_dir = loader.base_dir();
+    raft.secret = group_secret(
+        &label,
+        raft.secret_file.as_ref(),
+        std::env::var_os(SECRET_ENV),
+        &base_dir,
+    )?;
     let mut state = PersistedState::default();
     parse::apply_sentinel(
         &mut state,
@@ -295,6 +318,55 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
         },
         raft,
     })
+}
+
+/// The group secret from `secret-file` (relative to `dir`) or from the
+/// environment's value `env`. Both at once is refused: which one is in force
+/// would not be obvious. A file that cannot be read, or a secret that is
+/// empty or too short, is a configuration error.
+fn group_secret(
+    label: &str,
+    file: Option<&SecretFile>,
+    env: Option<std::ffi::OsString>,
+    base_dir: &Path,
+) -> Result<Option<GroupSecret>, ConfigError> {
+    use std::os::unix::ffi::OsStrExt;
+    match (file, env) {
+        (None, None) => Ok(None),
+        (Some(f), env) => {
+            let error = |message: String| ConfigError {
+                file: label.to_string(),
+                line: f.line,
+                directive: "secret-file".into(),
+                message,
+                text: f.text.clone(),
+            };
+            if env.is_some() {
+                return Err(error(format!(
+                    "{SECRET_ENV} is set too; give the group secret in one place"
+                )));
+            }
+            let bytes = std::fs::read(base_dir.join(&f.path)).map_err(|e| {
+                error(format!(
+                    "can't read the group secret file '{}': {}",
+                    f.path,
+                    parse::strerror(&e)
+                ))
+            })?;
+            GroupSecret::new(&bytes)
+                .map(Some)
+                .map_err(|e| error(format!("'{}': {e}", f.path)))
+        }
+        (None, Some(v)) => GroupSecret::new(v.as_bytes())
+            .map(Some)
+            .map_err(|e| ConfigError {
+                file: "environment".into(),
+                line: 0,
+                directive: SECRET_ENV.into(),
+                message: e.to_string(),
+                text: String::new(),
+            }),
+    }
 }
 
 /// Rewrites the configuration with the current state (Sentinel's
@@ -541,6 +613,12 @@ fn render_raft(r: &RaftOptions, out: &mut String) {
             "# raft data-dir {}",
             r.data_dir.as_deref().unwrap_or("")
         ));
+    }
+    // Where the secret comes from, never the secret.
+    match (&r.secret_file, &r.secret) {
+        (Some(f), _) => push(format!("# raft secret-file {}", f.path)),
+        (None, Some(_)) => push(format!("# raft secret from {SECRET_ENV}")),
+        (None, None) => push("# raft secret: none".to_string()),
     }
 }
 

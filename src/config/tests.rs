@@ -746,7 +746,7 @@ fn toml_is_equivalent_to_sentinel_conf() {
         RaftOptions {
             cluster_id: Some("prod".into()),
             peers: vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()],
-            data_dir: None,
+            ..RaftOptions::default()
         }
     );
     // Multi-argument directives may be one string.

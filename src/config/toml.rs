@@ -6,7 +6,7 @@
 //! Layout: `[server]` (generic directives, raftinel's log-format/admin-addr/
 //! data-dir, `users`), `[redis]` (any other redis.conf directive by name),
 //! `[sentinel]` (global sentinel options), `[[masters]]` (one table per
-//! monitored master), `[raft]` (reserved for the consensus milestone).
+//! monitored master), `[raft]` (the Raft group: cluster id, peers, data, secret).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -17,7 +17,7 @@ use toml::{Spanned, Value};
 use super::args::split_args;
 use super::directives;
 use super::parse::{Loader, SourceLine};
-use super::{ConfigError, RaftOptions};
+use super::{ConfigError, RaftOptions, SecretFile};
 
 type V = Option<Spanned<Value>>;
 
@@ -98,6 +98,7 @@ struct RaftToml {
     #[serde(default)]
     peers: Vec<String>,
     data_dir: Option<String>,
+    secret_file: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -219,10 +220,32 @@ pub(crate) fn feed(
         feed_master(loader, &ctx, m)?;
     }
     Ok(RaftOptions {
+        secret_file: secret_file(&ctx, parsed.raft.secret_file)?,
         cluster_id: parsed.raft.cluster_id,
         peers: parsed.raft.peers,
         data_dir: parsed.raft.data_dir,
+        secret: None,
     })
+}
+
+/// `[raft] secret-file`, with its line for errors; the file is read once
+/// the whole configuration is known (it is relative to `dir`).
+fn secret_file(
+    ctx: &Ctx<'_>,
+    v: Option<Spanned<String>>,
+) -> Result<Option<SecretFile>, ConfigError> {
+    let Some(f) = v else { return Ok(None) };
+    let span = f.span();
+    let line = ctx.line_of(&span);
+    let path = f.into_inner();
+    if path.is_empty() {
+        return Err(ctx.error(Some(span), "secret-file must name a file".into()));
+    }
+    Ok(Some(SecretFile {
+        path,
+        line,
+        text: ctx.text_at(line),
+    }))
 }
 
 /// The `[server]` table.

@@ -22,12 +22,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::network::{split_addr, Network, PeerLink};
+use super::network::{split_addr, CredentialsFn, Network, PeerAuth, PeerLink};
 use super::node::{RaftNode, StartError};
 use super::rpc::{self, JoinReply, JoinRequest, ProposeReply, Status};
+use super::trust::GroupSecret;
 use crate::core::group::node_id_from_myid;
 use crate::core::group::Command;
-use crate::core::{Input, LinkAuth, RaftView};
+use crate::core::{Input, RaftView};
 use crate::runtime::Shared;
 
 /// How long a drop-in daemon listens for peers' hellos before the smallest id
@@ -59,8 +60,10 @@ pub struct GroupSettings {
     pub announce: Option<String>,
     /// This daemon's sentinel port.
     pub port: u16,
-    /// Credentials for RPCs to peers (as Sentinel authenticates to peers).
-    pub auth: LinkAuth,
+    /// The group secret RPCs are signed with (`[raft] secret-file` or
+    /// `RAFTINEL_SECRET`). RPCs authenticate to peers with the credentials
+    /// of Sentinel's peer links, read from the running configuration.
+    pub secret: Option<GroupSecret>,
     pub down_after_ms: u64,
 }
 
@@ -116,16 +119,6 @@ impl GroupSettings {
                 };
                 format!("{ip}:{p}")
             });
-        let auth = match &g.sentinel_pass {
-            Some(pass) => LinkAuth {
-                user: g.sentinel_user.clone(),
-                pass: Some(pass.clone()),
-            },
-            None => LinkAuth {
-                user: None,
-                pass: cfg.server.requirepass.clone(),
-            },
-        };
         let down_after_ms = cfg
             .sentinel
             .masters
@@ -140,7 +133,7 @@ impl GroupSettings {
             shared_root,
             announce,
             port,
-            auth,
+            secret: cfg.raft.secret.clone(),
             down_after_ms,
         }
     }
@@ -153,12 +146,21 @@ pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftN
     let id = node_id_from_myid(&myid)
         .ok_or_else(|| StartError::Config(format!("myid {myid:?} is not 40 hex digits")))?;
     let data_dir = data_dir_for(&settings, &myid);
+    // Sentinel's peer-link credentials as they are now: `SENTINEL CONFIG SET
+    // sentinel-user / sentinel-pass` applies to the next RPC.
+    let running = Arc::downgrade(&shared);
+    let credentials: CredentialsFn = Arc::new(move || {
+        running
+            .upgrade()
+            .map(|s| s.lock_core().sentinel_auth())
+            .unwrap_or_default()
+    });
     let (node, report) = RaftNode::start(
         &data_dir,
         id,
         &settings.cluster_id,
         settings.down_after_ms,
-        settings.auth.clone(),
+        PeerAuth::new(settings.secret.clone(), credentials),
     )
     .await?;
     if report.torn_tail_bytes > 0 {
@@ -170,10 +172,7 @@ pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftN
     let _ = shared.raft.set(node.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let _ = shared.proposals.set(tx);
-    let network = Network {
-        cluster_id: settings.cluster_id.clone(),
-        auth: settings.auth.clone(),
-    };
+    let network = node.network.clone();
     tokio::spawn(forward_proposals(
         shared.clone(),
         node.clone(),

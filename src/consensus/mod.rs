@@ -17,6 +17,7 @@ pub mod network;
 pub mod node;
 pub mod rpc;
 pub mod store;
+pub mod trust;
 
 pub use crate::core::group::{Command, CommandResponse, GroupState};
 

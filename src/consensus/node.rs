@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 
-use super::network::Network;
+use super::network::{Network, PeerAuth};
 use super::store::{self, OpenError, OpenReport};
+use super::trust::GroupSecret;
 use super::TypeConfig;
 use crate::core::group::GroupState;
-use crate::core::LinkAuth;
 
 /// Raft timing derived from down-after-milliseconds, so that a Raft leader
 /// lost together with the Redis master is replaced well before the master is
@@ -61,6 +61,9 @@ pub struct RaftNode {
     pub cluster_id: String,
     /// Committed state as applied locally (updated after every apply).
     pub state: tokio::sync::watch::Receiver<GroupState>,
+    /// The RPC client side (a clone of what openraft uses): links for the
+    /// driver's own RPCs, and the peers' health.
+    pub network: Network,
 }
 
 impl RaftNode {
@@ -71,16 +74,17 @@ impl RaftNode {
         id: u64,
         cluster_id: &str,
         down_after_ms: u64,
-        auth: LinkAuth,
+        auth: PeerAuth,
     ) -> Result<(RaftNode, OpenReport), StartError> {
         let (tx, state) = tokio::sync::watch::channel(GroupState::default());
         let (log, sm, report) = store::open(data_dir, Arc::new(tx))?;
         let config = Arc::new(raft_config(cluster_id, down_after_ms)?);
-        let network = Network {
-            cluster_id: cluster_id.to_string(),
+        let network = Network::new(
+            cluster_id,
             auth,
-        };
-        let raft = Raft::new(id, config, network, log, sm)
+            Duration::from_millis(config.heartbeat_interval),
+        );
+        let raft = Raft::new(id, config, network.clone(), log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         Ok((
@@ -89,6 +93,7 @@ impl RaftNode {
                 id,
                 cluster_id: cluster_id.to_string(),
                 state,
+                network,
             },
             report,
         ))
@@ -133,6 +138,11 @@ impl RaftNode {
     pub fn is_blank(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
         m.last_log_index.is_none() && m.current_term == 0
+    }
+
+    /// The group secret RPCs are signed with, if any.
+    pub fn secret(&self) -> Option<&GroupSecret> {
+        self.network.auth().secret()
     }
 
     pub fn leader(&self) -> Option<u64> {

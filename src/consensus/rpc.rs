@@ -1,26 +1,37 @@
-//! The server side of `RAFTINEL <cluster-id> <op> <json>`: checks the cluster
-//! id, hands the request to the local Raft node, and answers with JSON.
-//! Requests for another cluster are refused and counted, so two deployments
-//! that can reach each other never merge.
+//! The server side of `RAFTINEL <cluster-id> <op> <json>`: checks who is
+//! asking (the group secret's signature and replay window, when there is a
+//! secret), checks the cluster id, hands the request to the local Raft node,
+//! and answers with JSON. Every refusal is counted by kind (`INFO raft`) and
+//! reported in the log at most once a minute, so a hostile or misconfigured
+//! client can neither change anything nor flood the log. Requests for another
+//! cluster are refused, so two deployments that can reach each other never
+//! merge.
 //!
-//! Operations: `append`, `vote`, `snapshot` (openraft's RPCs), `join` (a new
-//! daemon asks to become a voter), `status` (what bootstrap needs to know), and
-//! `propose` (a follower's command, forwarded to the leader).
+//! Operations: `challenge` (opens a signed session; see `trust`), `append`,
+//! `vote`, `snapshot` (openraft's RPCs), `join` (a new daemon asks to become
+//! a voter), `status` (what bootstrap needs to know), and `propose` (a
+//! follower's command, forwarded to the leader).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::node::RaftNode;
+use super::trust::{self, ServerSession};
 use crate::core::group::{Command, CommandResponse};
 
 /// Serializes `join` handling on the leader.
 static JOINS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// RPCs refused because they named another cluster or were malformed.
-pub static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Largest request body accepted. openraft sends at most a few hundred
+/// entries per append and snapshots in chunks of a few MiB; anything bigger
+/// is not from a daemon.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RpcError {
@@ -32,8 +43,165 @@ pub enum RpcError {
     UnknownOp,
     #[error("ERR malformed raftinel request")]
     Malformed,
+    #[error("ERR raftinel request too large")]
+    TooLarge,
     #[error("ERR raft is not running on this node")]
     NotRunning,
+    /// Not authenticated while the server requires a password.
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    /// Authenticated as a user other than the one peers use.
+    #[error("NOPERM this user has no permissions to run the 'raftinel' command")]
+    NoPerm,
+    /// An unsigned request to a daemon that has a group secret.
+    #[error("NOAUTH this Raft group requires the group secret")]
+    SecretRequired,
+    /// A signed request on a connection that answered no challenge.
+    #[error("NOAUTH no raftinel challenge on this connection")]
+    NoChallenge,
+    #[error("NOAUTH raftinel signature mismatch (is the group secret the same on every daemon?)")]
+    BadSignature,
+    #[error("ERR replayed raftinel request refused")]
+    Replayed,
+    /// A challenge or signed request to a daemon without a secret.
+    #[error("ERR this daemon has no Raft group secret")]
+    NoSecret,
+}
+
+/// Kinds of refusal, as counted in `INFO raft`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No or wrong credentials, user, secret or signature.
+    Auth,
+    Replay,
+    /// Another cluster's request.
+    Cluster,
+    /// Bad arity, unknown operation, unparsable or oversized body.
+    Malformed,
+}
+
+impl Refusal {
+    fn name(self) -> &'static str {
+        match self {
+            Refusal::Auth => "auth",
+            Refusal::Replay => "replay",
+            Refusal::Cluster => "cluster",
+            Refusal::Malformed => "malformed",
+        }
+    }
+}
+
+impl RpcError {
+    /// What kind of refusal this is; None when it is no refusal of the
+    /// request (this node is not ready).
+    pub fn refusal(&self) -> Option<Refusal> {
+        Some(match self {
+            RpcError::NotRunning => return None,
+            RpcError::ClusterMismatch => Refusal::Cluster,
+            RpcError::Replayed => Refusal::Replay,
+            RpcError::Arity | RpcError::UnknownOp | RpcError::Malformed | RpcError::TooLarge => {
+                Refusal::Malformed
+            }
+            RpcError::NoAuth
+            | RpcError::NoPerm
+            | RpcError::SecretRequired
+            | RpcError::NoChallenge
+            | RpcError::BadSignature
+            | RpcError::NoSecret => Refusal::Auth,
+        })
+    }
+}
+
+/// Refused requests, by kind, since start.
+pub struct Refusals {
+    pub auth: AtomicU64,
+    pub replay: AtomicU64,
+    pub cluster: AtomicU64,
+    pub malformed: AtomicU64,
+    /// When the last refusal was logged, and how many were not since.
+    log: Mutex<(Option<Instant>, u64)>,
+}
+
+pub static REFUSALS: Refusals = Refusals {
+    auth: AtomicU64::new(0),
+    replay: AtomicU64::new(0),
+    cluster: AtomicU64::new(0),
+    malformed: AtomicU64::new(0),
+    log: Mutex::new((None, 0)),
+};
+
+/// While refusals keep coming, how often one is logged.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    fn counter(&self, kind: Refusal) -> &AtomicU64 {
+        match kind {
+            Refusal::Auth => &self.auth,
+            Refusal::Replay => &self.replay,
+            Refusal::Cluster => &self.cluster,
+            Refusal::Malformed => &self.malformed,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        [
+            Refusal::Auth,
+            Refusal::Replay,
+            Refusal::Cluster,
+            Refusal::Malformed,
+        ]
+        .iter()
+        .map(|k| self.counter(*k).load(Ordering::Relaxed))
+        .sum()
+    }
+
+    /// Counts a refusal of a request from `from` and logs it, at most once
+    /// per [`REFUSAL_LOG_EVERY`] (with the number left unlogged meanwhile).
+    pub fn count(&self, e: &RpcError, from: &str) {
+        let Some(kind) = e.refusal() else { return };
+        self.counter(kind).fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("raftinel_raft_rpc_refused_total", "reason" => kind.name()).increment(1);
+        let now = Instant::now();
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.0.is_some_and(|t| now - t < REFUSAL_LOG_EVERY) {
+            log.1 += 1;
+            return;
+        }
+        let more = std::mem::take(&mut log.1);
+        log.0 = Some(now);
+        drop(log);
+        let more = if more > 0 {
+            format!(" ({more} more refused since the last report)")
+        } else {
+            String::new()
+        };
+        tracing::warn!("raft: refused a RAFTINEL request from {from}: {e}{more}");
+    }
+
+    /// The `INFO raft` lines of the refusals.
+    pub fn info(&self) -> String {
+        let get = |k| self.counter(k).load(Ordering::Relaxed);
+        format!(
+            "raft_rpc_refused:{}\r\nraft_rpc_refused_auth:{}\r\nraft_rpc_refused_replay:{}\r\n\
+             raft_rpc_refused_cluster:{}\r\nraft_rpc_refused_malformed:{}\r\n",
+            self.total(),
+            get(Refusal::Auth),
+            get(Refusal::Replay),
+            get(Refusal::Cluster),
+            get(Refusal::Malformed),
+        )
+    }
+}
+
+/// What a request is answered with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RpcReply {
+    /// The JSON answer, unsigned (the group has no secret).
+    Plain(Vec<u8>),
+    /// The JSON answer and its signature.
+    Signed(Vec<u8>, String),
+    /// The server nonce answering a challenge.
+    Nonce(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,28 +326,76 @@ pub async fn propose_local(node: &RaftNode, cmd: Command) -> ProposeReply {
     }
 }
 
-/// Handles one request; `args[0]` is the command name.
+/// Handles one request; `args[0]` is the command name. `session` is the
+/// connection's signing state, `from` the client's address (for the log).
+/// The caller has checked the connection's ACL user.
 pub async fn handle(
     node: Option<&RaftNode>,
-    cluster_id: &str,
+    session: &mut ServerSession,
+    from: &str,
     args: &[Vec<u8>],
-) -> Result<Vec<u8>, RpcError> {
-    let refuse = |e: RpcError| {
-        REFUSED.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("raftinel_raft_rpc_refused_total").increment(1);
-        e
+) -> Result<RpcReply, RpcError> {
+    let r = dispatch(node, session, args).await;
+    if let Err(e) = &r {
+        REFUSALS.count(e, from);
+    }
+    r
+}
+
+async fn dispatch(
+    node: Option<&RaftNode>,
+    session: &mut ServerSession,
+    args: &[Vec<u8>],
+) -> Result<RpcReply, RpcError> {
+    let (cluster, op, body, signature) = match args {
+        [_, c, o, b] => (c, o, b, None),
+        [_, c, o, b, seq, sig] => (c, o, b, Some((seq, sig))),
+        _ => return Err(RpcError::Arity),
     };
-    let [_, cluster, op, body] = args else {
-        return Err(refuse(RpcError::Arity));
-    };
-    if cluster.as_slice() != cluster_id.as_bytes() {
-        return Err(refuse(RpcError::ClusterMismatch));
+    if body.len() > MAX_BODY {
+        return Err(RpcError::TooLarge);
     }
     let node = node.ok_or(RpcError::NotRunning)?;
+    let secret = node.secret();
+    if op.as_slice() == b"challenge" {
+        let secret = secret.ok_or(RpcError::NoSecret)?;
+        if signature.is_some() {
+            return Err(RpcError::Arity);
+        }
+        if !trust::valid_nonce(body) {
+            return Err(RpcError::Malformed);
+        }
+        return Ok(RpcReply::Nonce(session.challenge(secret, body)));
+    }
+    // Who is asking, before anything is parsed or looked at.
+    let seq = match (secret, signature) {
+        (None, None) => None,
+        (None, Some(_)) => return Err(RpcError::NoSecret),
+        (Some(_), None) => return Err(RpcError::SecretRequired),
+        (Some(_), Some((seq, sig))) => {
+            let key = session.key().ok_or(RpcError::NoChallenge)?;
+            let seq: u64 = std::str::from_utf8(seq)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(RpcError::Malformed)?;
+            if !key.verify_request(seq, cluster, op, body, sig) {
+                return Err(RpcError::BadSignature);
+            }
+            // Only a verified number is recorded: a forged one cannot use
+            // up the numbers of the real sender.
+            if !session.window().accept(seq) {
+                return Err(RpcError::Replayed);
+            }
+            Some(seq)
+        }
+    };
+    if cluster.as_slice() != node.cluster_id.as_bytes() {
+        return Err(RpcError::ClusterMismatch);
+    }
     let raft = &node.raft;
     macro_rules! parse {
         () => {
-            serde_json::from_slice(body).map_err(|_| refuse(RpcError::Malformed))?
+            serde_json::from_slice(body).map_err(|_| RpcError::Malformed)?
         };
     }
     let out = match op.as_slice() {
@@ -195,7 +411,14 @@ pub async fn handle(
             let cmd: Command = parse!();
             serde_json::to_vec(&propose_local(node, cmd).await)
         }
-        _ => return Err(refuse(RpcError::UnknownOp)),
+        _ => return Err(RpcError::UnknownOp),
     };
-    out.map_err(|_| RpcError::Malformed)
+    let out = out.map_err(|_| RpcError::Malformed)?;
+    Ok(match (seq, session.key()) {
+        (Some(seq), Some(key)) => {
+            let sig = key.sign_reply(seq, &out);
+            RpcReply::Signed(out, sig)
+        }
+        _ => RpcReply::Plain(out),
+    })
 }

@@ -790,8 +790,9 @@ impl Sentinel {
         format!("sentinel-{}", self.myid.get(..8).unwrap_or(&self.myid))
     }
 
-    /// Credentials for links to peer sentinels (§4.17).
-    fn sentinel_auth(&self) -> LinkAuth {
+    /// Credentials for links to peer sentinels (§4.17), and for the Raft
+    /// RPCs between daemons.
+    pub fn sentinel_auth(&self) -> LinkAuth {
         match (&self.globals.sentinel_pass, &self.opts.requirepass) {
             (Some(p), _) => LinkAuth {
                 user: self.globals.sentinel_user.clone(),

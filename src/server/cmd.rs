@@ -46,6 +46,8 @@ pub struct Session {
     pub reply: ReplyMode,
     /// Close the connection once the pending replies are written.
     pub close_after_reply: bool,
+    /// The signing state of the connection's Raft RPCs (`raft_rpc`).
+    pub raft: crate::consensus::trust::ServerSession,
 }
 
 impl Session {
@@ -62,6 +64,7 @@ impl Session {
             subscriber,
             reply: ReplyMode::On,
             close_after_reply: false,
+            raft: Default::default(),
         }
     }
 

@@ -44,9 +44,9 @@ pub fn selected(args: &[Vec<u8>]) -> Vec<&'static str> {
 /// `# Raft`: the local node's place in the group (raftinel extension).
 fn raft_section(server: &Server, out: &mut String) {
     out.push_str("# Raft\r\n");
-    let refused = crate::consensus::rpc::REFUSED.load(std::sync::atomic::Ordering::Relaxed);
+    let refused = crate::consensus::rpc::REFUSALS.info();
     let Some(node) = server.shared.raft.get() else {
-        let _ = write!(out, "raft_enabled:0\r\nraft_rpc_refused:{refused}\r\n");
+        let _ = write!(out, "raft_enabled:0\r\n{refused}");
         return;
     };
     let st = crate::consensus::rpc::status(node);
@@ -59,7 +59,8 @@ fn raft_section(server: &Server, out: &mut String) {
         out,
         "raft_enabled:1\r\nraft_cluster_id:{}\r\nraft_node_id:{}\r\nraft_initialized:{}\r\n\
          raft_is_leader:{}\r\nraft_leader_id:{leader_id}\r\nraft_leader_addr:{leader_addr}\r\n\
-         raft_voters:{}\r\nraft_term:{}\r\nraft_last_applied:{}\r\nraft_rpc_refused:{refused}\r\n",
+         raft_voters:{}\r\nraft_term:{}\r\nraft_last_applied:{}\r\n\
+         raft_secret:{}\r\nraft_peers_down:{}\r\n{refused}",
         node.cluster_id,
         node.id,
         u8::from(st.initialized),
@@ -67,6 +68,8 @@ fn raft_section(server: &Server, out: &mut String) {
         st.voters.len(),
         m.current_term,
         m.last_applied.map(|l| l.index).unwrap_or(0),
+        u8::from(node.secret().is_some()),
+        node.network.health().down(),
     );
 }
 
