@@ -170,10 +170,14 @@ fn daemonize() -> anyhow::Result<()> {
 
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let group = raftinel::consensus::driver::GroupSettings::from_config(&cfg);
-    let secret_from = cfg.raft.secret.as_ref().map(|_| match &cfg.raft.secret_file {
-        Some(f) => f.path.clone(),
-        None => config::SECRET_ENV.to_string(),
-    });
+    let secret_from = cfg
+        .raft
+        .secret
+        .as_ref()
+        .map(|_| match &cfg.raft.secret_file {
+            Some(f) => f.path.clone(),
+            None => config::SECRET_ENV.to_string(),
+        });
     let Config {
         server,
         sentinel,

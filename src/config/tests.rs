@@ -951,3 +951,67 @@ fn no_panic_on_garbage() {
         }
     }
 }
+
+#[test]
+fn the_group_secret_comes_from_secret_file_or_the_environment() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = "a-group-secret-of-32-characters!";
+    write(d.path(), "secret", &format!("{secret}\n"));
+    let t = write(
+        d.path(),
+        "raftinel.toml",
+        &format!(
+            "[server]\ndir = \"{}\"\n\n[raft]\nsecret-file = \"secret\"\n",
+            d.path().display()
+        ),
+    );
+    let c = load(&t, &[]).unwrap();
+    let f = c.raft.secret_file.clone().unwrap();
+    assert_eq!((f.path.as_str(), f.line), ("secret", 5));
+    assert_eq!(
+        c.raft.secret,
+        Some(GroupSecret::new(secret.as_bytes()).unwrap()),
+        "relative to dir, the trailing newline dropped"
+    );
+    // check-config names where the secret comes from, never the secret.
+    let shown = check_config(&t, &[]).unwrap();
+    assert!(shown.contains("# raft secret-file secret") && !shown.contains(secret));
+
+    let file = |path: &str| SecretFile {
+        path: path.into(),
+        line: 5,
+        text: format!("secret-file = \"{path}\""),
+    };
+    let err = |path: &str, env: Option<&str>| {
+        group_secret("r.toml", Some(&file(path)), env.map(Into::into), d.path())
+            .unwrap_err()
+            .to_string()
+    };
+    write(d.path(), "short", "0123456789\n");
+    write(d.path(), "blank", " \n");
+    assert_eq!(
+        err("nope", None),
+        "r.toml:5: secret-file: can't read the group secret file 'nope': No such file or directory >>> 'secret-file = \"nope\"'"
+    );
+    assert!(err(".", None).ends_with("'.': Is a directory >>> 'secret-file = \".\"'"));
+    assert!(err("short", None).contains(
+        "secret-file: 'short': the group secret is 10 bytes long; at least 16 are needed"
+    ));
+    assert!(err("blank", None).contains("'blank': the group secret is empty"));
+    assert!(err("secret", Some("x")).contains("RAFTINEL_SECRET is set too"));
+
+    // The environment alone (any format, sentinel.conf included).
+    let env = |v: &str| group_secret("s.conf", None, Some(v.into()), d.path());
+    assert_eq!(
+        env(secret).unwrap(),
+        Some(GroupSecret::new(secret.as_bytes()).unwrap())
+    );
+    assert_eq!(
+        env("").unwrap_err().to_string(),
+        "environment:0: RAFTINEL_SECRET: the group secret is empty"
+    );
+    assert!(env("too short").is_err());
+    assert_eq!(group_secret("s.conf", None, None, d.path()).unwrap(), None);
+    let bad = write(d.path(), "b.toml", "[raft]\nsecret-file = \"\"\n");
+    assert_eq!(load(&bad, &[]).unwrap_err().line, 2);
+}

@@ -19,6 +19,9 @@ pub mod rpc;
 pub mod store;
 pub mod trust;
 
+#[cfg(test)]
+mod peer_tests;
+
 pub use crate::core::group::{Command, CommandResponse, GroupState};
 
 openraft::declare_raft_types!(

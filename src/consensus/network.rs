@@ -260,7 +260,9 @@ impl PeerLink {
         let (stream, _) = crate::links::connect::connect(&host, port)
             .await
             .map_err(|e| self.unreachable(io_text(e)))?;
-        let info = redis::RedisConnectionInfo::default();
+        // No `CLIENT SETINFO` at connect: a 7.0 sentinel answers it with an
+        // error, one more round trip and one more error reply per connection.
+        let info = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
         let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(CONNECT_TTL));
         let (mut mux, driver) = MultiplexedConnection::new_with_config(&info, stream, config)
             .await

@@ -25,7 +25,8 @@
 //! against raftinel and redis-sentinel), `deploy` (the Kubernetes manifests
 //! rendered, validated and checked against the daemon), `replay` (Jedis and Lettuce command
 //! sequences over raw RESP through failovers), `hostile` (bad input: bounded
-//! memory, the daemon keeps serving everyone else).
+//! memory, the daemon keeps serving everyone else), `trust` (who may send Raft
+//! RPCs: ACL user, group secret, replays; quiet logs with failing peers).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -46,3 +47,4 @@ mod hostile;
 mod monitoring;
 mod raft;
 mod replay;
+mod trust;

@@ -35,6 +35,8 @@ pub struct Daemon {
     pub child: Option<Child>,
     /// Number of starts so far; start `n` logs to `stdout-n.log`/`stderr-n.log`.
     pub starts: u32,
+    /// Environment variables of the process (e.g. `RAFTINEL_SECRET`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -45,6 +47,11 @@ impl Daemon {
     /// Start with `extra` lines appended to its sentinel.conf (e.g. scripts,
     /// which Sentinel only accepts from the file by default).
     pub fn start_with(m: &Monitor, extra: &[String]) -> Daemon {
+        Self::start_with_env(m, extra, Vec::new())
+    }
+
+    /// [`Daemon::start_with`], the process getting `env` too.
+    pub fn start_with_env(m: &Monitor, extra: &[String], env: Vec<(String, String)>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("it-failover-")
             .tempdir()
@@ -62,6 +69,7 @@ impl Daemon {
             conf,
             child: None,
             starts: 0,
+            env,
         };
         d.launch();
         d
@@ -76,6 +84,7 @@ impl Daemon {
         cmd.arg(&self.conf)
             .current_dir(self.dir.path())
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -456,10 +465,21 @@ impl Group {
 
     /// `n` replicas; daemon `i`'s sentinel.conf gets the lines `extra(i)`.
     pub fn with_conf(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Group {
+        Self::with_env(n, extra, |_| Vec::new())
+    }
+
+    /// [`Group::with_conf`], daemon `i`'s process getting the environment `env(i)`.
+    pub fn with_env(
+        n: usize,
+        extra: impl Fn(usize) -> Vec<String>,
+        env: impl Fn(usize) -> Vec<(String, String)>,
+    ) -> Group {
         let topo = Topology::new(n);
         let old_port = topo.master.port;
         let m = monitor(old_port);
-        let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start_with(&m, &extra(i))).collect();
+        let daemons: Vec<Daemon> = (0..3)
+            .map(|i| Daemon::start_with_env(&m, &extra(i), env(i)))
+            .collect();
         let g = Group {
             topo,
             daemons,
