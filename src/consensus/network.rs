@@ -263,7 +263,9 @@ impl PeerLink {
         // No `CLIENT SETINFO` at connect: a 7.0 sentinel answers it with an
         // error, one more round trip and one more error reply per connection.
         let info = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(CONNECT_TTL));
+        // Each call is bounded by its own deadline (`call`, `connection`):
+        // no extra per-response timeout that would cut a longer one short.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
         let (mut mux, driver) = MultiplexedConnection::new_with_config(&info, stream, config)
             .await
             .map_err(|e| self.unreachable(io_text(e)))?;
