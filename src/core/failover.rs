@@ -172,11 +172,14 @@ pub struct Run {
     /// it and be acknowledged, then lost).
     pub demote_count: Option<u64>,
     pub last_poll: Millis,
+    /// This daemon's node id: its proposals are signed with it.
+    pub by: u64,
 }
 
 impl Run {
-    fn new(epoch: u64, now: Millis) -> Run {
+    fn new(epoch: u64, now: Millis, by: u64) -> Run {
         Run {
+            by,
             epoch,
             phase: None,
             sub: Sub::Decided,
@@ -191,6 +194,7 @@ impl Run {
     }
 
     fn propose(&mut self, cmd: Command, now: Millis, out: &mut Vec<Action>) {
+        let cmd = cmd.signed(self.by);
         out.push(Action::Propose(cmd.clone()));
         self.want = Some((cmd, now));
     }
@@ -686,6 +690,7 @@ impl Sentinel {
             leader: self.raft.leader.unwrap_or(self.raft.node_id),
             manual,
             coordinated,
+            by: Some(self.raft.node_id),
         }
     }
 
@@ -817,7 +822,7 @@ impl Sentinel {
         };
         let mut run = match self.masters[mi].fo.run.take() {
             Some(r) if r.epoch == f.epoch => r,
-            _ => Run::new(f.epoch, now),
+            _ => Run::new(f.epoch, now, me),
         };
         if self.masters[mi].fo.led_start != f.epoch {
             // Taking over (or resuming after a restart): this daemon is now
@@ -950,6 +955,7 @@ impl Sentinel {
                 name: name.to_string(),
                 epoch: run.epoch,
                 reason: kind.channel().to_string(),
+                by: None,
             },
             now,
             out,
@@ -1016,6 +1022,7 @@ impl Sentinel {
                                 epoch: run.epoch,
                                 phase: Phase::SendSlaveofNoone,
                                 promoted: Some(addr),
+                                by: None,
                             },
                             now,
                             out,
@@ -1169,6 +1176,7 @@ impl Sentinel {
                             epoch: run.epoch,
                             phase: Phase::ReconfSlaves,
                             promoted: None,
+                            by: None,
                         },
                         now,
                         out,
@@ -1472,6 +1480,7 @@ impl Sentinel {
                 epoch: run.epoch,
                 host: ph,
                 port: pp,
+                by: None,
             },
             now,
             out,

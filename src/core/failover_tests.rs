@@ -242,6 +242,7 @@ fn start(epoch: u64, leader: &str, manual: bool, coordinated: bool) -> Command {
         leader: node(leader),
         manual,
         coordinated,
+        by: Some(node(leader)),
     }
 }
 
@@ -259,6 +260,7 @@ fn phase(epoch: u64, p: Phase, promoted: Option<u16>) -> Command {
         epoch,
         phase: p,
         promoted: promoted.map(|port| ("127.0.0.1".to_string(), port)),
+        by: Some(node(MYID)),
     }
 }
 
@@ -268,6 +270,7 @@ fn switch(epoch: u64, port: u16) -> Command {
         epoch,
         host: "127.0.0.1".into(),
         port,
+        by: Some(node(MYID)),
     }
 }
 
@@ -476,7 +479,10 @@ fn observer_publishes_the_switch_once_per_epoch() {
     );
     // Observers act on nothing in Redis.
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
-    let a = h.commit(300, phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    let a = h.commit(
+        300,
+        phase(1, Phase::SendSlaveofNoone, Some(6381)).signed(node(PEER)),
+    );
     assert!(events(&a).is_empty());
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     let d = h.s.master_desc("mymaster", 300).unwrap();
@@ -486,13 +492,13 @@ fn observer_publishes_the_switch_once_per_epoch() {
         h.s.master_addr("mymaster"),
         Some(("127.0.0.1".into(), 6379))
     );
-    let a = h.commit(400, phase(1, Phase::ReconfSlaves, None));
+    let a = h.commit(400, phase(1, Phase::ReconfSlaves, None).signed(node(PEER)));
     assert!(events(&a).is_empty());
     assert_eq!(
         h.s.master_addr("mymaster"),
         Some(("127.0.0.1".into(), 6381))
     );
-    let a = h.commit(500, switch(1, 6381));
+    let a = h.commit(500, switch(1, 6381).signed(node(PEER)));
     assert_eq!(
         events(&a),
         vec![
@@ -541,9 +547,9 @@ fn observer_that_missed_the_steps_still_switches_once() {
     // a failover already over, one switch.
     let mut h = H::new(state(&[6380, 6381]), false);
     h.gs.apply(&start(1, PEER, false, false));
-    h.gs.apply(&phase(1, Phase::SendSlaveofNoone, Some(6381)));
-    h.gs.apply(&phase(1, Phase::ReconfSlaves, None));
-    h.gs.apply(&switch(1, 6381));
+    h.gs.apply(&phase(1, Phase::SendSlaveofNoone, Some(6381)).signed(node(PEER)));
+    h.gs.apply(&phase(1, Phase::ReconfSlaves, None).signed(node(PEER)));
+    h.gs.apply(&switch(1, 6381).signed(node(PEER)));
     let a = h.deliver(100);
     let kinds: Vec<EventKind> = events(&a).into_iter().map(|(k, _)| k).collect();
     assert_eq!(
@@ -648,6 +654,7 @@ fn no_good_slave_aborts_and_the_retry_waits_two_failover_timeouts() {
         name: "mymaster".into(),
         epoch: 1,
         reason: "-failover-abort-no-good-slave".into(),
+        by: Some(node(MYID)),
     };
     assert_eq!(proposals(&a), vec![abort.clone()]);
     // Lost proposal: pushed again after 250 ms.
@@ -736,7 +743,10 @@ fn new_leader_resumes_a_failover_from_its_committed_phase() {
     h.healthy(100, &[(6380, 900), (6381, 1000)]);
     let (r1, r2) = (h.id(6380), h.id(6381));
     h.commit(200, start(1, PEER, false, false));
-    h.commit(300, phase(1, Phase::SendSlaveofNoone, Some(6381)));
+    h.commit(
+        300,
+        phase(1, Phase::SendSlaveofNoone, Some(6381)).signed(node(PEER)),
+    );
     // The old leader is gone; this daemon becomes the Raft leader.
     let a = h.raft(400, true, 2);
     let take = Command::FailoverTakeover {
@@ -826,7 +836,10 @@ fn manual_failover_replies_and_proposal() {
     let mut out = Vec::new();
     assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
     // Any daemon proposes; it names the Raft leader as the driver.
-    assert_eq!(proposals(&out), vec![start(1, PEER, true, false)]);
+    assert_eq!(
+        proposals(&out),
+        vec![start(1, PEER, true, false).signed(node(MYID))]
+    );
     // Pending: a second request is refused like a running failover.
     assert_eq!(
         h.s.failover("mymaster", 210, &mut Vec::new()),
@@ -835,9 +848,9 @@ fn manual_failover_replies_and_proposal() {
     // Re-proposed until committed.
     assert_eq!(
         proposals(&h.s.handle(500, Input::Tick)),
-        vec![start(1, PEER, true, false)]
+        vec![start(1, PEER, true, false).signed(node(MYID))]
     );
-    let a = h.commit(600, start(1, PEER, true, false));
+    let a = h.commit(600, start(1, PEER, true, false).signed(node(MYID)));
     assert_eq!(
         events(&a),
         [
@@ -1034,6 +1047,7 @@ fn promotion_timeout_aborts_with_slave_timeout() {
         name: "mymaster".into(),
         epoch: 1,
         reason: "-failover-abort-slave-timeout".into(),
+        by: Some(node(MYID)),
     };
     assert_eq!(proposals(&a), vec![abort.clone()]);
     let a = h.commit(60_400, abort);
@@ -1134,6 +1148,7 @@ fn coordinated_switchover_aborts_when_the_pause_fails() {
         name: "mymaster".into(),
         epoch: 1,
         reason: "-failover-abort-slave-timeout".into(),
+        by: Some(node(MYID)),
     };
     assert_eq!(proposals(&a), vec![abort.clone()]);
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
@@ -1220,8 +1235,11 @@ fn restart_mid_failover_republishes_nothing_and_the_leader_resumes() {
 fn config_written_during_reconf_is_already_switched() {
     let mut h = H::new(state(&[6380, 6381]), false);
     h.commit(100, start(1, PEER, false, false));
-    h.commit(110, phase(1, Phase::SendSlaveofNoone, Some(6381)));
-    h.commit(120, phase(1, Phase::ReconfSlaves, None));
+    h.commit(
+        110,
+        phase(1, Phase::SendSlaveofNoone, Some(6381)).signed(node(PEER)),
+    );
+    h.commit(120, phase(1, Phase::ReconfSlaves, None).signed(node(PEER)));
     let p = h.s.persisted();
     assert_eq!(p.masters[0].port, 6381);
     assert_eq!(
@@ -1238,7 +1256,7 @@ fn config_written_during_reconf_is_already_switched() {
         gs: h.gs.clone(),
     };
     h2.raft(0, false, 3);
-    h2.gs.apply(&switch(1, 6381));
+    h2.gs.apply(&switch(1, 6381).signed(node(PEER)));
     let a = h2.deliver(10);
     assert!(events(&a).is_empty(), "{a:?}");
     let m = &h2.s.masters["mymaster"];

@@ -1,18 +1,63 @@
 //! The replicated state: per monitored master, its committed address, config
-//! epoch, current failover and down opinions. Applying an entry is a pure
-//! function of (state, command); the driver compares committed state before and
-//! after to decide what to publish (`+switch-master` once per committed epoch).
+//! epoch, current failover and down opinions, plus the group's voters. Applying
+//! an entry is a pure function of (state, command); the driver compares
+//! committed state before and after to decide what to publish
+//! (`+switch-master` once per committed epoch).
+//!
+//! `apply` is also where authority is checked, whatever the transport let
+//! through: opinions only from voters, failover steps only from the daemon
+//! leading that failover, a new master address only as the end of the
+//! committed failover that promoted it, and never a script path. A refused
+//! command changes nothing but the `refused` counter.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-/// The Raft node id of a daemon: the first 16 hex digits of its Sentinel myid.
-/// Stable across restarts (myid is persisted) and unique in practice (myids
-/// are 160 random bits).
+/// The Raft node id that releases before persisted identities gave a daemon:
+/// the first 16 hex digits of its Sentinel myid. Kept for data directories
+/// written by those releases, and to name the daemons of memberships that
+/// recorded no myid.
 pub fn node_id_from_myid(myid: &str) -> Option<u64> {
     u64::from_str_radix(myid.get(..16)?, 16).ok()
 }
+
+/// A daemon in the group's membership (openraft's node data): where peers
+/// reach its sentinel port and its Sentinel runid (myid), by which events
+/// name it. Memberships written by earlier releases hold only `addr`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    pub addr: String,
+    #[serde(default)]
+    pub myid: String,
+}
+
+impl Member {
+    pub fn new(addr: impl Into<String>, myid: impl Into<String>) -> Member {
+        Member {
+            addr: addr.into(),
+            myid: myid.into(),
+        }
+    }
+
+    /// Whether this member is the daemon with Sentinel runid `runid`.
+    pub fn is_daemon(&self, id: u64, runid: &str) -> bool {
+        if self.myid.is_empty() {
+            node_id_from_myid(runid) == Some(id)
+        } else {
+            self.myid.eq_ignore_ascii_case(runid)
+        }
+    }
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+/// Options whose values are paths on one machine: never set through the group.
+pub const LOCAL_ONLY_OPTIONS: [&str; 2] = ["notification-script", "client-reconfig-script"];
 
 /// Phase of a committed failover, in Sentinel's order (contract §4.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,6 +126,10 @@ pub enum Command {
         leader: u64,
         manual: bool,
         coordinated: bool,
+        /// The proposing daemon's node id (absent in entries of earlier
+        /// releases; required of new proposals, see `Command::unsigned`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
     },
     /// The failover of `epoch` moves to `phase`, optionally naming the replica.
     FailoverPhase {
@@ -88,12 +137,16 @@ pub enum Command {
         epoch: u64,
         phase: Phase,
         promoted: Option<(String, u16)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
     },
     /// The failover of `epoch` is abandoned (reason is the Sentinel event name).
     FailoverAbort {
         name: String,
         epoch: u64,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
     },
     /// The Raft leader takes over the failover of `epoch` from the daemon that
     /// drove it (it lost the leadership or crashed): the failover resumes from
@@ -109,6 +162,8 @@ pub enum Command {
         epoch: u64,
         host: String,
         port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
     },
 }
 
@@ -125,6 +180,32 @@ impl Command {
             | Command::FailoverAbort { name, .. }
             | Command::FailoverTakeover { name, .. }
             | Command::SwitchMaster { name, .. } => name,
+        }
+    }
+
+    /// The command as proposed by daemon `node` (for the commands whose
+    /// authority `apply` checks).
+    pub fn signed(mut self, node: u64) -> Command {
+        match &mut self {
+            Command::FailoverStart { by, .. }
+            | Command::FailoverPhase { by, .. }
+            | Command::FailoverAbort { by, .. }
+            | Command::SwitchMaster { by, .. } => *by = Some(node),
+            _ => {}
+        }
+        self
+    }
+
+    /// A proposal from a daemon must say who proposes the commands whose
+    /// authority `apply` checks; only log entries of earlier releases may
+    /// lack it. True when it is missing.
+    pub fn unsigned(&self) -> bool {
+        match self {
+            Command::FailoverStart { by, .. }
+            | Command::FailoverPhase { by, .. }
+            | Command::FailoverAbort { by, .. }
+            | Command::SwitchMaster { by, .. } => by.is_none(),
+            _ => false,
         }
     }
 }
@@ -145,13 +226,110 @@ pub struct GroupState {
     pub masters: BTreeMap<String, CommittedMaster>,
     /// Highest epoch any committed failover used; epochs never decrease.
     pub current_epoch: u64,
+    /// The voters of the latest applied membership (both configurations
+    /// while a joint change is in progress), with their node data. Empty only
+    /// before the first membership entry (never the case in a running group:
+    /// a group's first entry is its membership).
+    #[serde(default)]
+    pub voters: BTreeMap<u64, Member>,
+    /// Commands refused because their proposer had no authority for them.
+    #[serde(default)]
+    pub refused: u64,
 }
 
 impl GroupState {
+    /// Records the voters of an applied membership entry. Down opinions of
+    /// daemons that are no longer voters are dropped: a departed daemon's
+    /// last opinion must not count towards ODOWN.
+    pub fn apply_membership(&mut self, voters: BTreeMap<u64, Member>) {
+        for m in self.masters.values_mut() {
+            m.down_votes.retain(|n| voters.contains_key(n));
+        }
+        self.voters = voters;
+    }
+
+    /// Whether `node` may speak for the group (a voter; anyone before the
+    /// first membership is known).
+    pub fn is_voter(&self, node: u64) -> bool {
+        self.voters.is_empty() || self.voters.contains_key(&node)
+    }
+
+    /// The Sentinel runid of voter `node`, when its membership recorded it.
+    pub fn runid_of(&self, node: u64) -> Option<&str> {
+        self.voters
+            .get(&node)
+            .map(|m| m.myid.as_str())
+            .filter(|r| !r.is_empty())
+    }
+
+    /// Why `cmd` may not be applied by its proposer, if it may not.
+    fn unauthorized(&self, cmd: &Command) -> Option<String> {
+        let failover = |name: &str, epoch: u64| {
+            self.masters
+                .get(name)
+                .and_then(|m| m.failover.as_ref())
+                .filter(|f| f.epoch == epoch)
+        };
+        let not_voter = |n: u64| (!self.is_voter(n)).then(|| format!("node {n} is not a voter"));
+        let not_leader = |name: &str, epoch: u64, by: Option<u64>| {
+            let f = failover(name, epoch)?;
+            let by = by?;
+            (by != f.leader).then(|| {
+                format!(
+                    "node {by} does not lead the failover of epoch {epoch} (node {} does)",
+                    f.leader
+                )
+            })
+        };
+        match cmd {
+            Command::Set { option, .. } if LOCAL_ONLY_OPTIONS.contains(&option.as_str()) => {
+                Some(format!("{option} is never set through the group"))
+            }
+            Command::Opinion { node, .. } => not_voter(*node),
+            Command::FailoverStart { leader, by, .. } => {
+                not_voter(*leader).or_else(|| by.and_then(not_voter))
+            }
+            Command::FailoverTakeover { leader, .. } => not_voter(*leader),
+            Command::FailoverPhase {
+                name, epoch, by, ..
+            }
+            | Command::FailoverAbort {
+                name, epoch, by, ..
+            } => not_leader(name, *epoch, *by),
+            Command::SwitchMaster {
+                name,
+                epoch,
+                host,
+                port,
+                by,
+            } => {
+                let m = self.masters.get(name)?;
+                // A stale switch is rejected below as before.
+                if *epoch <= m.config_epoch {
+                    return None;
+                }
+                let Some(f) = failover(name, *epoch) else {
+                    return Some(format!("no committed failover of epoch {epoch}"));
+                };
+                if f.promoted.as_ref() != Some(&(host.clone(), *port)) {
+                    return Some(format!(
+                        "{host}:{port} is not the replica the failover of epoch {epoch} promoted"
+                    ));
+                }
+                not_leader(name, *epoch, *by)
+            }
+            _ => None,
+        }
+    }
+
     /// Applies one committed command. Deterministic: every daemon applying the
     /// same log reaches the same state.
     pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
         use CommandResponse::{Applied, Rejected};
+        if let Some(why) = self.unauthorized(cmd) {
+            self.refused += 1;
+            return Rejected(format!("not authorized: {why}"));
+        }
         match cmd {
             Command::Monitor {
                 name,
@@ -221,6 +399,7 @@ impl GroupState {
                 leader,
                 manual,
                 coordinated,
+                ..
             } => {
                 let current = self.current_epoch;
                 let Some(m) = self.masters.get_mut(name) else {
@@ -248,6 +427,7 @@ impl GroupState {
                 epoch,
                 phase,
                 promoted,
+                ..
             } => {
                 let Some(f) = self.failover_mut(name, *epoch) else {
                     return Rejected(format!("no failover of epoch {epoch}"));
@@ -289,6 +469,7 @@ impl GroupState {
                 epoch,
                 host,
                 port,
+                ..
             } => {
                 let Some(m) = self.masters.get_mut(name) else {
                     return Rejected("No such master with that name".into());
@@ -349,6 +530,7 @@ mod tests {
             leader: 1,
             manual: false,
             coordinated: false,
+            by: None,
         };
         assert_eq!(s.apply(&start(1)), CommandResponse::Applied);
         assert!(matches!(s.apply(&start(2)), CommandResponse::Rejected(_)));
@@ -356,6 +538,7 @@ mod tests {
             name: "m".into(),
             epoch: 1,
             reason: "-failover-abort-no-good-slave".into(),
+            by: None,
         });
         assert!(matches!(s.apply(&start(1)), CommandResponse::Rejected(_)));
         assert_eq!(s.apply(&start(2)), CommandResponse::Applied);
@@ -371,6 +554,7 @@ mod tests {
             leader: 1,
             manual: false,
             coordinated: false,
+            by: None,
         });
         let take = |epoch, leader| Command::FailoverTakeover {
             name: "m".into(),
@@ -383,21 +567,173 @@ mod tests {
         assert_eq!(s.masters["m"].failover.as_ref().map(|f| f.leader), Some(2));
     }
 
-    #[test]
-    fn switch_master_moves_the_address_once_per_epoch() {
-        let mut s = monitored();
-        let switch = |epoch, port| Command::SwitchMaster {
+    fn switch(epoch: u64, port: u16, by: Option<u64>) -> Command {
+        Command::SwitchMaster {
             name: "m".into(),
             epoch,
             host: "127.0.0.1".into(),
             port,
-        };
-        assert_eq!(s.apply(&switch(3, 6380)), CommandResponse::Applied);
+            by,
+        }
+    }
+
+    /// A failover of `epoch` led by node 1 that promoted 127.0.0.1:6380.
+    fn promoting(s: &mut GroupState, epoch: u64) {
+        let ok = |r| assert_eq!(r, CommandResponse::Applied);
+        ok(s.apply(&Command::FailoverStart {
+            name: "m".into(),
+            epoch,
+            leader: 1,
+            manual: false,
+            coordinated: false,
+            by: Some(1),
+        }));
+        ok(s.apply(&Command::FailoverPhase {
+            name: "m".into(),
+            epoch,
+            phase: Phase::SendSlaveofNoone,
+            promoted: Some(("127.0.0.1".into(), 6380)),
+            by: Some(1),
+        }));
+    }
+
+    #[test]
+    fn switch_master_moves_the_address_once_per_epoch() {
+        let mut s = monitored();
+        promoting(&mut s, 3);
+        assert_eq!(s.apply(&switch(3, 6380, Some(1))), CommandResponse::Applied);
         assert!(matches!(
-            s.apply(&switch(3, 6381)),
+            s.apply(&switch(3, 6381, Some(1))),
             CommandResponse::Rejected(_)
         ));
         let m = &s.masters["m"];
         assert_eq!((m.port, m.config_epoch), (6380, 3));
+        assert_eq!(s.refused, 0, "a stale switch is not an authority failure");
+    }
+
+    fn voters(ids: &[u64]) -> BTreeMap<u64, Member> {
+        ids.iter()
+            .map(|&i| (i, Member::new(format!("h:{i}"), format!("{i:040x}"))))
+            .collect()
+    }
+
+    #[test]
+    fn a_switch_to_anything_but_the_promoted_replica_is_refused_and_counted() {
+        let mut s = monitored();
+        s.apply_membership(voters(&[1, 2, 3]));
+        // No failover at all: the forged switch of the issue.
+        let forged = Command::SwitchMaster {
+            name: "m".into(),
+            epoch: 9,
+            host: "127.0.0.1".into(),
+            port: 1,
+            by: Some(2),
+        };
+        assert!(
+            matches!(s.apply(&forged), CommandResponse::Rejected(r) if r.starts_with("not authorized"))
+        );
+        promoting(&mut s, 4);
+        // Another address than the promoted replica's.
+        assert!(matches!(
+            s.apply(&switch(4, 6381, Some(1))),
+            CommandResponse::Rejected(_)
+        ));
+        // The promoted replica, but proposed by a daemon not leading it.
+        assert!(matches!(
+            s.apply(&switch(4, 6380, Some(2))),
+            CommandResponse::Rejected(_)
+        ));
+        assert_eq!(s.refused, 3);
+        assert_eq!(s.masters["m"].port, 6379, "nothing changed");
+        assert_eq!(s.apply(&switch(4, 6380, Some(1))), CommandResponse::Applied);
+    }
+
+    #[test]
+    fn phases_and_aborts_only_from_the_failover_leader() {
+        let mut s = monitored();
+        s.apply_membership(voters(&[1, 2, 3]));
+        promoting(&mut s, 2);
+        let abort = |by| Command::FailoverAbort {
+            name: "m".into(),
+            epoch: 2,
+            reason: "-failover-abort-no-good-slave".into(),
+            by,
+        };
+        assert!(matches!(
+            s.apply(&abort(Some(3))),
+            CommandResponse::Rejected(_)
+        ));
+        let phase = Command::FailoverPhase {
+            name: "m".into(),
+            epoch: 2,
+            phase: Phase::ReconfSlaves,
+            promoted: Some(("10.0.0.9".into(), 1)),
+            by: Some(2),
+        };
+        assert!(matches!(s.apply(&phase), CommandResponse::Rejected(_)));
+        assert_eq!(s.refused, 2);
+        assert!(s.masters["m"].failover.is_some());
+        // Entries of earlier releases carry no proposer and still apply.
+        assert_eq!(s.apply(&abort(None)), CommandResponse::Applied);
+    }
+
+    #[test]
+    fn opinions_and_leaders_only_from_voters_and_no_script_through_the_group() {
+        let mut s = monitored();
+        s.apply_membership(voters(&[1, 2, 3]));
+        let opinion = |node| Command::Opinion {
+            name: "m".into(),
+            node,
+            down: true,
+        };
+        assert_eq!(s.apply(&opinion(2)), CommandResponse::Applied);
+        assert!(matches!(s.apply(&opinion(7)), CommandResponse::Rejected(_)));
+        let start = Command::FailoverStart {
+            name: "m".into(),
+            epoch: 1,
+            leader: 7,
+            manual: true,
+            coordinated: false,
+            by: Some(1),
+        };
+        assert!(matches!(s.apply(&start), CommandResponse::Rejected(_)));
+        let take = Command::FailoverTakeover {
+            name: "m".into(),
+            epoch: 1,
+            leader: 7,
+        };
+        assert!(matches!(s.apply(&take), CommandResponse::Rejected(_)));
+        for option in LOCAL_ONLY_OPTIONS {
+            let set = Command::Set {
+                name: "m".into(),
+                option: option.into(),
+                value: "/tmp/x.sh".into(),
+            };
+            assert!(matches!(s.apply(&set), CommandResponse::Rejected(_)));
+        }
+        assert_eq!(s.refused, 5);
+        assert!(s.masters["m"].options.is_empty());
+        assert_eq!(s.masters["m"].down_votes.len(), 1);
+        // A voter that leaves takes its opinion with it.
+        s.apply_membership(voters(&[1, 3]));
+        assert!(s.masters["m"].down_votes.is_empty());
+    }
+
+    #[test]
+    fn members_written_by_earlier_releases_read_with_an_empty_myid() {
+        let old: BTreeMap<u64, Member> =
+            serde_json::from_str(r#"{"6148914691236517205":{"addr":"10.0.0.1:26379"}}"#).unwrap();
+        let m = &old[&0x5555_5555_5555_5555];
+        assert_eq!(m.addr, "10.0.0.1:26379");
+        assert!(m.myid.is_empty());
+        assert!(m.is_daemon(
+            0x5555_5555_5555_5555,
+            "5555555555555555aaaaaaaaaaaaaaaaaaaaaaaa"
+        ));
+        // Entries of earlier releases: no proposer fields.
+        let cmd: Command =
+            serde_json::from_str(r#"{"SwitchMaster":{"name":"m","epoch":1,"host":"h","port":1}}"#)
+                .unwrap();
+        assert!(cmd.unsigned());
     }
 }
