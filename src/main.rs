@@ -213,7 +213,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
 
     // Raft storage is opened (and verified) before any port is bound: a
     // damaged log stops the daemon here, never replayed.
-    let raft = raftinel::consensus::driver::start(shared.clone(), group)
+    let (raft, mut fatal) = raftinel::consensus::driver::start(shared.clone(), group)
         .await
         .context("cannot start the raft node")?;
     raftinel::consensus::trust::log_mode(
@@ -264,8 +264,10 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         notify_systemd();
     }
 
-    wait_for_shutdown(&shared, &mut signals).await;
-    tracing::warn!("User requested shutdown...");
+    let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal).await;
+    if failure.is_none() {
+        tracing::warn!("User requested shutdown...");
+    }
     shared.shutdown.cancel();
     raft.shutdown().await;
     let drained = tokio::time::timeout(DRAIN, async {
@@ -276,7 +278,10 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("some tasks did not stop within {DRAIN:?}; exiting anyway");
     }
-    Ok(())
+    match failure {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// SIGTERM / SIGINT streams, installed before anything is served so that a
@@ -305,12 +310,20 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-async fn wait_for_shutdown(shared: &Shared, signals: &mut Signals) {
+/// Waits for a signal, a shutdown request, or a fatal condition found by the
+/// Raft node (returned: the daemon stops with it).
+async fn wait_for_shutdown(
+    shared: &Shared,
+    signals: &mut Signals,
+    fatal: &mut raftinel::consensus::driver::Fatal,
+) -> Option<String> {
     tokio::select! {
         _ = recv_signal(&mut signals.term) => tracing::warn!("Received SIGTERM scheduling shutdown..."),
         _ = recv_signal(&mut signals.int) => tracing::warn!("Received SIGINT scheduling shutdown..."),
         _ = shared.shutdown.cancelled() => {}
+        Some(why) = fatal.recv() => return Some(why),
     }
+    None
 }
 
 /// `supervised systemd`: tell systemd we are ready (sd_notify READY=1).

@@ -69,6 +69,8 @@ pub struct Shared {
     /// core re-proposes anything not yet committed, so a proposal made before
     /// the group exists is safely dropped.
     pub proposals: std::sync::OnceLock<mpsc::UnboundedSender<crate::core::group::Command>>,
+    /// Where `Action::ForgetDaemon` goes: the consensus task, once it runs.
+    pub forgets: std::sync::OnceLock<mpsc::UnboundedSender<u64>>,
     /// The local Raft node, once started (serves `RAFTINEL` RPCs).
     pub raft: std::sync::OnceLock<crate::consensus::node::RaftNode>,
     /// Notification / client-reconfig script jobs (SENTINEL PENDING-SCRIPTS, INFO).
@@ -127,6 +129,7 @@ impl Shared {
             driver_tx,
             shutdown: CancellationToken::new(),
             proposals: std::sync::OnceLock::new(),
+            forgets: std::sync::OnceLock::new(),
             raft: std::sync::OnceLock::new(),
             scripts: Arc::new(ScriptQueue::new(started)),
             metrics: crate::observe::metrics_handle(),
@@ -164,6 +167,13 @@ impl Shared {
         }
     }
 
+    /// Hands a removal request to the consensus task (see `forgets`).
+    fn forget(&self, node: u64) {
+        if let Some(tx) = self.forgets.get() {
+            let _ = tx.send(node);
+        }
+    }
+
     /// Carries out the core's actions in order: events are emitted, flushes
     /// done synchronously, scripts queued, link actions forwarded to the
     /// driver. Every action is executed even if a flush fails; the first flush
@@ -190,6 +200,7 @@ impl Shared {
                 }
                 Action::RunScript { argv } => self.scripts.enqueue(argv),
                 Action::Propose(cmd) => self.propose(cmd),
+                Action::ForgetDaemon { node } => self.forget(node),
                 Action::SimulatedCrash => simulated_crash(),
                 link_action => {
                     // Fails only when the driver has stopped (shutdown).
@@ -240,6 +251,7 @@ impl Shared {
                     }
                 }
                 Action::Propose(cmd) => self.propose(cmd),
+                Action::ForgetDaemon { node } => self.forget(node),
                 Action::SimulatedCrash => simulated_crash(),
                 link_action => {
                     let _ = self.driver_tx.send(link_action);
@@ -415,6 +427,7 @@ impl Links {
             | Action::Flush
             | Action::RunScript { .. }
             | Action::Propose(_)
+            | Action::ForgetDaemon { .. }
             | Action::SimulatedCrash) => {
                 let _ = self.shared.execute(vec![other]);
             }
@@ -444,6 +457,7 @@ impl Links {
                 | Action::Flush
                 | Action::RunScript { .. }
                 | Action::Propose(_)
+                | Action::ForgetDaemon { .. }
                 | Action::SimulatedCrash => rest.push(action),
                 link_action => self.apply(link_action),
             }

@@ -96,7 +96,9 @@ impl Default for ServerConfig {
 /// daemons take the environment's settings, or defaults).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RaftOptions {
+    /// The cluster id a new group is bootstrapped with (else generated).
     pub cluster_id: Option<String>,
+    /// Static peer list (`host:port`); empty = discovery by hello.
     pub peers: Vec<String>,
     pub data_dir: Option<String>,
     /// `secret-file` as written, and where.
@@ -104,6 +106,9 @@ pub struct RaftOptions {
     /// The group secret, read at load from `secret-file` or the
     /// environment's `RAFTINEL_SECRET`.
     pub secret: Option<GroupSecret>,
+    /// The Raft leader removes a voter unreachable this long (milliseconds),
+    /// if the others are a live majority; None = never (the default).
+    pub remove_unreachable_after_ms: Option<u64>,
 }
 
 /// The `secret-file` line of raftinel.toml.
@@ -116,6 +121,10 @@ pub struct SecretFile {
 
 /// Environment variable holding the group secret itself.
 pub const SECRET_ENV: &str = "RAFTINEL_SECRET";
+
+/// The shortest `remove-unreachable-after-ms` accepted: below it a restart
+/// or a short partition would cost a daemon its vote.
+pub const MIN_REMOVE_UNREACHABLE_MS: u64 = 10_000;
 
 /// The loaded configuration.
 #[derive(Debug, Clone)]
@@ -613,6 +622,9 @@ fn render_raft(r: &RaftOptions, out: &mut String) {
             "# raft data-dir {}",
             r.data_dir.as_deref().unwrap_or("")
         ));
+        if let Some(ms) = r.remove_unreachable_after_ms {
+            push(format!("# raft remove-unreachable-after-ms {ms}"));
+        }
     }
     // Where the secret comes from, never the secret.
     match (&r.secret_file, &r.secret) {

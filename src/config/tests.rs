@@ -731,6 +731,38 @@ sentinel rename-command mymaster CONFIG MYCONFIG
 ";
 
 #[test]
+fn raft_options_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let ok = write(
+        d.path(),
+        "ok.toml",
+        "[raft]\nremove-unreachable-after-ms = 600000\n",
+    );
+    assert_eq!(
+        load(&ok, &[]).unwrap().raft.remove_unreachable_after_ms,
+        Some(600_000)
+    );
+    let off = write(
+        d.path(),
+        "off.toml",
+        "[raft]\nremove-unreachable-after-ms = 0\n",
+    );
+    assert_eq!(
+        load(&off, &[]).unwrap().raft.remove_unreachable_after_ms,
+        None
+    );
+    for (name, text) in [
+        ("short.toml", "[raft]\nremove-unreachable-after-ms = 500\n"),
+        ("star.toml", "[raft]\ncluster-id = \"*\"\n"),
+        ("space.toml", "[raft]\ncluster-id = \"a b\"\n"),
+    ] {
+        let p = write(d.path(), name, text);
+        let e = load(&p, &[]).unwrap_err().to_string();
+        assert!(e.contains(":2:"), "{name}: {e}");
+    }
+}
+
+#[test]
 fn toml_is_equivalent_to_sentinel_conf() {
     let d = tempfile::tempdir().unwrap();
     let t = write(d.path(), "raftinel.toml", TOML_FULL);

@@ -99,6 +99,7 @@ struct RaftToml {
     peers: Vec<String>,
     data_dir: Option<String>,
     secret_file: Option<Spanned<String>>,
+    remove_unreachable_after_ms: Option<u64>,
 }
 
 struct Ctx<'a> {
@@ -187,6 +188,12 @@ impl Ctx<'_> {
     }
 }
 
+/// Where `key` first appears in the file (for the line of an error about a
+/// `[raft]` value).
+fn key_span(text: &str, key: &str) -> Option<Range<usize>> {
+    text.find(key).map(|i| i..i + key.len())
+}
+
 /// Parses the TOML text into `loader` (as sentinel.conf lines) and returns
 /// the `[raft]` options.
 pub(crate) fn feed(
@@ -219,12 +226,43 @@ pub(crate) fn feed(
     for m in &parsed.masters {
         feed_master(loader, &ctx, m)?;
     }
+    raft_options(&ctx, parsed.raft)
+}
+
+/// The `[raft]` table, checked.
+fn raft_options(ctx: &Ctx<'_>, raft: RaftToml) -> Result<RaftOptions, ConfigError> {
+    let remove_unreachable_after_ms = match raft.remove_unreachable_after_ms {
+        None | Some(0) => None,
+        Some(ms) if ms < super::MIN_REMOVE_UNREACHABLE_MS => {
+            return Err(ctx.error(
+                key_span(ctx.text, "remove-unreachable-after-ms"),
+                format!(
+                    "remove-unreachable-after-ms must be 0 (off) or at least {}",
+                    super::MIN_REMOVE_UNREACHABLE_MS
+                ),
+            ))
+        }
+        Some(ms) => Some(ms),
+    };
+    if let Some(id) = &raft.cluster_id {
+        if id.is_empty()
+            || id == "*"
+            || id.len() > 200
+            || id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ctx.error(
+                key_span(ctx.text, "cluster-id"),
+                "cluster-id must be 1 to 200 characters, not `*`, without spaces".to_string(),
+            ));
+        }
+    }
     Ok(RaftOptions {
-        secret_file: secret_file(&ctx, parsed.raft.secret_file)?,
-        cluster_id: parsed.raft.cluster_id,
-        peers: parsed.raft.peers,
-        data_dir: parsed.raft.data_dir,
+        secret_file: secret_file(ctx, raft.secret_file)?,
         secret: None,
+        cluster_id: raft.cluster_id,
+        peers: raft.peers,
+        data_dir: raft.data_dir,
+        remove_unreachable_after_ms,
     })
 }
 

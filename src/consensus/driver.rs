@@ -1,60 +1,43 @@
-//! Runs the local Raft node inside the daemon: forms or joins the group,
-//! forwards the core's proposals to the leader, and feeds the core what Raft
-//! decided (`Input::Committed`) and where this node stands (`Input::Raft`).
-//!
-//! Group formation ("exactly one node initializes"):
-//! - with a static peer list (`[raft] peers`), only the first peer may
-//!   bootstrap, and only after every reachable peer said it is not in a group;
-//!   the others join through any member;
-//! - in a drop-in sentinel.conf deployment, the candidates are this daemon and
-//!   the sentinels it discovered by hello; after a grace window, the one with
-//!   the smallest node id bootstraps and the others join.
-//!
-//! A node whose storage is empty but whose id is already a voter is refused by
-//! the leader (`LostState`) and stops: letting it vote with an empty log could
-//! elect a leader that lacks committed decisions.
+//! Runs the local Raft node inside the daemon: starts it on its data
+//! directory, forwards the core's proposals to the leader, and feeds the core
+//! what Raft decided (`Input::Committed`) and where this node stands
+//! (`Input::Raft`). Formation and membership upkeep run in `upkeep`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::network::{split_addr, CredentialsFn, Network, PeerAuth, PeerLink};
-use super::node::{RaftNode, StartError};
-use super::rpc::{self, JoinReply, JoinRequest, ProposeReply, Status};
+use super::network::{CredentialsFn, Network, PeerAuth, PeerLink};
+use super::node::{Policy, RaftNode, StartError};
+use super::rpc::{self, ProposeReply};
+use super::store::{IdentityOrigin, IdentitySeed};
 use super::trust::GroupSecret;
-use crate::core::group::node_id_from_myid;
-use crate::core::group::Command;
+use crate::core::group::{node_id_from_myid, Command};
+use crate::core::membership::Housekeeping;
 use crate::core::{Input, RaftView};
 use crate::runtime::Shared;
 
-/// How long a drop-in daemon listens for peers' hellos before the smallest id
-/// may bootstrap (hellos go out every 2 s).
-const DISCOVERY_GRACE: Duration = Duration::from_secs(3);
-/// How long a drop-in daemon that has discovered no peer at all keeps
-/// listening, counted from when its own pubsub links are up, before it forms a
-/// group alone. Hellos go out every 2 s per master, but with hundreds of
-/// masters the first ones arrive several seconds after start: daemons started
-/// together that each bootstrapped alone would stay in separate one-node
-/// groups for good (no ODOWN could ever be committed).
-const LONE_GRACE: Duration = Duration::from_secs(8);
-/// Cadence of the formation loop while the node is not in a group.
-const FORMATION_PERIOD: Duration = Duration::from_millis(500);
 /// Every RPC made by the driver itself.
-const RPC_TTL: Duration = Duration::from_secs(1);
+pub(super) const RPC_TTL: Duration = Duration::from_secs(1);
 
 /// Where the group lives and how to reach peers.
 #[derive(Debug, Clone)]
 pub struct GroupSettings {
-    pub cluster_id: String,
+    /// `[raft] cluster-id` or `RAFTINEL_CLUSTER_ID`: the id a new group is
+    /// bootstrapped with (else one is generated). The id of an existing group
+    /// is the one persisted with its Raft data, never recomputed.
+    pub cluster_id: Option<String>,
+    /// The id releases before persisted identities computed from the
+    /// monitored master names: used once, to convert their data directories.
+    pub legacy_cluster_id: String,
     /// Static peers (`host:port` of their sentinel ports); empty = discover.
     pub peers: Vec<String>,
     pub data_dir: PathBuf,
-    /// `data_dir` may be shared with other daemons (it is `dir` or the working
-    /// directory): use a per-daemon subdirectory of it.
+    /// `data_dir` may be shared with other daemons (`dir`, or the default
+    /// state directory): use a per-daemon subdirectory of it.
     pub shared_root: bool,
     /// `announce-ip:announce-port` when set.
     pub announce: Option<String>,
@@ -65,12 +48,42 @@ pub struct GroupSettings {
     /// of Sentinel's peer links, read from the running configuration.
     pub secret: Option<GroupSecret>,
     pub down_after_ms: u64,
+    /// `[raft] remove-unreachable-after-ms`.
+    pub remove_unreachable_after_ms: Option<u64>,
+}
+
+/// The default root of the Raft data when neither a data directory nor
+/// `dir` is configured: a state directory, never the working directory (a
+/// daemon started from a source tree must not write into it).
+fn default_state_root() -> PathBuf {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = env("STATE_DIRECTORY") {
+        // systemd's StateDirectory= (the first, when several are given).
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !first.is_empty() {
+            return PathBuf::from(first);
+        }
+    }
+    if let Some(d) = env("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("raftinel");
+    }
+    match env("HOME") {
+        // SAFETY: geteuid has no preconditions.
+        Some(home) if unsafe { libc::geteuid() } != 0 => {
+            PathBuf::from(home).join(".local/state/raftinel")
+        }
+        _ => PathBuf::from("/var/lib/raftinel"),
+    }
 }
 
 impl GroupSettings {
-    /// Settings from the loaded configuration. The cluster id is, in order:
-    /// `[raft] cluster-id`, `RAFTINEL_CLUSTER_ID`, or one derived from the
-    /// monitored master names (so sentinel.conf needs no new directive).
+    /// Settings from the loaded configuration (read after the daemon moved
+    /// to `dir`).
     pub fn from_config(cfg: &crate::config::Config) -> GroupSettings {
         let g = &cfg.sentinel.globals;
         let mut names: Vec<&str> = cfg
@@ -85,11 +98,12 @@ impl GroupSettings {
             .cluster_id
             .clone()
             .or_else(|| std::env::var("RAFTINEL_CLUSTER_ID").ok())
-            .unwrap_or_else(|| format!("raftinel:{}", names.join(",")));
+            .filter(|c| !c.is_empty());
         // An explicit data directory belongs to this daemon; `dir` (or the
-        // working directory) may be shared by several daemons started from
-        // the same place, so the Raft data goes to a subdirectory named after
-        // the daemon's id there (see `data_dir_for`).
+        // state directory) may be shared by several daemons, so the Raft data
+        // goes to a subdirectory named after the daemon's id there (see
+        // `data_dir_for`). The daemon runs in `dir`, so that is the working
+        // directory.
         let (data_dir, shared_root) = match cfg
             .raft
             .data_dir
@@ -97,14 +111,11 @@ impl GroupSettings {
             .or_else(|| cfg.server.data_dir.clone())
         {
             Some(d) => (PathBuf::from(d), false),
-            None => (
-                cfg.server
-                    .dir
-                    .clone()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(".")),
+            None if cfg.server.dir.is_some() => (
+                std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
                 true,
             ),
+            None => (default_state_root(), true),
         };
         let port = cfg.server.port;
         let announce = g
@@ -128,6 +139,7 @@ impl GroupSettings {
             .unwrap_or(crate::config::MasterState::DEFAULT_DOWN_AFTER_MS);
         GroupSettings {
             cluster_id,
+            legacy_cluster_id: format!("raftinel:{}", names.join(",")),
             peers: cfg.raft.peers.clone(),
             data_dir,
             shared_root,
@@ -135,15 +147,50 @@ impl GroupSettings {
             port,
             secret: cfg.raft.secret.clone(),
             down_after_ms,
+            remove_unreachable_after_ms: cfg.raft.remove_unreachable_after_ms,
+        }
+    }
+
+    /// The membership rules this daemon applies when it leads.
+    fn policy(&self) -> Policy {
+        let (_, _, election_max) = super::node::raft_timing(self.down_after_ms);
+        Policy {
+            peers: (!self.peers.is_empty()).then(|| self.peers.clone()),
+            // Probes go out every second: three missed ones, and never less
+            // than an election timeout.
+            live_window: Duration::from_millis(election_max.max(3000)),
+            housekeeping: Housekeeping {
+                remove_unreachable_after: self.remove_unreachable_after_ms,
+                learner_grace: 30_000,
+                unlisted_grace: 5_000,
+            },
+        }
+    }
+}
+
+/// A condition the daemon cannot run with, found after start (returned to
+/// `main`, which stops the daemon with it).
+pub type Fatal = mpsc::Receiver<String>;
+
+/// A node id for a new incarnation: random, never 0.
+fn fresh_node_id() -> u64 {
+    loop {
+        let id = rand::random::<u64>();
+        if id != 0 {
+            return id;
         }
     }
 }
 
 /// Starts the node, publishes it in `shared`, and spawns the driver tasks.
-/// Returns once the node runs; group formation continues in the background.
-pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftNode, StartError> {
+/// Returns once the node runs; group formation continues in the background,
+/// and a fatal condition found there comes back through `Fatal`.
+pub async fn start(
+    shared: Arc<Shared>,
+    settings: GroupSettings,
+) -> Result<(RaftNode, Fatal), StartError> {
     let myid = shared.lock_core().myid().to_string();
-    let id = node_id_from_myid(&myid)
+    let legacy_node_id = node_id_from_myid(&myid)
         .ok_or_else(|| StartError::Config(format!("myid {myid:?} is not 40 hex digits")))?;
     let data_dir = data_dir_for(&settings, &myid);
     // Sentinel's peer-link credentials as they are now: `SENTINEL CONFIG SET
@@ -155,12 +202,19 @@ pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftN
             .map(|s| s.lock_core().sentinel_auth())
             .unwrap_or_default()
     });
+    let seed = IdentitySeed {
+        fresh_node_id: fresh_node_id(),
+        configured_cluster_id: settings.cluster_id.clone(),
+        legacy_node_id,
+        legacy_cluster_id: settings.legacy_cluster_id.clone(),
+    };
     let (node, report) = RaftNode::start(
         &data_dir,
-        id,
-        &settings.cluster_id,
+        &seed,
+        &myid,
         settings.down_after_ms,
         PeerAuth::new(settings.secret.clone(), credentials),
+        settings.policy(),
     )
     .await?;
     if report.torn_tail_bytes > 0 {
@@ -169,9 +223,13 @@ pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftN
             report.torn_tail_bytes
         );
     }
+    report_identity(&node, report.identity_origin, &data_dir);
     let _ = shared.raft.set(node.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let _ = shared.proposals.set(tx);
+    let (forget_tx, forget_rx) = mpsc::unbounded_channel();
+    let _ = shared.forgets.set(forget_tx);
+    let (fatal_tx, fatal_rx) = mpsc::channel(1);
     let network = node.network.clone();
     tokio::spawn(forward_proposals(
         shared.clone(),
@@ -181,18 +239,41 @@ pub async fn start(shared: Arc<Shared>, settings: GroupSettings) -> Result<RaftN
     ));
     tokio::spawn(feed_committed(shared.clone(), node.clone()));
     tokio::spawn(feed_raft_view(shared.clone(), node.clone()));
-    tokio::spawn(form_group(
+    tokio::spawn(super::upkeep::run(
         shared,
         node.clone(),
-        network,
         settings,
         report.was_empty,
+        forget_rx,
+        fatal_tx,
     ));
-    Ok(node)
+    Ok((node, fatal_rx))
+}
+
+/// One line on who this daemon is in its group, at start.
+fn report_identity(node: &RaftNode, origin: IdentityOrigin, dir: &Path) {
+    let cluster = node.cluster_id.get().unwrap_or("(not in a group yet)");
+    match origin {
+        IdentityOrigin::Converted => tracing::warn!(
+            "raft: converted the data directory {} of an earlier release: node {} of cluster {cluster}",
+            dir.display(),
+            node.id
+        ),
+        IdentityOrigin::New => tracing::info!(
+            "raft: new node {} in {} (cluster {cluster})",
+            node.id,
+            dir.display()
+        ),
+        IdentityOrigin::Stored => tracing::info!(
+            "raft: node {} of cluster {cluster}, data in {}",
+            node.id,
+            dir.display()
+        ),
+    }
 }
 
 /// Where this daemon's Raft data lives: the explicit data directory, or
-/// `raftinel-<first 8 hex of myid>` under a possibly shared `dir`.
+/// `raftinel-<first 8 hex of myid>` under a possibly shared root.
 pub fn data_dir_for(settings: &GroupSettings, myid: &str) -> PathBuf {
     if settings.shared_root {
         settings
@@ -423,250 +504,8 @@ fn coalesce(batch: Vec<Command>) -> Vec<Command> {
     out
 }
 
-fn leader_addr(node: &RaftNode) -> Option<String> {
+pub(super) fn leader_addr(node: &RaftNode) -> Option<String> {
     rpc::status(node).leader.map(|(_, addr)| addr)
-}
-
-/// Whether `ip` belongs to this machine (binding to it succeeds).
-fn is_local_ip(ip: IpAddr) -> bool {
-    std::net::UdpSocket::bind((ip, 0)).is_ok()
-}
-
-/// This daemon's address as peers reach it.
-async fn own_addr(shared: &Shared, settings: &GroupSettings) -> Option<String> {
-    if let Some(a) = &settings.announce {
-        return Some(a.clone());
-    }
-    if !settings.peers.is_empty() {
-        let host = hostname();
-        for p in &settings.peers {
-            let (h, port) = split_addr(p)?;
-            if port != settings.port {
-                continue;
-            }
-            let short = h.split('.').next().unwrap_or("");
-            if !host.is_empty() && short == host {
-                return Some(p.clone());
-            }
-            if let Ok(addr) = crate::links::connect::resolve(&h, port).await {
-                if is_local_ip(addr.ip()) {
-                    return Some(p.clone());
-                }
-            }
-        }
-        return None;
-    }
-    // Discovered mode: the address our links to the master come from, which
-    // is also the address our hellos announce.
-    let (host, port) = {
-        let core = shared.lock_core();
-        let m = core.masters.values().next()?;
-        (m.inst.host.clone(), m.inst.port)
-    };
-    let (_, local_ip) = crate::links::connect::connect(&host, port).await.ok()?;
-    let ip = if local_ip.contains(':') {
-        format!("[{local_ip}]")
-    } else {
-        local_ip
-    };
-    Some(format!("{ip}:{}", settings.port))
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// Candidate members: static peers, or the sentinels discovered by hello
-/// (with their node ids, so the smallest id can be found).
-fn candidates(shared: &Shared, settings: &GroupSettings) -> Vec<(Option<u64>, String)> {
-    if !settings.peers.is_empty() {
-        return settings.peers.iter().map(|p| (None, p.clone())).collect();
-    }
-    let core = shared.lock_core();
-    let mut out = BTreeMap::new();
-    for m in core.masters.values() {
-        for s in m.sentinels.values() {
-            let host = if s.host.contains(':') {
-                format!("[{}]", s.host)
-            } else {
-                s.host.clone()
-            };
-            out.insert(
-                s.name.clone(),
-                (node_id_from_myid(&s.name), format!("{host}:{}", s.port)),
-            );
-        }
-    }
-    out.into_values().collect()
-}
-
-/// Bootstraps or joins until this node is a voter of a group.
-///
-/// Bootstrapping needs a majority of the known candidates (this daemon
-/// included) to have answered that they are in no group: a daemon that can
-/// reach too few of the peers it knows of waits rather than start a second
-/// group on its own (during a restart of everything, or a partition).
-async fn form_group(
-    shared: Arc<Shared>,
-    node: RaftNode,
-    network: Network,
-    settings: GroupSettings,
-    started_blank: bool,
-) {
-    let started = tokio::time::Instant::now();
-    let mut ticker = tokio::time::interval(FORMATION_PERIOD);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut me: Option<String> = None;
-    let mut warned = false;
-    // A join is answered before this node shows as a voter (it is added as
-    // a learner, then promoted): the loop may join again; say it once.
-    let mut joined_through: Option<String> = None;
-    let mut join_sent = false;
-    let mut pubsub_up_since: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shared.shutdown.cancelled() => return,
-        }
-        // Checked after the wait: a bootstrap or join done in the previous
-        // round may take a moment to show in the metrics.
-        if node.is_voter() {
-            return;
-        }
-        if me.is_none() {
-            me = own_addr(&shared, &settings).await;
-            if me.is_none() {
-                if !warned {
-                    tracing::warn!(
-                        "raft: cannot tell this daemon's own address among the peers yet"
-                    );
-                    warned = true;
-                }
-                continue;
-            }
-        }
-        let Some(addr) = me.clone() else { continue };
-        if pubsub_up_since.is_none() && any_pubsub_up(&shared) {
-            pubsub_up_since = Some(tokio::time::Instant::now());
-        }
-        let cands = candidates(&shared, &settings);
-        let mut statuses: Vec<(String, Status)> = Vec::new();
-        for (_, peer) in cands.iter().filter(|(_, p)| *p != addr) {
-            let mut link = network.link(peer);
-            if let Ok(st) = link.call::<_, Status>("status", &(), RPC_TTL).await {
-                statuses.push((peer.clone(), st));
-            }
-        }
-        // Blank = no log and no term now. A node that was added as a learner
-        // already holds entries, so a retried join is not mistaken for a
-        // voter that lost its data.
-        // Only the first join of this process can tell that the group
-        // already counts this node as a voter whose data was lost: a retry
-        // (the previous answer lost or late, or the leader's first entries
-        // not arrived yet) is still blank here although the group added it
-        // moments ago.
-        let blank = node.is_blank() && !join_sent;
-        if let Some((peer, _)) = statuses.iter().find(|(_, st)| st.initialized) {
-            join_sent = true;
-            match join(&network, peer, node.id, &addr, blank).await {
-                Ok(()) if joined_through.as_deref() != Some(peer.as_str()) => {
-                    tracing::info!("raft: joined the group through {peer}");
-                    joined_through = Some(peer.clone());
-                }
-                Ok(()) => tracing::debug!("raft: join through {peer} confirmed again"),
-                Err(JoinFailure::LostState) => {
-                    tracing::error!(
-                        "raft: this daemon (node {}) is already a voter of the group, but its raft \
-                         data in {} is empty: its state was lost. Refusing to start; remove it from \
-                         the group or restore its data directory.",
-                        node.id,
-                        data_dir_for(&settings, shared.lock_core().myid()).display()
-                    );
-                    std::process::exit(1);
-                }
-                Err(JoinFailure::Other(e)) => tracing::debug!("raft: join through {peer}: {e}"),
-            }
-            continue;
-        }
-        let others = cands.iter().filter(|(_, p)| *p != addr).count();
-        // This daemon plus the peers that answered, out of itself plus all
-        // the peers it knows of.
-        let majority_answered = (statuses.len() + 1) * 2 > others + 1;
-        let may_bootstrap = majority_answered
-            && if settings.peers.is_empty() {
-                let smallest = statuses
-                    .iter()
-                    .map(|(_, st)| st.id)
-                    .chain([node.id])
-                    .min()
-                    .unwrap_or(node.id);
-                let listened = if others == 0 {
-                    pubsub_up_since.is_some_and(|t| t.elapsed() >= LONE_GRACE)
-                } else {
-                    true
-                };
-                smallest == node.id && started.elapsed() >= DISCOVERY_GRACE && listened
-            } else {
-                settings.peers.first() == Some(&addr)
-            };
-        if may_bootstrap && blank && started_blank {
-            match node.bootstrap(&addr).await {
-                Ok(()) => tracing::info!(
-                    "raft: bootstrapped a new group as node {} at {addr}",
-                    node.id
-                ),
-                Err(e) => tracing::debug!("raft: bootstrap: {e}"),
-            }
-        }
-    }
-}
-
-/// Whether hellos can reach this daemon yet: a pubsub link to a master is up.
-fn any_pubsub_up(shared: &Shared) -> bool {
-    shared
-        .lock_core()
-        .masters
-        .values()
-        .any(|m| m.inst.link.pc_up)
-}
-
-enum JoinFailure {
-    LostState,
-    Other(String),
-}
-
-async fn join(
-    network: &Network,
-    via: &str,
-    id: u64,
-    addr: &str,
-    fresh: bool,
-) -> Result<(), JoinFailure> {
-    let req = JoinRequest {
-        id,
-        addr: addr.to_string(),
-        fresh,
-    };
-    let mut target = via.to_string();
-    for _ in 0..3 {
-        let mut link = network.link(&target);
-        // Adding a voter waits for it to catch up: allow more than one RPC TTL.
-        match link.call::<_, JoinReply>("join", &req, RPC_TTL * 5).await {
-            Ok(JoinReply::Joined) => return Ok(()),
-            Ok(JoinReply::LostState) => return Err(JoinFailure::LostState),
-            Ok(JoinReply::NotLeader { leader: Some(l) }) => target = l,
-            Ok(other) => return Err(JoinFailure::Other(format!("{other:?}"))),
-            Err(e) => return Err(JoinFailure::Other(e.to_string())),
-        }
-    }
-    Err(JoinFailure::Other("leader kept moving".into()))
 }
 
 #[cfg(test)]

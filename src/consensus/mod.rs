@@ -18,20 +18,49 @@ pub mod node;
 pub mod rpc;
 pub mod store;
 pub mod trust;
+pub mod upkeep;
 
 #[cfg(test)]
 mod peer_tests;
 
-pub use crate::core::group::{Command, CommandResponse, GroupState};
+pub use crate::core::group::{Command, CommandResponse, GroupState, Member};
 
 openraft::declare_raft_types!(
-    /// raftinel's openraft type configuration.
+    /// raftinel's openraft type configuration. A member's node data is its
+    /// address and Sentinel runid (`Member`); memberships written with
+    /// openraft's `BasicNode` (`{"addr": ...}`) read as members without a runid.
     pub TypeConfig:
         D = Command,
         R = CommandResponse,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = Member,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = std::io::Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
 );
+
+/// The group's cluster id as this daemon knows it: set once, when the data
+/// directory is opened with one, or when the group is bootstrapped or joined
+/// (a blank daemon learns it from its group). RPCs name it; until it is known
+/// only `status` can be asked or answered.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterId(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl ClusterId {
+    pub fn new(id: Option<String>) -> ClusterId {
+        let c = ClusterId::default();
+        if let Some(id) = id {
+            let _ = c.0.set(id);
+        }
+        c
+    }
+
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
+    /// Sets the id once; false if another one was set before.
+    pub fn set(&self, id: &str) -> bool {
+        self.0.get_or_init(|| id.to_string()) == id
+    }
+}

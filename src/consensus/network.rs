@@ -33,20 +33,24 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use redis::aio::MultiplexedConnection;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::rpc::Addressed;
 use super::trust::{self, ClientSession, GroupSecret, SessionKey};
-use super::TypeConfig;
+use super::{ClusterId, Member, TypeConfig};
 use crate::core::LinkAuth;
 
 type NodeId = u64;
 
 /// The reserved command name.
 pub const RPC_COMMAND: &str = "RAFTINEL";
+
+/// The cluster id a daemon names before it knows its group's: accepted for
+/// `status` only (see `rpc::handle`).
+pub const ANY_CLUSTER: &str = "*";
 
 /// How long opening a connection to a peer may take.
 const CONNECT_TTL: Duration = Duration::from_secs(1);
@@ -91,7 +95,7 @@ impl PeerAuth {
 /// Creates one client per peer; shared settings for all of them.
 #[derive(Clone)]
 pub struct Network {
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     auth: PeerAuth,
     health: Arc<PeerHealth>,
 }
@@ -99,7 +103,7 @@ pub struct Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
         PeerClient {
             target,
             link: self.link(&node.addr),
@@ -110,9 +114,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 impl Network {
     /// `heartbeat` sets the backoff of failing RPCs (see [`Backoff`]).
-    pub fn new(cluster_id: &str, auth: PeerAuth, heartbeat: Duration) -> Network {
+    pub fn new(cluster_id: ClusterId, auth: PeerAuth, heartbeat: Duration) -> Network {
         Network {
-            cluster_id: cluster_id.to_string(),
+            cluster_id,
             auth,
             health: Arc::new(PeerHealth::new(Backoff::for_heartbeat(heartbeat))),
         }
@@ -153,7 +157,7 @@ struct Conn {
 #[derive(Clone)]
 pub struct PeerLink {
     addr: String,
-    cluster_id: String,
+    cluster_id: ClusterId,
     auth: PeerAuth,
     conn: Option<Conn>,
 }
@@ -285,7 +289,7 @@ impl PeerLink {
             Some(secret) => {
                 let client_nonce = trust::nonce();
                 let server_nonce: Vec<u8> = redis::cmd(RPC_COMMAND)
-                    .arg(&self.cluster_id)
+                    .arg(self.cluster())
                     .arg("challenge")
                     .arg(&client_nonce)
                     .query_async(&mut mux)
@@ -330,17 +334,23 @@ impl PeerLink {
             .map_err(|e| CallError::Invalid(format!("bad {op} reply: {e}")))
     }
 
+    /// The cluster id requests name: the group's, or `*` until it is known.
+    fn cluster(&self) -> String {
+        self.cluster_id.get().unwrap_or(ANY_CLUSTER).to_string()
+    }
+
     async fn exchange(&mut self, op: &str, body: &[u8]) -> Result<Vec<u8>, CallError> {
         let mut conn = self.connection().await?;
+        let cluster = self.cluster();
         let mut cmd = redis::cmd(RPC_COMMAND);
-        cmd.arg(&self.cluster_id).arg(op).arg(body);
+        cmd.arg(&cluster).arg(op).arg(body);
         let Some(session) = &conn.session else {
             return cmd
                 .query_async::<Vec<u8>>(&mut conn.mux)
                 .await
                 .map_err(|e| self.refused(&e));
         };
-        let (seq, sig) = session.sign(self.cluster_id.as_bytes(), op.as_bytes(), body);
+        let (seq, sig) = session.sign(cluster.as_bytes(), op.as_bytes(), body);
         cmd.arg(seq).arg(sig);
         let (reply, sig): (Vec<u8>, Vec<u8>) = cmd
             .query_async(&mut conn.mux)
@@ -549,7 +559,7 @@ pub struct PeerClient {
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
-    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+    Result<T, RPCError<NodeId, Member, RaftError<NodeId, E>>>;
 
 impl PeerClient {
     /// One RPC, unless the peer is in backoff. Every failure is reported to
@@ -604,7 +614,7 @@ impl PeerClient {
             }
             Err(e) => Err(RPCError::RemoteError(RemoteError::new_with_node(
                 self.target,
-                BasicNode::new(self.link.addr.clone()),
+                Member::new(self.link.addr.clone(), ""),
                 e,
             ))),
         }
@@ -613,7 +623,7 @@ impl PeerClient {
 
 fn unreachable<E: std::error::Error>(
     why: String,
-) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+) -> RPCError<NodeId, Member, RaftError<NodeId, E>> {
     RPCError::Unreachable(Unreachable::new(&CallError::Invalid(why)))
 }
 
@@ -623,7 +633,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        let r = self.call("append", &rpc, option.hard_ttl()).await?;
+        let r = self
+            .call(
+                "append",
+                &Addressed::new(self.target, &rpc),
+                option.hard_ttl(),
+            )
+            .await?;
         self.remote(r)
     }
 
@@ -632,7 +648,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        let r = self.call("snapshot", &rpc, option.hard_ttl()).await?;
+        let r = self
+            .call(
+                "snapshot",
+                &Addressed::new(self.target, &rpc),
+                option.hard_ttl(),
+            )
+            .await?;
         self.remote(r)
     }
 
@@ -641,7 +663,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
-        let r = self.call("vote", &rpc, option.hard_ttl()).await?;
+        let r = self
+            .call(
+                "vote",
+                &Addressed::new(self.target, &rpc),
+                option.hard_ttl(),
+            )
+            .await?;
         self.remote(r)
     }
 

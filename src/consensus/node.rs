@@ -1,18 +1,21 @@
-//! Starting the local Raft node: ids, timeouts derived from down-after, and
-//! the storage in the data directory.
+//! Starting the local Raft node: its identity (from the data directory),
+//! timeouts derived from down-after, and the storage; and what the leader
+//! knows of its members' liveness.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::{Config, Raft, SnapshotPolicy};
+use tokio::time::Instant;
 
 use super::network::{Network, PeerAuth};
-use super::store::{self, OpenError, OpenReport};
+use super::store::{self, IdentitySeed, OpenError, OpenReport};
 use super::trust::GroupSecret;
-use super::TypeConfig;
-use crate::core::group::GroupState;
+use super::{ClusterId, TypeConfig};
+use crate::core::group::{GroupState, Member};
+use crate::core::membership::Liveness;
 
 /// Raft timing derived from down-after-milliseconds, so that a Raft leader
 /// lost together with the Redis master is replaced well before the master is
@@ -27,10 +30,10 @@ pub fn raft_timing(down_after_ms: u64) -> (u64, u64, u64) {
     (heartbeat, min, max)
 }
 
-pub fn raft_config(cluster_id: &str, down_after_ms: u64) -> Result<Config, StartError> {
+pub fn raft_config(down_after_ms: u64) -> Result<Config, StartError> {
     let (heartbeat, min, max) = raft_timing(down_after_ms);
     Config {
-        cluster_name: cluster_id.to_string(),
+        cluster_name: "raftinel".to_string(),
         heartbeat_interval: heartbeat,
         election_timeout_min: min,
         election_timeout_max: max,
@@ -58,32 +61,103 @@ pub enum StartError {
 pub struct RaftNode {
     pub raft: Raft<TypeConfig>,
     pub id: u64,
-    pub cluster_id: String,
+    /// This daemon's Sentinel runid (recorded in its membership entry).
+    pub myid: String,
+    pub cluster_id: ClusterId,
+    /// The data directory (its `raft/identity` records the cluster id).
+    pub data_dir: PathBuf,
     /// Committed state as applied locally (updated after every apply).
     pub state: tokio::sync::watch::Receiver<GroupState>,
+    /// The leader's probes of its members.
+    pub probes: Arc<Mutex<Probes>>,
+    /// Held while a membership change is decided and carried out: openraft
+    /// refuses a change while another one is being committed.
+    pub changes: Arc<tokio::sync::Mutex<()>>,
     /// The RPC client side (a clone of what openraft uses): links for the
-    /// driver's own RPCs, and the peers' health.
+    /// driver's own RPCs (probes, joins, forwarded proposals), and the
+    /// peers' health.
     pub network: Network,
+    pub policy: Arc<Policy>,
+}
+
+/// The membership rules this daemon applies when it leads.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The static peer list, when configured.
+    pub peers: Option<Vec<String>>,
+    /// A member that answered a probe within this window is live.
+    pub live_window: Duration,
+    pub housekeeping: crate::core::membership::Housekeeping,
+}
+
+impl Default for Policy {
+    /// Discovery, a 3 s live window, no removal of unreachable voters.
+    fn default() -> Self {
+        Policy {
+            peers: None,
+            live_window: Duration::from_secs(3),
+            housekeeping: crate::core::membership::Housekeeping {
+                remove_unreachable_after: None,
+                learner_grace: 30_000,
+                unlisted_grace: 5_000,
+            },
+        }
+    }
+}
+
+/// When each member last answered the leader's probe as itself.
+#[derive(Debug, Default)]
+pub struct Probes {
+    /// When this node started probing (it became leader); None while it
+    /// does not lead.
+    pub since: Option<Instant>,
+    pub last: HashMap<u64, Instant>,
+}
+
+impl Probes {
+    /// A member's liveness as of `now`, with `window` the live window.
+    pub fn liveness(&self, id: u64, now: Instant, window: Duration) -> Liveness {
+        let Some(since) = self.since else {
+            return Liveness::Unknown;
+        };
+        let last = self.last.get(&id).copied();
+        if last.is_some_and(|t| now.saturating_duration_since(t) <= window) {
+            return Liveness::Live;
+        }
+        if now.saturating_duration_since(since) < window {
+            return Liveness::Unknown;
+        }
+        let from = last.map_or(since, |t| t.max(since));
+        Liveness::Silent(now.saturating_duration_since(from).as_millis() as u64)
+    }
 }
 
 impl RaftNode {
-    /// Opens the storage and starts openraft. The node is not a member of any
-    /// cluster until `bootstrap` or a join makes it one.
+    /// Opens the storage (giving the directory its identity, see
+    /// `store::IdentitySeed`) and starts openraft. The node is not a member of
+    /// any group until `bootstrap` or a join makes it one.
     pub async fn start(
         data_dir: &Path,
-        id: u64,
-        cluster_id: &str,
+        seed: &IdentitySeed,
+        myid: &str,
         down_after_ms: u64,
         auth: PeerAuth,
+        policy: Policy,
     ) -> Result<(RaftNode, OpenReport), StartError> {
         let (tx, state) = tokio::sync::watch::channel(GroupState::default());
-        let (log, sm, report) = store::open(data_dir, Arc::new(tx))?;
-        let config = Arc::new(raft_config(cluster_id, down_after_ms)?);
+        let (log, sm, report) = store::open(data_dir, Arc::new(tx), seed)?;
+        let identity = report
+            .identity
+            .clone()
+            .ok_or_else(|| StartError::Raft("storage opened without an identity".into()))?;
+        let config = Arc::new(raft_config(down_after_ms)?);
+        let cluster_id = ClusterId::new(identity.cluster_id.clone());
         let network = Network::new(
-            cluster_id,
+            cluster_id.clone(),
             auth,
             Duration::from_millis(config.heartbeat_interval),
         );
+        let id = identity.node_id;
         let raft = Raft::new(id, config, network.clone(), log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -91,19 +165,59 @@ impl RaftNode {
             RaftNode {
                 raft,
                 id,
-                cluster_id: cluster_id.to_string(),
+                myid: myid.to_string(),
+                cluster_id,
+                data_dir: data_dir.to_path_buf(),
                 state,
+                probes: Arc::default(),
+                changes: Arc::default(),
                 network,
+                policy: Arc::new(policy),
             },
             report,
         ))
     }
 
+    /// This node's entry in a membership.
+    pub fn member(&self, addr: &str) -> Member {
+        Member::new(addr, self.myid.clone())
+    }
+
+    /// Fixes the group's cluster id for this node: persisted with the Raft
+    /// data before anything is done in that group's name. Refused if the node
+    /// already belongs to another cluster.
+    pub fn adopt_cluster_id(&self, id: &str) -> Result<(), StartError> {
+        match self.cluster_id.get() {
+            Some(mine) if mine == id => return Ok(()),
+            Some(mine) => {
+                return Err(StartError::Raft(format!(
+                    "this daemon belongs to cluster {mine:?}, not {id:?}"
+                )))
+            }
+            None => {}
+        }
+        let identity = store::Identity {
+            node_id: self.id,
+            cluster_id: Some(id.to_string()),
+        };
+        store::save_identity(&self.data_dir, &identity).map_err(|e| {
+            StartError::Raft(format!(
+                "saving the cluster id in {}: {e}",
+                self.data_dir.display()
+            ))
+        })?;
+        if self.cluster_id.set(id) {
+            Ok(())
+        } else {
+            Err(StartError::Raft("cluster id changed concurrently".into()))
+        }
+    }
+
     /// Makes this node the first member of a new cluster. Only ever called on
-    /// one node of a deployment (see docs/design.md, "Bootstrap").
+    /// one node of a deployment (see docs/design.md, "Group formation").
     pub async fn bootstrap(&self, addr: &str) -> Result<(), StartError> {
         let mut members = BTreeMap::new();
-        members.insert(self.id, BasicNode::new(addr));
+        members.insert(self.id, self.member(addr));
         self.raft
             .initialize(members)
             .await
@@ -167,7 +281,33 @@ mod tests {
                 max <= down_after / 2 || down_after < 400,
                 "{down_after}: {max}"
             );
-            assert!(raft_config("c", down_after).is_ok());
+            assert!(raft_config(down_after).is_ok());
         }
+    }
+
+    #[test]
+    fn liveness_from_probes() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(2);
+        let mut p = Probes::default();
+        assert_eq!(p.liveness(1, t0, w), Liveness::Unknown, "not leading");
+        p.since = Some(t0);
+        assert_eq!(
+            p.liveness(1, t0 + Duration::from_secs(1), w),
+            Liveness::Unknown
+        );
+        assert_eq!(
+            p.liveness(1, t0 + Duration::from_secs(5), w),
+            Liveness::Silent(5000)
+        );
+        p.last.insert(1, t0 + Duration::from_secs(4));
+        assert_eq!(
+            p.liveness(1, t0 + Duration::from_secs(5), w),
+            Liveness::Live
+        );
+        assert_eq!(
+            p.liveness(1, t0 + Duration::from_secs(10), w),
+            Liveness::Silent(6000)
+        );
     }
 }

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::BasicNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::network::{Backoff, PeerAuth, REPORT_EVERY};
-use super::node::{raft_timing, RaftNode};
+use super::node::{raft_timing, Policy, RaftNode};
+use super::store::IdentitySeed;
 use crate::config::ServerConfig;
+use crate::core::group::Member;
 use crate::core::LinkAuth;
 
 /// A port nothing listens on.
@@ -67,9 +68,17 @@ async fn a_dead_and_a_refusing_peer_cost_one_attempt_per_backoff_and_a_line_a_mi
 
     let down_after = 1000;
     let auth = PeerAuth::fixed(None, LinkAuth::default());
-    let (node, _) = RaftNode::start(&dir.path().join("raft"), 1, "t", down_after, auth)
-        .await
-        .unwrap();
+    let seed = IdentitySeed::fresh(1, Some("t".into()));
+    let (node, _) = RaftNode::start(
+        &dir.path().join("raft"),
+        &seed,
+        "",
+        down_after,
+        auth,
+        Policy::default(),
+    )
+    .await
+    .unwrap();
     node.bootstrap("127.0.0.1:1").await.unwrap();
     let mut metrics = node.raft.metrics();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -86,7 +95,7 @@ async fn a_dead_and_a_refusing_peer_cost_one_attempt_per_backoff_and_a_line_a_mi
     let start = tokio::time::Instant::now();
     for (id, port) in [(2, dead), (3, refusing)] {
         node.raft
-            .add_learner(id, BasicNode::new(format!("127.0.0.1:{port}")), false)
+            .add_learner(id, Member::new(format!("127.0.0.1:{port}"), ""), false)
             .await
             .unwrap();
     }

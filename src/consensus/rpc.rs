@@ -8,25 +8,43 @@
 //! merge.
 //!
 //! Operations: `challenge` (opens a signed session; see `trust`), `append`,
-//! `vote`, `snapshot` (openraft's RPCs), `join` (a new daemon asks to become
-//! a voter), `status` (what bootstrap needs to know), and `propose` (a
-//! follower's command, forwarded to the leader).
+//! `vote`, `snapshot` (openraft's RPCs, addressed to a node id: a daemon
+//! never answers for another node, e.g. the old incarnation whose address it
+//! took over), `join` (a daemon asks to be in the group or to have its entry
+//! updated), `forget` (remove a departed daemon), `status` (what formation and
+//! the leader's probes need to know; answerable under the cluster id `*` by a
+//! daemon that does not know its group's id yet), and `propose` (a follower's
+//! command, forwarded to the leader).
+//!
+//! Membership decisions are the pure core's (`core::membership`); this module
+//! gathers their inputs and carries them out with openraft.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers};
+use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::network::ANY_CLUSTER;
 use super::node::RaftNode;
 use super::trust::{self, ServerSession};
-use crate::core::group::{Command, CommandResponse};
+use crate::core::group::{Command, CommandResponse, Member};
+use crate::core::membership::{
+    self, Change, GroupView, JoinDecision, MemberState, Refusal as MembershipRefusal,
+};
 
-/// Serializes `join` handling on the leader.
-static JOINS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Joins and removals refused by the membership rules.
+pub static MEMBERSHIP_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// How long the leader waits for a new learner to catch up before giving up
+/// on a join (the joiner asks again).
+const CATCH_UP: Duration = Duration::from_secs(10);
+/// A probe of a member's `status`.
+pub const PROBE_TTL: Duration = Duration::from_millis(500);
 
 /// Largest request body accepted. openraft sends at most a few hundred
 /// entries per append and snapshots in chunks of a few MiB; anything bigger
@@ -66,6 +84,9 @@ pub enum RpcError {
     /// A challenge or signed request to a daemon without a secret.
     #[error("ERR this daemon has no Raft group secret")]
     NoSecret,
+    /// An openraft RPC meant for another node id.
+    #[error("ERR request for node {to}, this is node {me}")]
+    WrongNode { to: u64, me: u64 },
 }
 
 /// Kinds of refusal, as counted in `INFO raft`.
@@ -97,7 +118,7 @@ impl RpcError {
     pub fn refusal(&self) -> Option<Refusal> {
         Some(match self {
             RpcError::NotRunning => return None,
-            RpcError::ClusterMismatch => Refusal::Cluster,
+            RpcError::ClusterMismatch | RpcError::WrongNode { .. } => Refusal::Cluster,
             RpcError::Replayed => Refusal::Replay,
             RpcError::Arity | RpcError::UnknownOp | RpcError::Malformed | RpcError::TooLarge => {
                 Refusal::Malformed
@@ -204,13 +225,38 @@ pub enum RpcReply {
     Nonce(String),
 }
 
+/// An openraft RPC with the node id it is meant for (`to`, next to the
+/// request's own fields; absent from daemons that do not send it).
+#[derive(Debug, Serialize)]
+pub struct Addressed<T> {
+    #[serde(flatten)]
+    pub rpc: T,
+    pub to: u64,
+}
+
+impl<T> Addressed<T> {
+    pub fn new(to: u64, rpc: T) -> Addressed<T> {
+        Addressed { rpc, to }
+    }
+}
+
+/// The `to` of an addressed request, read without the request itself.
+#[derive(Deserialize)]
+struct Recipient {
+    #[serde(default)]
+    to: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinRequest {
     pub id: u64,
     /// `host:port` of the joiner's sentinel port.
     pub addr: String,
-    /// The joiner's Raft storage is empty.
+    /// First join of a process whose Raft storage is empty.
     pub fresh: bool,
+    /// The joiner's Sentinel runid.
+    #[serde(default)]
+    pub myid: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,8 +268,29 @@ pub enum JoinReply {
     },
     /// The joiner's id is already a voter but its storage is empty: its state
     /// was lost, and letting it vote again could elect a leader without the
-    /// committed log. It must not start.
+    /// committed log. It must not run as that node.
     LostState,
+    Failed(String),
+    /// The membership rules refused it; nothing changed.
+    Refused(String),
+    /// Not now (another change is being committed, or the leader has not
+    /// probed the members long enough); nothing changed.
+    Retry(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetRequest {
+    pub id: u64,
+    /// Why it is asked: "forget" (an operator) or "reset".
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForgetReply {
+    Removed,
+    NotLeader { leader: Option<String> },
+    Refused(String),
     Failed(String),
 }
 
@@ -233,6 +300,9 @@ pub struct Status {
     pub initialized: bool,
     pub leader: Option<(u64, String)>,
     pub voters: Vec<u64>,
+    /// The group's cluster id (None: not known yet).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,65 +326,273 @@ pub fn status(node: &RaftNode) -> Status {
         initialized: node.is_initialized(),
         leader: leader_addr(node),
         voters: m.membership_config.membership().voter_ids().collect(),
+        cluster_id: node.cluster_id.get().map(str::to_string),
     }
 }
 
-fn not_leader<E>(node: &RaftNode, e: &RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Option<E>
-where
-    E: From<Option<String>>,
-{
+type WriteError = RaftError<u64, ClientWriteError<u64, Member>>;
+
+/// The leader's address when `e` says this node is not the leader.
+fn forward_to(node: &RaftNode, e: &WriteError) -> Option<Option<String>> {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Some(E::from(
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Some(
             f.leader_node
                 .as_ref()
                 .map(|n| n.addr.clone())
                 .or_else(|| leader_addr(node).map(|l| l.1)),
-        )),
+        ),
         _ => None,
     }
 }
 
-impl From<Option<String>> for JoinReply {
-    fn from(leader: Option<String>) -> Self {
-        JoinReply::NotLeader { leader }
+/// Probes `addr`: whether node `id` answers there as itself.
+pub async fn probe(node: &RaftNode, id: u64, addr: &str) -> bool {
+    let mut link = node.network.link(addr);
+    matches!(link.call::<_, Status>("status", &(), PROBE_TTL).await, Ok(st) if st.id == id)
+}
+
+/// Records the answers of probes made now.
+fn record_probes(node: &RaftNode, answered: &[u64]) {
+    let now = tokio::time::Instant::now();
+    let mut p = node.probes.lock().unwrap_or_else(|e| e.into_inner());
+    p.since.get_or_insert(now);
+    for &id in answered {
+        p.last.insert(id, now);
     }
 }
 
-impl From<Option<String>> for ProposeReply {
-    fn from(leader: Option<String>) -> Self {
-        ProposeReply::NotLeader { leader }
-    }
-}
-
-/// Adds a daemon as a voter (on the leader only).
-pub async fn join(node: &RaftNode, req: &JoinRequest) -> JoinReply {
+/// The leader's view of its group, for a decision now: members not known to
+/// be live are probed first, so a decision is taken on fresh answers.
+pub async fn group_view(node: &RaftNode) -> GroupView {
     let m = node.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
-    if membership.voter_ids().any(|v| v == req.id) {
-        if req.fresh {
-            return JoinReply::LostState;
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let window = node.policy.live_window;
+    let stale: Vec<(u64, String)> = {
+        let p = node.probes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        membership
+            .nodes()
+            .filter(|(id, _)| **id != node.id && !p.liveness(**id, now, window).is_live())
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    };
+    let mut probes = tokio::task::JoinSet::new();
+    for (id, addr) in stale {
+        let node = node.clone();
+        probes.spawn(async move { probe(&node, id, &addr).await.then_some(id) });
+    }
+    let mut answered = Vec::new();
+    while let Some(r) = probes.join_next().await {
+        if let Ok(Some(id)) = r {
+            answered.push(id);
         }
-        return JoinReply::Joined;
     }
-    // Joins are serialized here: openraft refuses a membership change while
-    // another is in flight, and a joiner left a learner would retry anyway.
-    let _one_at_a_time = JOINS.lock().await;
-    if m.current_leader != Some(node.id) {
-        return JoinReply::NotLeader {
-            leader: leader_addr(node).map(|l| l.1),
-        };
+    record_probes(node, &answered);
+    let now = tokio::time::Instant::now();
+    let p = node.probes.lock().unwrap_or_else(|e| e.into_inner());
+    let members = membership
+        .nodes()
+        .map(|(id, n)| MemberState {
+            id: *id,
+            member: n.clone(),
+            voter: voters.contains(id),
+            live: if *id == node.id {
+                membership::Liveness::Live
+            } else {
+                p.liveness(*id, now, window)
+            },
+        })
+        .collect();
+    GroupView {
+        leader: node.id,
+        members,
+        changing: membership.get_joint_config().len() > 1,
+        peers: node.policy.peers.clone(),
     }
-    if let Err(e) = node
-        .raft
-        .add_learner(req.id, BasicNode::new(req.addr.clone()), true)
-        .await
-    {
-        return not_leader(node, &e).unwrap_or_else(|| JoinReply::Failed(e.to_string()));
+}
+
+/// Why a membership change was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// This node no longer leads (the leader's address, when known).
+    NotLeader(Option<String>),
+    Failed(String),
+}
+
+impl ChangeError {
+    fn of(node: &RaftNode, e: WriteError) -> ChangeError {
+        match forward_to(node, &e) {
+            Some(leader) => ChangeError::NotLeader(leader),
+            None => ChangeError::Failed(e.to_string()),
+        }
     }
-    let change = ChangeMembers::AddVoterIds([req.id].into_iter().collect());
-    match node.raft.change_membership(change, false).await {
-        Ok(_) => JoinReply::Joined,
-        Err(e) => not_leader(node, &e).unwrap_or_else(|| JoinReply::Failed(e.to_string())),
+}
+
+/// Carries out a membership change with openraft (joint consensus for any
+/// change of voters). Logged once, Sentinel-style.
+pub async fn carry_out(node: &RaftNode, change: &Change, why: &str) -> Result<(), ChangeError> {
+    let err = |e| ChangeError::of(node, e);
+    let wait_caught_up = |id: u64, member: Member| async move {
+        match tokio::time::timeout(CATCH_UP, node.raft.add_learner(id, member, true)).await {
+            Ok(r) => r.map(|_| ()).map_err(|e| ChangeError::of(node, e)),
+            Err(_) => Err(ChangeError::Failed(format!(
+                "node {id} did not catch up within {CATCH_UP:?}"
+            ))),
+        }
+    };
+    let membership = || {
+        node.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone()
+    };
+    // A learner, caught up, then a voter.
+    let add_voter = |id: u64, member: Member| async move {
+        wait_caught_up(id, member.clone()).await?;
+        node.raft
+            .change_membership(ChangeMembers::AddVoterIds([id].into()), false)
+            .await
+            .map_err(|e| ChangeError::of(node, e))?;
+        tracing::warn!("+raft-member-add {id} {} {}", member.addr, member.myid);
+        Ok::<(), ChangeError>(())
+    };
+    match change {
+        Change::SetNode { id, member } => {
+            node.raft
+                .change_membership(
+                    ChangeMembers::SetNodes([(*id, member.clone())].into_iter().collect()),
+                    false,
+                )
+                .await
+                .map_err(err)?;
+            tracing::warn!("+raft-member-update {id} {} {}", member.addr, member.myid);
+        }
+        Change::AddVoter { id, member } => add_voter(*id, member.clone()).await?,
+        Change::Promote { id } => {
+            let member = membership().get_node(id).cloned().unwrap_or_default();
+            add_voter(*id, member).await?
+        }
+        Change::Replace { old, id, member } => {
+            wait_caught_up(*id, member.clone()).await?;
+            let voters: BTreeSet<u64> = membership()
+                .voter_ids()
+                .filter(|v| v != old)
+                .chain([*id])
+                .collect();
+            node.raft
+                .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
+                .await
+                .map_err(err)?;
+            tracing::warn!(
+                "+raft-member-replace {old} {id} {} {} (a new incarnation)",
+                member.addr,
+                member.myid
+            );
+        }
+        Change::Remove { id, voter } => {
+            let addr = membership()
+                .get_node(id)
+                .map(|n| n.addr.clone())
+                .unwrap_or_default();
+            let change = if *voter {
+                ChangeMembers::RemoveVoters([*id].into())
+            } else {
+                ChangeMembers::RemoveNodes([*id].into())
+            };
+            node.raft
+                .change_membership(change, false)
+                .await
+                .map_err(err)?;
+            tracing::warn!("-raft-member {id} {addr} {why}");
+        }
+    }
+    Ok(())
+}
+
+fn refused(r: &MembershipRefusal) -> String {
+    MEMBERSHIP_REFUSED.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("raftinel_raft_membership_refused_total").increment(1);
+    r.to_string()
+}
+
+/// Holds the membership lock and gives the leader's view, or says where
+/// the leader is when this node does not lead.
+async fn leading(
+    node: &RaftNode,
+) -> Result<(tokio::sync::MutexGuard<'_, ()>, GroupView), Option<String>> {
+    let one_at_a_time = node.changes.lock().await;
+    if node.leader() != Some(node.id) {
+        return Err(leader_addr(node).map(|l| l.1));
+    }
+    Ok((one_at_a_time, group_view(node).await))
+}
+
+impl From<ChangeError> for JoinReply {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::NotLeader(leader) => JoinReply::NotLeader { leader },
+            ChangeError::Failed(e) => JoinReply::Failed(e),
+        }
+    }
+}
+
+impl From<ChangeError> for ForgetReply {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::NotLeader(leader) => ForgetReply::NotLeader { leader },
+            ChangeError::Failed(e) => ForgetReply::Failed(e),
+        }
+    }
+}
+
+/// A join, on the leader only (see `core::membership::decide_join`).
+pub async fn join(node: &RaftNode, req: &JoinRequest) -> JoinReply {
+    let (_one_at_a_time, view) = match leading(node).await {
+        Ok(v) => v,
+        Err(leader) => return JoinReply::NotLeader { leader },
+    };
+    let ask = membership::JoinRequest {
+        id: req.id,
+        addr: req.addr.clone(),
+        myid: req.myid.clone(),
+        fresh: req.fresh,
+    };
+    match membership::decide_join(&view, &ask) {
+        JoinDecision::Member => JoinReply::Joined,
+        JoinDecision::Refuse(r @ MembershipRefusal::LostState { .. }) => {
+            refused(&r);
+            JoinReply::LostState
+        }
+        JoinDecision::Refuse(
+            r @ (MembershipRefusal::Busy | MembershipRefusal::NotProbedYet { .. }),
+        ) => JoinReply::Retry(r.to_string()),
+        JoinDecision::Refuse(r) => JoinReply::Refused(refused(&r)),
+        JoinDecision::Change(c) => match carry_out(node, &c, "joined").await {
+            Ok(()) => JoinReply::Joined,
+            Err(e) => e.into(),
+        },
+    }
+}
+
+/// A removal, on the leader only (see `core::membership::decide_remove`).
+pub async fn forget(node: &RaftNode, req: &ForgetRequest) -> ForgetReply {
+    let (_one_at_a_time, view) = match leading(node).await {
+        Ok(v) => v,
+        Err(leader) => return ForgetReply::NotLeader { leader },
+    };
+    let why = match req.reason.as_str() {
+        "reset" => membership::RemoveReason::Reset,
+        _ => membership::RemoveReason::Forget,
+    };
+    match membership::decide_remove(&view, req.id) {
+        Err(r) => ForgetReply::Refused(refused(&r)),
+        Ok(c) => match carry_out(node, &c, &why.to_string()).await {
+            Ok(()) => ForgetReply::Removed,
+            Err(e) => e.into(),
+        },
     }
 }
 
@@ -322,7 +600,10 @@ pub async fn join(node: &RaftNode, req: &JoinRequest) -> JoinReply {
 pub async fn propose_local(node: &RaftNode, cmd: Command) -> ProposeReply {
     match node.raft.client_write(cmd).await {
         Ok(resp) => ProposeReply::Done(resp.data),
-        Err(e) => not_leader(node, &e).unwrap_or_else(|| ProposeReply::Failed(e.to_string())),
+        Err(e) => match forward_to(node, &e) {
+            Some(leader) => ProposeReply::NotLeader { leader },
+            None => ProposeReply::Failed(e.to_string()),
+        },
     }
 }
 
@@ -389,7 +670,13 @@ async fn dispatch(
             Some(seq)
         }
     };
-    if cluster.as_slice() != node.cluster_id.as_bytes() {
+    // `status` tells a daemon that does not know its group's id yet what it
+    // is; everything else must name this group.
+    let mine = node.cluster_id.get();
+    let named = cluster.as_slice();
+    let cluster_ok = mine.is_some_and(|c| c.as_bytes() == named);
+    let any = op.as_slice() == b"status" && (named == ANY_CLUSTER.as_bytes() || mine.is_none());
+    if !cluster_ok && !any {
         return Err(RpcError::ClusterMismatch);
     }
     let raft = &node.raft;
@@ -398,17 +685,35 @@ async fn dispatch(
             serde_json::from_slice(body).map_err(|_| RpcError::Malformed)?
         };
     }
+    // openraft's RPCs are for one node id: never answered for another.
+    macro_rules! addressed {
+        () => {{
+            let r: Recipient = parse!();
+            if let Some(to) = r.to.filter(|&to| to != node.id) {
+                return Err(RpcError::WrongNode { to, me: node.id });
+            }
+            parse!()
+        }};
+    }
     let out = match op.as_slice() {
-        b"append" => serde_json::to_vec(&raft.append_entries(parse!()).await),
-        b"vote" => serde_json::to_vec(&raft.vote(parse!()).await),
-        b"snapshot" => serde_json::to_vec(&raft.install_snapshot(parse!()).await),
+        b"append" => serde_json::to_vec(&raft.append_entries(addressed!()).await),
+        b"vote" => serde_json::to_vec(&raft.vote(addressed!()).await),
+        b"snapshot" => serde_json::to_vec(&raft.install_snapshot(addressed!()).await),
         b"join" => {
             let req: JoinRequest = parse!();
             serde_json::to_vec(&join(node, &req).await)
         }
+        b"forget" => {
+            let req: ForgetRequest = parse!();
+            serde_json::to_vec(&forget(node, &req).await)
+        }
         b"status" => serde_json::to_vec(&status(node)),
         b"propose" => {
             let cmd: Command = parse!();
+            // Every daemon signs what `apply` checks the authority of.
+            if cmd.unsigned() {
+                return Err(RpcError::Malformed);
+            }
             serde_json::to_vec(&propose_local(node, cmd).await)
         }
         _ => return Err(RpcError::UnknownOp),
@@ -421,4 +726,26 @@ async fn dispatch(
         }
         _ => RpcReply::Plain(out),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_addressed_request_carries_its_fields_and_the_node_id() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Req {
+            a: u32,
+        }
+        let json = serde_json::to_string(&Addressed::new(9, &Req { a: 1 })).unwrap();
+        assert_eq!(json, r#"{"a":1,"to":9}"#);
+        let r: Recipient = serde_json::from_str(&json).unwrap();
+        assert_eq!(r.to, Some(9));
+        // The request reads as before, `to` ignored; and unaddressed
+        // requests (earlier releases) have none.
+        assert_eq!(serde_json::from_str::<Req>(&json).unwrap(), Req { a: 1 });
+        let r: Recipient = serde_json::from_str(r#"{"a":1}"#).unwrap();
+        assert_eq!(r.to, None);
+    }
 }

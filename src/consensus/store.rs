@@ -8,6 +8,13 @@
 //! - `meta`: vote, committed log id and last purged log id, rewritten whole
 //!   (temp file, fsync, rename, fsync dir) on every change.
 //! - `snapshot`: the last snapshot (meta + serialized state), written the same way.
+//! - `identity`: this daemon's node id and its group's cluster id, written the
+//!   same way when the directory is created, and again once when the group is
+//!   bootstrapped or joined (the cluster id never changes after that).
+//!
+//! Directories written before `identity` existed are converted at open: the
+//! node id those releases used (the first 16 hex digits of the myid) is kept,
+//! and the cluster id is the one they computed (see `IdentitySeed`).
 //!
 //! Every file carries checksums. At open, a record whose checksum does not
 //! match, or a meta/snapshot file that fails its checksum, is an error: the
@@ -34,7 +41,7 @@ use super::TypeConfig;
 use crate::core::group::{CommandResponse, GroupState};
 
 type NodeId = u64;
-type Node = openraft::BasicNode;
+type Node = crate::core::group::Member;
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
 /// Why the stored Raft state cannot be used.
@@ -50,6 +57,62 @@ pub enum OpenError {
         offset: u64,
         reason: String,
     },
+    #[error(
+        "{path}: this raft data belongs to cluster {stored:?}, but the configuration names \
+         {configured:?}; a group's cluster id never changes (use another data directory to \
+         start a new group)"
+    )]
+    ClusterIdConflict {
+        path: PathBuf,
+        stored: String,
+        configured: String,
+    },
+}
+
+/// This daemon's identity in its group, persisted with its Raft data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub node_id: NodeId,
+    /// None until the group is bootstrapped or joined.
+    pub cluster_id: Option<String>,
+}
+
+/// What `open` needs to give a directory its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySeed {
+    /// The node id of a new incarnation (random, never 0).
+    pub fresh_node_id: NodeId,
+    /// `[raft] cluster-id` / `RAFTINEL_CLUSTER_ID`, when given.
+    pub configured_cluster_id: Option<String>,
+    /// For a directory of an earlier release: the node id it used.
+    pub legacy_node_id: NodeId,
+    /// For a directory of an earlier release: the cluster id it used (when
+    /// none is configured, derived from the monitored master names).
+    pub legacy_cluster_id: String,
+}
+
+impl IdentitySeed {
+    /// The seed of a new directory that is to be node `id` (tests, tools).
+    pub fn fresh(id: NodeId, cluster_id: Option<String>) -> IdentitySeed {
+        IdentitySeed {
+            fresh_node_id: id,
+            configured_cluster_id: cluster_id,
+            legacy_node_id: id,
+            legacy_cluster_id: String::new(),
+        }
+    }
+}
+
+/// How the identity was obtained (reported once by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdentityOrigin {
+    /// Read back as persisted.
+    #[default]
+    Stored,
+    /// A new directory (or one whose Raft data is empty): a new node id.
+    New,
+    /// A directory of an earlier release, converted.
+    Converted,
 }
 
 /// What `open` noticed and repaired (reported by the caller, once).
@@ -59,6 +122,8 @@ pub struct OpenReport {
     pub torn_tail_bytes: u64,
     /// Nothing was stored before: no log entry, no vote, no snapshot.
     pub was_empty: bool,
+    pub identity: Option<Identity>,
+    pub identity_origin: IdentityOrigin,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -236,11 +301,67 @@ fn encode_record(entry: &Entry<TypeConfig>) -> Vec<u8> {
 /// The applied state, as the rest of the daemon watches it.
 pub type Published = Arc<tokio::sync::watch::Sender<GroupState>>;
 
+/// Writes the identity file of the storage in `<data_dir>/raft`.
+pub fn save_identity(data_dir: &Path, identity: &Identity) -> io::Result<()> {
+    let json = serde_json::to_vec(identity).map_err(io::Error::other)?;
+    write_atomic(&data_dir.join("raft").join("identity"), &seal(json))
+}
+
+/// The identity of an opened directory (see the module's comment).
+fn identity_of(
+    dir: &Path,
+    stored: Option<Identity>,
+    was_empty: bool,
+    seed: &IdentitySeed,
+) -> Result<(Identity, IdentityOrigin), OpenError> {
+    let configured = seed.configured_cluster_id.clone();
+    let (identity, origin) = match stored {
+        // Nothing to lose: a new incarnation, in the group it belonged to
+        // (unless the configuration now names another one).
+        Some(old) if was_empty => (
+            Identity {
+                node_id: seed.fresh_node_id,
+                cluster_id: configured.or(old.cluster_id),
+            },
+            IdentityOrigin::New,
+        ),
+        Some(old) => {
+            if let (Some(stored), Some(configured)) = (&old.cluster_id, &configured) {
+                if stored != configured {
+                    return Err(OpenError::ClusterIdConflict {
+                        path: dir.join("identity"),
+                        stored: stored.clone(),
+                        configured: configured.clone(),
+                    });
+                }
+            }
+            (old, IdentityOrigin::Stored)
+        }
+        None if was_empty => (
+            Identity {
+                node_id: seed.fresh_node_id,
+                cluster_id: configured,
+            },
+            IdentityOrigin::New,
+        ),
+        None => (
+            Identity {
+                node_id: seed.legacy_node_id,
+                cluster_id: Some(configured.unwrap_or_else(|| seed.legacy_cluster_id.clone())),
+            },
+            IdentityOrigin::Converted,
+        ),
+    };
+    Ok((identity, origin))
+}
+
 /// Opens (or creates) the storage in `<data_dir>/raft`. `published` receives
-/// the applied state after every apply and snapshot install.
+/// the applied state after every apply and snapshot install. `seed` gives the
+/// directory its identity when it has none (or holds no Raft data).
 pub fn open(
     data_dir: &Path,
     published: Published,
+    seed: &IdentitySeed,
 ) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
     let dir = data_dir.join("raft");
     let ioe = |path: &Path| {
@@ -295,7 +416,15 @@ pub fn open(
     let meta: Meta = read_sealed(&dir.join("meta"))?.unwrap_or_default();
     let snapshot: Option<StoredSnapshot> = read_sealed(&dir.join("snapshot"))?;
     report.was_empty = entries.is_empty() && meta.vote.is_none() && snapshot.is_none();
-    let image = match &snapshot {
+    let identity_path = dir.join("identity");
+    let stored: Option<Identity> = read_sealed(&identity_path)?;
+    let (identity, origin) = identity_of(&dir, stored.clone(), report.was_empty, seed)?;
+    if stored.as_ref() != Some(&identity) {
+        save_identity(data_dir, &identity).map_err(ioe(&identity_path))?;
+    }
+    report.identity = Some(identity);
+    report.identity_origin = origin;
+    let mut image = match &snapshot {
         Some(s) => serde_json::from_slice::<SmImage>(&s.data).map_err(|e| OpenError::Corrupt {
             path: dir.join("snapshot"),
             offset: 0,
@@ -303,6 +432,13 @@ pub fn open(
         })?,
         None => SmImage::default(),
     };
+    // Snapshots of earlier releases carry no voters in the state: take them
+    // from the snapshot's membership.
+    if image.state.voters.is_empty() {
+        image
+            .state
+            .apply_membership(voters_of(image.last_membership.membership()));
+    }
     published.send_replace(image.state.clone());
     let log = LogStore {
         meta_io: Arc::default(),
@@ -494,6 +630,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
+/// The voters of a membership (both configurations of a joint one) with
+/// their node data.
+fn voters_of(m: &openraft::Membership<NodeId, Node>) -> BTreeMap<NodeId, Node> {
+    m.voter_ids()
+        .map(|id| (id, m.get_node(&id).cloned().unwrap_or_default()))
+        .collect()
+}
+
 impl StateMachineStore {
     fn publish(&self) {
         self.published.send_replace(self.image.state.clone());
@@ -521,6 +665,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Blank => CommandResponse::Applied,
                 EntryPayload::Normal(cmd) => self.image.state.apply(cmd),
                 EntryPayload::Membership(m) => {
+                    self.image.state.apply_membership(voters_of(m));
                     self.image.last_membership =
                         StoredMembership::new(Some(entry.log_id), m.clone());
                     CommandResponse::Applied
@@ -558,10 +703,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             data,
         };
         save_snapshot(&self.dir, &stored).map_err(io_err)?;
+        let mut state = image.state;
+        if state.voters.is_empty() {
+            state.apply_membership(voters_of(meta.last_membership.membership()));
+        }
         self.image = SmImage {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),
-            state: image.state,
+            state,
         };
         *lock(&self.current) = Some(stored);
         self.publish();
@@ -614,6 +763,16 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineBuilder {
 }
 
 #[cfg(test)]
+pub(crate) fn seed(cluster: Option<&str>) -> IdentitySeed {
+    IdentitySeed {
+        fresh_node_id: 7,
+        configured_cluster_id: cluster.map(str::to_string),
+        legacy_node_id: 0x5555,
+        legacy_cluster_id: "raftinel:m".into(),
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use openraft::testing::{StoreBuilder, Suite};
@@ -626,6 +785,7 @@ mod tests {
             let (log, sm, _) = open(
                 dir.path(),
                 Arc::new(tokio::sync::watch::channel(GroupState::default()).0),
+                &seed(None),
             )
             .map_err(io_err)?;
             Ok((dir, log, sm))
@@ -641,6 +801,7 @@ mod tests {
 
 #[cfg(test)]
 mod disk_tests {
+    use super::seed;
     use super::*;
     use openraft::{CommittedLeaderId, EntryPayload};
 
@@ -654,9 +815,17 @@ mod disk_tests {
     }
 
     fn reopen(dir: &Path) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
+        reopen_with(dir, &seed(None))
+    }
+
+    fn reopen_with(
+        dir: &Path,
+        seed: &IdentitySeed,
+    ) -> Result<(LogStore, StateMachineStore, OpenReport), OpenError> {
         open(
             dir,
             Arc::new(tokio::sync::watch::channel(GroupState::default()).0),
+            seed,
         )
     }
 
@@ -742,5 +911,78 @@ mod disk_tests {
         bytes[last] ^= 1;
         fs::write(&meta, bytes).unwrap();
         assert!(matches!(reopen(dir.path()), Err(OpenError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn the_identity_is_created_kept_and_never_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (.., r) = reopen_with(dir.path(), &seed(None)).unwrap();
+        assert_eq!(r.identity_origin, IdentityOrigin::New);
+        let id = r.identity.unwrap();
+        assert_eq!((id.node_id, id.cluster_id.as_deref()), (7, None));
+        // Bootstrapped: the cluster id is written once.
+        let named = Identity {
+            node_id: 7,
+            cluster_id: Some("c1".into()),
+        };
+        save_identity(dir.path(), &named).unwrap();
+        write_entries(dir.path(), 1);
+        let mut other = seed(None);
+        other.fresh_node_id = 8;
+        other.legacy_cluster_id = "raftinel:m,n".into();
+        let (.., r) = reopen_with(dir.path(), &other).unwrap();
+        assert_eq!(r.identity_origin, IdentityOrigin::Stored);
+        assert_eq!(r.identity, Some(named.clone()), "a restart changes nothing");
+        // The configuration cannot rename a group that holds data.
+        match reopen_with(dir.path(), &seed(Some("c2"))) {
+            Err(OpenError::ClusterIdConflict {
+                stored, configured, ..
+            }) => {
+                assert_eq!((stored.as_str(), configured.as_str()), ("c1", "c2"))
+            }
+            other => panic!("expected a conflict, got {:?}", other.err()),
+        }
+        assert!(reopen_with(dir.path(), &seed(Some("c1"))).is_ok());
+    }
+
+    #[test]
+    fn emptied_raft_data_comes_back_as_a_new_incarnation_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        reopen(dir.path()).unwrap();
+        save_identity(
+            dir.path(),
+            &Identity {
+                node_id: 3,
+                cluster_id: Some("c1".into()),
+            },
+        )
+        .unwrap();
+        let (.., r) = reopen(dir.path()).unwrap();
+        assert_eq!(r.identity_origin, IdentityOrigin::New);
+        assert_eq!(
+            r.identity,
+            Some(Identity {
+                node_id: 7,
+                cluster_id: Some("c1".into())
+            })
+        );
+    }
+
+    #[test]
+    fn a_directory_of_an_earlier_release_is_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        write_entries(dir.path(), 2);
+        let (.., r) = reopen(dir.path()).unwrap();
+        assert_eq!(r.identity_origin, IdentityOrigin::Converted);
+        assert_eq!(
+            r.identity,
+            Some(Identity {
+                node_id: 0x5555,
+                cluster_id: Some("raftinel:m".into())
+            })
+        );
+        assert!(dir.path().join("raft/identity").exists());
+        let (.., r) = reopen(dir.path()).unwrap();
+        assert_eq!(r.identity_origin, IdentityOrigin::Stored);
     }
 }

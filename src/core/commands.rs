@@ -733,6 +733,9 @@ impl Sentinel {
         for &mi in &hits {
             self.reset_master(mi, now, true, true, out);
         }
+        if !hits.is_empty() {
+            self.reset_rediscovery(now);
+        }
         hits.len()
     }
 

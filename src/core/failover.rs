@@ -372,6 +372,12 @@ impl Sentinel {
         out: &mut Vec<Action>,
     ) -> Vec<usize> {
         let old = self.committed.replace(new);
+        if let (Some(o), Some(n)) = (&old, &self.committed) {
+            if o.voters != n.voters {
+                let new_voters = n.voters.clone();
+                self.members_left(&o.voters, &new_voters, out);
+            }
+        }
         let mut touched = Vec::new();
         for mi in 0..self.masters.len() {
             let m = &self.masters[mi];
@@ -429,11 +435,7 @@ impl Sentinel {
     fn failover_started(&mut self, mi: usize, f: &Failover, now: Millis, out: &mut Vec<Action>) {
         let me = self.raft.node_id;
         let myid = self.myid.clone();
-        let leader_runid = self.masters[mi]
-            .sentinels
-            .values()
-            .filter_map(|s| s.runid.clone())
-            .find(|r| crate::core::group::node_id_from_myid(r) == Some(f.leader));
+        let leader_runid = self.runid_of_node(mi, f.leader);
         let name = self.masters[mi].inst.name.clone();
         if f.epoch > self.current_epoch {
             self.current_epoch = f.epoch;
@@ -527,13 +529,14 @@ impl Sentinel {
             out.push(Action::Flush);
             return;
         }
+        let leader_runid = leader.and_then(|l| self.runid_of_node(mi, l));
+        let m = &mut self.masters[mi];
         if !led {
-            let from = leader.and_then(|l| {
+            let from = leader_runid.and_then(|r| {
                 m.sentinels.values().find(|s| {
                     s.runid
                         .as_deref()
-                        .and_then(crate::core::group::node_id_from_myid)
-                        == Some(l)
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&r))
                 })
             });
             if let Some(si) = from {

@@ -110,26 +110,45 @@ pub enum Refusal {
     /// The joiner's node id is a voter but its storage is empty: its state
     /// was lost, and letting it vote with an empty log could elect a leader
     /// without committed entries.
-    LostState { id: u64 },
+    LostState {
+        id: u64,
+    },
     Malformed(String),
     /// Static peer list: the address is not in the leader's list.
-    NotInPeerList { addr: String },
+    NotInPeerList {
+        addr: String,
+    },
     /// The node (an old incarnation, or the process at the old address)
     /// still answers as itself.
-    StillAnswers { id: u64, addr: String },
+    StillAnswers {
+        id: u64,
+        addr: String,
+    },
     /// Another live member is registered at this address.
-    AddressTaken { id: u64, addr: String },
+    AddressTaken {
+        id: u64,
+        addr: String,
+    },
     /// The change would leave the group (or the joint configuration) without
     /// a majority of live voters.
-    NoLiveMajority { live: usize, voters: usize },
+    NoLiveMajority {
+        live: usize,
+        voters: usize,
+    },
     /// The leader has not probed this node long enough to tell whether it is
     /// live.
-    NotProbedYet { id: u64 },
+    NotProbedYet {
+        id: u64,
+    },
     /// Another membership change is being committed.
     Busy,
-    NoSuchNode { id: u64 },
+    NoSuchNode {
+        id: u64,
+    },
     /// The leader does not remove itself: stop it, and ask the next leader.
-    IsLeader { id: u64 },
+    IsLeader {
+        id: u64,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -308,10 +327,7 @@ pub fn decide_join(view: &GroupView, req: &JoinRequest) -> JoinDecision {
             if view.changing {
                 return Refuse(Refusal::Busy);
             }
-            return JoinDecision::Change(Change::SetNode {
-                id: req.id,
-                member,
-            });
+            return JoinDecision::Change(Change::SetNode { id: req.id, member });
         }
         if me.voter {
             return JoinDecision::Member;
@@ -382,10 +398,7 @@ pub fn decide_join(view: &GroupView, req: &JoinRequest) -> JoinDecision {
             id: req.id,
             member,
         },
-        None => Change::AddVoter {
-            id: req.id,
-            member,
-        },
+        None => Change::AddVoter { id: req.id, member },
     })
 }
 
@@ -417,10 +430,7 @@ pub fn decide_remove(view: &GroupView, id: u64) -> Result<Change, Refusal> {
     if view.changing {
         return Err(Refusal::Busy);
     }
-    Ok(Change::Remove {
-        id,
-        voter: m.voter,
-    })
+    Ok(Change::Remove { id, voter: m.voter })
 }
 
 /// The leader's periodic housekeeping: at most one removal per call, the
@@ -487,7 +497,10 @@ pub struct FormationView<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Formation {
     /// Ask `via` (a member) to be added; adopt `cluster_id`.
-    Join { via: String, cluster_id: String },
+    Join {
+        via: String,
+        cluster_id: String,
+    },
     /// Start a new group with this daemon as its only voter.
     Bootstrap,
     Wait(WaitReason),
@@ -551,10 +564,7 @@ pub fn decide_formation(v: &FormationView<'_>) -> Formation {
             (None, theirs) => theirs.is_some(),
         })
         .collect();
-    let mut ids: Vec<String> = groups
-        .iter()
-        .filter_map(|a| a.cluster_id.clone())
-        .collect();
+    let mut ids: Vec<String> = groups.iter().filter_map(|a| a.cluster_id.clone()).collect();
     ids.sort();
     ids.dedup();
     if v.cluster_id.is_none() && ids.len() > 1 {
@@ -820,7 +830,10 @@ mod tests {
         };
         assert_eq!(
             housekeeping(&g, &on),
-            Some((Change::Remove { id: 5, voter: true }, RemoveReason::Unreachable))
+            Some((
+                Change::Remove { id: 5, voter: true },
+                RemoveReason::Unreachable
+            ))
         );
         let short = Housekeeping {
             remove_unreachable_after: Some(120_000),
@@ -832,7 +845,10 @@ mod tests {
         g.peers = Some((1..=3).map(|i| format!("10.0.0.{i}:26379")).collect());
         assert_eq!(
             housekeeping(&g, &hk),
-            Some((Change::Remove { id: 4, voter: true }, RemoveReason::NotInPeerList))
+            Some((
+                Change::Remove { id: 4, voter: true },
+                RemoveReason::NotInPeerList
+            ))
         );
         // A listed peer that is down stays.
         let mut g = group(3, &[(3, DEAD)]);
@@ -843,7 +859,13 @@ mod tests {
         g.members.push(ms(9, false, Liveness::Silent(40_000)));
         assert_eq!(
             housekeeping(&g, &hk),
-            Some((Change::Remove { id: 9, voter: false }, RemoveReason::StaleLearner))
+            Some((
+                Change::Remove {
+                    id: 9,
+                    voter: false
+                },
+                RemoveReason::StaleLearner
+            ))
         );
     }
 
@@ -901,10 +923,7 @@ mod tests {
 
     #[test]
     fn formation_bootstraps_only_blank_with_a_majority_and_the_smallest_id() {
-        let blank = [
-            answer("b:1", 7, None, false),
-            answer("c:1", 9, None, false),
-        ];
+        let blank = [answer("b:1", 7, None, false), answer("c:1", 9, None, false)];
         assert_eq!(decide_formation(&view(&blank, None)), Formation::Bootstrap);
         let mut v = view(&blank, None);
         v.me = 8;

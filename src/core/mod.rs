@@ -16,6 +16,7 @@ pub mod group;
 pub mod hello;
 pub mod info;
 pub mod instance;
+mod members;
 pub mod membership;
 pub mod sentinel;
 pub mod types;

@@ -180,6 +180,9 @@ pub struct Sentinel {
     pub(crate) owners: HashMap<InstanceId, String>,
     /// Highest epoch this daemon proposed a failover start with.
     pub(crate) start_epoch_proposed: u64,
+    /// When the peers a `SENTINEL RESET` forgot must have been rediscovered
+    /// (see `members::forget_unseen`).
+    pub(crate) forget_unseen_at: Option<Millis>,
 }
 
 /// The masters whose failover engine an input may have moved: the engine
@@ -497,6 +500,7 @@ impl Sentinel {
             committed: None,
             raft: RaftView::default(),
             owners: HashMap::new(),
+            forget_unseen_at: None,
             start_epoch_proposed: 0,
         };
         for mi in 0..s.masters.len() {
@@ -837,6 +841,7 @@ impl Sentinel {
         for mi in 0..self.masters.len() {
             self.tick_master(now, mi, &ctx, out);
         }
+        self.forget_unseen(now, out);
     }
 
     /// One tick for one master, its replicas and its sentinels, in

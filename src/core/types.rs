@@ -120,7 +120,7 @@ pub enum Input {
 /// What the core needs to know about the local Raft node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RaftView {
-    /// This daemon's Raft node id (derived from myid).
+    /// This daemon's Raft node id (persisted with its Raft data).
     pub node_id: u64,
     /// The node belongs to an initialized group.
     pub initialized: bool,
@@ -187,6 +187,12 @@ pub enum Action {
     /// Propose a command to the Raft group (committed through the leader;
     /// the result comes back as `Input::Committed`).
     Propose(crate::core::group::Command),
+    /// Ask the group to remove voter `node`, which `SENTINEL RESET` did not
+    /// rediscover (the leader removes it only if it is silent and the rest
+    /// keeps a live majority).
+    ForgetDaemon {
+        node: u64,
+    },
     /// Publish, log and count an event.
     Emit(Event),
     /// Rewrite the config file with the current persisted state.

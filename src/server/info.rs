@@ -55,13 +55,15 @@ fn raft_section(server: &Server, out: &mut String) {
         .leader
         .map(|(id, addr)| (id.to_string(), addr))
         .unwrap_or_default();
+    let membership = m.membership_config.membership().clone();
     let _ = write!(
         out,
         "raft_enabled:1\r\nraft_cluster_id:{}\r\nraft_node_id:{}\r\nraft_initialized:{}\r\n\
          raft_is_leader:{}\r\nraft_leader_id:{leader_id}\r\nraft_leader_addr:{leader_addr}\r\n\
          raft_voters:{}\r\nraft_term:{}\r\nraft_last_applied:{}\r\n\
-         raft_secret:{}\r\nraft_peers_down:{}\r\n{refused}",
-        node.cluster_id,
+         raft_secret:{}\r\nraft_peers_down:{}\r\n{refused}\
+         raft_learners:{}\r\nraft_commands_refused:{}\r\nraft_membership_refused:{}\r\n",
+        node.cluster_id.get().unwrap_or(""),
         node.id,
         u8::from(st.initialized),
         u8::from(m.current_leader == Some(node.id)),
@@ -70,7 +72,22 @@ fn raft_section(server: &Server, out: &mut String) {
         m.last_applied.map(|l| l.index).unwrap_or(0),
         u8::from(node.secret().is_some()),
         node.network.health().down(),
+        membership.learner_ids().count(),
+        node.state.borrow().refused,
+        crate::consensus::rpc::MEMBERSHIP_REFUSED.load(std::sync::atomic::Ordering::Relaxed),
     );
+    for (i, (id, n)) in membership.nodes().enumerate() {
+        let role = if membership.voter_ids().any(|v| v == *id) {
+            "voter"
+        } else {
+            "learner"
+        };
+        let _ = write!(
+            out,
+            "raft_member{i}:id={id},addr={},myid={},role={role}\r\n",
+            n.addr, n.myid
+        );
+    }
 }
 
 /// The INFO text for `args` (the section names after INFO).

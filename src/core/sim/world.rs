@@ -641,6 +641,8 @@ impl World {
             Action::PauseWrites { id, ms } => self.send(d, id, Req::Pause(ms)),
             Action::Unpause { id } => self.send(d, id, Req::Pause(0)),
             Action::Propose(cmd) => self.propose(d, cmd),
+            // Membership is simulated on its own (`sim::group`).
+            Action::ForgetDaemon { .. } => {}
             Action::Emit(ev) => {
                 *self.events.entry(ev.kind.channel()).or_default() += 1;
                 self.note(format!("d{d} {} {}", ev.kind.channel(), ev.message));

@@ -1,0 +1,573 @@
+//! Formation and membership upkeep of the local node, carried out with
+//! openraft; every decision is the pure core's (`core::membership`).
+//!
+//! - Not a voter: ask the known daemons for their `status` (peer list, hello
+//!   discovery, the members of its own stored membership) and bootstrap,
+//!   join, or wait, as `decide_formation` says.
+//! - A voter: keep its own entry right (a daemon back on a new address asks
+//!   the leader to update it); if no leader is heard of for a while, check
+//!   with its peers that it is still in the group (a daemon removed while it
+//!   was away joins again).
+//! - The leader: probe the members, and carry out the housekeeping that is
+//!   due (silent learners, a static list that shrank, unreachable voters
+//!   when enabled), one change at a time.
+//! - `SENTINEL RESET` asks, through the core, that daemons it did not
+//!   rediscover leave the group: the leader decides.
+//!
+//! Everything is logged once per change of state, not per round.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::driver::{leader_addr, GroupSettings, RPC_TTL};
+use super::network::split_addr;
+use super::node::RaftNode;
+use super::rpc::{self, ForgetReply, ForgetRequest, JoinReply, JoinRequest, Status};
+use crate::core::membership::{self, Formation, FormationView, PeerAnswer, WaitReason};
+use crate::runtime::Shared;
+
+/// How long a drop-in daemon listens for peers' hellos before the smallest id
+/// may bootstrap (hellos go out every 2 s).
+const DISCOVERY_GRACE: Duration = Duration::from_secs(3);
+/// How long a drop-in daemon that has discovered no peer at all keeps
+/// listening, counted from when its own pubsub links are up, before it forms a
+/// group alone. Hellos go out every 2 s per master, but with hundreds of
+/// masters the first ones arrive several seconds after start: daemons started
+/// together that each bootstrapped alone would stay in separate one-node
+/// groups for good (no ODOWN could ever be committed).
+const LONE_GRACE: Duration = Duration::from_secs(8);
+/// Cadence of the loop.
+const PERIOD: Duration = Duration::from_millis(500);
+/// The leader's probes and housekeeping.
+const LEADER_PERIOD: Duration = Duration::from_secs(1);
+/// A voter that has heard of no leader this long checks that it is still in
+/// the group.
+const LEADERLESS_CHECK: Duration = Duration::from_secs(10);
+
+/// Logs a line only when it differs from the previous one of its kind.
+#[derive(Default)]
+struct Once(Option<String>);
+
+impl Once {
+    fn info(&mut self, msg: String) {
+        if self.0.as_deref() != Some(msg.as_str()) {
+            tracing::info!("{msg}");
+            self.0 = Some(msg);
+        }
+    }
+
+    fn warn(&mut self, msg: String) {
+        if self.0.as_deref() != Some(msg.as_str()) {
+            tracing::warn!("{msg}");
+            self.0 = Some(msg);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+struct Upkeep {
+    shared: Arc<Shared>,
+    node: RaftNode,
+    settings: GroupSettings,
+    started: Instant,
+    /// The Raft storage held nothing when the daemon started.
+    started_blank: bool,
+    /// This daemon's address as peers reach it, once known.
+    me: Option<String>,
+    /// A join was sent by this process (only the first may say "fresh").
+    join_sent: bool,
+    pubsub_up_since: Option<Instant>,
+    leaderless_since: Option<Instant>,
+    /// The group no longer lists this daemon (it was removed while away).
+    removed: bool,
+    was_leader: bool,
+    last_leader_round: Option<Instant>,
+    formation_log: Once,
+    entry_log: Once,
+    fatal: mpsc::Sender<String>,
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    node: RaftNode,
+    settings: GroupSettings,
+    started_blank: bool,
+    mut forgets: mpsc::UnboundedReceiver<u64>,
+    fatal: mpsc::Sender<String>,
+) {
+    let mut u = Upkeep {
+        shared,
+        node,
+        settings,
+        started: Instant::now(),
+        started_blank,
+        me: None,
+        join_sent: false,
+        pubsub_up_since: None,
+        leaderless_since: None,
+        removed: false,
+        was_leader: false,
+        last_leader_round: None,
+        formation_log: Once::default(),
+        entry_log: Once::default(),
+        fatal,
+    };
+    let mut ticker = tokio::time::interval(PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = u.shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(id) = forgets.recv() => {
+                u.forget_after_reset(id).await;
+                continue;
+            }
+            _ = shutdown.cancelled() => return,
+        }
+        if !u.round().await {
+            return;
+        }
+    }
+}
+
+impl Upkeep {
+    /// One round; false when the daemon must stop (a fatal condition was
+    /// reported).
+    async fn round(&mut self) -> bool {
+        if self.me.is_none() {
+            self.me = own_addr(&self.shared, &self.settings).await;
+            if self.me.is_none() {
+                self.formation_log
+                    .warn("raft: cannot tell this daemon's own address among the peers yet".into());
+                return true;
+            }
+        }
+        if self.pubsub_up_since.is_none() && any_pubsub_up(&self.shared) {
+            self.pubsub_up_since = Some(Instant::now());
+        }
+        if !self.node.is_voter() || self.removed {
+            return self.formation().await;
+        }
+        self.voter_upkeep().await;
+        true
+    }
+
+    /// Candidate members: static peers, or the sentinels discovered by
+    /// hello, plus the members of this node's own stored membership.
+    fn candidates(&self) -> Vec<String> {
+        let mut out: Vec<String> = if self.settings.peers.is_empty() {
+            let core = self.shared.lock_core();
+            core.masters
+                .values()
+                .flat_map(|m| m.sentinels.values())
+                .map(|s| {
+                    if s.host.contains(':') {
+                        format!("[{}]:{}", s.host, s.port)
+                    } else {
+                        format!("{}:{}", s.host, s.port)
+                    }
+                })
+                .collect()
+        } else {
+            self.settings.peers.clone()
+        };
+        let m = self.node.raft.metrics().borrow().clone();
+        out.extend(
+            m.membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.node.id)
+                .map(|(_, n)| n.addr.clone()),
+        );
+        out.sort();
+        out.dedup();
+        out.retain(|a| Some(a) != self.me.as_ref());
+        out
+    }
+
+    /// Asks every candidate for its status, in parallel (each under RPC_TTL).
+    async fn statuses(&self, cands: &[String]) -> Vec<(String, Status)> {
+        let mut calls = tokio::task::JoinSet::new();
+        for peer in cands {
+            let mut link = self.node.network.link(peer);
+            let peer = peer.clone();
+            calls.spawn(async move {
+                link.call::<_, Status>("status", &(), RPC_TTL)
+                    .await
+                    .ok()
+                    .map(|st| (peer, st))
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = calls.join_next().await {
+            if let Ok(Some(answer)) = r {
+                out.push(answer);
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    async fn formation(&mut self) -> bool {
+        let Some(addr) = self.me.clone() else {
+            return true;
+        };
+        let cands = self.candidates();
+        let answers: Vec<PeerAnswer> = self
+            .statuses(&cands)
+            .await
+            .into_iter()
+            .map(|(addr, st)| PeerAnswer {
+                addr,
+                id: st.id,
+                cluster_id: st.cluster_id,
+                initialized: st.initialized,
+            })
+            .collect();
+        let listened = if cands.is_empty() {
+            self.pubsub_up_since
+                .is_some_and(|t| t.elapsed() >= LONE_GRACE)
+        } else {
+            true
+        };
+        let view = FormationView {
+            me: self.node.id,
+            addr: &addr,
+            cluster_id: self.node.cluster_id.get(),
+            blank: self.node.is_blank() && self.started_blank,
+            static_peers: (!self.settings.peers.is_empty()).then_some(&self.settings.peers[..]),
+            known_peers: cands.len(),
+            answers: &answers,
+            grace_over: self.started.elapsed() >= DISCOVERY_GRACE && listened,
+        };
+        match membership::decide_formation(&view) {
+            Formation::Join { via, cluster_id } => {
+                if let Err(e) = self.node.adopt_cluster_id(&cluster_id) {
+                    self.formation_log.warn(format!("raft: {e}"));
+                    return true;
+                }
+                let fresh = self.node.is_blank() && !self.join_sent;
+                self.join_sent = true;
+                match join(&self.node, &via, &addr, fresh).await {
+                    Ok(()) => {
+                        self.removed = false;
+                        self.formation_log.info(format!(
+                            "raft: joined the group {cluster_id} through {via} as node {}",
+                            self.node.id
+                        ));
+                    }
+                    Err(JoinFailure::LostState) => {
+                        let msg = format!(
+                            "raft: this daemon (node {}) is already a voter of the group, but its \
+                             raft data in {} is empty: its state was lost. Remove it from the group \
+                             (SENTINEL RAFT FORGET {}) or restore its data directory.",
+                            self.node.id,
+                            self.node.data_dir.display(),
+                            self.node.id
+                        );
+                        let _ = self.fatal.try_send(msg);
+                        return false;
+                    }
+                    Err(JoinFailure::Refused(why)) => self.formation_log.warn(format!(
+                        "raft: the group refused this daemon (node {}) for now: {why}",
+                        self.node.id
+                    )),
+                    Err(JoinFailure::Other(e)) => tracing::debug!("raft: join through {via}: {e}"),
+                }
+            }
+            Formation::Bootstrap => self.bootstrap(&addr).await,
+            Formation::Wait(why @ WaitReason::SeveralGroups(_)) => self
+                .formation_log
+                .warn(format!("raft: not joining any group: {why}")),
+            Formation::Wait(why) => tracing::debug!("raft: waiting: {why}"),
+        }
+        true
+    }
+
+    async fn bootstrap(&mut self, addr: &str) {
+        let cluster_id = self
+            .node
+            .cluster_id
+            .get()
+            .map(str::to_string)
+            .or_else(|| self.settings.cluster_id.clone())
+            .unwrap_or_else(|| format!("raftinel-{:016x}", rand::random::<u64>()));
+        if let Err(e) = self.node.adopt_cluster_id(&cluster_id) {
+            self.formation_log.warn(format!("raft: {e}"));
+            return;
+        }
+        match self.node.bootstrap(addr).await {
+            Ok(()) => self.formation_log.info(format!(
+                "raft: bootstrapped a new group {cluster_id} as node {} at {addr}",
+                self.node.id
+            )),
+            Err(e) => tracing::debug!("raft: bootstrap: {e}"),
+        }
+    }
+
+    async fn voter_upkeep(&mut self) {
+        let Some(addr) = self.me.clone() else {
+            return;
+        };
+        let m = self.node.raft.metrics().borrow().clone();
+        let entry = m
+            .membership_config
+            .membership()
+            .get_node(&self.node.id)
+            .cloned();
+        // Back on a new address (or with a new myid): the leader updates
+        // this daemon's entry; it keeps its vote.
+        if let Some(e) = entry.filter(|e| e.addr != addr || e.myid != self.node.myid) {
+            self.entry_log.info(format!(
+                "raft: this daemon's entry in the group is {} {:?}; asking the leader to update it to {addr}",
+                e.addr, e.myid
+            ));
+            let via = leader_addr(&self.node)
+                .into_iter()
+                .chain(self.candidates())
+                .next();
+            if let Some(via) = via {
+                match join(&self.node, &via, &addr, false).await {
+                    Ok(()) => self
+                        .entry_log
+                        .info(format!("raft: this daemon's entry is now {addr}")),
+                    Err(JoinFailure::Refused(why)) => self.entry_log.warn(format!(
+                        "raft: the leader did not update this daemon's entry: {why}"
+                    )),
+                    Err(_) => {}
+                }
+            }
+        } else {
+            self.entry_log.clear();
+        }
+        self.check_still_member(m.current_leader.is_some()).await;
+        let leads = m.current_leader == Some(self.node.id);
+        if leads != self.was_leader {
+            let mut p = self.node.probes.lock().unwrap_or_else(|e| e.into_inner());
+            p.since = leads.then(Instant::now);
+            p.last.clear();
+            self.was_leader = leads;
+        }
+        if leads
+            && self
+                .last_leader_round
+                .is_none_or(|t| t.elapsed() >= LEADER_PERIOD)
+        {
+            self.last_leader_round = Some(Instant::now());
+            self.leader_housekeeping().await;
+        }
+    }
+
+    /// A voter without a leader for a while asks its peers whether it is
+    /// still a member: one removed while it was away joins again.
+    async fn check_still_member(&mut self, leader_known: bool) {
+        if leader_known {
+            self.leaderless_since = None;
+            return;
+        }
+        let since = *self.leaderless_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < LEADERLESS_CHECK {
+            return;
+        }
+        self.leaderless_since = Some(Instant::now());
+        let cands = self.candidates();
+        let mine = self.node.cluster_id.get();
+        for (_, st) in self.statuses(&cands).await {
+            let in_group = st.initialized && st.cluster_id.as_deref() == mine;
+            if in_group && st.leader.is_some() && !st.voters.contains(&self.node.id) {
+                self.formation_log.warn(format!(
+                    "raft: the group (leader {}) no longer lists this daemon (node {}); joining again",
+                    st.leader.map(|l| l.1).unwrap_or_default(),
+                    self.node.id
+                ));
+                self.removed = true;
+                return;
+            }
+        }
+    }
+
+    /// The leader's round: probes (inside `group_view`), a joint
+    /// configuration left behind by a previous leader, then what
+    /// housekeeping says is due.
+    async fn leader_housekeeping(&mut self) {
+        let Ok(_one_at_a_time) = self.node.changes.try_lock() else {
+            return;
+        };
+        let view = rpc::group_view(&self.node).await;
+        if view.changing {
+            let m = self.node.raft.metrics().borrow().clone();
+            let last = m
+                .membership_config
+                .membership()
+                .get_joint_config()
+                .last()
+                .cloned()
+                .unwrap_or_default();
+            if let Err(e) = self
+                .node
+                .raft
+                .change_membership(openraft::ChangeMembers::ReplaceAllVoters(last), false)
+                .await
+            {
+                tracing::debug!("raft: finishing a joint membership: {e}");
+            }
+            return;
+        }
+        if let Some((change, why)) = membership::housekeeping(&view, &self.node.policy.housekeeping)
+        {
+            if let Err(e) = rpc::carry_out(&self.node, &change, &why.to_string()).await {
+                tracing::debug!("raft: {change:?} ({why}): {e:?}");
+            }
+        }
+    }
+
+    /// `SENTINEL RESET` did not rediscover voter `id`: the leader removes it
+    /// if it is silent and the rest stays a live majority.
+    async fn forget_after_reset(&mut self, id: u64) {
+        match forget_through_leader(&self.node, id, "reset").await {
+            ForgetReply::Removed => {}
+            ForgetReply::Refused(why) => tracing::info!(
+                "raft: node {id} was not rediscovered after SENTINEL RESET but stays in the group: {why}"
+            ),
+            other => tracing::debug!("raft: forgetting node {id} after RESET: {other:?}"),
+        }
+    }
+}
+
+/// Asks the leader (through this node when it leads) to remove `id`.
+pub async fn forget_through_leader(node: &RaftNode, id: u64, reason: &str) -> ForgetReply {
+    let req = ForgetRequest {
+        id,
+        reason: reason.to_string(),
+    };
+    let mut target = None;
+    for _ in 0..3 {
+        let reply = match &target {
+            None if node.leader() == Some(node.id) => rpc::forget(node, &req).await,
+            None => match leader_addr(node) {
+                Some(l) => {
+                    target = Some(l);
+                    continue;
+                }
+                None => return ForgetReply::NotLeader { leader: None },
+            },
+            Some(addr) => {
+                let mut link = node.network.link(addr);
+                // A removal probes the members first: allow more than one RPC TTL.
+                match link
+                    .call::<_, ForgetReply>("forget", &req, RPC_TTL * 5)
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => return ForgetReply::Failed(e.to_string()),
+                }
+            }
+        };
+        match reply {
+            ForgetReply::NotLeader { leader: Some(l) } => target = Some(l),
+            other => return other,
+        }
+    }
+    ForgetReply::Failed("the leader kept moving".into())
+}
+
+enum JoinFailure {
+    LostState,
+    Refused(String),
+    Other(String),
+}
+
+async fn join(node: &RaftNode, via: &str, addr: &str, fresh: bool) -> Result<(), JoinFailure> {
+    let req = JoinRequest {
+        id: node.id,
+        addr: addr.to_string(),
+        fresh,
+        myid: node.myid.clone(),
+    };
+    let mut target = via.to_string();
+    for _ in 0..3 {
+        let mut link = node.network.link(&target);
+        // Adding a voter waits for it to catch up: allow more than one RPC TTL.
+        match link.call::<_, JoinReply>("join", &req, RPC_TTL * 12).await {
+            Ok(JoinReply::Joined) => return Ok(()),
+            Ok(JoinReply::LostState) => return Err(JoinFailure::LostState),
+            Ok(JoinReply::Refused(why)) => return Err(JoinFailure::Refused(why)),
+            Ok(JoinReply::NotLeader { leader: Some(l) }) => target = l,
+            Ok(other) => return Err(JoinFailure::Other(format!("{other:?}"))),
+            Err(e) => return Err(JoinFailure::Other(e.to_string())),
+        }
+    }
+    Err(JoinFailure::Other("leader kept moving".into()))
+}
+
+/// Whether hellos can reach this daemon yet: a pubsub link to a master is up.
+fn any_pubsub_up(shared: &Shared) -> bool {
+    shared
+        .lock_core()
+        .masters
+        .values()
+        .any(|m| m.inst.link.pc_up)
+}
+
+/// Whether `ip` belongs to this machine (binding to it succeeds).
+fn is_local_ip(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// This daemon's address as peers reach it.
+async fn own_addr(shared: &Shared, settings: &GroupSettings) -> Option<String> {
+    if let Some(a) = &settings.announce {
+        return Some(a.clone());
+    }
+    if !settings.peers.is_empty() {
+        let host = hostname();
+        for p in &settings.peers {
+            let (h, port) = split_addr(p)?;
+            if port != settings.port {
+                continue;
+            }
+            let short = h.split('.').next().unwrap_or("");
+            if !host.is_empty() && short == host {
+                return Some(p.clone());
+            }
+            if let Ok(addr) = crate::links::connect::resolve(&h, port).await {
+                if is_local_ip(addr.ip()) {
+                    return Some(p.clone());
+                }
+            }
+        }
+        return None;
+    }
+    // Discovered mode: the address our links to the master come from, which
+    // is also the address our hellos announce.
+    let (host, port) = {
+        let core = shared.lock_core();
+        let m = core.masters.values().next()?;
+        (m.inst.host.clone(), m.inst.port)
+    };
+    let (_, local_ip) = crate::links::connect::connect(&host, port).await.ok()?;
+    let ip = if local_ip.contains(':') {
+        format!("[{local_ip}]")
+    } else {
+        local_ip
+    };
+    Some(format!("{ip}:{}", settings.port))
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
