@@ -5,7 +5,8 @@
 //! like Debian's packaging), `redis-server <conf> --sentinel [...]`; the
 //! overrides are redis-style `--directive value...` words handed to the
 //! config loader (`--sentinel` itself is dropped). Subcommands:
-//! `check-config FILE [overrides]`, `demo`; and `--version`.
+//! `check-config FILE [overrides]`, `demo`, `members` and `forget NODE-ID`
+//! (sent to a running daemon as `SENTINEL RAFT ...`); and `--version`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,35 @@ enum Sub {
     },
     /// Run a local demo: real redis-server processes, three daemons, a killed master.
     Demo,
+    /// List the Raft group's members, as a running daemon sees them.
+    Members {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove a departed daemon from the Raft group (SENTINEL RAFT FORGET).
+    Forget {
+        /// The node id (see `raftinel members` or `INFO raft`).
+        node_id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which daemon an admin subcommand talks to.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct Target {
+    /// Host of any daemon of the group.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Its sentinel port.
+    #[arg(long, default_value_t = 26379)]
+    pub port: u16,
+    /// ACL user to authenticate as.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Password (else the RAFTINEL_PASSWORD environment variable, if set).
+    #[arg(long, env = "RAFTINEL_PASSWORD", hide_env_values = true)]
+    pub pass: Option<String>,
 }
 
 /// What the process was asked to do.
@@ -53,6 +83,8 @@ pub enum Command {
         overrides: Vec<String>,
     },
     Demo,
+    /// `SENTINEL RAFT <args>` sent to `target`.
+    RaftAdmin { target: Target, args: Vec<String> },
 }
 
 /// A command line that cannot be run, with the exit code to use.
@@ -108,6 +140,14 @@ where
             overrides: strip_sentinel_flag(overrides).0,
         }),
         Some(Sub::Demo) => Ok(Command::Demo),
+        Some(Sub::Members { target }) => Ok(Command::RaftAdmin {
+            target,
+            args: vec!["MEMBERS".into()],
+        }),
+        Some(Sub::Forget { node_id, target }) => Ok(Command::RaftAdmin {
+            target,
+            args: vec!["FORGET".into(), node_id.to_string()],
+        }),
         None => {
             let (overrides, sentinel_flag) = strip_sentinel_flag(args.overrides);
             if invoked_as == "redis-server" && !sentinel_flag {
@@ -199,5 +239,13 @@ mod tests {
             }
         );
         assert_eq!(parse(["raftinel", "demo"]).unwrap(), Command::Demo);
+        match parse(["raftinel", "forget", "42", "--port", "26380"]).unwrap() {
+            Command::RaftAdmin { target, args } => {
+                assert_eq!(target.port, 26380);
+                assert_eq!(args, vec!["FORGET".to_string(), "42".into()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse(["raftinel", "forget", "x"]).unwrap_err().code, 64);
     }
 }

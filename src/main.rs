@@ -77,6 +77,72 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config, overrides } => run_daemon(&config, &overrides),
+        Command::RaftAdmin { target, args } => raft_admin(&target, &args),
+    }
+}
+
+/// `raftinel members` / `raftinel forget`: `SENTINEL RAFT <args>` sent to a
+/// running daemon; its reply is printed (an error reply exits with 1).
+fn raft_admin(target: &cli::Target, args: &[String]) -> ExitCode {
+    let reply = redis::Client::open((target.host.as_str(), target.port))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+        .and_then(|mut conn| {
+            conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+            if let Some(pass) = &target.pass {
+                let mut auth = redis::cmd("AUTH");
+                if let Some(user) = &target.user {
+                    auth.arg(user);
+                }
+                auth.arg(pass).query::<()>(&mut conn)?;
+            }
+            redis::cmd("SENTINEL")
+                .arg("RAFT")
+                .arg(args)
+                .query::<redis::Value>(&mut conn)
+        });
+    match reply {
+        Ok(v) => {
+            print_reply(&v, 0);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}:{}: {e}", target.host, target.port);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_reply(v: &redis::Value, depth: usize) {
+    let pad = "  ".repeat(depth);
+    match v {
+        redis::Value::Array(items) => {
+            // A flat list of field/value pairs prints one pair a line.
+            if items.iter().all(|i| !matches!(i, redis::Value::Array(_))) {
+                for pair in items.chunks(2) {
+                    let text: Vec<String> = pair.iter().map(value_text).collect();
+                    println!("{pad}{}", text.join(" "));
+                }
+                return;
+            }
+            for (n, i) in items.iter().enumerate() {
+                if n > 0 {
+                    println!();
+                }
+                print_reply(i, depth);
+            }
+        }
+        other => println!("{pad}{}", value_text(other)),
+    }
+}
+
+fn value_text(v: &redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Okay => "OK".into(),
+        redis::Value::Int(i) => i.to_string(),
+        redis::Value::Nil => "(nil)".into(),
+        other => format!("{other:?}"),
     }
 }
 

@@ -493,12 +493,20 @@ async fn join(node: &RaftNode, via: &str, addr: &str, fresh: bool) -> Result<(),
     };
     let mut target = via.to_string();
     for _ in 0..3 {
-        let mut link = node.network.link(&target);
-        // Adding a voter waits for it to catch up: allow more than one RPC TTL.
-        match link.call::<_, JoinReply>("join", &req, RPC_TTL * 12).await {
+        // A node that believes it leads (a leader restarted on a new
+        // address, not yet told of its successor) asks itself.
+        let reply = if node.leader() == Some(node.id) {
+            Ok(rpc::join(node, &req).await)
+        } else {
+            let mut link = node.network.link(&target);
+            // Adding a voter waits for it to catch up: allow more than one RPC TTL.
+            link.call::<_, JoinReply>("join", &req, RPC_TTL * 12).await
+        };
+        match reply {
             Ok(JoinReply::Joined) => return Ok(()),
             Ok(JoinReply::LostState) => return Err(JoinFailure::LostState),
             Ok(JoinReply::Refused(why)) => return Err(JoinFailure::Refused(why)),
+            Ok(JoinReply::Retry(why)) => return Err(JoinFailure::Other(why)),
             Ok(JoinReply::NotLeader { leader: Some(l) }) => target = l,
             Ok(other) => return Err(JoinFailure::Other(format!("{other:?}"))),
             Err(e) => return Err(JoinFailure::Other(e.to_string())),

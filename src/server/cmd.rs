@@ -228,6 +228,13 @@ pub(crate) fn auth_required(server: &Server) -> bool {
     !server.acl().default_nopass()
 }
 
+/// The ACL check of the command `argv` would be (for commands kept out of
+/// the table that need the rights of one in it).
+pub(super) fn check_acl_as(server: &Server, sess: &Session, argv: &[Vec<u8>]) -> Option<Frame> {
+    let r = table::resolve(argv).ok()?;
+    check_acl(server, sess, &r, argv)
+}
+
 fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) -> Option<Frame> {
     if r.top.flags & table::F_NO_AUTH != 0 {
         return None;

@@ -33,6 +33,8 @@ pub async fn wait_unpaused(server: &Server, handle: &ClientHandle, now: Instant)
 pub async fn run_request(server: &Server, sess: &mut Session, argv: &[Vec<u8>], out: &mut Vec<u8>) {
     let replies = if raft_rpc::is_rpc(argv) {
         vec![raft_rpc::handle(server, sess, argv).await]
+    } else if super::raft_cmd::is_sentinel_raft(argv) {
+        vec![super::raft_cmd::sentinel_raft(server, sess, argv).await]
     } else {
         cmd::execute(server, sess, argv)
     };

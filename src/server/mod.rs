@@ -41,6 +41,7 @@ pub mod info;
 pub mod listen;
 pub mod pubsub;
 pub mod pubsub_cmd;
+pub mod raft_cmd;
 pub mod raft_rpc;
 pub mod sentinel_cmd;
 pub mod stats;

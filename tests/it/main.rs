@@ -26,7 +26,10 @@
 //! rendered, validated and checked against the daemon), `replay` (Jedis and Lettuce command
 //! sequences over raw RESP through failovers), `hostile` (bad input: bounded
 //! memory, the daemon keeps serving everyone else), `trust` (who may send Raft
-//! RPCs: ACL user, group secret, replays; quiet logs with failing peers).
+//! RPCs: ACL user, group secret, replays; quiet logs with failing peers),
+//! `raft` (group formation and refusals), `membership` (identity and
+//! membership through restarts, moves, wiped data, removals and a scaled
+//! peer list).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -44,6 +47,7 @@ mod differential;
 mod exporter;
 mod failover;
 mod hostile;
+mod membership;
 mod monitoring;
 mod raft;
 mod replay;

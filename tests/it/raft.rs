@@ -1,7 +1,8 @@
 //! The Raft group itself, with real daemons: how it forms (hello discovery
 //! and a static peer list in raftinel.toml), what it refuses (another
-//! cluster's RPCs, a voter whose data was lost, a damaged log), as seen from
-//! outside through `INFO raft`, exit statuses and logs.
+//! cluster's RPCs, a damaged log), as seen from outside through `INFO raft`,
+//! exit statuses and logs. How its membership follows the daemons is in
+//! `membership`.
 
 use crate::harness::resp::Resp;
 use crate::harness::*;
@@ -178,39 +179,6 @@ fn rpcs_need_the_sentinel_password() {
         Resp::Error("NOAUTH Authentication required.".into()),
         "{}",
         r.pretty()
-    );
-}
-
-/// A voter whose Raft data vanished must not come back with an empty log.
-#[test]
-fn a_voter_with_lost_data_refuses_to_start() {
-    let topo = Topology::new(1);
-    let mut d = three_daemons(&topo);
-    wait_group(&d.iter().collect::<Vec<_>>(), 3);
-    // Take a daemon that did not bootstrap (any voter would do).
-    let i = (0..3)
-        .find(|&i| !logs(&d[i]).contains("bootstrapped"))
-        .expect("a joiner");
-    let dir = raft_dir(&d[i]);
-    assert!(dir.join("log").exists(), "raft log in {}", dir.display());
-    d[i].stop();
-    fs::remove_dir_all(&dir).expect("remove raft dir");
-    let port = d[i].port;
-    let conf = d[i].conf.clone();
-    let home = tempfile::Builder::new()
-        .prefix("it-raft-lost-")
-        .tempdir()
-        .expect("temp dir");
-    let mut again = SentinelProc::spawn_unchecked(Kind::Raftinel, port, home, conf);
-    let status = again.proc().wait_exit(FORM);
-    let log = logs(&again);
-    assert!(
-        matches!(status, Some(s) if !s.success()),
-        "the daemon must stop, got {status:?}:\n{log}"
-    );
-    assert!(
-        log.contains("already a voter"),
-        "clear message expected:\n{log}"
     );
 }
 

@@ -1,0 +1,447 @@
+//! The Raft group through the operations operators and orchestrators do all
+//! day, with real daemons: a master added at run time and daemons restarted
+//! from their rewritten files (the group's identity does not move), a daemon
+//! back on another port (same voter, new address), a daemon whose Raft data
+//! was wiped (a new incarnation replaces its old voter), departed daemons
+//! removed by `SENTINEL RAFT FORGET` / `raftinel forget` and by `SENTINEL
+//! RESET`, and a static peer list scaled out and in.
+//!
+//! Every wait is bounded; assertions are about outcomes (who is a voter, what
+//! every daemon answers), never about how long it took.
+
+use crate::harness::group::*;
+use crate::harness::resp::Resp;
+use crate::harness::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::time::Duration;
+
+/// A group forming, a change of membership being committed, a failover:
+/// generous for a loaded 2-core machine.
+const LONG: Duration = Duration::from_secs(60);
+
+/// One member line of `INFO raft` (`raft_memberN:id=..,addr=..,myid=..,role=..`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MemberLine {
+    id: String,
+    addr: String,
+    myid: String,
+    role: String,
+}
+
+fn members(info: &BTreeMap<String, String>) -> Vec<MemberLine> {
+    info.iter()
+        .filter(|(k, _)| k.starts_with("raft_member") && k[11..].chars().all(|c| c.is_ascii_digit()))
+        .map(|(_, v)| {
+            let f: BTreeMap<&str, &str> = v.split(',').filter_map(|kv| kv.split_once('=')).collect();
+            let get = |k: &str| f.get(k).copied().unwrap_or("").to_string();
+            MemberLine {
+                id: get("id"),
+                addr: get("addr"),
+                myid: get("myid"),
+                role: get("role"),
+            }
+        })
+        .collect()
+}
+
+/// Waits until every daemon reports `n` voters and the same leader, and
+/// (when given) `check` holds on every daemon's `INFO raft`; returns the
+/// last `INFO raft` of each.
+fn wait_group_where(
+    ds: &[&Daemon],
+    n: usize,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, String>) -> Result<(), String>,
+) -> Vec<BTreeMap<String, String>> {
+    wait_for(LONG, what, || {
+        let mut infos = Vec::new();
+        let mut leaders = Vec::new();
+        for d in ds {
+            let info = d.raft_info()?;
+            let get = |k: &str| info.get(k).cloned().unwrap_or_default();
+            if get("raft_voters") != n.to_string() || get("raft_leader_id").is_empty() {
+                return Err(format!(
+                    "daemon {}: voters={} leader={:?}",
+                    d.port,
+                    get("raft_voters"),
+                    get("raft_leader_id")
+                ));
+            }
+            check(&info).map_err(|e| format!("daemon {}: {e}", d.port))?;
+            leaders.push(get("raft_leader_id"));
+            infos.push(info);
+        }
+        leaders.dedup();
+        if leaders.len() != 1 {
+            return Err(format!("daemons disagree on the leader: {leaders:?}"));
+        }
+        Ok(infos)
+    })
+}
+
+fn wait_group(ds: &[&Daemon], n: usize) -> Vec<BTreeMap<String, String>> {
+    wait_group_where(ds, n, &format!("one raft group of {n} voters"), |_| Ok(()))
+}
+
+fn field(info: &BTreeMap<String, String>, k: &str) -> String {
+    info.get(k).cloned().unwrap_or_default()
+}
+
+fn refs(ds: &[Daemon]) -> Vec<&Daemon> {
+    ds.iter().collect()
+}
+
+fn start_daemons(n: usize, master_port: u16) -> Vec<Daemon> {
+    (0..n).map(|_| Daemon::start(&monitor(master_port))).collect()
+}
+
+/// The runids `SENTINEL SENTINELS mymaster` lists on `d`.
+fn sentinel_runids(d: &Daemon) -> Vec<String> {
+    match d.conn().cmd(&["SENTINEL", "SENTINELS", MASTER]) {
+        Resp::Array(v) => v.iter().filter_map(|s| s.field("runid")).collect(),
+        other => panic!("SENTINEL SENTINELS on {}: {}", d.port, other.pretty()),
+    }
+}
+
+/// Replaces the `port` line of a daemon's config and starts it there.
+fn relaunch_on_port(d: &mut Daemon, port: u16) {
+    let text = fs::read_to_string(&d.conf).expect("read config");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("port ") {
+                format!("port {port}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&d.conf, text).expect("write config");
+    d.port = port;
+    d.launch();
+}
+
+/// The Raft directory of a daemon whose `dir` is its temp dir.
+fn raft_dirs(d: &Daemon) -> Vec<std::path::PathBuf> {
+    fs::read_dir(d.dir.path())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("raftinel-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- identity
+
+/// A master added at run time on every daemon, then daemons killed and
+/// restarted from their rewritten files: the group keeps its cluster id, the
+/// restarted daemons are voters again, and with quorum = every daemon, a
+/// killed master is replaced and every daemon reports the new one.
+fn runtime_monitor_then_restarts(n: usize, restarts: usize) {
+    let mut topo = Topology::new(1);
+    let mut ds = start_daemons(n, topo.master.port);
+    let infos = wait_group(&refs(&ds), n);
+    let cluster = field(&infos[0], "raft_cluster_id");
+    assert!(!cluster.is_empty());
+    let second = RedisNode::start();
+    for d in &ds {
+        let r = d.conn().cmd(&[
+            "SENTINEL",
+            "MONITOR",
+            "second",
+            "127.0.0.1",
+            &second.port.to_string(),
+            "2",
+        ]);
+        // The group may have registered it already through another daemon.
+        assert!(
+            r == Resp::Status("OK".into())
+                || r.as_str().is_some_and(|e| e.contains("Duplicate")),
+            "SENTINEL MONITOR on {}: {}",
+            d.port,
+            r.pretty()
+        );
+    }
+    for d in ds.iter_mut().take(restarts) {
+        d.sigkill();
+    }
+    for d in ds.iter_mut().take(restarts) {
+        d.launch();
+    }
+    wait_group_where(&refs(&ds), n, "the restarted daemons back in the group", |info| {
+        let c = field(info, "raft_cluster_id");
+        if c == cluster {
+            Ok(())
+        } else {
+            Err(format!("cluster id {c:?}, the group's is {cluster:?}"))
+        }
+    });
+    let q = n.to_string();
+    for d in &ds {
+        let r = d.conn().cmd(&["SENTINEL", "SET", MASTER, "quorum", &q]);
+        assert_eq!(r, Resp::Status("OK".into()), "{}", r.pretty());
+    }
+    wait_for(LONG, "quorum set everywhere", || {
+        for d in &ds {
+            let got = d.master_field("quorum").unwrap_or_default();
+            if got != q {
+                return Err(format!("daemon {}: quorum {got}", d.port));
+            }
+        }
+        Ok(())
+    });
+    let replica = format!("127.0.0.1:{}", topo.replicas[0].port);
+    topo.master.sigkill();
+    wait_for(LONG, "every daemon reports the promoted replica", || {
+        for d in &ds {
+            let a = d.master_addr();
+            if a != replica {
+                return Err(format!("daemon {} answers {a}, expected {replica}", d.port));
+            }
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn five_daemons_keep_their_group_through_a_runtime_monitor_and_three_restarts() {
+    runtime_monitor_then_restarts(5, 3);
+}
+
+#[test]
+fn three_daemons_keep_their_group_through_a_runtime_monitor_and_a_restart() {
+    runtime_monitor_then_restarts(3, 1);
+}
+
+// ---------------------------------------------------------------- membership
+
+#[test]
+fn a_daemon_back_on_another_port_keeps_its_voter_with_the_new_address() {
+    let topo = Topology::new(1);
+    let mut ds = start_daemons(3, topo.master.port);
+    wait_group(&refs(&ds), 3);
+    let id = ds[2].raft_node_id().expect("node id");
+    ds[2].sigterm();
+    let port = free_port();
+    relaunch_on_port(&mut ds[2], port);
+    let want = format!("127.0.0.1:{port}");
+    wait_group_where(&refs(&ds), 3, "the moved daemon's entry updated", |info| {
+        let ms = members(info);
+        match ms.iter().find(|m| m.id == id) {
+            Some(m) if m.addr == want && m.role == "voter" => Ok(()),
+            other => Err(format!("member {id}: {other:?}")),
+        }
+    });
+    assert_eq!(ds[2].raft_node_id().as_deref(), Some(id.as_str()));
+}
+
+#[test]
+fn a_daemon_with_wiped_raft_data_replaces_its_old_voter() {
+    let topo = Topology::new(1);
+    let mut ds = start_daemons(3, topo.master.port);
+    let infos = wait_group(&refs(&ds), 3);
+    let cluster = field(&infos[0], "raft_cluster_id");
+    let old = ds[2].raft_node_id().expect("node id");
+    let myid = ds[2].myid();
+    ds[2].sigkill();
+    for dir in raft_dirs(&ds[2]) {
+        fs::remove_dir_all(dir).expect("wipe raft data");
+    }
+    ds[2].launch();
+    let infos = wait_group_where(&refs(&ds), 3, "the new incarnation in place of the old voter", |info| {
+        let ms = members(info);
+        if ms.iter().any(|m| m.id == old) {
+            return Err(format!("old node {old} still a member: {ms:?}"));
+        }
+        if !ms.iter().any(|m| m.myid == myid && m.role == "voter") {
+            return Err(format!("no voter with myid {myid}: {ms:?}"));
+        }
+        Ok(())
+    });
+    let new = field(&infos[2], "raft_node_id");
+    assert_ne!(new, old, "a wiped daemon is a new incarnation");
+    assert_eq!(field(&infos[2], "raft_cluster_id"), cluster, "it joined its group");
+    assert!(
+        ds.iter().any(|d| d.log().contains("+raft-member-replace")),
+        "the leader logs the replacement"
+    );
+}
+
+#[test]
+fn forget_and_reset_remove_departed_daemons() {
+    let topo = Topology::new(1);
+    let mut ds = start_daemons(4, topo.master.port);
+    wait_group(&refs(&ds), 4);
+    wait_for(LONG, "every daemon knows its 3 peers", || {
+        for d in &ds {
+            let n = sentinel_runids(d).len();
+            if n != 3 {
+                return Err(format!("daemon {}: {n} peers", d.port));
+            }
+        }
+        Ok(())
+    });
+    let gone = ds.pop().expect("a daemon");
+    let gone_id = gone.raft_node_id().expect("node id");
+    let gone_runid = gone.myid();
+    // A daemon that still answers is not removed.
+    let r = ds[0].conn().cmd(&["SENTINEL", "RAFT", "FORGET", &gone_id]);
+    assert!(
+        r.as_str().is_some_and(|e| e.contains("still answers")) && r.is_error(),
+        "{}",
+        r.pretty()
+    );
+    drop(gone);
+    // `raftinel forget` on any daemon, once the leader sees it silent.
+    let port = ds[1].port.to_string();
+    wait_for(LONG, "raftinel forget accepted", || {
+        let out = std::process::Command::new(raftinel_bin())
+            .args(["forget", &gone_id, "--port", &port])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    wait_group(&refs(&ds), 3);
+    wait_for(LONG, "the forgotten daemon no longer listed", || {
+        for d in &ds {
+            let ids = sentinel_runids(d);
+            if ids.contains(&gone_runid) || ids.len() != 2 {
+                return Err(format!("daemon {}: SENTINELS {ids:?}", d.port));
+            }
+            let n = d.master_field("num-other-sentinels").unwrap_or_default();
+            if n != "2" {
+                return Err(format!("daemon {}: num-other-sentinels {n}", d.port));
+            }
+            if fs::read_to_string(&d.conf).unwrap_or_default().contains(&gone_runid) {
+                return Err(format!("daemon {}: config still lists it", d.port));
+            }
+        }
+        Ok(())
+    });
+    // The departed daemon of a deleted pod: the operator sends RESET to
+    // every daemon; the one hellos do not rediscover leaves the group.
+    let gone = ds.pop().expect("a daemon");
+    let gone_runid = gone.myid();
+    drop(gone);
+    for d in &ds {
+        assert_eq!(
+            d.conn().cmd(&["SENTINEL", "RESET", MASTER]),
+            Resp::Int(1)
+        );
+    }
+    wait_group(&refs(&ds), 2);
+    wait_for(LONG, "only the live peer listed after RESET", || {
+        for d in &ds {
+            let ids = sentinel_runids(d);
+            if ids.contains(&gone_runid) || ids.len() != 1 {
+                return Err(format!("daemon {}: SENTINELS {ids:?}", d.port));
+            }
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------- static list
+
+fn write_toml(d: &Daemon, master_port: u16, peers: &[u16]) {
+    let list = peers
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    fs::write(
+        &d.conf,
+        format!(
+            "[server]\nport = {}\nbind = [\"127.0.0.1\"]\ndir = \"{}\"\n\n\
+             [[masters]]\nname = \"{MASTER}\"\nhost = \"127.0.0.1\"\nport = {master_port}\nquorum = 2\n\
+             down-after-milliseconds = {DOWN_AFTER_MS}\n\n\
+             [raft]\npeers = [{list}]\n",
+            d.port,
+            d.dir.path().display(),
+        ),
+    )
+    .expect("write raftinel.toml");
+}
+
+fn toml_daemon(port: u16) -> Daemon {
+    let dir = tempfile::Builder::new()
+        .prefix("it-members-toml-")
+        .tempdir()
+        .expect("temp dir");
+    let conf = dir.path().join("raftinel.toml");
+    Daemon {
+        port,
+        dir,
+        conf,
+        child: None,
+        starts: 0,
+    }
+}
+
+/// Rewrites the peer list of each daemon and restarts them one at a time,
+/// each back in the group (with a leader) before the next.
+fn rolling_restart(ds: &mut [Daemon], master_port: u16, peers: &[u16]) {
+    for i in 0..ds.len() {
+        ds[i].sigterm();
+        write_toml(&ds[i], master_port, peers);
+        ds[i].launch();
+        let d = &ds[i];
+        wait_for(LONG, "the restarted daemon hears a leader", || {
+            let info = d.raft_info()?;
+            if field(&info, "raft_leader_id").is_empty() {
+                Err(format!("daemon {}: no leader", d.port))
+            } else {
+                Ok(())
+            }
+        });
+    }
+}
+
+#[test]
+fn a_static_peer_list_scales_out_and_in() {
+    let topo = Topology::new(1);
+    let mp = topo.master.port;
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let mut ds: Vec<Daemon> = ports.iter().map(|&p| toml_daemon(p)).collect();
+    for d in ds.iter_mut().take(3) {
+        write_toml(d, mp, &ports[..3]);
+        d.launch();
+    }
+    wait_group(&refs(&ds[..3]), 3);
+    // Scale out: the new daemons start with the list of five, the others
+    // are restarted with it one at a time.
+    for d in ds.iter_mut().skip(3) {
+        write_toml(d, mp, &ports);
+        d.launch();
+    }
+    rolling_restart(&mut ds[..3], mp, &ports);
+    wait_group(&refs(&ds), 5);
+    // Scale in: the last two go away, the others get the list of three.
+    for d in ds.iter_mut().skip(3) {
+        d.sigkill();
+    }
+    ds.truncate(3);
+    rolling_restart(&mut ds, mp, &ports[..3]);
+    let infos = wait_group(&refs(&ds), 3);
+    let addrs: Vec<String> = members(&infos[0]).into_iter().map(|m| m.addr).collect();
+    let want: Vec<String> = ports[..3].iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut got = addrs.clone();
+    got.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted, "members after scale-in: {addrs:?}");
+}
