@@ -84,7 +84,10 @@ pub enum Command {
     },
     Demo,
     /// `SENTINEL RAFT <args>` sent to `target`.
-    RaftAdmin { target: Target, args: Vec<String> },
+    RaftAdmin {
+        target: Target,
+        args: Vec<String>,
+    },
 }
 
 /// A command line that cannot be run, with the exit code to use.

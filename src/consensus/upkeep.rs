@@ -90,6 +90,7 @@ struct Upkeep {
     was_leader: bool,
     last_leader_round: Option<Instant>,
     formation_log: Once,
+    entry_ask: Once,
     entry_log: Once,
     fatal: mpsc::Sender<String>,
 }
@@ -116,6 +117,7 @@ pub(super) async fn run(
         was_leader: false,
         last_leader_round: None,
         formation_log: Once::default(),
+        entry_ask: Once::default(),
         entry_log: Once::default(),
         fatal,
     };
@@ -325,7 +327,7 @@ impl Upkeep {
         // Back on a new address (or with a new myid): the leader updates
         // this daemon's entry; it keeps its vote.
         if let Some(e) = entry.filter(|e| e.addr != addr || e.myid != self.node.myid) {
-            self.entry_log.info(format!(
+            self.entry_ask.info(format!(
                 "raft: this daemon's entry in the group is {} {:?}; asking the leader to update it to {addr}",
                 e.addr, e.myid
             ));
@@ -345,6 +347,7 @@ impl Upkeep {
                 }
             }
         } else {
+            self.entry_ask.clear();
             self.entry_log.clear();
         }
         self.check_still_member(m.current_leader.is_some()).await;

@@ -312,7 +312,9 @@ pub fn decide_join(view: &GroupView, req: &JoinRequest) -> JoinDecision {
                     addr: req.addr.clone(),
                 });
             }
-            if me.member.addr != req.addr {
+            // The leader moving its own entry is the one process that runs
+            // as that node: nothing else can answer for it.
+            if me.member.addr != req.addr && req.id != view.leader {
                 match me.live {
                     Liveness::Live => {
                         return Refuse(Refusal::StillAnswers {
@@ -689,6 +691,13 @@ mod tests {
         assert!(matches!(
             decide_join(&g, &req),
             JoinDecision::Refuse(Refusal::StillAnswers { id: 3, .. })
+        ));
+        // The leader itself, restarted on another port and still leading.
+        let mut g = group(3, &[]);
+        g.leader = 3;
+        assert!(matches!(
+            decide_join(&g, &req),
+            JoinDecision::Change(Change::SetNode { id: 3, .. })
         ));
         // Another live member sits at the claimed address.
         let req = join(3, "10.0.0.2:26379", &myid(3));
