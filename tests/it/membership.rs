@@ -423,11 +423,11 @@ fn toml_daemon(port: u16) -> Daemon {
 /// Rewrites the peer list of each daemon and restarts them one at a time,
 /// each back in the group (with a leader) before the next.
 fn rolling_restart(ds: &mut [Daemon], master_port: u16, peers: &[u16]) {
-    for i in 0..ds.len() {
-        ds[i].sigterm();
-        write_toml(&ds[i], master_port, peers);
-        ds[i].launch();
-        let d = &ds[i];
+    for d in ds.iter_mut() {
+        d.sigterm();
+        write_toml(d, master_port, peers);
+        d.launch();
+        let d = &*d;
         wait_for(LONG, "the restarted daemon hears a leader", || {
             let info = d.raft_info()?;
             if field(&info, "raft_leader_id").is_empty() {
