@@ -310,4 +310,62 @@ mod tests {
             Liveness::Silent(6000)
         );
     }
+
+    /// A data directory written by the release before persisted identities
+    /// (`tests/fixtures/raft-dir-before-identity`) is converted: the node id
+    /// of its myid, the cluster id of its master names, its log replayed,
+    /// its members read with no runid.
+    #[tokio::test]
+    async fn a_directory_of_the_previous_release_is_converted() {
+        let myid = "7b9b5ab0a49d864c37b98fd1290a67efdccbaf5d";
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/raft-dir-before-identity/raft");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("raft")).unwrap();
+        for f in ["log", "meta"] {
+            std::fs::copy(fixture.join(f), dir.path().join("raft").join(f)).unwrap();
+        }
+        let seed = IdentitySeed {
+            fresh_node_id: 7,
+            configured_cluster_id: None,
+            legacy_node_id: crate::core::group::node_id_from_myid(myid).unwrap(),
+            legacy_cluster_id: "raftinel:mymaster".into(),
+        };
+        let policy = Policy {
+            peers: None,
+            live_window: Duration::from_secs(3),
+            housekeeping: crate::core::membership::Housekeeping {
+                remove_unreachable_after: None,
+                learner_grace: 30_000,
+                unlisted_grace: 5_000,
+            },
+        };
+        let (node, report) =
+            RaftNode::start(dir.path(), &seed, myid, 1000, LinkAuth::default(), policy)
+                .await
+                .unwrap();
+        assert_eq!(report.identity_origin, store::IdentityOrigin::Converted);
+        assert_eq!(node.id, 8_906_812_402_777_818_700);
+        assert_eq!(node.cluster_id.get(), Some("raftinel:mymaster"));
+        let mut rx = node.state.clone();
+        let state = tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|s| s.masters.contains_key("mymaster") && s.voters.len() == 3),
+        )
+        .await
+        .expect("the log is replayed")
+        .unwrap()
+        .clone();
+        let me = &state.voters[&node.id];
+        assert_eq!((me.addr.as_str(), me.myid.as_str()), ("127.0.0.1:39121", ""));
+        assert!(state.is_voter(node.id));
+        node.shutdown().await;
+        // Converted once: the identity is on disk now.
+        let identity: store::Identity = {
+            let bytes = std::fs::read(dir.path().join("raft/identity")).unwrap();
+            let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+            serde_json::from_slice(&bytes[nl + 1..]).unwrap()
+        };
+        assert_eq!(identity.node_id, node.id);
+    }
 }
