@@ -239,11 +239,13 @@ pub async fn start(
     ));
     tokio::spawn(feed_committed(shared.clone(), node.clone()));
     tokio::spawn(feed_raft_view(shared.clone(), node.clone()));
+    // Only a node that never belonged to a group may start one.
+    let may_bootstrap = report.was_empty && report.identity_origin != IdentityOrigin::Emptied;
     tokio::spawn(super::upkeep::run(
         shared,
         node.clone(),
         settings,
-        report.was_empty,
+        may_bootstrap,
         forget_rx,
         fatal_tx,
     ));
@@ -256,6 +258,12 @@ fn report_identity(node: &RaftNode, origin: IdentityOrigin, dir: &Path) {
     match origin {
         IdentityOrigin::Converted => tracing::warn!(
             "raft: converted the data directory {} of an earlier release: node {} of cluster {cluster}",
+            dir.display(),
+            node.id
+        ),
+        IdentityOrigin::Emptied => tracing::warn!(
+            "raft: the raft data in {} is empty: this daemon comes back as a new node {} of cluster \
+             {cluster} and will replace its old voter",
             dir.display(),
             node.id
         ),

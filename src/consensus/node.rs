@@ -357,7 +357,10 @@ mod tests {
         .unwrap()
         .clone();
         let me = &state.voters[&node.id];
-        assert_eq!((me.addr.as_str(), me.myid.as_str()), ("127.0.0.1:39121", ""));
+        assert_eq!(
+            (me.addr.as_str(), me.myid.as_str()),
+            ("127.0.0.1:39121", "")
+        );
         assert!(state.is_voter(node.id));
         node.shutdown().await;
         // Converted once: the identity is on disk now.

@@ -109,8 +109,13 @@ pub enum IdentityOrigin {
     /// Read back as persisted.
     #[default]
     Stored,
-    /// A new directory (or one whose Raft data is empty): a new node id.
+    /// A new directory (or one whose Raft data is empty and that belonged
+    /// to no group): a new node id.
     New,
+    /// The Raft data of a directory that belonged to a group is empty (lost
+    /// or wiped): a new node id in that group. Such a node only joins; it
+    /// never bootstraps a second group under the same cluster id.
+    Emptied,
     /// A directory of an earlier release, converted.
     Converted,
 }
@@ -318,13 +323,21 @@ fn identity_of(
     let (identity, origin) = match stored {
         // Nothing to lose: a new incarnation, in the group it belonged to
         // (unless the configuration now names another one).
-        Some(old) if was_empty => (
-            Identity {
-                node_id: seed.fresh_node_id,
-                cluster_id: configured.or(old.cluster_id),
-            },
-            IdentityOrigin::New,
-        ),
+        Some(old) if was_empty => {
+            let same =
+                old.cluster_id.is_some() && (configured.is_none() || configured == old.cluster_id);
+            (
+                Identity {
+                    node_id: seed.fresh_node_id,
+                    cluster_id: configured.or(old.cluster_id),
+                },
+                if same {
+                    IdentityOrigin::Emptied
+                } else {
+                    IdentityOrigin::New
+                },
+            )
+        }
         Some(old) => {
             if let (Some(stored), Some(configured)) = (&old.cluster_id, &configured) {
                 if stored != configured {
@@ -958,7 +971,7 @@ mod disk_tests {
         )
         .unwrap();
         let (.., r) = reopen(dir.path()).unwrap();
-        assert_eq!(r.identity_origin, IdentityOrigin::New);
+        assert_eq!(r.identity_origin, IdentityOrigin::Emptied);
         assert_eq!(
             r.identity,
             Some(Identity {

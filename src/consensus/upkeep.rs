@@ -77,13 +77,16 @@ struct Upkeep {
     node: RaftNode,
     settings: GroupSettings,
     started: Instant,
-    /// The Raft storage held nothing when the daemon started.
+    /// The Raft storage held nothing when the daemon started, and the
+    /// directory never belonged to a group: it may bootstrap one.
     started_blank: bool,
     /// This daemon's address as peers reach it, once known.
     me: Option<String>,
     /// A join was sent by this process (only the first may say "fresh").
     join_sent: bool,
     pubsub_up_since: Option<Instant>,
+    /// The node id each peer answered `status` with, by address.
+    seen: std::collections::BTreeMap<String, u64>,
     leaderless_since: Option<Instant>,
     /// The group no longer lists this daemon (it was removed while away).
     removed: bool,
@@ -112,6 +115,7 @@ pub(super) async fn run(
         me: None,
         join_sent: false,
         pubsub_up_since: None,
+        seen: Default::default(),
         leaderless_since: None,
         removed: false,
         was_leader: false,
@@ -233,6 +237,15 @@ impl Upkeep {
                 initialized: st.initialized,
             })
             .collect();
+        for a in &answers {
+            self.seen.insert(a.addr.clone(), a.id);
+        }
+        let absent: Vec<u64> = self
+            .seen
+            .iter()
+            .filter(|(addr, _)| !answers.iter().any(|a| &a.addr == *addr))
+            .map(|(_, id)| *id)
+            .collect();
         let listened = if cands.is_empty() {
             self.pubsub_up_since
                 .is_some_and(|t| t.elapsed() >= LONE_GRACE)
@@ -247,6 +260,7 @@ impl Upkeep {
             static_peers: (!self.settings.peers.is_empty()).then_some(&self.settings.peers[..]),
             known_peers: cands.len(),
             answers: &answers,
+            absent: &absent,
             grace_over: self.started.elapsed() >= DISCOVERY_GRACE && listened,
         };
         match membership::decide_formation(&view) {
@@ -255,6 +269,8 @@ impl Upkeep {
                     self.formation_log.warn(format!("raft: {e}"));
                     return true;
                 }
+                // It knows a group exists now: it never starts another one.
+                self.started_blank = false;
                 let fresh = self.node.is_blank() && !self.join_sent;
                 self.join_sent = true;
                 match join(&self.node, &via, &addr, fresh).await {

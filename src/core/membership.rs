@@ -492,6 +492,9 @@ pub struct FormationView<'a> {
     /// Other daemons it knows of (peer list or hello discovery).
     pub known_peers: usize,
     pub answers: &'a [PeerAnswer],
+    /// Node ids of peers that answered earlier but not now (a peer may have
+    /// bootstrapped and crashed before anyone joined it).
+    pub absent: &'a [u64],
     /// Discovery mode: the grace windows for hellos are over.
     pub grace_over: bool,
 }
@@ -552,7 +555,10 @@ impl fmt::Display for WaitReason {
 /// - Otherwise it bootstraps only if its storage is blank, a majority of the
 ///   daemons it knows (itself included) answered that they are in no group,
 ///   and it is the one chosen: the first peer of a static list, else the
-///   smallest node id among those that answered, once the hello grace is over.
+///   smallest node id among those that answered now or before (one that
+///   answered and then went silent may have bootstrapped and crashed before
+///   anyone joined it: waiting for it keeps the deployment to one group),
+///   once the hello grace is over.
 pub fn decide_formation(v: &FormationView<'_>) -> Formation {
     let groups: Vec<&PeerAnswer> = v
         .answers
@@ -603,7 +609,7 @@ pub fn decide_formation(v: &FormationView<'_>) -> Formation {
             if !v.grace_over {
                 return Formation::Wait(WaitReason::Grace);
             }
-            if v.answers.iter().any(|a| a.id < v.me) {
+            if v.answers.iter().any(|a| a.id < v.me) || v.absent.iter().any(|&id| id < v.me) {
                 return Formation::Wait(WaitReason::NotMine);
             }
         }
@@ -896,6 +902,7 @@ mod tests {
             static_peers: None,
             known_peers: 2,
             answers,
+            absent: &[],
             grace_over: true,
         }
     }
@@ -950,6 +957,11 @@ mod tests {
                 known: 3
             })
         );
+        // A smaller peer that answered before and is silent now may have
+        // bootstrapped: wait for it.
+        let mut v = view(&blank, None);
+        v.absent = &[3];
+        assert_eq!(decide_formation(&v), Formation::Wait(WaitReason::NotMine));
         let mut v = view(&blank, None);
         v.grace_over = false;
         assert_eq!(decide_formation(&v), Formation::Wait(WaitReason::Grace));

@@ -32,6 +32,7 @@
 //!   — one seed, e.g. to replay a failure; `RAFTINEL_SIM_TRACE=<lines>`
 //!   keeps a longer trace of events (default 60 lines).
 
+mod group;
 mod invariants;
 mod raft;
 mod redis;

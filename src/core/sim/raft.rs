@@ -21,6 +21,9 @@ pub(super) struct Entry {
 
 #[derive(Debug, Default)]
 pub(super) struct RaftModel {
+    /// The state before the first entry: the group's voters (a real group's
+    /// first entry is its membership), so `apply` checks authority.
+    pub initial: GroupState,
     pub log: Vec<Entry>,
     /// State after each entry (`states[i]` = after `log[i]`).
     pub states: Vec<GroupState>,
@@ -32,7 +35,10 @@ pub(super) struct RaftModel {
 
 impl RaftModel {
     pub fn committed(&self) -> GroupState {
-        self.states.last().cloned().unwrap_or_default()
+        self.states
+            .last()
+            .cloned()
+            .unwrap_or_else(|| self.initial.clone())
     }
 
     /// Appends a committed entry and returns its 1-based index.

@@ -411,3 +411,52 @@ fn coordinated_switchover_loses_no_write() {
         );
     }
 }
+
+/// Formation and membership (`sim::group`): the fixed seeds (or the ones
+/// named by `RAFTINEL_SIM_SEED` / `RAFTINEL_SIM_SEEDS`), 400 faulty steps of
+/// 500 ms each, then healing and convergence.
+#[test]
+fn membership_seeds() {
+    let seeds = seeds_from_env();
+    let (mut changes, mut forged, mut bootstraps) = (0, 0, 0);
+    let mut failed = Vec::new();
+    for &seed in &seeds {
+        let r = std::panic::catch_unwind(|| {
+            let mut w = super::group::GroupWorld::new(seed);
+            for _ in 0..400 {
+                w.step(true);
+            }
+            w.settle();
+            (w.changes, w.refused_forged, w.bootstraps)
+        });
+        match r {
+            Ok((c, f, b)) => {
+                changes += c;
+                forged += f;
+                bootstraps += b;
+            }
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                if seeds.len() == 1 {
+                    println!("{msg}");
+                }
+                let head: Vec<&str> = msg.lines().take(2).collect();
+                failed.push(format!("seed {seed}: {}", head.join(" | ")));
+            }
+        }
+    }
+    println!(
+        "membership: {} seeds: {changes} membership changes, {bootstraps} bootstraps, {forged} forged commands refused",
+        seeds.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} seed(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}

@@ -388,7 +388,20 @@ impl World {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(TRACE_LEN),
         };
-        // The group is bootstrapped with the monitored master.
+        // The group is bootstrapped with every daemon as a voter, then the
+        // monitored master.
+        w.raft.initial.apply_membership(
+            w.daemons
+                .iter()
+                .map(|d| {
+                    let myid = d.persisted.myid.clone().unwrap_or_default();
+                    (
+                        d.node_id,
+                        crate::core::group::Member::new(format!("{}:{}", d.host, d.port), myid),
+                    )
+                })
+                .collect(),
+        );
         w.raft.commit(
             Command::Monitor {
                 name: MASTER_NAME.into(),
