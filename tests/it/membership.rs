@@ -476,3 +476,77 @@ fn a_static_peer_list_scales_out_and_in() {
     want_sorted.sort();
     assert_eq!(got, want_sorted, "members after scale-in: {addrs:?}");
 }
+
+// ---------------------------------------------------------------- bad joins
+
+/// Joins that would take a live voter's place, move it, or make no sense:
+/// a clear refusal, counted, nothing changed.
+#[test]
+fn bad_joins_are_refused_counted_and_change_nothing() {
+    let topo = Topology::new(1);
+    let ds = start_daemons(3, topo.master.port);
+    let infos = wait_group(&refs(&ds), 3);
+    let cluster = field(&infos[0], "raft_cluster_id");
+    let leader_id = field(&infos[0], "raft_leader_id");
+    let leader = ds
+        .iter()
+        .find(|d| d.raft_node_id().as_deref() == Some(leader_id.as_str()))
+        .expect("the leader");
+    let victim = ds
+        .iter()
+        .find(|d| d.raft_node_id().as_deref() != Some(leader_id.as_str()))
+        .expect("a follower");
+    let victim_id = victim.raft_node_id().expect("node id");
+    let victim_myid = victim.myid();
+    let before = members(&leader.raft_info().expect("INFO raft"));
+    let refused_before: u64 = field(
+        &leader.raft_info().expect("INFO raft"),
+        "raft_membership_refused",
+    )
+    .parse()
+    .unwrap_or(0);
+    // A leader that has not probed its members long enough answers Retry
+    // (not counted): asked again.
+    let join = |body: String| {
+        wait_for(LONG, "a join answered", || {
+            let r = leader
+                .conn()
+                .cmd(&["RAFTINEL", &cluster, "join", &body])
+                .as_str()
+                .unwrap_or_default();
+            if r.contains("Retry") {
+                Err(r)
+            } else {
+                Ok(r)
+            }
+        })
+    };
+    // A live voter's id at another address.
+    let r = join(format!(
+        r#"{{"id":{victim_id},"addr":"127.0.0.1:1","fresh":false,"myid":"{victim_myid}"}}"#
+    ));
+    assert!(r.contains("Refused") && r.contains("still answers"), "{r}");
+    // A new id claiming a live voter's runid (a replacement while it lives).
+    let r = join(format!(
+        r#"{{"id":12345,"addr":"127.0.0.1:2","fresh":true,"myid":"{victim_myid}"}}"#
+    ));
+    assert!(r.contains("Refused") && r.contains("still answers"), "{r}");
+    // A voter's id from an empty storage.
+    let r = join(format!(
+        r#"{{"id":{victim_id},"addr":"127.0.0.1:{}","fresh":true,"myid":"{victim_myid}"}}"#,
+        victim.port
+    ));
+    assert!(r.contains("LostState"), "{r}");
+    // Malformed: no port, a bad runid.
+    let r = join(r#"{"id":777,"addr":"nohost","fresh":false,"myid":""}"#.to_string());
+    assert!(r.contains("Refused") && r.contains("malformed"), "{r}");
+    let r = join(r#"{"id":778,"addr":"127.0.0.1:3","fresh":false,"myid":"xyz"}"#.to_string());
+    assert!(r.contains("Refused") && r.contains("malformed"), "{r}");
+    let after = leader.raft_info().expect("INFO raft");
+    assert_eq!(members(&after), before, "nothing changed");
+    let refused: u64 = field(&after, "raft_membership_refused")
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(refused, refused_before + 5, "every refusal counted");
+    wait_group(&refs(&ds), 3);
+}
