@@ -386,6 +386,10 @@ fn forget_and_reset_remove_departed_daemons() {
 // ---------------------------------------------------------------- static list
 
 fn write_toml(d: &Daemon, master_port: u16, peers: &[u16]) {
+    write_toml_with(d, master_port, peers, "");
+}
+
+fn write_toml_with(d: &Daemon, master_port: u16, peers: &[u16], raft_extra: &str) {
     let list = peers
         .iter()
         .map(|p| format!("\"127.0.0.1:{p}\""))
@@ -397,7 +401,7 @@ fn write_toml(d: &Daemon, master_port: u16, peers: &[u16]) {
             "[server]\nport = {}\nbind = [\"127.0.0.1\"]\ndir = \"{}\"\n\n\
              [[masters]]\nname = \"{MASTER}\"\nhost = \"127.0.0.1\"\nport = {master_port}\nquorum = 2\n\
              down-after-milliseconds = {DOWN_AFTER_MS}\n\n\
-             [raft]\npeers = [{list}]\n",
+             [raft]\npeers = [{list}]\n{raft_extra}",
             d.port,
             d.dir.path().display(),
         ),
@@ -475,6 +479,62 @@ fn a_static_peer_list_scales_out_and_in() {
     let mut want_sorted = want.clone();
     want_sorted.sort();
     assert_eq!(got, want_sorted, "members after scale-in: {addrs:?}");
+}
+
+/// `remove-unreachable-after-ms`: a voter down longer than that is removed
+/// (the others are a live majority); back with its data, it finds out it is
+/// no longer a member and joins again.
+#[test]
+fn an_unreachable_voter_is_removed_when_enabled_and_rejoins_when_back() {
+    let topo = Topology::new(1);
+    let mp = topo.master.port;
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut ds: Vec<Daemon> = ports.iter().map(|&p| toml_daemon(p)).collect();
+    for d in ds.iter_mut() {
+        write_toml_with(d, mp, &ports, "remove-unreachable-after-ms = 10000\n");
+        d.launch();
+    }
+    let infos = wait_group(&refs(&ds), 3);
+    let leader = field(&infos[0], "raft_leader_id");
+    let i = (0..3)
+        .find(|&i| ds[i].raft_node_id().as_deref() != Some(leader.as_str()))
+        .expect("a follower");
+    let id = ds[i].raft_node_id().expect("node id");
+    ds[i].sigkill();
+    let rest: Vec<&Daemon> = ds
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, d)| d)
+        .collect();
+    wait_group_where(&rest, 2, "the unreachable voter removed", |info| {
+        if members(info).iter().any(|m| m.id == id) {
+            Err(format!("node {id} still a member"))
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        rest.iter()
+            .any(|d| d.log().contains(&format!("-raft-member {id}"))),
+        "the removal is logged"
+    );
+    ds[i].launch();
+    wait_group_where(
+        &refs(&ds),
+        3,
+        "the removed daemon back as a voter",
+        |info| {
+            if members(info)
+                .iter()
+                .any(|m| m.id == id && m.role == "voter")
+            {
+                Ok(())
+            } else {
+                Err(format!("node {id} not a voter"))
+            }
+        },
+    );
 }
 
 // ---------------------------------------------------------------- bad joins
