@@ -9,9 +9,9 @@
 //! `SENTINEL RESET` (which forgets peers too) to run either.
 
 use super::cmd::{self, Session};
-use crate::resp::Frame;
 use super::Server;
 use crate::consensus::rpc::ForgetReply;
+use crate::resp::Frame;
 
 /// Whether `argv` is `SENTINEL RAFT ...`.
 pub fn is_sentinel_raft(argv: &[Vec<u8>]) -> bool {
@@ -44,11 +44,15 @@ pub async fn sentinel_raft(server: &Server, sess: &Session, argv: &[Vec<u8>]) ->
             };
             match crate::consensus::upkeep::forget_through_leader(node, id, "forget").await {
                 ForgetReply::Removed => Frame::ok(),
-                ForgetReply::Refused(why) => Frame::error(format!("ERR node {id} not removed: {why}")),
+                ForgetReply::Refused(why) => {
+                    Frame::error(format!("ERR node {id} not removed: {why}"))
+                }
                 ForgetReply::NotLeader { .. } => {
                     Frame::error("ERR no raft leader is known: nothing can be removed now")
                 }
-                ForgetReply::Failed(why) => Frame::error(format!("ERR node {id} not removed: {why}")),
+                ForgetReply::Failed(why) => {
+                    Frame::error(format!("ERR node {id} not removed: {why}"))
+                }
             }
         }
         _ => Frame::error(USAGE),
@@ -84,9 +88,17 @@ fn members(node: &crate::consensus::node::RaftNode) -> Frame {
                 ("runid", n.myid.clone()),
                 (
                     "role",
-                    if voters.contains(id) { "voter" } else { "learner" }.to_string(),
+                    if voters.contains(id) {
+                        "voter"
+                    } else {
+                        "learner"
+                    }
+                    .to_string(),
                 ),
-                ("leader", u8::from(m.current_leader == Some(*id)).to_string()),
+                (
+                    "leader",
+                    u8::from(m.current_leader == Some(*id)).to_string(),
+                ),
                 ("myself", u8::from(*id == node.id).to_string()),
                 ("live", live),
             ];
