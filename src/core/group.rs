@@ -59,7 +59,7 @@ impl std::fmt::Display for Member {
 /// Options whose values are paths on one machine: never set through the group.
 pub const LOCAL_ONLY_OPTIONS: [&str; 2] = ["notification-script", "client-reconfig-script"];
 
-/// Phase of a committed failover, in Sentinel's order (contract §4.9).
+/// Phase of a committed failover, in Sentinel's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Phase {
     SelectSlave,
