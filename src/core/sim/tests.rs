@@ -9,6 +9,14 @@ use super::{check_converged, check_step, outcome, run_for, run_seed, run_seed_wo
 /// Seeds run by default (CI): bounded so the debug build stays well under 30 s.
 const FIXED_SEEDS: u64 = 40;
 
+/// The message of a caught panic.
+fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 fn seeds_from_env() -> Vec<u64> {
     if let Some(s) = std::env::var("RAFTINEL_SIM_SEED")
         .ok()
@@ -50,11 +58,7 @@ fn fixed_seeds() {
                 }
             }
             Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = panic_text(&e);
                 let head: Vec<&str> = msg.lines().take(3).collect();
                 failed.push(format!("seed {seed}: {}", head.join(" | ")));
             }
@@ -436,11 +440,7 @@ fn membership_seeds() {
                 bootstraps += b;
             }
             Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = panic_text(&e);
                 if seeds.len() == 1 {
                     println!("{msg}");
                 }
