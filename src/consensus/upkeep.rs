@@ -304,6 +304,12 @@ impl Upkeep {
             Formation::Wait(why @ WaitReason::SeveralGroups(_)) => self
                 .formation_log
                 .warn(format!("raft: not joining any group: {why}")),
+            Formation::Wait(WaitReason::HasData) => self.formation_log.info(format!(
+                "raft: waiting for a member of cluster {} to answer (this daemon's data directory names it, \
+                 so it never starts another group: to start a new one, remove {})",
+                self.node.cluster_id.get().unwrap_or("?"),
+                self.node.data_dir.display()
+            )),
             Formation::Wait(why) => tracing::debug!("raft: waiting: {why}"),
         }
         true

@@ -645,10 +645,12 @@ impl Sentinel {
     /// Point 1: propose this daemon's SDOWN opinion while the committed votes
     /// disagree with it (rate-limited).
     fn propose_opinion(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
-        if !self.raft.initialized {
+        let node = self.raft.node_id;
+        // Only voters' opinions count (a learner's would be refused).
+        let voter = self.committed.as_ref().is_some_and(|c| c.is_voter(node));
+        if !self.raft.initialized || !voter {
             return;
         }
-        let node = self.raft.node_id;
         let name = self.masters[mi].inst.name.clone();
         let committed = self
             .cmaster(&name)
