@@ -284,73 +284,93 @@ fn valid_myid(myid: &str) -> bool {
 /// - new node id otherwise: added as a learner, then as a voter (with a
 ///   static peer list, only an address in the list).
 pub fn decide_join(view: &GroupView, req: &JoinRequest) -> JoinDecision {
-    use JoinDecision::Refuse;
-    if req.id == 0 {
-        return Refuse(Refusal::Malformed("node id 0".into()));
-    }
-    if !valid_addr(&req.addr) {
-        return Refuse(Refusal::Malformed(format!("bad address {:?}", req.addr)));
-    }
-    if !valid_myid(&req.myid) {
-        return Refuse(Refusal::Malformed("bad myid".into()));
-    }
-    let member = Member::new(req.addr.clone(), req.myid.clone());
-    if let Some(me) = view.get(req.id) {
-        if me.voter && req.fresh {
-            return Refuse(Refusal::LostState { id: req.id });
+    let decided = if req.id == 0 {
+        Err(Refusal::Malformed("node id 0".into()))
+    } else if !valid_addr(&req.addr) {
+        Err(Refusal::Malformed(format!("bad address {:?}", req.addr)))
+    } else if !valid_myid(&req.myid) {
+        Err(Refusal::Malformed("bad myid".into()))
+    } else {
+        match view.get(req.id) {
+            Some(me) => join_known(view, me, req),
+            None => join_new(view, req),
         }
-        let same =
-            me.member.addr == req.addr && (req.myid.is_empty() || me.member.myid == req.myid);
-        if !same {
-            if let Some(other) = view
-                .members
-                .iter()
-                .find(|m| m.id != req.id && m.member.addr == req.addr && m.live.is_live())
-            {
-                return Refuse(Refusal::AddressTaken {
-                    id: other.id,
-                    addr: req.addr.clone(),
-                });
-            }
-            // The leader moving its own entry is the one process that runs
-            // as that node: nothing else can answer for it.
-            if me.member.addr != req.addr && req.id != view.leader {
-                match me.live {
-                    Liveness::Live => {
-                        return Refuse(Refusal::StillAnswers {
-                            id: req.id,
-                            addr: me.member.addr.clone(),
-                        })
-                    }
-                    Liveness::Unknown => return Refuse(Refusal::NotProbedYet { id: req.id }),
-                    Liveness::Silent(_) => {}
-                }
-            }
-            if view.changing {
-                return Refuse(Refusal::Busy);
-            }
-            return JoinDecision::Change(Change::SetNode { id: req.id, member });
-        }
-        if me.voter {
-            return JoinDecision::Member;
-        }
-        if !view.listed(&req.addr) {
-            return Refuse(Refusal::NotInPeerList {
+    };
+    match decided {
+        Ok(Some(change)) => JoinDecision::Change(change),
+        Ok(None) => JoinDecision::Member,
+        Err(r) => JoinDecision::Refuse(r),
+    }
+}
+
+/// Whether `m` still answers as itself, for a change that assumes it is
+/// gone (not probed long enough counts as "maybe").
+fn gone(m: &MemberState) -> Result<(), Refusal> {
+    match m.live {
+        Liveness::Live => Err(Refusal::StillAnswers {
+            id: m.id,
+            addr: m.member.addr.clone(),
+        }),
+        Liveness::Unknown => Err(Refusal::NotProbedYet { id: m.id }),
+        Liveness::Silent(_) => Ok(()),
+    }
+}
+
+/// A join from a node id the group knows: nothing, an entry update, or a
+/// learner's promotion.
+fn join_known(
+    view: &GroupView,
+    me: &MemberState,
+    req: &JoinRequest,
+) -> Result<Option<Change>, Refusal> {
+    if me.voter && req.fresh {
+        return Err(Refusal::LostState { id: req.id });
+    }
+    let same = me.member.addr == req.addr && (req.myid.is_empty() || me.member.myid == req.myid);
+    if !same {
+        if let Some(other) = view
+            .members
+            .iter()
+            .find(|m| m.id != req.id && m.member.addr == req.addr && m.live.is_live())
+        {
+            return Err(Refusal::AddressTaken {
+                id: other.id,
                 addr: req.addr.clone(),
             });
         }
-        let mut new: Vec<u64> = view.voters().map(|m| m.id).collect();
-        new.push(req.id);
-        if let Err(r) = view.joint_ok(&new, Some(req.id)) {
-            return Refuse(r);
+        // The leader moving its own entry is the one process that runs as
+        // that node: nothing else can answer for it.
+        if me.member.addr != req.addr && req.id != view.leader {
+            gone(me)?;
         }
         if view.changing {
-            return Refuse(Refusal::Busy);
+            return Err(Refusal::Busy);
         }
-        return JoinDecision::Change(Change::Promote { id: req.id });
+        let member = Member::new(req.addr.clone(), req.myid.clone());
+        return Ok(Some(Change::SetNode { id: req.id, member }));
+    }
+    if me.voter {
+        return Ok(None);
     }
     if !view.listed(&req.addr) {
-        return Refuse(Refusal::NotInPeerList {
+        return Err(Refusal::NotInPeerList {
+            addr: req.addr.clone(),
+        });
+    }
+    let mut new: Vec<u64> = view.voters().map(|m| m.id).collect();
+    new.push(req.id);
+    view.joint_ok(&new, Some(req.id))?;
+    if view.changing {
+        return Err(Refusal::Busy);
+    }
+    Ok(Some(Change::Promote { id: req.id }))
+}
+
+/// A join from a node id the group does not know: a new incarnation
+/// replacing its old voter, or a new daemon.
+fn join_new(view: &GroupView, req: &JoinRequest) -> Result<Option<Change>, Refusal> {
+    if !view.listed(&req.addr) {
+        return Err(Refusal::NotInPeerList {
             addr: req.addr.clone(),
         });
     }
@@ -369,39 +389,29 @@ pub fn decide_join(view: &GroupView, req: &JoinRequest) -> JoinDecision {
         .collect();
     new.push(req.id);
     if let Some(old) = old {
-        match old.live {
-            Liveness::Live => {
-                return Refuse(Refusal::StillAnswers {
-                    id: old.id,
-                    addr: old.member.addr.clone(),
-                })
-            }
-            Liveness::Unknown if old.id != view.leader => {
-                return Refuse(Refusal::NotProbedYet { id: old.id })
-            }
-            _ => {}
-        }
+        // The leader is live by definition: its own runid or address is
+        // never a replacement.
         if old.id == view.leader {
-            return Refuse(Refusal::StillAnswers {
+            return Err(Refusal::StillAnswers {
                 id: old.id,
                 addr: old.member.addr.clone(),
             });
         }
+        gone(old)?;
     }
-    if let Err(r) = view.joint_ok(&new, Some(req.id)) {
-        return Refuse(r);
-    }
+    view.joint_ok(&new, Some(req.id))?;
     if view.changing {
-        return Refuse(Refusal::Busy);
+        return Err(Refusal::Busy);
     }
-    JoinDecision::Change(match old {
+    let member = Member::new(req.addr.clone(), req.myid.clone());
+    Ok(Some(match old {
         Some(o) => Change::Replace {
             old: o.id,
             id: req.id,
             member,
         },
         None => Change::AddVoter { id: req.id, member },
-    })
+    }))
 }
 
 /// The leader's answer to a removal (an operator's FORGET, a RESET that did
@@ -415,16 +425,7 @@ pub fn decide_remove(view: &GroupView, id: u64) -> Result<Change, Refusal> {
     if id == view.leader {
         return Err(Refusal::IsLeader { id });
     }
-    match m.live {
-        Liveness::Live => {
-            return Err(Refusal::StillAnswers {
-                id,
-                addr: m.member.addr.clone(),
-            })
-        }
-        Liveness::Unknown => return Err(Refusal::NotProbedYet { id }),
-        Liveness::Silent(_) => {}
-    }
+    gone(m)?;
     if m.voter {
         let new: Vec<u64> = view.voters().map(|v| v.id).filter(|&v| v != id).collect();
         view.joint_ok(&new, None)?;
