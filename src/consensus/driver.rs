@@ -154,6 +154,7 @@ impl GroupSettings {
     /// The membership rules this daemon applies when it leads.
     fn policy(&self) -> Policy {
         let (_, _, election_max) = super::node::raft_timing(self.down_after_ms);
+        let default = Policy::default();
         Policy {
             peers: (!self.peers.is_empty()).then(|| self.peers.clone()),
             // Probes go out every second: three missed ones, and never less
@@ -161,8 +162,7 @@ impl GroupSettings {
             live_window: Duration::from_millis(election_max.max(3000)),
             housekeeping: Housekeeping {
                 remove_unreachable_after: self.remove_unreachable_after_ms,
-                learner_grace: 30_000,
-                unlisted_grace: 5_000,
+                ..default.housekeeping
             },
         }
     }

@@ -331,17 +331,9 @@ mod tests {
             legacy_node_id: crate::core::group::node_id_from_myid(myid).unwrap(),
             legacy_cluster_id: "raftinel:mymaster".into(),
         };
-        let policy = Policy {
-            peers: None,
-            live_window: Duration::from_secs(3),
-            housekeeping: crate::core::membership::Housekeeping {
-                remove_unreachable_after: None,
-                learner_grace: 30_000,
-                unlisted_grace: 5_000,
-            },
-        };
+        let auth = PeerAuth::fixed(None, crate::core::LinkAuth::default());
         let (node, report) =
-            RaftNode::start(dir.path(), &seed, myid, 1000, LinkAuth::default(), policy)
+            RaftNode::start(dir.path(), &seed, myid, 1000, auth, Policy::default())
                 .await
                 .unwrap();
         assert_eq!(report.identity_origin, store::IdentityOrigin::Converted);

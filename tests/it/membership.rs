@@ -421,6 +421,7 @@ fn toml_daemon(port: u16) -> Daemon {
         conf,
         child: None,
         starts: 0,
+        env: Vec::new(),
     }
 }
 
