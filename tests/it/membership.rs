@@ -259,8 +259,24 @@ fn a_daemon_back_on_another_port_keeps_its_voter_with_the_new_address() {
 
 #[test]
 fn a_daemon_with_wiped_raft_data_replaces_its_old_voter() {
+    wiped_data_replaces_the_old_voter(Vec::new());
+}
+
+/// The same with a group secret: the wiped daemon, which no longer knows its
+/// group's cluster id, asks under `*` with signed requests.
+#[test]
+fn with_a_group_secret_a_wiped_daemon_replaces_its_old_voter() {
+    wiped_data_replaces_the_old_voter(vec![(
+        "RAFTINEL_SECRET".to_string(),
+        "membership-test-secret-0123456789".to_string(),
+    )]);
+}
+
+fn wiped_data_replaces_the_old_voter(env: Vec<(String, String)>) {
     let topo = Topology::new(1);
-    let mut ds = start_daemons(3, topo.master.port);
+    let mut ds: Vec<Daemon> = (0..3)
+        .map(|_| Daemon::start_with_env(&monitor(topo.master.port), &[], env.clone()))
+        .collect();
     let infos = wait_group(&refs(&ds), 3);
     let cluster = field(&infos[0], "raft_cluster_id");
     let old = ds[2].raft_node_id().expect("node id");
