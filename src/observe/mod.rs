@@ -52,21 +52,55 @@ pub fn emit(shared: &Shared, ev: &Event) {
     }
 }
 
-/// The log line is `<type> <payload>`, as redis-sentinel writes it.
+/// The log line is `<type> <payload>`, as redis-sentinel writes it, then
+/// the event's detail in parentheses when it has one.
 fn log_event(ev: &Event, master: &str) {
     let channel = ev.kind.channel();
+    let detail = ev
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
     match ev.kind.level() {
         Level::Warning => {
-            tracing::warn!(event = channel, master, "{} {}", channel, ev.message)
+            tracing::warn!(
+                event = channel,
+                master,
+                "{} {}{}",
+                channel,
+                ev.message,
+                detail
+            )
         }
         Level::Notice => {
-            tracing::info!(event = channel, master, "{} {}", channel, ev.message)
+            tracing::info!(
+                event = channel,
+                master,
+                "{} {}{}",
+                channel,
+                ev.message,
+                detail
+            )
         }
         Level::Verbose => {
-            tracing::debug!(event = channel, master, "{} {}", channel, ev.message)
+            tracing::debug!(
+                event = channel,
+                master,
+                "{} {}{}",
+                channel,
+                ev.message,
+                detail
+            )
         }
         Level::Debug => {
-            tracing::trace!(event = channel, master, "{} {}", channel, ev.message)
+            tracing::trace!(
+                event = channel,
+                master,
+                "{} {}{}",
+                channel,
+                ev.message,
+                detail
+            )
         }
     }
 }
@@ -156,6 +190,7 @@ mod tests {
         Event {
             kind,
             message: msg.into(),
+            detail: None,
             master: master.map(String::from),
         }
     }
