@@ -96,6 +96,12 @@ pub struct Ctl {
     pub publish_proposed: Option<(u64, Millis)>,
     /// Raft leader: the old master's demotion for the switch it names.
     pub demotion: Option<Demotion>,
+    /// Nodes this daemon paused (CLIENT PAUSE WRITE) and has not unpaused
+    /// yet: each is unpaused once it reports role:slave, whatever became of
+    /// the failover or switch that paused it (a next failover may start
+    /// before the demotion shows, and a paused node would hold every hello
+    /// PUBLISH sent to it, then be seen down).
+    pub paused: Vec<(String, u16)>,
     /// The failover this daemon drives (Raft leader named in it).
     pub run: Option<Run>,
     /// ODOWN was decided by Sentinel's peer-reply rule before this daemon
@@ -119,7 +125,8 @@ pub struct Ctl {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Demotion {
     pub epoch: u64,
-    /// When every daemon's publication was first seen committed.
+    /// Since when every daemon's publication is seen committed (or the
+    /// daemons left out are out of reach).
     pub published_at: Option<Millis>,
     /// Last CLIENT PAUSE sent to the old master (coordinated).
     pub paused_at: Option<Millis>,
@@ -550,6 +557,8 @@ impl Sentinel {
         if run.paused {
             m.inst.link.hold_hello = false;
             out.push(Action::Unpause { id: m.inst.id });
+            let (h, p) = (m.inst.host.clone(), m.inst.port);
+            m.fo.paused.retain(|(ph, pp)| !same_addr(ph, *pp, &h, p));
         }
     }
 
@@ -666,7 +675,32 @@ impl Sentinel {
         self.drive(mi, now, out);
         self.report_published(mi, now, out);
         self.demote_after_switch(mi, now, out);
+        self.release_paused(mi, out);
         self.fix_replicas(mi, now, out);
+    }
+
+    /// CLIENT UNPAUSE to every node this daemon paused that now reports
+    /// role:slave (its writes get -READONLY from then on).
+    fn release_paused(&mut self, mi: usize, out: &mut Vec<Action>) {
+        let m = &mut self.masters[mi];
+        if m.fo.paused.is_empty() {
+            return;
+        }
+        let mut released = Vec::new();
+        for (h, p) in &m.fo.paused {
+            let inst = std::iter::once(&mut m.inst)
+                .chain(m.replicas.values_mut())
+                .find(|i| same_addr(&i.host, i.port, h, *p));
+            let Some(i) = inst else {
+                continue;
+            };
+            if i.link.cmd_up && i.info_refresh.is_some() && i.role_reported == Role::Slave {
+                i.link.hold_hello = false;
+                out.push(Action::Unpause { id: i.id });
+                released.push((h.clone(), *p));
+            }
+        }
+        m.fo.paused.retain(|a| !released.contains(a));
     }
 
     /// The committed switch whose old master still waits for its demotion
@@ -711,28 +745,30 @@ impl Sentinel {
         }));
     }
 
-    /// Whether every daemon that can have published the switch did: all
-    /// the group's voters, or a majority including this daemon and every
-    /// peer it reaches (a peer whose link is down or that is SDOWN cannot
-    /// get the commit from this leader either, and is not waited for).
+    /// Whether every daemon that can have published the switch did: every
+    /// voter of the group either said so, or is a peer this daemon knows
+    /// and cannot reach (no command link to it: crashed, restarting, cut
+    /// off; it cannot get the commit from this leader either, and is not
+    /// waited for). A voter this daemon does not know (no hello from it yet)
+    /// or a hung one (its link still up) is waited for, up to the bound.
     fn switch_published_everywhere(&self, mi: usize, sw: &Switched) -> bool {
-        if sw.published.len() >= self.raft.voters.max(1) {
-            return true;
-        }
         let me = self.raft.node_id;
-        if !sw.published.contains(&me) || sw.published.len() < self.raft.voters / 2 + 1 {
+        if !sw.published.contains(&me) {
             return false;
         }
-        self.masters[mi].sentinels.values().all(|s| {
-            let node = s
-                .runid
-                .as_deref()
-                .and_then(crate::core::group::node_id_from_myid);
-            match node {
-                Some(n) => sw.published.contains(&n) || s.link.disconnected() || s.s_down,
-                None => true,
-            }
-        })
+        let unreachable = self.masters[mi]
+            .sentinels
+            .values()
+            .filter(|s| !s.link.cmd_up)
+            .filter_map(|s| {
+                s.runid
+                    .as_deref()
+                    .and_then(crate::core::group::node_id_from_myid)
+            })
+            .filter(|n| !sw.published.contains(n))
+            .collect::<std::collections::BTreeSet<u64>>()
+            .len();
+        sw.published.len() + unreachable >= self.raft.voters.max(1)
     }
 
     /// Raft leader, after a switch: the old master is demoted (REPLICAOF in
@@ -785,6 +821,8 @@ impl Sentinel {
                 if r.link.cmd_up {
                     out.push(Action::Unpause { id: r.id });
                 }
+                m.fo.paused
+                    .retain(|(h, p)| !same_addr(h, *p, &sw.host, sw.port));
             }
             d.done = true;
             m.fo.demotion = Some(d);
@@ -793,9 +831,13 @@ impl Sentinel {
         if sw.coordinated {
             r.link.hold_hello = true;
         }
-        if everywhere && d.published_at.is_none() {
-            d.published_at = Some(now);
-        }
+        // Since when it has held (not latched: a peer whose link was down
+        // for a moment is waited for again once it is back).
+        d.published_at = if everywhere {
+            d.published_at.or(Some(now))
+        } else {
+            None
+        };
         let ready = d
             .published_at
             .is_some_and(|t| now.saturating_sub(t) >= SUBSCRIBER_GRACE_MS)
@@ -832,7 +874,7 @@ impl Sentinel {
                 .paused_at
                 .is_none_or(|t| now.saturating_sub(t) >= timeout / 3);
             if due {
-                pause_writes(r, timeout, out);
+                pause_writes(&mut m.fo.paused, r, timeout, out);
                 d.paused_at = Some(now);
             }
         }
@@ -1148,7 +1190,7 @@ impl Sentinel {
                 // over here pauses it again: the pause of the daemon that
                 // led so far is not known to this one and may run out.
                 if f.coordinated && !run.paused && m.inst.link.cmd_up && !m.inst.s_down {
-                    pause_writes(&mut m.inst, timeout, out);
+                    pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
                     run.paused = true;
                     run.paused_at = now;
                 }
@@ -1162,7 +1204,18 @@ impl Sentinel {
 /// `CLIENT PAUSE <ms> WRITE` (with its INFO) on a master being switched
 /// over; no hello PUBLISH on that link meanwhile (a paused PUBLISH would hold
 /// every later command of the link).
-fn pause_writes(inst: &mut super::instance::Instance, ms: u64, out: &mut Vec<Action>) {
+fn pause_writes(
+    paused: &mut Vec<(String, u16)>,
+    inst: &mut super::instance::Instance,
+    ms: u64,
+    out: &mut Vec<Action>,
+) {
+    if !paused
+        .iter()
+        .any(|(h, p)| same_addr(h, *p, &inst.host, inst.port))
+    {
+        paused.push((inst.host.clone(), inst.port));
+    }
     inst.link.hold_hello = true;
     inst.link.pending += 1;
     out.push(Action::PauseWrites { id: inst.id, ms });
@@ -1301,7 +1354,7 @@ impl Sentinel {
                         }
                         return;
                     }
-                    pause_writes(&mut m.inst, timeout, out);
+                    pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
                     run.paused = true;
                     run.paused_at = now;
                     run.last_poll = now;
@@ -1433,7 +1486,7 @@ impl Sentinel {
         let m = &mut self.masters[mi];
         let timeout = m.failover_timeout;
         if run.paused && now.saturating_sub(run.paused_at) >= timeout / 3 && m.inst.link.cmd_up {
-            pause_writes(&mut m.inst, timeout, out);
+            pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
             run.paused_at = now;
         }
     }
@@ -1507,6 +1560,18 @@ impl Sentinel {
             return;
         };
         let count = r.info_count;
+        // A node still paused by an earlier switchover must take writes
+        // once it is the master.
+        if m.fo
+            .paused
+            .iter()
+            .any(|(h, p)| same_addr(h, *p, &r.host, r.port))
+        {
+            m.fo.paused
+                .retain(|(h, p)| !same_addr(h, *p, &r.host, r.port));
+            r.link.hold_hello = false;
+            out.push(Action::Unpause { id: r.id });
+        }
         out.push(Action::Reconfigure {
             id: r.id,
             replicaof: None,
@@ -1537,6 +1602,16 @@ impl Sentinel {
             return;
         };
         let slave_reconf_timeout = self.timing.slave_reconf_timeout;
+        // The master being replaced is no replica to reconfigure here (a
+        // daemon that switched on a peer's hello before it led this failover
+        // lists it among the replicas): it is demoted after the switch.
+        let (oh, op) = self
+            .cmaster(&self.masters[mi].inst.name)
+            .map(|cm| (cm.host.clone(), cm.port))
+            .unwrap_or_default();
+        let skip = |r: &super::instance::Instance| {
+            same_addr(&r.host, r.port, &ph, pp) || same_addr(&r.host, r.port, &oh, op)
+        };
         let m = &mut self.masters[mi];
         let ma = m.addr();
         let name = ma.name.clone();
@@ -1579,7 +1654,7 @@ impl Sentinel {
             if in_progress >= parallel {
                 break;
             }
-            if same_addr(&r.host, r.port, &ph, pp) {
+            if skip(r) {
                 continue;
             }
             let state = run.reconf.get(key).copied();
@@ -1641,11 +1716,7 @@ impl Sentinel {
         let pending = m
             .replicas
             .iter()
-            .filter(|(k, r)| {
-                !same_addr(&r.host, r.port, &ph, pp)
-                    && !r.s_down
-                    && run.reconf.get(*k) != Some(&Reconf::Done)
-            })
+            .filter(|(k, r)| !skip(r) && !r.s_down && run.reconf.get(*k) != Some(&Reconf::Done))
             .count();
         let timed_out = now.saturating_sub(run.since) > m.failover_timeout;
         // Coordinated: the old master stays paused through the switch; it
@@ -1664,7 +1735,7 @@ impl Sentinel {
         emit(out, EventKind::FailoverEnd, m.prefix(), Some(&name));
         if timed_out {
             for (key, r) in m.replicas.iter() {
-                if same_addr(&r.host, r.port, &ph, pp)
+                if skip(r)
                     || matches!(
                         run.reconf.get(key),
                         Some(Reconf::Done | Reconf::Sent { .. })

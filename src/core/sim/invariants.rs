@@ -312,8 +312,9 @@ pub(super) fn redis_follows_the_committed_master(w: &World) -> Check {
 /// Publish, then demote: the master a failover replaces is never made a
 /// replica before the switch is committed, and after it only once every
 /// daemon that stayed alive and on the majority side since the switch's
-/// commit published `+switch-master`, or the bound passed (checked by the
-/// simulator when the REPLICAOF is sent).
+/// commit, and that the demoting daemon reaches, published `+switch-master`
+/// (or restarted from a config already naming the new master), unless the
+/// bound passed (checked by the simulator when the REPLICAOF is sent).
 pub(super) fn old_master_demoted_only_after_the_switch_is_published(w: &World) -> Check {
     match w.early_demotions.first() {
         Some(p) => Err(p.clone()),

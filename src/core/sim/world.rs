@@ -118,6 +118,9 @@ pub(super) struct Daemon {
     commit_at: Millis,
     /// INFO replies delivered to the current incarnation, per node.
     pub seen: BTreeMap<usize, VecDeque<SeenInfo>>,
+    /// The master address the current incarnation started with (from its
+    /// flushed config).
+    pub start_addr: Option<(String, u16)>,
 }
 
 impl Daemon {
@@ -365,6 +368,7 @@ impl World {
                 scheduled_index: 0,
                 commit_at: 0,
                 seen: BTreeMap::new(),
+                start_addr: None,
             });
         }
         let n = daemons.len();
@@ -535,6 +539,11 @@ impl World {
         };
         let (core, actions) = Sentinel::new(self.daemons[d].persisted.clone(), opts, self.now);
         let dm = &mut self.daemons[d];
+        dm.start_addr = dm
+            .persisted
+            .masters
+            .first()
+            .map(|m| (m.host.clone(), m.port));
         dm.core = Some(core);
         dm.incarnation += 1;
         dm.links.clear();
@@ -718,10 +727,26 @@ impl World {
                 .copied()
                 .unwrap_or(0);
             let within = self.now < at + crate::core::failover::SWITCH_PUBLISH_WAIT_MS;
+            // A daemon that restarted from a config already naming the new
+            // master (flushed during the reconfiguration) has nothing to
+            // publish: it gave every client the new address.
+            // One the demoting daemon cannot reach (no command link up to
+            // it) is not waited for: it cannot get the commit from that
+            // leader either (the design's stated exception).
+            let new_addr = Some((m.host.clone(), m.port));
+            let reached = |k: usize| {
+                k == d
+                    || self.daemons[d]
+                        .links
+                        .values()
+                        .any(|l| l.target == Target::Daemon(k) && matches!(l.cmd, Half::Up(_)))
+            };
             let missing: Vec<usize> = (0..self.daemons.len())
                 .filter(|&k| {
                     self.daemons[k].alive()
                         && self.unlive_at[k] < at
+                        && reached(k)
+                        && self.daemons[k].start_addr != new_addr
                         && !self.switch_published.contains(&(sw.epoch, k))
                 })
                 .collect();
