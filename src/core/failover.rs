@@ -26,6 +26,13 @@ use super::types::{Action, InstanceId, Millis};
 use crate::core::group::Command;
 use crate::core::group::{CommittedMaster, Failover, Phase, ReplHistory, Switched};
 
+/// A daemon that just became the Raft leader may not have applied the last
+/// committed entries yet: for this long it does not correct Redis nodes from
+/// its committed view (`fix_replicas`, the demotion after a switch), which
+/// could be a switch behind and turn the new master into a replica of the
+/// old one. Driving a failover needs no such wait: it acts only once its own
+/// takeover is committed, which comes after everything before it.
+pub(crate) const LEADER_SETTLE_MS: u64 = 1000;
 /// A wanted proposal not yet seen committed is sent again after this long.
 pub(crate) const REPROPOSE_MS: u64 = 250;
 /// Selection waits this long at most for the replicas' fresh INFO.
@@ -633,7 +640,12 @@ impl Sentinel {
     /// A new Raft view. A change of leadership forgets the proposal rate
     /// limits: proposals in flight to the old leader are likely lost, and a
     /// new leader must act at once (speed rule of the design).
-    pub(crate) fn raft_in(&mut self, view: super::types::RaftView) {
+    pub(crate) fn raft_in(&mut self, now: Millis, view: super::types::RaftView) {
+        if view.is_leader && !self.raft.is_leader {
+            self.leader_since = Some(now);
+        } else if !view.is_leader {
+            self.leader_since = None;
+        }
         if view != self.raft {
             for m in self.masters.values_mut() {
                 m.fo.start_proposed = None;
@@ -781,7 +793,7 @@ impl Sentinel {
     /// before it expires, hellos held); a plain one leaves it its clients.
     /// Once its INFO says role:slave, a paused one is unpaused.
     fn demote_after_switch(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
-        if !self.raft.is_leader {
+        if !self.settled_leader(now) {
             return;
         }
         let Some(sw) = self.pending_switch(mi).cloned() else {
@@ -1776,6 +1788,14 @@ impl Sentinel {
         );
     }
 
+    /// The Raft leader, for at least `LEADER_SETTLE_MS`.
+    fn settled_leader(&self, now: Millis) -> bool {
+        self.raft.is_leader
+            && self
+                .leader_since
+                .is_some_and(|t| now.saturating_sub(t) >= LEADER_SETTLE_MS)
+    }
+
     /// Sentinel's "master looks sane" before it reconfigures other nodes to
     /// follow it: at the committed address, up, and saying role:master in
     /// a recent INFO.
@@ -1799,7 +1819,7 @@ impl Sentinel {
     /// replica following the wrong master is re-pointed after
     /// failover-timeout (+fix-slave-config, §4.4).
     fn fix_replicas(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
-        if !self.raft.is_leader {
+        if !self.settled_leader(now) {
             return;
         }
         let name = self.masters[mi].inst.name.clone();

@@ -1018,7 +1018,7 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
     let a = h.commit(370, reconf_phase(1, NEW_REPLID, REPLID, 2000));
     assert_eq!(proposals(&a), vec![switch(1, 6380)]);
     assert!(!a.iter().any(|x| matches!(x, Action::Unpause { .. })));
-    expect_demotion_after_publication(&mut h, 380, 6380, true);
+    expect_demotion_after_publication(&mut h, 1380, 6380, true);
 }
 
 /// After the switch of epoch 1 to `to` is committed at `t` on the leader
@@ -1136,12 +1136,12 @@ fn old_master_is_converted_as_soon_as_it_answers() {
     h.commit(310, published(1, MYID));
     h.commit(320, published(1, PEER));
     // The new master answers.
-    h.master_info(400, 3000);
+    h.master_info(1400, 3000);
     let old = h.id(6379);
-    h.up(old, 500);
-    let a = h.pong(old, 500);
+    h.up(old, 1500);
+    let a = h.pong(old, 1500);
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
-    let a = h.info(old, 510, "role:master\r\n");
+    let a = h.info(old, 1510, "role:master\r\n");
     assert!(a.contains(&Action::Reconfigure {
         id: old,
         replicaof: Some(("127.0.0.1".into(), 6380))
@@ -1153,13 +1153,13 @@ fn old_master_is_converted_as_soon_as_it_answers() {
     // INFO asked at once to confirm.
     assert!(sends_info(&a, old));
     // Not repeated on every input, nor before a newer INFO.
-    let a = h.info(old, 520, "role:master\r\n");
+    let a = h.info(old, 1520, "role:master\r\n");
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
-    h.master_info(1500, 3000);
-    let a = h.pong(old, 1600);
+    h.master_info(2500, 3000);
+    let a = h.pong(old, 2600);
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     // Still a master in an INFO a second later: sent again.
-    let a = h.info(old, 1610, "role:master\r\n");
+    let a = h.info(old, 2610, "role:master\r\n");
     assert!(a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     // Done: it follows the new master; nothing more.
     let a = h.info(
@@ -1582,7 +1582,7 @@ fn plain_manual_failover_demotes_the_old_master_after_the_switch_is_published() 
     );
     assert!(!touches_old(&a));
     assert_eq!(proposals(&a), vec![switch(1, 6380)]);
-    expect_demotion_after_publication(&mut h, 340, 6380, false);
+    expect_demotion_after_publication(&mut h, 1340, 6380, false);
 }
 
 /// A daemon that never says it published (it missed the commit) is waited

@@ -326,7 +326,7 @@ pub(super) fn redis_follows_the_committed_master(w: &World) -> Check {
 /// replica before the switch is committed, and after it only once every
 /// daemon that stayed alive and on the majority side since the switch's
 /// commit, and that the demoting daemon reaches, published `+switch-master`
-/// (or restarted from a config already naming the new master), unless the
+/// (or had last told its clients the new master already), unless the
 /// bound passed (checked by the simulator when the REPLICAOF is sent).
 pub(super) fn old_master_demoted_only_after_the_switch_is_published(w: &World) -> Check {
     match w.early_demotions.first() {

@@ -118,9 +118,10 @@ pub(super) struct Daemon {
     commit_at: Millis,
     /// INFO replies delivered to the current incarnation, per node.
     pub seen: BTreeMap<usize, VecDeque<SeenInfo>>,
-    /// The master address the current incarnation started with (from its
-    /// flushed config).
-    pub start_addr: Option<(String, u16)>,
+    /// The master address this daemon last gave its subscribers: the one
+    /// its current incarnation started with (its flushed config), then the
+    /// new address of each `+switch-master` it published.
+    pub told_addr: Option<(String, u16)>,
 }
 
 impl Daemon {
@@ -368,7 +369,7 @@ impl World {
                 scheduled_index: 0,
                 commit_at: 0,
                 seen: BTreeMap::new(),
-                start_addr: None,
+                told_addr: None,
             });
         }
         let n = daemons.len();
@@ -539,7 +540,7 @@ impl World {
         };
         let (core, actions) = Sentinel::new(self.daemons[d].persisted.clone(), opts, self.now);
         let dm = &mut self.daemons[d];
-        dm.start_addr = dm
+        dm.told_addr = dm
             .persisted
             .masters
             .first()
@@ -670,6 +671,10 @@ impl World {
             Action::Propose(cmd) => self.propose(d, cmd),
             Action::Emit(ev) => {
                 if ev.kind == crate::core::EventKind::SwitchMaster {
+                    let w: Vec<&str> = ev.message.split(' ').collect();
+                    if let [_, _, _, h, p] = w.as_slice() {
+                        self.daemons[d].told_addr = p.parse().ok().map(|p: u16| (h.to_string(), p));
+                    }
                     // The epoch the daemon switched to (from the log, or
                     // from a peer's hello before it rejoined the group).
                     let epoch = self.daemons[d]
@@ -727,9 +732,10 @@ impl World {
                 .copied()
                 .unwrap_or(0);
             let within = self.now < at + crate::core::failover::SWITCH_PUBLISH_WAIT_MS;
-            // A daemon that restarted from a config already naming the new
-            // master (flushed during the reconfiguration) has nothing to
-            // publish: it gave every client the new address.
+            // A daemon that last told its clients the new master already
+            // (it restarted from a config flushed during the
+            // reconfiguration, or it missed the switches in between) has
+            // nothing to publish.
             // One the demoting daemon cannot reach (no command link up to
             // it) is not waited for: it cannot get the commit from that
             // leader either (the design's stated exception).
@@ -746,7 +752,7 @@ impl World {
                     self.daemons[k].alive()
                         && self.unlive_at[k] < at
                         && reached(k)
-                        && self.daemons[k].start_addr != new_addr
+                        && self.daemons[k].told_addr != new_addr
                         && !self.switch_published.contains(&(sw.epoch, k))
                 })
                 .collect();
@@ -1145,7 +1151,7 @@ impl World {
                     "node n{n} becomes master (REPLICAOF NO ONE from d{d})"
                 ));
                 if let Some(m) = coordinated_from {
-                    self.check_no_write_lost(n, m);
+                    self.check_no_write_lost(d, n, m);
                 }
                 let mut rng = StdRng::seed_from_u64(self.rng.gen());
                 self.nodes[n].promote(&mut rng);
@@ -1222,10 +1228,19 @@ impl World {
 
     /// A coordinated switchover promotes `n` only while the old master `m`
     /// is paused and `n` has everything `m` acknowledged. An old master that
-    /// is down makes it an unplanned failover: nothing to check.
-    fn check_no_write_lost(&mut self, n: usize, m: usize) {
+    /// is down, or that the promoting daemon `d` cannot reach (cut, or its
+    /// link stalled by a loss: the group saw it down), makes it an unplanned
+    /// failover: nothing to check.
+    fn check_no_write_lost(&mut self, d: usize, n: usize, m: usize) {
         let now = self.now;
-        if n == m || !self.nodes[m].serving(now) {
+        if n == m || !self.nodes[m].serving(now) || !self.reaches_node(d, m) {
+            return;
+        }
+        let link_ok = self.daemons[d].links.values().any(|l| {
+            l.target == Target::Node(m)
+                && matches!(l.cmd, Half::Up(g) if !self.stalled.contains(&g))
+        });
+        if !link_ok {
             return;
         }
         // Back from a crash or hang so recently that the group may not have
