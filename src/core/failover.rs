@@ -871,10 +871,7 @@ impl Sentinel {
         if ready && answers && sane {
             if !recently {
                 r.fix_sent_at = Some(now);
-                out.push(Action::Reconfigure {
-                    id: r.id,
-                    replicaof: Some((to_host, to_port)),
-                });
+                reconfigure(r, Some((to_host, to_port)), out);
                 emit(out, EventKind::ConvertToSlave, prefix(r, &ma), Some(&name));
                 // The INFO answered after the transaction shows the new
                 // role (and then the unpause follows).
@@ -1211,6 +1208,23 @@ impl Sentinel {
             }
         }
     }
+}
+
+/// The reconfiguration transaction to `inst`. Its `CLIENT KILL TYPE pubsub`
+/// drops this daemon's own pubsub link to the node: reconnect it at the
+/// next tick rather than a reconnect period after the last connect, or the
+/// node counts as disconnected (skipped by `reconf_slaves`, its PINGs held)
+/// for up to a second.
+fn reconfigure(
+    inst: &mut super::instance::Instance,
+    replicaof: Option<(String, u16)>,
+    out: &mut Vec<Action>,
+) {
+    inst.link.last_reconn_time = None;
+    out.push(Action::Reconfigure {
+        id: inst.id,
+        replicaof,
+    });
 }
 
 /// `CLIENT PAUSE <ms> WRITE` (with its INFO) on a master being switched
@@ -1584,10 +1598,7 @@ impl Sentinel {
             r.link.hold_hello = false;
             out.push(Action::Unpause { id: r.id });
         }
-        out.push(Action::Reconfigure {
-            id: r.id,
-            replicaof: None,
-        });
+        reconfigure(r, None, out);
         emit(
             out,
             EventKind::FailoverStateWaitPromotion,
@@ -1662,7 +1673,7 @@ impl Sentinel {
             .filter(|s| matches!(s, Reconf::Sent { .. } | Reconf::Inprog))
             .count();
         let parallel = m.parallel_syncs.max(1) as usize;
-        for (key, r) in m.replicas.iter() {
+        for (key, r) in m.replicas.iter_mut() {
             if in_progress >= parallel {
                 break;
             }
@@ -1688,10 +1699,7 @@ impl Sentinel {
             if state == Some(Reconf::Inprog) || r.link.disconnected() {
                 continue;
             }
-            out.push(Action::Reconfigure {
-                id: r.id,
-                replicaof: Some((ph.clone(), pp)),
-            });
+            reconfigure(r, Some((ph.clone(), pp)), out);
             run.reconf.insert(
                 key.clone(),
                 Reconf::Sent {
@@ -1746,7 +1754,7 @@ impl Sentinel {
         }
         emit(out, EventKind::FailoverEnd, m.prefix(), Some(&name));
         if timed_out {
-            for (key, r) in m.replicas.iter() {
+            for (key, r) in m.replicas.iter_mut() {
                 if skip(r)
                     || matches!(
                         run.reconf.get(key),
@@ -1756,10 +1764,7 @@ impl Sentinel {
                 {
                     continue;
                 }
-                out.push(Action::Reconfigure {
-                    id: r.id,
-                    replicaof: Some((ph.clone(), pp)),
-                });
+                reconfigure(r, Some((ph.clone(), pp)), out);
                 emit(
                     out,
                     EventKind::SlaveReconfSentBe,
@@ -1885,10 +1890,7 @@ impl Sentinel {
                 EventKind::FixSlaveConfig
             };
             r.fix_sent_at = Some(now);
-            out.push(Action::Reconfigure {
-                id: r.id,
-                replicaof: Some((host.clone(), port)),
-            });
+            reconfigure(r, Some((host.clone(), port)), out);
             emit(out, kind, prefix(r, &ma), Some(&name));
             // Confirmation (and the role change) without waiting for the
             // periodic INFO.

@@ -23,6 +23,7 @@
 //! printed side by side, only the clients' convergence asserted.
 //!
 //! Missing java, javac or a jar: a skip line, or a failure when `CI` is set.
+//! `RAFTINEL_JVM_DEBUG=1` prints the daemons' logs after the raftinel run.
 
 use crate::clients::run_bounded;
 use crate::harness::group::*;
@@ -475,11 +476,13 @@ impl Scenario {
                     .filter(|a| a.port == old && self.era_at(a.at) <= *k)
                     .map(|a| a.at)
                     .max();
+                // Only while the new master is the master (a client that
+                // skipped this era, MasterReplica refreshing late, has none).
                 let first_new = acks
                     .iter()
                     .filter(|a| {
                         a.port == new
-                            && self.era_at(a.at) >= *k
+                            && (*k..=k + 1).contains(&self.era_at(a.at))
                             && last_old.is_none_or(|t| a.at >= t)
                     })
                     .map(|a| a.at)
