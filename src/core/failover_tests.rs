@@ -166,6 +166,26 @@ impl H {
         }
     }
 
+    /// Both peer daemons reachable (command link up, PING answered).
+    fn peers_up(&mut self, now: Millis) {
+        for peer in [PEER, PEER2] {
+            let id = self.s.masters["mymaster"]
+                .sentinels
+                .values()
+                .find(|s| s.runid.as_deref() == Some(peer))
+                .map(|s| s.id)
+                .expect("known peer");
+            self.s.handle(
+                now,
+                Input::LinkUp {
+                    id,
+                    link: LinkKind::Command,
+                },
+            );
+            self.pong(id, now);
+        }
+    }
+
     fn pong(&mut self, id: InstanceId, now: Millis) -> Vec<Action> {
         self.s.handle(
             now,
@@ -1042,22 +1062,7 @@ fn expect_demotion_after_publication(h: &mut H, t: Millis, to: u16, paused: bool
         paused
     );
     // Both peers are reachable: both must publish.
-    for peer in [PEER, PEER2] {
-        let id = h.s.masters["mymaster"]
-            .sentinels
-            .values()
-            .find(|s| s.runid.as_deref() == Some(peer))
-            .map(|s| s.id)
-            .expect("known peer");
-        h.s.handle(
-            t,
-            Input::LinkUp {
-                id,
-                link: LinkKind::Command,
-            },
-        );
-        h.pong(id, t);
-    }
+    h.peers_up(t);
     // The old master answers, still a master: paused again (coordinated),
     // not demoted.
     h.up(old, t + 10);
@@ -1596,22 +1601,7 @@ fn the_old_master_is_demoted_after_the_bound_when_a_daemon_stays_silent() {
     h.gs.apply(&reconf_phase(1, NEW_REPLID, REPLID, 1000));
     h.gs.apply(&switch(1, 6380));
     h.deliver(300);
-    for peer in [PEER, PEER2] {
-        let id = h.s.masters["mymaster"]
-            .sentinels
-            .values()
-            .find(|s| s.runid.as_deref() == Some(peer))
-            .map(|s| s.id)
-            .expect("known peer");
-        h.s.handle(
-            300,
-            Input::LinkUp {
-                id,
-                link: LinkKind::Command,
-            },
-        );
-        h.pong(id, 300);
-    }
+    h.peers_up(300);
     h.commit(310, published(1, MYID));
     h.commit(320, published(1, PEER));
     let old = h.id(6379);

@@ -56,52 +56,15 @@ pub fn emit(shared: &Shared, ev: &Event) {
 /// the event's detail in parentheses when it has one.
 fn log_event(ev: &Event, master: &str) {
     let channel = ev.kind.channel();
-    let detail = ev
-        .detail
-        .as_deref()
-        .map(|d| format!(" ({d})"))
-        .unwrap_or_default();
+    let line = match ev.detail.as_deref() {
+        Some(d) => format!("{channel} {} ({d})", ev.message),
+        None => format!("{channel} {}", ev.message),
+    };
     match ev.kind.level() {
-        Level::Warning => {
-            tracing::warn!(
-                event = channel,
-                master,
-                "{} {}{}",
-                channel,
-                ev.message,
-                detail
-            )
-        }
-        Level::Notice => {
-            tracing::info!(
-                event = channel,
-                master,
-                "{} {}{}",
-                channel,
-                ev.message,
-                detail
-            )
-        }
-        Level::Verbose => {
-            tracing::debug!(
-                event = channel,
-                master,
-                "{} {}{}",
-                channel,
-                ev.message,
-                detail
-            )
-        }
-        Level::Debug => {
-            tracing::trace!(
-                event = channel,
-                master,
-                "{} {}{}",
-                channel,
-                ev.message,
-                detail
-            )
-        }
+        Level::Warning => tracing::warn!(event = channel, master, "{line}"),
+        Level::Notice => tracing::info!(event = channel, master, "{line}"),
+        Level::Verbose => tracing::debug!(event = channel, master, "{line}"),
+        Level::Debug => tracing::trace!(event = channel, master, "{line}"),
     }
 }
 

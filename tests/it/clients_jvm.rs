@@ -26,12 +26,13 @@
 //! `RAFTINEL_JVM_DEBUG=1` prints the daemons' logs after the raftinel run.
 
 use crate::clients::run_bounded;
+use crate::clients_failover::ClientRun;
 use crate::harness::group::*;
 use crate::harness::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -140,18 +141,14 @@ struct Ack {
     at: u64,
 }
 
-/// `FailoverClients` running in the background, logging to a temp dir.
+/// `FailoverClients` running in the background (`ClientRun`: a temp dir for
+/// its logs, the stop file, killed on drop).
 struct JvmRun {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
+    run: ClientRun,
 }
 
 impl JvmRun {
     fn start(cp: &str, sentinels: &[u16]) -> JvmRun {
-        let dir = tempfile::Builder::new()
-            .prefix("it-jvm-clients-")
-            .tempdir()
-            .expect("temp dir");
         let list: Vec<String> = sentinels.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut cmd = Command::new("java");
         cmd.arg("-Xmx256m")
@@ -165,21 +162,14 @@ impl JvmRun {
             .arg("--clients")
             .arg(CLIENTS.join(","))
             .arg("--deadline")
-            .arg("900")
-            .arg("--out")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(dir.path().join("stdout")).expect("stdout"))
-            .stderr(fs::File::create(dir.path().join("stderr")).expect("stderr"));
-        let child = cmd.spawn().expect("spawn java FailoverClients");
+            .arg("900");
         JvmRun {
-            child: Some(child),
-            dir,
+            run: ClientRun::spawn("java FailoverClients", cmd),
         }
     }
 
     fn read(&self, f: &str) -> String {
-        fs::read_to_string(self.dir.path().join(f)).unwrap_or_default()
+        self.run.read(f)
     }
 
     /// The complete lines of a client's log.
@@ -254,11 +244,7 @@ impl JvmRun {
             if behind.is_empty() {
                 return;
             }
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(st) = self.run.exited() {
                 panic!(
                     "FailoverClients exited ({st}) before {what}\n{}",
                     self.dump()
@@ -275,24 +261,12 @@ impl JvmRun {
     }
 
     fn stop(&mut self) {
-        let _ = fs::write(self.dir.path().join("stop"), b"");
-        if let Some(mut c) = self.child.take() {
-            if !wait_until(Duration::from_secs(30), || {
-                c.try_wait().ok().flatten().is_some()
-            }) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
+        self.run.stop();
     }
 }
 
 impl Drop for JvmRun {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
         if std::thread::panicking() {
             eprintln!("{}", self.dump());
         }
@@ -521,25 +495,6 @@ fn lists(master: u16) -> BTreeMap<&'static str, BTreeSet<u64>> {
         .collect()
 }
 
-/// A restarted (SIGKILLed) Redis node is made a replica of `master` by the
-/// group and resynced, so it can be promoted by a later failover.
-fn wait_rejoined(node: &RedisNode, master: u16) {
-    wait_for(
-        BOUND,
-        &format!("node {} follows {master}", node.port),
-        || {
-            let info = node.info("replication");
-            if info_field(&info, "master_port") == Some(master.to_string())
-                && info_field(&info, "master_link_status").as_deref() == Some("up")
-            {
-                Ok(())
-            } else {
-                Err(info)
-            }
-        },
-    );
-}
-
 /// SIGKILL of the master, then its restart: it rejoins as a replica.
 fn kill(g: &mut Group, s: &mut Scenario, run: &mut JvmRun, label: &str) {
     let old = s.master();
@@ -547,7 +502,9 @@ fn kill(g: &mut Group, s: &mut Scenario, run: &mut JvmRun, label: &str) {
         g.topo.node_mut(old).sigkill()
     });
     g.topo.node_mut(old).restart();
-    wait_rejoined(g.topo.node(old), new);
+    // Made a replica of the new master by the group and resynced, so a
+    // later failover can promote it.
+    g.topo.node(old).wait_follows(new, BOUND);
 }
 
 /// `SENTINEL FAILOVER` until the group takes it.

@@ -594,20 +594,7 @@ impl Group {
             },
         );
         for r in self.topo.replicas.iter().filter(|r| r.port != new_port) {
-            wait_for(
-                BOUND,
-                &format!("replica {} follows the new master", r.port),
-                || {
-                    let info = r.info("replication");
-                    if info_field(&info, "master_port") == Some(new_port.to_string())
-                        && info_field(&info, "master_link_status").as_deref() == Some("up")
-                    {
-                        Ok(())
-                    } else {
-                        Err(info)
-                    }
-                },
-            );
+            r.wait_follows(new_port, BOUND);
         }
         new_port
     }
