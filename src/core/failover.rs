@@ -1,5 +1,5 @@
-//! The failover engine, driven by committed Raft state (design: issue #3,
-//! docs/design.md). Pure like the rest of the core: it reads the committed
+//! The failover engine, driven by committed Raft state (docs/design.md,
+//! docs/failover.md). Pure like the rest of the core: it reads the committed
 //! `GroupState` and the local Raft view fed in by the driver, and answers
 //! with `Action`s (proposals, Redis reconfigurations, events).
 //!
@@ -10,7 +10,8 @@
 //!   answers clients from committed state;
 //! - the Raft leader starts failovers, drives the one it leads (selection on
 //!   fresh INFO, promotion, replica reconfiguration), takes over a failover
-//!   whose leader is gone, and demotes an old master that comes back.
+//!   whose leader is gone, and demotes the old master once every daemon has
+//!   published the switch (publish, then demote).
 //!
 //! Nothing is done to Redis for a step that is not committed: a step's
 //! effects run when the step shows up in `Input::Committed`. Proposals may be
@@ -148,7 +149,7 @@ pub struct ManualWant {
     pub proposed: Millis,
 }
 
-/// Per-replica reconfiguration state during `reconf_slaves` (§4.9).
+/// Per-replica reconfiguration state during `reconf_slaves`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconf {
     /// SLAVEOF sent at `at`; `count` = the replica's INFO count then.
@@ -293,7 +294,7 @@ fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Opti
     Some(target)
 }
 
-/// What the failover engine adds to an instance description (point 11).
+/// What the failover engine adds to an instance description.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DescExtras {
     pub failover_state: Option<&'static str>,
@@ -399,7 +400,7 @@ impl Sentinel {
         self.cmaster(name).is_some() && self.raft.leader.is_none()
     }
 
-    /// ODOWN votes for master `name` from committed state (point 1), when
+    /// ODOWN votes for master `name` from committed state, when
     /// the group monitors it.
     pub(crate) fn committed_down_votes(&self, name: &str) -> Option<usize> {
         self.cmaster(name).map(|cm| cm.down_votes.len())
@@ -472,7 +473,7 @@ impl Sentinel {
         touched
     }
 
-    /// Point 3: a committed FailoverStart, seen for the first time here.
+    /// A committed FailoverStart, seen for the first time here.
     fn failover_started(&mut self, mi: usize, f: &Failover, now: Millis, out: &mut Vec<Action>) {
         let me = self.raft.node_id;
         let myid = self.myid.clone();
@@ -569,7 +570,7 @@ impl Sentinel {
         }
     }
 
-    /// Point 7: a committed SwitchMaster newer than this daemon's config.
+    /// A committed SwitchMaster newer than this daemon's config.
     fn committed_switch(
         &mut self,
         mi: usize,
@@ -912,7 +913,7 @@ impl Sentinel {
         }));
     }
 
-    /// Point 1: ODOWN = local SDOWN and committed down votes >= quorum.
+    /// ODOWN = local SDOWN and committed down votes >= quorum.
     pub(crate) fn group_odown(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         let Some(votes) = self.committed_down_votes(&self.masters[mi].inst.name) else {
             return;
@@ -920,7 +921,7 @@ impl Sentinel {
         super::sentinel::group_check_odown(&mut self.masters[mi], now, votes, out);
     }
 
-    /// Point 1: propose this daemon's SDOWN opinion while the committed votes
+    /// Proposes this daemon's SDOWN opinion while the committed votes
     /// disagree with it (rate-limited).
     fn propose_opinion(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.raft.initialized {
@@ -997,7 +998,7 @@ impl Sentinel {
         }
     }
 
-    /// Point 2: the Raft leader starts a failover of a committed-ODOWN
+    /// The Raft leader starts a failover of a committed-ODOWN
     /// master when the group is a majority of the daemons it knows.
     fn maybe_start(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.raft.is_leader {
@@ -1039,7 +1040,7 @@ impl Sentinel {
         out.push(Action::Propose(cmd));
     }
 
-    /// Point 9: the Raft leader takes over a committed failover led by
+    /// The Raft leader takes over a committed failover led by
     /// another daemon.
     fn maybe_takeover(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.raft.is_leader {
@@ -1069,7 +1070,7 @@ impl Sentinel {
         }));
     }
 
-    /// Replica selection for a failover: §4.10 plus the safety rules (never
+    /// Replica selection for a failover: Sentinel's rules plus the safety rules (never
     /// an empty replica while the master had data, never one whose
     /// replication history differs from the master's).
     pub(crate) fn select_for_failover(&self, mi: usize, now: Millis) -> Option<(String, u16)> {
@@ -1611,7 +1612,7 @@ impl Sentinel {
         run.sub = Sub::WaitPromotion { count };
     }
 
-    /// `reconf_slaves` (§4.9, §4.4-5) with fast INFO polling, then the end
+    /// `reconf_slaves` as Sentinel runs it, with fast INFO polling, then the end
     /// detection and the SwitchMaster proposal.
     fn reconf_step(
         &mut self,
@@ -1819,10 +1820,11 @@ impl Sentinel {
                 .is_some_and(|t| now.saturating_sub(t) < info_period.saturating_mul(2))
     }
 
-    /// Point 8 (leader only, no failover running): an old master back as a
-    /// master is made a replica as soon as it answers (+convert-to-slave); a
-    /// replica following the wrong master is re-pointed after
-    /// failover-timeout (+fix-slave-config, §4.4).
+    /// Leader only, no failover running: a replica that reports role:master
+    /// (a node back as a master; the old master of the last switch is
+    /// `demote_after_switch`'s) is made a replica as soon as it answers
+    /// (+convert-to-slave); a replica following the wrong master is
+    /// re-pointed after failover-timeout (+fix-slave-config).
     fn fix_replicas(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.settled_leader(now) {
             return;
@@ -1898,7 +1900,7 @@ impl Sentinel {
         }
     }
 
-    /// SENTINEL FAILOVER (point 10): -INPROG, -NOGOODSLAVE, else propose a
+    /// SENTINEL FAILOVER: -INPROG, -NOGOODSLAVE, else propose a
     /// manual FailoverStart (re-proposed until committed) and answer +OK.
     pub(crate) fn manual_failover(
         &mut self,
