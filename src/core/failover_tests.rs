@@ -726,6 +726,15 @@ fn no_good_slave_aborts_and_the_retry_waits_two_failover_timeouts() {
     assert!(proposals(&h.s.handle(6900, Input::Tick)).contains(&abort));
     let a = h.commit(6950, abort);
     assert_eq!(events(&a), vec![ev(EventKind::FailoverAbortNoGoodSlave, M)]);
+    // The payload is Sentinel's; the log line says why.
+    let detail = a.iter().find_map(|x| match x {
+        Action::Emit(e) if e.kind == EventKind::FailoverAbortNoGoodSlave => e.detail.clone(),
+        _ => None,
+    });
+    assert_eq!(
+        detail.as_deref(),
+        Some("slave 127.0.0.1:6380: offset 0 while the master's offset is 1000")
+    );
     assert!(proposals(&a).is_empty());
     let d = h.s.master_desc("mymaster", 6900).unwrap();
     assert!(d.contains(&("flags", "s_down,o_down,master".into())));
