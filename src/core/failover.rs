@@ -687,6 +687,7 @@ impl Sentinel {
         self.maybe_takeover(mi, now, out);
         self.drive(mi, now, out);
         self.report_published(mi, now, out);
+        self.hold_hellos_to_paused(mi);
         self.demote_after_switch(mi, now, out);
         self.release_paused(mi, out);
         self.fix_replicas(mi, now, out);
@@ -714,6 +715,21 @@ impl Sentinel {
             }
         }
         m.fo.paused.retain(|a| !released.contains(a));
+    }
+
+    /// Every daemon, after a coordinated switchover: no hello PUBLISH to the
+    /// old master until it reports role:slave — it may still be paused, and
+    /// a paused PUBLISH would hold every later command of the link (its
+    /// PINGs too: the node would be seen down, and a new leader could not
+    /// demote it until the pause ran out).
+    fn hold_hellos_to_paused(&mut self, mi: usize) {
+        let Some(sw) = self.pending_switch(mi).filter(|sw| sw.coordinated) else {
+            return;
+        };
+        let key = super::event::format_addr(&sw.host, sw.port);
+        if let Some(r) = self.masters[mi].replicas.get_mut(&key) {
+            r.link.hold_hello = !(r.info_refresh.is_some() && r.role_reported == Role::Slave);
+        }
     }
 
     /// The committed switch whose old master still waits for its demotion
@@ -840,9 +856,6 @@ impl Sentinel {
             d.done = true;
             m.fo.demotion = Some(d);
             return;
-        }
-        if sw.coordinated {
-            r.link.hold_hello = true;
         }
         // Since when it has held (not latched: a peer whose link was down
         // for a moment is waited for again once it is back).
