@@ -246,6 +246,15 @@ pub async fn trial(
         Trigger::Stop => topo.groups[0].master.signal(libc::SIGSTOP)?,
         Trigger::Failover | Trigger::Coordinated => {
             let args = ["SENTINEL", "FAILOVER", "mymaster"];
+            if trigger == Trigger::Failover {
+                // raftinel's SENTINEL FAILOVER is coordinated by default:
+                // the plain case sets it back to Sentinel's failover first.
+                // redis-sentinel refuses the option; its failover is plain.
+                let set = ["SENTINEL", "SET", "mymaster", "coordinated-failover", "no"];
+                for &p in &ports {
+                    let _ = call_once(p, &set, Duration::from_secs(2)).await;
+                }
+            }
             if trigger == Trigger::Coordinated {
                 // raftinel's coordinated mode is a per-master option
                 // (replicated through its group); sent to every daemon as

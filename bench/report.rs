@@ -191,7 +191,7 @@ pub fn markdown(res: &Results) -> String {
     }
     if !res.switchover.is_empty() {
         let _ = writeln!(md, "\n### 2. Planned switchover\n");
-        let _ = writeln!(md, "`SENTINEL FAILOVER mymaster` sent to the first daemon while the writer runs: plain, and coordinated (raftinel's `SENTINEL SET mymaster coordinated-failover yes` sent to every daemon first; redis-sentinel has no such mode and refuses the option).");
+        let _ = writeln!(md, "`SENTINEL FAILOVER mymaster` sent to the first daemon while the writer runs: plain (raftinel's `SENTINEL SET mymaster coordinated-failover no` sent to every daemon first, since its default is coordinated), and coordinated (`coordinated-failover yes`; redis-sentinel has no such mode and refuses the option).");
         let mut das: Vec<u64> = res.switchover.iter().map(|t| t.down_after_ms).collect();
         das.sort();
         das.dedup();

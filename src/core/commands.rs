@@ -205,27 +205,34 @@ fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Descripti
 /// neither of the master's last known ones, nor one that reports itself a
 /// master (it replicates nothing of ours: a node restarted without its
 /// replica configuration, often empty, or another master). Unknown values
-/// do not exclude.
-fn history_matches(master: &Instance, r: &Instance) -> bool {
+/// do not exclude. The master's ids are those of its latest INFO, or the
+/// ones committed at its promotion until its first INFO here. Returns why
+/// the replica is refused.
+fn history_refusal(master: &Instance, r: &Instance) -> Option<String> {
     if r.role_reported == Role::Master {
-        return false;
+        return Some("reports role:master".into());
     }
-    if master.repl_offset.is_some_and(|o| o > 0) && r.slave_repl_offset == 0 {
-        return false;
+    let m_off = master.repl_offset.unwrap_or(0);
+    if m_off > 0 && r.slave_repl_offset == 0 {
+        return Some(format!("offset 0 while the master's offset is {m_off}"));
     }
-    match (&master.repl_id, &r.repl_id) {
-        (Some(m1), Some(rid)) => {
-            rid == m1
-                || master.repl_id2.as_deref().is_some_and(|m2| m2 == rid)
-                // A replica that continued the master's known history
-                // under a newer id: after a switch this daemon knows the
-                // promoted node by its id as a replica until its next INFO,
-                // while the replicas that follow it already report the id
-                // it took at promotion, with the old one as their replid2.
-                || r.repl_id2.as_deref() == Some(m1.as_str())
-        }
-        _ => true,
-    }
+    let (Some(m1), Some(rid)) = (&master.repl_id, &r.repl_id) else {
+        return None;
+    };
+    let m2 = master.repl_id2.as_deref().unwrap_or("-");
+    let continues = rid == m1
+        || rid == m2
+        // A replica that continued the master's known history under a
+        // newer id (its replid2 is the master's id): it follows a
+        // promotion of that history.
+        || r.repl_id2.as_deref() == Some(m1.as_str());
+    (!continues).then(|| {
+        format!(
+            "replid {rid} replid2 {} offset {} is not the master's history (replid {m1} replid2 {m2} offset {m_off})",
+            r.repl_id2.as_deref().unwrap_or("-"),
+            r.slave_repl_offset,
+        )
+    })
 }
 
 /// How long an option set on this daemon wins over a different committed
@@ -332,11 +339,12 @@ fn apply_set_option(
         }
         // raftinel extension: manual failovers pause writes on the old
         // master until the replica caught up (planned switchover without
-        // losing acknowledged writes).
+        // losing acknowledged writes); `no` makes them Sentinel's plain
+        // failover.
         super::failover::COORDINATED_OPTION => {
-            m.fo.coordinated = match v.to_ascii_lowercase().as_str() {
-                "yes" => true,
-                "no" => false,
+            m.fo.plain_manual = match v.to_ascii_lowercase().as_str() {
+                "yes" => false,
+                "no" => true,
                 _ => return Err(bad(v)),
             };
         }
@@ -410,7 +418,7 @@ fn current_option(m: &Master, opt: &str, vals: &[String]) -> bool {
         "master-reboot-down-after-period" => n == Some(m.reboot_down_after),
         "auth-pass" => m.auth_pass.as_deref().unwrap_or_default() == v,
         "auth-user" => m.auth_user.as_deref().unwrap_or_default() == v,
-        super::failover::COORDINATED_OPTION => m.fo.coordinated == v.eq_ignore_ascii_case("yes"),
+        super::failover::COORDINATED_OPTION => m.fo.plain_manual == v.eq_ignore_ascii_case("no"),
         "rename-command" => {
             let new = vals.get(1).map(String::as_str).unwrap_or_default();
             let cur = m
@@ -887,7 +895,7 @@ impl Sentinel {
                     && r.info_refresh
                         .is_some_and(|i| now.saturating_sub(i) <= validity)
                     && r.master_link_down_since <= max_down
-                    && history_matches(&m.inst, r)
+                    && history_refusal(&m.inst, r).is_none()
             })
             .collect();
         candidates.sort_by(|(_, a), (_, b)| {
@@ -902,6 +910,20 @@ impl Sentinel {
                 })
         });
         candidates.first().map(|(k, _)| (*k).clone())
+    }
+
+    /// Why the replicas that are up and answer were refused by the
+    /// history rule (`slave <addr>: <reason>`), for the log line of a
+    /// failover that finds no replica.
+    pub(crate) fn history_refusals(&self, name: &str) -> Vec<String> {
+        let Some(m) = self.masters.get(name) else {
+            return Vec::new();
+        };
+        m.replicas
+            .iter()
+            .filter(|(_, r)| !r.s_down && !r.link.disconnected())
+            .filter_map(|(k, r)| Some(format!("slave {k}: {}", history_refusal(&m.inst, r)?)))
+            .collect()
     }
 
     /// SENTINEL FAILOVER: Sentinel's checks (-INPROG, -NOGOODSLAVE), then a

@@ -21,6 +21,9 @@ pub struct Event {
     /// Master whose notification-script receives this event (warning events
     /// that carry an instance).
     pub master: Option<String>,
+    /// Why it happened, for the log line only (never published: the payload
+    /// stays Sentinel's).
+    pub detail: Option<String>,
 }
 
 macro_rules! event_kinds {
@@ -103,6 +106,7 @@ impl Event {
             kind,
             message,
             master,
+            detail: None,
         }
     }
 }

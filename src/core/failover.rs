@@ -1,5 +1,5 @@
-//! The failover engine, driven by committed Raft state (design: issue #3,
-//! docs/design.md). Pure like the rest of the core: it reads the committed
+//! The failover engine, driven by committed Raft state (docs/design.md,
+//! docs/failover.md). Pure like the rest of the core: it reads the committed
 //! `GroupState` and the local Raft view fed in by the driver, and answers
 //! with `Action`s (proposals, Redis reconfigurations, events).
 //!
@@ -10,7 +10,8 @@
 //!   answers clients from committed state;
 //! - the Raft leader starts failovers, drives the one it leads (selection on
 //!   fresh INFO, promotion, replica reconfiguration), takes over a failover
-//!   whose leader is gone, and demotes an old master that comes back.
+//!   whose leader is gone, and demotes the old master once every daemon has
+//!   published the switch (publish, then demote).
 //!
 //! Nothing is done to Redis for a step that is not committed: a step's
 //! effects run when the step shows up in `Input::Committed`. Proposals may be
@@ -24,8 +25,17 @@ use super::instance::Role;
 use super::sentinel::{emit, prefix, Master, Sentinel};
 use super::types::{Action, InstanceId, Millis};
 use crate::core::group::Command;
-use crate::core::group::{CommittedMaster, Failover, Phase};
+use crate::core::group::{
+    node_id_from_myid, CommittedMaster, Failover, Phase, ReplHistory, Switched,
+};
 
+/// A daemon that just became the Raft leader may not have applied the last
+/// committed entries yet: for this long it does not correct Redis nodes from
+/// its committed view (`fix_replicas`, the demotion after a switch), which
+/// could be a switch behind and turn the new master into a replica of the
+/// old one. Driving a failover needs no such wait: it acts only once its own
+/// takeover is committed, which comes after everything before it.
+pub(crate) const LEADER_SETTLE_MS: u64 = 1000;
 /// A wanted proposal not yet seen committed is sent again after this long.
 pub(crate) const REPROPOSE_MS: u64 = 250;
 /// Selection waits this long at most for the replicas' fresh INFO.
@@ -41,6 +51,17 @@ pub(crate) const FAST_POLL_WINDOW_MS: u64 = 1000;
 pub(crate) const CATCHUP_POLL_MS: u64 = 50;
 /// Minimum spacing of corrective SLAVEOFs to the same node.
 const FIX_RESEND_MS: u64 = 1000;
+/// After a switch, the old master is demoted (its clients killed) only once
+/// every daemon of the group has published `+switch-master` — clients that
+/// learn of a failover only from that message (Jedis) must have moved before
+/// their connections drop — or once this long has passed since the leader
+/// saw the switch committed (a daemon that missed the commit, cut off or
+/// hung, is not waited for longer).
+pub(crate) const SWITCH_PUBLISH_WAIT_MS: u64 = 2000;
+/// Time given to subscribers after the last daemon's publication was seen
+/// committed, before the old master's clients are killed: the message is
+/// on the wire, the client's listener thread still has to act on it.
+pub(crate) const SUBSCRIBER_GRACE_MS: u64 = 100;
 /// `SENTINEL SIMULATE-FAILURE` bits (INFO `sentinel_simulate_failure_flags`).
 pub const SIMFAILURE_CRASH_AFTER_ELECTION: u32 = 1;
 pub const SIMFAILURE_CRASH_AFTER_PROMOTION: u32 = 2;
@@ -75,8 +96,22 @@ pub struct Ctl {
     pub monitor_proposed: Option<Millis>,
     /// A SENTINEL FAILOVER waiting to be committed.
     pub manual: Option<ManualWant>,
-    /// Coordinated mode for manual failovers (`coordinated-failover yes`).
-    pub coordinated: bool,
+    /// `coordinated-failover no`: SENTINEL FAILOVER is Sentinel's plain
+    /// failover. By default it is a coordinated switchover.
+    pub plain_manual: bool,
+    /// The committed switch whose old master waits for its demotion, as this
+    /// daemon first saw it: (epoch, when).
+    pub switch_seen: Option<(u64, Millis)>,
+    /// When this daemon last proposed its `SwitchPublished` (epoch, when).
+    pub publish_proposed: Option<(u64, Millis)>,
+    /// Raft leader: the old master's demotion for the switch it names.
+    pub demotion: Option<Demotion>,
+    /// Nodes this daemon paused (CLIENT PAUSE WRITE) and has not unpaused
+    /// yet: each is unpaused once it reports role:slave, whatever became of
+    /// the failover or switch that paused it (a next failover may start
+    /// before the demotion shows, and a paused node would hold every hello
+    /// PUBLISH sent to it, then be seen down).
+    pub paused: Vec<(String, u16)>,
     /// The failover this daemon drives (Raft leader named in it).
     pub run: Option<Run>,
     /// ODOWN was decided by Sentinel's peer-reply rule before this daemon
@@ -94,6 +129,21 @@ pub struct Ctl {
     pub pending_options: std::collections::BTreeMap<String, (String, Millis)>,
 }
 
+/// The Raft leader's progress in demoting the old master of the last switch
+/// (local: a new leader starts over from the committed `Switched` record and
+/// the old master's INFO).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Demotion {
+    pub epoch: u64,
+    /// Since when every daemon's publication is seen committed (or the
+    /// daemons left out are out of reach).
+    pub published_at: Option<Millis>,
+    /// Last CLIENT PAUSE sent to the old master (coordinated).
+    pub paused_at: Option<Millis>,
+    /// The old master follows the new one: nothing more to do.
+    pub done: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ManualWant {
     pub coordinated: bool,
@@ -101,7 +151,7 @@ pub struct ManualWant {
     pub proposed: Millis,
 }
 
-/// Per-replica reconfiguration state during `reconf_slaves` (§4.9).
+/// Per-replica reconfiguration state during `reconf_slaves`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconf {
     /// SLAVEOF sent at `at`; `count` = the replica's INFO count then.
@@ -161,16 +211,18 @@ pub struct Run {
     pub since: Millis,
     /// The proposal being pushed until committed.
     pub want: Option<(Command, Millis)>,
-    /// The abort event to publish when the proposed abort commits.
+    /// The abort event to publish when the proposed abort commits, and
+    /// why (for its log line).
     pub abort: Option<EventKind>,
+    pub abort_detail: Option<String>,
     pub reconf: IndexMap<String, Reconf>,
-    /// Writes are paused on the old master (coordinated mode).
+    /// Writes are paused on the old master (coordinated mode); they stay
+    /// paused through the switch until the old master is demoted.
     pub paused: bool,
-    /// Coordinated: the old master was told to follow the promoted replica
-    /// when its INFO count was this; it is unpaused once an INFO after that
-    /// shows role:slave (unpausing earlier could let a paused write land on
-    /// it and be acknowledged, then lost).
-    pub demote_count: Option<u64>,
+    /// When CLIENT PAUSE was last sent: it is sent again before it expires
+    /// (its timeout is failover-timeout, and the steps after the pause may
+    /// each take up to that).
+    pub paused_at: Millis,
     pub last_poll: Millis,
     /// This daemon's node id: its proposals are signed with it.
     pub by: u64,
@@ -186,9 +238,10 @@ impl Run {
             since: now,
             want: None,
             abort: None,
+            abort_detail: None,
             reconf: IndexMap::new(),
             paused: false,
-            demote_count: None,
+            paused_at: now,
             last_poll: now,
         }
     }
@@ -247,7 +300,7 @@ fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Opti
     Some(target)
 }
 
-/// What the failover engine adds to an instance description (point 11).
+/// What the failover engine adds to an instance description.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DescExtras {
     pub failover_state: Option<&'static str>,
@@ -353,7 +406,7 @@ impl Sentinel {
         self.cmaster(name).is_some() && self.raft.leader.is_none()
     }
 
-    /// ODOWN votes for master `name` from committed state (point 1), when
+    /// ODOWN votes for master `name` from committed state, when
     /// the group monitors it.
     pub(crate) fn committed_down_votes(&self, name: &str) -> Option<usize> {
         self.cmaster(name).map(|cm| cm.down_votes.len())
@@ -420,6 +473,7 @@ impl Sentinel {
                     .map(|f| f.leader);
                 self.committed_switch(mi, &cm, leader, now, out);
             }
+            self.seed_history(mi, &cm);
             self.masters[mi].failover_in_progress = cm.failover.is_some();
         }
         let epoch = self.committed.as_ref().map_or(0, |c| c.current_epoch);
@@ -431,7 +485,7 @@ impl Sentinel {
         touched
     }
 
-    /// Point 3: a committed FailoverStart, seen for the first time here.
+    /// A committed FailoverStart, seen for the first time here.
     fn failover_started(&mut self, mi: usize, f: &Failover, now: Millis, out: &mut Vec<Action>) {
         let me = self.raft.node_id;
         let myid = self.myid.clone();
@@ -483,6 +537,24 @@ impl Sentinel {
         }
     }
 
+    /// The master's replication history as committed at its promotion,
+    /// where this daemon has none from the master's own INFO yet (right
+    /// after the switch, or after a restart): its view of the promoted
+    /// node as a replica may predate the promotion, and a master that dies
+    /// before its first INFO here would leave that stale view for good.
+    fn seed_history(&mut self, mi: usize, cm: &CommittedMaster) {
+        let m = &mut self.masters[mi];
+        let Some(h) = &cm.history else {
+            return;
+        };
+        if m.inst.repl_id.is_some() || !same_addr(&m.inst.host, m.inst.port, &cm.host, cm.port) {
+            return;
+        }
+        m.inst.repl_id = Some(h.replid.clone());
+        m.inst.repl_id2 = Some(h.replid2.clone()).filter(|id| !id.is_empty());
+        m.inst.repl_offset = Some(h.offset);
+    }
+
     /// A committed failover vanished without a switch: it was aborted.
     fn failover_aborted(&mut self, mi: usize, of: &Failover, out: &mut Vec<Action>) {
         let m = &mut self.masters[mi];
@@ -494,15 +566,19 @@ impl Sentinel {
             return;
         };
         if let Some(kind) = run.abort {
-            emit(out, kind, m.prefix(), Some(&m.inst.name));
+            let mut ev = super::event::Event::new(kind, m.prefix(), Some(&m.inst.name));
+            ev.detail = run.abort_detail;
+            out.push(Action::Emit(ev));
         }
         if run.paused {
             m.inst.link.hold_hello = false;
             out.push(Action::Unpause { id: m.inst.id });
+            let (h, p) = (m.inst.host.clone(), m.inst.port);
+            m.fo.paused.retain(|(ph, pp)| !same_addr(ph, *pp, &h, p));
         }
     }
 
-    /// Point 7: a committed SwitchMaster newer than this daemon's config.
+    /// A committed SwitchMaster newer than this daemon's config.
     fn committed_switch(
         &mut self,
         mi: usize,
@@ -559,6 +635,11 @@ impl Sentinel {
         );
         let script = m.client_reconfig_script.clone();
         self.switch_master_addr(mi, &cm.host, cm.port, now, out);
+        if cm.history.is_some() {
+            // What the leader read when the promotion was confirmed, not
+            // this daemon's last INFO of the node as a replica.
+            self.masters[mi].inst.repl_id = None;
+        }
         if let (false, Some(script)) = (led, script) {
             out.push(super::sentinel::reconfig_script(
                 script, &ma, "observer", &cm.host, cm.port,
@@ -569,7 +650,12 @@ impl Sentinel {
     /// A new Raft view. A change of leadership forgets the proposal rate
     /// limits: proposals in flight to the old leader are likely lost, and a
     /// new leader must act at once (speed rule of the design).
-    pub(crate) fn raft_in(&mut self, view: super::types::RaftView) {
+    pub(crate) fn raft_in(&mut self, now: Millis, view: super::types::RaftView) {
+        if view.is_leader && !self.raft.is_leader {
+            self.leader_since = Some(now);
+        } else if !view.is_leader {
+            self.leader_since = None;
+        }
         if view != self.raft {
             for m in self.masters.values_mut() {
                 m.fo.start_proposed = None;
@@ -609,7 +695,241 @@ impl Sentinel {
         self.maybe_start(mi, now, out);
         self.maybe_takeover(mi, now, out);
         self.drive(mi, now, out);
+        self.report_published(mi, now, out);
+        self.hold_hellos_to_paused(mi);
+        self.demote_after_switch(mi, now, out);
+        self.release_paused(mi, out);
         self.fix_replicas(mi, now, out);
+    }
+
+    /// CLIENT UNPAUSE to every node this daemon paused that now reports
+    /// role:slave (its writes get -READONLY from then on).
+    fn release_paused(&mut self, mi: usize, out: &mut Vec<Action>) {
+        let m = &mut self.masters[mi];
+        if m.fo.paused.is_empty() {
+            return;
+        }
+        let mut released = Vec::new();
+        for (h, p) in &m.fo.paused {
+            let inst = std::iter::once(&mut m.inst)
+                .chain(m.replicas.values_mut())
+                .find(|i| same_addr(&i.host, i.port, h, *p));
+            let Some(i) = inst else {
+                continue;
+            };
+            if i.link.cmd_up && i.info_refresh.is_some() && i.role_reported == Role::Slave {
+                i.link.hold_hello = false;
+                out.push(Action::Unpause { id: i.id });
+                released.push((h.clone(), *p));
+            }
+        }
+        m.fo.paused.retain(|a| !released.contains(a));
+    }
+
+    /// Every daemon, after a coordinated switchover: no hello PUBLISH to the
+    /// old master until it reports role:slave — it may still be paused, and
+    /// a paused PUBLISH would hold every later command of the link (its
+    /// PINGs too: the node would be seen down, and a new leader could not
+    /// demote it until the pause ran out).
+    fn hold_hellos_to_paused(&mut self, mi: usize) {
+        let Some(sw) = self.pending_switch(mi).filter(|sw| sw.coordinated) else {
+            return;
+        };
+        let key = super::event::format_addr(&sw.host, sw.port);
+        if let Some(r) = self.masters[mi].replicas.get_mut(&key) {
+            r.link.hold_hello = !(r.info_refresh.is_some() && r.role_reported == Role::Slave);
+        }
+    }
+
+    /// The committed switch whose old master still waits for its demotion
+    /// (the record of the current config epoch).
+    fn pending_switch(&self, mi: usize) -> Option<&Switched> {
+        let cm = self.cmaster(&self.masters[mi].inst.name)?;
+        cm.switched
+            .as_ref()
+            .filter(|sw| sw.epoch == cm.config_epoch)
+    }
+
+    /// Every daemon: once it has published `+switch-master` for the
+    /// committed switch (its own config epoch reached the switch's), it says
+    /// so in the log (`SwitchPublished`), until that is committed.
+    fn report_published(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        let me = self.raft.node_id;
+        let initialized = self.raft.initialized;
+        let Some((epoch, done)) = self
+            .pending_switch(mi)
+            .map(|sw| (sw.epoch, sw.published.contains(&me)))
+        else {
+            return;
+        };
+        let m = &mut self.masters[mi];
+        if m.fo.switch_seen.is_none_or(|(e, _)| e != epoch) {
+            m.fo.switch_seen = Some((epoch, now));
+        }
+        if done || !initialized || m.config_epoch < epoch {
+            return;
+        }
+        if m.fo
+            .publish_proposed
+            .is_some_and(|(e, t)| e == epoch && now.saturating_sub(t) < REPROPOSE_MS)
+        {
+            return;
+        }
+        m.fo.publish_proposed = Some((epoch, now));
+        out.push(Action::Propose(Command::SwitchPublished {
+            name: m.inst.name.clone(),
+            epoch,
+            node: me,
+        }));
+    }
+
+    /// Whether every daemon that can have published the switch did: every
+    /// voter of the group either said so, or is a peer this daemon knows
+    /// and cannot reach (no command link to it: crashed, restarting, cut
+    /// off; it cannot get the commit from this leader either, and is not
+    /// waited for). A voter this daemon does not know (no hello from it yet)
+    /// or a hung one (its link still up) is waited for, up to the bound.
+    fn switch_published_everywhere(&self, mi: usize, sw: &Switched) -> bool {
+        let me = self.raft.node_id;
+        if !sw.published.contains(&me) {
+            return false;
+        }
+        // Every voter of the committed membership published, or is a peer
+        // this daemon has no link to (it cannot publish to anyone either).
+        // Learners are not counted: they are not in the membership's voters.
+        let Some(voters) = self
+            .committed
+            .as_ref()
+            .map(|c| &c.voters)
+            .filter(|v| !v.is_empty())
+        else {
+            // No membership recorded yet (a group formed by an earlier
+            // release): count the voters, and the peers out of reach by the
+            // node id their runid gives.
+            let unreachable = self.masters[mi]
+                .sentinels
+                .values()
+                .filter(|s| !s.link.cmd_up)
+                .filter_map(|s| s.runid.as_deref().and_then(node_id_from_myid))
+                .filter(|n| !sw.published.contains(n))
+                .collect::<std::collections::BTreeSet<u64>>()
+                .len();
+            return sw.published.len() + unreachable >= self.raft.voters.max(1);
+        };
+        let sentinels = &self.masters[mi].sentinels;
+        voters.iter().all(|(id, member)| {
+            sw.published.contains(id)
+                || sentinels.values().any(|s| {
+                    !s.link.cmd_up
+                        && s.runid
+                            .as_deref()
+                            .is_some_and(|runid| member.is_daemon(*id, runid))
+                })
+        })
+    }
+
+    /// Raft leader, after a switch: the old master is demoted (REPLICAOF in
+    /// the transaction that kills its clients, `+convert-to-slave`) only
+    /// once every daemon published `+switch-master` and subscribers had
+    /// `SUBSCRIBER_GRACE_MS`, or `SWITCH_PUBLISH_WAIT_MS` after the switch:
+    /// a client that learns of a failover only from that message would
+    /// otherwise reconnect to the demoted node and stay there. Until then a
+    /// coordinated switchover keeps it paused (CLIENT PAUSE sent again
+    /// before it expires, hellos held); a plain one leaves it its clients.
+    /// Once its INFO says role:slave, a paused one is unpaused.
+    fn demote_after_switch(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.settled_leader(now) {
+            return;
+        }
+        let Some(sw) = self.pending_switch(mi).cloned() else {
+            return;
+        };
+        let everywhere = self.switch_published_everywhere(mi, &sw);
+        let sane = self.master_looks_sane(mi, now);
+        let name = self.masters[mi].inst.name.clone();
+        // Another failover running (the new master died already): nothing
+        // is reconfigured meanwhile — the node may even be its candidate —
+        // and a pause left on the old master ends by itself within
+        // failover-timeout. That failover's switch replaces the record.
+        if self.cfailover(&name).is_some() {
+            return;
+        }
+        let m = &mut self.masters[mi];
+        let mut d = match m.fo.demotion {
+            Some(d) if d.epoch == sw.epoch => d,
+            _ => Demotion {
+                epoch: sw.epoch,
+                ..Demotion::default()
+            },
+        };
+        let key = super::event::format_addr(&sw.host, sw.port);
+        let timeout = m.failover_timeout;
+        let (to_host, to_port) = (m.inst.host.clone(), m.inst.port);
+        let ma = m.addr();
+        let seen = m.fo.switch_seen.map_or(now, |(_, t)| t);
+        let Some(r) = m.replicas.get_mut(&key).filter(|_| !d.done) else {
+            return;
+        };
+        if r.info_refresh.is_some() && r.role_reported == Role::Slave {
+            // It follows a master already (demoted here, or by a leader
+            // before this one); a wrong one is `fix_replicas`' business.
+            if sw.coordinated {
+                r.link.hold_hello = false;
+                if r.link.cmd_up {
+                    out.push(Action::Unpause { id: r.id });
+                }
+                m.fo.paused
+                    .retain(|(h, p)| !same_addr(h, *p, &sw.host, sw.port));
+            }
+            d.done = true;
+            m.fo.demotion = Some(d);
+            return;
+        }
+        // Since when it has held (not latched: a peer whose link was down
+        // for a moment is waited for again once it is back).
+        d.published_at = if everywhere {
+            d.published_at.or(Some(now))
+        } else {
+            None
+        };
+        let ready = d
+            .published_at
+            .is_some_and(|t| now.saturating_sub(t) >= SUBSCRIBER_GRACE_MS)
+            || now.saturating_sub(seen) >= SWITCH_PUBLISH_WAIT_MS;
+        // Answers PING (none pending for long) and says it is a master.
+        let answers = r.link.cmd_up
+            && !r.s_down
+            && r.link
+                .act_ping_time
+                .is_none_or(|t| now.saturating_sub(t) <= PENDING_PING_EVIDENCE_MS)
+            && r.info_refresh.is_some()
+            && r.role_reported == Role::Master;
+        // Sent again only after an INFO at least FIX_RESEND_MS younger than
+        // the last attempt still shows it a master.
+        let recently = r.fix_sent_at.is_some_and(|t| {
+            r.info_refresh
+                .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
+        });
+        if ready && answers && sane {
+            if !recently {
+                r.fix_sent_at = Some(now);
+                reconfigure(r, Some((to_host, to_port)), out);
+                emit(out, EventKind::ConvertToSlave, prefix(r, &ma), Some(&name));
+                // The INFO answered after the transaction shows the new
+                // role (and then the unpause follows).
+                ask_info(r, out);
+            }
+        } else if sw.coordinated && answers {
+            // Kept paused while it waits.
+            let due = d
+                .paused_at
+                .is_none_or(|t| now.saturating_sub(t) >= timeout / 3);
+            if due {
+                pause_writes(&mut m.fo.paused, r, timeout, out);
+                d.paused_at = Some(now);
+            }
+        }
+        m.fo.demotion = Some(d);
     }
 
     /// A master this daemon monitors and the group does not: the leader
@@ -634,7 +954,7 @@ impl Sentinel {
         }));
     }
 
-    /// Point 1: ODOWN = local SDOWN and committed down votes >= quorum.
+    /// ODOWN = local SDOWN and committed down votes >= quorum.
     pub(crate) fn group_odown(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         let Some(votes) = self.committed_down_votes(&self.masters[mi].inst.name) else {
             return;
@@ -642,7 +962,7 @@ impl Sentinel {
         super::sentinel::group_check_odown(&mut self.masters[mi], now, votes, out);
     }
 
-    /// Point 1: propose this daemon's SDOWN opinion while the committed votes
+    /// Proposes this daemon's SDOWN opinion while the committed votes
     /// disagree with it (rate-limited).
     fn propose_opinion(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         let node = self.raft.node_id;
@@ -722,7 +1042,7 @@ impl Sentinel {
         }
     }
 
-    /// Point 2: the Raft leader starts a failover of a committed-ODOWN
+    /// The Raft leader starts a failover of a committed-ODOWN
     /// master when the group is a majority of the daemons it knows.
     fn maybe_start(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.raft.is_leader {
@@ -764,7 +1084,7 @@ impl Sentinel {
         out.push(Action::Propose(cmd));
     }
 
-    /// Point 9: the Raft leader takes over a committed failover led by
+    /// The Raft leader takes over a committed failover led by
     /// another daemon.
     fn maybe_takeover(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.raft.is_leader {
@@ -794,7 +1114,7 @@ impl Sentinel {
         }));
     }
 
-    /// Replica selection for a failover: §4.10 plus the safety rules (never
+    /// Replica selection for a failover: Sentinel's rules plus the safety rules (never
     /// an empty replica while the master had data, never one whose
     /// replication history differs from the master's).
     pub(crate) fn select_for_failover(&self, mi: usize, now: Millis) -> Option<(String, u16)> {
@@ -850,6 +1170,7 @@ impl Sentinel {
             run.since = now;
             run.want = None;
             run.abort = None;
+            run.abort_detail = None;
             self.enter_phase(mi, &mut run, &f, now, out);
         }
         self.progress(mi, &mut run, &f, now, out);
@@ -876,12 +1197,18 @@ impl Sentinel {
         let name = self.masters[mi].inst.name.clone();
         match f.phase {
             Phase::SelectSlave => {
+                // Fresh facts of both sides: the replicas' INFO, and the
+                // master's when it answers (its replication ids are what
+                // the replicas' histories are judged against).
                 let m = &mut self.masters[mi];
-                let waiting = m
+                let mut waiting: Vec<(InstanceId, u64)> = m
                     .replicas
                     .values_mut()
                     .filter_map(|r| ask_info(r, out).map(|t| (r.id, t)))
                     .collect();
+                if !m.inst.s_down && !m.inst.link.info_inflight {
+                    waiting.extend(ask_info(&mut m.inst, out).map(|t| (m.inst.id, t)));
+                }
                 run.sub = Sub::Asking { waiting, at: now };
             }
             Phase::SendSlaveofNoone | Phase::WaitPromotion => {
@@ -904,6 +1231,7 @@ impl Sentinel {
                 run.sub = Sub::WaitLink;
             }
             Phase::ReconfSlaves | Phase::UpdateConfig => {
+                let timeout = self.masters[mi].failover_timeout;
                 let m = &mut self.masters[mi];
                 emit(
                     out,
@@ -911,8 +1239,14 @@ impl Sentinel {
                     m.prefix(),
                     Some(&name),
                 );
-                if f.phase == Phase::ReconfSlaves && f.manual && !f.coordinated {
-                    demote_old_master(m, f, out);
+                // The old master is left alone until after the switch (see
+                // `demote_after_switch`). A coordinated switchover taken
+                // over here pauses it again: the pause of the daemon that
+                // led so far is not known to this one and may run out.
+                if f.coordinated && !run.paused && m.inst.link.cmd_up && !m.inst.s_down {
+                    pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
+                    run.paused = true;
+                    run.paused_at = now;
                 }
                 run.reconf.clear();
                 run.sub = Sub::Reconf;
@@ -921,28 +1255,41 @@ impl Sentinel {
     }
 }
 
-/// Manual failover, promotion committed: the old master (healthy, still
-/// taking writes from clients that have not re-resolved) follows the promoted
-/// replica at once. The transaction's CLIENT KILL TYPE normal makes its
-/// clients reconnect and ask for the (already switched) address, instead of
-/// writing to a master whose writes are lost at the switch. The coordinated
-/// mode does this at `+promoted-slave`, under its pause.
-fn demote_old_master(m: &mut Master, f: &Failover, out: &mut Vec<Action>) {
-    let Some((to_host, to_port)) = f.promoted.clone() else {
-        return;
-    };
-    if m.inst.link.disconnected() || same_addr(&m.inst.host, m.inst.port, &to_host, to_port) {
-        return;
-    }
+/// The reconfiguration transaction to `inst`. Its `CLIENT KILL TYPE pubsub`
+/// drops this daemon's own pubsub link to the node: reconnect it at the
+/// next tick rather than a reconnect period after the last connect, or the
+/// node counts as disconnected (skipped by `reconf_slaves`, its PINGs held)
+/// for up to a second.
+fn reconfigure(
+    inst: &mut super::instance::Instance,
+    replicaof: Option<(String, u16)>,
+    out: &mut Vec<Action>,
+) {
+    inst.link.last_reconn_time = None;
     out.push(Action::Reconfigure {
-        id: m.inst.id,
-        replicaof: Some((to_host, to_port)),
+        id: inst.id,
+        replicaof,
     });
-    let (h, p) = (m.inst.host.clone(), m.inst.port);
-    let msg = format!("slave {h}:{p} {h} {p} @ {} {h} {p}", m.inst.name);
-    emit(out, EventKind::ConvertToSlave, msg, Some(&m.inst.name));
-    // Its role change shows without waiting for the periodic INFO.
-    ask_info(&mut m.inst, out);
+}
+
+/// `CLIENT PAUSE <ms> WRITE` (with its INFO) on a master being switched
+/// over; no hello PUBLISH on that link meanwhile (a paused PUBLISH would hold
+/// every later command of the link).
+fn pause_writes(
+    paused: &mut Vec<(String, u16)>,
+    inst: &mut super::instance::Instance,
+    ms: u64,
+    out: &mut Vec<Action>,
+) {
+    if !paused
+        .iter()
+        .any(|(h, p)| same_addr(h, *p, &inst.host, inst.port))
+    {
+        paused.push((inst.host.clone(), inst.port));
+    }
+    inst.link.hold_hello = true;
+    inst.link.pending += 1;
+    out.push(Action::PauseWrites { id: inst.id, ms });
 }
 
 impl Sentinel {
@@ -993,7 +1340,7 @@ impl Sentinel {
     ) {
         let name = self.masters[mi].inst.name.clone();
         let timeout = self.masters[mi].failover_timeout;
-        self.unpause_when_demoted(mi, run, now, out);
+        self.refresh_pause(mi, run, now, out);
         match run.sub.clone() {
             Sub::Decided => {}
             Sub::Asking { waiting, at } => {
@@ -1001,8 +1348,8 @@ impl Sentinel {
                 let still: Vec<(InstanceId, u64)> = waiting
                     .into_iter()
                     .filter(|(id, target)| {
-                        m.replicas
-                            .values()
+                        std::iter::once(&m.inst)
+                            .chain(m.replicas.values())
                             .find(|r| r.id == *id)
                             .is_some_and(|r| r.link.cmd_up && r.info_count < *target)
                     })
@@ -1012,13 +1359,17 @@ impl Sentinel {
                     return;
                 }
                 match self.select_for_failover(mi, now) {
-                    None => Self::propose_abort(
-                        run,
-                        &name,
-                        EventKind::FailoverAbortNoGoodSlave,
-                        now,
-                        out,
-                    ),
+                    None => {
+                        let refused = self.history_refusals(&name);
+                        Self::propose_abort(
+                            run,
+                            &name,
+                            EventKind::FailoverAbortNoGoodSlave,
+                            now,
+                            out,
+                        );
+                        run.abort_detail = (!refused.is_empty()).then(|| refused.join("; "));
+                    }
                     Some(addr) => {
                         run.sub = Sub::Decided;
                         run.propose(
@@ -1027,6 +1378,7 @@ impl Sentinel {
                                 epoch: run.epoch,
                                 phase: Phase::SendSlaveofNoone,
                                 promoted: Some(addr),
+                                history: None,
                                 by: None,
                             },
                             now,
@@ -1075,12 +1427,9 @@ impl Sentinel {
                         }
                         return;
                     }
-                    m.inst.link.pending += 1;
-                    out.push(Action::PauseWrites {
-                        id: m.inst.id,
-                        ms: timeout,
-                    });
+                    pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
                     run.paused = true;
+                    run.paused_at = now;
                     run.last_poll = now;
                     run.since = now;
                     run.sub = Sub::CatchUp {
@@ -1164,16 +1513,16 @@ impl Sentinel {
                             script, &ma, "leader", &to_host, to_port,
                         ));
                     }
-                    if run.paused {
-                        // Coordinated: the old master follows the new one;
-                        // it is unpaused once it says so (see `unpause`).
-                        run.demote_count = Some(m.inst.info_count);
-                        out.push(Action::Reconfigure {
-                            id: m.inst.id,
-                            replicaof: Some((to_host, to_port)),
-                        });
-                        ask_info(&mut m.inst, out);
-                    }
+                    // The history it took is committed with the phase: every
+                    // daemon judges replicas against it after the switch,
+                    // whatever INFO of it each one happened to see.
+                    let history = r.repl_id.clone().map(|replid| ReplHistory {
+                        replid,
+                        replid2: r.repl_id2.clone().unwrap_or_default(),
+                        offset: r.repl_offset.unwrap_or(0),
+                    });
+                    // The old master is not touched here, paused or not: it
+                    // is demoted after the switch is published.
                     run.sub = Sub::Decided;
                     run.propose(
                         Command::FailoverPhase {
@@ -1181,6 +1530,7 @@ impl Sentinel {
                             epoch: run.epoch,
                             phase: Phase::ReconfSlaves,
                             promoted: None,
+                            history,
                             by: None,
                         },
                         now,
@@ -1202,32 +1552,16 @@ impl Sentinel {
         }
     }
 
-    /// Coordinated: CLIENT UNPAUSE the old master once an INFO asked after
-    /// its SLAVEOF shows role:slave (its paused clients were killed by the
-    /// transaction; new writes now get -READONLY). Polled every 50 ms.
-    fn unpause_when_demoted(
-        &mut self,
-        mi: usize,
-        run: &mut Run,
-        now: Millis,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(count) = run.demote_count else {
-            return;
-        };
-        if !run.paused {
-            return;
-        }
+    /// Coordinated: CLIENT PAUSE again on the old master before the last
+    /// one runs out (its timeout is failover-timeout; catch-up, promotion
+    /// and the replicas' reconfiguration may each take up to that, and the
+    /// old master stays paused until it is demoted after the switch).
+    fn refresh_pause(&mut self, mi: usize, run: &mut Run, now: Millis, out: &mut Vec<Action>) {
         let m = &mut self.masters[mi];
-        if m.inst.info_count > count && m.inst.role_reported == Role::Slave {
-            m.inst.link.hold_hello = false;
-            out.push(Action::Unpause { id: m.inst.id });
-            run.paused = false;
-            run.demote_count = None;
-            return;
-        }
-        if now.saturating_sub(run.last_poll) >= CATCHUP_POLL_MS && !m.inst.link.info_inflight {
-            ask_info(&mut m.inst, out);
+        let timeout = m.failover_timeout;
+        if run.paused && now.saturating_sub(run.paused_at) >= timeout / 3 && m.inst.link.cmd_up {
+            pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
+            run.paused_at = now;
         }
     }
 
@@ -1240,11 +1574,18 @@ impl Sentinel {
         info: Option<String>,
         out: &mut Vec<Action>,
     ) {
-        let Some(mi) = self.masters.values().position(|m| m.inst.id == id) else {
+        let Some((mi, slot)) = self.locate(id) else {
             return;
         };
+        // A pause sent again after the switch (the old master is a replica
+        // of the record by then) needs no answer beyond its bookkeeping.
+        if let Some(inst) = self.slot_mut(mi, slot) {
+            inst.link.reply_received();
+        }
         let m = &mut self.masters[mi];
-        m.inst.link.reply_received();
+        if m.inst.id != id {
+            return;
+        }
         let Some(mut run) = m.fo.run.take() else {
             return;
         };
@@ -1293,10 +1634,19 @@ impl Sentinel {
             return;
         };
         let count = r.info_count;
-        out.push(Action::Reconfigure {
-            id: r.id,
-            replicaof: None,
-        });
+        // A node still paused by an earlier switchover must take writes
+        // once it is the master.
+        if m.fo
+            .paused
+            .iter()
+            .any(|(h, p)| same_addr(h, *p, &r.host, r.port))
+        {
+            m.fo.paused
+                .retain(|(h, p)| !same_addr(h, *p, &r.host, r.port));
+            r.link.hold_hello = false;
+            out.push(Action::Unpause { id: r.id });
+        }
+        reconfigure(r, None, out);
         emit(
             out,
             EventKind::FailoverStateWaitPromotion,
@@ -1309,7 +1659,7 @@ impl Sentinel {
         run.sub = Sub::WaitPromotion { count };
     }
 
-    /// `reconf_slaves` (§4.9, §4.4-5) with fast INFO polling, then the end
+    /// `reconf_slaves` as Sentinel runs it, with fast INFO polling, then the end
     /// detection and the SwitchMaster proposal.
     fn reconf_step(
         &mut self,
@@ -1323,6 +1673,16 @@ impl Sentinel {
             return;
         };
         let slave_reconf_timeout = self.timing.slave_reconf_timeout;
+        // The master being replaced is no replica to reconfigure here (a
+        // daemon that switched on a peer's hello before it led this failover
+        // lists it among the replicas): it is demoted after the switch.
+        let (oh, op) = self
+            .cmaster(&self.masters[mi].inst.name)
+            .map(|cm| (cm.host.clone(), cm.port))
+            .unwrap_or_default();
+        let skip = |r: &super::instance::Instance| {
+            same_addr(&r.host, r.port, &ph, pp) || same_addr(&r.host, r.port, &oh, op)
+        };
         let m = &mut self.masters[mi];
         let ma = m.addr();
         let name = ma.name.clone();
@@ -1361,11 +1721,11 @@ impl Sentinel {
             .filter(|s| matches!(s, Reconf::Sent { .. } | Reconf::Inprog))
             .count();
         let parallel = m.parallel_syncs.max(1) as usize;
-        for (key, r) in m.replicas.iter() {
+        for (key, r) in m.replicas.iter_mut() {
             if in_progress >= parallel {
                 break;
             }
-            if same_addr(&r.host, r.port, &ph, pp) {
+            if skip(r) {
                 continue;
             }
             let state = run.reconf.get(key).copied();
@@ -1387,10 +1747,7 @@ impl Sentinel {
             if state == Some(Reconf::Inprog) || r.link.disconnected() {
                 continue;
             }
-            out.push(Action::Reconfigure {
-                id: r.id,
-                replicaof: Some((ph.clone(), pp)),
-            });
+            reconfigure(r, Some((ph.clone(), pp)), out);
             run.reconf.insert(
                 key.clone(),
                 Reconf::Sent {
@@ -1427,16 +1784,12 @@ impl Sentinel {
         let pending = m
             .replicas
             .iter()
-            .filter(|(k, r)| {
-                !same_addr(&r.host, r.port, &ph, pp)
-                    && !r.s_down
-                    && run.reconf.get(*k) != Some(&Reconf::Done)
-            })
+            .filter(|(k, r)| !skip(r) && !r.s_down && run.reconf.get(*k) != Some(&Reconf::Done))
             .count();
         let timed_out = now.saturating_sub(run.since) > m.failover_timeout;
-        // Coordinated: the old master must be unpaused while it is still
-        // this master's record (the switch resets it).
-        if (pending > 0 || run.paused) && !timed_out {
+        // Coordinated: the old master stays paused through the switch; it
+        // is demoted, then unpaused, once the switch is published.
+        if pending > 0 && !timed_out {
             return;
         }
         if timed_out {
@@ -1449,8 +1802,8 @@ impl Sentinel {
         }
         emit(out, EventKind::FailoverEnd, m.prefix(), Some(&name));
         if timed_out {
-            for (key, r) in m.replicas.iter() {
-                if same_addr(&r.host, r.port, &ph, pp)
+            for (key, r) in m.replicas.iter_mut() {
+                if skip(r)
                     || matches!(
                         run.reconf.get(key),
                         Some(Reconf::Done | Reconf::Sent { .. })
@@ -1459,10 +1812,7 @@ impl Sentinel {
                 {
                     continue;
                 }
-                out.push(Action::Reconfigure {
-                    id: r.id,
-                    replicaof: Some((ph.clone(), pp)),
-                });
+                reconfigure(r, Some((ph.clone(), pp)), out);
                 emit(
                     out,
                     EventKind::SlaveReconfSentBe,
@@ -1492,12 +1842,39 @@ impl Sentinel {
         );
     }
 
-    /// Point 8 (leader only, no failover running): an old master back as a
-    /// master is made a replica as soon as it answers (+convert-to-slave); a
-    /// replica following the wrong master is re-pointed after
-    /// failover-timeout (+fix-slave-config, §4.4).
+    /// The Raft leader, for at least `LEADER_SETTLE_MS`.
+    fn settled_leader(&self, now: Millis) -> bool {
+        self.raft.is_leader
+            && self
+                .leader_since
+                .is_some_and(|t| now.saturating_sub(t) >= LEADER_SETTLE_MS)
+    }
+
+    /// Sentinel's "master looks sane" before it reconfigures other nodes to
+    /// follow it: at the committed address, up, and saying role:master in
+    /// a recent INFO.
+    fn master_looks_sane(&self, mi: usize, now: Millis) -> bool {
+        let m = &self.masters[mi];
+        let Some(cm) = self.cmaster(&m.inst.name) else {
+            return false;
+        };
+        let info_period = self.timing.info_period;
+        same_addr(&m.inst.host, m.inst.port, &cm.host, cm.port)
+            && !m.inst.s_down
+            && !m.inst.o_down
+            && m.inst.role_reported == Role::Master
+            && m.inst
+                .info_refresh
+                .is_some_and(|t| now.saturating_sub(t) < info_period.saturating_mul(2))
+    }
+
+    /// Leader only, no failover running: a replica that reports role:master
+    /// (a node back as a master; the old master of the last switch is
+    /// `demote_after_switch`'s) is made a replica as soon as it answers
+    /// (+convert-to-slave); a replica following the wrong master is
+    /// re-pointed after failover-timeout (+fix-slave-config).
     fn fix_replicas(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
-        if !self.raft.is_leader {
+        if !self.settled_leader(now) {
             return;
         }
         let name = self.masters[mi].inst.name.clone();
@@ -1508,21 +1885,24 @@ impl Sentinel {
             return;
         }
         let (host, port) = (cm.host.clone(), cm.port);
-        let info_period = self.timing.info_period;
-        let m = &mut self.masters[mi];
-        let sane = same_addr(&m.inst.host, m.inst.port, &host, port)
-            && !m.inst.s_down
-            && !m.inst.o_down
-            && m.inst.role_reported == Role::Master
-            && m.inst
-                .info_refresh
-                .is_some_and(|t| now.saturating_sub(t) < info_period.saturating_mul(2));
-        if !sane {
+        let waiting = self
+            .pending_switch(mi)
+            .map(|sw| (sw.epoch, sw.host.clone(), sw.port));
+        if !self.master_looks_sane(mi, now) {
             return;
         }
+        let m = &mut self.masters[mi];
         let ma = m.addr();
         let timeout = m.failover_timeout;
+        let demoted = m.fo.demotion.filter(|d| d.done).map(|d| d.epoch);
         for r in m.replicas.values_mut() {
+            // The old master of the switch is `demote_after_switch`'s until
+            // it follows a master.
+            if let Some((e, h, p)) = &waiting {
+                if demoted != Some(*e) && same_addr(&r.host, r.port, h, *p) {
+                    continue;
+                }
+            }
             // Sent again only if an INFO at least FIX_RESEND_MS younger than
             // the last attempt still shows the problem.
             let recently_fixed = r.fix_sent_at.is_some_and(|t| {
@@ -1560,10 +1940,7 @@ impl Sentinel {
                 EventKind::FixSlaveConfig
             };
             r.fix_sent_at = Some(now);
-            out.push(Action::Reconfigure {
-                id: r.id,
-                replicaof: Some((host.clone(), port)),
-            });
+            reconfigure(r, Some((host.clone(), port)), out);
             emit(out, kind, prefix(r, &ma), Some(&name));
             // Confirmation (and the role change) without waiting for the
             // periodic INFO.
@@ -1571,7 +1948,7 @@ impl Sentinel {
         }
     }
 
-    /// SENTINEL FAILOVER (point 10): -INPROG, -NOGOODSLAVE, else propose a
+    /// SENTINEL FAILOVER: -INPROG, -NOGOODSLAVE, else propose a
     /// manual FailoverStart (re-proposed until committed) and answer +OK.
     pub(crate) fn manual_failover(
         &mut self,
@@ -1598,11 +1975,9 @@ impl Sentinel {
                 "NOQUORUM No Raft group: a failover cannot be committed now".into(),
             ));
         }
-        let coordinated = self.masters[mi].fo.coordinated
-            || self
-                .cmaster(&name)
-                .and_then(|cm| cm.options.get(COORDINATED_OPTION))
-                .is_some_and(|v| v == "yes");
+        // A planned switchover loses no acknowledged write unless the master
+        // is set `coordinated-failover no` (Sentinel's plain failover).
+        let coordinated = !self.masters[mi].fo.plain_manual;
         let cmd = self.start_command(&name, true, coordinated);
         out.push(Action::Propose(cmd));
         self.masters[mi].fo.manual = Some(ManualWant {

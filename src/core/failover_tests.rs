@@ -4,6 +4,7 @@
 
 use super::commands::CmdError;
 use super::event::EventKind;
+use super::failover::{SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS};
 use super::sentinel::Sentinel;
 use super::types::*;
 use crate::config::{MasterState, PersistedState};
@@ -165,6 +166,26 @@ impl H {
         }
     }
 
+    /// Both peer daemons reachable (command link up, PING answered).
+    fn peers_up(&mut self, now: Millis) {
+        for peer in [PEER, PEER2] {
+            let id = self.s.masters["mymaster"]
+                .sentinels
+                .values()
+                .find(|s| s.runid.as_deref() == Some(peer))
+                .map(|s| s.id)
+                .expect("known peer");
+            self.s.handle(
+                now,
+                Input::LinkUp {
+                    id,
+                    link: LinkKind::Command,
+                },
+            );
+            self.pong(id, now);
+        }
+    }
+
     fn pong(&mut self, id: InstanceId, now: Millis) -> Vec<Action> {
         self.s.handle(
             now,
@@ -260,8 +281,40 @@ fn phase(epoch: u64, p: Phase, promoted: Option<u16>) -> Command {
         epoch,
         phase: p,
         promoted: promoted.map(|port| ("127.0.0.1".to_string(), port)),
+        history: None,
         by: Some(node(MYID)),
     }
+}
+
+/// `ReconfSlaves` with the history the promoted replica reported.
+fn reconf_phase(epoch: u64, replid: &str, replid2: &str, offset: u64) -> Command {
+    Command::FailoverPhase {
+        name: "mymaster".into(),
+        epoch,
+        phase: Phase::ReconfSlaves,
+        promoted: None,
+        history: Some(crate::core::group::ReplHistory {
+            replid: replid.into(),
+            replid2: replid2.into(),
+            offset,
+        }),
+        by: Some(node(MYID)),
+    }
+}
+
+fn published(epoch: u64, who: &str) -> Command {
+    Command::SwitchPublished {
+        name: "mymaster".into(),
+        epoch,
+        node: node(who),
+    }
+}
+
+const NEW_REPLID: &str = "3333333333333333333333333333333333333333";
+
+/// INFO of a replica just promoted: a new id, the old one as replid2.
+fn promoted_text(offset: u64) -> String {
+    format!("role:master\r\nmaster_replid:{NEW_REPLID}\r\nmaster_replid2:{REPLID}\r\nmaster_repl_offset:{offset}\r\n")
 }
 
 fn switch(epoch: u64, port: u16) -> Command {
@@ -373,11 +426,7 @@ fn unplanned_failover_on_the_leader_step_by_step() {
     );
     assert!(proposals(&a).is_empty());
     assert!(sends_info(&a, r2));
-    let a = h.info(
-        r2,
-        6810,
-        &format!("role:master\r\nmaster_replid:{REPLID}\r\n"),
-    );
+    let a = h.info(r2, 6810, &promoted_text(1000));
     assert_eq!(
         events(&a),
         vec![
@@ -388,7 +437,11 @@ fn unplanned_failover_on_the_leader_step_by_step() {
             ev(EventKind::PromotedSlave, &slave(6381)),
         ]
     );
-    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
+    // The history it took is committed with the phase.
+    assert_eq!(
+        proposals(&a),
+        vec![reconf_phase(1, NEW_REPLID, REPLID, 1000)]
+    );
     // Still the old master for clients until reconf_slaves is committed.
     assert_eq!(
         h.s.master_addr("mymaster"),
@@ -396,7 +449,7 @@ fn unplanned_failover_on_the_leader_step_by_step() {
     );
 
     // reconf_slaves committed: every client now gets the promoted replica.
-    let a = h.commit(6820, phase(1, Phase::ReconfSlaves, None));
+    let a = h.commit(6820, reconf_phase(1, NEW_REPLID, REPLID, 1000));
     assert_eq!(
         h.s.master_addr("mymaster"),
         Some(("127.0.0.1".into(), 6381))
@@ -432,8 +485,14 @@ fn unplanned_failover_on_the_leader_step_by_step() {
     assert_eq!(proposals(&a), vec![switch(1, 6381)]);
 
     // SwitchMaster committed: the leader publishes +switch-master (no
-    // +config-update-from), the replicas including the old master.
+    // +config-update-from), the replicas including the old master, then
+    // says in the log that it published.
     let a = h.commit(6910, switch(1, 6381));
+    assert_eq!(proposals(&a), vec![published(1, MYID)]);
+    // The new master's history is the committed one.
+    let m = &h.s.masters["mymaster"];
+    assert_eq!(m.inst.repl_id.as_deref(), Some(NEW_REPLID));
+    assert_eq!(m.inst.repl_id2.as_deref(), Some(REPLID));
     assert_eq!(
         events(&a),
         vec![
@@ -461,6 +520,9 @@ fn unplanned_failover_on_the_leader_step_by_step() {
 
     // The same committed state delivered again publishes nothing.
     let a = h.deliver(6920);
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert!(proposals(&a).is_empty());
+    let a = h.commit(6930, published(1, MYID));
     assert!(events(&a).is_empty(), "{a:?}");
     assert!(proposals(&a).is_empty());
 }
@@ -499,6 +561,14 @@ fn observer_publishes_the_switch_once_per_epoch() {
         Some(("127.0.0.1".into(), 6381))
     );
     let a = h.commit(500, switch(1, 6381).signed(node(PEER)));
+    // Published, then said so in the log (again until committed).
+    assert_eq!(proposals(&a), vec![published(1, MYID)]);
+    assert!(proposals(&h.s.handle(600, Input::Tick)).is_empty());
+    assert_eq!(
+        proposals(&h.s.handle(750, Input::Tick)),
+        vec![published(1, MYID)]
+    );
+    h.gs.apply(&published(1, MYID));
     assert_eq!(
         events(&a),
         vec![
@@ -521,7 +591,9 @@ fn observer_publishes_the_switch_once_per_epoch() {
         ]
     );
     // Delivered twice: nothing more.
-    assert!(events(&h.deliver(600)).is_empty());
+    let a = h.deliver(800);
+    assert!(events(&a).is_empty());
+    assert!(proposals(&a).is_empty());
 
     // Restart from the flushed config, the whole log replayed: no event.
     let persisted = h.s.persisted();
@@ -662,6 +734,15 @@ fn no_good_slave_aborts_and_the_retry_waits_two_failover_timeouts() {
     assert!(proposals(&h.s.handle(6900, Input::Tick)).contains(&abort));
     let a = h.commit(6950, abort);
     assert_eq!(events(&a), vec![ev(EventKind::FailoverAbortNoGoodSlave, M)]);
+    // The payload is Sentinel's; the log line says why.
+    let detail = a.iter().find_map(|x| match x {
+        Action::Emit(e) if e.kind == EventKind::FailoverAbortNoGoodSlave => e.detail.clone(),
+        _ => None,
+    });
+    assert_eq!(
+        detail.as_deref(),
+        Some("slave 127.0.0.1:6380: offset 0 while the master's offset is 1000")
+    );
     assert!(proposals(&a).is_empty());
     let d = h.s.master_desc("mymaster", 6900).unwrap();
     assert!(d.contains(&("flags", "s_down,o_down,master".into())));
@@ -759,8 +840,11 @@ fn new_leader_resumes_a_failover_from_its_committed_phase() {
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     let a = h.commit(450, take);
     expect_resumed_promotion(&a, r2);
-    let a = h.info(r2, 500, "role:master\r\n");
-    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
+    let a = h.info(r2, 500, &promoted_text(1000));
+    assert_eq!(
+        proposals(&a),
+        vec![reconf_phase(1, NEW_REPLID, REPLID, 1000)]
+    );
     // Leadership moves again while replicas are being reconfigured: the
     // next leader continues with the replicas left.
     let a = h.raft(510, false, 2);
@@ -836,9 +920,10 @@ fn manual_failover_replies_and_proposal() {
     let mut out = Vec::new();
     assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
     // Any daemon proposes; it names the Raft leader as the driver.
+    // A coordinated switchover by default.
     assert_eq!(
         proposals(&out),
-        vec![start(1, PEER, true, false).signed(node(MYID))]
+        vec![start(1, PEER, true, true).signed(node(MYID))]
     );
     // Pending: a second request is refused like a running failover.
     assert_eq!(
@@ -848,9 +933,9 @@ fn manual_failover_replies_and_proposal() {
     // Re-proposed until committed.
     assert_eq!(
         proposals(&h.s.handle(500, Input::Tick)),
-        vec![start(1, PEER, true, false).signed(node(MYID))]
+        vec![start(1, PEER, true, true).signed(node(MYID))]
     );
-    let a = h.commit(600, start(1, PEER, true, false).signed(node(MYID)));
+    let a = h.commit(600, start(1, PEER, true, true).signed(node(MYID)));
     assert_eq!(
         events(&a),
         [
@@ -899,8 +984,11 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
     assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
     assert_eq!(proposals(&out), vec![start(1, MYID, true, true)]);
     let a = h.commit(210, start(1, MYID, true, true));
-    assert!(sends_info(&a, r));
+    // Fresh INFO of both sides before the choice.
+    assert!(sends_info(&a, r) && sends_info(&a, mid));
     let a = h.replica_info(6380, 220, 1000, 100);
+    assert!(proposals(&a).is_empty());
+    let a = h.master_info(221, 1000);
     assert_eq!(
         proposals(&a),
         vec![phase(1, Phase::SendSlaveofNoone, Some(6380))]
@@ -958,28 +1046,100 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
         events(&a),
         vec![ev(EventKind::FailoverStateWaitPromotion, &slave(6380))]
     );
-    // Promoted: the old master follows it; it stays paused until its INFO
-    // says it is a replica, then it is unpaused.
-    let a = h.info(r, 350, "role:master\r\n");
-    assert!(a.contains(&Action::Reconfigure {
-        id: mid,
-        replicaof: Some(("127.0.0.1".into(), 6380)),
-    }));
-    assert!(sends_info(&a, mid));
-    assert!(!a.contains(&Action::Unpause { id: mid }));
-    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
-    let a = h.master_info(355, 2000);
-    assert!(!a.contains(&Action::Unpause { id: mid }));
-    let a = h.info(
-        mid,
-        360,
-        "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6380\r\n",
+    // Promoted: the old master is left paused, as it is, until the switch
+    // has been published; the history the replica took goes with the phase.
+    let a = h.info(r, 350, &promoted_text(2000));
+    assert!(!a
+        .iter()
+        .any(|x| matches!(x, Action::Reconfigure { id, .. } if *id == mid)));
+    assert!(!a.iter().any(|x| matches!(x, Action::Unpause { .. })));
+    assert_eq!(
+        proposals(&a),
+        vec![reconf_phase(1, NEW_REPLID, REPLID, 2000)]
     );
-    assert!(a.contains(&Action::Unpause { id: mid }));
-    assert!(!h.s.masters["mymaster"].inst.link.hold_hello);
-    // The switch waited for the unpause; now it can come.
-    let a = h.commit(370, phase(1, Phase::ReconfSlaves, None));
+    // No other replica: the switch follows at once, the old master paused.
+    let a = h.commit(370, reconf_phase(1, NEW_REPLID, REPLID, 2000));
     assert_eq!(proposals(&a), vec![switch(1, 6380)]);
+    assert!(!a.iter().any(|x| matches!(x, Action::Unpause { .. })));
+    expect_demotion_after_publication(&mut h, 1380, 6380, true);
+}
+
+/// After the switch of epoch 1 to `to` is committed at `t` on the leader
+/// `h`: the old master 6379 is demoted only once every daemon in reach
+/// published `+switch-master` and subscribers had their grace time;
+/// meanwhile a coordinated one (`paused`) is paused again and its hellos
+/// held, and it is unpaused once it says it is a replica.
+fn expect_demotion_after_publication(h: &mut H, t: Millis, to: u16, paused: bool) {
+    let a = h.commit(t, switch(1, to));
+    assert!(events(&a).contains(&ev(
+        EventKind::SwitchMaster,
+        &format!("mymaster 127.0.0.1 6379 127.0.0.1 {to}")
+    )));
+    assert_eq!(proposals(&a), vec![published(1, MYID)]);
+    let old = h.id(6379);
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    assert_eq!(
+        h.s.masters["mymaster"].replicas["127.0.0.1:6379"]
+            .link
+            .hold_hello,
+        paused
+    );
+    // Both peers are reachable: both must publish.
+    h.peers_up(t);
+    // The old master answers, still a master: paused again (coordinated),
+    // not demoted.
+    h.up(old, t + 10);
+    h.pong(old, t + 10);
+    let a = h.info(old, t + 20, "role:master\r\n");
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    assert_eq!(
+        a.contains(&Action::PauseWrites {
+            id: old,
+            ms: 60_000
+        }),
+        paused
+    );
+    h.master_info(t + 30, 3000);
+    let demote = Action::Reconfigure {
+        id: old,
+        replicaof: Some(("127.0.0.1".into(), to)),
+    };
+    let a = h.commit(t + 40, published(1, MYID));
+    assert!(!a.contains(&demote));
+    let a = h.commit(t + 50, published(1, PEER));
+    assert!(!a.contains(&demote));
+    let a = h.commit(t + 60, published(1, PEER2));
+    assert!(!a.contains(&demote), "subscribers get their grace time");
+    assert!(!h.s.handle(t + 100, Input::Tick).contains(&demote));
+    let a = h.s.handle(t + 60 + SUBSCRIBER_GRACE_MS, Input::Tick);
+    assert!(a.contains(&demote));
+    assert_eq!(
+        engine_events(&a),
+        vec![ev(
+            EventKind::ConvertToSlave,
+            &format!("slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 {to}")
+        )]
+    );
+    assert!(sends_info(&a, old));
+    assert!(!a.contains(&Action::Unpause { id: old }));
+    let a = h.info(
+        old,
+        t + 200,
+        &format!("role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:{to}\r\n"),
+    );
+    assert_eq!(a.contains(&Action::Unpause { id: old }), paused);
+    assert!(
+        !h.s.masters["mymaster"].replicas["127.0.0.1:6379"]
+            .link
+            .hold_hello
+    );
+    // Done once.
+    let mut later = Vec::new();
+    for t in (t + 300..=t + 3000).step_by(100) {
+        later.extend(h.s.handle(t, Input::Tick));
+    }
+    assert!(!later.contains(&demote));
+    assert!(!later.iter().any(|x| matches!(x, Action::Unpause { .. })));
 }
 
 #[test]
@@ -1000,13 +1160,16 @@ fn old_master_is_converted_as_soon_as_it_answers() {
     h.gs.apply(&switch(1, 6380));
     h.deliver(300);
     assert_eq!(h.s.masters["mymaster"].inst.port, 6380);
+    // Published by this daemon and its peer (the third is out of reach).
+    h.commit(310, published(1, MYID));
+    h.commit(320, published(1, PEER));
     // The new master answers.
-    h.master_info(400, 3000);
+    h.master_info(1400, 3000);
     let old = h.id(6379);
-    h.up(old, 500);
-    let a = h.pong(old, 500);
+    h.up(old, 1500);
+    let a = h.pong(old, 1500);
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
-    let a = h.info(old, 510, "role:master\r\n");
+    let a = h.info(old, 1510, "role:master\r\n");
     assert!(a.contains(&Action::Reconfigure {
         id: old,
         replicaof: Some(("127.0.0.1".into(), 6380))
@@ -1018,13 +1181,13 @@ fn old_master_is_converted_as_soon_as_it_answers() {
     // INFO asked at once to confirm.
     assert!(sends_info(&a, old));
     // Not repeated on every input, nor before a newer INFO.
-    let a = h.info(old, 520, "role:master\r\n");
+    let a = h.info(old, 1520, "role:master\r\n");
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
-    h.master_info(1500, 3000);
-    let a = h.pong(old, 1600);
+    h.master_info(2500, 3000);
+    let a = h.pong(old, 2600);
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     // Still a master in an INFO a second later: sent again.
-    let a = h.info(old, 1610, "role:master\r\n");
+    let a = h.info(old, 2610, "role:master\r\n");
     assert!(a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     // Done: it follows the new master; nothing more.
     let a = h.info(
@@ -1113,8 +1276,8 @@ fn epochs_start_above_a_migrated_config() {
     h.healthy(100, &[(6380, 1000)]);
     let mut out = Vec::new();
     assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
-    assert_eq!(proposals(&out), vec![start(6, MYID, true, false)]);
-    let a = h.commit(210, start(6, MYID, true, false));
+    assert_eq!(proposals(&out), vec![start(6, MYID, true, true)]);
+    let a = h.commit(210, start(6, MYID, true, true));
     assert_eq!(events(&a)[0], ev(EventKind::NewEpoch, "6"));
     // The switch of epoch 6 is newer than the local config epoch 4.
     h.gs.apply(&phase(6, Phase::SendSlaveofNoone, Some(6380)));
@@ -1388,21 +1551,28 @@ fn in_a_group_peer_replies_do_not_decide_odown() {
     );
 }
 
-/// Plain SENTINEL FAILOVER: once the promotion is committed the healthy old
-/// master is made a replica of the promoted one at once (its clients are
-/// killed and re-resolve), not after the switch; the switch itself keeps
-/// Sentinel's order (`+failover-end`, then `+switch-master`).
+/// Plain SENTINEL FAILOVER (`coordinated-failover no`): the healthy old
+/// master keeps its clients through the promotion and the switch, and is
+/// made a replica (its clients killed) only once every daemon published
+/// `+switch-master`: a client that learns of failovers only from that
+/// message moves before its connections drop. The switch keeps Sentinel's
+/// order (`+failover-end`, then `+switch-master`).
 #[test]
-fn manual_failover_demotes_the_old_master_once_the_promotion_is_committed() {
+fn plain_manual_failover_demotes_the_old_master_after_the_switch_is_published() {
     let mut h = H::new(state(&[6380, 6381]), true);
     h.healthy(100, &[(6380, 1000), (6381, 900)]);
     let (mid, r, other) = (h.id(6379), h.id(6380), h.id(6381));
+    let mut out = Vec::new();
+    let no = ["coordinated-failover".to_string(), "no".to_string()];
+    assert_eq!(h.s.set("mymaster", &no, &|_| true, 150, &mut out), Ok(()));
+    h.commit(160, proposals(&out)[0].clone());
     let mut out = Vec::new();
     assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
     assert_eq!(proposals(&out), vec![start(1, MYID, true, false)]);
     h.commit(210, start(1, MYID, true, false));
     h.replica_info(6380, 220, 1000, 100);
-    let a = h.replica_info(6381, 221, 900, 100);
+    h.replica_info(6381, 221, 900, 100);
+    let a = h.master_info(222, 1000);
     assert_eq!(
         proposals(&a),
         vec![phase(1, Phase::SendSlaveofNoone, Some(6380))]
@@ -1412,18 +1582,17 @@ fn manual_failover_demotes_the_old_master_once_the_promotion_is_committed() {
         id: r,
         replicaof: None
     }));
-    let demote = Action::Reconfigure {
-        id: mid,
-        replicaof: Some(("127.0.0.1".into(), 6380)),
+    let touches_old = |a: &[Action]| {
+        a.iter()
+            .any(|x| matches!(x, Action::Reconfigure { id, .. } if *id == mid))
     };
-    // Promotion confirmed but not committed yet: the old master is left alone.
-    let a = h.info(r, 300, "role:master\r\n");
-    assert_eq!(proposals(&a), vec![phase(1, Phase::ReconfSlaves, None)]);
-    assert!(!a.contains(&demote));
-    let old = "slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 6379";
-    let a = h.commit(310, phase(1, Phase::ReconfSlaves, None));
-    assert!(a.contains(&demote));
-    assert!(sends_info(&a, mid));
+    let a = h.info(r, 300, &promoted_text(1000));
+    assert_eq!(
+        proposals(&a),
+        vec![reconf_phase(1, NEW_REPLID, REPLID, 1000)]
+    );
+    let a = h.commit(310, reconf_phase(1, NEW_REPLID, REPLID, 1000));
+    assert!(!touches_old(&a));
     assert!(a.contains(&Action::Reconfigure {
         id: other,
         replicaof: Some(("127.0.0.1".into(), 6380)),
@@ -1432,19 +1601,10 @@ fn manual_failover_demotes_the_old_master_once_the_promotion_is_committed() {
         engine_events(&a),
         vec![
             ev(EventKind::FailoverStateReconfSlaves, M),
-            ev(EventKind::ConvertToSlave, old),
             ev(EventKind::SlaveReconfSent, &slave(6381)),
         ]
     );
-    // The other replica still resyncs: no switch before it is done.
-    assert!(proposals(&a).is_empty());
-    let a = h.info(
-        mid,
-        320,
-        "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6380\r\nmaster_link_status:down\r\n",
-    );
-    assert!(proposals(&a).is_empty());
-    let a = h.info(other, 330, &replica_text(6380, 900, 100, REPLID));
+    let a = h.info(other, 330, &replica_text(6380, 900, 100, NEW_REPLID));
     assert_eq!(
         engine_events(&a),
         vec![
@@ -1453,21 +1613,42 @@ fn manual_failover_demotes_the_old_master_once_the_promotion_is_committed() {
             ev(EventKind::FailoverEnd, M),
         ]
     );
+    assert!(!touches_old(&a));
     assert_eq!(proposals(&a), vec![switch(1, 6380)]);
-    let a = h.commit(340, switch(1, 6380));
-    let evs = engine_events(&a);
-    assert!(evs.contains(&ev(
-        EventKind::SwitchMaster,
-        "mymaster 127.0.0.1 6379 127.0.0.1 6380"
-    )));
-    // Demoted once: no second +convert-to-slave after the switch.
-    let mut later = Vec::new();
-    for t in (400..=3000).step_by(100) {
-        later.extend(h.s.handle(t, Input::Tick));
+    expect_demotion_after_publication(&mut h, 1340, 6380, false);
+}
+
+/// A daemon that never says it published (it missed the commit) is waited
+/// for `SWITCH_PUBLISH_WAIT_MS` at most.
+#[test]
+fn the_old_master_is_demoted_after_the_bound_when_a_daemon_stays_silent() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    h.commit(200, start(1, MYID, true, false));
+    h.gs.apply(&phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    h.gs.apply(&reconf_phase(1, NEW_REPLID, REPLID, 1000));
+    h.gs.apply(&switch(1, 6380));
+    h.deliver(300);
+    h.peers_up(300);
+    h.commit(310, published(1, MYID));
+    h.commit(320, published(1, PEER));
+    let old = h.id(6379);
+    h.up(old, 400);
+    h.pong(old, 400);
+    h.info(old, 410, "role:master\r\n");
+    let demote = Action::Reconfigure {
+        id: old,
+        replicaof: Some(("127.0.0.1".into(), 6380)),
+    };
+    let mut before = Vec::new();
+    for t in (500..300 + SWITCH_PUBLISH_WAIT_MS).step_by(100) {
+        h.master_info(t, 3000);
+        before.extend(h.pong(old, t));
+        before.extend(h.s.handle(t, Input::Tick));
     }
-    assert!(!events(&later)
-        .iter()
-        .any(|(k, _)| *k == EventKind::ConvertToSlave));
+    assert!(!before.contains(&demote));
+    let a = h.s.handle(300 + SWITCH_PUBLISH_WAIT_MS, Input::Tick);
+    assert!(a.contains(&demote));
 }
 
 /// SENTINEL SET on another daemon reaches this one through the log (no

@@ -82,6 +82,38 @@ pub struct Failover {
     /// Coordinated switchover: writes paused on the old master until the
     /// promoted replica has caught up.
     pub coordinated: bool,
+    /// The replication history the promoted replica took, from the INFO
+    /// that confirmed its promotion (committed with `ReconfSlaves`).
+    #[serde(default)]
+    pub history: Option<ReplHistory>,
+}
+
+/// A master's replication history as its INFO reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplHistory {
+    /// `master_replid`: the id the node took at its promotion.
+    pub replid: String,
+    /// `master_replid2`: the history it continued (its old master's id).
+    pub replid2: String,
+    /// `master_repl_offset` at the promotion.
+    pub offset: u64,
+}
+
+/// The old master of the last switch, kept until the Raft leader made it a
+/// replica: it is left as it is (paused in a coordinated switchover, with
+/// its clients otherwise) until every daemon has published `+switch-master`
+/// (`published`) or a bound has passed, so subscribed clients move first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switched {
+    /// The switch's config epoch.
+    pub epoch: u64,
+    /// The old master's address.
+    pub host: String,
+    pub port: u16,
+    /// Writes were paused on it by a coordinated switchover.
+    pub coordinated: bool,
+    /// Node ids of the daemons that published `+switch-master` for `epoch`.
+    pub published: BTreeSet<u64>,
 }
 
 /// One master as the group agrees on it.
@@ -97,6 +129,13 @@ pub struct CommittedMaster {
     /// Monitoring options replicated with MONITOR / SET (name -> value, in
     /// `SENTINEL SET` vocabulary, already validated by the proposer).
     pub options: BTreeMap<String, String>,
+    /// The current master's replication history as recorded at its
+    /// promotion (None for a master that was never promoted by the group).
+    #[serde(default)]
+    pub history: Option<ReplHistory>,
+    /// The last switch's old master, while it waits for its demotion.
+    #[serde(default)]
+    pub switched: Option<Switched>,
 }
 
 /// Commands carried by the Raft log.
@@ -131,12 +170,15 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<u64>,
     },
-    /// The failover of `epoch` moves to `phase`, optionally naming the replica.
+    /// The failover of `epoch` moves to `phase`, optionally naming the replica
+    /// or recording the history the promoted replica took.
     FailoverPhase {
         name: String,
         epoch: u64,
         phase: Phase,
         promoted: Option<(String, u16)>,
+        #[serde(default)]
+        history: Option<ReplHistory>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<u64>,
     },
@@ -165,6 +207,8 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<u64>,
     },
+    /// Daemon `node` published `+switch-master` for the switch of `epoch`.
+    SwitchPublished { name: String, epoch: u64, node: u64 },
 }
 
 impl Command {
@@ -179,7 +223,8 @@ impl Command {
             | Command::FailoverPhase { name, .. }
             | Command::FailoverAbort { name, .. }
             | Command::FailoverTakeover { name, .. }
-            | Command::SwitchMaster { name, .. } => name,
+            | Command::SwitchMaster { name, .. }
+            | Command::SwitchPublished { name, .. } => name,
         }
     }
 
@@ -290,6 +335,7 @@ impl GroupState {
                 not_voter(*leader).or_else(|| by.and_then(not_voter))
             }
             Command::FailoverTakeover { leader, .. } => not_voter(*leader),
+            Command::SwitchPublished { node, .. } => not_voter(*node),
             Command::FailoverPhase {
                 name, epoch, by, ..
             }
@@ -350,6 +396,8 @@ impl GroupState {
                         failover: None,
                         down_votes: BTreeSet::new(),
                         options: BTreeMap::new(),
+                        history: None,
+                        switched: None,
                     },
                 );
                 Applied
@@ -418,6 +466,7 @@ impl GroupState {
                     phase: Phase::SelectSlave,
                     manual: *manual,
                     coordinated: *coordinated,
+                    history: None,
                 });
                 self.current_epoch = *epoch;
                 Applied
@@ -427,6 +476,7 @@ impl GroupState {
                 epoch,
                 phase,
                 promoted,
+                history,
                 ..
             } => {
                 let Some(f) = self.failover_mut(name, *epoch) else {
@@ -438,6 +488,9 @@ impl GroupState {
                 f.phase = *phase;
                 if promoted.is_some() {
                     f.promoted = promoted.clone();
+                }
+                if history.is_some() {
+                    f.history = history.clone();
                 }
                 Applied
             }
@@ -477,12 +530,34 @@ impl GroupState {
                 if *epoch <= m.config_epoch {
                     return Rejected(format!("stale config epoch {epoch} <= {}", m.config_epoch));
                 }
-                m.host = host.clone();
+                let failover = m.failover.take().filter(|f| f.epoch == *epoch);
+                let moved = !(m.host.eq_ignore_ascii_case(host) && m.port == *port);
+                m.switched = moved.then(|| Switched {
+                    epoch: *epoch,
+                    host: std::mem::replace(&mut m.host, host.clone()),
+                    port: m.port,
+                    coordinated: failover.as_ref().is_some_and(|f| f.coordinated),
+                    published: BTreeSet::new(),
+                });
+                m.history = failover.and_then(|f| f.history);
                 m.port = *port;
                 m.config_epoch = *epoch;
-                m.failover = None;
                 m.down_votes.clear();
                 self.current_epoch = self.current_epoch.max(*epoch);
+                Applied
+            }
+            Command::SwitchPublished { name, epoch, node } => {
+                let Some(sw) = self
+                    .masters
+                    .get_mut(name)
+                    .and_then(|m| m.switched.as_mut())
+                    .filter(|sw| sw.epoch == *epoch)
+                else {
+                    return Rejected(format!("no pending switch of epoch {epoch}"));
+                };
+                if !sw.published.insert(*node) {
+                    return Rejected(format!("node {node} already published epoch {epoch}"));
+                }
                 Applied
             }
         }
@@ -567,6 +642,91 @@ mod tests {
         assert_eq!(s.masters["m"].failover.as_ref().map(|f| f.leader), Some(2));
     }
 
+    /// Entries and snapshots written before the history and the switch
+    /// record existed still load.
+    #[test]
+    fn state_and_commands_of_older_versions_deserialize() {
+        let old_state = r#"{"masters":{"m":{"host":"h","port":1,"quorum":2,"config_epoch":3,"failover":{"epoch":4,"leader":7,"promoted":null,"phase":"SelectSlave","manual":false,"coordinated":false},"down_votes":[],"options":{}}},"current_epoch":4}"#;
+        let s: GroupState = serde_json::from_str(old_state).expect("old state");
+        let m = &s.masters["m"];
+        assert_eq!((m.history.as_ref(), m.switched.as_ref()), (None, None));
+        assert_eq!(m.failover.as_ref().map(|f| f.history.is_none()), Some(true));
+        let old_cmd =
+            r#"{"FailoverPhase":{"name":"m","epoch":4,"phase":"ReconfSlaves","promoted":null}}"#;
+        let c: Command = serde_json::from_str(old_cmd).expect("old command");
+        assert!(matches!(c, Command::FailoverPhase { history: None, .. }));
+    }
+
+    /// The switch records the history taken at promotion and the old master
+    /// until every daemon said it published the switch.
+    #[test]
+    fn switch_records_the_history_and_who_published() {
+        let mut s = monitored();
+        s.apply(&Command::FailoverStart {
+            name: "m".into(),
+            epoch: 1,
+            leader: 1,
+            manual: true,
+            coordinated: true,
+            by: Some(1),
+        });
+        let h = ReplHistory {
+            replid: "b".into(),
+            replid2: "a".into(),
+            offset: 10,
+        };
+        s.apply(&Command::FailoverPhase {
+            name: "m".into(),
+            epoch: 1,
+            phase: Phase::ReconfSlaves,
+            promoted: Some(("127.0.0.1".into(), 6380)),
+            history: Some(h.clone()),
+            by: Some(1),
+        });
+        let published = |epoch, node| Command::SwitchPublished {
+            name: "m".into(),
+            epoch,
+            node,
+        };
+        assert!(matches!(
+            s.apply(&published(1, 1)),
+            CommandResponse::Rejected(_)
+        ));
+        s.apply(&Command::SwitchMaster {
+            name: "m".into(),
+            epoch: 1,
+            host: "127.0.0.1".into(),
+            port: 6380,
+            by: Some(1),
+        });
+        let m = &s.masters["m"];
+        assert_eq!(m.history.as_ref(), Some(&h));
+        let sw = m.switched.clone().expect("switch record");
+        assert_eq!(
+            (sw.host.as_str(), sw.port, sw.coordinated),
+            ("127.0.0.1", 6379, true)
+        );
+        assert_eq!(s.apply(&published(1, 1)), CommandResponse::Applied);
+        assert!(matches!(
+            s.apply(&published(1, 1)),
+            CommandResponse::Rejected(_)
+        ));
+        assert!(matches!(
+            s.apply(&published(2, 2)),
+            CommandResponse::Rejected(_)
+        ));
+        assert_eq!(s.apply(&published(1, 2)), CommandResponse::Applied);
+        let ids: Vec<u64> = s.masters["m"]
+            .switched
+            .as_ref()
+            .unwrap()
+            .published
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(ids, vec![1, 2]);
+    }
+
     fn switch(epoch: u64, port: u16, by: Option<u64>) -> Command {
         Command::SwitchMaster {
             name: "m".into(),
@@ -593,6 +753,7 @@ mod tests {
             epoch,
             phase: Phase::SendSlaveofNoone,
             promoted: Some(("127.0.0.1".into(), 6380)),
+            history: None,
             by: Some(1),
         }));
     }
@@ -668,6 +829,7 @@ mod tests {
             epoch: 2,
             phase: Phase::ReconfSlaves,
             promoted: Some(("10.0.0.9".into(), 1)),
+            history: None,
             by: Some(2),
         };
         assert!(matches!(s.apply(&phase), CommandResponse::Rejected(_)));

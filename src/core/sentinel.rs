@@ -172,6 +172,9 @@ pub struct Sentinel {
     pub(crate) committed: Option<crate::core::group::GroupState>,
     /// This daemon's place in the Raft group.
     pub(crate) raft: RaftView,
+    /// Since when this daemon is the Raft leader (the failover engine's
+    /// corrective actions wait for its committed view to catch up).
+    pub(crate) leader_since: Option<Millis>,
     /// Which master each instance id belongs to, so that an input about one
     /// instance costs the same with 1 or 500 masters. Ids are never reused
     /// and an instance never changes master; `locate` checks the entry and
@@ -499,6 +502,7 @@ impl Sentinel {
             simfailure_flags: 0,
             committed: None,
             raft: RaftView::default(),
+            leader_since: None,
             owners: HashMap::new(),
             forget_unseen_at: None,
             start_epoch_proposed: 0,
@@ -663,7 +667,7 @@ impl Sentinel {
             }
             Input::Committed(state) => Touched::Many(self.committed_in(now, *state, &mut out)),
             Input::Raft(view) => {
-                self.raft_in(view);
+                self.raft_in(now, view);
                 Touched::All
             }
             Input::PauseReply { id, info } => {

@@ -52,22 +52,19 @@ pub fn emit(shared: &Shared, ev: &Event) {
     }
 }
 
-/// The log line is `<type> <payload>`, as redis-sentinel writes it.
+/// The log line is `<type> <payload>`, as redis-sentinel writes it, then
+/// the event's detail in parentheses when it has one.
 fn log_event(ev: &Event, master: &str) {
     let channel = ev.kind.channel();
+    let line = match ev.detail.as_deref() {
+        Some(d) => format!("{channel} {} ({d})", ev.message),
+        None => format!("{channel} {}", ev.message),
+    };
     match ev.kind.level() {
-        Level::Warning => {
-            tracing::warn!(event = channel, master, "{} {}", channel, ev.message)
-        }
-        Level::Notice => {
-            tracing::info!(event = channel, master, "{} {}", channel, ev.message)
-        }
-        Level::Verbose => {
-            tracing::debug!(event = channel, master, "{} {}", channel, ev.message)
-        }
-        Level::Debug => {
-            tracing::trace!(event = channel, master, "{} {}", channel, ev.message)
-        }
+        Level::Warning => tracing::warn!(event = channel, master, "{line}"),
+        Level::Notice => tracing::info!(event = channel, master, "{line}"),
+        Level::Verbose => tracing::debug!(event = channel, master, "{line}"),
+        Level::Debug => tracing::trace!(event = channel, master, "{line}"),
     }
 }
 
@@ -156,6 +153,7 @@ mod tests {
         Event {
             kind,
             message: msg.into(),
+            detail: None,
             master: master.map(String::from),
         }
     }

@@ -227,6 +227,7 @@ impl ScriptQueue {
             return Some(Event {
                 kind: EventKind::ScriptError,
                 message: format!("{path} {signal} {exitcode}"),
+                detail: None,
                 master: None,
             });
         }
@@ -252,6 +253,7 @@ impl ScriptQueue {
                     Event {
                         kind: EventKind::ScriptTimeout,
                         message: format!("{path} {pid}"),
+                        detail: None,
                         master: None,
                     },
                 ));

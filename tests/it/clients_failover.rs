@@ -91,17 +91,7 @@ fn expect_switch(g: &Group, ev: &mut [Events], from: u16) -> u16 {
 
 /// The Redis node on `port` replicates `master` with its link up.
 fn expect_follows(g: &Group, port: u16, master: u16) {
-    let n = node(g, port);
-    wait_for(BOUND, &format!("node {port} follows {master}"), || {
-        let info = n.info("replication");
-        if info_field(&info, "master_port") == Some(master.to_string())
-            && info_field(&info, "master_link_status").as_deref() == Some("up")
-        {
-            Ok(())
-        } else {
-            Err(info)
-        }
-    });
+    node(g, port).wait_follows(master, BOUND);
 }
 
 /// `SENTINEL FAILOVER` until the group takes it (`-NOQUORUM` only means the
@@ -120,14 +110,14 @@ fn sentinel_failover(d: &Daemon) -> Resp {
 
 /// A client script running in the background; it appends to `<dir>/log`
 /// and exits when `<dir>/stop` appears.
-struct ClientRun {
+pub(crate) struct ClientRun {
     what: String,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
 impl ClientRun {
-    fn spawn(what: &str, mut cmd: Command) -> ClientRun {
+    pub(crate) fn spawn(what: &str, mut cmd: Command) -> ClientRun {
         let dir = tempfile::Builder::new()
             .prefix("it-client-run-")
             .tempdir()
@@ -147,7 +137,7 @@ impl ClientRun {
         }
     }
 
-    fn read(&self, f: &str) -> String {
+    pub(crate) fn read(&self, f: &str) -> String {
         fs::read_to_string(self.dir.path().join(f)).unwrap_or_default()
     }
 
@@ -190,11 +180,7 @@ impl ClientRun {
                 Ok(v) => return v,
                 Err(e) => e,
             };
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(st) = self.exited() {
                 panic!(
                     "{} exited ({st}) before {what}: {last}\n{}",
                     self.what,
@@ -212,8 +198,15 @@ impl ClientRun {
         }
     }
 
+    /// The script's exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Ask the script to stop; its exit code (None = killed after 30 s).
-    fn stop(&mut self) -> Option<i32> {
+    pub(crate) fn stop(&mut self) -> Option<i32> {
         fs::write(self.dir.path().join("stop"), b"").expect("write stop file");
         let mut child = self.child.take()?;
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -255,12 +255,16 @@ fn request_failover(d: &Daemon) -> Resp {
     })
 }
 
-/// Case 6: `SENTINEL FAILOVER`: +OK, -INPROG while it runs, every daemon switches,
-/// the old (running) master is demoted.
+/// Case 6: plain `SENTINEL FAILOVER` (`coordinated-failover no`): +OK,
+/// -INPROG while it runs, every daemon switches, the old (running) master
+/// keeps its clients until every daemon published `+switch-master`, then is
+/// demoted.
 #[test]
 fn manual_failover_switches_every_daemon() {
     let g = Group::new();
+    g.set_coordinated(&[0, 1, 2], "no");
     let mut ev = g.subscribe(&[0, 1, 2]);
+    let mut client = g.old_master_client();
     let mut c = g.daemons[1].conn();
     let first = request_failover(&g.daemons[1]);
     assert_eq!(first, Resp::Status("OK".into()), "SENTINEL FAILOVER");
@@ -269,6 +273,7 @@ fn manual_failover_switches_every_daemon() {
         Resp::Error("INPROG Failover already in progress".into()),
         "a second SENTINEL FAILOVER while the first runs"
     );
+    g.expect_killed_after_switch(&mut client, &mut ev);
     let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
     g.expect_old_master_demoted(&mut ev, new_port);
     expect_switch_once(&g, &[0, 1, 2], &mut ev);
@@ -387,21 +392,17 @@ impl Writer {
     }
 }
 
-/// Case 7: Coordinated manual failover: writes paused on the old master until
-/// the replica caught up, so every acknowledged write is on the new master.
+/// Case 7: Coordinated manual failover (the default of `SENTINEL
+/// FAILOVER`; set explicitly on one daemon, the group carries it): writes
+/// paused on the old master until the replica caught up and until every
+/// daemon published the switch, so every acknowledged write is on the new
+/// master and the old master's clients are killed only after the switch.
 #[test]
 fn coordinated_failover_loses_no_acknowledged_write() {
     let g = Group::new();
-    for d in &g.daemons {
-        assert_eq!(
-            d.conn()
-                .cmd(&["SENTINEL", "SET", MASTER, "coordinated-failover", "yes"]),
-            Resp::Status("OK".into()),
-            "SENTINEL SET coordinated-failover on {}",
-            d.port
-        );
-    }
+    g.set_coordinated(&[1], "yes");
     let mut ev = g.subscribe(&[0, 1, 2]);
+    let mut client = g.old_master_client();
     let writer = Writer::start(g.daemons[0].port);
     // Some writes acknowledged by the old master before the switch.
     wait_for(BOUND, "writes acknowledged by the old master", || {
@@ -412,6 +413,7 @@ fn coordinated_failover_loses_no_acknowledged_write() {
     });
     let first = request_failover(&g.daemons[2]);
     assert_eq!(first, Resp::Status("OK".into()), "SENTINEL FAILOVER");
+    g.expect_killed_after_switch(&mut client, &mut ev);
     let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
     let new_master = g.topo.node(new_port);
     // The writer reached the new master and wrote there for a while.
@@ -461,9 +463,8 @@ fn coordinated_failover_loses_no_acknowledged_write() {
         "counter on the new master {counter} < largest acknowledged INCR {}",
         log.max_incr
     );
-    // The coordinated procedure itself turns the old master into a replica
-    // of the new one (no `+convert-to-slave`: it never came back as a master).
-    g.expect_old_master_follows(new_port);
+    // Made a replica of the new one once the switch was published.
+    g.expect_old_master_demoted(&mut ev, new_port);
     // It was paused for writes (CLIENT PAUSE) and released (CLIENT UNPAUSE).
     wait_for(BOUND, "the old master was paused and unpaused", || {
         let stats = g.topo.master.info("commandstats");

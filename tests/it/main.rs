@@ -21,7 +21,9 @@
 //! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
 //! redis-cli), `clients_failover` (redis-py, ioredis, redis-cli and the
 //! scripts through real failovers), `clients_rust` (redis-rs and fred through
-//! failovers), `failover`, `exporter` (Prometheus redis_exporter's series
+//! failovers), `clients_jvm` (Jedis and Lettuce, as Spring opens them, through
+//! every kind of failover; needs java, javac and `../shared/clients/jvm`),
+//! `failover`, `exporter` (Prometheus redis_exporter's series
 //! against raftinel and redis-sentinel), `deploy` (the Kubernetes manifests
 //! rendered, validated and checked against the daemon), `replay` (Jedis and Lettuce command
 //! sequences over raw RESP through failovers), `hostile` (bad input: bounded
@@ -40,6 +42,7 @@ mod harness;
 
 mod clients;
 mod clients_failover;
+mod clients_jvm;
 mod clients_rust;
 mod config;
 mod deploy;

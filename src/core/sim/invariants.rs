@@ -165,8 +165,8 @@ pub(super) fn minority_never_promotes(w: &World) -> Check {
 }
 
 /// A replica that is empty while the master had data, or whose replication
-/// history is not the master's (neither its replid nor its replid2), is never
-/// promoted. Flagged only when both hold: it was true of the real nodes when
+/// history is not the master's (neither its replid nor its replid2, nor the
+/// history committed at the master's promotion), is never promoted. Flagged only when both hold: it was true of the real nodes when
 /// the promotion was sent (and the target's history had not changed since the
 /// decision), and the INFO the deciding daemon had received by then, from the
 /// replica and from the master, showed it.
@@ -215,8 +215,21 @@ pub(super) fn never_promote_empty_or_diverged_replica(w: &World) -> Check {
         let diverged = |rid: &str, rid2: &str, m1: &str, m2: &str| {
             !m1.is_empty() && rid != m1 && rid != m2 && rid2 != m1
         };
+        // The history committed at the master's promotion is what the
+        // engine judges against until the master's own INFO reaches the
+        // chooser: a replica on it continued the master's history (the
+        // master may have restarted empty since, unseen).
+        let committed = w
+            .raft
+            .states
+            .get(i)
+            .and_then(|st| st.masters.get(MASTER_NAME))
+            .and_then(|cm| cm.history.clone());
+        let on_committed =
+            committed.is_some_and(|h| !diverged(&r.replid, &r.replid2, &h.replid, &h.replid2));
         if diverged(&rt.replid, &rt.replid2, &mt.replid, &mt.replid2)
             && diverged(&r.replid, &r.replid2, &m.replid, &m.replid2)
+            && !on_committed
         {
             return Err(format!(
                 "epoch {}: d{chooser} chose {target:?} with replid {} (INFO t={}) while the master {master:?} had {} / {} (INFO t={}); real: replica {} master {} / {}",
@@ -307,4 +320,17 @@ pub(super) fn redis_follows_the_committed_master(w: &World) -> Check {
         }
     }
     Ok(())
+}
+
+/// Publish, then demote: the master a failover replaces is never made a
+/// replica before the switch is committed, and after it only once every
+/// daemon that stayed alive and on the majority side since the switch's
+/// commit, and that the demoting daemon reaches, published `+switch-master`
+/// (or had last told its clients the new master already), unless the
+/// bound passed (checked by the simulator when the REPLICAOF is sent).
+pub(super) fn old_master_demoted_only_after_the_switch_is_published(w: &World) -> Check {
+    match w.early_demotions.first() {
+        Some(p) => Err(p.clone()),
+        None => Ok(()),
+    }
 }

@@ -70,6 +70,10 @@ const STEP_CHECKS: &[(&str, Checker)] = &[
         "coordinated_switchover_loses_no_write",
         invariants::coordinated_switchover_loses_no_write,
     ),
+    (
+        "old_master_demoted_only_after_the_switch_is_published",
+        invariants::old_master_demoted_only_after_the_switch_is_published,
+    ),
 ];
 
 fn fail(w: &World, name: &str, why: &str) -> ! {

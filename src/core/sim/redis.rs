@@ -167,14 +167,19 @@ impl RedisNode {
             && i64::try_from(self.offset).unwrap_or(i64::MAX) < src.second_offset
     }
 
-    /// Completes a sync with `src` (partial or full).
+    /// Completes a sync with `src` (partial or full). A partial sync that
+    /// crosses a promotion keeps the old id as replid2; a full sync starts
+    /// afresh from the source's id, with no replid2 (Redis clears it).
     pub fn sync_from(&mut self, src: &RedisNode, now: Millis) {
-        if !self.can_psync(src) {
+        if self.can_psync(src) {
+            self.replid2 = src.replid2.clone();
+            self.second_offset = src.second_offset;
+        } else {
             self.history_changed_at = now;
+            self.replid2 = NO_REPLID.to_string();
+            self.second_offset = -1;
         }
         self.replid = src.replid.clone();
-        self.replid2 = src.replid2.clone();
-        self.second_offset = src.second_offset;
         self.offset = src.offset;
         self.link_up = true;
         self.link_down_since = None;

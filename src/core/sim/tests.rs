@@ -460,3 +460,70 @@ fn membership_seeds() {
         failed.join("\n")
     );
 }
+
+/// The replica history rule judged on fresh facts: a plain manual failover
+/// promotes n1; the old master n0, ahead of it, resyncs in full (its
+/// replid2 is cleared); the other replica dies, then the new master dies
+/// about 3 s after the switch, before its periodic INFO reached the daemons,
+/// and the failover is led by a daemon that did not lead the switch (its
+/// last INFO of n1 may predate the promotion). n0, the only live replica and
+/// on n1's history, must be promoted: it was refused before (the leader
+/// compared n0's id with n1's id as a replica, and aborted with
+/// `-failover-abort-no-good-slave` every 2 × failover-timeout).
+#[test]
+fn fully_resynced_old_master_is_promoted_after_a_manual_failover() {
+    for seed in [901, 902, 903, 904] {
+        let mut w = scripted(seed, 3, 2);
+        w.nodes[1].priority = 50;
+        run_for(&mut w, 5_000);
+        let Some(first) = w.raft.leader else {
+            panic!("seed {seed}: no Raft leader after warm-up");
+        };
+        w.manual_failover(first);
+        let n1 = RedisRole::Replica("10.0.0.2".into(), 6379);
+        let resynced = run_until_true(&mut w, 10_000, |w| {
+            config_epoch(w) == 1 && w.nodes[0].role == n1 && w.nodes[0].link_up
+        });
+        assert!(
+            resynced.is_some(),
+            "seed {seed}: no switch\n{}",
+            w.trace_text()
+        );
+        assert_eq!(
+            w.nodes[0].replid2,
+            super::redis::NO_REPLID,
+            "seed {seed}: n0 was expected to resync in full"
+        );
+        w.crash_node(2);
+        // The failover of n1 is led by another daemon: the one whose view
+        // of n1's history is the stalest, if any is stale.
+        let real = w.nodes[1].replid.clone();
+        let stale = (0..w.daemons.len())
+            .filter(|&d| d != first)
+            .max_by_key(|&d| {
+                let core = w.daemons[d].core.as_ref();
+                let view = core.and_then(|c| c.masters.get(super::world::MASTER_NAME));
+                u8::from(view.is_some_and(|m| m.inst.repl_id.as_deref() != Some(real.as_str())))
+            });
+        let Some(next) = stale else {
+            panic!("seed {seed}: no other daemon");
+        };
+        w.raft.leader = Some(next);
+        w.raft.term += 1;
+        run_for(&mut w, 3_000);
+        w.crash_node(1);
+        let old = ("10.0.0.2".to_string(), 6379);
+        let took = run_until_true(&mut w, 15_000, |w| all_answer_new_master(w, &old));
+        assert!(
+            took.is_some(),
+            "seed {seed}: n0, on n1's history, not promoted; events {:?}\n{}",
+            outcome(&w).events,
+            w.trace_text()
+        );
+        assert_eq!(
+            World::expected_master(&w.raft.committed()),
+            Some(("10.0.0.1".to_string(), 6379)),
+            "seed {seed}"
+        );
+    }
+}

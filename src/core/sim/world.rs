@@ -44,8 +44,9 @@ pub(super) struct SimConfig {
     pub replicas: usize,
     /// Random faults (crashes, hangs, partitions, loss) during the steps.
     pub faults: bool,
-    /// The group monitors the master with `coordinated-failover yes`, so
-    /// manual failovers are coordinated switchovers.
+    /// Manual failovers are coordinated switchovers (the default); false:
+    /// the group monitors the master with `coordinated-failover no`, so
+    /// they are Sentinel's plain failovers.
     pub coordinated: bool,
 }
 
@@ -117,6 +118,10 @@ pub(super) struct Daemon {
     commit_at: Millis,
     /// INFO replies delivered to the current incarnation, per node.
     pub seen: BTreeMap<usize, VecDeque<SeenInfo>>,
+    /// The master address this daemon last gave its subscribers: the one
+    /// its current incarnation started with (its flushed config), then the
+    /// new address of each `+switch-master` it published.
+    pub told_addr: Option<(String, u16)>,
 }
 
 impl Daemon {
@@ -276,6 +281,16 @@ pub(super) struct World {
     pub promotions: Vec<Promotion>,
     /// Coordinated switchovers that lost acknowledged writes.
     pub write_loss: Vec<String>,
+    /// Old masters demoted too early: before the switch, or before every
+    /// daemon that stayed live since the switch's commit published it
+    /// (within the bound).
+    pub early_demotions: Vec<String>,
+    /// (switch epoch, daemon) pairs whose `+switch-master` was published.
+    pub switch_published: std::collections::BTreeSet<(u64, usize)>,
+    /// When each switch's `SwitchMaster` was committed, by epoch.
+    pub switch_committed_at: BTreeMap<u64, Millis>,
+    /// Last time each daemon was down or cut from the majority.
+    pub unlive_at: Vec<Millis>,
     /// Coordinated promotions checked by `check_no_write_lost`.
     pub coordinated_checked: usize,
     /// Promotions already checked.
@@ -354,6 +369,7 @@ impl World {
                 scheduled_index: 0,
                 commit_at: 0,
                 seen: BTreeMap::new(),
+                told_addr: None,
             });
         }
         let n = daemons.len();
@@ -377,6 +393,10 @@ impl World {
             next_gen: 0,
             promotions: Vec::new(),
             write_loss: Vec::new(),
+            early_demotions: Vec::new(),
+            switch_published: Default::default(),
+            switch_committed_at: BTreeMap::new(),
+            unlive_at: vec![0; n],
             coordinated_checked: 0,
             checked: 0,
             trace: VecDeque::new(),
@@ -413,12 +433,12 @@ impl World {
             true,
         );
         w.proposed_at.push(0);
-        if w.cfg.coordinated {
+        if !w.cfg.coordinated {
             w.raft.commit(
                 Command::Set {
                     name: MASTER_NAME.into(),
                     option: "coordinated-failover".into(),
-                    value: "yes".into(),
+                    value: "no".into(),
                 },
                 None,
                 true,
@@ -533,6 +553,11 @@ impl World {
         };
         let (core, actions) = Sentinel::new(self.daemons[d].persisted.clone(), opts, self.now);
         let dm = &mut self.daemons[d];
+        dm.told_addr = dm
+            .persisted
+            .masters
+            .first()
+            .map(|m| (m.host.clone(), m.port));
         dm.core = Some(core);
         dm.incarnation += 1;
         dm.links.clear();
@@ -646,7 +671,10 @@ impl World {
                             .and_then(|(h, port)| self.node_by_addr(h, *port));
                     }
                     Some((h, p)) => {
-                        self.note(format!("d{d} sends REPLICAOF {h} {p} to {target:?}"))
+                        self.note(format!("d{d} sends REPLICAOF {h} {p} to {target:?}"));
+                        if let Some((th, tp)) = &target {
+                            self.check_demotion(d, th, *tp, h, *p);
+                        }
                     }
                 }
                 self.send(d, id, Req::Reconfigure(replicaof, coordinated_from));
@@ -657,6 +685,22 @@ impl World {
             // Membership is simulated on its own (`sim::group`).
             Action::ForgetDaemon { .. } => {}
             Action::Emit(ev) => {
+                if ev.kind == crate::core::EventKind::SwitchMaster {
+                    let w: Vec<&str> = ev.message.split(' ').collect();
+                    if let [_, _, _, h, p] = w.as_slice() {
+                        self.daemons[d].told_addr = p.parse().ok().map(|p: u16| (h.to_string(), p));
+                    }
+                    // The epoch the daemon switched to (from the log, or
+                    // from a peer's hello before it rejoined the group).
+                    let epoch = self.daemons[d]
+                        .core
+                        .as_ref()
+                        .and_then(|c| c.masters.get(MASTER_NAME))
+                        .map(|m| m.config_epoch);
+                    if let Some(e) = epoch {
+                        self.switch_published.insert((e, d));
+                    }
+                }
                 *self.events.entry(ev.kind.channel()).or_default() += 1;
                 self.note(format!("d{d} {} {}", ev.kind.channel(), ev.message));
             }
@@ -669,6 +713,77 @@ impl World {
             // The simulator never sets SIMULATE-FAILURE flags; a crash is a
             // crash all the same.
             Action::SimulatedCrash => self.crash_daemon(d),
+        }
+    }
+
+    /// Daemon `d` sends `REPLICAOF to_h to_p` to the node at `h:p`. If that
+    /// node is the master a committed failover is replacing, the demotion
+    /// comes before the switch; if it is the old master of the committed
+    /// switch, every daemon live since that commit must have published
+    /// `+switch-master` first, unless the bound passed.
+    fn check_demotion(&mut self, d: usize, h: &str, p: u16, to_h: &str, to_p: u16) {
+        let state = self.raft.committed();
+        let Some(m) = state.masters.get(MASTER_NAME) else {
+            return;
+        };
+        let problem = if let Some(f) = m.failover.as_ref().filter(|f| {
+            f.phase >= Phase::SendSlaveofNoone
+                && f.promoted.as_ref() == Some(&(to_h.to_string(), to_p))
+        }) {
+            (m.host == h && m.port == p).then(|| {
+                format!(
+                    "d{d} demoted the master {h}:{p} to follow {to_h}:{to_p} during the failover of epoch {}, before the switch",
+                    f.epoch
+                )
+            })
+        } else if let Some(sw) = m
+            .switched
+            .as_ref()
+            .filter(|sw| sw.epoch == m.config_epoch && sw.host == h && sw.port == p)
+        {
+            let at = self
+                .switch_committed_at
+                .get(&sw.epoch)
+                .copied()
+                .unwrap_or(0);
+            let within = self.now < at + crate::core::failover::SWITCH_PUBLISH_WAIT_MS;
+            // A daemon that last told its clients the new master already
+            // (it restarted from a config flushed during the
+            // reconfiguration, or it missed the switches in between) has
+            // nothing to publish.
+            // One the demoting daemon cannot reach (no command link up to
+            // it) is not waited for: it cannot get the commit from that
+            // leader either (the design's stated exception).
+            let new_addr = Some((m.host.clone(), m.port));
+            let reached = |k: usize| {
+                k == d
+                    || self.daemons[d]
+                        .links
+                        .values()
+                        .any(|l| l.target == Target::Daemon(k) && matches!(l.cmd, Half::Up(_)))
+            };
+            let missing: Vec<usize> = (0..self.daemons.len())
+                .filter(|&k| {
+                    self.daemons[k].alive()
+                        && self.unlive_at[k] < at
+                        && reached(k)
+                        && self.daemons[k].told_addr != new_addr
+                        && !self.switch_published.contains(&(sw.epoch, k))
+                })
+                .collect();
+            (within && !missing.is_empty()).then(|| {
+                format!(
+                    "d{d} demoted the old master {h}:{p} {} ms after the switch of epoch {} was committed, before daemons {missing:?} published +switch-master",
+                    self.now - at,
+                    sw.epoch
+                )
+            })
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.note(format!("EARLY DEMOTION: {p}"));
+            self.early_demotions.push(p);
         }
     }
 
@@ -1051,7 +1166,7 @@ impl World {
                     "node n{n} becomes master (REPLICAOF NO ONE from d{d})"
                 ));
                 if let Some(m) = coordinated_from {
-                    self.check_no_write_lost(n, m);
+                    self.check_no_write_lost(d, n, m);
                 }
                 let mut rng = StdRng::seed_from_u64(self.rng.gen());
                 self.nodes[n].promote(&mut rng);
@@ -1128,10 +1243,19 @@ impl World {
 
     /// A coordinated switchover promotes `n` only while the old master `m`
     /// is paused and `n` has everything `m` acknowledged. An old master that
-    /// is down makes it an unplanned failover: nothing to check.
-    fn check_no_write_lost(&mut self, n: usize, m: usize) {
+    /// is down, or that the promoting daemon `d` cannot reach (cut, or its
+    /// link stalled by a loss: the group saw it down), makes it an unplanned
+    /// failover: nothing to check.
+    fn check_no_write_lost(&mut self, d: usize, n: usize, m: usize) {
         let now = self.now;
-        if n == m || !self.nodes[m].serving(now) {
+        if n == m || !self.nodes[m].serving(now) || !self.reaches_node(d, m) {
+            return;
+        }
+        let link_ok = self.daemons[d].links.values().any(|l| {
+            l.target == Target::Node(m)
+                && matches!(l.cmd, Half::Up(g) if !self.stalled.contains(&g))
+        });
+        if !link_ok {
             return;
         }
         // Back from a crash or hang so recently that the group may not have
@@ -1253,6 +1377,11 @@ impl World {
     fn raft_maintain(&mut self) {
         let now = self.now;
         let majority = self.majority_side();
+        for d in 0..self.daemons.len() {
+            if !self.daemons[d].alive() || Some(self.daemons[d].side) != majority {
+                self.unlive_at[d] = now;
+            }
+        }
         if let Some(l) = self.raft.leader {
             if !self.daemons[l].alive() || Some(self.daemons[l].side) != majority {
                 self.note(format!("raft leader d{l} lost (term {})", self.raft.term));
@@ -1321,7 +1450,13 @@ impl World {
             if !self.on_majority(d) || self.daemons[d].scheduled_index >= len {
                 continue;
             }
-            let lag = self.rng.gen_range(1..=30);
+            // Now and then a follower applies late (a slow disk, a busy
+            // host): what waits for every daemon must wait for it too.
+            let lag = if self.rng.gen_bool(0.1) {
+                self.rng.gen_range(100..=400)
+            } else {
+                self.rng.gen_range(1..=30)
+            };
             let dm = &mut self.daemons[d];
             dm.scheduled_index = len;
             dm.commit_at = dm.commit_at.max(now + lag);
@@ -1437,6 +1572,13 @@ impl World {
                 let i = self.raft.commit(cmd.clone(), Some(proposer), on_majority);
                 self.proposed_at.push(proposed_at);
                 let resp = self.raft.log[i - 1].response.clone();
+                if let (
+                    Command::SwitchMaster { epoch, .. },
+                    crate::core::group::CommandResponse::Applied,
+                ) = (&cmd, &resp)
+                {
+                    self.switch_committed_at.insert(*epoch, self.now);
+                }
                 self.note(format!("commit #{i} from d{proposer}: {cmd:?} -> {resp:?}"));
             }
             Ev::Committed { d, inc, index } => {

@@ -594,20 +594,7 @@ impl Group {
             },
         );
         for r in self.topo.replicas.iter().filter(|r| r.port != new_port) {
-            wait_for(
-                BOUND,
-                &format!("replica {} follows the new master", r.port),
-                || {
-                    let info = r.info("replication");
-                    if info_field(&info, "master_port") == Some(new_port.to_string())
-                        && info_field(&info, "master_link_status").as_deref() == Some("up")
-                    {
-                        Ok(())
-                    } else {
-                        Err(info)
-                    }
-                },
-            );
+            r.wait_follows(new_port, BOUND);
         }
         new_port
     }
@@ -624,6 +611,49 @@ impl Group {
             BOUND,
         );
         self.expect_old_master_follows(new_port);
+    }
+
+    /// Sets `coordinated-failover <yes|no>` for the master on daemons `idx`.
+    pub fn set_coordinated(&self, idx: &[usize], value: &str) {
+        for &i in idx {
+            let d = &self.daemons[i];
+            assert_eq!(
+                d.conn()
+                    .cmd(&["SENTINEL", "SET", MASTER, "coordinated-failover", value]),
+                Resp::Status("OK".into()),
+                "SENTINEL SET coordinated-failover {value} on {}",
+                d.port
+            );
+        }
+    }
+
+    /// A client connection to the old master, opened before a failover:
+    /// `expect_killed_after_switch` waits for it to be killed.
+    pub fn old_master_client(&self) -> Conn {
+        let mut c = self.topo.master.conn();
+        assert_eq!(c.cmd(&["PING"]), Resp::Status("PONG".into()));
+        c
+    }
+
+    /// Publish, then demote: the client connection `c` to the old master is
+    /// killed (its demotion's CLIENT KILL) only after every daemon of
+    /// `events` published `+switch-master`. Causal, not timed: once the
+    /// connection is seen closed, the messages published before the kill
+    /// are already in the subscribers' sockets.
+    pub fn expect_killed_after_switch(&self, c: &mut Conn, events: &mut [Events]) {
+        match c.read_reply(BOUND) {
+            Reply::Closed => {}
+            other => panic!("the old master's client was not killed: {other:?}"),
+        }
+        for e in events.iter_mut() {
+            e.poll(Duration::from_millis(100));
+            assert!(
+                e.find("+switch-master", &|_| true).is_some(),
+                "daemon {}: the old master's clients were killed before its +switch-master; seen:\n{}",
+                e.port,
+                e.dump()
+            );
+        }
     }
 
     /// The old master reports ROLE slave and replicates `new_port`.

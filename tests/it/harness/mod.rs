@@ -375,6 +375,24 @@ impl RedisNode {
     }
 
     /// Wait until this replica reports `master_link_status:up`.
+    /// Waits until this node replicates the node on `master` with its link up.
+    pub fn wait_follows(&self, master: u16, timeout: Duration) {
+        wait_for(
+            timeout,
+            &format!("node {} follows {master}", self.port),
+            || {
+                let info = self.info("replication");
+                if info_field(&info, "master_port") == Some(master.to_string())
+                    && info_field(&info, "master_link_status").as_deref() == Some("up")
+                {
+                    Ok(())
+                } else {
+                    Err(info)
+                }
+            },
+        );
+    }
+
     pub fn wait_link_up(&self) {
         wait_for(EVENTUALLY, "replica link up", || {
             let info = self.info("replication");
