@@ -18,7 +18,8 @@
 //!
 //! Failures are quiet and cheap (see [`PeerHealth`]): every failed RPC to a
 //! peer delays the next one (exponentially, capped at a few heartbeats), and a
-//! peer is reported once when it goes down (`+raft-peer-down`), again at most
+//! peer is reported once when it goes down, that is once its RPCs have kept
+//! failing for [`DOWN_AFTER`] (`+raft-peer-down`), again at most
 //! once a minute while it stays down, and once when it answers again
 //! (`-raft-peer-down`). Every RPC runs under a deadline; a broken connection
 //! is dropped and the next RPC opens a fresh one.
@@ -57,6 +58,11 @@ const CONNECT_TTL: Duration = Duration::from_secs(1);
 
 /// While a peer stays down, how often it is reported again.
 pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// A peer is reported down once its RPCs have kept failing this long: one
+/// RPC timed out on a busy machine (a stalled process, a slow disk) is not a
+/// peer going down, and reporting it would make the log flap.
+pub const DOWN_AFTER: Duration = Duration::from_secs(2);
 
 /// The credentials RPC links authenticate with, read when a connection is
 /// opened or reused: the running configuration's, not the start-up one's.
@@ -402,6 +408,8 @@ struct PeerState {
     failures: u32,
     /// No attempt before this instant.
     retry_at: Option<Instant>,
+    /// First failure of the current run of failures.
+    failing_since: Option<Instant>,
     down: Option<Down>,
     /// RPCs actually sent (or tried) to the peer, for tests and INFO.
     attempts: u64,
@@ -474,6 +482,7 @@ impl PeerHealth {
         let p = peers.entry(target).or_default();
         p.failures = 0;
         p.retry_at = None;
+        p.failing_since = None;
         if let Some(d) = p.down.take() {
             tracing::warn!(
                 channel = "-raft-peer-down",
@@ -490,7 +499,9 @@ impl PeerHealth {
         let p = peers.entry(target).or_default();
         p.failures = p.failures.saturating_add(1);
         p.retry_at = Some(now + self.policy.delay(p.failures));
+        let since = *p.failing_since.get_or_insert(now);
         match &mut p.down {
+            None if now - since < DOWN_AFTER => {}
             None => {
                 tracing::warn!(
                     channel = "+raft-peer-down",
@@ -499,7 +510,7 @@ impl PeerHealth {
                 metrics::gauge!("raftinel_raft_peers_down").increment(1.0);
                 p.down = Some(Down {
                     addr: addr.to_string(),
-                    since: now,
+                    since,
                     reported: now,
                     unreported: 0,
                 });
