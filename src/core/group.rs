@@ -86,6 +86,23 @@ pub struct Failover {
     /// that confirmed its promotion (committed with `ReconfSlaves`).
     #[serde(default)]
     pub history: Option<ReplHistory>,
+    /// Node ids of the daemons that published `+switch-master` for this
+    /// epoch once the promotion was committed (`ReconfSlaves`), before the
+    /// switch itself: every daemon but the failover's leader does, as
+    /// Sentinel's observers do on the leader's hello. Carried into the
+    /// switch record.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub published: BTreeSet<u64>,
+}
+
+impl Failover {
+    /// The promotion is committed (`ReconfSlaves` on): the failover can
+    /// only end with its switch, and clients are told the promoted replica.
+    pub fn promotion_committed(&self) -> Option<&(String, u16)> {
+        self.promoted
+            .as_ref()
+            .filter(|_| self.phase >= Phase::ReconfSlaves)
+    }
 }
 
 /// A master's replication history as its INFO reports it.
@@ -362,6 +379,9 @@ impl GroupState {
                         "{host}:{port} is not the replica the failover of epoch {epoch} promoted"
                     ));
                 }
+                if f.promotion_committed().is_none() {
+                    return Some(format!("the promotion of epoch {epoch} is not committed"));
+                }
                 not_leader(name, *epoch, *by)
             }
             _ => None,
@@ -467,6 +487,7 @@ impl GroupState {
                     manual: *manual,
                     coordinated: *coordinated,
                     history: None,
+                    published: BTreeSet::new(),
                 });
                 self.current_epoch = *epoch;
                 Applied
@@ -509,8 +530,17 @@ impl GroupState {
                 Applied
             }
             Command::FailoverAbort { name, epoch, .. } => {
-                if self.failover_mut(name, *epoch).is_none() {
+                let Some(f) = self.failover_mut(name, *epoch) else {
                     return Rejected(format!("no failover of epoch {epoch}"));
+                };
+                // Once the promotion is committed, daemons publish the
+                // switch and clients are sent to the promoted replica: the
+                // failover can only end with its switch (Sentinel does not
+                // abort after the promotion either).
+                if f.promotion_committed().is_some() {
+                    return Rejected(format!(
+                        "the promotion of epoch {epoch} is committed: the failover cannot be aborted"
+                    ));
                 }
                 if let Some(m) = self.masters.get_mut(name) {
                     m.failover = None;
@@ -530,14 +560,17 @@ impl GroupState {
                 if *epoch <= m.config_epoch {
                     return Rejected(format!("stale config epoch {epoch} <= {}", m.config_epoch));
                 }
-                let failover = m.failover.take().filter(|f| f.epoch == *epoch);
+                let mut failover = m.failover.take().filter(|f| f.epoch == *epoch);
                 let moved = !(m.host.eq_ignore_ascii_case(host) && m.port == *port);
                 m.switched = moved.then(|| Switched {
                     epoch: *epoch,
                     host: std::mem::replace(&mut m.host, host.clone()),
                     port: m.port,
                     coordinated: failover.as_ref().is_some_and(|f| f.coordinated),
-                    published: BTreeSet::new(),
+                    published: failover
+                        .as_mut()
+                        .map(|f| std::mem::take(&mut f.published))
+                        .unwrap_or_default(),
                 });
                 m.history = failover.and_then(|f| f.history);
                 m.port = *port;
@@ -547,15 +580,19 @@ impl GroupState {
                 Applied
             }
             Command::SwitchPublished { name, epoch, node } => {
-                let Some(sw) = self
-                    .masters
-                    .get_mut(name)
-                    .and_then(|m| m.switched.as_mut())
-                    .filter(|sw| sw.epoch == *epoch)
-                else {
-                    return Rejected(format!("no pending switch of epoch {epoch}"));
+                // The switch of `epoch`, or its failover once the promotion
+                // is committed (daemons publish from then on).
+                let Some(m) = self.masters.get_mut(name) else {
+                    return Rejected("No such master with that name".into());
                 };
-                if !sw.published.insert(*node) {
+                let published = match (&mut m.switched, &mut m.failover) {
+                    (Some(sw), _) if sw.epoch == *epoch => &mut sw.published,
+                    (_, Some(f)) if f.epoch == *epoch && f.promotion_committed().is_some() => {
+                        &mut f.published
+                    }
+                    _ => return Rejected(format!("no pending switch of epoch {epoch}")),
+                };
+                if !published.insert(*node) {
                     return Rejected(format!("node {node} already published epoch {epoch}"));
                 }
                 Applied
@@ -658,7 +695,8 @@ mod tests {
     }
 
     /// The switch records the history taken at promotion and the old master
-    /// until every daemon said it published the switch.
+    /// until every daemon said it published the switch: from the committed
+    /// promotion on (observers publish then), and after the switch.
     #[test]
     fn switch_records_the_history_and_who_published() {
         let mut s = monitored();
@@ -670,26 +708,34 @@ mod tests {
             coordinated: true,
             by: Some(1),
         });
-        let h = ReplHistory {
-            replid: "b".into(),
-            replid2: "a".into(),
-            offset: 10,
-        };
-        s.apply(&Command::FailoverPhase {
-            name: "m".into(),
-            epoch: 1,
-            phase: Phase::ReconfSlaves,
-            promoted: Some(("127.0.0.1".into(), 6380)),
-            history: Some(h.clone()),
-            by: Some(1),
-        });
         let published = |epoch, node| Command::SwitchPublished {
             name: "m".into(),
             epoch,
             node,
         };
+        let phase = |phase, history| Command::FailoverPhase {
+            name: "m".into(),
+            epoch: 1,
+            phase,
+            promoted: Some(("127.0.0.1".into(), 6380)),
+            history,
+            by: Some(1),
+        };
+        // Chosen, not yet promoted: nothing to publish.
+        s.apply(&phase(Phase::SendSlaveofNoone, None));
         assert!(matches!(
-            s.apply(&published(1, 1)),
+            s.apply(&published(1, 2)),
+            CommandResponse::Rejected(_)
+        ));
+        let h = ReplHistory {
+            replid: "b".into(),
+            replid2: "a".into(),
+            offset: 10,
+        };
+        s.apply(&phase(Phase::ReconfSlaves, Some(h.clone())));
+        assert_eq!(s.apply(&published(1, 2)), CommandResponse::Applied);
+        assert!(matches!(
+            s.apply(&published(1, 2)),
             CommandResponse::Rejected(_)
         ));
         s.apply(&Command::SwitchMaster {
@@ -706,16 +752,21 @@ mod tests {
             (sw.host.as_str(), sw.port, sw.coordinated),
             ("127.0.0.1", 6379, true)
         );
+        assert_eq!(sw.published, BTreeSet::from([2]), "carried over");
         assert_eq!(s.apply(&published(1, 1)), CommandResponse::Applied);
         assert!(matches!(
             s.apply(&published(1, 1)),
             CommandResponse::Rejected(_)
         ));
         assert!(matches!(
+            s.apply(&published(1, 2)),
+            CommandResponse::Rejected(_)
+        ));
+        assert!(matches!(
             s.apply(&published(2, 2)),
             CommandResponse::Rejected(_)
         ));
-        assert_eq!(s.apply(&published(1, 2)), CommandResponse::Applied);
+        assert_eq!(s.apply(&published(1, 3)), CommandResponse::Applied);
         let ids: Vec<u64> = s.masters["m"]
             .switched
             .as_ref()
@@ -724,7 +775,41 @@ mod tests {
             .iter()
             .copied()
             .collect();
-        assert_eq!(ids, vec![1, 2]);
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+
+    /// Once the promotion is committed the failover ends only with its
+    /// switch: an abort is refused (by its leader too), and a switch
+    /// before it is not authorized.
+    #[test]
+    fn no_abort_and_only_a_switch_after_the_committed_promotion() {
+        let mut s = monitored();
+        promoting(&mut s, 1);
+        let abort = Command::FailoverAbort {
+            name: "m".into(),
+            epoch: 1,
+            reason: "-failover-abort-slave-timeout".into(),
+            by: Some(1),
+        };
+        assert!(matches!(
+            s.apply(&switch(1, 6380, Some(1))),
+            CommandResponse::Rejected(r) if r.contains("not committed")
+        ));
+        assert_eq!(s.refused, 1);
+        s.apply(&Command::FailoverPhase {
+            name: "m".into(),
+            epoch: 1,
+            phase: Phase::ReconfSlaves,
+            promoted: None,
+            history: None,
+            by: Some(1),
+        });
+        assert!(matches!(
+            s.apply(&abort),
+            CommandResponse::Rejected(r) if r.contains("cannot be aborted")
+        ));
+        assert!(s.masters["m"].failover.is_some());
+        assert_eq!(s.apply(&switch(1, 6380, Some(1))), CommandResponse::Applied);
     }
 
     fn switch(epoch: u64, port: u16, by: Option<u64>) -> Command {
@@ -737,7 +822,7 @@ mod tests {
         }
     }
 
-    /// A failover of `epoch` led by node 1 that promoted 127.0.0.1:6380.
+    /// A failover of `epoch` led by node 1 that chose 127.0.0.1:6380.
     fn promoting(s: &mut GroupState, epoch: u64) {
         let ok = |r| assert_eq!(r, CommandResponse::Applied);
         ok(s.apply(&Command::FailoverStart {
@@ -758,10 +843,24 @@ mod tests {
         }));
     }
 
+    /// `promoting`, and the promotion confirmed (`ReconfSlaves`).
+    fn promoted(s: &mut GroupState, epoch: u64) {
+        promoting(s, epoch);
+        let r = s.apply(&Command::FailoverPhase {
+            name: "m".into(),
+            epoch,
+            phase: Phase::ReconfSlaves,
+            promoted: None,
+            history: None,
+            by: Some(1),
+        });
+        assert_eq!(r, CommandResponse::Applied);
+    }
+
     #[test]
     fn switch_master_moves_the_address_once_per_epoch() {
         let mut s = monitored();
-        promoting(&mut s, 3);
+        promoted(&mut s, 3);
         assert_eq!(s.apply(&switch(3, 6380, Some(1))), CommandResponse::Applied);
         assert!(matches!(
             s.apply(&switch(3, 6381, Some(1))),
@@ -793,7 +892,7 @@ mod tests {
         assert!(
             matches!(s.apply(&forged), CommandResponse::Rejected(r) if r.starts_with("not authorized"))
         );
-        promoting(&mut s, 4);
+        promoted(&mut s, 4);
         // Another address than the promoted replica's.
         assert!(matches!(
             s.apply(&switch(4, 6381, Some(1))),
