@@ -22,7 +22,7 @@ use indexmap::IndexMap;
 
 use super::event::EventKind;
 use super::instance::Role;
-use super::sentinel::{emit, prefix, Master, Sentinel};
+use super::sentinel::{emit, prefix, MAddr, Master, Sentinel};
 use super::types::{Action, InstanceId, Millis};
 use crate::core::group::Command;
 use crate::core::group::{
@@ -287,6 +287,21 @@ fn same_addr(h1: &str, p1: u16, h2: &str, p2: u16) -> bool {
     p1 == p2 && h1.eq_ignore_ascii_case(h2)
 }
 
+/// The instance at `host:port` among a master's (`inst`) and its replicas.
+fn instance_at<'a>(
+    inst: &'a mut super::instance::Instance,
+    replicas: &'a mut IndexMap<String, super::instance::Instance>,
+    host: &str,
+    port: u16,
+) -> Option<&'a mut super::instance::Instance> {
+    if same_addr(&inst.host, inst.port, host, port) {
+        return Some(inst);
+    }
+    replicas
+        .values_mut()
+        .find(|r| same_addr(&r.host, r.port, host, port))
+}
+
 /// Asks INFO on the command link if it is up; returns the INFO count whose
 /// arrival answers this request (replies come back in order).
 fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Option<u64> {
@@ -298,6 +313,18 @@ fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Opti
     inst.link.info_inflight = true;
     out.push(Action::SendInfo { id: inst.id });
     Some(target)
+}
+
+/// A switch of a master to a newer config epoch, as `Sentinel::switch_to`
+/// applies it.
+struct Switch<'a> {
+    epoch: u64,
+    host: &'a str,
+    port: u16,
+    /// The daemon that led the failover, when known.
+    leader: Option<u64>,
+    /// The history the promoted replica took at its promotion.
+    history: Option<&'a ReplHistory>,
 }
 
 /// What the failover engine adds to an instance description.
@@ -317,6 +344,23 @@ impl Sentinel {
         self.cmaster(name)?.failover.as_ref()
     }
 
+    /// The master a committed failover replaces, as the leader's events name
+    /// it: the committed address. This daemon's own view may have moved to
+    /// the promoted replica already (it published the switch as an
+    /// observer before it took the failover over, or restarted from a
+    /// config written during the reconfiguration).
+    fn failover_maddr(&self, mi: usize) -> MAddr {
+        let m = &self.masters[mi];
+        match self.cmaster(&m.inst.name) {
+            Some(cm) => MAddr {
+                name: m.inst.name.clone(),
+                host: cm.host.clone(),
+                port: cm.port,
+            },
+            None => m.addr(),
+        }
+    }
+
     /// The address clients are given for master `m` (GET-MASTER-ADDR-BY-NAME,
     /// hello, config rewrite): committed, and the promoted replica's once the
     /// committed failover reached reconf_slaves (Sentinel does the same).
@@ -334,12 +378,28 @@ impl Sentinel {
         }
     }
 
-    /// The master's configured address as SENTINEL MASTER(S) and INFO show it.
+    /// The master's configured address as SENTINEL MASTER(S) and INFO show it:
+    /// the committed one, or the promoted replica's once this daemon
+    /// published the switch (observers, from the committed promotion on;
+    /// the failover's leader keeps the old address until the switch, as in
+    /// Sentinel).
     pub(crate) fn shown_addr(&self, m: &Master) -> (String, u16) {
         match self.cmaster(&m.inst.name) {
-            Some(cm) => (cm.host.clone(), cm.port),
+            Some(cm) => match self.published_early(m) {
+                Some((_, addr)) => addr,
+                None => (cm.host.clone(), cm.port),
+            },
             None => (m.inst.host.clone(), m.inst.port),
         }
+    }
+
+    /// The committed failover of master `m` whose promotion is committed,
+    /// when this daemon already published its switch (its config epoch
+    /// reached the failover's): (epoch, promoted address).
+    fn published_early(&self, m: &Master) -> Option<(u64, (String, u16))> {
+        let f = self.cfailover(&m.inst.name)?;
+        let addr = f.promotion_committed()?;
+        (m.config_epoch >= f.epoch).then(|| (f.epoch, addr.clone()))
     }
 
     /// Config epoch announced in hellos: the failover epoch once clients are
@@ -447,6 +507,7 @@ impl Sentinel {
                     .as_ref()
                     .is_none_or(|f| f.epoch <= m.fo.start_seen)
                 && cm.config_epoch <= m.config_epoch
+                && self.promotion_to_publish(mi, cm).is_none()
                 && m.failover_in_progress == cm.failover.is_some();
             if idle {
                 continue;
@@ -471,7 +532,25 @@ impl Sentinel {
                     .as_ref()
                     .filter(|f| f.epoch == cm.config_epoch)
                     .map(|f| f.leader);
-                self.committed_switch(mi, &cm, leader, now, out);
+                let to = Switch {
+                    epoch: cm.config_epoch,
+                    host: &cm.host,
+                    port: cm.port,
+                    leader,
+                    history: cm.history.as_ref(),
+                };
+                self.switch_to(mi, to, now, out);
+            }
+            if let Some(f) = self.promotion_to_publish(mi, &cm) {
+                let (host, port) = f.promoted.clone().unwrap_or_default();
+                let to = Switch {
+                    epoch: f.epoch,
+                    host: &host,
+                    port,
+                    leader: Some(f.leader),
+                    history: f.history.as_ref(),
+                };
+                self.switch_to(mi, to, now, out);
             }
             self.seed_history(mi, &cm);
             self.masters[mi].failover_in_progress = cm.failover.is_some();
@@ -578,17 +657,30 @@ impl Sentinel {
         }
     }
 
-    /// A committed SwitchMaster newer than this daemon's config.
-    fn committed_switch(
-        &mut self,
-        mi: usize,
-        cm: &CommittedMaster,
-        leader: Option<u64>,
-        now: Millis,
-        out: &mut Vec<Action>,
-    ) {
-        let e = cm.config_epoch;
-        let led = self.raft.initialized && leader == Some(self.raft.node_id);
+    /// The committed failover of `cm` whose switch this daemon publishes
+    /// now, ahead of the switch itself: its promotion is committed
+    /// (`ReconfSlaves`), this daemon has not switched to that epoch, and it
+    /// does not lead the failover. As Sentinel's observers switch on the
+    /// leader's hello once the promoted replica confirmed (the leader
+    /// announces it from then on), while the leader publishes
+    /// `+switch-master` only after `+failover-end`.
+    fn promotion_to_publish<'a>(&self, mi: usize, cm: &'a CommittedMaster) -> Option<&'a Failover> {
+        let f = cm.failover.as_ref()?;
+        f.promotion_committed()?;
+        let leads = self.raft.initialized && f.leader == self.raft.node_id;
+        (f.epoch > self.masters[mi].config_epoch && !leads).then_some(f)
+    }
+
+    /// This daemon switches master `mi` to a newer epoch: a committed
+    /// SwitchMaster, or (observers) a committed promotion. Sentinel's
+    /// `+config-update-from` (observers, when the leader is known) and
+    /// `+switch-master`, the master reset with `+slave` per replica (old
+    /// master included), a config flush, and the observer
+    /// client-reconfig-script; once per epoch (the config epoch says what
+    /// was published).
+    fn switch_to(&mut self, mi: usize, to: Switch<'_>, now: Millis, out: &mut Vec<Action>) {
+        let e = to.epoch;
+        let led = self.raft.initialized && to.leader == Some(self.raft.node_id);
         let name = self.masters[mi].inst.name.clone();
         if e > self.current_epoch {
             self.current_epoch = e;
@@ -601,11 +693,11 @@ impl Sentinel {
         m.inst.link.hold_hello = false;
         m.fo.last_start = None;
         let ma = m.addr();
-        if same_addr(&ma.host, ma.port, &cm.host, cm.port) {
+        if same_addr(&ma.host, ma.port, to.host, to.port) {
             out.push(Action::Flush);
             return;
         }
-        let leader_runid = leader.and_then(|l| self.runid_of_node(mi, l));
+        let leader_runid = to.leader.and_then(|l| self.runid_of_node(mi, l));
         let m = &mut self.masters[mi];
         if !led {
             let from = leader_runid.and_then(|r| {
@@ -629,20 +721,23 @@ impl Sentinel {
             EventKind::SwitchMaster,
             format!(
                 "{} {} {} {} {}",
-                ma.name, ma.host, ma.port, cm.host, cm.port
+                ma.name, ma.host, ma.port, to.host, to.port
             ),
             Some(&name),
         );
         let script = m.client_reconfig_script.clone();
-        self.switch_master_addr(mi, &cm.host, cm.port, now, out);
-        if cm.history.is_some() {
+        self.switch_master_addr(mi, to.host, to.port, now, out);
+        if let Some(h) = to.history {
             // What the leader read when the promotion was confirmed, not
             // this daemon's last INFO of the node as a replica.
-            self.masters[mi].inst.repl_id = None;
+            let i = &mut self.masters[mi].inst;
+            i.repl_id = Some(h.replid.clone());
+            i.repl_id2 = Some(h.replid2.clone()).filter(|id| !id.is_empty());
+            i.repl_offset = Some(h.offset);
         }
         if let (false, Some(script)) = (led, script) {
             out.push(super::sentinel::reconfig_script(
-                script, &ma, "observer", &cm.host, cm.port,
+                script, &ma, "observer", to.host, to.port,
             ));
         }
     }
@@ -726,18 +821,32 @@ impl Sentinel {
         m.fo.paused.retain(|a| !released.contains(a));
     }
 
-    /// Every daemon, after a coordinated switchover: no hello PUBLISH to the
-    /// old master until it reports role:slave — it may still be paused, and
+    /// Every daemon, once it switched in a coordinated switchover (at its
+    /// committed promotion, or at the switch): no hello PUBLISH to the old
+    /// master until it reports role:slave — it may still be paused, and
     /// a paused PUBLISH would hold every later command of the link (its
     /// PINGs too: the node would be seen down, and a new leader could not
     /// demote it until the pause ran out).
     fn hold_hellos_to_paused(&mut self, mi: usize) {
-        let Some(sw) = self.pending_switch(mi).filter(|sw| sw.coordinated) else {
-            return;
-        };
-        let key = super::event::format_addr(&sw.host, sw.port);
-        if let Some(r) = self.masters[mi].replicas.get_mut(&key) {
-            r.link.hold_hello = !(r.info_refresh.is_some() && r.role_reported == Role::Slave);
+        // The old master of the switch, and that of the coordinated
+        // failover whose promotion this daemon published already (its view
+        // lists the old master among the replicas).
+        let name = &self.masters[mi].inst.name;
+        let switched = self
+            .pending_switch(mi)
+            .filter(|sw| sw.coordinated)
+            .map(|sw| (sw.host.clone(), sw.port));
+        let promoted = self.cmaster(name).and_then(|cm| {
+            cm.failover
+                .as_ref()
+                .filter(|f| f.coordinated && f.promotion_committed().is_some())
+                .map(|_| (cm.host.clone(), cm.port))
+        });
+        for (host, port) in switched.into_iter().chain(promoted) {
+            let key = super::event::format_addr(&host, port);
+            if let Some(r) = self.masters[mi].replicas.get_mut(&key) {
+                r.link.hold_hello = !(r.info_refresh.is_some() && r.role_reported == Role::Slave);
+            }
         }
     }
 
@@ -751,21 +860,31 @@ impl Sentinel {
     }
 
     /// Every daemon: once it has published `+switch-master` for the
-    /// committed switch (its own config epoch reached the switch's), it says
-    /// so in the log (`SwitchPublished`), until that is committed.
+    /// committed switch, or for a failover whose promotion is committed
+    /// (its own config epoch reached that epoch), it says so in the log
+    /// (`SwitchPublished`), until that is committed.
     fn report_published(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         let me = self.raft.node_id;
         let initialized = self.raft.initialized;
-        let Some((epoch, done)) = self
+        if let Some(epoch) = self.pending_switch(mi).map(|sw| sw.epoch) {
+            let m = &mut self.masters[mi];
+            if m.fo.switch_seen.is_none_or(|(e, _)| e != epoch) {
+                m.fo.switch_seen = Some((epoch, now));
+            }
+        }
+        let name = &self.masters[mi].inst.name;
+        let due = self
             .pending_switch(mi)
-            .map(|sw| (sw.epoch, sw.published.contains(&me)))
-        else {
+            .map(|sw| (sw.epoch, &sw.published))
+            .or_else(|| {
+                self.cfailover(name)
+                    .filter(|f| f.promotion_committed().is_some())
+                    .map(|f| (f.epoch, &f.published))
+            });
+        let Some((epoch, done)) = due.map(|(e, p)| (e, p.contains(&me))) else {
             return;
         };
         let m = &mut self.masters[mi];
-        if m.fo.switch_seen.is_none_or(|(e, _)| e != epoch) {
-            m.fo.switch_seen = Some((epoch, now));
-        }
         if done || !initialized || m.config_epoch < epoch {
             return;
         }
@@ -1153,8 +1272,13 @@ impl Sentinel {
             // Taking over (or resuming after a restart): this daemon is now
             // the elected leader of the failover.
             self.masters[mi].fo.led_start = f.epoch;
-            let m = &self.masters[mi];
-            emit(out, EventKind::ElectedLeader, m.prefix(), Some(&name));
+            let ma = self.failover_maddr(mi);
+            emit(
+                out,
+                EventKind::ElectedLeader,
+                ma.master_prefix(),
+                Some(&name),
+            );
             if self.simfailure_flags & SIMFAILURE_CRASH_AFTER_ELECTION != 0 {
                 out.push(Action::SimulatedCrash);
             }
@@ -1232,21 +1356,25 @@ impl Sentinel {
             }
             Phase::ReconfSlaves | Phase::UpdateConfig => {
                 let timeout = self.masters[mi].failover_timeout;
-                let m = &mut self.masters[mi];
+                let ma = self.failover_maddr(mi);
                 emit(
                     out,
                     EventKind::FailoverStateReconfSlaves,
-                    m.prefix(),
+                    ma.master_prefix(),
                     Some(&name),
                 );
                 // The old master is left alone until after the switch (see
                 // `demote_after_switch`). A coordinated switchover taken
                 // over here pauses it again: the pause of the daemon that
                 // led so far is not known to this one and may run out.
-                if f.coordinated && !run.paused && m.inst.link.cmd_up && !m.inst.s_down {
-                    pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
-                    run.paused = true;
-                    run.paused_at = now;
+                let m = &mut self.masters[mi];
+                let old = instance_at(&mut m.inst, &mut m.replicas, &ma.host, ma.port);
+                if let Some(old) = old.filter(|o| o.link.cmd_up && !o.s_down) {
+                    if f.coordinated && !run.paused {
+                        pause_writes(&mut m.fo.paused, old, timeout, out);
+                        run.paused = true;
+                        run.paused_at = now;
+                    }
                 }
                 run.reconf.clear();
                 run.sub = Sub::Reconf;
@@ -1557,10 +1685,15 @@ impl Sentinel {
     /// and the replicas' reconfiguration may each take up to that, and the
     /// old master stays paused until it is demoted after the switch).
     fn refresh_pause(&mut self, mi: usize, run: &mut Run, now: Millis, out: &mut Vec<Action>) {
+        let timeout = self.masters[mi].failover_timeout;
+        if !run.paused || now.saturating_sub(run.paused_at) < timeout / 3 {
+            return;
+        }
+        let ma = self.failover_maddr(mi);
         let m = &mut self.masters[mi];
-        let timeout = m.failover_timeout;
-        if run.paused && now.saturating_sub(run.paused_at) >= timeout / 3 && m.inst.link.cmd_up {
-            pause_writes(&mut m.fo.paused, &mut m.inst, timeout, out);
+        let old = instance_at(&mut m.inst, &mut m.replicas, &ma.host, ma.port);
+        if let Some(old) = old.filter(|o| o.link.cmd_up) {
+            pause_writes(&mut m.fo.paused, old, timeout, out);
             run.paused_at = now;
         }
     }
@@ -1683,8 +1816,8 @@ impl Sentinel {
         let skip = |r: &super::instance::Instance| {
             same_addr(&r.host, r.port, &ph, pp) || same_addr(&r.host, r.port, &oh, op)
         };
+        let ma = self.failover_maddr(mi);
         let m = &mut self.masters[mi];
-        let ma = m.addr();
         let name = ma.name.clone();
         // INFO-driven transitions.
         for (key, r) in m.replicas.iter() {
@@ -1773,10 +1906,10 @@ impl Sentinel {
                 }
             }
         }
-        // End detection.
-        let promoted_down = m
-            .replicas
-            .values()
+        // End detection (the promoted replica is the master of this
+        // daemon's view if it published the switch before it took over).
+        let promoted_down = std::iter::once(&m.inst)
+            .chain(m.replicas.values())
             .any(|r| same_addr(&r.host, r.port, &ph, pp) && r.s_down);
         if promoted_down {
             return;
@@ -1796,11 +1929,11 @@ impl Sentinel {
             emit(
                 out,
                 EventKind::FailoverEndForTimeout,
-                m.prefix(),
+                ma.master_prefix(),
                 Some(&name),
             );
         }
-        emit(out, EventKind::FailoverEnd, m.prefix(), Some(&name));
+        emit(out, EventKind::FailoverEnd, ma.master_prefix(), Some(&name));
         if timed_out {
             for (key, r) in m.replicas.iter_mut() {
                 if skip(r)

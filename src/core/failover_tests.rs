@@ -554,21 +554,14 @@ fn observer_publishes_the_switch_once_per_epoch() {
         h.s.master_addr("mymaster"),
         Some(("127.0.0.1".into(), 6379))
     );
+    // The promotion committed: the observer publishes the switch now, as
+    // Sentinel's observers do on the leader's hello (the leader publishes
+    // it after +failover-end), switches its view and says so in the log.
     let a = h.commit(400, phase(1, Phase::ReconfSlaves, None).signed(node(PEER)));
-    assert!(events(&a).is_empty());
     assert_eq!(
         h.s.master_addr("mymaster"),
         Some(("127.0.0.1".into(), 6381))
     );
-    let a = h.commit(500, switch(1, 6381).signed(node(PEER)));
-    // Published, then said so in the log (again until committed).
-    assert_eq!(proposals(&a), vec![published(1, MYID)]);
-    assert!(proposals(&h.s.handle(600, Input::Tick)).is_empty());
-    assert_eq!(
-        proposals(&h.s.handle(750, Input::Tick)),
-        vec![published(1, MYID)]
-    );
-    h.gs.apply(&published(1, MYID));
     assert_eq!(
         events(&a),
         vec![
@@ -590,6 +583,26 @@ fn observer_publishes_the_switch_once_per_epoch() {
             ),
         ]
     );
+    assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
+    let p = h.s.persisted();
+    assert_eq!((p.masters[0].port, p.masters[0].config_epoch), (6381, 1));
+    let d = h.s.master_desc("mymaster", 400).unwrap();
+    assert!(d.contains(&("port", "6381".into())), "{d:?}");
+    // Published, then said so in the log (again until committed).
+    assert_eq!(proposals(&a), vec![published(1, MYID)]);
+    assert!(proposals(&h.s.handle(500, Input::Tick)).is_empty());
+    assert_eq!(
+        proposals(&h.s.handle(650, Input::Tick)),
+        vec![published(1, MYID)]
+    );
+    h.commit(700, published(1, MYID));
+    assert!(proposals(&h.s.handle(1000, Input::Tick)).is_empty());
+    // The switch itself publishes nothing more here; the publication
+    // recorded before it holds.
+    let a = h.commit(1100, switch(1, 6381).signed(node(PEER)));
+    assert!(events(&a).is_empty(), "{:?}", events(&a));
+    assert!(proposals(&a).is_empty());
+    assert!(proposals(&h.s.handle(1400, Input::Tick)).is_empty());
     // Delivered twice: nothing more.
     let a = h.deliver(800);
     assert!(events(&a).is_empty());
@@ -822,7 +835,7 @@ fn own_stale_vote_is_retracted() {
 fn new_leader_resumes_a_failover_from_its_committed_phase() {
     let mut h = H::new(state(&[6380, 6381]), false);
     h.healthy(100, &[(6380, 900), (6381, 1000)]);
-    let (r1, r2) = (h.id(6380), h.id(6381));
+    let r2 = h.id(6381);
     h.commit(200, start(1, PEER, false, false));
     h.commit(
         300,
@@ -855,7 +868,31 @@ fn new_leader_resumes_a_failover_from_its_committed_phase() {
         epoch: 1,
         leader: node(PEER2),
     });
-    h.deliver(530);
+    // No longer leading a failover whose promotion is committed: this
+    // daemon publishes the switch as an observer would, and says so.
+    let a = h.deliver(530);
+    assert_eq!(
+        events(&a),
+        vec![
+            ev(
+                EventKind::ConfigUpdateFrom,
+                &format!("sentinel {PEER2} 127.0.0.1 26381 @ mymaster 127.0.0.1 6379")
+            ),
+            ev(
+                EventKind::SwitchMaster,
+                "mymaster 127.0.0.1 6379 127.0.0.1 6381"
+            ),
+            ev(
+                EventKind::Slave,
+                "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6381"
+            ),
+            ev(
+                EventKind::Slave,
+                "slave 127.0.0.1:6379 127.0.0.1 6379 @ mymaster 127.0.0.1 6381"
+            ),
+        ]
+    );
+    h.commit(540, published(1, MYID));
     let a = h.raft(600, true, 2);
     let take = Command::FailoverTakeover {
         name: "mymaster".into(),
@@ -863,19 +900,48 @@ fn new_leader_resumes_a_failover_from_its_committed_phase() {
         leader: node(MYID),
     };
     assert_eq!(proposals(&a), vec![take.clone()]);
+    // Its events still name the master being replaced; the replica is
+    // reconfigured once its link (reset by the switch) is up again, the
+    // old master (now among the replicas here) is left for the demotion.
     let a = h.commit(650, take);
     assert_eq!(
         events(&a),
         vec![
             ev(EventKind::ElectedLeader, M),
             ev(EventKind::FailoverStateReconfSlaves, M),
-            ev(EventKind::SlaveReconfSent, &slave(6380)),
         ]
+    );
+    let (r1, old) = (h.id(6380), h.id(6379));
+    h.up(old, 660);
+    let mut a = Vec::new();
+    for link in [LinkKind::Command, LinkKind::PubSub] {
+        a.extend(h.s.handle(670, Input::LinkUp { id: r1, link }));
+    }
+    assert_eq!(
+        events(&a),
+        vec![ev(EventKind::SlaveReconfSent, &slave(6380))]
     );
     assert!(a.contains(&Action::Reconfigure {
         id: r1,
         replicaof: Some(("127.0.0.1".into(), 6381))
     }));
+    assert!(!a
+        .iter()
+        .any(|x| matches!(x, Action::Reconfigure { id, .. } if *id == old)));
+    let a = h.info(r1, 700, &replica_text(6381, 1000, 100, NEW_REPLID));
+    assert_eq!(
+        engine_events(&a),
+        vec![
+            ev(EventKind::SlaveReconfInprog, &slave(6380)),
+            ev(EventKind::SlaveReconfDone, &slave(6380)),
+            ev(EventKind::FailoverEnd, M),
+        ]
+    );
+    assert_eq!(proposals(&a), vec![switch(1, 6381)]);
+    // It published already: the switch publishes nothing again.
+    let a = h.commit(710, switch(1, 6381));
+    assert!(events(&a).is_empty(), "{:?}", events(&a));
+    assert!(proposals(&a).is_empty());
 }
 
 #[test]
@@ -1616,6 +1682,89 @@ fn plain_manual_failover_demotes_the_old_master_after_the_switch_is_published() 
     assert!(!touches_old(&a));
     assert_eq!(proposals(&a), vec![switch(1, 6380)]);
     expect_demotion_after_publication(&mut h, 1340, 6380, false);
+}
+
+/// The observers publish once the promotion is committed, and say so before
+/// the switch: at the switch only the leader's own publication (after its
+/// `+failover-end`) is left, and the old master is demoted right after it.
+#[test]
+fn publications_before_the_switch_count_for_the_demotion() {
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    h.commit(200, start(1, MYID, true, false));
+    h.commit(210, phase(1, Phase::SendSlaveofNoone, Some(6380)));
+    let a = h.commit(220, reconf_phase(1, NEW_REPLID, REPLID, 1000));
+    // The leader publishes nothing before its +failover-end.
+    assert!(!events(&a)
+        .iter()
+        .any(|(k, _)| matches!(k, EventKind::SwitchMaster | EventKind::ConfigUpdateFrom)));
+    assert_eq!(proposals(&a), vec![switch(1, 6380)]);
+    h.commit(230, published(1, PEER));
+    h.commit(240, published(1, PEER2));
+    // (A leader demotes nothing in its first second.)
+    h.peers_up(1250);
+    let a = h.commit(1300, switch(1, 6380));
+    assert_eq!(proposals(&a), vec![published(1, MYID)]);
+    let old = h.id(6379);
+    h.up(old, 1310);
+    h.pong(old, 1310);
+    h.info(old, 1320, "role:master\r\n");
+    h.master_info(1330, 3000);
+    let demote = Action::Reconfigure {
+        id: old,
+        replicaof: Some(("127.0.0.1".into(), 6380)),
+    };
+    let a = h.commit(1340, published(1, MYID));
+    assert!(!a.contains(&demote));
+    let a = h.s.handle(1340 + SUBSCRIBER_GRACE_MS, Input::Tick);
+    assert!(a.contains(&demote));
+}
+
+/// An observer of a coordinated switchover that published at the committed
+/// promotion lists the old master among the replicas: no hello PUBLISH to
+/// it (it is paused) until it says it is a replica.
+#[test]
+fn observer_holds_hellos_to_the_paused_old_master_once_it_switched() {
+    let mut h = H::new(state(&[6380]), false);
+    h.healthy(100, &[(6380, 1000)]);
+    h.commit(200, start(1, PEER, true, true));
+    h.commit(
+        210,
+        phase(1, Phase::SendSlaveofNoone, Some(6380)).signed(node(PEER)),
+    );
+    let a = h.commit(
+        220,
+        reconf_phase(1, NEW_REPLID, REPLID, 1000).signed(node(PEER)),
+    );
+    assert!(events(&a).contains(&ev(
+        EventKind::SwitchMaster,
+        "mymaster 127.0.0.1 6379 127.0.0.1 6380"
+    )));
+    let old = h.id(6379);
+    let held = |h: &H| {
+        h.s.masters["mymaster"].replicas["127.0.0.1:6379"]
+            .link
+            .hold_hello
+    };
+    assert!(held(&h));
+    h.up(old, 230);
+    h.pong(old, 230);
+    h.info(old, 240, "role:master\r\n");
+    let mut later = Vec::new();
+    for t in (300..=3000).step_by(100) {
+        h.pong(old, t);
+        later.extend(h.s.handle(t, Input::Tick));
+    }
+    assert!(held(&h));
+    assert!(!later
+        .iter()
+        .any(|x| matches!(x, Action::SendHello { id, .. } if *id == old)));
+    h.info(
+        old,
+        3100,
+        "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6380\r\n",
+    );
+    assert!(!held(&h));
 }
 
 /// A daemon that never says it published (it missed the commit) is waited

@@ -85,6 +85,17 @@ impl MAddr {
             port: self.port,
         }
     }
+
+    /// The `%@` prefix of the master at this address.
+    pub(crate) fn master_prefix(&self) -> String {
+        instance_prefix(
+            InstanceKind::Master,
+            &self.name,
+            &self.host,
+            self.port,
+            None,
+        )
+    }
 }
 
 /// The `%@` prefix of an instance (see `event::instance_prefix`).
