@@ -334,3 +334,13 @@ pub(super) fn old_master_demoted_only_after_the_switch_is_published(w: &World) -
         None => Ok(()),
     }
 }
+
+/// A daemon publishes `+switch-master` for an epoch only once its promotion
+/// is committed (observers from the committed `ReconfSlaves` on, the leader
+/// at the switch), and once (checked by the simulator at each publication).
+pub(super) fn switch_published_once_after_the_committed_promotion(w: &World) -> Check {
+    match w.bad_publications.first() {
+        Some(p) => Err(p.clone()),
+        None => Ok(()),
+    }
+}

@@ -74,6 +74,10 @@ const STEP_CHECKS: &[(&str, Checker)] = &[
         "old_master_demoted_only_after_the_switch_is_published",
         invariants::old_master_demoted_only_after_the_switch_is_published,
     ),
+    (
+        "switch_published_once_after_the_committed_promotion",
+        invariants::switch_published_once_after_the_committed_promotion,
+    ),
 ];
 
 fn fail(w: &World, name: &str, why: &str) -> ! {

@@ -285,6 +285,9 @@ pub(super) struct World {
     /// daemon that stayed live since the switch's commit published it
     /// (within the bound).
     pub early_demotions: Vec<String>,
+    /// `+switch-master` published for an epoch whose promotion was not
+    /// committed, or twice by one daemon.
+    pub bad_publications: Vec<String>,
     /// (switch epoch, daemon) pairs whose `+switch-master` was published.
     pub switch_published: std::collections::BTreeSet<(u64, usize)>,
     /// When each switch's `SwitchMaster` was committed, by epoch.
@@ -394,6 +397,7 @@ impl World {
             promotions: Vec::new(),
             write_loss: Vec::new(),
             early_demotions: Vec::new(),
+            bad_publications: Vec::new(),
             switch_published: Default::default(),
             switch_committed_at: BTreeMap::new(),
             unlive_at: vec![0; n],
@@ -698,7 +702,7 @@ impl World {
                         .and_then(|c| c.masters.get(MASTER_NAME))
                         .map(|m| m.config_epoch);
                     if let Some(e) = epoch {
-                        self.switch_published.insert((e, d));
+                        self.check_publication(d, e);
                     }
                 }
                 *self.events.entry(ev.kind.channel()).or_default() += 1;
@@ -713,6 +717,31 @@ impl World {
             // The simulator never sets SIMULATE-FAILURE flags; a crash is a
             // crash all the same.
             Action::SimulatedCrash => self.crash_daemon(d),
+        }
+    }
+
+    /// Daemon `d` published `+switch-master` for epoch `e`: the promotion of
+    /// that epoch must be an applied entry of the log (phase
+    /// `ReconfSlaves`), and no daemon publishes an epoch twice (across its
+    /// restarts too: it flushes the epoch with the publication).
+    fn check_publication(&mut self, d: usize, e: u64) {
+        let promoted = self.raft.log.iter().any(|x| {
+            x.response == crate::core::group::CommandResponse::Applied
+                && matches!(&x.cmd, Command::FailoverPhase { name, epoch, phase, .. }
+                    if name == MASTER_NAME && *epoch == e && *phase >= Phase::ReconfSlaves)
+        });
+        let problem = if !promoted {
+            Some(format!(
+                "d{d} published +switch-master for epoch {e}, whose promotion is not committed"
+            ))
+        } else if !self.switch_published.insert((e, d)) {
+            Some(format!("d{d} published +switch-master for epoch {e} twice"))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.note(format!("BAD PUBLICATION: {p}"));
+            self.bad_publications.push(p);
         }
     }
 
