@@ -426,11 +426,17 @@ impl Sentinel {
         use super::types::InstanceKind;
         let mut x = super::instance::FlagExtras::default();
         let mut d = DescExtras::default();
-        let cf = self.cfailover(&m.inst.name);
+        // A daemon that published the switch of a failover it does not
+        // lead describes the new master, as Sentinel's observers do: no
+        // failover flags or state.
+        let me = self.raft.node_id;
+        let cf = self
+            .cfailover(&m.inst.name)
+            .filter(|f| f.leader == me || self.published_early(m).is_none());
         match inst.kind {
             InstanceKind::Master => {
                 x.failover_in_progress = match self.cmaster(&m.inst.name) {
-                    Some(cm) => cm.failover.is_some(),
+                    Some(_) => cf.is_some(),
                     None => m.failover_in_progress,
                 };
                 x.no_quorum = self.cut_off(&m.inst.name);

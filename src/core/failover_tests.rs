@@ -586,8 +586,15 @@ fn observer_publishes_the_switch_once_per_epoch() {
     assert!(!a.iter().any(|x| matches!(x, Action::Reconfigure { .. })));
     let p = h.s.persisted();
     assert_eq!((p.masters[0].port, p.masters[0].config_epoch), (6381, 1));
+    // It describes the new master, with no failover flags (Sentinel's
+    // observers show the same).
     let d = h.s.master_desc("mymaster", 400).unwrap();
     assert!(d.contains(&("port", "6381".into())), "{d:?}");
+    assert!(
+        d.contains(&("flags", "master,disconnected".into())),
+        "{d:?}"
+    );
+    assert!(!d.iter().any(|(k, _)| *k == "failover-state"), "{d:?}");
     // Published, then said so in the log (again until committed).
     assert_eq!(proposals(&a), vec![published(1, MYID)]);
     assert!(proposals(&h.s.handle(500, Input::Tick)).is_empty());
