@@ -288,6 +288,9 @@ pub(super) struct World {
     /// `+switch-master` published for an epoch whose promotion was not
     /// committed, or twice by one daemon.
     pub bad_publications: Vec<String>,
+    /// The last epoch each daemon published `+switch-master` for (kept
+    /// across its restarts).
+    pub last_published: Vec<u64>,
     /// (switch epoch, daemon) pairs whose `+switch-master` was published.
     pub switch_published: std::collections::BTreeSet<(u64, usize)>,
     /// When each switch's `SwitchMaster` was committed, by epoch.
@@ -398,6 +401,7 @@ impl World {
             write_loss: Vec::new(),
             early_demotions: Vec::new(),
             bad_publications: Vec::new(),
+            last_published: vec![0; n],
             switch_published: Default::default(),
             switch_committed_at: BTreeMap::new(),
             unlive_at: vec![0; n],
@@ -694,15 +698,19 @@ impl World {
                     if let [_, _, _, h, p] = w.as_slice() {
                         self.daemons[d].told_addr = p.parse().ok().map(|p: u16| (h.to_string(), p));
                     }
-                    // The epoch the daemon switched to (from the log, or
-                    // from a peer's hello before it rejoined the group).
+                    // The daemon's config epoch once this input is handled
+                    // (from the log, or from a peer's hello before it
+                    // rejoined the group); one input may publish two
+                    // switches (a lagging daemon gets a switch and the next
+                    // promotion at once).
                     let epoch = self.daemons[d]
                         .core
                         .as_ref()
                         .and_then(|c| c.masters.get(MASTER_NAME))
                         .map(|m| m.config_epoch);
-                    if let Some(e) = epoch {
-                        self.check_publication(d, e);
+                    let to = self.daemons[d].told_addr.clone();
+                    if let (Some(e), Some(to)) = (epoch, to) {
+                        self.check_publication(d, &to, e);
                     }
                 }
                 *self.events.entry(ev.kind.channel()).or_default() += 1;
@@ -720,24 +728,56 @@ impl World {
         }
     }
 
-    /// Daemon `d` published `+switch-master` for epoch `e`: the promotion of
-    /// that epoch must be an applied entry of the log (phase
-    /// `ReconfSlaves`), and no daemon publishes an epoch twice (across its
-    /// restarts too: it flushes the epoch with the publication).
-    fn check_publication(&mut self, d: usize, e: u64) {
-        let promoted = self.raft.log.iter().any(|x| {
-            x.response == crate::core::group::CommandResponse::Applied
-                && matches!(&x.cmd, Command::FailoverPhase { name, epoch, phase, .. }
+    /// Daemon `d` published `+switch-master` to `to`, its config epoch being
+    /// `upto` afterwards. The publication is for the lowest epoch above the
+    /// last one it published (daemons publish epochs in order, and flush
+    /// each with its publication, so a restart does not go back) whose
+    /// failover chose `to`, up to `upto`. There must be such an epoch (else
+    /// it published one twice, or one that chose another node), and its
+    /// promotion must be an applied entry of the log (`ReconfSlaves`).
+    fn check_publication(&mut self, d: usize, to: &(String, u16), upto: u64) {
+        let last = self.last_published[d];
+        let chose = |e: &Command| match e {
+            Command::FailoverPhase {
+                name,
+                epoch,
+                promoted: Some(addr),
+                ..
+            } if name == MASTER_NAME && addr == to && *epoch > last && *epoch <= upto => {
+                Some(*epoch)
+            }
+            _ => None,
+        };
+        let applied =
+            |x: &&super::raft::Entry| x.response == crate::core::group::CommandResponse::Applied;
+        let chosen: std::collections::BTreeSet<u64> = self
+            .raft
+            .log
+            .iter()
+            .filter(applied)
+            .filter_map(|x| chose(&x.cmd))
+            .collect();
+        let promoted = |e: u64| {
+            self.raft.log.iter().filter(applied).any(|x| {
+                matches!(&x.cmd, Command::FailoverPhase { name, epoch, phase, .. }
                     if name == MASTER_NAME && *epoch == e && *phase >= Phase::ReconfSlaves)
-        });
-        let problem = if !promoted {
-            Some(format!(
+            })
+        };
+        // An epoch whose failover chose `to` and was aborted before the
+        // promotion (the same node may be chosen again later) is skipped.
+        let epoch = chosen.iter().copied().find(|&e| promoted(e));
+        let problem = match (epoch, chosen.first()) {
+            (Some(e), _) => {
+                self.last_published[d] = e;
+                self.switch_published.insert((e, d));
+                None
+            }
+            (None, Some(e)) => Some(format!(
                 "d{d} published +switch-master for epoch {e}, whose promotion is not committed"
-            ))
-        } else if !self.switch_published.insert((e, d)) {
-            Some(format!("d{d} published +switch-master for epoch {e} twice"))
-        } else {
-            None
+            )),
+            (None, None) => Some(format!(
+                "d{d} published +switch-master to {to:?} (config epoch {upto}, last published {last}): no failover chose it since, or it published that epoch already"
+            )),
         };
         if let Some(p) = problem {
             self.note(format!("BAD PUBLICATION: {p}"));
