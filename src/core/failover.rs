@@ -385,21 +385,20 @@ impl Sentinel {
     /// Sentinel).
     pub(crate) fn shown_addr(&self, m: &Master) -> (String, u16) {
         match self.cmaster(&m.inst.name) {
-            Some(cm) => match self.published_early(m) {
-                Some((_, addr)) => addr,
-                None => (cm.host.clone(), cm.port),
-            },
+            Some(cm) => self
+                .published_early(m)
+                .unwrap_or_else(|| (cm.host.clone(), cm.port)),
             None => (m.inst.host.clone(), m.inst.port),
         }
     }
 
-    /// The committed failover of master `m` whose promotion is committed,
-    /// when this daemon already published its switch (its config epoch
-    /// reached the failover's): (epoch, promoted address).
-    fn published_early(&self, m: &Master) -> Option<(u64, (String, u16))> {
+    /// The promoted address of master `m`'s committed failover, when its
+    /// promotion is committed and this daemon already published its switch
+    /// (its config epoch reached the failover's).
+    fn published_early(&self, m: &Master) -> Option<(String, u16)> {
         let f = self.cfailover(&m.inst.name)?;
         let addr = f.promotion_committed()?;
-        (m.config_epoch >= f.epoch).then(|| (f.epoch, addr.clone()))
+        (m.config_epoch >= f.epoch).then(|| addr.clone())
     }
 
     /// Config epoch announced in hellos: the failover epoch once clients are
