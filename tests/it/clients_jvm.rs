@@ -9,13 +9,16 @@
 //!
 //! Against a three-daemon raftinel group (one master, two replicas): a
 //! SIGKILL of the master, a `SENTINEL FAILOVER` (a coordinated switchover by
-//! default), an explicitly coordinated switchover, a second SIGKILL, then ten
+//! default), a plain one (`coordinated-failover no`, Sentinel's), an
+//! explicitly coordinated switchover, a second SIGKILL, then ten
 //! `SENTINEL FAILOVER`s in a row. After each, every client must write to the
 //! master every daemon names. At the end, for each client: it ends on that
 //! master; no write was acknowledged by a node after the group had moved
-//! away from it; no write acknowledged before a planned switchover is
-//! missing; the recovery time of each failover (last write acknowledged by
-//! the old master to first by the new one) is printed, not asserted.
+//! away from it (but the old master of the plain failover, until the client
+//! wrote to the new one: those writes are lost by design and counted); no
+//! write acknowledged before a planned switchover is missing; the recovery
+//! time of each failover (last write acknowledged by the old master to
+//! first by the new one) is printed, not asserted.
 //!
 //! The same clients through one `SENTINEL FAILOVER` of three real
 //! redis-sentinel 7.0.15 processes, where the difference shows (it demotes
@@ -284,6 +287,10 @@ struct Era {
     end: Option<(&'static str, u64)>,
     /// It ended with a planned switchover (no acknowledged write may be lost).
     planned: bool,
+    /// It ended with a plain failover (`coordinated-failover no`, Sentinel's):
+    /// the old master keeps its clients until it is demoted, and the writes
+    /// it acknowledges meanwhile are lost, as with redis-sentinel.
+    plain: bool,
 }
 
 /// The master every sentinel of `ports` names, once they agree on one other
@@ -332,6 +339,7 @@ impl Scenario {
                 master,
                 end: None,
                 planned: false,
+                plain: false,
             }],
             failovers: Vec::new(),
         }
@@ -365,8 +373,19 @@ impl Scenario {
             master: to,
             end: None,
             planned: false,
+            plain: false,
         });
         run.wait_on(clients, to, at, &format!("{label} ({from} -> {to})"));
+        to
+    }
+
+    /// `failover` for a plain `SENTINEL FAILOVER` (`coordinated-failover
+    /// no`): writes the old master acknowledges after the switch are
+    /// allowed (and counted) until the client's first write on the new one.
+    fn plain_failover(&mut self, run: &mut JvmRun, label: &str, trigger: impl FnOnce()) -> u16 {
+        let to = self.failover(run, &CLIENTS, label, false, trigger);
+        let k = self.eras.len() - 2;
+        self.eras[k].plain = true;
         to
     }
 
@@ -397,11 +416,25 @@ impl Scenario {
             );
             // No write acknowledged by a node the group had moved away from
             // (the test saw the move after it happened: the check errs on
-            // the safe side).
+            // the safe side), but the old master of a plain failover until
+            // the client's first write on the new one (it never goes back).
+            let first_on = |k: usize| {
+                acks.iter()
+                    .filter(|a| self.era_at(a.at) == k && a.port == self.eras[k].master)
+                    .map(|a| a.at)
+                    .min()
+            };
+            let late_plain = |k: usize, a: &Ack| {
+                k > 0
+                    && self.eras[k - 1].plain
+                    && a.port == self.eras[k - 1].master
+                    && first_on(k).is_none_or(|t| a.at <= t)
+            };
             for a in &acks {
                 let k = self.era_at(a.at);
                 let ok = a.port == self.eras[k].master
-                    || self.eras.get(k + 1).is_some_and(|n| n.master == a.port);
+                    || self.eras.get(k + 1).is_some_and(|n| n.master == a.port)
+                    || late_plain(k, a);
                 assert!(
                     ok,
                     "{name}/{c}: write {} acknowledged by {} at {} while the master was {} (era {k}: {:?})\n{}",
@@ -445,9 +478,12 @@ impl Scenario {
             let mut line = format!("{name} {c:<10}");
             for (k, label) in &self.failovers {
                 let (old, new) = (self.eras[*k].master, self.eras[k + 1].master);
+                // A plain failover's old master takes writes after the
+                // switch too (until the client moves or it is demoted).
+                let until = if self.eras[*k].plain { k + 1 } else { *k };
                 let last_old = acks
                     .iter()
-                    .filter(|a| a.port == old && self.era_at(a.at) <= *k)
+                    .filter(|a| a.port == old && self.era_at(a.at) <= until)
                     .map(|a| a.at)
                     .max();
                 // Only while the new master is the master (a client that
@@ -464,6 +500,14 @@ impl Scenario {
                 match (last_old, first_new) {
                     (Some(o), Some(n)) => line.push_str(&format!(" | {label} {} ms", n - o)),
                     _ => line.push_str(&format!(" | {label} -")),
+                }
+                if self.eras[*k].plain {
+                    let lost = acks
+                        .iter()
+                        .filter(|a| a.port == old && (*k..=k + 1).contains(&self.era_at(a.at)))
+                        .filter(|a| !have.contains(&a.seq))
+                        .count();
+                    line.push_str(&format!(", {lost} lost"));
                 }
             }
             report.push(line);
@@ -547,6 +591,9 @@ fn jedis_and_lettuce_follow_every_failover() {
     s.failover(&mut run, &CLIENTS, "FAILOVER", true, || {
         sentinel_failover(ports[0])
     });
+    // Sentinel's plain failover (the option is replicated to every daemon).
+    g.set_coordinated(&[2], "no");
+    s.plain_failover(&mut run, "plain", || sentinel_failover(ports[2]));
     g.set_coordinated(&[1], "yes");
     s.failover(&mut run, &CLIENTS, "coordinated", true, || {
         sentinel_failover(ports[1])
