@@ -634,3 +634,124 @@ fn bad_joins_are_refused_counted_and_change_nothing() {
     assert_eq!(refused, refused_before + 5, "every refusal counted");
     wait_group(&refs(&ds), 3);
 }
+
+// ---------------------------------------------------------------- two groups
+
+/// Two deployments, each bootstrapped under its own cluster id, made to
+/// reach each other: every daemon of both monitors the same master, so each
+/// hears the other deployment's daemons in the hellos. Neither group takes a
+/// member of the other, and a daemon of the second whose Raft data is wiped
+/// comes back into its own group (its configured cluster id), not into the
+/// first.
+#[test]
+fn two_deployments_that_reach_each_other_never_merge() {
+    let topo_a = Topology::new(1);
+    let topo_b = Topology::new(1);
+    let start = |port: u16, cluster: &str| -> Vec<Daemon> {
+        (0..3)
+            .map(|_| {
+                Daemon::start_with_env(
+                    &monitor(port),
+                    &[],
+                    vec![("RAFTINEL_CLUSTER_ID".to_string(), cluster.to_string())],
+                )
+            })
+            .collect()
+    };
+    let a = start(topo_a.master.port, "deployment-a");
+    let mut b = start(topo_b.master.port, "deployment-b");
+    let ids = |ds: &[Daemon]| -> Vec<String> {
+        let mut v: Vec<String> = ds.iter().filter_map(|d| d.raft_node_id()).collect();
+        v.sort();
+        v
+    };
+    let in_cluster = |cluster: &'static str| {
+        move |info: &BTreeMap<String, String>| {
+            let c = field(info, "raft_cluster_id");
+            if c == cluster {
+                Ok(())
+            } else {
+                Err(format!("cluster id {c:?}, expected {cluster:?}"))
+            }
+        }
+    };
+    wait_group_where(&refs(&a), 3, "group a", in_cluster("deployment-a"));
+    wait_group_where(&refs(&b), 3, "group b", in_cluster("deployment-b"));
+    let (ids_a, ids_b) = (ids(&a), ids(&b));
+
+    let shared = RedisNode::start();
+    for d in a.iter().chain(b.iter()) {
+        let r = d.conn().cmd(&[
+            "SENTINEL",
+            "MONITOR",
+            "shared",
+            "127.0.0.1",
+            &shared.port.to_string(),
+            "2",
+        ]);
+        assert!(
+            r == Resp::Status("OK".into()) || r.as_str().is_some_and(|e| e.contains("Duplicate")),
+            "SENTINEL MONITOR on {}: {}",
+            d.port,
+            r.pretty()
+        );
+    }
+    // Every daemon hears the five others on the shared master.
+    wait_for(LONG, "the two deployments hear each other", || {
+        for d in a.iter().chain(b.iter()) {
+            let n = match d.conn().cmd(&["SENTINEL", "SENTINELS", "shared"]) {
+                Resp::Array(v) => v.len(),
+                other => return Err(format!("daemon {}: {}", d.port, other.pretty())),
+            };
+            if n != 5 {
+                return Err(format!("daemon {} hears {n} other daemons", d.port));
+            }
+        }
+        Ok(())
+    });
+    // Several hello periods and leader probes later, neither group moved.
+    std::thread::sleep(Duration::from_secs(10));
+    let member_ids = |infos: &[BTreeMap<String, String>]| -> Vec<String> {
+        let mut v: Vec<String> = members(&infos[0]).into_iter().map(|m| m.id).collect();
+        v.sort();
+        v
+    };
+    let infos = wait_group_where(
+        &refs(&a),
+        3,
+        "group a unchanged",
+        in_cluster("deployment-a"),
+    );
+    assert_eq!(member_ids(&infos), ids_a, "group a's members");
+    let infos = wait_group_where(
+        &refs(&b),
+        3,
+        "group b unchanged",
+        in_cluster("deployment-b"),
+    );
+    assert_eq!(member_ids(&infos), ids_b, "group b's members");
+
+    // A daemon of b with wiped Raft data: its configured cluster id chooses
+    // its group among the two it can reach.
+    let old = b[2].raft_node_id().expect("node id");
+    b[2].sigkill();
+    for dir in raft_dirs(&b[2]) {
+        fs::remove_dir_all(dir).expect("wipe raft data");
+    }
+    b[2].launch();
+    let infos = wait_group_where(&refs(&b), 3, "the wiped daemon back in group b", |info| {
+        in_cluster("deployment-b")(info)?;
+        if members(info).iter().any(|m| m.id == old) {
+            return Err(format!("old node {old} still a member"));
+        }
+        Ok(())
+    });
+    assert!(!member_ids(&infos).iter().any(|id| ids_a.contains(id)));
+    let infos = wait_group_where(
+        &refs(&a),
+        3,
+        "group a unchanged",
+        in_cluster("deployment-a"),
+    );
+    assert_eq!(member_ids(&infos), ids_a, "group a's members");
+}
