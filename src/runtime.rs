@@ -202,6 +202,7 @@ impl Shared {
                 Action::Propose(cmd) => self.propose(cmd),
                 Action::ForgetDaemon { node } => self.forget(node),
                 Action::SimulatedCrash => simulated_crash(),
+                Action::Warn(line) => tracing::warn!("{line}"),
                 link_action => {
                     // Fails only when the driver has stopped (shutdown).
                     let _ = self.driver_tx.send(link_action);
@@ -253,6 +254,7 @@ impl Shared {
                 Action::Propose(cmd) => self.propose(cmd),
                 Action::ForgetDaemon { node } => self.forget(node),
                 Action::SimulatedCrash => simulated_crash(),
+                Action::Warn(line) => tracing::warn!("{line}"),
                 link_action => {
                     let _ = self.driver_tx.send(link_action);
                 }
@@ -428,6 +430,7 @@ impl Links {
             | Action::RunScript { .. }
             | Action::Propose(_)
             | Action::ForgetDaemon { .. }
+            | Action::Warn(_)
             | Action::SimulatedCrash) => {
                 let _ = self.shared.execute(vec![other]);
             }
@@ -458,6 +461,7 @@ impl Links {
                 | Action::RunScript { .. }
                 | Action::Propose(_)
                 | Action::ForgetDaemon { .. }
+                | Action::Warn(_)
                 | Action::SimulatedCrash => rest.push(action),
                 link_action => self.apply(link_action),
             }

@@ -136,7 +136,7 @@ impl GroupSettings {
             .iter()
             .map(|m| m.down_after_ms)
             .min()
-            .unwrap_or(crate::config::MasterState::DEFAULT_DOWN_AFTER_MS);
+            .unwrap_or(crate::core::MasterState::DEFAULT_DOWN_AFTER_MS);
         GroupSettings {
             cluster_id,
             legacy_cluster_id: format!("raftinel:{}", names.join(",")),

@@ -9,9 +9,9 @@
 
 use super::event::EventKind;
 use super::instance::{Instance, Role};
+use super::persisted::MasterState;
 use super::sentinel::{emit, master_from_state, Master, Sentinel, MAX_DESYNC};
 use super::types::{Action, InstanceKind, LinkKind, Millis};
-use crate::config::MasterState;
 use rand::Rng;
 
 /// An error reply: the full line after `-` (`ERR ...`, `NOQUORUM ...`).
@@ -711,10 +711,10 @@ impl Sentinel {
             };
             match apply_set_option(m, &opt, &vals, &ctx, out) {
                 Ok(()) => changed = true,
-                Err(e) => tracing::warn!(
+                Err(e) => out.push(Action::Warn(format!(
                     "committed option {key} {value:?} for master {} not applied: {e:?}",
                     m.inst.name
-                ),
+                ))),
             }
         }
         if changed {

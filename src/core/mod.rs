@@ -18,11 +18,13 @@ pub mod info;
 pub mod instance;
 mod members;
 pub mod membership;
+pub mod persisted;
 pub mod sentinel;
 pub mod types;
 
 pub use commands::{CmdError, Description, SimulateReply};
 pub use event::{Event, EventKind, Level};
+pub use persisted::{GlobalSentinelConfig, MasterState, PersistedState};
 pub use sentinel::Sentinel;
 pub use types::*;
 

@@ -25,11 +25,11 @@ use super::event::{format_addr, instance_prefix, Event, EventKind, MasterRef};
 use super::hello::{self, Hello};
 use super::info;
 use super::instance::{Instance, Role};
+use super::persisted::{GlobalSentinelConfig, MasterState, PersistedState};
 use super::types::{
     Action, CoreOptions, HelloOut, Input, InstanceId, InstanceKind, LinkAuth, LinkKind, LinkSpec,
     Millis, PingReply, RaftView, Timing,
 };
-use crate::config::{GlobalSentinelConfig, MasterState, PersistedState};
 
 /// Periodic commands are skipped on a link with this many unanswered commands.
 const MAX_PENDING_COMMANDS: u32 = 100;
@@ -1701,7 +1701,7 @@ mod scale_tests {
     //! input is about, and the epochs of failover starts proposed together.
 
     use super::*;
-    use crate::config::MasterState;
+    use crate::core::persisted::MasterState;
 
     const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
     const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";

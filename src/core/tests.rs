@@ -6,7 +6,7 @@ use super::commands::CmdError;
 use super::event::EventKind;
 use super::sentinel::Sentinel;
 use super::types::*;
-use crate::config::{MasterState, PersistedState};
+use crate::core::persisted::{MasterState, PersistedState};
 
 const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
 const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";

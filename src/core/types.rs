@@ -203,6 +203,9 @@ pub enum Action {
     RunScript {
         argv: Vec<String>,
     },
+    /// A line for the operator's log, at warning level: something the core
+    /// was asked to do and could not (the core itself does no I/O).
+    Warn(String),
     /// `SENTINEL SIMULATE-FAILURE`: log Sentinel's crash line and exit with
     /// status 99, right after the step the flag names (contract §1.3).
     SimulatedCrash,

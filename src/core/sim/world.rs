@@ -15,10 +15,10 @@ use rand::{Rng, SeedableRng};
 
 use super::raft::RaftModel;
 use super::redis::{hex40, RedisNode, RedisRole, REDIS_PORT};
-use crate::config::{MasterState, PersistedState};
 use crate::core::group::node_id_from_myid;
 use crate::core::group::{Command, GroupState};
 use crate::core::group::{Failover, Phase};
+use crate::core::persisted::{MasterState, PersistedState};
 use crate::core::{
     Action, CoreOptions, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, PingReply,
     RaftView, Sentinel,
@@ -722,6 +722,7 @@ impl World {
                 }
             }
             Action::RunScript { .. } => {}
+            Action::Warn(line) => self.note(format!("d{d} warning: {line}")),
             // The simulator never sets SIMULATE-FAILURE flags; a crash is a
             // crash all the same.
             Action::SimulatedCrash => self.crash_daemon(d),
