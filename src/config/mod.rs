@@ -14,6 +14,7 @@
 
 mod args;
 mod directives;
+mod group;
 mod parse;
 mod rewrite;
 mod toml;
@@ -25,6 +26,7 @@ use indexmap::IndexMap;
 
 use crate::consensus::trust::GroupSecret;
 pub use crate::core::persisted::{GlobalSentinelConfig, MasterState, PersistedState};
+pub use group::group_settings;
 pub use rewrite::FlushError;
 
 /// Exit status for a bad configuration (EX_USAGE), before any port is bound.

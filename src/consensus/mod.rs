@@ -25,6 +25,31 @@ mod peer_tests;
 
 pub use crate::core::group::{Command, CommandResponse, GroupState, Member};
 
+use crate::core::{Input, LinkAuth};
+
+/// What the Raft plumbing needs from the daemon it runs in (the runtime
+/// implements it): the core is handed what Raft decided, and the formation
+/// reads a few facts the core knows. Nothing here reaches into the core's
+/// state directly.
+pub trait Host: Send + Sync + 'static {
+    /// Feeds the core an input (a commit, a change of this node's place in
+    /// the group) and carries out what it asks for, without waiting for
+    /// config flushes: the caller must keep feeding commits meanwhile.
+    fn feed(&self, input: Input);
+    /// The credentials of Sentinel's peer links as they are now: RPCs
+    /// authenticate with them, so `SENTINEL CONFIG SET sentinel-user /
+    /// sentinel-pass` applies to the next one.
+    fn peer_credentials(&self) -> LinkAuth;
+    /// The sentinels discovered by hello (`host:port`, IPv6 in brackets).
+    fn discovered_sentinels(&self) -> Vec<String>;
+    /// Whether hellos can reach this daemon yet: a pubsub link to a master
+    /// is up.
+    fn hellos_reachable(&self) -> bool;
+    /// The address of one monitored master: the local address of a
+    /// connection to it is the one peers see.
+    fn a_master(&self) -> Option<(String, u16)>;
+}
+
 openraft::declare_raft_types!(
     /// raftinel's openraft type configuration. A member's node data is its
     /// address and Sentinel runid (`Member`); memberships written with

@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::event::{format_addr, instance_prefix, Event, EventKind, MasterRef};
+use super::event::{format_addr, instance_prefix, Event, EventKind, Level, MasterRef};
 use super::hello::{self, Hello};
 use super::info;
 use super::instance::{Instance, Role};
@@ -126,8 +126,14 @@ pub(crate) fn reconfig_script(
     }
 }
 
+/// Emits an event. One that follows a `Flush` directly is published only
+/// once that flush is written (`Event::after_flush`): the core flushes right
+/// before an event exactly when what the event announces must be durable
+/// first (an epoch, a vote, a new monitoring configuration).
 pub(crate) fn emit(out: &mut Vec<Action>, kind: EventKind, message: String, master: Option<&str>) {
-    out.push(Action::Emit(Event::new(kind, message, master)));
+    let mut ev = Event::new(kind, message, master);
+    ev.after_flush = matches!(out.last(), Some(Action::Flush));
+    out.push(Action::Emit(ev));
 }
 
 impl Master {
@@ -402,7 +408,9 @@ fn sdown_event(out: &mut Vec<Action>, down: bool, inst: &Instance, master: &Inst
     } else {
         EventKind::SdownCleared
     };
-    emit(out, kind, p, Some(&master.name));
+    let mut ev = Event::new(kind, p, Some(&master.name));
+    ev.subject = Some(inst.kind);
+    out.push(Action::Emit(ev));
 }
 
 /// SDOWN evaluation and forced reconnects of one instance (§4.2, §4.6).
@@ -529,7 +537,48 @@ impl Sentinel {
                 Some(&m.inst.name),
             );
         }
+        let out = s.with_notifications(out);
         (s, out)
+    }
+
+    /// Runs `f` (a SENTINEL subcommand) on the core and returns its result
+    /// with the actions it asked for, notification scripts included.
+    pub fn command<R>(
+        &mut self,
+        f: impl FnOnce(&mut Sentinel, &mut Vec<Action>) -> R,
+    ) -> (R, Vec<Action>) {
+        let mut out = Vec::new();
+        let r = f(self, &mut out);
+        (r, self.with_notifications(out))
+    }
+
+    /// Adds, right after each warning event that names a master with a
+    /// notification-script, the run of that script with the event's type
+    /// and payload, as Sentinel does for every warning it logs.
+    fn with_notifications(&self, actions: Vec<Action>) -> Vec<Action> {
+        let script_of = |a: &Action| match a {
+            Action::Emit(ev) if ev.kind.level() == Level::Warning => ev
+                .master
+                .as_deref()
+                .and_then(|m| self.masters.get(m)?.notification_script.clone()),
+            _ => None,
+        };
+        if !actions.iter().any(|a| script_of(a).is_some()) {
+            return actions;
+        }
+        let mut out = Vec::with_capacity(actions.len() + 1);
+        for a in actions {
+            let script = script_of(&a);
+            let run = match (&a, script) {
+                (Action::Emit(ev), Some(path)) => Some(Action::RunScript {
+                    argv: vec![path, ev.kind.channel().to_string(), ev.message.clone()],
+                }),
+                _ => None,
+            };
+            out.push(a);
+            out.extend(run);
+        }
+        out
     }
 
     pub fn myid(&self) -> &str {
@@ -579,7 +628,28 @@ impl Sentinel {
         &self.globals
     }
 
-    /// The notification-script of a master, for warning events naming it.
+    /// The addresses of the sentinels discovered by hello, under every
+    /// master (`host:port`, IPv6 in brackets; repeats included).
+    pub fn discovered_sentinels(&self) -> Vec<String> {
+        self.masters
+            .values()
+            .flat_map(|m| m.sentinels.values())
+            .map(|s| format_addr(&s.host, s.port))
+            .collect()
+    }
+
+    /// Whether a pubsub link to a master is up (hellos can reach us).
+    pub fn hellos_reachable(&self) -> bool {
+        self.masters.values().any(|m| m.inst.link.pc_up)
+    }
+
+    /// The configured address of the first monitored master.
+    pub fn a_master(&self) -> Option<(String, u16)> {
+        let m = self.masters.values().next()?;
+        Some((m.inst.host.clone(), m.inst.port))
+    }
+
+    /// The notification-script of a master.
     pub fn notification_script(&self, master: &str) -> Option<&str> {
         self.masters.get(master)?.notification_script.as_deref()
     }
@@ -707,7 +777,7 @@ impl Sentinel {
             }
             Touched::All => self.failover_step(now, &mut out),
         }
-        out
+        self.with_notifications(out)
     }
 
     fn master_of(&self, id: InstanceId) -> Touched {
