@@ -16,6 +16,7 @@ pub mod config;
 pub mod consensus;
 pub mod core;
 pub mod demo;
+pub mod failpoint;
 pub mod links;
 pub mod observe;
 pub mod resp;

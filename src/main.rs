@@ -307,7 +307,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         bind_source,
         shared.shutdown.clone(),
     ));
-    let scripts = shared.spawn_script_runner();
+    tasks.spawn(shared.script_runner());
     if let Some(listener) = admin {
         let metrics_from = Arc::downgrade(&shared);
         let routes = observe::admin::Routes::new()
@@ -334,17 +334,14 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         notify_systemd();
     }
 
-    let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal).await;
+    let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal, &mut tasks).await;
     if failure.is_none() {
         tracing::warn!("User requested shutdown...");
     }
     shared.shutdown.cancel();
     raft.shutdown().await;
-    let drained = tokio::time::timeout(DRAIN, async {
-        while tasks.join_next().await.is_some() {}
-        let _ = scripts.await;
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("some tasks did not stop within {DRAIN:?}; exiting anyway");
     }
@@ -380,18 +377,30 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// Waits for a signal, a shutdown request, or a fatal condition found by the
-/// Raft node (returned: the daemon stops with it).
+/// Waits for a signal, a shutdown request, or a condition the daemon cannot
+/// run with (returned: the daemon stops with it): a fatal one found by the
+/// Raft node, or one of the daemon's tasks ending on its own (a panic never
+/// gets here: the panic hook ends the process).
 async fn wait_for_shutdown(
     shared: &Daemon,
     signals: &mut Signals,
     fatal: &mut raftinel::consensus::driver::Fatal,
+    tasks: &mut tokio::task::JoinSet<()>,
 ) -> Option<String> {
     tokio::select! {
         _ = recv_signal(&mut signals.term) => tracing::warn!("Received SIGTERM scheduling shutdown..."),
         _ = recv_signal(&mut signals.int) => tracing::warn!("Received SIGINT scheduling shutdown..."),
         _ = shared.shutdown.cancelled() => {}
         Some(why) = fatal.recv() => return Some(why),
+        Some(ended) = tasks.join_next() => {
+            if shared.shutdown.is_cancelled() {
+                return None;
+            }
+            return Some(match ended {
+                Ok(()) => "a daemon task ended unexpectedly; stopping".to_string(),
+                Err(e) => format!("a daemon task failed: {e}; stopping"),
+            });
+        }
     }
     None
 }

@@ -201,6 +201,9 @@ impl Links {
     /// The regular tick; returns when to tick again early, if a master
     /// would go SDOWN before the next regular tick.
     fn tick(&mut self) -> Option<Instant> {
+        if crate::failpoint::hit("driver-panic") {
+            panic!("failpoint driver-panic");
+        }
         self.feed(vec![Input::Tick]);
         let driver = &self.driver;
         let (max_runtime, retry_delay, due) = {

@@ -257,15 +257,11 @@ impl Daemon {
         Ok((node, fatal))
     }
 
-    /// Starts the script runner, emitting its events through `observe`.
-    pub fn spawn_script_runner(&self) -> tokio::task::JoinHandle<()> {
+    /// The script runner task, emitting its events through `observe`.
+    pub fn script_runner(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let hub = self.hub.clone();
         let emit = move |ev| crate::observe::emit(&ev, &*hub);
-        tokio::spawn(crate::observe::scripts::run(
-            self.scripts.clone(),
-            emit,
-            self.shutdown.clone(),
-        ))
+        crate::observe::scripts::run(self.scripts.clone(), emit, self.shutdown.clone())
     }
 
     /// The `/metrics` body.
