@@ -17,6 +17,8 @@ pub mod consensus;
 pub mod core;
 pub mod demo;
 pub mod failpoint;
+#[cfg(test)]
+mod layers;
 pub mod links;
 pub mod observe;
 pub mod resp;
