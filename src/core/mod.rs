@@ -10,11 +10,14 @@
 //! log entry) and one more action (propose an entry).
 
 pub mod commands;
+mod detection;
+mod discovery;
 pub mod event;
 pub mod failover;
 pub mod group;
 pub mod hello;
 pub mod info;
+mod info_section;
 pub mod instance;
 mod members;
 pub mod membership;
