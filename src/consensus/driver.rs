@@ -311,25 +311,8 @@ async fn forward_proposals(
             batch.push(c);
         }
         let batch = coalesce(batch);
-        let leader = node.leader();
-        if leader == Some(node.id) {
-            for cmd in batch {
-                match node.raft.client_write_ff(cmd).await {
-                    Ok(done) => {
-                        tokio::spawn(async move {
-                            match done.await {
-                                Ok(Ok(_)) => {}
-                                Ok(Err(e)) => tracing::debug!("proposal failed: {e}"),
-                                Err(e) => tracing::debug!("proposal dropped: {e}"),
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::debug!("proposal failed: {e}");
-                        break;
-                    }
-                }
-            }
+        if node.leader() == Some(node.id) {
+            propose_here(&node, batch).await;
             continue;
         }
         let Some(addr) = leader_addr(&node) else {
@@ -339,79 +322,117 @@ async fn forward_proposals(
         if links.first().is_none_or(|l| l.addr() != addr) {
             links = (0..PROPOSE_LINKS).map(|_| network.link(&addr)).collect();
         }
-        // Per master, in proposal order (a Monitor before its Opinion); a
-        // master always on the same connection, masters spread over them.
-        let mut per_link: Vec<Vec<Vec<Command>>> = vec![Vec::new(); links.len()];
-        let mut per_master: BTreeMap<String, Vec<Command>> = BTreeMap::new();
-        for cmd in batch {
-            per_master
-                .entry(cmd.master().to_string())
-                .or_default()
-                .push(cmd);
-        }
-        for (name, cmds) in per_master {
-            per_link[link_slot(&name, links.len())].push(cmds);
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (slot, seqs) in per_link.into_iter().enumerate() {
-            if seqs.is_empty() {
-                continue;
-            }
-            let mut l = links[slot].clone();
-            let addr = addr.clone();
-            tasks.spawn(async move {
-                if let Err(e) = l.connect().await {
-                    tracing::debug!("proposals to {addr} failed: {e}");
-                    return (slot, None);
-                }
-                // The sequences of one connection run concurrently: the
-                // requests are pipelined, each master's in order.
-                let mut calls = tokio::task::JoinSet::new();
-                for cmds in seqs {
-                    let mut l = l.clone();
-                    let addr = addr.clone();
-                    calls.spawn(async move {
-                        for cmd in cmds {
-                            match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
-                                Ok(ProposeReply::Done(_)) => {}
-                                Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
-                                Err(e) => {
-                                    tracing::debug!("proposal to {addr} failed: {e}");
-                                    return false;
-                                }
-                            }
-                        }
-                        true
-                    });
-                }
-                let mut healthy = true;
-                while let Some(r) = calls.join_next().await {
-                    healthy &= r.unwrap_or(false);
-                }
-                (slot, healthy.then_some(l))
-            });
-        }
         // Bounded: every call has RPC_TTL. What the core queues meanwhile is
         // coalesced into the next batch.
-        let mut results = Vec::new();
-        tokio::select! {
-            _ = async {
-                while let Some(r) = tasks.join_next().await {
-                    if let Ok(r) = r {
-                        results.push(r);
-                    }
-                }
-            } => {}
+        let sent = tokio::select! {
+            r = send_to_leader(&links, &addr, batch) => r,
             _ = shutdown.cancelled() => return,
-        }
+        };
         // A connected link is kept for the next batch; a failed one is
         // replaced by a fresh one.
-        for (slot, link) in results {
+        for (slot, link) in sent {
             if let Some(l) = links.get_mut(slot) {
                 *l = link.unwrap_or_else(|| network.link(&addr));
             }
         }
     }
+}
+
+/// On the leader: the batch is handed to openraft in proposal order without
+/// waiting for each commit.
+async fn propose_here(node: &RaftNode, batch: Vec<Command>) {
+    for cmd in batch {
+        match node.raft.client_write_ff(cmd).await {
+            Ok(done) => {
+                tokio::spawn(async move {
+                    match done.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::debug!("proposal failed: {e}"),
+                        Err(e) => tracing::debug!("proposal dropped: {e}"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!("proposal failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// On a follower: the batch goes to the leader at `addr`, one sequence per
+/// master, a master always on the same one of `links`. Returns, for each
+/// link used, the link to keep (None: it failed).
+async fn send_to_leader(
+    links: &[PeerLink],
+    addr: &str,
+    batch: Vec<Command>,
+) -> Vec<(usize, Option<PeerLink>)> {
+    // Per master, in proposal order (a Monitor before its Opinion); masters
+    // spread over the links.
+    let mut per_link: Vec<Vec<Vec<Command>>> = vec![Vec::new(); links.len()];
+    let mut per_master: BTreeMap<String, Vec<Command>> = BTreeMap::new();
+    for cmd in batch {
+        per_master
+            .entry(cmd.master().to_string())
+            .or_default()
+            .push(cmd);
+    }
+    for (name, cmds) in per_master {
+        per_link[link_slot(&name, links.len())].push(cmds);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (slot, seqs) in per_link.into_iter().enumerate() {
+        if seqs.is_empty() {
+            continue;
+        }
+        let l = links[slot].clone();
+        let addr = addr.to_string();
+        tasks.spawn(async move { (slot, send_sequences(l, addr, seqs).await) });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results
+}
+
+/// The sequences of one connection, pipelined: they run concurrently, each
+/// master's in order. Returns the link when every call went through.
+async fn send_sequences(
+    mut l: PeerLink,
+    addr: String,
+    seqs: Vec<Vec<Command>>,
+) -> Option<PeerLink> {
+    if let Err(e) = l.connect().await {
+        tracing::debug!("proposals to {addr} failed: {e}");
+        return None;
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for cmds in seqs {
+        let mut l = l.clone();
+        let addr = addr.clone();
+        calls.spawn(async move {
+            for cmd in cmds {
+                match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
+                    Ok(ProposeReply::Done(_)) => {}
+                    Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
+                    Err(e) => {
+                        tracing::debug!("proposal to {addr} failed: {e}");
+                        return false;
+                    }
+                }
+            }
+            true
+        });
+    }
+    let mut healthy = true;
+    while let Some(r) = calls.join_next().await {
+        healthy &= r.unwrap_or(false);
+    }
+    healthy.then_some(l)
 }
 
 /// Connections a follower uses to forward proposals to the leader.
