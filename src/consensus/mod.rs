@@ -1,10 +1,20 @@
 //! Consensus: the Raft group (openraft) through which daemons agree on each
 //! master's address, epochs and failover steps.
 //!
-//! The replicated state machine itself (what a committed entry does) is pure
-//! and lives in the core (`crate::core::group`); this module is its plumbing.
-//! - `store`: openraft's log, vote and snapshot storage, on disk, checksummed,
-//!   fsynced before anything is acknowledged.
+//! The replicated state machine itself (what a committed entry does) and the
+//! formation and membership decisions are pure and live in the core
+//! (`core::group`, `core::membership`); this module is their plumbing:
+//! - `driver`: starts the node, forwards the core's proposals to the leader,
+//!   feeds the core what was committed and where the node stands, and stops
+//!   the daemon if openraft's core stops;
+//! - `upkeep`: formation and membership, decided by the core, carried out;
+//! - `node`: the node, its timing and its identity; `store`: openraft's log,
+//!   vote and snapshot storage, on disk, checksummed, fsynced before anything
+//!   is acknowledged;
+//! - `network`, `rpc`, `trust`: the RPCs between daemons, their signatures and
+//!   what they refuse.
+//!
+//! It reaches the daemon around it only through [`Host`].
 //!
 //! Why Raft at all: Sentinel's own election (one vote per epoch, majority of all
 //! sentinels ever seen) lets two daemons disagree about the master for as long as

@@ -25,7 +25,7 @@ fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
 }
 
 /// What every instance gets on each tick before the down checks: reconnect
-/// when a link is down (§4.2), then the periodic INFO / PING / hello (§4.3).
+/// when a link is down, then the periodic INFO / PING / hello.
 struct Periodic<'a> {
     now: Millis,
     t: &'a Timing,
@@ -123,7 +123,7 @@ fn sdown_event(out: &mut Vec<Action>, down: bool, inst: &Instance, master: &Inst
     out.push(Action::Emit(ev));
 }
 
-/// SDOWN evaluation and forced reconnects of one instance (§4.2, §4.6).
+/// SDOWN evaluation and forced reconnects of one instance.
 /// Returns `Some(true)` when the instance just became SDOWN, `Some(false)`
 /// when its SDOWN just ended (the caller publishes the event).
 fn check_sdown(
@@ -364,7 +364,7 @@ impl Sentinel {
     }
 
     /// The earliest time a master not yet SDOWN would become SDOWN by the
-    /// PING clock (§4.6 rule 1) if nothing answers before: the runtime ticks
+    /// PING clock (no valid reply for down-after) if nothing answers before: the runtime ticks
     /// then instead of at the next regular tick, so a dead master is seen
     /// down at down-after, not up to a tick period later. O(masters), asked
     /// once per tick.
@@ -438,7 +438,7 @@ fn ask_peers(m: &mut Master, now: Millis, t: &Timing, current_epoch: u64, out: &
     }
 }
 
-/// ODOWN from our SDOWN plus the peers' opinions (§4.7).
+/// ODOWN from our SDOWN plus the peers' opinions (outside a group).
 fn check_odown(m: &mut Master, now: Millis, out: &mut Vec<Action>) {
     let votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
     check_odown_votes(m, now, votes, out);

@@ -293,7 +293,7 @@ impl Sentinel {
     }
 
     /// A sentinel changed address under master `src`: give the same run id
-    /// the new address under every other master (§4.5).
+    /// the new address under every other master.
     fn update_sentinel_address_everywhere(
         &mut self,
         src: usize,
@@ -343,7 +343,7 @@ impl Sentinel {
         }
     }
 
-    /// Sentinel's `sentinelResetMaster` (§4.12, §4.15): forget replicas (and
+    /// Sentinel's `sentinelResetMaster`: forget replicas (and
     /// sentinels if asked), close the master's links, clear its flags and
     /// failover state so a failover may start at once.
     pub(crate) fn reset_master(
@@ -416,7 +416,7 @@ impl Sentinel {
         }
     }
 
-    /// Points master `mi` at a new address (§4.12): the replicas other than
+    /// Points master `mi` at a new address: the replicas other than
     /// the new master, plus the old master address, become its replicas.
     pub(crate) fn switch_master_addr(
         &mut self,

@@ -105,7 +105,7 @@ pub(crate) fn prefix(inst: &Instance, m: &MAddr) -> String {
     instance_prefix(inst.kind, &inst.name, &inst.host, inst.port, Some(m.r()))
 }
 
-/// The client-reconfig-script run of §4.19:
+/// The client-reconfig-script run, as Sentinel passes it:
 /// `<master> <leader|observer> start <from-ip> <from-port> <to-ip> <to-port>`.
 pub(crate) fn reconfig_script(
     script: String,
@@ -151,7 +151,8 @@ impl Master {
         prefix(&self.inst, &self.addr())
     }
 
-    /// Credentials for the master's and its replicas' links (§4.17).
+    /// Credentials for the master's and its replicas' links (`auth-user`,
+    /// `auth-pass`).
     pub(super) fn data_auth(&self) -> LinkAuth {
         match &self.auth_pass {
             Some(p) => LinkAuth {
@@ -184,7 +185,8 @@ pub struct Sentinel {
     pub(crate) next_id: u64,
     pub(crate) hello_rejected: u64,
     /// SENTINEL SIMULATE-FAILURE bitmask (1 = crash after election, 2 = after
-    /// promotion); stored and shown, the process is not crashed.
+    /// promotion): the failover engine emits `Action::SimulatedCrash` at
+    /// that step.
     pub(crate) simfailure_flags: u32,
     /// The group's committed state as last applied by the local Raft node
     /// (None until this daemon belongs to a group).
@@ -420,7 +422,7 @@ impl Sentinel {
         self.masters.keys().cloned().collect()
     }
 
-    /// Hellos ignored because they were malformed or hostile (§4.5).
+    /// Hellos ignored because they were malformed or hostile.
     pub fn hello_rejected(&self) -> u64 {
         self.hello_rejected
     }
@@ -686,7 +688,7 @@ impl Sentinel {
         format!("sentinel-{}", self.myid.get(..8).unwrap_or(&self.myid))
     }
 
-    /// Credentials for links to peer sentinels (§4.17), and for the Raft
+    /// Credentials for links to peer sentinels, and for the Raft
     /// RPCs between daemons.
     pub fn sentinel_auth(&self) -> LinkAuth {
         match (&self.globals.sentinel_pass, &self.opts.requirepass) {
@@ -702,7 +704,7 @@ impl Sentinel {
         }
     }
 
-    /// The hello this sentinel publishes for master `m` (§4.5).
+    /// The hello this sentinel publishes for master `m`.
     pub(crate) fn hello_out(&self, m: &Master) -> HelloOut {
         let port = if self.globals.announce_port != 0 {
             self.globals.announce_port

@@ -27,7 +27,7 @@ pub enum LinkKind {
     PubSub,
 }
 
-/// Credentials for an outbound link, as Sentinel chooses them (§4.17).
+/// Credentials for an outbound link, as Sentinel chooses them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LinkAuth {
     pub user: Option<String>,
@@ -50,7 +50,7 @@ pub struct LinkSpec {
     pub renames: Vec<(String, String)>,
 }
 
-/// A reply to PING, classified the way Sentinel classifies it (§4.6).
+/// A reply to PING, classified the way Sentinel classifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PingReply {
     /// `+PONG`, `-LOADING...`, `-MASTERDOWN...`: a valid reply.
@@ -177,7 +177,8 @@ pub enum Action {
     ScriptKill {
         id: InstanceId,
     },
-    /// The reconfiguration transaction of §4.11 (`None` = `SLAVEOF NO ONE`).
+    /// Sentinel's reconfiguration transaction (MULTI, SLAVEOF, CONFIG
+    /// REWRITE, CLIENT KILL, EXEC; `None` = `SLAVEOF NO ONE`).
     Reconfigure {
         id: InstanceId,
         replicaof: Option<(String, u16)>,
@@ -301,7 +302,7 @@ pub struct HelloOut {
 }
 
 impl HelloOut {
-    /// The 8 comma-separated fields of §4.5.
+    /// The 8 comma-separated fields of a Sentinel hello.
     pub fn payload(&self, local_ip: &str) -> String {
         let ip = self.announce_ip.as_deref().unwrap_or(local_ip);
         format!(
@@ -327,7 +328,7 @@ pub struct CoreOptions {
     /// simulator can replay a run exactly.
     pub rng_seed: u64,
     /// `requirepass`: used to AUTH to peer sentinels when `sentinel-pass` is not
-    /// set (legacy "all sentinels share one password", §4.17).
+    /// set (legacy "all sentinels share one password").
     pub requirepass: Option<String>,
 }
 
@@ -341,7 +342,7 @@ impl Default for CoreOptions {
     }
 }
 
-/// Sentinel's process-wide timing constants (§4.1), changeable at run time with
+/// Sentinel's process-wide timing constants, changeable at run time with
 /// `SENTINEL DEBUG` and never persisted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timing {

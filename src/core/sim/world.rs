@@ -3,7 +3,7 @@
 //! simulated clock. Every choice (delays, losses, faults, elections) comes
 //! from one `StdRng` seeded by the run's seed, so a seed replays exactly.
 //!
-//! The driver side mirrors `runtime.rs` / `links/`: a command sent on a link
+//! The driver side mirrors `runtime/` and `links/`: a command sent on a link
 //! that is not up is dropped, a link message from a retired link generation is
 //! ignored, a connect that fails reports `LinkDown`, a command without reply
 //! reports `CommandTimeout` after the links' 10 s timeout.
