@@ -16,6 +16,9 @@ pub mod config;
 pub mod consensus;
 pub mod core;
 pub mod demo;
+pub mod failpoint;
+#[cfg(test)]
+mod layers;
 pub mod links;
 pub mod observe;
 pub mod resp;

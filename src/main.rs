@@ -21,7 +21,7 @@ use raftinel::cli::{self, Command};
 use raftinel::config::{self, Config};
 use raftinel::core::{CoreOptions, Sentinel};
 use raftinel::observe;
-use raftinel::runtime::{self, FlushFn, Shared};
+use raftinel::runtime::{self, Daemon, FlushFn};
 
 /// How long the daemon waits for its tasks to finish after a shutdown request.
 const DRAIN: Duration = Duration::from_secs(3);
@@ -235,7 +235,7 @@ fn daemonize() -> anyhow::Result<()> {
 }
 
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
-    let group = raftinel::consensus::driver::GroupSettings::from_config(&cfg);
+    let group = config::group_settings(&cfg);
     let secret_from = cfg
         .raft
         .secret
@@ -266,25 +266,24 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let flusher: FlushFn = Box::new(move |server, state| {
         config::flush(&file, server, state).map_err(|e| e.to_string())
     });
-    let (shared, driver_rx) = Shared::new(core, server.clone(), Some(flusher), started);
-    if let Some(src) = bind_source {
-        let _ = shared.bind_source.set(src);
-    }
+    let (shared, inboxes) = Daemon::new(core, server.clone(), Some(flusher), started);
     tracing::info!("Running mode=sentinel, port={}.", server.port);
     tracing::warn!("Sentinel ID is {myid}");
     // The first flush persists a freshly generated myid before we serve.
     shared
+        .driver
         .execute(first_actions)
         .context("Sentinel config file could not be written")?;
 
     // Raft storage is opened (and verified) before any port is bound: a
     // damaged log stops the daemon here, never replayed.
-    let (raft, mut fatal) = raftinel::consensus::driver::start(shared.clone(), group)
+    let (raft, mut fatal) = shared
+        .start_raft(group, inboxes.raft)
         .await
         .context("cannot start the raft node")?;
     raftinel::consensus::trust::log_mode(
         secret_from.as_deref(),
-        &shared.lock_core().sentinel_auth(),
+        &shared.driver.lock_core().sentinel_auth(),
         server.port,
     );
 
@@ -301,9 +300,14 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     };
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(raftinel::server::serve(shared.clone(), listeners));
-    tasks.spawn(runtime::run_driver(shared.clone(), driver_rx));
-    let scripts = runtime::spawn_script_runner(&shared);
+    tasks.spawn(raftinel::server::serve(shared.server_handles(), listeners));
+    tasks.spawn(runtime::run_driver(
+        shared.driver.clone(),
+        inboxes.links,
+        bind_source,
+        shared.shutdown.clone(),
+    ));
+    tasks.spawn(shared.script_runner());
     if let Some(listener) = admin {
         let metrics_from = Arc::downgrade(&shared);
         let routes = observe::admin::Routes::new()
@@ -311,7 +315,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
                 observe::admin::Page::prometheus(
                     metrics_from
                         .upgrade()
-                        .map(|s| observe::render_metrics(&s))
+                        .map(|s| s.render_metrics())
                         .unwrap_or_default(),
                 )
             })
@@ -330,17 +334,14 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         notify_systemd();
     }
 
-    let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal).await;
+    let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal, &mut tasks).await;
     if failure.is_none() {
         tracing::warn!("User requested shutdown...");
     }
     shared.shutdown.cancel();
     raft.shutdown().await;
-    let drained = tokio::time::timeout(DRAIN, async {
-        while tasks.join_next().await.is_some() {}
-        let _ = scripts.await;
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("some tasks did not stop within {DRAIN:?}; exiting anyway");
     }
@@ -376,18 +377,30 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// Waits for a signal, a shutdown request, or a fatal condition found by the
-/// Raft node (returned: the daemon stops with it).
+/// Waits for a signal, a shutdown request, or a condition the daemon cannot
+/// run with (returned: the daemon stops with it): a fatal one found by the
+/// Raft node, or one of the daemon's tasks ending on its own (a panic never
+/// gets here: the panic hook ends the process).
 async fn wait_for_shutdown(
-    shared: &Shared,
+    shared: &Daemon,
     signals: &mut Signals,
     fatal: &mut raftinel::consensus::driver::Fatal,
+    tasks: &mut tokio::task::JoinSet<()>,
 ) -> Option<String> {
     tokio::select! {
         _ = recv_signal(&mut signals.term) => tracing::warn!("Received SIGTERM scheduling shutdown..."),
         _ = recv_signal(&mut signals.int) => tracing::warn!("Received SIGINT scheduling shutdown..."),
         _ = shared.shutdown.cancelled() => {}
         Some(why) = fatal.recv() => return Some(why),
+        Some(ended) = tasks.join_next() => {
+            if shared.shutdown.is_cancelled() {
+                return None;
+            }
+            return Some(match ended {
+                Ok(()) => "a daemon task ended unexpectedly; stopping".to_string(),
+                Err(e) => format!("a daemon task failed: {e}; stopping"),
+            });
+        }
     }
     None
 }

@@ -5,7 +5,8 @@
 //! - `args`: Redis's line lexer and quoting; `directives`: every redis.conf
 //!   directive 7.0.15 accepts; `parse`: the loader and the three sentinel
 //!   passes; `toml`: raftinel.toml, translated into the same lines;
-//!   `rewrite`: CONFIG REWRITE as Sentinel does it; `state`: what is persisted.
+//!   `rewrite`: CONFIG REWRITE as Sentinel does it. What is persisted is the
+//!   core's `PersistedState` (`core::persisted`).
 //! - Where learned state goes: the sentinel.conf itself when it is writable;
 //!   otherwise (read-only ConfigMap mounts) and for raftinel.toml, the file
 //!   `<data-dir>/sentinel-state.conf` (sentinel.conf syntax), read back over
@@ -13,9 +14,9 @@
 
 mod args;
 mod directives;
+mod group;
 mod parse;
 mod rewrite;
-pub mod state;
 mod toml;
 
 use std::fmt;
@@ -24,8 +25,9 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::consensus::trust::GroupSecret;
+pub use crate::core::persisted::{GlobalSentinelConfig, MasterState, PersistedState};
+pub use group::group_settings;
 pub use rewrite::FlushError;
-pub use state::{GlobalSentinelConfig, MasterState, PersistedState};
 
 /// Exit status for a bad configuration (EX_USAGE), before any port is bound.
 pub const EXIT_CONFIG: i32 = 64;

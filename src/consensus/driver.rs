@@ -17,8 +17,11 @@ use super::store::{IdentityOrigin, IdentitySeed};
 use super::trust::GroupSecret;
 use crate::core::group::{node_id_from_myid, Command};
 use crate::core::membership::Housekeeping;
+use tokio_util::sync::CancellationToken;
+
+use super::rpc::Counters;
+use super::Host;
 use crate::core::{Input, RaftView};
-use crate::runtime::Shared;
 
 /// Every RPC made by the driver itself.
 pub(super) const RPC_TTL: Duration = Duration::from_secs(1);
@@ -52,105 +55,7 @@ pub struct GroupSettings {
     pub remove_unreachable_after_ms: Option<u64>,
 }
 
-/// The default root of the Raft data when neither a data directory nor
-/// `dir` is configured: a state directory, never the working directory (a
-/// daemon started from a source tree must not write into it).
-fn default_state_root() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(d) = env("STATE_DIRECTORY") {
-        // systemd's StateDirectory= (the first, when several are given).
-        let first = d
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if !first.is_empty() {
-            return PathBuf::from(first);
-        }
-    }
-    if let Some(d) = env("XDG_STATE_HOME") {
-        return PathBuf::from(d).join("raftinel");
-    }
-    match env("HOME") {
-        // SAFETY: geteuid has no preconditions.
-        Some(home) if unsafe { libc::geteuid() } != 0 => {
-            PathBuf::from(home).join(".local/state/raftinel")
-        }
-        _ => PathBuf::from("/var/lib/raftinel"),
-    }
-}
-
 impl GroupSettings {
-    /// Settings from the loaded configuration (read after the daemon moved
-    /// to `dir`).
-    pub fn from_config(cfg: &crate::config::Config) -> GroupSettings {
-        let g = &cfg.sentinel.globals;
-        let mut names: Vec<&str> = cfg
-            .sentinel
-            .masters
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
-        names.sort_unstable();
-        let cluster_id = cfg
-            .raft
-            .cluster_id
-            .clone()
-            .or_else(|| std::env::var("RAFTINEL_CLUSTER_ID").ok())
-            .filter(|c| !c.is_empty());
-        // An explicit data directory belongs to this daemon; `dir` (or the
-        // state directory) may be shared by several daemons, so the Raft data
-        // goes to a subdirectory named after the daemon's id there (see
-        // `data_dir_for`). The daemon runs in `dir`, so that is the working
-        // directory.
-        let (data_dir, shared_root) = match cfg
-            .raft
-            .data_dir
-            .clone()
-            .or_else(|| cfg.server.data_dir.clone())
-        {
-            Some(d) => (PathBuf::from(d), false),
-            None if cfg.server.dir.is_some() => (
-                std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-                true,
-            ),
-            None => (default_state_root(), true),
-        };
-        let port = cfg.server.port;
-        let announce = g
-            .announce_ip
-            .as_ref()
-            .filter(|ip| !ip.is_empty())
-            .map(|ip| {
-                let p = if g.announce_port != 0 {
-                    g.announce_port
-                } else {
-                    port
-                };
-                format!("{ip}:{p}")
-            });
-        let down_after_ms = cfg
-            .sentinel
-            .masters
-            .iter()
-            .map(|m| m.down_after_ms)
-            .min()
-            .unwrap_or(crate::config::MasterState::DEFAULT_DOWN_AFTER_MS);
-        GroupSettings {
-            cluster_id,
-            legacy_cluster_id: format!("raftinel:{}", names.join(",")),
-            peers: cfg.raft.peers.clone(),
-            data_dir,
-            shared_root,
-            announce,
-            port,
-            secret: cfg.raft.secret.clone(),
-            down_after_ms,
-            remove_unreachable_after_ms: cfg.raft.remove_unreachable_after_ms,
-        }
-    }
-
     /// The membership rules this daemon applies when it leads.
     fn policy(&self) -> Policy {
         let (_, _, election_max) = super::node::raft_timing(self.down_after_ms);
@@ -182,24 +87,34 @@ fn fresh_node_id() -> u64 {
     }
 }
 
-/// Starts the node, publishes it in `shared`, and spawns the driver tasks.
-/// Returns once the node runs; group formation continues in the background,
-/// and a fatal condition found there comes back through `Fatal`.
+/// What the daemon hands the consensus task: the core's proposals and its
+/// requests to remove a voter after `SENTINEL RESET`, queued until the
+/// consensus task runs.
+pub struct Inbox {
+    pub proposals: mpsc::UnboundedReceiver<Command>,
+    pub forgets: mpsc::UnboundedReceiver<u64>,
+}
+
+/// Starts the node and the tasks that drive it: proposals out, commits and
+/// the node's place in the group in, formation and membership upkeep, and a
+/// watch on openraft's core. Returns once the node runs; a condition the
+/// daemon cannot run with, found later, comes back through `Fatal`.
 pub async fn start(
-    shared: Arc<Shared>,
+    host: Arc<dyn Host>,
+    myid: &str,
     settings: GroupSettings,
+    inbox: Inbox,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
 ) -> Result<(RaftNode, Fatal), StartError> {
-    let myid = shared.lock_core().myid().to_string();
-    let legacy_node_id = node_id_from_myid(&myid)
+    let legacy_node_id = node_id_from_myid(myid)
         .ok_or_else(|| StartError::Config(format!("myid {myid:?} is not 40 hex digits")))?;
-    let data_dir = data_dir_for(&settings, &myid);
-    // Sentinel's peer-link credentials as they are now: `SENTINEL CONFIG SET
-    // sentinel-user / sentinel-pass` applies to the next RPC.
-    let running = Arc::downgrade(&shared);
+    let data_dir = data_dir_for(&settings, myid);
+    let running = Arc::downgrade(&host);
     let credentials: CredentialsFn = Arc::new(move || {
         running
             .upgrade()
-            .map(|s| s.lock_core().sentinel_auth())
+            .map(|h| h.peer_credentials())
             .unwrap_or_default()
     });
     let seed = IdentitySeed {
@@ -208,15 +123,16 @@ pub async fn start(
         legacy_node_id,
         legacy_cluster_id: settings.legacy_cluster_id.clone(),
     };
-    let (node, report) = RaftNode::start(
+    let (mut node, report) = RaftNode::start(
         &data_dir,
         &seed,
-        &myid,
+        myid,
         settings.down_after_ms,
         PeerAuth::new(settings.secret.clone(), credentials),
         settings.policy(),
     )
     .await?;
+    node.counters = counters;
     if report.torn_tail_bytes > 0 {
         tracing::warn!(
             "raft log: cut {} bytes of a torn final record (a crash mid-append; never acknowledged)",
@@ -224,30 +140,27 @@ pub async fn start(
         );
     }
     report_identity(&node, report.identity_origin, &data_dir);
-    let _ = shared.raft.set(node.clone());
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = shared.proposals.set(tx);
-    let (forget_tx, forget_rx) = mpsc::unbounded_channel();
-    let _ = shared.forgets.set(forget_tx);
-    let (fatal_tx, fatal_rx) = mpsc::channel(1);
+    let (fatal_tx, fatal_rx) = mpsc::channel(2);
     let network = node.network.clone();
     tokio::spawn(forward_proposals(
-        shared.clone(),
         node.clone(),
         network.clone(),
-        rx,
+        inbox.proposals,
+        shutdown.clone(),
     ));
-    tokio::spawn(feed_committed(shared.clone(), node.clone()));
-    tokio::spawn(feed_raft_view(shared.clone(), node.clone()));
+    tokio::spawn(feed_committed(host.clone(), node.clone(), shutdown.clone()));
+    tokio::spawn(feed_raft_view(host.clone(), node.clone(), shutdown.clone()));
+    tokio::spawn(watch_core(node.clone(), fatal_tx.clone(), shutdown.clone()));
     // Only a node that never belonged to a group may start one.
     let may_bootstrap = report.was_empty && report.identity_origin != IdentityOrigin::Emptied;
     tokio::spawn(super::upkeep::run(
-        shared,
+        host,
         node.clone(),
         settings,
         may_bootstrap,
-        forget_rx,
+        inbox.forgets,
         fatal_tx,
+        shutdown,
     ));
     Ok((node, fatal_rx))
 }
@@ -292,28 +205,21 @@ pub fn data_dir_for(settings: &GroupSettings, myid: &str) -> PathBuf {
     }
 }
 
-fn feed(shared: &Shared, input: Input) {
-    let actions = shared.lock_core().handle(shared.now(), input);
-    // Config flushes and events in the background: this task must keep
-    // feeding commits while a flush is written.
-    shared.execute_background(actions);
-}
-
 /// Every applied change of the committed state goes to the core.
-async fn feed_committed(shared: Arc<Shared>, node: RaftNode) {
+async fn feed_committed(host: Arc<dyn Host>, node: RaftNode, shutdown: CancellationToken) {
     let mut rx = node.state.clone();
     loop {
         let state = rx.borrow_and_update().clone();
-        feed(&shared, Input::Committed(Box::new(state)));
+        host.feed(Input::Committed(Box::new(state)));
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
-            _ = shared.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }
 
 /// Leadership and membership changes go to the core as a `RaftView`.
-async fn feed_raft_view(shared: Arc<Shared>, node: RaftNode) {
+async fn feed_raft_view(host: Arc<dyn Host>, node: RaftNode, shutdown: CancellationToken) {
     let mut rx = node.raft.metrics();
     let mut last = None;
     loop {
@@ -332,11 +238,44 @@ async fn feed_raft_view(shared: Arc<Shared>, node: RaftNode) {
             last = Some(view);
             metrics::gauge!("raftinel_raft_is_leader").set(if view.is_leader { 1.0 } else { 0.0 });
             metrics::gauge!("raftinel_raft_voters").set(view.voters as f64);
-            feed(&shared, Input::Raft(view));
+            host.feed(Input::Raft(view));
         }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
-            _ = shared.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// openraft's core stops for good on a fatal error (a storage failure, a
+/// panic inside it): from then on the node neither replicates nor applies,
+/// and a daemon that kept answering would answer from stale state. Reports
+/// it to the daemon, which stops.
+async fn watch_core(node: RaftNode, fatal: mpsc::Sender<String>, shutdown: CancellationToken) {
+    let mut rx = node.raft.metrics();
+    loop {
+        let stopped = rx.borrow_and_update().running_state.clone().err();
+        if let Some(e) = stopped {
+            if !shutdown.is_cancelled() {
+                let _ = fatal
+                    .send(format!(
+                        "raft: the Raft core of node {} stopped: {e}",
+                        node.id
+                    ))
+                    .await;
+            }
+            return;
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() {
+                if !shutdown.is_cancelled() {
+                    let _ = fatal
+                        .send(format!("raft: the Raft core of node {} stopped", node.id))
+                        .await;
+                }
+                return;
+            },
+            _ = shutdown.cancelled() => return,
         }
     }
 }
@@ -356,41 +295,24 @@ async fn feed_raft_view(shared: Arc<Shared>, node: RaftNode) {
 ///   twenty masters going down together had their opinions committed one
 ///   after the other.
 async fn forward_proposals(
-    shared: Arc<Shared>,
     node: RaftNode,
     network: Network,
     mut rx: mpsc::UnboundedReceiver<Command>,
+    shutdown: CancellationToken,
 ) {
     let mut links: Vec<PeerLink> = Vec::new();
     loop {
         let first = tokio::select! {
             c = rx.recv() => match c { Some(c) => c, None => return },
-            _ = shared.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         };
         let mut batch = vec![first];
         while let Ok(c) = rx.try_recv() {
             batch.push(c);
         }
         let batch = coalesce(batch);
-        let leader = node.leader();
-        if leader == Some(node.id) {
-            for cmd in batch {
-                match node.raft.client_write_ff(cmd).await {
-                    Ok(done) => {
-                        tokio::spawn(async move {
-                            match done.await {
-                                Ok(Ok(_)) => {}
-                                Ok(Err(e)) => tracing::debug!("proposal failed: {e}"),
-                                Err(e) => tracing::debug!("proposal dropped: {e}"),
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::debug!("proposal failed: {e}");
-                        break;
-                    }
-                }
-            }
+        if node.leader() == Some(node.id) {
+            propose_here(&node, batch).await;
             continue;
         }
         let Some(addr) = leader_addr(&node) else {
@@ -400,79 +322,117 @@ async fn forward_proposals(
         if links.first().is_none_or(|l| l.addr() != addr) {
             links = (0..PROPOSE_LINKS).map(|_| network.link(&addr)).collect();
         }
-        // Per master, in proposal order (a Monitor before its Opinion); a
-        // master always on the same connection, masters spread over them.
-        let mut per_link: Vec<Vec<Vec<Command>>> = vec![Vec::new(); links.len()];
-        let mut per_master: BTreeMap<String, Vec<Command>> = BTreeMap::new();
-        for cmd in batch {
-            per_master
-                .entry(cmd.master().to_string())
-                .or_default()
-                .push(cmd);
-        }
-        for (name, cmds) in per_master {
-            per_link[link_slot(&name, links.len())].push(cmds);
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (slot, seqs) in per_link.into_iter().enumerate() {
-            if seqs.is_empty() {
-                continue;
-            }
-            let mut l = links[slot].clone();
-            let addr = addr.clone();
-            tasks.spawn(async move {
-                if let Err(e) = l.connect().await {
-                    tracing::debug!("proposals to {addr} failed: {e}");
-                    return (slot, None);
-                }
-                // The sequences of one connection run concurrently: the
-                // requests are pipelined, each master's in order.
-                let mut calls = tokio::task::JoinSet::new();
-                for cmds in seqs {
-                    let mut l = l.clone();
-                    let addr = addr.clone();
-                    calls.spawn(async move {
-                        for cmd in cmds {
-                            match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
-                                Ok(ProposeReply::Done(_)) => {}
-                                Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
-                                Err(e) => {
-                                    tracing::debug!("proposal to {addr} failed: {e}");
-                                    return false;
-                                }
-                            }
-                        }
-                        true
-                    });
-                }
-                let mut healthy = true;
-                while let Some(r) = calls.join_next().await {
-                    healthy &= r.unwrap_or(false);
-                }
-                (slot, healthy.then_some(l))
-            });
-        }
         // Bounded: every call has RPC_TTL. What the core queues meanwhile is
         // coalesced into the next batch.
-        let mut results = Vec::new();
-        tokio::select! {
-            _ = async {
-                while let Some(r) = tasks.join_next().await {
-                    if let Ok(r) = r {
-                        results.push(r);
-                    }
-                }
-            } => {}
-            _ = shared.shutdown.cancelled() => return,
-        }
+        let sent = tokio::select! {
+            r = send_to_leader(&links, &addr, batch) => r,
+            _ = shutdown.cancelled() => return,
+        };
         // A connected link is kept for the next batch; a failed one is
         // replaced by a fresh one.
-        for (slot, link) in results {
+        for (slot, link) in sent {
             if let Some(l) = links.get_mut(slot) {
                 *l = link.unwrap_or_else(|| network.link(&addr));
             }
         }
     }
+}
+
+/// On the leader: the batch is handed to openraft in proposal order without
+/// waiting for each commit.
+async fn propose_here(node: &RaftNode, batch: Vec<Command>) {
+    for cmd in batch {
+        match node.raft.client_write_ff(cmd).await {
+            Ok(done) => {
+                tokio::spawn(async move {
+                    match done.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::debug!("proposal failed: {e}"),
+                        Err(e) => tracing::debug!("proposal dropped: {e}"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!("proposal failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// On a follower: the batch goes to the leader at `addr`, one sequence per
+/// master, a master always on the same one of `links`. Returns, for each
+/// link used, the link to keep (None: it failed).
+async fn send_to_leader(
+    links: &[PeerLink],
+    addr: &str,
+    batch: Vec<Command>,
+) -> Vec<(usize, Option<PeerLink>)> {
+    // Per master, in proposal order (a Monitor before its Opinion); masters
+    // spread over the links.
+    let mut per_link: Vec<Vec<Vec<Command>>> = vec![Vec::new(); links.len()];
+    let mut per_master: BTreeMap<String, Vec<Command>> = BTreeMap::new();
+    for cmd in batch {
+        per_master
+            .entry(cmd.master().to_string())
+            .or_default()
+            .push(cmd);
+    }
+    for (name, cmds) in per_master {
+        per_link[link_slot(&name, links.len())].push(cmds);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (slot, seqs) in per_link.into_iter().enumerate() {
+        if seqs.is_empty() {
+            continue;
+        }
+        let l = links[slot].clone();
+        let addr = addr.to_string();
+        tasks.spawn(async move { (slot, send_sequences(l, addr, seqs).await) });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results
+}
+
+/// The sequences of one connection, pipelined: they run concurrently, each
+/// master's in order. Returns the link when every call went through.
+async fn send_sequences(
+    mut l: PeerLink,
+    addr: String,
+    seqs: Vec<Vec<Command>>,
+) -> Option<PeerLink> {
+    if let Err(e) = l.connect().await {
+        tracing::debug!("proposals to {addr} failed: {e}");
+        return None;
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for cmds in seqs {
+        let mut l = l.clone();
+        let addr = addr.clone();
+        calls.spawn(async move {
+            for cmd in cmds {
+                match l.call::<_, ProposeReply>("propose", &cmd, RPC_TTL).await {
+                    Ok(ProposeReply::Done(_)) => {}
+                    Ok(other) => tracing::debug!("proposal not committed: {other:?}"),
+                    Err(e) => {
+                        tracing::debug!("proposal to {addr} failed: {e}");
+                        return false;
+                    }
+                }
+            }
+            true
+        });
+    }
+    let mut healthy = true;
+    while let Some(r) = calls.join_next().await {
+        healthy &= r.unwrap_or(false);
+    }
+    healthy.then_some(l)
 }
 
 /// Connections a follower uses to forward proposals to the leader.

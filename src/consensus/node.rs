@@ -78,6 +78,9 @@ pub struct RaftNode {
     /// peers' health.
     pub network: Network,
     pub policy: Arc<Policy>,
+    /// Refused RPCs and membership changes (shared with the server, which
+    /// counts the RPCs it refuses before the node runs too).
+    pub counters: Arc<super::rpc::Counters>,
 }
 
 /// The membership rules this daemon applies when it leads.
@@ -173,6 +176,7 @@ impl RaftNode {
                 changes: Arc::default(),
                 network,
                 policy: Arc::new(policy),
+                counters: Arc::default(),
             },
             report,
         ))

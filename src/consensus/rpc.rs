@@ -37,9 +37,6 @@ use crate::core::membership::{
     self, Change, GroupView, JoinDecision, MemberState, Refusal as MembershipRefusal,
 };
 
-/// Joins and removals refused by the membership rules.
-pub static MEMBERSHIP_REFUSED: AtomicU64 = AtomicU64::new(0);
-
 /// How long the leader waits for a new learner to catch up before giving up
 /// on a join (the joiner asks again).
 const CATCH_UP: Duration = Duration::from_secs(10);
@@ -133,7 +130,19 @@ impl RpcError {
     }
 }
 
+/// What the RPC layer counts, since start: refused requests (counted
+/// before the Raft node runs too) and refused membership changes. One per
+/// daemon, shared by the server (which answers RPCs and shows the counts in
+/// `INFO raft`) and the Raft node.
+#[derive(Default)]
+pub struct Counters {
+    pub refusals: Refusals,
+    /// Joins and removals refused by the membership rules.
+    pub membership_refused: AtomicU64,
+}
+
 /// Refused requests, by kind, since start.
+#[derive(Default)]
 pub struct Refusals {
     pub auth: AtomicU64,
     pub replay: AtomicU64,
@@ -142,14 +151,6 @@ pub struct Refusals {
     /// When the last refusal was logged, and how many were not since.
     log: Mutex<(Option<Instant>, u64)>,
 }
-
-pub static REFUSALS: Refusals = Refusals {
-    auth: AtomicU64::new(0),
-    replay: AtomicU64::new(0),
-    cluster: AtomicU64::new(0),
-    malformed: AtomicU64::new(0),
-    log: Mutex::new((None, 0)),
-};
 
 /// While refusals keep coming, how often one is logged.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -512,8 +513,10 @@ pub async fn carry_out(node: &RaftNode, change: &Change, why: &str) -> Result<()
     Ok(())
 }
 
-fn refused(r: &MembershipRefusal) -> String {
-    MEMBERSHIP_REFUSED.fetch_add(1, Ordering::Relaxed);
+fn refused(node: &RaftNode, r: &MembershipRefusal) -> String {
+    node.counters
+        .membership_refused
+        .fetch_add(1, Ordering::Relaxed);
     metrics::counter!("raftinel_raft_membership_refused_total").increment(1);
     r.to_string()
 }
@@ -563,13 +566,13 @@ pub async fn join(node: &RaftNode, req: &JoinRequest) -> JoinReply {
     match membership::decide_join(&view, &ask) {
         JoinDecision::Member => JoinReply::Joined,
         JoinDecision::Refuse(r @ MembershipRefusal::LostState { .. }) => {
-            refused(&r);
+            refused(node, &r);
             JoinReply::LostState
         }
         JoinDecision::Refuse(
             r @ (MembershipRefusal::Busy | MembershipRefusal::NotProbedYet { .. }),
         ) => JoinReply::Retry(r.to_string()),
-        JoinDecision::Refuse(r) => JoinReply::Refused(refused(&r)),
+        JoinDecision::Refuse(r) => JoinReply::Refused(refused(node, &r)),
         JoinDecision::Change(c) => match carry_out(node, &c, "joined").await {
             Ok(()) => JoinReply::Joined,
             Err(e) => e.into(),
@@ -588,7 +591,7 @@ pub async fn forget(node: &RaftNode, req: &ForgetRequest) -> ForgetReply {
         _ => membership::RemoveReason::Forget,
     };
     match membership::decide_remove(&view, req.id) {
-        Err(r) => ForgetReply::Refused(refused(&r)),
+        Err(r) => ForgetReply::Refused(refused(node, &r)),
         Ok(c) => match carry_out(node, &c, &why.to_string()).await {
             Ok(()) => ForgetReply::Removed,
             Err(e) => e.into(),
@@ -612,13 +615,14 @@ pub async fn propose_local(node: &RaftNode, cmd: Command) -> ProposeReply {
 /// The caller has checked the connection's ACL user.
 pub async fn handle(
     node: Option<&RaftNode>,
+    refusals: &Refusals,
     session: &mut ServerSession,
     from: &str,
     args: &[Vec<u8>],
 ) -> Result<RpcReply, RpcError> {
     let r = dispatch(node, session, args).await;
     if let Err(e) = &r {
-        REFUSALS.count(e, from);
+        refusals.count(e, from);
     }
     r
 }

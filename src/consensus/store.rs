@@ -595,10 +595,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             buf.extend_from_slice(&encode_record(&entry));
             added.push((entry, off));
         }
-        let res = inner
-            .file
-            .write_all(&buf)
-            .and_then(|()| inner.file.sync_data());
+        let res = if crate::failpoint::hit("raft-log-write") {
+            Err(io::Error::other("failpoint raft-log-write"))
+        } else {
+            inner
+                .file
+                .write_all(&buf)
+                .and_then(|()| inner.file.sync_data())
+        };
         match res {
             Ok(()) => {
                 inner.end += buf.len() as u64;

@@ -27,8 +27,10 @@ use super::driver::{leader_addr, GroupSettings, RPC_TTL};
 use super::network::split_addr;
 use super::node::RaftNode;
 use super::rpc::{self, ForgetReply, ForgetRequest, JoinReply, JoinRequest, Status};
+use tokio_util::sync::CancellationToken;
+
+use super::Host;
 use crate::core::membership::{self, Formation, FormationView, PeerAnswer, WaitReason};
-use crate::runtime::Shared;
 
 /// How long a drop-in daemon listens for peers' hellos before the smallest id
 /// may bootstrap (hellos go out every 2 s).
@@ -73,7 +75,7 @@ impl Once {
 }
 
 struct Upkeep {
-    shared: Arc<Shared>,
+    host: Arc<dyn Host>,
     node: RaftNode,
     settings: GroupSettings,
     started: Instant,
@@ -99,15 +101,16 @@ struct Upkeep {
 }
 
 pub(super) async fn run(
-    shared: Arc<Shared>,
+    host: Arc<dyn Host>,
     node: RaftNode,
     settings: GroupSettings,
     started_blank: bool,
     mut forgets: mpsc::UnboundedReceiver<u64>,
     fatal: mpsc::Sender<String>,
+    shutdown: CancellationToken,
 ) {
     let mut u = Upkeep {
-        shared,
+        host,
         node,
         settings,
         started: Instant::now(),
@@ -127,7 +130,6 @@ pub(super) async fn run(
     };
     let mut ticker = tokio::time::interval(PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = u.shared.shutdown.clone();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -148,14 +150,14 @@ impl Upkeep {
     /// reported).
     async fn round(&mut self) -> bool {
         if self.me.is_none() {
-            self.me = own_addr(&self.shared, &self.settings).await;
+            self.me = own_addr(&*self.host, &self.settings).await;
             if self.me.is_none() {
                 self.formation_log
                     .warn("raft: cannot tell this daemon's own address among the peers yet".into());
                 return true;
             }
         }
-        if self.pubsub_up_since.is_none() && any_pubsub_up(&self.shared) {
+        if self.pubsub_up_since.is_none() && self.host.hellos_reachable() {
             self.pubsub_up_since = Some(Instant::now());
         }
         if !self.node.is_voter() || self.removed {
@@ -169,18 +171,7 @@ impl Upkeep {
     /// hello, plus the members of this node's own stored membership.
     fn candidates(&self) -> Vec<String> {
         let mut out: Vec<String> = if self.settings.peers.is_empty() {
-            let core = self.shared.lock_core();
-            core.masters
-                .values()
-                .flat_map(|m| m.sentinels.values())
-                .map(|s| {
-                    if s.host.contains(':') {
-                        format!("[{}]:{}", s.host, s.port)
-                    } else {
-                        format!("{}:{}", s.host, s.port)
-                    }
-                })
-                .collect()
+            self.host.discovered_sentinels()
         } else {
             self.settings.peers.clone()
         };
@@ -540,22 +531,13 @@ async fn join(node: &RaftNode, via: &str, addr: &str, fresh: bool) -> Result<(),
     Err(JoinFailure::Other("leader kept moving".into()))
 }
 
-/// Whether hellos can reach this daemon yet: a pubsub link to a master is up.
-fn any_pubsub_up(shared: &Shared) -> bool {
-    shared
-        .lock_core()
-        .masters
-        .values()
-        .any(|m| m.inst.link.pc_up)
-}
-
 /// Whether `ip` belongs to this machine (binding to it succeeds).
 fn is_local_ip(ip: IpAddr) -> bool {
     std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// This daemon's address as peers reach it.
-async fn own_addr(shared: &Shared, settings: &GroupSettings) -> Option<String> {
+async fn own_addr(host: &dyn Host, settings: &GroupSettings) -> Option<String> {
     if let Some(a) = &settings.announce {
         return Some(a.clone());
     }
@@ -580,12 +562,8 @@ async fn own_addr(shared: &Shared, settings: &GroupSettings) -> Option<String> {
     }
     // Discovered mode: the address our links to the master come from, which
     // is also the address our hellos announce.
-    let (host, port) = {
-        let core = shared.lock_core();
-        let m = core.masters.values().next()?;
-        (m.inst.host.clone(), m.inst.port)
-    };
-    let (_, local_ip) = crate::links::connect::connect(&host, port).await.ok()?;
+    let (master, port) = host.a_master()?;
+    let (_, local_ip) = crate::links::connect::connect(&master, port).await.ok()?;
     let ip = if local_ip.contains(':') {
         format!("[{local_ip}]")
     } else {

@@ -1,5 +1,6 @@
 //! The state-changing and state-reading halves of the SENTINEL subcommands
-//! (contract §1.3, §1.4, §4.8, §4.10, §4.20). `server::sentinel_cmd` parses the
+//! (descriptions, MONITOR / REMOVE / SET, the vote rule, replica selection).
+//! `server::sentinel_cmd` parses the
 //! wire arguments, calls these, runs the returned actions and builds the RESP
 //! reply; everything that decides an error text or an effect is here, so it is
 //! unit-tested without a socket.
@@ -9,9 +10,9 @@
 
 use super::event::EventKind;
 use super::instance::{Instance, Role};
+use super::persisted::MasterState;
 use super::sentinel::{emit, master_from_state, Master, Sentinel, MAX_DESYNC};
 use super::types::{Action, InstanceKind, LinkKind, Millis};
-use crate::config::MasterState;
 use rand::Rng;
 
 /// An error reply: the full line after `-` (`ERR ...`, `NOQUORUM ...`).
@@ -31,7 +32,8 @@ impl CmdError {
     }
 }
 
-/// An instance description (§1.4): field/value pairs in the fixed order.
+/// An instance description (SENTINEL MASTER(S), REPLICAS, SENTINELS):
+/// field/value pairs in redis-sentinel's fixed order.
 pub type Description = Vec<(&'static str, String)>;
 
 /// Redis `string2ll`: an optional `-`, then digits without leading zeros
@@ -99,7 +101,7 @@ fn since(now: Millis, t: Millis) -> String {
     now.saturating_sub(t).to_string()
 }
 
-/// Builds one instance description (§1.4). Every value is a string; the
+/// Builds one instance description. Every value is a string; the
 /// server sends them as bulk strings.
 /// In a group the master's address, flags and failover state come from
 /// committed state (`failover::failover_desc`).
@@ -577,7 +579,7 @@ impl Sentinel {
         }
     }
 
-    /// SENTINEL SET (§4.20). Options are applied left to right with a `+set`
+    /// SENTINEL SET. Options are applied left to right with a `+set`
     /// each; a flush is queued at the end if anything changed, also when a
     /// later option fails. `script_ok(path)` = the file is executable. In a
     /// group every applied option but the two script paths (paths of this
@@ -711,10 +713,10 @@ impl Sentinel {
             };
             match apply_set_option(m, &opt, &vals, &ctx, out) {
                 Ok(()) => changed = true,
-                Err(e) => tracing::warn!(
+                Err(e) => out.push(Action::Warn(format!(
                     "committed option {key} {value:?} for master {} not applied: {e:?}",
                     m.inst.name
-                ),
+                ))),
             }
         }
         if changed {
@@ -791,7 +793,7 @@ impl Sentinel {
         Err(CmdError(e))
     }
 
-    /// The vote rule (§4.8). Returns the stored vote (leader, epoch).
+    /// Sentinel's vote rule (one vote per epoch). Returns the stored vote (leader, epoch).
     pub(crate) fn vote_leader(
         &mut self,
         mi: usize,
@@ -869,7 +871,7 @@ impl Sentinel {
         ))
     }
 
-    /// Replica selection (§4.10); returns the key of the best candidate.
+    /// Sentinel's replica selection (priority, offset, run id); returns the key of the best candidate.
     pub fn select_slave(&self, name: &str, now: Millis) -> Option<String> {
         let m = self.masters.get(name)?;
         let t = &self.timing;

@@ -1,6 +1,6 @@
 //! Sentinel events as values. The core decides *that* an event happens and
-//! formats its payload exactly as redis-sentinel 7.0.15 does (contract §3); the
-//! one place that logs, counts and publishes it is `crate::observe::emit`.
+//! formats its payload exactly as redis-sentinel 7.0.15 does; the one place
+//! that logs, counts and publishes it is `crate::observe::emit`.
 
 /// Log level of an event, as Sentinel assigns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -11,16 +11,26 @@ pub enum Level {
     Warning,
 }
 
-/// One Sentinel event: channel name, level, the full published payload, and
-/// the master it concerns (for the notification-script of that master).
+/// One Sentinel event: what happened, its exact payload, and the typed facts
+/// the layers that render it need, so that nothing downstream reads them back
+/// out of the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
     /// Exact payload published on the channel named `kind.channel()`.
     pub message: String,
-    /// Master whose notification-script receives this event (warning events
-    /// that carry an instance).
+    /// The master the event concerns: its own event, or one about a replica
+    /// or a sentinel of it. None for process-wide events. Metrics are
+    /// labelled with it.
     pub master: Option<String>,
+    /// What kind of instance the event is about, for the events whose
+    /// subject may be a master, a replica or a sentinel (`+sdown`, `-sdown`).
+    pub subject: Option<super::types::InstanceKind>,
+    /// Published only once the config flush emitted right before it is
+    /// written: an epoch or a vote is durable before it is announced, as
+    /// Sentinel flushes before it publishes `+new-epoch` or
+    /// `+vote-for-leader`.
+    pub after_flush: bool,
     /// Why it happened, for the log line only (never published: the payload
     /// stays Sentinel's).
     pub detail: Option<String>,
@@ -94,18 +104,14 @@ event_kinds! {
 
 impl Event {
     /// An event concerning `master` (its own or one of its replicas' or
-    /// sentinels'); `None` for process-wide events such as `+tilt`. Only
-    /// warning-level events reach the master's notification-script, so the
-    /// master is recorded only for those.
+    /// sentinels'); `None` for process-wide events such as `+tilt`.
     pub fn new(kind: EventKind, message: String, master: Option<&str>) -> Event {
-        let master = match kind.level() {
-            Level::Warning => master.map(str::to_string),
-            _ => None,
-        };
         Event {
             kind,
             message,
-            master,
+            master: master.map(str::to_string),
+            subject: None,
+            after_flush: false,
             detail: None,
         }
     }
@@ -130,7 +136,7 @@ pub struct MasterRef<'a> {
     pub port: u16,
 }
 
-/// The `%@` instance prefix of Sentinel event payloads (contract §3):
+/// The `%@` instance prefix of Sentinel event payloads:
 /// `master <name> <ip> <port>`, or for a replica/sentinel
 /// `<slave|sentinel> <name> <ip> <port> @ <master> <mip> <mport>`. The address
 /// shown is the configured one, which is the hostname when one was given, the

@@ -7,10 +7,10 @@ use super::event::EventKind;
 use super::failover::{SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS};
 use super::sentinel::Sentinel;
 use super::types::*;
-use crate::config::{MasterState, PersistedState};
 use crate::core::group::node_id_from_myid;
 use crate::core::group::Phase;
 use crate::core::group::{Command, GroupState};
+use crate::core::persisted::{MasterState, PersistedState};
 
 const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
 const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";

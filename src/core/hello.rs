@@ -1,4 +1,4 @@
-//! Validation of incoming hello messages (contract §4.5).
+//! Validation of incoming hello messages.
 //!
 //! Hellos arrive from any client able to PUBLISH on a monitored node's
 //! `__sentinel__:hello` channel or to send us a fake PUBLISH, so they are

@@ -1,6 +1,6 @@
 //! Parsing the INFO reply of a master or replica into the few fields Sentinel
-//! uses (contract §4.4). Only the reading is here; what the core does with the
-//! result lives in `sentinel.rs`.
+//! uses. Only the reading is here; what the core does with the result lives
+//! in `discovery.rs`.
 //!
 //! Parsing follows redis-sentinel line by line, including its quirk that the
 //! replica fields (`master_host:` ...) are read only after the `role:slave`

@@ -3,7 +3,8 @@
 //! same record for the three kinds and only uses the fields that apply.
 //!
 //! Timer fields mirror redis-sentinel's `instanceLink` / `sentinelRedisInstance`
-//! so the timing rules of the contract (§4.2-4.7) read the same here.
+//! so Sentinel's timing rules (reconnects, PING, INFO, SDOWN) read the same
+//! here.
 
 use super::types::{InstanceId, InstanceKind, Millis};
 

@@ -1,12 +1,12 @@
 //! Unit tests of the core's timing rules, event payloads and command replies,
-//! all with explicit `Millis` (no clock, no I/O). Expected strings come from
-//! the contract's observed examples and from a real redis-sentinel 7.0.15.
+//! all with explicit `Millis` (no clock, no I/O). Expected strings are what a
+//! real redis-sentinel 7.0.15 sends.
 
 use super::commands::CmdError;
 use super::event::EventKind;
 use super::sentinel::Sentinel;
 use super::types::*;
-use crate::config::{MasterState, PersistedState};
+use crate::core::persisted::{MasterState, PersistedState};
 
 const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
 const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";
@@ -846,7 +846,8 @@ fn vote_rule() {
     assert_eq!(r, Ok((0, "*".to_string(), 0)));
     assert!(out.is_empty());
     assert_eq!(s.current_epoch(), 5);
-    // Contract §6.3: our own run id with a higher epoch is granted and echoed.
+    // Our own run id with a higher epoch is granted and echoed, as
+    // redis-sentinel does.
     let (r, _) = vote(&mut s, "50", MYID);
     assert_eq!(r, Ok((0, MYID.to_string(), 50)));
     assert_eq!(s.persisted().masters[0].leader_epoch, 50);

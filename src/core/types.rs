@@ -27,7 +27,7 @@ pub enum LinkKind {
     PubSub,
 }
 
-/// Credentials for an outbound link, as Sentinel chooses them (§4.17).
+/// Credentials for an outbound link, as Sentinel chooses them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LinkAuth {
     pub user: Option<String>,
@@ -50,7 +50,7 @@ pub struct LinkSpec {
     pub renames: Vec<(String, String)>,
 }
 
-/// A reply to PING, classified the way Sentinel classifies it (§4.6).
+/// A reply to PING, classified the way Sentinel classifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PingReply {
     /// `+PONG`, `-LOADING...`, `-MASTERDOWN...`: a valid reply.
@@ -133,7 +133,16 @@ pub struct RaftView {
     pub leader: Option<u64>,
 }
 
-/// Everything the core asks the driver to do.
+/// Everything the core asks the driver to do, in the order it must be done.
+///
+/// Each action states what it waits for ([`Action::order`]); the driver's
+/// one executor honours it. Two orderings are not conditions on an action
+/// because the core enforces them itself, by emitting the second action only
+/// once its input arrives: *commit before act* (a `Reconfigure`, `PauseWrites`
+/// or `+switch-master` of a failover step follows the `Input::Committed` of
+/// that step, never its `Propose`), and *publish before demote* (the old
+/// master is demoted once the daemons' `+switch-master` publications are
+/// committed, or a bound after the switch).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Open (or re-open) the links of an instance.
@@ -168,7 +177,8 @@ pub enum Action {
     ScriptKill {
         id: InstanceId,
     },
-    /// The reconfiguration transaction of §4.11 (`None` = `SLAVEOF NO ONE`).
+    /// Sentinel's reconfiguration transaction (MULTI, SLAVEOF, CONFIG
+    /// REWRITE, CLIENT KILL, EXEC; `None` = `SLAVEOF NO ONE`).
     Reconfigure {
         id: InstanceId,
         replicaof: Option<(String, u16)>,
@@ -197,15 +207,84 @@ pub enum Action {
     Emit(Event),
     /// Rewrite the config file with the current persisted state.
     Flush,
-    /// Queue a script run (client-reconfig-script): `argv[0]` is the path.
-    /// Notification scripts are not sent this way: they follow from `Emit`
-    /// of a warning event whose master has one.
+    /// Queue a script run: `argv[0]` is the path. A master's
+    /// notification-script right after each warning event naming it
+    /// (`<path> <type> <payload>`), its client-reconfig-script at a switch.
     RunScript {
         argv: Vec<String>,
     },
+    /// A line for the operator's log, at warning level: something the core
+    /// was asked to do and could not (the core itself does no I/O).
+    Warn(String),
     /// `SENTINEL SIMULATE-FAILURE`: log Sentinel's crash line and exit with
-    /// status 99, right after the step the flag names (contract §1.3).
+    /// status 99, right after the step the flag names.
     SimulatedCrash,
+}
+
+/// What an action waits for before the executor carries it out (see
+/// [`Action::order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Monitoring I/O whose timing matters more than its place (connects,
+    /// PING, INFO, hellos, questions to peers): carried out at once, even
+    /// ahead of effects still waiting.
+    Free,
+    /// After every effect emitted before it: events are published in the
+    /// order the core emitted them, a `+switch-master` before the proposal
+    /// that says it was published, an event before the command it reports
+    /// is sent.
+    InOrder,
+    /// In order, and only once the config flushes emitted before it are
+    /// written: *persist before publish*.
+    AfterFlush,
+    /// A config flush: written in order with the effects around it; the
+    /// effects after it wait for it only when they say so (`AfterFlush`).
+    Flush,
+}
+
+impl Action {
+    /// What this action waits for. Link commands that change a node
+    /// (`Reconfigure`, `PauseWrites`, `Unpause`, `SCRIPT KILL`) are effects,
+    /// kept in order with the events that report them.
+    pub fn order(&self) -> Order {
+        match self {
+            Action::Connect(_)
+            | Action::Disconnect { .. }
+            | Action::SendPing { .. }
+            | Action::SendInfo { .. }
+            | Action::SendHello { .. }
+            | Action::AskMasterDown { .. } => Order::Free,
+            Action::Flush => Order::Flush,
+            Action::Emit(ev) if ev.after_flush => Order::AfterFlush,
+            Action::Emit(_)
+            | Action::ScriptKill { .. }
+            | Action::Reconfigure { .. }
+            | Action::PauseWrites { .. }
+            | Action::Unpause { .. }
+            | Action::Propose(_)
+            | Action::ForgetDaemon { .. }
+            | Action::RunScript { .. }
+            | Action::Warn(_)
+            | Action::SimulatedCrash => Order::InOrder,
+        }
+    }
+
+    /// Whether the links carry it out (the rest is the driver's own work).
+    pub fn is_link(&self) -> bool {
+        matches!(
+            self,
+            Action::Connect(_)
+                | Action::Disconnect { .. }
+                | Action::SendPing { .. }
+                | Action::SendInfo { .. }
+                | Action::SendHello { .. }
+                | Action::AskMasterDown { .. }
+                | Action::ScriptKill { .. }
+                | Action::Reconfigure { .. }
+                | Action::PauseWrites { .. }
+                | Action::Unpause { .. }
+        )
+    }
 }
 
 /// A hello message to send, missing only the sentinel's own IP.
@@ -223,7 +302,7 @@ pub struct HelloOut {
 }
 
 impl HelloOut {
-    /// The 8 comma-separated fields of §4.5.
+    /// The 8 comma-separated fields of a Sentinel hello.
     pub fn payload(&self, local_ip: &str) -> String {
         let ip = self.announce_ip.as_deref().unwrap_or(local_ip);
         format!(
@@ -249,7 +328,7 @@ pub struct CoreOptions {
     /// simulator can replay a run exactly.
     pub rng_seed: u64,
     /// `requirepass`: used to AUTH to peer sentinels when `sentinel-pass` is not
-    /// set (legacy "all sentinels share one password", §4.17).
+    /// set (legacy "all sentinels share one password").
     pub requirepass: Option<String>,
 }
 
@@ -263,7 +342,7 @@ impl Default for CoreOptions {
     }
 }
 
-/// Sentinel's process-wide timing constants (§4.1), changeable at run time with
+/// Sentinel's process-wide timing constants, changeable at run time with
 /// `SENTINEL DEBUG` and never persisted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timing {

@@ -300,13 +300,20 @@ pub fn build(cfg: &ServerConfig) -> Result<Box<dyn Subscriber + Send + Sync>, Lo
     }
 }
 
-/// Installs the process-wide logger and a panic hook that logs panics instead
-/// of printing them on stderr.
+/// Installs the process-wide logger and the panic hook: a panic in any
+/// thread or task is logged, then ends the process (status 134, SIGABRT),
+/// whatever the build profile. Whatever the panic interrupted (a link, the
+/// driver, the Raft plumbing, a lock held mid-change) leaves the daemon's
+/// state in doubt, and a daemon that kept answering would answer from it;
+/// the orchestrator restarts a daemon that exits.
 pub fn init(cfg: &ServerConfig) -> Result<(), LogError> {
     let subscriber = build(cfg)?;
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
     std::panic::set_hook(Box::new(|info| {
         tracing::error!("panic: {info}");
+        tracing::error!("a panic stops the daemon: its state can no longer be trusted");
+        eprintln!("raftinel: panic: {info}; stopping");
+        std::process::abort();
     }));
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Observability: the one place where a core `Event` becomes a log line, a
-//! metric increment and a pub/sub message (and, for warnings, a
-//! notification-script run); logging setup; the admin HTTP listener serving
-//! Prometheus `/metrics`; the script runner.
+//! metric and a pub/sub message; logging setup; the admin HTTP listener
+//! serving Prometheus `/metrics`; the script runner.
 //!
-//! The core decides *that* an event happens and formats its payload; [`emit`]
-//! is the only code that knows what an event turns into.
+//! The core decides *that* an event happens, formats its payload and carries
+//! the typed facts about it (the master, the instance kind); [`emit`] is the
+//! only code that knows what an event turns into, and it reads nothing else.
+//! Whether a notification script runs is the core's decision too (an
+//! `Action::RunScript` after the event).
 
 pub mod admin;
 pub mod log;
@@ -14,16 +16,18 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::core::{Event, EventKind, Level};
-use crate::runtime::Shared;
+use crate::core::{Event, EventKind, InstanceKind, Level};
 
-/// Logs, counts, publishes an event and queues the master's
-/// notification-script for warnings. Must not be called with
-/// the core lock held (it takes it briefly to find the script path).
-pub fn emit(shared: &Shared, ev: &Event) {
+/// Where events are published for pub/sub clients (the RESP server's hub).
+pub trait Publish {
+    /// Publishes `message` on `channel`; returns the number of receivers.
+    fn publish(&self, channel: &str, message: &[u8]) -> usize;
+}
+
+/// Logs, counts and publishes an event.
+pub fn emit(ev: &Event, to: &dyn Publish) {
     let channel = ev.kind.channel();
-    let level = ev.kind.level();
-    let master = master_of(ev);
+    let master = ev.master.as_deref().unwrap_or("");
     log_event(ev, master);
     metrics::counter!(
         "raftinel_events_total",
@@ -32,23 +36,8 @@ pub fn emit(shared: &Shared, ev: &Event) {
     )
     .increment(1);
     track_down_state(ev, master);
-    if level != Level::Debug {
-        shared.hub.publish(channel, ev.message.as_bytes());
-    }
-    if level == Level::Warning {
-        if let Some(m) = &ev.master {
-            let script = shared
-                .core
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .notification_script(m)
-                .map(str::to_string);
-            if let Some(path) = script {
-                shared
-                    .scripts
-                    .enqueue(vec![path, channel.to_string(), ev.message.clone()]);
-            }
-        }
+    if ev.kind.level() != Level::Debug {
+        to.publish(channel, ev.message.as_bytes());
     }
 }
 
@@ -68,41 +57,16 @@ fn log_event(ev: &Event, master: &str) {
     }
 }
 
-/// The master an event concerns, for a bounded metric label: the event's own
-/// master when the core set it, else read from the payload (`master <name> ...`
-/// or `... @ <name> <ip> <port>`, or the first word of `+switch-master`).
-/// Empty for process-wide events.
-pub fn master_of(ev: &Event) -> &str {
-    if let Some(m) = &ev.master {
-        return m;
-    }
-    let msg = ev.message.as_str();
-    if ev.kind == EventKind::SwitchMaster {
-        return msg.split(' ').next().unwrap_or("");
-    }
-    if let Some(rest) = msg.strip_prefix("master ") {
-        return rest.split(' ').next().unwrap_or("");
-    }
-    if msg.starts_with("slave ") || msg.starts_with("sentinel ") {
-        if let Some(pos) = msg.find(" @ ") {
-            return msg
-                .get(pos + 3..)
-                .and_then(|r| r.split(' ').next())
-                .unwrap_or("");
-        }
-    }
-    ""
-}
-
 /// SDOWN/ODOWN of masters as gauges (1 while down), driven by the events
 /// themselves so the metric and the event stream can never disagree.
 fn track_down_state(ev: &Event, master: &str) {
-    if !ev.message.starts_with("master ") || master.is_empty() {
+    if master.is_empty() {
         return;
     }
+    let of_master = ev.subject.is_none_or(|k| k == InstanceKind::Master);
     let (name, value) = match ev.kind {
-        EventKind::Sdown => ("raftinel_master_sdown", 1.0),
-        EventKind::SdownCleared => ("raftinel_master_sdown", 0.0),
+        EventKind::Sdown if of_master => ("raftinel_master_sdown", 1.0),
+        EventKind::SdownCleared if of_master => ("raftinel_master_sdown", 0.0),
         EventKind::Odown => ("raftinel_master_odown", 1.0),
         EventKind::OdownCleared => ("raftinel_master_odown", 0.0),
         EventKind::Unmonitor | EventKind::ResetMaster | EventKind::Monitor => {
@@ -124,25 +88,25 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The `/metrics` body: refreshes the gauges read from the core, then renders.
-pub fn render_metrics(shared: &Shared) -> String {
-    let (masters, epoch, rejected) = {
-        let core = shared.core.lock().unwrap_or_else(|e| e.into_inner());
-        (
-            core.master_names().len(),
-            core.current_epoch(),
-            core.hello_rejected(),
-        )
-    };
-    metrics::gauge!("raftinel_masters").set(masters as f64);
-    metrics::gauge!("raftinel_current_epoch").set(epoch as f64);
-    metrics::gauge!("raftinel_hello_rejected").set(rejected as f64);
-    metrics::gauge!("raftinel_scripts_running").set(shared.scripts.running_count() as f64);
-    metrics::gauge!("raftinel_scripts_queued").set(shared.scripts.queue_len() as f64);
-    match &shared.metrics {
-        Some(h) => h.render(),
-        None => String::new(),
-    }
+/// Values read when `/metrics` is asked for (not driven by events).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    pub masters: usize,
+    pub current_epoch: u64,
+    pub hello_rejected: u64,
+    pub scripts_running: usize,
+    pub scripts_queued: usize,
+}
+
+/// The `/metrics` body: sets the gauges, then renders what `handle`
+/// recorded (empty without a recorder of ours).
+pub fn render_metrics(handle: Option<&PrometheusHandle>, g: Gauges) -> String {
+    metrics::gauge!("raftinel_masters").set(g.masters as f64);
+    metrics::gauge!("raftinel_current_epoch").set(g.current_epoch as f64);
+    metrics::gauge!("raftinel_hello_rejected").set(g.hello_rejected as f64);
+    metrics::gauge!("raftinel_scripts_running").set(g.scripts_running as f64);
+    metrics::gauge!("raftinel_scripts_queued").set(g.scripts_queued as f64);
+    handle.map(PrometheusHandle::render).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -150,46 +114,7 @@ mod tests {
     use super::*;
 
     fn ev(kind: EventKind, msg: &str, master: Option<&str>) -> Event {
-        Event {
-            kind,
-            message: msg.into(),
-            detail: None,
-            master: master.map(String::from),
-        }
-    }
-
-    #[test]
-    fn master_label_from_payloads() {
-        assert_eq!(
-            master_of(&ev(
-                EventKind::Sdown,
-                "master mymaster 127.0.0.1 6379",
-                None
-            )),
-            "mymaster"
-        );
-        assert_eq!(
-            master_of(&ev(
-                EventKind::Slave,
-                "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6379",
-                None
-            )),
-            "mymaster"
-        );
-        assert_eq!(
-            master_of(&ev(
-                EventKind::SwitchMaster,
-                "mymaster 127.0.0.1 6379 127.0.0.1 6380",
-                None
-            )),
-            "mymaster"
-        );
-        assert_eq!(master_of(&ev(EventKind::NewEpoch, "3", None)), "");
-        assert_eq!(
-            master_of(&ev(EventKind::Tilt, "#tilt mode entered", None)),
-            ""
-        );
-        assert_eq!(master_of(&ev(EventKind::NewEpoch, "3", Some("m"))), "m");
+        Event::new(kind, msg.into(), master)
     }
 
     #[test]
@@ -197,13 +122,22 @@ mod tests {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
-            let e = ev(
+            let mut e = ev(
                 EventKind::Sdown,
                 "master mymaster 127.0.0.1 6379",
                 Some("mymaster"),
             );
-            metrics::counter!("raftinel_events_total", "event" => e.kind.channel(), "master" => master_of(&e).to_string()).increment(1);
+            e.subject = Some(InstanceKind::Master);
+            metrics::counter!("raftinel_events_total", "event" => e.kind.channel(), "master" => "mymaster").increment(1);
             track_down_state(&e, "mymaster");
+            // A replica's SDOWN is not the master's.
+            let mut r = ev(
+                EventKind::SdownCleared,
+                "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6379",
+                Some("mymaster"),
+            );
+            r.subject = Some(InstanceKind::Replica);
+            track_down_state(&r, "mymaster");
             track_down_state(
                 &ev(
                     EventKind::Odown,
@@ -238,66 +172,5 @@ mod tests {
             !text.contains("127.0.0.1"),
             "no addresses in labels: {text}"
         );
-    }
-
-    /// The whole path of one event through a real `Shared`: counted in the
-    /// global recorder behind `/metrics`, and a warning for a master with a
-    /// notification-script queues `<path> <type> <message>`.
-    #[tokio::test]
-    async fn emit_counts_and_queues_the_notification_script() {
-        use crate::config::{MasterState, PersistedState, ServerConfig};
-        use crate::core::{CoreOptions, Sentinel};
-        let mut m = MasterState::new("scripted", "127.0.0.1", 6379, 2);
-        m.notification_script = Some("/bin/true".into());
-        let st = PersistedState {
-            myid: Some("0123456789abcdef0123456789abcdef01234567".into()),
-            masters: vec![m],
-            ..PersistedState::default()
-        };
-        let (core, _) = Sentinel::new(st, CoreOptions::default(), 0);
-        let (shared, _rx) = Shared::new(
-            core,
-            ServerConfig::default(),
-            None,
-            tokio::time::Instant::now(),
-        );
-        let sdown = Event::new(
-            EventKind::Sdown,
-            "master scripted 127.0.0.1 6379".into(),
-            Some("scripted"),
-        );
-        emit(&shared, &sdown);
-        // Notice-level events never run the script.
-        emit(
-            &shared,
-            &Event::new(
-                EventKind::Slave,
-                "slave 127.0.0.1:6380 127.0.0.1 6380 @ scripted 127.0.0.1 6379".into(),
-                Some("scripted"),
-            ),
-        );
-        let jobs = shared.scripts.pending();
-        assert_eq!(jobs.len(), 1);
-        assert_eq!(
-            jobs[0].argv,
-            ["/bin/true", "+sdown", "master scripted 127.0.0.1 6379"]
-        );
-        let text = render_metrics(&shared);
-        if shared.metrics.is_some() {
-            assert!(
-                text.contains(r#"raftinel_events_total{event="+sdown",master="scripted"}"#),
-                "{text}"
-            );
-            assert!(
-                text.contains(r#"raftinel_events_total{event="+slave",master="scripted"}"#),
-                "{text}"
-            );
-            assert!(
-                text.contains(r#"raftinel_master_sdown{master="scripted"} 1"#),
-                "{text}"
-            );
-            assert!(text.contains("raftinel_masters 1"), "{text}");
-            assert!(text.contains("raftinel_current_epoch 0"), "{text}");
-        }
     }
 }

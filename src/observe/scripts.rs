@@ -85,7 +85,7 @@ pub struct ScriptQueue {
 }
 
 impl ScriptQueue {
-    /// `started` is the daemon's clock origin (the same as `Shared::started`).
+    /// `started` is the daemon's clock origin (the one the core is fed with).
     pub fn new(started: Instant) -> Self {
         ScriptQueue {
             jobs: Mutex::new(Jobs::default()),
@@ -224,12 +224,11 @@ impl ScriptQueue {
         let job = jobs.list.remove(pos)?;
         if signal != 0 || exitcode != 0 {
             let path = job.argv.first().cloned().unwrap_or_default();
-            return Some(Event {
-                kind: EventKind::ScriptError,
-                message: format!("{path} {signal} {exitcode}"),
-                detail: None,
-                master: None,
-            });
+            return Some(Event::new(
+                EventKind::ScriptError,
+                format!("{path} {signal} {exitcode}"),
+                None,
+            ));
         }
         None
     }
@@ -250,12 +249,7 @@ impl ScriptQueue {
                 let path = job.argv.first().cloned().unwrap_or_default();
                 out.push((
                     pid,
-                    Event {
-                        kind: EventKind::ScriptTimeout,
-                        message: format!("{path} {pid}"),
-                        detail: None,
-                        master: None,
-                    },
+                    Event::new(EventKind::ScriptTimeout, format!("{path} {pid}"), None),
                 ));
             }
         }

@@ -302,10 +302,9 @@ fn sync_users_to_config(server: &Server) {
     };
     if !has_file {
         server
-            .shared
-            .server
+            .config
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .expect("the server configuration lock is poisoned")
             .users = lines;
     }
 }

@@ -168,7 +168,7 @@ impl<'a> Command<'a> {
             }
             Command::Subscribe(c) => return c.execute(server, sess),
             Command::Unsubscribe(c) => return c.execute(server, sess),
-            Command::Sentinel(c) => c.execute(&server.shared),
+            Command::Sentinel(c) => c.execute(server),
             Command::Client(sub, argv) => super::client_cmd::client(server, sess, sub, argv),
             Command::Acl(sub, argv) => super::acl_cmd::acl(server, sess, sub, argv),
             Command::CommandInfo(sub, argv) => super::command_cmd::command(sub, argv),

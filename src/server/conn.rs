@@ -139,7 +139,7 @@ impl Conn {
                 usize::MAX,
             );
             dispatch::run_request(&self.server, &mut self.sess, &argv, &mut self.out).await;
-            if self.sess.close_after_reply || self.server.shared.shutdown.is_cancelled() {
+            if self.sess.close_after_reply || self.server.shutdown.is_cancelled() {
                 let _ = self.write_out().await;
                 return ControlFlow::Break(());
             }
@@ -175,7 +175,7 @@ impl Conn {
         self.buf.reserve(READ_CHUNK);
         tokio::select! {
             _ = self.handle.kill.cancelled() => ControlFlow::Break(()),
-            _ = self.server.shared.shutdown.cancelled() => ControlFlow::Break(()),
+            _ = self.server.shutdown.cancelled() => ControlFlow::Break(()),
             Some(msg) = self.messages.recv() => {
                 msg.to_value().encode(self.sess.proto, &mut self.out);
                 // Drain what is already queued so a burst goes out in one write.
@@ -226,7 +226,7 @@ impl Conn {
             // On shutdown, give a stuck client a moment (e.g. for SHUTDOWN's
             // peers' last replies) but never hold the exit.
             _ = async {
-                server.shared.shutdown.cancelled().await;
+                server.shutdown.cancelled().await;
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             } => Err(()),
         }

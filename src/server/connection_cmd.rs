@@ -42,7 +42,7 @@ impl<'a> Ping<'a> {
 
 /// `ROLE`: a sentinel and the masters it monitors.
 pub fn role(server: &Server) -> Frame {
-    let names = server.shared.lock_core().master_names();
+    let names = server.core.lock().master_names();
     Frame::Array(vec![
         Frame::bulk("sentinel"),
         Frame::Array(names.into_iter().map(Frame::bulk).collect()),
@@ -206,7 +206,7 @@ impl Shutdown {
     /// config flush. No reply: the connection closes with the daemon.
     pub fn execute(self, server: &Server) {
         tracing::warn!("User requested shutdown...");
-        server.shared.shutdown.cancel();
+        server.shutdown.cancel();
     }
 }
 

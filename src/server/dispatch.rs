@@ -21,7 +21,7 @@ pub async fn wait_unpaused(server: &Server, handle: &ClientHandle, now: Instant)
         tokio::select! {
             _ = tokio::time::sleep_until(until) => {}
             _ = handle.kill.cancelled() => return false,
-            _ = server.shared.shutdown.cancelled() => return false,
+            _ = server.shutdown.cancelled() => return false,
         }
         at = Instant::now();
     }

@@ -44,8 +44,8 @@ pub fn selected(args: &[Vec<u8>]) -> Vec<&'static str> {
 /// `# Raft`: the local node's place in the group (raftinel extension).
 fn raft_section(server: &Server, out: &mut String) {
     out.push_str("# Raft\r\n");
-    let refused = crate::consensus::rpc::REFUSALS.info();
-    let Some(node) = server.shared.raft.get() else {
+    let refused = server.rpc_counters.refusals.info();
+    let Some(node) = server.raft.get() else {
         let _ = write!(out, "raft_enabled:0\r\n{refused}");
         return;
     };
@@ -74,7 +74,10 @@ fn raft_section(server: &Server, out: &mut String) {
         node.network.health().down(),
         membership.learner_ids().count(),
         node.state.borrow().refused,
-        crate::consensus::rpc::MEMBERSHIP_REFUSED.load(std::sync::atomic::Ordering::Relaxed),
+        server
+            .rpc_counters
+            .membership_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
     for (i, (id, n)) in membership.nodes().enumerate() {
         let role = if membership.voter_ids().any(|v| v == *id) {
@@ -104,13 +107,13 @@ pub fn render(server: &Server, args: &[Vec<u8>]) -> String {
             "cpu" => cpu_section(&mut out),
             "raft" => raft_section(server, &mut out),
             _ => {
-                let shared = &server.shared;
-                let now = shared.now();
+                let now = server.core.now();
                 let (running, queued) =
-                    (shared.scripts.running_count(), shared.scripts.queue_len());
+                    (server.scripts.running_count(), server.scripts.queue_len());
                 out.push_str(
-                    &shared
-                        .lock_core()
+                    &server
+                        .core
+                        .lock()
                         .info_sentinel_section(now, running, queued),
                 );
             }
@@ -158,10 +161,9 @@ fn build_id() -> String {
 fn server_section(server: &Server, out: &mut String) {
     let (supervised, port) = {
         let cfg = server
-            .shared
-            .server
+            .config
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .expect("the server configuration lock is poisoned");
         let sup = match cfg.supervised.as_deref() {
             Some("systemd") => "systemd",
             Some("upstart") => "upstart",
@@ -176,7 +178,7 @@ fn server_section(server: &Server, out: &mut String) {
             },
         )
     };
-    let uptime = server.shared.started.elapsed().as_secs();
+    let uptime = server.started.elapsed().as_secs();
     let usec = unix_micros();
     let executable = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -263,7 +265,7 @@ fn clients_section(server: &Server, out: &mut String) {
 fn stats_section(server: &Server, out: &mut String) {
     let st = &server.stats;
     let (ops, kin, kout) = st.rates();
-    let (channels, patterns) = server.shared.hub.counts();
+    let (channels, patterns) = server.hub.counts();
     let _ = write!(
         out,
         "# Stats\r\n\

@@ -3,7 +3,7 @@
 //! [`bind_listeners`] turns the `port`/`bind` configuration into sockets
 //! (default `* -::*`: 0.0.0.0 and, when the host has IPv6, `::` in v6-only
 //! mode; a `-` prefix makes an address optional). [`serve`] accepts clients
-//! until `shared.shutdown` is cancelled, limiting them to `maxclients` with a
+//! until `shutdown` is cancelled, limiting them to `maxclients` with a
 //! semaphore: the client over the limit gets `-ERR max number of clients
 //! reached` and is closed.
 
@@ -20,7 +20,6 @@ use super::client::ClientHandle;
 use super::stats::add;
 use super::{conn, Server};
 use crate::config::ServerConfig;
-use crate::runtime::Shared;
 
 #[cfg(test)]
 mod tests {
@@ -124,20 +123,21 @@ pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, Bind
     Ok(out)
 }
 
-/// Accepts clients on every listener until `shared.shutdown` is cancelled,
+/// Accepts clients on every listener until `h.shutdown` is cancelled,
 /// then waits (briefly) for the connections to close.
-pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) {
+pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
     let port = listeners
         .first()
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.port())
         .unwrap_or(0);
-    let server = match Server::new(shared.clone(), port) {
+    let shutdown = h.shutdown.clone();
+    let server = match Server::new(h, port) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             // Serving with a half-read user table would be a security hole.
             tracing::error!("ACL configuration error: {e}; shutting down");
-            shared.shutdown.cancel();
+            shutdown.cancel();
             return;
         }
     };
@@ -145,12 +145,12 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) {
     {
         // Instantaneous rates, sampled like Redis's serverCron (every 100 ms).
         let server = server.clone();
-        let stop = shared.shutdown.clone();
+        let stop = shutdown.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => server.stats.sample(server.shared.started.elapsed().as_millis() as u64),
+                    _ = tick.tick() => server.stats.sample(server.started.elapsed().as_millis() as u64),
                     _ = stop.cancelled() => break,
                 }
             }
@@ -158,7 +158,7 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) {
     }
     for l in listeners {
         let server = server.clone();
-        let stop = shared.shutdown.clone();
+        let stop = shutdown.clone();
         tasks.spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
@@ -212,10 +212,9 @@ async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task
     };
     add(&server.stats.connections_received, 1);
     let protected = server
-        .shared
-        .server
+        .config
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .expect("the server configuration lock is poisoned")
         .protected_mode;
     if protected && server.acl().default_nopass() {
         if let Ok(peer) = stream.peer_addr() {

@@ -54,15 +54,68 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
-use crate::runtime::Shared;
+use crate::consensus::node::RaftNode;
+use crate::consensus::rpc::Counters;
+use crate::core::{Action, Input, Millis, Sentinel};
+use crate::observe::scripts::ScriptQueue;
 
 pub use listen::{bind_listeners, serve, BindError};
 
+/// What the server may do with the core (the runtime implements it): a short
+/// synchronous section on it, then hand over what the core asked for. The
+/// lock is held for the section only: never across an `.await`, never while
+/// the actions are carried out.
+pub trait Core: Send + Sync {
+    fn lock(&self) -> MutexGuard<'_, Sentinel>;
+    /// The core's clock.
+    fn now(&self) -> Millis;
+    /// Carries out what a client's command asked for; returns once its
+    /// config flushes are written, with the first failure.
+    fn execute(&self, actions: Vec<Action>) -> Result<(), FlushFailed>;
+    /// Feeds an input (a hello published to this daemon) and carries out
+    /// what follows without waiting for config flushes.
+    fn feed(&self, input: Input);
+}
+
+/// The config file could not be written (the reason is logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushFailed;
+
+/// What the server is given by the daemon it runs in.
+#[derive(Clone)]
+pub struct Handles {
+    pub core: Arc<dyn Core>,
+    /// Pub/sub: the daemon publishes its events here.
+    pub hub: Arc<pubsub::Hub>,
+    /// The running configuration: the ACL commands update its `user` lines,
+    /// the config rewrite writes it back.
+    pub config: Arc<Mutex<ServerConfig>>,
+    /// Script jobs, read for SENTINEL PENDING-SCRIPTS and INFO.
+    pub scripts: Arc<ScriptQueue>,
+    /// The local Raft node, once started (RAFTINEL RPCs, INFO raft).
+    pub raft: Arc<OnceLock<RaftNode>>,
+    /// RPC refusals (counted before the Raft node runs too) and refused
+    /// membership changes.
+    pub rpc_counters: Arc<Counters>,
+    /// Cancelled on SHUTDOWN, SIGTERM or SIGINT: everything drains and exits.
+    pub shutdown: CancellationToken,
+    /// When the daemon started (INFO uptime).
+    pub started: Instant,
+}
+
 /// The server's own state, shared by all connections.
 pub struct Server {
-    pub shared: Arc<Shared>,
+    pub core: Arc<dyn Core>,
+    pub hub: Arc<pubsub::Hub>,
+    pub config: Arc<Mutex<ServerConfig>>,
+    pub scripts: Arc<ScriptQueue>,
+    pub raft: Arc<OnceLock<RaftNode>>,
+    pub rpc_counters: Arc<Counters>,
+    pub shutdown: CancellationToken,
+    pub started: Instant,
     pub registry: client::Registry,
     pub stats: stats::Stats,
     acl: Mutex<acl::Acl>,
@@ -77,13 +130,23 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(shared: Arc<Shared>, port: u16) -> Result<Server, acl::AclConfigError> {
+    pub fn new(h: Handles, port: u16) -> Result<Server, acl::AclConfigError> {
         let (acl, maxclients) = {
-            let cfg = shared.server.lock().unwrap_or_else(|e| e.into_inner());
+            let cfg = h
+                .config
+                .lock()
+                .expect("the server configuration lock is poisoned");
             (users_from_config(&cfg)?, cfg.maxclients as usize)
         };
         Ok(Server {
-            shared,
+            core: h.core,
+            hub: h.hub,
+            config: h.config,
+            scripts: h.scripts,
+            raft: h.raft,
+            rpc_counters: h.rpc_counters,
+            shutdown: h.shutdown,
+            started: h.started,
             registry: client::Registry::new(),
             stats: stats::Stats::default(),
             acl: Mutex::new(acl),

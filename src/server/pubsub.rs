@@ -112,6 +112,12 @@ pub struct Hub {
     inner: Mutex<Inner>,
 }
 
+impl crate::observe::Publish for Hub {
+    fn publish(&self, channel: &str, message: &[u8]) -> usize {
+        Hub::publish(self, channel, message)
+    }
+}
+
 impl Hub {
     pub fn new() -> Hub {
         Hub::default()

@@ -30,16 +30,13 @@ impl<'a> Publish<'a> {
     }
 
     pub fn execute(self, server: &Server) -> Frame {
-        let shared = &server.shared;
-        let now = shared.now();
         let input = Input::Hello {
             via: None,
             payload: String::from_utf8_lossy(self.message).into_owned(),
         };
-        let actions = shared.lock_core().handle(now, input);
         // The hello is accepted whatever the flush outcome: its flush (a peer
         // discovered) runs in the background, a failure is logged there.
-        shared.execute_background(actions);
+        server.core.feed(input);
         Frame::Integer(1)
     }
 }
@@ -68,9 +65,9 @@ impl Subscribe<'_> {
             };
             if added {
                 if self.pattern {
-                    server.shared.hub.psubscribe(&sess.subscriber, ch);
+                    server.hub.psubscribe(&sess.subscriber, ch);
                 } else {
-                    server.shared.hub.subscribe(&sess.subscriber, ch);
+                    server.hub.subscribe(&sess.subscriber, ch);
                 }
             }
             out.push(confirmation(kind, Frame::bulk(ch), sess));
@@ -111,9 +108,9 @@ impl Unsubscribe<'_> {
             };
             if removed {
                 if self.pattern {
-                    server.shared.hub.punsubscribe(sess.handle.id, ch);
+                    server.hub.punsubscribe(sess.handle.id, ch);
                 } else {
-                    server.shared.hub.unsubscribe(sess.handle.id, ch);
+                    server.hub.unsubscribe(sess.handle.id, ch);
                 }
             }
             out.push(confirmation(kind, Frame::bulk(ch), sess));
@@ -137,9 +134,9 @@ fn confirmation(kind: &'static str, channel: Frame, sess: &Session) -> Frame {
 /// Drops every subscription of a closing connection.
 pub fn unsubscribe_all(server: &Server, sess: &mut Session) {
     for ch in sess.channels.drain(..) {
-        server.shared.hub.unsubscribe(sess.handle.id, &ch);
+        server.hub.unsubscribe(sess.handle.id, &ch);
     }
     for p in sess.patterns.drain(..) {
-        server.shared.hub.punsubscribe(sess.handle.id, &p);
+        server.hub.punsubscribe(sess.handle.id, &p);
     }
 }

@@ -28,7 +28,7 @@ pub async fn sentinel_raft(server: &Server, sess: &Session, argv: &[Vec<u8>]) ->
     if let Some(denied) = cmd::check_acl_as(server, sess, &as_reset) {
         return denied;
     }
-    let Some(node) = server.shared.raft.get() else {
+    let Some(node) = server.raft.get() else {
         return Frame::error("ERR raft is not running on this node");
     };
     let sub = String::from_utf8_lossy(&argv[2..].first().cloned().unwrap_or_default())

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::cmd::{auth_required, Session};
 use super::Server;
 use crate::consensus::network::RPC_COMMAND;
-use crate::consensus::rpc::{self, RpcError, RpcReply, REFUSALS};
+use crate::consensus::rpc::{self, RpcError, RpcReply};
 use crate::resp::Frame;
 
 /// Whether a request is a Raft RPC rather than a Sentinel command.
@@ -26,11 +26,12 @@ pub fn is_rpc(argv: &[Vec<u8>]) -> bool {
 /// Answers one Raft RPC of the connection `sess`.
 pub async fn handle(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Frame {
     if let Err(e) = authorize(server, sess) {
-        REFUSALS.count(&e, &sess.handle.addr);
+        server.rpc_counters.refusals.count(&e, &sess.handle.addr);
         return Frame::error(e.to_string());
     }
-    let node = server.shared.raft.get();
-    match rpc::handle(node, &mut sess.raft, &sess.handle.addr, argv).await {
+    let node = server.raft.get();
+    let refusals = &server.rpc_counters.refusals;
+    match rpc::handle(node, refusals, &mut sess.raft, &sess.handle.addr, argv).await {
         Ok(RpcReply::Plain(body)) => Frame::Bulk(body),
         Ok(RpcReply::Signed(body, sig)) => {
             Frame::Array(vec![Frame::Bulk(body), Frame::Bulk(sig.into_bytes())])
@@ -46,8 +47,8 @@ fn authorize(server: &Server, sess: &Session) -> Result<(), RpcError> {
         return Err(RpcError::NoAuth);
     }
     let peer_user = server
-        .shared
-        .lock_core()
+        .core
+        .lock()
         .sentinel_auth()
         .user
         .unwrap_or_else(|| "default".into());

@@ -9,8 +9,8 @@
 //!
 //! [`SentinelCmd::execute`] turns the command into a call on the core (which
 //! holds every rule and error text, see `core::commands`), builds the RESP
-//! reply and runs the actions the core returned through `Shared::execute` once
-//! the core lock is released (execute flushes, and the flush reads the core).
+//! reply and hands the actions the core returned to the daemon's executor once
+//! the core lock is released (a flush reads the core).
 //! The only I/O done here is what the core may not do: DNS for MONITOR with
 //! resolve-hostnames, `access(X_OK)` on script paths.
 
@@ -19,10 +19,10 @@ use std::net::{IpAddr, ToSocketAddrs};
 
 use super::cmd::{arity_err, help};
 use super::glob;
+use super::Server;
 use crate::core::commands::{MonitorArgs, SIMULATE_FAILURE_FLAGS};
 use crate::core::{Action, CmdError, Description, Millis, Sentinel, SimulateReply};
 use crate::resp::Frame;
-use crate::runtime::Shared;
 
 const FLUSH_FAILED: &str = "ERR Failed to save config file. Check server logs.";
 
@@ -175,26 +175,25 @@ impl<'a> SentinelCmd<'a> {
     }
 
     /// Runs the command against the core and answers.
-    pub fn execute(self, shared: &Shared) -> Frame {
+    pub fn execute(self, server: &Server) -> Frame {
         match self {
             // The query clients send most (every connect, every reconnect,
             // health checks): one lock, no flush, no allocation but the reply.
             SentinelCmd::GetMasterAddrByName(name) => {
-                master_addr_reply(shared.lock_core().master_addr(&name))
+                master_addr_reply(server.core.lock().master_addr(&name))
             }
             SentinelCmd::Help => help(SENTINEL_HELP),
-            SentinelCmd::PendingScripts => pending_scripts(shared),
+            SentinelCmd::PendingScripts => pending_scripts(server),
             cmd => {
-                let now = shared.now();
-                let mut out = Vec::new();
-                let outcome = {
-                    let mut core = shared.lock_core();
-                    cmd.run(&mut core, now, &mut out)
-                };
+                let now = server.core.now();
+                let (outcome, out) = server
+                    .core
+                    .lock()
+                    .command(|core, out| cmd.run(core, now, out));
                 let flushed = if out.is_empty() {
                     Ok(())
                 } else {
-                    shared.execute(out)
+                    server.core.execute(out)
                 };
                 match outcome {
                     Outcome::Reply(v) => v,
@@ -389,8 +388,8 @@ fn executable(path: &str) -> bool {
 }
 
 /// SENTINEL PENDING-SCRIPTS: the script queue lives in the runtime.
-fn pending_scripts(shared: &Shared) -> Frame {
-    let jobs = shared.scripts.pending();
+fn pending_scripts(server: &Server) -> Frame {
+    let jobs = server.scripts.pending();
     Frame::Array(
         jobs.into_iter()
             .map(|j| {

@@ -7,28 +7,27 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 use crate::config::{PersistedState, ServerConfig};
-use crate::core::{Action, CoreOptions, Sentinel};
-use crate::runtime::Shared;
+use crate::core::{CoreOptions, Sentinel};
+use crate::runtime::{Daemon, Inboxes};
 
 struct Harness {
-    shared: Arc<Shared>,
+    shared: Arc<Daemon>,
     port: u16,
-    _driver: mpsc::UnboundedReceiver<Action>,
+    _inboxes: Inboxes,
 }
 
 async fn start(cfg: ServerConfig) -> Harness {
     let (core, _) = Sentinel::new(PersistedState::default(), CoreOptions::default(), 0);
-    let (shared, driver) = Shared::new(core, cfg, None, tokio::time::Instant::now());
+    let (shared, inboxes) = Daemon::new(core, cfg, None, tokio::time::Instant::now());
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
-    tokio::spawn(super::serve(shared.clone(), vec![l]));
+    tokio::spawn(super::serve(shared.server_handles(), vec![l]));
     Harness {
         shared,
         port,
-        _driver: driver,
+        _inboxes: inboxes,
     }
 }
 

@@ -9,7 +9,8 @@
 //!   reference implementation instead of the daemon, to check the tests
 //!   themselves. Expected to fail there: the exit-status-64 tests, the
 //!   read-only config test and the hostile tests of the input and unread-reply
-//!   limits (raftinel deliberately differs), and the tests of a Raft group.
+//!   limits (raftinel deliberately differs), the tests of a Raft group, and
+//!   `failfast`.
 //! - `prometheus-redis-exporter` on PATH for `exporter` and `deploy` (Debian
 //!   package; `.ci/deps` installs it): without it those tests print a skip
 //!   line, or fail when `CI` is set.
@@ -31,7 +32,8 @@
 //! RPCs: ACL user, group secret, replays; quiet logs with failing peers),
 //! `raft` (group formation and refusals), `membership` (identity and
 //! membership through restarts, moves, wiped data, removals and a scaled
-//! peer list).
+//! peer list), `failfast` (a panicking task or a stopped Raft core stops the
+//! daemon, through the debug build's failpoints).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -48,6 +50,7 @@ mod config;
 mod deploy;
 mod differential;
 mod exporter;
+mod failfast;
 mod failover;
 mod hostile;
 mod membership;

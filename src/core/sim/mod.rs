@@ -1,4 +1,4 @@
-//! A deterministic, seeded simulation of a raftinel group (STYLE §3).
+//! A deterministic, seeded simulation of a raftinel group.
 //!
 //! N daemons (3 or 5) each run the real pure core ([`crate::core::Sentinel`],
 //! driven through `Sentinel::new` and `handle`, plus the public SENTINEL

@@ -3,7 +3,7 @@
 //! simulated clock. Every choice (delays, losses, faults, elections) comes
 //! from one `StdRng` seeded by the run's seed, so a seed replays exactly.
 //!
-//! The driver side mirrors `runtime.rs` / `links/`: a command sent on a link
+//! The driver side mirrors `runtime/` and `links/`: a command sent on a link
 //! that is not up is dropped, a link message from a retired link generation is
 //! ignored, a connect that fails reports `LinkDown`, a command without reply
 //! reports `CommandTimeout` after the links' 10 s timeout.
@@ -15,10 +15,10 @@ use rand::{Rng, SeedableRng};
 
 use super::raft::RaftModel;
 use super::redis::{hex40, RedisNode, RedisRole, REDIS_PORT};
-use crate::config::{MasterState, PersistedState};
 use crate::core::group::node_id_from_myid;
 use crate::core::group::{Command, GroupState};
 use crate::core::group::{Failover, Phase};
+use crate::core::persisted::{MasterState, PersistedState};
 use crate::core::{
     Action, CoreOptions, Input, InstanceId, InstanceKind, LinkKind, LinkSpec, Millis, PingReply,
     RaftView, Sentinel,
@@ -722,6 +722,7 @@ impl World {
                 }
             }
             Action::RunScript { .. } => {}
+            Action::Warn(line) => self.note(format!("d{d} warning: {line}")),
             // The simulator never sets SIMULATE-FAILURE flags; a crash is a
             // crash all the same.
             Action::SimulatedCrash => self.crash_daemon(d),

@@ -1,7 +1,7 @@
-//! The part of the configuration that Sentinel both reads at start and writes
-//! back on every flush: global sentinel options, monitored masters and what was
-//! learned about them. The config reader produces it; the core is built from it
-//! and hands back a fresh one for each rewrite.
+//! What the core persists: global sentinel options, monitored masters and
+//! what was learned about them. The core is built from it at start and hands
+//! back a fresh one for each config rewrite; the config reader (`config`)
+//! produces it from the file and writes it back.
 
 /// Global `sentinel ...` options.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,487 @@
+//! Failure detection: the periodic commands each instance gets (PING, INFO,
+//! hello, `is-master-down-by-addr`), the replies that feed them, and the
+//! SDOWN and ODOWN rules with their timing, as redis-sentinel 7.0.15 applies
+//! them on each tick.
+
+use super::event::{instance_prefix, Event, EventKind, MasterRef};
+use super::instance::{Instance, Role};
+use super::sentinel::{emit, link_spec, Master, Sentinel, Slot};
+use super::types::{
+    Action, HelloOut, InstanceId, InstanceKind, LinkAuth, LinkKind, Millis, PingReply, Timing,
+};
+
+/// Periodic commands are skipped on a link with this many unanswered commands.
+const MAX_PENDING_COMMANDS: u32 = 100;
+/// INFO cadence to replicas of a master that is down or failing over.
+const FAST_INFO_PERIOD: u64 = 1000;
+
+fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
+    inst.link.pending += 1;
+    inst.link.last_ping_time = Some(now);
+    if inst.link.act_ping_time.is_none() {
+        inst.link.act_ping_time = Some(now);
+    }
+    out.push(Action::SendPing { id: inst.id });
+}
+
+/// What every instance gets on each tick before the down checks: reconnect
+/// when a link is down, then the periodic INFO / PING / hello.
+struct Periodic<'a> {
+    now: Millis,
+    t: &'a Timing,
+    /// None when no instance of the master is due for a hello this tick.
+    hello: Option<&'a HelloOut>,
+    client_name: &'a str,
+    renames: &'a [(String, String)],
+}
+
+impl Periodic<'_> {
+    fn run(&self, inst: &mut Instance, auth: &LinkAuth, info_period: u64, out: &mut Vec<Action>) {
+        let now = self.now;
+        if inst.link.disconnected() && inst.port != 0 {
+            let due = inst
+                .link
+                .last_reconn_time
+                .is_none_or(|t| now.saturating_sub(t) >= self.t.ping_period);
+            if due {
+                inst.link.last_reconn_time = Some(now);
+                // Sentinel queues a PING on the new command link at once, so
+                // an unreachable instance counts as "PING pending" from the
+                // first reconnect attempt, not from its last good reply.
+                if !inst.link.cmd_up && inst.link.act_ping_time.is_none() {
+                    inst.link.act_ping_time = Some(now);
+                }
+                out.push(Action::Connect(link_spec(
+                    inst,
+                    auth,
+                    self.renames,
+                    self.client_name,
+                )));
+            }
+        }
+        if inst.link.disconnected() || inst.link.pending >= MAX_PENDING_COMMANDS {
+            return;
+        }
+        if inst.kind != InstanceKind::Sentinel
+            && !inst.link.info_inflight
+            && inst
+                .info_refresh
+                .is_none_or(|t| now.saturating_sub(t) > info_period)
+        {
+            inst.link.pending += 1;
+            inst.link.info_inflight = true;
+            out.push(Action::SendInfo { id: inst.id });
+        }
+        let ping_period = inst.down_after.min(self.t.ping_period);
+        if now.saturating_sub(inst.link.last_pong_time) > ping_period
+            && inst
+                .link
+                .last_ping_time
+                .is_none_or(|t| now.saturating_sub(t) > ping_period / 2)
+        {
+            send_ping(inst, now, out);
+        }
+        let Some(hello) = self.hello else {
+            return;
+        };
+        if !inst.link.hello_inflight
+            && !inst.link.hold_hello
+            && now.saturating_sub(inst.last_pub_time) > self.t.publish_period
+        {
+            inst.link.pending += 1;
+            inst.link.hello_inflight = true;
+            out.push(Action::SendHello {
+                id: inst.id,
+                hello: hello.clone(),
+            });
+        }
+    }
+}
+
+/// What is per tick, not per master.
+struct TickCtx {
+    client_name: String,
+    sentinel_auth: LinkAuth,
+    t: Timing,
+}
+
+/// `+sdown` (`down`) or `-sdown` for `inst` of master `master`.
+fn sdown_event(out: &mut Vec<Action>, down: bool, inst: &Instance, master: &Instance) {
+    let m = MasterRef {
+        name: &master.name,
+        host: &master.host,
+        port: master.port,
+    };
+    let p = instance_prefix(inst.kind, &inst.name, &inst.host, inst.port, Some(m));
+    let kind = if down {
+        EventKind::Sdown
+    } else {
+        EventKind::SdownCleared
+    };
+    let mut ev = Event::new(kind, p, Some(&master.name));
+    ev.subject = Some(inst.kind);
+    out.push(Action::Emit(ev));
+}
+
+/// SDOWN evaluation and forced reconnects of one instance.
+/// Returns `Some(true)` when the instance just became SDOWN, `Some(false)`
+/// when its SDOWN just ended (the caller publishes the event).
+fn check_sdown(
+    inst: &mut Instance,
+    now: Millis,
+    t: &Timing,
+    reboot_down_after: u64,
+    out: &mut Vec<Action>,
+) -> Option<bool> {
+    let link = &mut inst.link;
+    let elapsed = if let Some(a) = link.act_ping_time {
+        now.saturating_sub(a)
+    } else if link.disconnected() {
+        now.saturating_sub(link.last_avail_time)
+    } else {
+        0
+    };
+    let half = inst.down_after / 2;
+    if link.cmd_up
+        && now.saturating_sub(link.cc_conn_time) > t.min_link_reconnect_period
+        && link
+            .act_ping_time
+            .is_some_and(|a| now.saturating_sub(a) > half)
+        && now.saturating_sub(link.last_pong_time) > half
+    {
+        link.cmd_lost();
+        out.push(Action::Disconnect {
+            id: inst.id,
+            link: Some(LinkKind::Command),
+        });
+    }
+    if link.has_pubsub
+        && link.pc_up
+        && now.saturating_sub(link.pc_conn_time) > t.min_link_reconnect_period
+        && now.saturating_sub(link.pc_last_activity) > t.publish_period.saturating_mul(3)
+    {
+        link.pc_up = false;
+        out.push(Action::Disconnect {
+            id: inst.id,
+            link: Some(LinkKind::PubSub),
+        });
+    }
+    let is_master = inst.kind == InstanceKind::Master;
+    let down = elapsed > inst.down_after
+        || (is_master
+            && inst.role_reported == Role::Slave
+            && now.saturating_sub(inst.role_reported_time)
+                > inst
+                    .down_after
+                    .saturating_add(t.info_period.saturating_mul(2)))
+        || (is_master
+            && inst.master_reboot
+            && now.saturating_sub(inst.master_reboot_since) > reboot_down_after);
+    if down {
+        if !inst.s_down {
+            inst.s_down = true;
+            inst.s_down_since = Some(now);
+            return Some(true);
+        }
+    } else if inst.s_down {
+        inst.s_down = false;
+        inst.script_kill_sent = false;
+        return Some(false);
+    }
+    None
+}
+
+impl Sentinel {
+    /// One tick: every master in turn. What does not depend on the master
+    /// is computed once per tick, not once per master.
+    pub(super) fn tick(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let ctx = TickCtx {
+            client_name: self.client_name(),
+            sentinel_auth: self.sentinel_auth(),
+            t: self.timing.clone(),
+        };
+        for mi in 0..self.masters.len() {
+            self.tick_master(now, mi, &ctx, out);
+        }
+        self.forget_unseen(now, out);
+    }
+
+    /// One tick for one master, its replicas and its sentinels, in
+    /// redis-sentinel's order.
+    fn tick_master(&mut self, now: Millis, mi: usize, ctx: &TickCtx, out: &mut Vec<Action>) {
+        let t = &ctx.t;
+        let current_epoch = self.current_epoch;
+        let Some((_, m)) = self.masters.get_index(mi) else {
+            return;
+        };
+        // The hello is built only when one of the master's instances may
+        // publish one on this tick (every 2 s each): building it costs
+        // several allocations and a lookup of the committed state.
+        let hello_due = |i: &Instance| {
+            !i.link.hello_inflight
+                && !i.link.hold_hello
+                && now.saturating_sub(i.last_pub_time) > t.publish_period
+        };
+        let hello = (hello_due(&m.inst)
+            || m.replicas.values().any(hello_due)
+            || m.sentinels.values().any(hello_due))
+        .then(|| self.hello_out(m));
+        let group_votes = self.committed_down_votes(&m.inst.name);
+        let in_group = self.raft.initialized;
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
+        let data_auth = m.data_auth();
+        // Usually empty: cloning it allocates nothing.
+        let renames = m.renames.clone();
+        let per = Periodic {
+            now,
+            t,
+            hello: hello.as_ref(),
+            client_name: &ctx.client_name,
+            renames: &renames,
+        };
+
+        // The master itself.
+        per.run(&mut m.inst, &data_auth, t.info_period, out);
+        if let Some(up) = check_sdown(&mut m.inst, now, t, m.reboot_down_after, out) {
+            sdown_event(out, up, &m.inst, &m.inst);
+        }
+        odown_rule(m, now, group_votes, in_group, out);
+        ask_peers(m, now, t, current_epoch, out);
+
+        // Replicas: INFO every second while the master is down or failing
+        // over, or while the replica's own link to its master is down.
+        let fast = m.inst.o_down || m.failover_in_progress;
+        for r in m.replicas.values_mut() {
+            let period = if fast || r.master_link_down_since != 0 {
+                FAST_INFO_PERIOD
+            } else {
+                t.info_period
+            };
+            per.run(r, &data_auth, period, out);
+            if let Some(up) = check_sdown(r, now, t, 0, out) {
+                sdown_event(out, up, r, &m.inst);
+            }
+        }
+        for s in m.sentinels.values_mut() {
+            per.run(s, &ctx.sentinel_auth, t.info_period, out);
+            if let Some(up) = check_sdown(s, now, t, 0, out) {
+                sdown_event(out, up, s, &m.inst);
+            }
+        }
+    }
+
+    pub(super) fn link_up(
+        &mut self,
+        now: Millis,
+        id: InstanceId,
+        link: LinkKind,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(inst) = self.instance_mut(id) else {
+            return;
+        };
+        match link {
+            LinkKind::Command => {
+                inst.link.cmd_up = true;
+                inst.link.cc_conn_time = now;
+                inst.link.pending = 0;
+                // Sentinel pings right after connecting (observed wire order:
+                // SETNAME, PING, INFO).
+                send_ping(inst, now, out);
+            }
+            LinkKind::PubSub => {
+                if inst.link.has_pubsub {
+                    inst.link.pc_up = true;
+                    inst.link.pc_conn_time = now;
+                    inst.link.pc_last_activity = now;
+                }
+            }
+        }
+    }
+
+    pub(super) fn ping_reply(
+        &mut self,
+        now: Millis,
+        id: InstanceId,
+        reply: PingReply,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(inst) = self.instance_mut(id) else {
+            return;
+        };
+        inst.link.reply_received();
+        match reply {
+            PingReply::Valid { pong } => {
+                inst.link.last_avail_time = now;
+                inst.link.act_ping_time = None;
+                // -LOADING is a valid reply but proves the reboot is not over.
+                if pong {
+                    inst.master_reboot = false;
+                }
+            }
+            PingReply::Other { busy } => {
+                if busy && inst.s_down && !inst.script_kill_sent {
+                    inst.script_kill_sent = true;
+                    out.push(Action::ScriptKill { id });
+                }
+            }
+        }
+        inst.link.last_pong_time = now;
+    }
+
+    pub(super) fn master_down_reply(
+        &mut self,
+        now: Millis,
+        peer: InstanceId,
+        reply: Option<(i64, String, i64)>,
+    ) {
+        let Some((mi, slot @ Slot::Sentinel(_))) = self.locate(peer) else {
+            return;
+        };
+        let Some(s) = self.slot_mut(mi, slot) else {
+            return;
+        };
+        s.link.reply_received();
+        s.link.ask_inflight = false;
+        let Some((down, leader, epoch)) = reply else {
+            return;
+        };
+        // A peer's vote is shown in replies and events; refuse nonsense.
+        let Ok(epoch) = u64::try_from(epoch) else {
+            return;
+        };
+        if leader.is_empty() || leader.len() > 64 {
+            return;
+        }
+        s.last_master_down_reply_time = now;
+        s.master_down = down == 1;
+        if leader != "*" {
+            s.leader = Some(leader);
+            s.leader_epoch = epoch;
+        }
+    }
+
+    /// The earliest time a master not yet SDOWN would become SDOWN by the
+    /// PING clock (no valid reply for down-after) if nothing answers before: the runtime ticks
+    /// then instead of at the next regular tick, so a dead master is seen
+    /// down at down-after, not up to a tick period later. O(masters), asked
+    /// once per tick.
+    pub fn next_sdown_deadline(&self) -> Option<Millis> {
+        self.masters
+            .values()
+            .filter(|m| !m.inst.s_down && m.inst.port != 0)
+            .filter_map(|m| {
+                let l = &m.inst.link;
+                let since = l
+                    .act_ping_time
+                    .or_else(|| l.disconnected().then_some(l.last_avail_time))?;
+                Some(since.saturating_add(m.inst.down_after).saturating_add(1))
+            })
+            .min()
+    }
+}
+
+/// The ODOWN rule for one master. In a group ODOWN comes from the committed
+/// down votes only: Sentinel's peer-reply rule would disagree with them for
+/// a moment and flap `+odown`/`-odown` (clients refresh their topology on
+/// both). `group_votes` None in a group: its state does not show this master
+/// yet; the votes will decide, and only the end of local SDOWN ends ODOWN.
+fn odown_rule(
+    m: &mut Master,
+    now: Millis,
+    group_votes: Option<usize>,
+    in_group: bool,
+    out: &mut Vec<Action>,
+) {
+    match group_votes {
+        Some(votes) => group_check_odown(m, now, votes, out),
+        None if in_group => {
+            if m.inst.o_down && !m.inst.s_down {
+                m.fo.classic_odown = None;
+                check_odown_votes(m, now, 0, out);
+            }
+        }
+        None => {
+            check_odown(m, now, out);
+            m.fo.classic_odown = m.inst.o_down.then_some(None);
+        }
+    }
+}
+
+/// Asks the peers for their opinion of a master while it is SDOWN, once per
+/// ask period each; an opinion older than five periods is forgotten. Only
+/// the opinion: failovers are decided through the Raft group, so no vote is
+/// ever requested (`*` instead of a runid).
+fn ask_peers(m: &mut Master, now: Millis, t: &Timing, current_epoch: u64, out: &mut Vec<Action>) {
+    for s in m.sentinels.values_mut() {
+        if now.saturating_sub(s.last_master_down_reply_time) > t.ask_period.saturating_mul(5) {
+            s.master_down = false;
+            s.leader = None;
+        }
+        if !m.inst.s_down || s.link.disconnected() || s.link.ask_inflight {
+            continue;
+        }
+        if now.saturating_sub(s.last_master_down_reply_time) < t.ask_period {
+            continue;
+        }
+        s.link.pending += 1;
+        s.link.ask_inflight = true;
+        out.push(Action::AskMasterDown {
+            peer: s.id,
+            master_ip: m.inst.host.clone(),
+            master_port: m.inst.port,
+            epoch: current_epoch,
+            runid: "*".to_string(),
+        });
+    }
+}
+
+/// ODOWN from our SDOWN plus the peers' opinions (outside a group).
+fn check_odown(m: &mut Master, now: Millis, out: &mut Vec<Action>) {
+    let votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
+    check_odown_votes(m, now, votes, out);
+}
+
+/// How long an ODOWN decided by the peer-reply rule before this daemon
+/// could read the group's votes is kept while the votes catch up (opinions are
+/// proposed at once and re-proposed every 250 ms, so well within this).
+pub(crate) const ODOWN_HANDOVER_MS: u64 = 2000;
+
+/// ODOWN in a group: the committed down votes decide. An ODOWN the peer-reply
+/// rule decided before (the master died while the group formed) is handed
+/// over without a `-odown`/`+odown` pair: it is kept while local SDOWN lasts
+/// and the votes have not reached the quorum yet, for at most
+/// `ODOWN_HANDOVER_MS`, so each down period publishes one `+odown`.
+pub(crate) fn group_check_odown(m: &mut Master, now: Millis, votes: usize, out: &mut Vec<Action>) {
+    if let Some(hold) = m.fo.classic_odown {
+        let deadline = hold.unwrap_or(now.saturating_add(ODOWN_HANDOVER_MS));
+        let catching_up =
+            m.inst.o_down && m.inst.s_down && votes < m.quorum as usize && now < deadline;
+        if catching_up {
+            m.fo.classic_odown = Some(Some(deadline));
+            return;
+        }
+        m.fo.classic_odown = None;
+    }
+    check_odown_votes(m, now, votes, out);
+}
+
+/// ODOWN = local SDOWN and `votes >= quorum` (votes: the peers' answers plus
+/// ours, or in a group the committed down opinions).
+pub(crate) fn check_odown_votes(m: &mut Master, now: Millis, votes: usize, out: &mut Vec<Action>) {
+    let odown = m.inst.s_down && votes >= m.quorum as usize;
+    if odown {
+        if !m.inst.o_down {
+            m.inst.o_down = true;
+            m.inst.o_down_since = Some(now);
+            let msg = format!("{} #quorum {}/{}", m.prefix(), votes, m.quorum);
+            emit(out, EventKind::Odown, msg, Some(&m.inst.name));
+        }
+    } else if m.inst.o_down {
+        m.inst.o_down = false;
+        let msg = m.prefix();
+        emit(out, EventKind::OdownCleared, msg, Some(&m.inst.name));
+    }
+}
