@@ -29,6 +29,10 @@ pub use crate::core::persisted::{GlobalSentinelConfig, MasterState, PersistedSta
 pub use group::group_settings;
 pub use rewrite::FlushError;
 
+/// Buffered request bytes a client may hold when `client-query-buffer-limit`
+/// is not set.
+pub const DEFAULT_QUERY_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Exit status for a bad configuration (EX_USAGE), before any port is bound.
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -62,6 +66,19 @@ pub struct ServerConfig {
     pub acllog_max_len: u64,
     pub maxclients: u64,
     pub supervised: Option<String>,
+    /// `timeout`: seconds after which an idle client (not a subscriber) is
+    /// closed; 0 = never.
+    pub timeout: u64,
+    /// `tcp-keepalive`: seconds of TCP keepalive on client connections; 0 = off.
+    pub tcp_keepalive: u64,
+    /// `tcp-backlog`: the listen(2) backlog.
+    pub tcp_backlog: u32,
+    /// `client-query-buffer-limit`: buffered request bytes after which a
+    /// client is closed. Unset, raftinel holds a client to 64 MiB (Redis: 1
+    /// GiB): a Sentinel command is a few KiB.
+    pub query_buffer_limit: usize,
+    /// `proto-max-bulk-len`: the largest bulk argument accepted.
+    pub proto_max_bulk_len: i64,
     /// raftinel extension: log format, "text" (default) or "json".
     pub log_format: String,
     /// raftinel extension: admin HTTP listener (Prometheus `/metrics`), off when None.
@@ -87,6 +104,11 @@ impl Default for ServerConfig {
             acllog_max_len: 128,
             maxclients: 10000,
             supervised: None,
+            timeout: 0,
+            tcp_keepalive: 300,
+            tcp_backlog: 511,
+            query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
+            proto_max_bulk_len: 512 * 1024 * 1024,
             log_format: "text".into(),
             admin_addr: None,
             data_dir: None,

@@ -310,6 +310,45 @@ impl Loader {
                 let v = one.to_ascii_lowercase();
                 s.supervised = if v == "no" { None } else { Some(v) };
             }
+            "timeout" | "tcp-keepalive" | "tcp-backlog" => {
+                let v = one
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| (0..=i64::from(i32::MAX)).contains(v))
+                    .ok_or_else(|| {
+                        sl.error(
+                            d.name,
+                            "argument must be between 0 and 2147483647 inclusive",
+                        )
+                    })?;
+                match d.name {
+                    "timeout" => s.timeout = v as u64,
+                    "tcp-keepalive" => s.tcp_keepalive = v as u64,
+                    _ => s.tcp_backlog = v as u32,
+                }
+                self.extras.insert(d.name, args);
+            }
+            "client-query-buffer-limit" | "proto-max-bulk-len" => {
+                // Redis's bounds: 1mb to LONG_MAX.
+                let v = directives::memtoull(&one)
+                    .filter(|v| (1024 * 1024..=i64::MAX as u64).contains(v))
+                    .ok_or_else(|| {
+                        sl.error(
+                            d.name,
+                            "argument must be between 1048576 and 9223372036854775807 inclusive",
+                        )
+                    })?;
+                if d.name == "proto-max-bulk-len" {
+                    s.proto_max_bulk_len = v as i64;
+                } else {
+                    s.query_buffer_limit = usize::try_from(v).unwrap_or(usize::MAX);
+                }
+                self.extras.insert(d.name, args);
+            }
+            _ if not_supported(d.name, &one).is_some() => {
+                let why = not_supported(d.name, &one).unwrap_or_default();
+                return Err(sl.error(d.name, why));
+            }
             "dir" => {
                 let target = self.base_dir().join(&one);
                 let abs = match std::fs::metadata(&target) {
@@ -325,6 +364,28 @@ impl Loader {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a directive Redis honours in sentinel mode is refused with this
+/// value: raftinel does not provide what it turns on, and accepting it would
+/// leave the operator believing it is in force. Their defaults (off) load.
+fn not_supported(name: &str, value: &str) -> Option<&'static str> {
+    let on = |v: &str| super::args::yes_no(v) == Some(true);
+    match name {
+        "tls-port" if value != "0" => Some(
+            "TLS is not supported by raftinel yet: it serves clients on `port` only (plain TCP); remove the directive or set it to 0",
+        ),
+        "tls-replication" | "tls-cluster" if on(value) => Some(
+            "TLS is not supported by raftinel yet: its links to Redis and to the other daemons are plain TCP; remove the directive or set it to no",
+        ),
+        "syslog-enabled" if on(value) => Some(
+            "syslog is not supported by raftinel: it logs to `logfile`, or to standard output when that is empty; remove the directive or set it to no",
+        ),
+        "unixsocket" if !value.is_empty() => Some(
+            "unix sockets are not supported by raftinel: clients connect on `port`; remove the directive",
+        ),
+        _ => None,
     }
 }
 

@@ -112,6 +112,22 @@ fn errors_carry_redis_messages_and_line_numbers() {
         ("requirepass a b\n".into(), 1, "wrong number of arguments"),
         ("rename-command a\n".into(), 1, "Bad directive or wrong number of arguments"),
         ("tcp-keepalive x\n".into(), 1, "argument couldn't be parsed into an integer"),
+        ("timeout -1\n".into(), 1, "argument must be between 0 and 2147483647 inclusive"),
+        ("tcp-backlog 2147483648\n".into(), 1, "argument must be between 0 and 2147483647 inclusive"),
+        (
+            "proto-max-bulk-len 1000\n".into(),
+            1,
+            "argument must be between 1048576 and 9223372036854775807 inclusive",
+        ),
+        (
+            "client-query-buffer-limit 1kb\n".into(),
+            1,
+            "argument must be between 1048576 and 9223372036854775807 inclusive",
+        ),
+        ("port 0\ntls-port 26379\n".into(), 2, "TLS is not supported by raftinel yet"),
+        ("tls-replication yes\n".into(), 1, "TLS is not supported by raftinel yet"),
+        ("syslog-enabled yes\n".into(), 1, "syslog is not supported by raftinel"),
+        ("unixsocket /tmp/s.sock\n".into(), 1, "unix sockets are not supported by raftinel"),
         ("dir /nonexistent-raftinel\n".into(), 1, "No such file or directory"),
         ("port \"abc\n".into(), 1, "Unbalanced quotes in configuration line"),
         ("port 'a'b\n".into(), 1, "Unbalanced quotes in configuration line"),
@@ -176,7 +192,7 @@ fn accepts_what_redis_sentinel_accepts() {
         "logfile \"\"\nappendonly yes\nenable-debug-command yes\ntls-port 0\nmaxmemory 1gb\n".into(),
         "requirepass \"\"\nsave 900 1\nsave \"\"\nsave\nbind 127.0.0.1 ::1\n".into(),
         "PORT 1234\nSentinel Monitor m 127.0.0.1 6379 2\n".into(),
-        "tcp-keepalive 300\nmaxclients 100\ntls-cert-file /x.crt\ntls-replication yes\nslaveof 127.0.0.1 1\n"
+        "tcp-keepalive 300\nmaxclients 100\ntls-cert-file /x.crt\ntls-replication no\nslaveof 127.0.0.1 1\n"
             .into(),
         "latency-tracking-info-percentiles\noom-score-adj-values 0 200 800\nhash-max-ziplist-entries 100\n".into(),
         "shutdown-on-sigterm save now\nmaxmemory-clients 10%\nrename-command config \"\"\n".into(),
@@ -1046,4 +1062,19 @@ fn the_group_secret_comes_from_secret_file_or_the_environment() {
     assert_eq!(group_secret("s.conf", None, None, d.path()).unwrap(), None);
     let bad = write(d.path(), "b.toml", "[raft]\nsecret-file = \"\"\n");
     assert_eq!(load(&bad, &[]).unwrap_err().line, 2);
+}
+
+#[test]
+fn client_directives_are_read_into_the_server_config() {
+    let c = load_str(
+        "timeout 30\ntcp-keepalive 60\ntcp-backlog 128\nproto-max-bulk-len 2mb\n\
+         client-query-buffer-limit 8mb\nsyslog-enabled no\ntls-port 0\nunixsocket \"\"\n",
+    )
+    .expect("loads");
+    let s = &c.server;
+    assert_eq!((s.timeout, s.tcp_keepalive, s.tcp_backlog), (30, 60, 128));
+    assert_eq!(s.proto_max_bulk_len, 2 * 1024 * 1024);
+    assert_eq!(s.query_buffer_limit, 8 * 1024 * 1024);
+    let d = load_str("").expect("loads").server;
+    assert_eq!((d.timeout, d.tcp_keepalive, d.tcp_backlog), (0, 300, 511));
 }

@@ -7,13 +7,13 @@
 //! large pipelined request is never re-scanned. It never allocates from a
 //! length announced by the peer (a `$536870912` header only raises the bar for
 //! how many bytes must arrive), and the connection enforces an overall cap on
-//! buffered request bytes ([`MAX_QUERY_BYTES`]).
+//! buffered request bytes (`client-query-buffer-limit`).
 
 use bytes::{Buf, BytesMut};
 
 /// Longest inline command, and longest `*`/`$` header line (PROTO_INLINE_MAX_SIZE).
 pub const INLINE_MAX: usize = 64 * 1024;
-/// Largest accepted bulk length header (proto-max-bulk-len default, 512 MiB).
+/// Largest accepted bulk length header by default (proto-max-bulk-len, 512 MiB).
 pub const MAX_BULK_LEN: i64 = 512 * 1024 * 1024;
 /// Largest accepted multibulk count. Redis 7.0 accepts up to INT_MAX; we cap
 /// at 1 Mi arguments, far beyond any Sentinel command.
@@ -21,12 +21,6 @@ pub const MAX_MULTIBULK_LEN: i64 = 1024 * 1024;
 /// Before authentication Redis only accepts small requests.
 const UNAUTH_MULTIBULK_MAX: i64 = 10;
 const UNAUTH_BULK_MAX: i64 = 16384;
-/// A client whose pending request data (buffered bytes plus the arguments of
-/// a partially received command) exceeds this is closed without a reply, like
-/// client-query-buffer-limit. Redis uses 1 GiB; a Sentinel never needs more
-/// than a few KiB per command, so 64 MiB bounds memory per client while still
-/// leaving room for any sane request.
-pub const MAX_QUERY_BYTES: usize = 64 * 1024 * 1024;
 /// Memory accounted per received argument besides its bytes (a `Vec` header
 /// plus allocator slack), like Redis's per-argv object overhead.
 const ARG_OVERHEAD: usize = 32;
@@ -74,14 +68,30 @@ struct Partial {
 }
 
 /// Incremental request parser for one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestParser {
     partial: Option<Partial>,
+    /// Largest bulk length accepted (`proto-max-bulk-len`).
+    max_bulk: i64,
+}
+
+impl Default for RequestParser {
+    fn default() -> Self {
+        Self::with_max_bulk(MAX_BULK_LEN)
+    }
 }
 
 impl RequestParser {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A parser refusing bulk arguments longer than `max_bulk` bytes.
+    pub fn with_max_bulk(max_bulk: i64) -> Self {
+        RequestParser {
+            partial: None,
+            max_bulk,
+        }
     }
 
     /// Bytes held by a partially received command (arguments already taken
@@ -155,7 +165,7 @@ impl RequestParser {
                             return Ok(None);
                         };
                         let l = match h {
-                            Header::Value(v) if (0..=MAX_BULK_LEN).contains(&v) => v,
+                            Header::Value(v) if (0..=self.max_bulk).contains(&v) => v,
                             _ => return Err(ProtocolError::InvalidBulkLength),
                         };
                         if l > UNAUTH_BULK_MAX && !authenticated {

@@ -4,12 +4,13 @@
 //! the subscriber queue and are written between replies.
 //!
 //! Memory per client stays bounded: request bytes are capped by
-//! `resp::request::MAX_QUERY_BYTES` (the client is closed beyond it); replies are
+//! `client-query-buffer-limit` (the client is closed beyond it); replies are
 //! written before more input is read once [`OUT_FLUSH`] bytes are pending, so
 //! a client that never reads stops being read from instead of growing our
 //! buffers; pub/sub messages wait in a bounded queue and a subscriber that
-//! lets it fill up is closed (see `pubsub`). Idle clients and subscribers are
-//! never disconnected.
+//! lets it fill up is closed (see `pubsub`). With `timeout`, a client that
+//! sent nothing for that long is closed, unless it is subscribed (as Redis
+//! spares pub/sub clients).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use super::pubsub::{self, PubMessage, Subscriber, SUBSCRIBER_QUEUE};
 use super::pubsub_cmd;
 use super::stats::add;
 use super::Server;
-use crate::resp::request::{RequestParser, MAX_QUERY_BYTES};
+use crate::resp::request::RequestParser;
 use crate::resp::Frame;
 
 /// Pending reply bytes after which we write before parsing more requests.
@@ -52,6 +53,7 @@ pub async fn run(
     };
     let authenticated = server.acl().default_nopass();
     let (rd, wr) = stream.into_split();
+    let server_limits = server.limits;
     let mut conn = Conn {
         sess: Session::new(handle.clone(), subscriber, authenticated),
         server,
@@ -59,7 +61,7 @@ pub async fn run(
         rd,
         wr,
         buf: BytesMut::with_capacity(QBUF_INITIAL),
-        parser: RequestParser::new(),
+        parser: RequestParser::with_max_bulk(server_limits.max_bulk),
         out: Vec::new(),
         messages: rx,
     };
@@ -90,7 +92,7 @@ impl Conn {
             if self.run_buffered().await.is_break() {
                 return;
             }
-            if self.buf.len() + self.parser.pending_bytes() > MAX_QUERY_BYTES {
+            if self.buf.len() + self.parser.pending_bytes() > self.server.limits.query_buffer {
                 tracing::warn!(
                     client = self.handle.id,
                     "closing client that reached max query buffer length"
@@ -170,11 +172,21 @@ impl Conn {
         s.argv_mem = 0;
     }
 
-    /// Waits for request bytes or a pub/sub message.
+    /// Waits for request bytes or a pub/sub message; with `timeout`, closes a
+    /// client (not a subscriber) that sent nothing for that long.
     async fn wait_input(&mut self) -> ControlFlow<()> {
         self.buf.reserve(READ_CHUNK);
+        let idle = self
+            .server
+            .limits
+            .idle
+            .filter(|_| self.sess.subscriptions() == 0);
         tokio::select! {
             _ = self.handle.kill.cancelled() => ControlFlow::Break(()),
+            _ = tokio::time::sleep(idle.unwrap_or_default()), if idle.is_some() => {
+                tracing::debug!(client = self.handle.id, "Closing idle client");
+                ControlFlow::Break(())
+            }
             _ = self.server.shutdown.cancelled() => ControlFlow::Break(()),
             Some(msg) = self.messages.recv() => {
                 msg.to_value().encode(self.sess.proto, &mut self.out);

@@ -50,7 +50,7 @@ pub enum BindError {
     NoListener(u16),
 }
 
-fn listen_on(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> {
+fn listen_on(ip: IpAddr, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
     let addr = SocketAddr::new(ip, port);
     let sock = if ip.is_ipv6() {
         TcpSocket::new_v6()?
@@ -77,7 +77,7 @@ fn listen_on(ip: IpAddr, port: u16) -> std::io::Result<TcpListener> {
         }
     }
     sock.bind(addr)?;
-    sock.listen(511)
+    sock.listen(backlog)
 }
 
 /// Binds the configured addresses (must run inside a tokio runtime).
@@ -104,7 +104,7 @@ pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, Bind
                 .parse()
                 .map_err(|_| BindError::BadAddress(b.clone()))?,
         };
-        match listen_on(ip, cfg.port) {
+        match listen_on(ip, cfg.port, cfg.tcp_backlog) {
             Ok(l) => out.push(l),
             Err(e) if optional => {
                 tracing::debug!("optional bind {name} skipped: {e}");
@@ -225,6 +225,11 @@ async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task
         }
     }
     let _ = stream.set_nodelay(true);
+    if server.limits.keepalive > 0 {
+        if let Err(e) = set_keepalive(stream.as_raw_fd(), server.limits.keepalive) {
+            tracing::debug!("tcp-keepalive on a client socket: {e}");
+        }
+    }
     let addr = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -243,4 +248,33 @@ async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task
     ));
     server.registry.add(handle.clone());
     conns.spawn(conn::run(server.clone(), stream, handle, permit));
+}
+
+/// TCP keepalive as Redis's `anetKeepAlive` sets it: probes after `interval`
+/// seconds of silence, then every third of it, the peer dropped after 3
+/// unanswered ones.
+fn set_keepalive(fd: std::os::fd::RawFd, interval: u64) -> std::io::Result<()> {
+    let idle = interval.min(i32::MAX as u64) as libc::c_int;
+    let opts = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (idle / 3).max(1)),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+    ];
+    for (level, name, value) in opts {
+        // SAFETY: setsockopt on a valid socket fd with a correctly sized int.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -119,6 +119,8 @@ pub struct Server {
     pub registry: client::Registry,
     pub stats: stats::Stats,
     acl: Mutex<acl::Acl>,
+    /// Per-client limits from the configuration, read at start.
+    pub limits: ClientLimits,
     /// Connection slots (maxclients).
     pub slots: Arc<Semaphore>,
     pub maxclients: usize,
@@ -129,14 +131,44 @@ pub struct Server {
     pause: Mutex<Option<(Instant, bool)>>,
 }
 
+/// What `timeout`, `tcp-keepalive`, `client-query-buffer-limit` and
+/// `proto-max-bulk-len` set for every client. Sentinel's CONFIG SET does not
+/// take them: they hold for the life of the process.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    /// A client (not a subscriber) idle this long is closed.
+    pub idle: Option<std::time::Duration>,
+    /// TCP keepalive interval in seconds, 0 = off.
+    pub keepalive: u64,
+    /// Buffered request bytes after which a client is closed.
+    pub query_buffer: usize,
+    /// The largest bulk argument accepted.
+    pub max_bulk: i64,
+}
+
+impl ClientLimits {
+    fn from_config(cfg: &ServerConfig) -> ClientLimits {
+        ClientLimits {
+            idle: (cfg.timeout > 0).then(|| std::time::Duration::from_secs(cfg.timeout)),
+            keepalive: cfg.tcp_keepalive,
+            query_buffer: cfg.query_buffer_limit,
+            max_bulk: cfg.proto_max_bulk_len,
+        }
+    }
+}
+
 impl Server {
     pub fn new(h: Handles, port: u16) -> Result<Server, acl::AclConfigError> {
-        let (acl, maxclients) = {
+        let (acl, maxclients, limits) = {
             let cfg = h
                 .config
                 .lock()
                 .expect("the server configuration lock is poisoned");
-            (users_from_config(&cfg)?, cfg.maxclients as usize)
+            (
+                users_from_config(&cfg)?,
+                cfg.maxclients as usize,
+                ClientLimits::from_config(&cfg),
+            )
         };
         Ok(Server {
             core: h.core,
@@ -150,6 +182,7 @@ impl Server {
             registry: client::Registry::new(),
             stats: stats::Stats::default(),
             acl: Mutex::new(acl),
+            limits,
             slots: Arc::new(Semaphore::new(maxclients.clamp(1, Semaphore::MAX_PERMITS))),
             maxclients,
             port,

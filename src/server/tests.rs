@@ -467,3 +467,78 @@ async fn messages_published_before_unsubscribe_come_before_its_confirmation() {
     expected.extend_from_slice(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n+PONG\r\n");
     expect(&mut s, &expected).await;
 }
+
+/// `timeout 1`: a client that sends nothing for a second is closed; one that
+/// keeps talking is not, and neither is a subscriber (as Redis spares pub/sub
+/// clients). Paused time: the clock jumps to the next timer when every task
+/// waits.
+#[tokio::test(start_paused = true)]
+async fn timeout_closes_idle_clients_but_not_subscribers() {
+    let h = start(ServerConfig {
+        timeout: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut idle = connect(&h).await;
+    idle.write_all(b"PING\r\n").await.unwrap();
+    expect(&mut idle, b"+PONG\r\n").await;
+    let mut talking = connect(&h).await;
+    let mut sub = connect(&h).await;
+    sub.write_all(b"SUBSCRIBE c\r\n").await.unwrap();
+    expect(&mut sub, b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n").await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        talking.write_all(b"PING\r\n").await.unwrap();
+        expect(&mut talking, b"+PONG\r\n").await;
+    }
+    assert!(
+        read_to_close(&mut idle).await.is_empty(),
+        "idle client closed"
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    sub.write_all(b"PING\r\n").await.unwrap();
+    expect(&mut sub, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n").await;
+}
+
+/// `proto-max-bulk-len` and `client-query-buffer-limit` hold as configured.
+#[tokio::test]
+async fn configured_request_limits_are_in_force() {
+    let h = start(ServerConfig {
+        proto_max_bulk_len: 1024 * 1024,
+        query_buffer_limit: 2 * 1024 * 1024,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut s = connect(&h).await;
+    s.write_all(b"*2\r\n$4\r\nPING\r\n$1048577\r\n")
+        .await
+        .unwrap();
+    let got = read_to_close(&mut s).await;
+    assert_eq!(got, b"-ERR Protocol error: invalid bulk length\r\n");
+    let mut s = connect(&h).await;
+    s.write_all(b"*2\r\n$4\r\nPING\r\n$1048576\r\n")
+        .await
+        .unwrap();
+    s.write_all(&vec![b'x'; 1024 * 1024]).await.unwrap();
+    s.write_all(b"\r\n").await.unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    assert_eq!(&head, b"$1048576\r\nxx");
+    // Three arguments of 1 MiB, never completed: past the 2 MiB limit.
+    let mut s = connect(&h).await;
+    s.write_all(b"*4\r\n$4\r\nPING\r\n").await.unwrap();
+    // The daemon may close before everything is written: a failed write is
+    // the expected outcome too.
+    for _ in 0..3 {
+        let _ = s.write_all(b"$1048576\r\n").await;
+        let _ = s.write_all(&vec![b'x'; 1024 * 1024]).await;
+        let _ = s.write_all(b"\r\n").await;
+    }
+    assert!(
+        read_to_close(&mut s).await.is_empty(),
+        "closed without a reply"
+    );
+}

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 /// Allowed growth of the daemon's peak RSS during one attack, in MiB. One
 /// connection may hold at most 64 MiB of unparsed input (the daemon's
-/// `MAX_QUERY_BYTES`; a million small arguments, 7 MB on the wire, are
+/// default `client-query-buffer-limit`; a million small arguments, 7 MB on the wire, are
 /// counted with a per-argument overhead and stay under it too); its read
 /// buffer can transiently hold a second copy while growing, and the
 /// allocator keeps some slack: 64 × 2 + 32. An unbounded daemon would go
