@@ -931,14 +931,18 @@ impl Sentinel {
     /// SENTINEL FAILOVER: Sentinel's checks (-INPROG, -NOGOODSLAVE), then a
     /// manual failover is proposed to the group (`failover::manual_failover`);
     /// without a group nothing can be committed and the reply says NOQUORUM.
+    /// SENTINEL FAILOVER; `coordinated` (Valkey's `COORDINATED` argument)
+    /// asks for the coordinated switchover even on a master set
+    /// `coordinated-failover no`.
     pub fn failover(
         &mut self,
         name: &str,
+        coordinated: bool,
         now: Millis,
         out: &mut Vec<Action>,
     ) -> Result<(), CmdError> {
         let mi = self.master_idx(name)?;
-        self.manual_failover(mi, now, out)
+        self.manual_failover(mi, coordinated, now, out)
     }
 
     /// SENTINEL CONFIG GET: parameters whose name `matches`, in Sentinel's

@@ -2091,6 +2091,7 @@ impl Sentinel {
     pub(crate) fn manual_failover(
         &mut self,
         mi: usize,
+        coordinated: bool,
         now: Millis,
         out: &mut Vec<Action>,
     ) -> Result<(), super::commands::CmdError> {
@@ -2114,8 +2115,9 @@ impl Sentinel {
             ));
         }
         // A planned switchover loses no acknowledged write unless the master
-        // is set `coordinated-failover no` (Sentinel's plain failover).
-        let coordinated = !self.masters[mi].fo.plain_manual;
+        // is set `coordinated-failover no` (Sentinel's plain failover) and
+        // the command did not ask for it.
+        let coordinated = coordinated || !self.masters[mi].fo.plain_manual;
         let cmd = self.start_command(&name, true, coordinated);
         out.push(Action::Propose(cmd));
         self.masters[mi].fo.manual = Some(ManualWant {

@@ -678,7 +678,7 @@ fn selection_safety_rules_and_priority_zero() {
     // Unreachable (no INFO yet is not a candidate either).
     assert_eq!(h.s.select_slave("mymaster", 200), None);
     assert_eq!(
-        h.s.failover("mymaster", 200, &mut Vec::new()),
+        h.s.failover("mymaster", false, 200, &mut Vec::new()),
         Err(CmdError(
             "NOGOODSLAVE No suitable replica to promote".into()
         ))
@@ -974,24 +974,24 @@ fn manual_failover_replies_and_proposal() {
         },
     );
     assert!(matches!(
-        lone.failover("mymaster", 200, &mut Vec::new()),
+        lone.failover("mymaster", false, 200, &mut Vec::new()),
         Err(CmdError(e)) if e.starts_with("NOQUORUM ")
     ));
 
     let mut h = H::new(state(&[6380]), false);
     assert_eq!(
-        h.s.failover("mymaster", 100, &mut Vec::new()),
+        h.s.failover("mymaster", false, 100, &mut Vec::new()),
         Err(CmdError(
             "NOGOODSLAVE No suitable replica to promote".into()
         ))
     );
     assert_eq!(
-        h.s.failover("nope", 100, &mut Vec::new()),
+        h.s.failover("nope", false, 100, &mut Vec::new()),
         Err(CmdError::no_such_master())
     );
     h.healthy(100, &[(6380, 1000)]);
     let mut out = Vec::new();
-    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    assert_eq!(h.s.failover("mymaster", false, 200, &mut out), Ok(()));
     // Any daemon proposes; it names the Raft leader as the driver.
     // A coordinated switchover by default.
     assert_eq!(
@@ -1000,7 +1000,7 @@ fn manual_failover_replies_and_proposal() {
     );
     // Pending: a second request is refused like a running failover.
     assert_eq!(
-        h.s.failover("mymaster", 210, &mut Vec::new()),
+        h.s.failover("mymaster", false, 210, &mut Vec::new()),
         Err(CmdError("INPROG Failover already in progress".into()))
     );
     // Re-proposed until committed.
@@ -1021,7 +1021,7 @@ fn manual_failover_replies_and_proposal() {
     let d = h.s.master_desc("mymaster", 600).unwrap();
     assert!(d.contains(&("flags", "master,failover_in_progress,force_failover".into())));
     assert_eq!(
-        h.s.failover("mymaster", 700, &mut Vec::new()),
+        h.s.failover("mymaster", false, 700, &mut Vec::new()),
         Err(CmdError("INPROG Failover already in progress".into()))
     );
     assert!(proposals(&h.s.handle(900, Input::Tick)).is_empty());
@@ -1054,7 +1054,7 @@ fn coordinated_switchover_pauses_waits_for_the_offset_then_promotes() {
     h.commit(150, coordinated);
 
     let mut out = Vec::new();
-    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    assert_eq!(h.s.failover("mymaster", false, 200, &mut out), Ok(()));
     assert_eq!(proposals(&out), vec![start(1, MYID, true, true)]);
     let a = h.commit(210, start(1, MYID, true, true));
     // Fresh INFO of both sides before the choice.
@@ -1348,7 +1348,7 @@ fn epochs_start_above_a_migrated_config() {
     let mut h = H::new(st, true);
     h.healthy(100, &[(6380, 1000)]);
     let mut out = Vec::new();
-    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    assert_eq!(h.s.failover("mymaster", false, 200, &mut out), Ok(()));
     assert_eq!(proposals(&out), vec![start(6, MYID, true, true)]);
     let a = h.commit(210, start(6, MYID, true, true));
     assert_eq!(events(&a)[0], ev(EventKind::NewEpoch, "6"));
@@ -1640,7 +1640,7 @@ fn plain_manual_failover_demotes_the_old_master_after_the_switch_is_published() 
     assert_eq!(h.s.set("mymaster", &no, &|_| true, 150, &mut out), Ok(()));
     h.commit(160, proposals(&out)[0].clone());
     let mut out = Vec::new();
-    assert_eq!(h.s.failover("mymaster", 200, &mut out), Ok(()));
+    assert_eq!(h.s.failover("mymaster", false, 200, &mut out), Ok(()));
     assert_eq!(proposals(&out), vec![start(1, MYID, true, false)]);
     h.commit(210, start(1, MYID, true, false));
     h.replica_info(6380, 220, 1000, 100);
@@ -1943,4 +1943,19 @@ fn leader_with_a_pending_ping_starts_on_the_groups_odown() {
             .iter()
             .all(|c| !matches!(c, Command::FailoverStart { .. })));
     }
+}
+
+/// Valkey's `SENTINEL FAILOVER <master> COORDINATED`: a coordinated
+/// switchover even on a master set `coordinated-failover no`.
+#[test]
+fn the_coordinated_argument_overrides_a_plain_master() {
+    let mut h = H::new(state(&[6380, 6381]), true);
+    h.healthy(100, &[(6380, 1000), (6381, 900)]);
+    let mut out = Vec::new();
+    let no = ["coordinated-failover".to_string(), "no".to_string()];
+    assert_eq!(h.s.set("mymaster", &no, &|_| true, 150, &mut out), Ok(()));
+    h.commit(160, proposals(&out)[0].clone());
+    let mut out = Vec::new();
+    assert_eq!(h.s.failover("mymaster", true, 200, &mut out), Ok(()));
+    assert_eq!(proposals(&out), vec![start(1, MYID, true, true)]);
 }

@@ -1241,13 +1241,13 @@ fn failover_checks_and_replica_selection() {
         .push(("127.0.0.1".into(), 6381));
     let mut s = core(st);
     assert_eq!(
-        s.failover("mymaster", 0, &mut Vec::new()),
+        s.failover("mymaster", false, 0, &mut Vec::new()),
         Err(CmdError(
             "NOGOODSLAVE No suitable replica to promote".into()
         ))
     );
     assert_eq!(
-        s.failover("x", 0, &mut Vec::new()),
+        s.failover("x", false, 0, &mut Vec::new()),
         Err(CmdError::no_such_master())
     );
     let r1 = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
@@ -1274,7 +1274,7 @@ fn failover_checks_and_replica_selection() {
         Some("127.0.0.1:6380")
     );
     assert_eq!(
-        s.failover("mymaster", 200, &mut Vec::new()),
+        s.failover("mymaster", false, 200, &mut Vec::new()),
         Err(CmdError(
             "NOQUORUM No Raft group: a failover cannot be committed now".into()
         ))
@@ -1283,7 +1283,7 @@ fn failover_checks_and_replica_selection() {
     assert_eq!(s.select_slave("mymaster", 5101), None);
     s.masters[0].failover_in_progress = true;
     assert_eq!(
-        s.failover("mymaster", 200, &mut Vec::new()),
+        s.failover("mymaster", false, 200, &mut Vec::new()),
         Err(CmdError("INPROG Failover already in progress".into()))
     );
 }

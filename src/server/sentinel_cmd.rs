@@ -50,7 +50,12 @@ pub enum SentinelCmd<'a> {
     Reset {
         pattern: &'a [u8],
     },
-    Failover(Cow<'a, str>),
+    /// `coordinated`: Valkey's `COORDINATED` argument, a coordinated
+    /// switchover whatever the master's `coordinated-failover` says.
+    Failover {
+        name: Cow<'a, str>,
+        coordinated: bool,
+    },
     CkQuorum(Cow<'a, str>),
     FlushConfig,
     IsMasterDownByAddr {
@@ -144,7 +149,14 @@ impl<'a> SentinelCmd<'a> {
             "reset" => SentinelCmd::Reset {
                 pattern: a.bytes(0)?,
             },
-            "failover" => SentinelCmd::Failover(a.text(0)?),
+            "failover" => SentinelCmd::Failover {
+                name: a.text(0)?,
+                coordinated: match a.rest.get(1) {
+                    None => false,
+                    Some(w) if w.eq_ignore_ascii_case(b"coordinated") => true,
+                    Some(_) => return Err(Frame::error("ERR syntax error")),
+                },
+            },
             "ckquorum" => SentinelCmd::CkQuorum(a.text(0)?),
             "flushconfig" => SentinelCmd::FlushConfig,
             "is-master-down-by-addr" => SentinelCmd::IsMasterDownByAddr {
@@ -245,9 +257,10 @@ impl<'a> SentinelCmd<'a> {
                 );
                 Outcome::Reply(Frame::Integer(n as i64))
             }
-            SentinelCmd::Failover(name) => {
-                reply(core.failover(&name, now, out).map(|()| Frame::ok()))
-            }
+            SentinelCmd::Failover { name, coordinated } => reply(
+                core.failover(&name, coordinated, now, out)
+                    .map(|()| Frame::ok()),
+            ),
             SentinelCmd::CkQuorum(name) => reply(core.ckquorum(&name).map(Frame::Simple)),
             SentinelCmd::FlushConfig => {
                 out.push(Action::Flush);

@@ -1844,7 +1844,7 @@ impl World {
         let Some(core) = self.daemons[d].core.as_mut() else {
             return;
         };
-        let reply = core.failover(MASTER_NAME, now, &mut out);
+        let reply = core.failover(MASTER_NAME, false, now, &mut out);
         self.note(format!("client: SENTINEL FAILOVER to d{d} -> {reply:?}"));
         self.exec(d, out);
     }
