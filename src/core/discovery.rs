@@ -11,6 +11,9 @@ use super::instance::{Instance, Role};
 use super::sentinel::{alloc_id, emit, prefix, reconfig_script, MAddr, Sentinel, Slot, Touched};
 use super::types::{Action, InstanceId, InstanceKind, Millis};
 
+/// The most peers a master may list. Real deployments run 3 to 7 daemons.
+pub const MAX_SENTINELS_PER_MASTER: usize = 64;
+
 impl Sentinel {
     /// INFO from a master or replica: its state, the replicas it lists,
     /// the role it reports.
@@ -117,12 +120,32 @@ impl Sentinel {
         match hello::parse(payload, &self.myid, self.globals.resolve_hostnames, |n| {
             masters.contains_key(n)
         }) {
-            Ok(h) => self.process_hello(now, h, out),
-            Err(_) => {
+            Ok(h) if self.hello_may_teach(&h, via.is_some()) => self.process_hello(now, h, out),
+            _ => {
                 self.hello_rejected += 1;
                 Touched::None
             }
         }
+    }
+
+    /// Who may tell this daemon about peers. Anyone who can reach the
+    /// daemon's port may PUBLISH a hello to it, so such a hello only
+    /// refreshes a peer already known under that master at that address;
+    /// new peers and new addresses are learned from the hello channels of
+    /// the monitored instances. And a master holds at most
+    /// [`MAX_SENTINELS_PER_MASTER`] peers: each counts toward the majority a
+    /// failover needs, so flooding a master's channel with invented peers
+    /// must not be able to make that majority unreachable.
+    fn hello_may_teach(&self, h: &Hello, from_link: bool) -> bool {
+        let Some(m) = self.masters.get(&h.master_name) else {
+            return true;
+        };
+        let known = m.sentinels.get(&h.runid);
+        let same_address = known.is_some_and(|s| s.host == h.ip && s.port == h.port);
+        if !from_link {
+            return same_address;
+        }
+        known.is_some() || m.sentinels.len() < MAX_SENTINELS_PER_MASTER
     }
 
     /// Returns the masters the hello may have changed: its own, or all of

@@ -812,7 +812,8 @@ mod scale_tests {
         let payload =
             "127.0.0.1,26381,819df12dcbb638ac6db263571690705072dd65c9,0,m002,127.0.0.1,7002,0"
                 .to_string();
-        s.handle(11, Input::Hello { via: None, payload });
+        let via = Some(s.masters["m002"].inst.id);
+        s.handle(11, Input::Hello { via, payload });
         assert_eq!(s.masters["m001"].replicas.len(), 2);
         assert_eq!(s.masters["m002"].sentinels.len(), 2);
         check_index(&s);

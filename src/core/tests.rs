@@ -81,7 +81,22 @@ fn info(s: &mut Sentinel, id: InstanceId, now: Millis, text: &str) -> Vec<Action
     )
 }
 
+/// A hello as it comes on the named master's channel (the link that may
+/// teach new peers).
 fn hello(s: &mut Sentinel, now: Millis, payload: &str) -> Vec<Action> {
+    let master = payload.split(',').nth(4).unwrap_or_default();
+    let via = s.masters.get(master).map(|m| m.inst.id);
+    s.handle(
+        now,
+        Input::Hello {
+            via,
+            payload: payload.to_string(),
+        },
+    )
+}
+
+/// A hello PUBLISHed to this daemon by any client.
+fn published(s: &mut Sentinel, now: Millis, payload: &str) -> Vec<Action> {
     s.handle(
         now,
         Input::Hello {
@@ -497,7 +512,7 @@ fn hostile_hellos_are_ignored_and_counted() {
         format!("not-an-ip,26380,{PEER},0,mymaster,127.0.0.1,6379,0"),
     ];
     for (n, p) in bad.iter().enumerate() {
-        assert!(hello(&mut s, 100, p).is_empty(), "case {n}");
+        assert!(published(&mut s, 100, p).is_empty(), "case {n}");
         assert_eq!(s.hello_rejected(), n as u64 + 1);
     }
     assert_eq!(s.current_epoch(), 0);
@@ -513,6 +528,40 @@ fn hostile_hellos_are_ignored_and_counted() {
         },
     );
     assert_eq!(s.hello_rejected(), bad.len() as u64);
+}
+
+/// A hello PUBLISHed to the daemon (anyone reaching its port can) only
+/// refreshes a peer known at that address; new peers and addresses come
+/// from the monitored instances' channels, and a master lists at most
+/// MAX_SENTINELS_PER_MASTER peers.
+#[test]
+fn published_hellos_teach_no_new_peer_and_peers_are_capped() {
+    let mut s = core(state(30_000, 2));
+    assert!(published(&mut s, 100, &peer_hello(PEER, 26380, 0, 0, 6379)).is_empty());
+    assert!(s.masters["mymaster"].sentinels.is_empty());
+    assert_eq!(s.hello_rejected(), 1);
+    assert!(!hello(&mut s, 200, &peer_hello(PEER, 26380, 0, 0, 6379)).is_empty());
+    assert_eq!(s.masters["mymaster"].sentinels.len(), 1);
+    // A known peer at its address: refreshed (epochs taken) through PUBLISH.
+    published(&mut s, 300, &peer_hello(PEER, 26380, 4, 0, 6379));
+    assert_eq!(s.current_epoch(), 4);
+    assert_eq!(s.hello_rejected(), 1);
+    // The same runid at another address, through PUBLISH: refused.
+    assert!(published(&mut s, 400, &peer_hello(PEER, 26399, 4, 0, 6379)).is_empty());
+    assert_eq!(s.hello_rejected(), 2);
+    assert_eq!(s.masters["mymaster"].sentinels[PEER].port, 26380);
+    // Invented peers on the master's channel: at most the cap.
+    let cap = super::discovery::MAX_SENTINELS_PER_MASTER;
+    for i in 0..cap + 10 {
+        let runid = format!("{:040x}", i + 1);
+        hello(
+            &mut s,
+            500,
+            &peer_hello(&runid, 30000 + i as u16, 4, 0, 6379),
+        );
+    }
+    assert_eq!(s.masters["mymaster"].sentinels.len(), cap);
+    assert_eq!(s.hello_rejected(), 2 + 11);
 }
 
 #[test]

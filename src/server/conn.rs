@@ -13,6 +13,7 @@
 //! spares pub/sub clients).
 
 use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -64,8 +65,12 @@ pub async fn run(
         parser: RequestParser::with_max_bulk(server_limits.max_bulk),
         out: Vec::new(),
         messages: rx,
+        held: 0,
     };
     conn.serve().await;
+    conn.server
+        .input_held
+        .fetch_sub(conn.held, Ordering::Relaxed);
     pubsub_cmd::unsubscribe_all(&conn.server, &mut conn.sess);
     conn.server.registry.remove(conn.handle.id);
 }
@@ -84,6 +89,8 @@ struct Conn {
     out: Vec<u8>,
     /// This client's pub/sub queue.
     messages: mpsc::Receiver<PubMessage>,
+    /// Request bytes of this client counted in `Server::input_held`.
+    held: usize,
 }
 
 impl Conn {
@@ -92,11 +99,7 @@ impl Conn {
             if self.run_buffered().await.is_break() {
                 return;
             }
-            if self.buf.len() + self.parser.pending_bytes() > self.server.limits.query_buffer {
-                tracing::warn!(
-                    client = self.handle.id,
-                    "closing client that reached max query buffer length"
-                );
+            if self.over_input_limits() {
                 return;
             }
             if self.flush().await.is_break() {
@@ -149,6 +152,37 @@ impl Conn {
                 self.flush().await?;
             }
         }
+    }
+
+    /// Accounts this client's buffered request bytes in the server's total
+    /// and says whether it must be closed: past `client-query-buffer-limit`,
+    /// or holding a partial request while every client together holds more
+    /// than twice that (many connections each under the limit).
+    fn over_input_limits(&mut self) -> bool {
+        let now = self.buf.len() + self.parser.pending_bytes();
+        let total = &self.server.input_held;
+        let all = if now >= self.held {
+            total.fetch_add(now - self.held, Ordering::Relaxed) + (now - self.held)
+        } else {
+            total.fetch_sub(self.held - now, Ordering::Relaxed) - (self.held - now)
+        };
+        self.held = now;
+        let limit = self.server.limits.query_buffer;
+        if now > limit {
+            tracing::warn!(
+                client = self.handle.id,
+                "closing client that reached max query buffer length"
+            );
+            return true;
+        }
+        if now > READ_CHUNK && all > limit.saturating_mul(2) {
+            tracing::warn!(
+                client = self.handle.id,
+                "closing client: the query buffers of all clients hold {all} bytes, over twice client-query-buffer-limit"
+            );
+            return true;
+        }
+        false
     }
 
     /// What CLIENT LIST shows about the request being run.

@@ -121,6 +121,8 @@ pub struct Server {
     acl: Mutex<acl::Acl>,
     /// Per-client limits from the configuration, read at start.
     pub limits: ClientLimits,
+    /// Request bytes buffered by all clients together.
+    pub input_held: std::sync::atomic::AtomicUsize,
     /// Connection slots (maxclients).
     pub slots: Arc<Semaphore>,
     pub maxclients: usize,
@@ -183,6 +185,7 @@ impl Server {
             stats: stats::Stats::default(),
             acl: Mutex::new(acl),
             limits,
+            input_held: Default::default(),
             slots: Arc::new(Semaphore::new(maxclients.clamp(1, Semaphore::MAX_PERMITS))),
             maxclients,
             port,

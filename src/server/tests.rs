@@ -556,3 +556,63 @@ async fn failover_takes_valkeys_coordinated_argument() {
     )
     .await;
 }
+
+/// Many clients each under `client-query-buffer-limit`: the one whose
+/// partial request takes all clients together past twice the limit is
+/// closed; the others finish their requests.
+#[tokio::test]
+async fn the_clients_input_together_is_capped() {
+    let h = start(ServerConfig {
+        query_buffer_limit: 2 * 1024 * 1024,
+        ..ServerConfig::default()
+    })
+    .await;
+    let body = vec![b'x'; 1536 * 1024];
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect(&h).await;
+        let _ = s.write_all(b"*2\r\n$4\r\nPING\r\n$1572864\r\n").await;
+        let _ = s.write_all(&body).await;
+        clients.push(s);
+    }
+    // Nothing completes a request until the daemon has read past the
+    // crossing point (4 MiB together).
+    let mut probe = connect(&h).await;
+    let mut reads = 0;
+    loop {
+        probe.write_all(b"INFO stats\r\n").await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(5), probe.read(&mut buf))
+            .await
+            .expect("INFO in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let input: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("total_net_input_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if input > 4 * 1024 * 1024 + 64 {
+            break;
+        }
+        reads += 1;
+        assert!(reads < 500, "the daemon read only {input} bytes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (mut answered, mut closed) = (0, 0);
+    for mut s in clients {
+        let _ = s.write_all(b"\r\n").await;
+        let mut head = [0u8; 10];
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+            .await
+            .expect("an answer or a close in time");
+        match r {
+            Ok(_) => {
+                assert_eq!(&head, b"$1572864\r\n");
+                answered += 1;
+            }
+            Err(_) => closed += 1,
+        }
+    }
+    assert_eq!((answered, closed), (2, 1));
+}

@@ -374,6 +374,11 @@ pub struct User {
     pub selectors: Vec<Selector>,
 }
 
+/// Byte equality in time that depends only on the lengths.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn hash_password(p: &[u8]) -> String {
     hex::encode(Sha256::digest(p))
 }
@@ -498,7 +503,12 @@ impl User {
             return true;
         }
         let h = hash_password(pass);
-        self.passwords.iter().any(|p| p == &h)
+        // Every stored hash is compared in full, as Redis's
+        // time_independent_strcmp does: the time taken tells nothing of how
+        // much of a hash matched.
+        self.passwords.iter().fold(false, |found, p| {
+            found | same_bytes(p.as_bytes(), h.as_bytes())
+        })
     }
 
     /// Whether the user may run command `id` with arguments `argv`
