@@ -46,6 +46,20 @@ pub(crate) const SPECIAL: &[&str] = &[
     "sentinel",
 ];
 
+/// Directives kept for the rewrite that the daemon also acts on. The others
+/// kept there load so that redis-sentinel's files do, and do nothing here
+/// (most are redis-server data directives); `check-config` says so. Those
+/// the daemon acts on through its own fields (port, bind, logfile, ...) are
+/// not kept there.
+pub(crate) const IN_FORCE: &[&str] = &[
+    "bind-source-addr",
+    "timeout",
+    "tcp-keepalive",
+    "tcp-backlog",
+    "client-query-buffer-limit",
+    "proto-max-bulk-len",
+];
+
 /// raftinel's own directives (not Redis's): accepted in sentinel.conf,
 /// rewritten in place if present, never appended (a file without them stays
 /// loadable by a real redis-sentinel).

@@ -509,6 +509,11 @@ fn render_server(cfg: &Config, out: &mut String) {
         let line = directives::canonical(name)
             .and_then(|d| directives::rewrite_line(d, a))
             .unwrap_or_else(|| name.to_string());
+        if !directives::IN_FORCE.contains(name) {
+            push(format!(
+                "# {name}: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite"
+            ));
+        }
         push(line);
     }
     push(format!("log-format {}", s.log_format));

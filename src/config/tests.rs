@@ -886,8 +886,17 @@ fn sample_files_load_and_agree() {
 #[test]
 fn check_config_lists_effective_values() {
     let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "s.conf", &format!("{M}tcp-keepalive 300\n"));
+    let p = write(
+        d.path(),
+        "s.conf",
+        &format!("{M}tcp-keepalive 300\nmaxmemory 1gb\n"),
+    );
     let out = check_config(&p, &words("--port 26390")).unwrap();
+    // What the daemon does not act on is said so, above its line.
+    assert!(out.contains(
+        "# maxmemory: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite\nmaxmemory 1gb\n"
+    ));
+    assert!(!out.contains("# tcp-keepalive"));
     for l in [
         "port 26390\n",
         "loglevel notice\n",
