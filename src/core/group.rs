@@ -922,7 +922,7 @@ mod tests {
     fn a_switch_to_anything_but_the_promoted_replica_is_refused_and_counted() {
         let mut s = monitored();
         s.apply_membership(voters(&[1, 2, 3]));
-        // No failover at all: the forged switch of the issue.
+        // No failover at all: a switch a forged or replayed command could carry.
         let forged = Command::SwitchMaster {
             name: "m".into(),
             epoch: 9,
