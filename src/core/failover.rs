@@ -21,13 +21,10 @@
 use indexmap::IndexMap;
 
 use super::event::EventKind;
-use super::instance::Role;
-use super::sentinel::{emit, prefix, MAddr, Master, Sentinel};
+use super::sentinel::Sentinel;
 use super::types::{Action, InstanceId, Millis};
 use crate::core::group::Command;
-use crate::core::group::{
-    node_id_from_myid, CommittedMaster, Failover, Phase, ReplHistory, Switched,
-};
+use crate::core::group::{Phase, ReplHistory};
 
 mod ingest;
 mod reconf;

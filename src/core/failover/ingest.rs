@@ -1,11 +1,15 @@
 //! Ingesting a new committed state: the failover starts and aborts it
 //! records, the options and switches it carries, published once here.
 
-use super::*;
+use super::{same_addr, Switch, SIMFAILURE_CRASH_AFTER_ELECTION};
+use crate::core::event::EventKind;
+use crate::core::group::{CommittedMaster, Failover};
+use crate::core::sentinel::{emit, Sentinel};
+use crate::core::types::{Action, Millis};
 
 impl Sentinel {
     /// A new committed state from the local Raft node: publish what it
-    /// changed, once (points 3, 6, 7), then let the engine act on it.
+    /// changed, once (new epoch, votes, switch), then let the engine act on it.
     /// Returns the indices of the masters whose committed record changed or
     /// still had something to publish (the engine steps those at once, the
     /// others at the next tick). No copy of the whole state is made: with

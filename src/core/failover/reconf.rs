@@ -1,8 +1,12 @@
 //! `reconf_slaves`: the replicas pointed at the promoted one within
 //! parallel-syncs, the end of the failover and the SwitchMaster proposal.
 
-use super::*;
+use super::{ask_info, reconfigure, same_addr, Reconf, Run, Sub, FAST_POLL_WINDOW_MS, POLL_MS};
+use crate::core::event::EventKind;
+use crate::core::group::{Command, Failover};
 use crate::core::instance::Instance;
+use crate::core::sentinel::{emit, prefix, MAddr, Master, Sentinel};
+use crate::core::types::{Action, Millis};
 
 /// What one step of `reconf_slaves` works with.
 struct Step {

@@ -1,7 +1,11 @@
 //! The settled leader's corrections outside failovers: a node back as a
 //! master, a replica following the wrong master.
 
-use super::*;
+use super::{ask_info, reconfigure, same_addr, FIX_RESEND_MS, LEADER_SETTLE_MS};
+use crate::core::event::EventKind;
+use crate::core::instance::Role;
+use crate::core::sentinel::{emit, prefix, Sentinel};
+use crate::core::types::{Action, Millis};
 
 impl Sentinel {
     /// The Raft leader, for at least `LEADER_SETTLE_MS`.

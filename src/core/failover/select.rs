@@ -2,7 +2,11 @@
 //! Sentinel's rules plus the history rules; the choice is proposed with the
 //! next phase.
 
-use super::*;
+use super::{Run, Sub, SELECT_INFO_WAIT_MS};
+use crate::core::event::EventKind;
+use crate::core::group::{Command, Phase};
+use crate::core::sentinel::Sentinel;
+use crate::core::types::{Action, InstanceId, Millis};
 
 impl Sentinel {
     /// Replica selection for a failover: Sentinel's rules plus the safety rules (never

@@ -2,7 +2,10 @@
 //! daemon's SDOWN opinion, automatic and manual failover starts, and the
 //! takeover of a failover whose leader is gone.
 
-use super::*;
+use super::{leader_sees_down, ManualWant, REPROPOSE_MS};
+use crate::core::group::Command;
+use crate::core::sentinel::Sentinel;
+use crate::core::types::{Action, Millis};
 
 impl Sentinel {
     /// A master this daemon monitors and the group does not: the leader

@@ -2,10 +2,20 @@
 //! committed phase, then the local sub-steps (link wait, coordinated
 //! catch-up, promotion) until the next proposal.
 
-use super::*;
+use super::{
+    ask_info, instance_at, pause_writes, reconfigure, same_addr, Run, Sub, CATCHUP_POLL_MS,
+    FAST_POLL_WINDOW_MS, POLL_MS, REPROPOSE_MS, SIMFAILURE_CRASH_AFTER_ELECTION,
+    SIMFAILURE_CRASH_AFTER_PROMOTION,
+};
+use crate::core::event::EventKind;
+use crate::core::group::{Command, Failover, Phase, ReplHistory};
+use crate::core::instance::Role;
+use crate::core::sentinel::{emit, prefix, Sentinel};
+use crate::core::types::{Action, InstanceId, Millis};
 
 impl Sentinel {
-    /// Drives the failover this daemon leads (points 4-6, 10).
+    /// Drives the failover this daemon leads: the entry work of each newly
+    /// committed phase, the proposal still wanted, then the sub-step.
     pub(super) fn drive(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         let name = self.masters[mi].inst.name.clone();
         let me = self.raft.node_id;

@@ -2,7 +2,15 @@
 //! the report that it was published, and the leader's demotion of the old
 //! master once every daemon published (publish, then demote).
 
-use super::*;
+use super::{
+    ask_info, pause_writes, reconfigure, same_addr, Demotion, Switch, FIX_RESEND_MS,
+    PENDING_PING_EVIDENCE_MS, REPROPOSE_MS, SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS,
+};
+use crate::core::event::EventKind;
+use crate::core::group::{node_id_from_myid, Command, CommittedMaster, Failover, Switched};
+use crate::core::instance::Role;
+use crate::core::sentinel::{emit, prefix, Sentinel};
+use crate::core::types::{Action, Millis};
 
 impl Sentinel {
     /// The committed failover of `cm` whose switch this daemon publishes

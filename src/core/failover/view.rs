@@ -1,7 +1,9 @@
 //! What the committed state makes of a master as clients and peers see it:
 //! its address, config epoch, flags and `failover-state`.
 
-use super::*;
+use super::{phase_str, same_addr, DescExtras, Sub};
+use crate::core::group::{CommittedMaster, Failover, Phase};
+use crate::core::sentinel::{MAddr, Master, Sentinel};
 
 impl Sentinel {
     /// The committed record of a master, when this daemon is in a group and
