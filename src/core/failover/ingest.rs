@@ -123,18 +123,26 @@ impl Sentinel {
         m.fo.manual = None;
         m.failover_start_time = now;
         m.failover_in_progress = true;
-        if self.raft.initialized && f.leader == me {
+        let leads = self.raft.initialized && f.leader == me;
+        let voted = if leads {
             m.fo.led_start = f.epoch;
             emit(out, EventKind::TryFailover, m.prefix(), Some(&name));
-            m.leader = Some(myid.clone());
+            Some(myid)
+        } else {
+            leader_runid
+        };
+        if let Some(runid) = voted {
+            m.leader = Some(runid.clone());
             m.leader_epoch = f.epoch;
             out.push(Action::Flush);
             emit(
                 out,
                 EventKind::VoteForLeader,
-                format!("{myid} {}", f.epoch),
+                format!("{runid} {}", f.epoch),
                 Some(&name),
             );
+        }
+        if leads {
             emit(out, EventKind::ElectedLeader, m.prefix(), Some(&name));
             if self.simfailure_flags & SIMFAILURE_CRASH_AFTER_ELECTION != 0 {
                 out.push(Action::SimulatedCrash);
@@ -143,16 +151,6 @@ impl Sentinel {
                 out,
                 EventKind::FailoverStateSelectSlave,
                 m.prefix(),
-                Some(&name),
-            );
-        } else if let Some(runid) = leader_runid {
-            m.leader = Some(runid.clone());
-            m.leader_epoch = f.epoch;
-            out.push(Action::Flush);
-            emit(
-                out,
-                EventKind::VoteForLeader,
-                format!("{runid} {}", f.epoch),
                 Some(&name),
             );
         }
