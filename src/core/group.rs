@@ -402,26 +402,7 @@ impl GroupState {
                 host,
                 port,
                 quorum,
-            } => {
-                if self.masters.contains_key(name) {
-                    return Rejected("Duplicate master name.".into());
-                }
-                self.masters.insert(
-                    name.clone(),
-                    CommittedMaster {
-                        host: host.clone(),
-                        port: *port,
-                        quorum: *quorum,
-                        config_epoch: 0,
-                        failover: None,
-                        down_votes: BTreeSet::new(),
-                        options: BTreeMap::new(),
-                        history: None,
-                        switched: None,
-                    },
-                );
-                Applied
-            }
+            } => self.apply_monitor(name, host, *port, *quorum),
             Command::Remove { name } => match self.masters.remove(name) {
                 Some(_) => Applied,
                 None => Rejected("No such master with that name".into()),
@@ -430,26 +411,7 @@ impl GroupState {
                 name,
                 option,
                 value,
-            } => {
-                let Some(m) = self.masters.get_mut(name) else {
-                    return Rejected("No such master with that name".into());
-                };
-                if option == "quorum" {
-                    match value.parse::<u32>() {
-                        Ok(q) if q > 0 => m.quorum = q,
-                        _ => {
-                            return Rejected(format!(
-                                "Invalid argument '{value}' for SENTINEL SET 'quorum'"
-                            ))
-                        }
-                    }
-                } else if value.is_empty() {
-                    m.options.remove(option);
-                } else {
-                    m.options.insert(option.clone(), value.clone());
-                }
-                Applied
-            }
+            } => self.apply_set(name, option, value),
             Command::Opinion { name, node, down } => {
                 let Some(m) = self.masters.get_mut(name) else {
                     return Rejected("No such master with that name".into());
@@ -468,30 +430,7 @@ impl GroupState {
                 manual,
                 coordinated,
                 ..
-            } => {
-                let current = self.current_epoch;
-                let Some(m) = self.masters.get_mut(name) else {
-                    return Rejected("No such master with that name".into());
-                };
-                if m.failover.is_some() {
-                    return Rejected("INPROG Failover already in progress".into());
-                }
-                if *epoch <= current {
-                    return Rejected(format!("stale epoch {epoch} <= {current}"));
-                }
-                m.failover = Some(Failover {
-                    epoch: *epoch,
-                    leader: *leader,
-                    promoted: None,
-                    phase: Phase::SelectSlave,
-                    manual: *manual,
-                    coordinated: *coordinated,
-                    history: None,
-                    published: BTreeSet::new(),
-                });
-                self.current_epoch = *epoch;
-                Applied
-            }
+            } => self.apply_failover_start(name, *epoch, *leader, *manual, *coordinated),
             Command::FailoverPhase {
                 name,
                 epoch,
@@ -529,75 +468,177 @@ impl GroupState {
                 f.leader = *leader;
                 Applied
             }
-            Command::FailoverAbort { name, epoch, .. } => {
-                let Some(f) = self.failover_mut(name, *epoch) else {
-                    return Rejected(format!("no failover of epoch {epoch}"));
-                };
-                // Once the promotion is committed, daemons publish the
-                // switch and clients are sent to the promoted replica: the
-                // failover can only end with its switch (Sentinel does not
-                // abort after the promotion either).
-                if f.promotion_committed().is_some() {
-                    return Rejected(format!(
-                        "the promotion of epoch {epoch} is committed: the failover cannot be aborted"
-                    ));
-                }
-                if let Some(m) = self.masters.get_mut(name) {
-                    m.failover = None;
-                }
-                Applied
-            }
+            Command::FailoverAbort { name, epoch, .. } => self.apply_failover_abort(name, *epoch),
             Command::SwitchMaster {
                 name,
                 epoch,
                 host,
                 port,
                 ..
-            } => {
-                let Some(m) = self.masters.get_mut(name) else {
-                    return Rejected("No such master with that name".into());
-                };
-                if *epoch <= m.config_epoch {
-                    return Rejected(format!("stale config epoch {epoch} <= {}", m.config_epoch));
-                }
-                let mut failover = m.failover.take().filter(|f| f.epoch == *epoch);
-                let moved = !(m.host.eq_ignore_ascii_case(host) && m.port == *port);
-                m.switched = moved.then(|| Switched {
-                    epoch: *epoch,
-                    host: std::mem::replace(&mut m.host, host.clone()),
-                    port: m.port,
-                    coordinated: failover.as_ref().is_some_and(|f| f.coordinated),
-                    published: failover
-                        .as_mut()
-                        .map(|f| std::mem::take(&mut f.published))
-                        .unwrap_or_default(),
-                });
-                m.history = failover.and_then(|f| f.history);
-                m.port = *port;
-                m.config_epoch = *epoch;
-                m.down_votes.clear();
-                self.current_epoch = self.current_epoch.max(*epoch);
-                Applied
-            }
+            } => self.apply_switch_master(name, *epoch, host, *port),
             Command::SwitchPublished { name, epoch, node } => {
-                // The switch of `epoch`, or its failover once the promotion
-                // is committed (daemons publish from then on).
-                let Some(m) = self.masters.get_mut(name) else {
-                    return Rejected("No such master with that name".into());
-                };
-                let published = match (&mut m.switched, &mut m.failover) {
-                    (Some(sw), _) if sw.epoch == *epoch => &mut sw.published,
-                    (_, Some(f)) if f.epoch == *epoch && f.promotion_committed().is_some() => {
-                        &mut f.published
-                    }
-                    _ => return Rejected(format!("no pending switch of epoch {epoch}")),
-                };
-                if !published.insert(*node) {
-                    return Rejected(format!("node {node} already published epoch {epoch}"));
-                }
-                Applied
+                self.apply_switch_published(name, *epoch, *node)
             }
         }
+    }
+
+    /// A master the group starts to monitor; a second one of the same name is
+    /// refused.
+    fn apply_monitor(&mut self, name: &str, host: &str, port: u16, quorum: u32) -> CommandResponse {
+        if self.masters.contains_key(name) {
+            return CommandResponse::Rejected("Duplicate master name.".into());
+        }
+        self.masters.insert(
+            name.to_string(),
+            CommittedMaster {
+                host: host.to_string(),
+                port,
+                quorum,
+                config_epoch: 0,
+                failover: None,
+                down_votes: BTreeSet::new(),
+                options: BTreeMap::new(),
+                history: None,
+                switched: None,
+            },
+        );
+        CommandResponse::Applied
+    }
+
+    /// A SENTINEL SET option (quorum checked here; an empty value removes it).
+    fn apply_set(&mut self, name: &str, option: &str, value: &str) -> CommandResponse {
+        let Some(m) = self.masters.get_mut(name) else {
+            return CommandResponse::Rejected("No such master with that name".into());
+        };
+        if option == "quorum" {
+            match value.parse::<u32>() {
+                Ok(q) if q > 0 => m.quorum = q,
+                _ => {
+                    return CommandResponse::Rejected(format!(
+                        "Invalid argument '{value}' for SENTINEL SET 'quorum'"
+                    ))
+                }
+            }
+        } else if value.is_empty() {
+            m.options.remove(option);
+        } else {
+            m.options.insert(option.to_string(), value.to_string());
+        }
+        CommandResponse::Applied
+    }
+
+    /// A failover of a newer epoch, when none is running; the group's epoch
+    /// moves to it.
+    fn apply_failover_start(
+        &mut self,
+        name: &str,
+        epoch: u64,
+        leader: u64,
+        manual: bool,
+        coordinated: bool,
+    ) -> CommandResponse {
+        use CommandResponse::{Applied, Rejected};
+        let current = self.current_epoch;
+        let Some(m) = self.masters.get_mut(name) else {
+            return Rejected("No such master with that name".into());
+        };
+        if m.failover.is_some() {
+            return Rejected("INPROG Failover already in progress".into());
+        }
+        if epoch <= current {
+            return Rejected(format!("stale epoch {epoch} <= {current}"));
+        }
+        m.failover = Some(Failover {
+            epoch,
+            leader,
+            promoted: None,
+            phase: Phase::SelectSlave,
+            manual,
+            coordinated,
+            history: None,
+            published: BTreeSet::new(),
+        });
+        self.current_epoch = epoch;
+        Applied
+    }
+
+    /// The end of a failover without a switch.
+    fn apply_failover_abort(&mut self, name: &str, epoch: u64) -> CommandResponse {
+        let Some(f) = self.failover_mut(name, epoch) else {
+            return CommandResponse::Rejected(format!("no failover of epoch {epoch}"));
+        };
+        // Once the promotion is committed, daemons publish the
+        // switch and clients are sent to the promoted replica: the
+        // failover can only end with its switch (Sentinel does not
+        // abort after the promotion either).
+        if f.promotion_committed().is_some() {
+            return CommandResponse::Rejected(format!(
+                "the promotion of epoch {epoch} is committed: the failover cannot be aborted"
+            ));
+        }
+        if let Some(m) = self.masters.get_mut(name) {
+            m.failover = None;
+        }
+        CommandResponse::Applied
+    }
+
+    /// The master's new address and config epoch; the old address is kept
+    /// in `switched`, with who published, until its demotion.
+    fn apply_switch_master(
+        &mut self,
+        name: &str,
+        epoch: u64,
+        host: &str,
+        port: u16,
+    ) -> CommandResponse {
+        let Some(m) = self.masters.get_mut(name) else {
+            return CommandResponse::Rejected("No such master with that name".into());
+        };
+        if epoch <= m.config_epoch {
+            return CommandResponse::Rejected(format!(
+                "stale config epoch {epoch} <= {}",
+                m.config_epoch
+            ));
+        }
+        let mut failover = m.failover.take().filter(|f| f.epoch == epoch);
+        let moved = !(m.host.eq_ignore_ascii_case(host) && m.port == port);
+        m.switched = moved.then(|| Switched {
+            epoch,
+            host: std::mem::replace(&mut m.host, host.to_string()),
+            port: m.port,
+            coordinated: failover.as_ref().is_some_and(|f| f.coordinated),
+            published: failover
+                .as_mut()
+                .map(|f| std::mem::take(&mut f.published))
+                .unwrap_or_default(),
+        });
+        m.history = failover.and_then(|f| f.history);
+        m.port = port;
+        m.config_epoch = epoch;
+        m.down_votes.clear();
+        self.current_epoch = self.current_epoch.max(epoch);
+        CommandResponse::Applied
+    }
+
+    /// The switch of `epoch`, or its failover once the promotion is
+    /// committed (daemons publish from then on).
+    fn apply_switch_published(&mut self, name: &str, epoch: u64, node: u64) -> CommandResponse {
+        let Some(m) = self.masters.get_mut(name) else {
+            return CommandResponse::Rejected("No such master with that name".into());
+        };
+        let published = match (&mut m.switched, &mut m.failover) {
+            (Some(sw), _) if sw.epoch == epoch => &mut sw.published,
+            (_, Some(f)) if f.epoch == epoch && f.promotion_committed().is_some() => {
+                &mut f.published
+            }
+            _ => return CommandResponse::Rejected(format!("no pending switch of epoch {epoch}")),
+        };
+        if !published.insert(node) {
+            return CommandResponse::Rejected(format!(
+                "node {node} already published epoch {epoch}"
+            ));
+        }
+        CommandResponse::Applied
     }
 
     fn failover_mut(&mut self, name: &str, epoch: u64) -> Option<&mut Failover> {
@@ -881,7 +922,7 @@ mod tests {
     fn a_switch_to_anything_but_the_promoted_replica_is_refused_and_counted() {
         let mut s = monitored();
         s.apply_membership(voters(&[1, 2, 3]));
-        // No failover at all: the forged switch of the issue.
+        // No failover at all: a switch a forged or replayed command could carry.
         let forged = Command::SwitchMaster {
             name: "m".into(),
             epoch: 9,

@@ -243,7 +243,7 @@ fn master_killed(seed: u64, daemons: usize, replicas: usize) -> u64 {
 
 /// The master dies, every daemon healthy: exactly one promotion, every daemon
 /// answers the promoted replica, the other replica follows it. Also reports
-/// the failover latency over a few seeds (the target: down-after +
+/// the failover latency over a few seeds (aimed at: down-after +
 /// ~100 ms at the median).
 #[test]
 fn master_killed_all_daemons_healthy() {

@@ -1,0 +1,116 @@
+//! The settled leader's corrections outside failovers: a node back as a
+//! master, a replica following the wrong master.
+
+use super::{ask_info, reconfigure, same_addr, FIX_RESEND_MS, LEADER_SETTLE_MS};
+use crate::core::event::EventKind;
+use crate::core::instance::Role;
+use crate::core::sentinel::{emit, prefix, Sentinel};
+use crate::core::types::{Action, Millis};
+
+impl Sentinel {
+    /// The Raft leader, for at least `LEADER_SETTLE_MS`.
+    pub(super) fn settled_leader(&self, now: Millis) -> bool {
+        self.raft.is_leader
+            && self
+                .leader_since
+                .is_some_and(|t| now.saturating_sub(t) >= LEADER_SETTLE_MS)
+    }
+
+    /// Sentinel's "master looks sane" before it reconfigures other nodes to
+    /// follow it: at the committed address, up, and saying role:master in
+    /// a recent INFO.
+    pub(super) fn master_looks_sane(&self, mi: usize, now: Millis) -> bool {
+        let m = &self.masters[mi];
+        let Some(cm) = self.cmaster(&m.inst.name) else {
+            return false;
+        };
+        let info_period = self.timing.info_period;
+        same_addr(&m.inst.host, m.inst.port, &cm.host, cm.port)
+            && !m.inst.s_down
+            && !m.inst.o_down
+            && m.inst.role_reported == Role::Master
+            && m.inst
+                .info_refresh
+                .is_some_and(|t| now.saturating_sub(t) < info_period.saturating_mul(2))
+    }
+
+    /// Leader only, no failover running: a replica that reports role:master
+    /// (a node back as a master; the old master of the last switch is
+    /// `demote_after_switch`'s) is made a replica as soon as it answers
+    /// (+convert-to-slave); a replica following the wrong master is
+    /// re-pointed after failover-timeout (+fix-slave-config).
+    pub(super) fn fix_replicas(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.settled_leader(now) {
+            return;
+        }
+        let name = self.masters[mi].inst.name.clone();
+        let Some(cm) = self.cmaster(&name) else {
+            return;
+        };
+        if cm.failover.is_some() {
+            return;
+        }
+        let (host, port) = (cm.host.clone(), cm.port);
+        let waiting = self
+            .pending_switch(mi)
+            .map(|sw| (sw.epoch, sw.host.clone(), sw.port));
+        if !self.master_looks_sane(mi, now) {
+            return;
+        }
+        let m = &mut self.masters[mi];
+        let ma = m.addr();
+        let timeout = m.failover_timeout;
+        let demoted = m.fo.demotion.filter(|d| d.done).map(|d| d.epoch);
+        for r in m.replicas.values_mut() {
+            // The old master of the switch is `demote_after_switch`'s until
+            // it follows a master.
+            if let Some((e, h, p)) = &waiting {
+                if demoted != Some(*e) && same_addr(&r.host, r.port, h, *p) {
+                    continue;
+                }
+            }
+            // Sent again only if an INFO at least FIX_RESEND_MS younger than
+            // the last attempt still shows the problem.
+            let recently_fixed = r.fix_sent_at.is_some_and(|t| {
+                r.info_refresh
+                    .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
+            });
+            if !r.link.cmd_up || r.info_refresh.is_none() || recently_fixed {
+                continue;
+            }
+            let kind = if r.role_reported == Role::Master {
+                // Answers PING (nothing pending) and says it is a master.
+                if r.link.act_ping_time.is_some() {
+                    continue;
+                }
+                EventKind::ConvertToSlave
+            } else {
+                let wrong = match &r.slave_master_host {
+                    Some(h) => !same_addr(
+                        h,
+                        u16::try_from(r.slave_master_port).unwrap_or(0),
+                        &host,
+                        port,
+                    ),
+                    None => false,
+                };
+                let quiet = |t: Option<Millis>| t.is_none_or(|t| now.saturating_sub(t) > timeout);
+                if !wrong
+                    || now.saturating_sub(r.slave_conf_change_time) <= timeout
+                    || !quiet(r.s_down_since)
+                    || !quiet(r.o_down_since)
+                    || r.s_down
+                {
+                    continue;
+                }
+                EventKind::FixSlaveConfig
+            };
+            r.fix_sent_at = Some(now);
+            reconfigure(r, Some((host.clone(), port)), out);
+            emit(out, kind, prefix(r, &ma), Some(&name));
+            // Confirmation (and the role change) without waiting for the
+            // periodic INFO.
+            ask_info(r, out);
+        }
+    }
+}
