@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// them listed before it).
 const LAYERS: &[(&str, &[&str])] = &[
     ("core", &[]),
-    ("resp", &[]),
+    ("resp", &["core"]),
     ("failpoint", &[]),
     ("links", &["core", "resp"]),
     ("consensus", &["core", "links", "failpoint"]),

@@ -36,20 +36,36 @@ impl CmdError {
 /// field/value pairs in redis-sentinel's fixed order.
 pub type Description = Vec<(&'static str, String)>;
 
-/// Redis `string2ll`: an optional `-`, then digits without leading zeros
-/// (except "0"), nothing else, no overflow.
+/// Redis's strict `string2ll`: optional `-`, no `+`, no leading zeros, no spaces.
+pub fn string2ll(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return if neg { None } else { Some(0) },
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
+/// [`string2ll`] of a string argument.
 pub fn parse_ll(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if digits.len() > 1 && digits.starts_with('0') {
-        return None;
-    }
-    if s.starts_with('-') && digits == "0" {
-        return None;
-    }
-    s.parse::<i64>().ok()
+    string2ll(s.as_bytes())
 }
 
 /// SENTINEL INFO-CACHE: per master, (age ms, cached INFO) of the master then

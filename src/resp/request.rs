@@ -9,6 +9,7 @@
 //! how many bytes must arrive), and the connection enforces an overall cap on
 //! buffered request bytes (`client-query-buffer-limit`).
 
+pub use crate::core::commands::string2ll;
 use bytes::{Buf, BytesMut};
 
 /// Longest inline command, and longest `*`/`$` header line (PROTO_INLINE_MAX_SIZE).
@@ -224,33 +225,6 @@ fn header_line(
     let v = string2ll(buf.get(1..cr).unwrap_or_default());
     buf.advance(cr + 2);
     Ok(Some(v.map_or(Header::Invalid, Header::Value)))
-}
-
-/// Redis's strict `string2ll`: optional `-`, no `+`, no leading zeros, no spaces.
-pub fn string2ll(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, s),
-    };
-    match digits {
-        [] => return None,
-        [b'0'] => return if neg { None } else { Some(0) },
-        [b'0', ..] => return None,
-        _ => {}
-    }
-    let mut v: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        let d = i64::from(d - b'0');
-        v = if neg {
-            v.checked_mul(10)?.checked_sub(d)?
-        } else {
-            v.checked_mul(10)?.checked_add(d)?
-        };
-    }
-    Some(v)
 }
 
 fn printable(b: u8) -> char {
