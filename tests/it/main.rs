@@ -55,6 +55,7 @@ mod failover;
 mod hostile;
 mod membership;
 mod monitoring;
+mod netsafe;
 mod raft;
 mod replay;
 mod trust;

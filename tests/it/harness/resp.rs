@@ -233,7 +233,13 @@ pub struct Conn {
 impl Conn {
     pub fn connect(port: u16) -> std::io::Result<Conn> {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        Conn::from_stream(TcpStream::connect_timeout(&addr, Duration::from_secs(3))?)
+    }
+
+    /// A connection over a stream opened elsewhere (e.g. inside a network
+    /// namespace, where the socket stays after the opening thread is gone).
+    pub fn from_stream(stream: TcpStream) -> std::io::Result<Conn> {
+        let port = stream.peer_addr()?.port();
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         Ok(Conn {
