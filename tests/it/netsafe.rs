@@ -338,6 +338,11 @@ pub fn run(kind: Kind, persist: Persist, nemesis: Nemesis) -> Option<Outcome> {
         }
         Err(e) => (format!("not converged: {e}"), BTreeMap::new()),
     };
+    if std::env::var_os("RAFTINEL_NETSAFE_OBS").is_some() {
+        for o in &obs {
+            eprintln!("  obs {:>7} ms {} {:?}", c.net.ms(o.at), o.node, o.state);
+        }
+    }
     let out = judge(&c.net, &logs, &obs, &final_master, &present);
     eprintln!(
         "---- {kind:?}, persistence {persist:?}; timeline:\n{}\n{}",

@@ -256,11 +256,11 @@ pub struct Observer {
 }
 
 fn sample(c: &mut Conn) -> Option<NodeState> {
-    let info = match c.try_cmd(&["INFO", "replication"], Duration::from_millis(300)) {
+    let info = match c.try_cmd(&["INFO", "replication"], Duration::from_secs(1)) {
         Reply::Frame(r) => r.as_str()?,
         _ => return None,
     };
-    let keys = match c.try_cmd(&["DBSIZE"], Duration::from_millis(300)) {
+    let keys = match c.try_cmd(&["DBSIZE"], Duration::from_secs(1)) {
         Reply::Frame(r) => r.as_int()?,
         _ => return None,
     };
@@ -354,7 +354,8 @@ pub struct Outcome {
     /// Replica-to-master transitions seen: (ms, node).
     pub promotions: Vec<(u64, String)>,
     /// Nodes seen as master while empty after writes had been
-    /// acknowledged: (first ms, last ms, node).
+    /// acknowledged: (from ms, until ms, node); `until` = `from` when it
+    /// was still so at the end.
     pub empty_masters: Vec<(u64, u64, String)>,
     /// Nodes seen as master with data on a replication history no earlier
     /// master had (a restart, or a foreign dataset): (ms, node).
@@ -400,11 +401,37 @@ pub fn judge(
     let mut histories: BTreeSet<String> = BTreeSet::new();
     let first_ack = acks.first().map(|a| a.at);
     let mut empty_open: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    // A node's last answered role, and whether it was down (refused
+    // connections: restarted) since; a slow answer changes neither.
+    let mut restarted: BTreeSet<&str> = BTreeSet::new();
     for o in obs {
-        let before = role.insert(&o.node, &o.state.role);
         let is_master = o.state.role == "master";
-        if is_master && before != Some("master") {
-            let fresh = before.is_none() || before == Some("slave");
+        // An empty master lasts from the sample that showed it to the next
+        // sample of that node that differs (states are recorded on change).
+        let empty_master = is_master && o.state.keys == 0 && first_ack.is_some_and(|f| f < o.at);
+        match (empty_master, empty_open.get(&o.node)) {
+            (true, None) => {
+                empty_open.insert(o.node.clone(), (ms(net, o.at), ms(net, o.at)));
+            }
+            (false, Some(_)) => {
+                let (a, _) = empty_open.remove(&o.node).unwrap();
+                out.empty_masters.push((a, ms(net, o.at), o.node.clone()));
+            }
+            _ => {}
+        }
+        let before = match o.state.role.as_str() {
+            "silent" => continue,
+            "down" => {
+                restarted.insert(&o.node);
+                continue;
+            }
+            r => role.insert(&o.node, r),
+        };
+        let was_down = restarted.remove(o.node.as_str());
+        if is_master && (before != Some("master") || was_down) {
+            // A promotion: the initial master, or a replica made master
+            // without a restart in between.
+            let fresh = before.is_none() || (before == Some("slave") && !was_down);
             if fresh {
                 promoted_at.push((o.at, o.node.clone()));
                 if before.is_some() {
@@ -421,18 +448,6 @@ pub fn judge(
         }
         if is_master {
             histories.insert(o.state.replid.clone());
-        }
-        let empty_master = is_master && o.state.keys == 0 && first_ack.is_some_and(|f| f < o.at);
-        match (empty_master, empty_open.get_mut(&o.node)) {
-            (true, Some(span)) => span.1 = ms(net, o.at),
-            (true, None) => {
-                empty_open.insert(o.node.clone(), (ms(net, o.at), ms(net, o.at)));
-            }
-            (false, Some(_)) => {
-                let (a, _) = empty_open.remove(&o.node).unwrap();
-                out.empty_masters.push((a, ms(net, o.at), o.node.clone()));
-            }
-            (false, None) => {}
         }
     }
     for (node, (a, b)) in empty_open {
