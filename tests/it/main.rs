@@ -52,6 +52,7 @@ mod differential;
 mod exporter;
 mod failfast;
 mod failover;
+mod fuzz;
 mod hostile;
 mod membership;
 mod monitoring;
