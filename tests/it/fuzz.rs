@@ -566,13 +566,7 @@ fn rpc_bodies() {
     type Vote = openraft::raft::VoteRequest<u64>;
     type Append = openraft::raft::AppendEntriesRequest<TypeConfig>;
     type Snapshot = openraft::raft::InstallSnapshotRequest<TypeConfig>;
-    let seeds = corpus(&[
-        br#"{"id":3,"addr":"127.0.0.1:26379","fresh":true,"myid":"0123456789012345678901234567890123456789"}"#,
-        br#"{"id":3,"reason":"forget"}"#,
-        br#"{"to":2,"vote":{"leader_id":{"term":3,"node_id":1},"committed":false},"last_log_id":{"leader_id":{"term":2,"node_id":1},"index":17}}"#,
-        br#"{"to":2,"vote":{"leader_id":{"term":3,"node_id":1},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}"#,
-        br#"{"to":2,"vote":{"leader_id":{"term":3,"node_id":1},"committed":true},"meta":{"last_log_id":null,"last_membership":{"log_id":null,"membership":{"configs":[[1,2,3]],"nodes":{}}},"snapshot_id":"s"},"offset":0,"data":[1,2,3],"done":true}"#,
-    ]);
+    let seeds = rpc_seeds();
     fuzz("rpc_bodies", &seeds, &[b"\"id\":", b"\"to\":", b"18446744073709551616"], |input| {
         let _ = serde_json::from_slice::<JoinRequest>(input);
         let _ = serde_json::from_slice::<ForgetRequest>(input);
@@ -581,6 +575,16 @@ fn rpc_bodies() {
         let _ = serde_json::from_slice::<Append>(input);
         let _ = serde_json::from_slice::<Snapshot>(input);
     });
+}
+
+fn rpc_seeds() -> Vec<Vec<u8>> {
+    corpus(&[
+        br#"{"id":3,"addr":"127.0.0.1:26379","fresh":true,"myid":"0123456789012345678901234567890123456789"}"#,
+        br#"{"id":3,"reason":"forget"}"#,
+        br#"{"to":2,"vote":{"leader_id":{"term":3,"node_id":1},"committed":false},"last_log_id":{"leader_id":{"term":2,"node_id":1},"index":17}}"#,
+        br#"{"to":2,"vote":{"leader_id":{"term":3,"node_id":1},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}"#,
+        br#"{"to":2,"vote":{"leader_id":{"term":3,"node_id":1},"committed":true},"meta":{"last_log_id":null,"last_membership":{"log_id":null,"membership":{"configs":[[1,2,3]],"nodes":{}}},"snapshot_id":"s"},"offset":0,"data":[1,2,3],"done":true}"#,
+    ])
 }
 
 /// Signed RPC framing: a signature checks only for the exact request it was
@@ -666,31 +670,81 @@ fn rpc_requests_on_the_wire() {
     let mut rng = StdRng::seed_from_u64(base_seed());
     let deadline = Instant::now() + budget;
     let mut sent = 0;
-    let mut conn = Conn::open(d.port);
     while Instant::now() < deadline {
         let mut input = seeds[rng.gen_range(0..seeds.len())].clone();
         mutate(&mut rng, &mut input, &seeds, RESP_TOKENS);
-        // A request, then a PING: the PING must be answered unless the
-        // request closed the connection (a protocol error does).
-        input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
-        let ok = conn.send_raw(&input).is_ok();
-        let mut closed = !ok;
-        while !closed {
+        // One connection per request, closed for writing after it: the
+        // daemon answers what it could parse, then closes on end of file
+        // (an incomplete request included).
+        let mut conn = Conn::open(d.port);
+        let _ = conn.send_raw(&input);
+        conn.shutdown_write();
+        loop {
             match conn.read_reply(Duration::from_secs(5)) {
-                Reply::Frame(Resp::Status(s)) if s == "PONG" => break,
                 Reply::Frame(_) => {}
-                Reply::Closed => closed = true,
-                Reply::Timeout => {
-                    // An incomplete request swallows the PING: a fresh connection.
-                    closed = true;
-                }
+                Reply::Closed => break,
+                Reply::Timeout => panic!(
+                    "no end after a request closed for writing: {}",
+                    escaped(&input)
+                ),
             }
         }
-        if closed {
-            conn = Conn::open(d.port);
-        }
         sent += 1;
+        if sent % 50 == 0 {
+            assert!(
+                matches!(Conn::open(d.port).try_cmd(&["PING"], Duration::from_secs(5)),
+                    Reply::Frame(Resp::Status(s)) if s == "PONG"),
+                "the daemon stopped answering after {}",
+                escaped(&input)
+            );
+        }
     }
+    // Signed requests with mutated bodies reach the JSON decoding of every
+    // operation (membership changes excepted: a signed join is obeyed).
+    let bodies = rpc_seeds();
+    let key_for = |c: &mut Conn| {
+        use raftinel::consensus::trust::{nonce, GroupSecret, SessionKey};
+        let mine = nonce();
+        let theirs = c
+            .cmd(&["RAFTINEL", &cluster, "challenge", &mine])
+            .as_str()
+            .expect("a server nonce");
+        let secret = GroupSecret::new(secret.as_bytes()).unwrap();
+        SessionKey::derive(&secret, mine.as_bytes(), theirs.as_bytes())
+    };
+    let mut conn = Conn::open(d.port);
+    let mut key = key_for(&mut conn);
+    let mut seq = 0u64;
+    let deadline = Instant::now() + budget;
+    let mut signed = 0;
+    while Instant::now() < deadline {
+        let op = ["append", "vote", "snapshot", "status", "propose"][rng.gen_range(0..5)];
+        let mut body = bodies[rng.gen_range(0..bodies.len())].clone();
+        mutate(&mut rng, &mut body, &bodies, &[]);
+        seq += 1;
+        let sig = key.sign_request(seq, cluster.as_bytes(), op.as_bytes(), &body);
+        let seq_text = seq.to_string();
+        let args: Vec<&[u8]> = vec![
+            b"RAFTINEL",
+            cluster.as_bytes(),
+            op.as_bytes(),
+            &body,
+            seq_text.as_bytes(),
+            sig.as_bytes(),
+        ];
+        let _ = conn.send_raw(&encode_command(&args));
+        match conn.read_reply(Duration::from_secs(5)) {
+            Reply::Frame(_) => {}
+            Reply::Closed => {
+                conn = Conn::open(d.port);
+                key = key_for(&mut conn);
+                seq = 0;
+            }
+            Reply::Timeout => panic!("no reply to a signed {op} with body {}", escaped(&body)),
+        }
+        signed += 1;
+    }
+    eprintln!("rpc_requests_on_the_wire: {signed} signed requests");
     assert!(matches!(
         Conn::open(d.port).try_cmd(&["PING"], Duration::from_secs(5)),
         Reply::Frame(Resp::Status(s)) if s == "PONG"

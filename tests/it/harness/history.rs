@@ -455,16 +455,16 @@ pub fn judge(
     }
 
     // Stale acknowledgements: the acknowledging node is not the most
-    // recently promoted master at that time.
+    // recently promoted master at that time. The observer sees a promotion
+    // up to a sample late, so a node's own promotion counts from `LAG`
+    // before it was seen.
+    const LAG: Duration = Duration::from_secs(1);
     for a in &acks {
-        let latest = |node: &str| {
-            promoted_at
-                .iter()
-                .filter(|(t, n)| n == node && *t <= a.at)
-                .map(|(t, _)| *t)
-                .max()
-        };
-        let mine = latest(&a.node);
+        let mine = promoted_at
+            .iter()
+            .filter(|(t, n)| *n == a.node && *t <= a.at + LAG)
+            .map(|(t, _)| *t)
+            .max();
         let newer = promoted_at
             .iter()
             .any(|(t, n)| *n != a.node && *t <= a.at && mine.is_none_or(|m| *t > m));

@@ -341,6 +341,12 @@ impl Conn {
         matches!(self.read_reply(Duration::from_secs(5)), Reply::Closed)
     }
 
+    /// Close the sending side: the server reads end of file after what
+    /// was sent.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
     /// Bytes received but not parsed yet (for diagnostics).
     pub fn pending(&self) -> &[u8] {
         &self.buf
