@@ -343,7 +343,10 @@ pub fn run(kind: Kind, persist: Persist, nemesis: Nemesis) -> Option<Outcome> {
             eprintln!("  obs {:>7} ms {} {:?}", c.net.ms(o.at), o.node, o.state);
         }
     }
-    let out = judge(&c.net, &logs, &obs, &final_master, &present);
+    let mut out = judge(&c.net, &logs, &obs, &final_master, &present);
+    out.tilts = (0..HOSTS.len())
+        .map(|i| c.net.pods[i].log_tail("daemon", usize::MAX).matches("+tilt").count())
+        .sum();
     eprintln!(
         "---- {kind:?}, persistence {persist:?}; timeline:\n{}\n{}",
         c.net
@@ -765,7 +768,7 @@ fn measure() {
             for r in 0..runs {
                 let out = run(kind, *persist, *nemesis).expect("available");
                 let line = format!(
-                    "{name} {kind:?} run {r}: acked {} lost {} (first {:?} ms, last {:?} ms) dual {} ms stale {} promotions {:?} empty-masters {:?} new-history {:?} final {}",
+                    "{name} {kind:?} run {r}: acked {} lost {} (first {:?} ms, last {:?} ms) dual {} ms stale {} promotions {:?} empty-masters {:?} tilt {} final {}",
                     out.acked,
                     out.lost.len(),
                     out.lost.first().map(|l| l.0),
@@ -774,7 +777,7 @@ fn measure() {
                     out.stale_acks.len(),
                     out.promotions,
                     out.empty_masters,
-                    out.new_history_masters,
+                    out.tilts,
                     out.final_master
                 );
                 eprintln!("RESULT {line}");

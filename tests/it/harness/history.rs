@@ -16,7 +16,8 @@
 //!   they were acknowledged), the time during which two nodes acknowledged
 //!   writes, writes acknowledged by an older master after a newer one was
 //!   promoted, nodes that served as master while empty after writes had been
-//!   acknowledged, and promotions seen.
+//!   acknowledged (an empty node promoted, or a master back empty), and the
+//!   promotions seen.
 //!
 //! Every time is in milliseconds since the `Net`'s `t0`.
 
@@ -357,11 +358,11 @@ pub struct Outcome {
     /// acknowledged: (from ms, until ms, node); `until` = `from` when it
     /// was still so at the end.
     pub empty_masters: Vec<(u64, u64, String)>,
-    /// Nodes seen as master with data on a replication history no earlier
-    /// master had (a restart, or a foreign dataset): (ms, node).
-    pub new_history_masters: Vec<(u64, String)>,
-    /// The master every daemon agreed on at the end, and whether every node follows it.
+    /// The master every daemon agreed on at the end, or why there was none.
     pub final_master: String,
+    /// `+tilt` lines in the daemons' logs (a starved redis-sentinel stops
+    /// acting for 30 s).
+    pub tilts: usize,
 }
 
 fn ms(net: &Net, at: Instant) -> u64 {
@@ -398,7 +399,6 @@ pub fn judge(
     // Promotions (replica to master), and the initial master.
     let mut role: BTreeMap<&str, &str> = BTreeMap::new();
     let mut promoted_at: Vec<(Instant, String)> = Vec::new();
-    let mut histories: BTreeSet<String> = BTreeSet::new();
     let first_ack = acks.first().map(|a| a.at);
     let mut empty_open: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     // A node's last answered role, and whether it was down (refused
@@ -438,16 +438,6 @@ pub fn judge(
                     out.promotions.push((ms(net, o.at), o.node.clone()));
                 }
             }
-            let known = histories.is_empty()
-                || histories.contains(&o.state.replid)
-                || histories.contains(&o.state.replid2);
-            if !known && first_ack.is_some_and(|f| f < o.at) && o.state.keys > 0 {
-                out.new_history_masters
-                    .push((ms(net, o.at), o.node.clone()));
-            }
-        }
-        if is_master {
-            histories.insert(o.state.replid.clone());
         }
     }
     for (node, (a, b)) in empty_open {
@@ -551,12 +541,11 @@ impl Outcome {
         );
         let _ = writeln!(s, "promotions: {:?}", self.promotions);
         let _ = writeln!(s, "empty masters (first ms, last ms, node): {:?}", self.empty_masters);
-        let _ = writeln!(
-            s,
-            "masters on a new history with data: {:?}",
-            self.new_history_masters
-        );
-        let _ = write!(s, "final master: {}", self.final_master);
+        let _ = write!(
+        s,
+        "final master: {}; daemons in TILT: {}",
+        self.final_master, self.tilts
+    );
         s
     }
 }

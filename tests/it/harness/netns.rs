@@ -141,6 +141,45 @@ impl Netns {
         conn_in(&self.name, ip, port)
     }
 
+    /// Append `rules` (iptables `-A ...` lines of the filter table) in one
+    /// atomic `iptables-restore`, so a cut takes effect all at once; with
+    /// `flush`, they replace every rule of the table (none: all healed).
+    pub fn iptables_restore(&self, rules: &[Vec<String>], flush: bool) -> Result<(), String> {
+        use std::io::Write as _;
+        let mut text = String::from("*filter\n");
+        for r in rules {
+            text += &r.join(" ");
+            text.push('\n');
+        }
+        text += "COMMIT\n";
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "iptables-restore", "-w"])
+            .args(if flush { None } else { Some("--noflush") })
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("iptables-restore: {e}"))?;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("iptables-restore: {e}"))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("iptables-restore: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "iptables-restore in {}: {}\n{text}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
     /// The hosts file `ip netns exec` bind-mounts over /etc/hosts for
     /// processes started in this namespace.
     fn write_hosts(&self, text: &str) {
@@ -491,18 +530,18 @@ impl Net {
     /// Remove every cut: all pods and the client reach each other again.
     pub fn heal(&self) {
         for p in &self.pods {
-            p.ns.iptables(&["-F", "INPUT"]).unwrap();
-            p.ns.iptables(&["-F", "OUTPUT"]).unwrap();
+            p.ns.iptables_restore(&[], true)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         self.note("heal");
     }
 
-    /// Drop every packet between `pod` and `peer_ip` (both directions, in
-    /// the pod's namespace), or only those to and from `port` on the pod.
-    fn drop_between(&self, pod: usize, peer_ip: &str, port: Option<u16>) {
-        let ns = &self.pods[pod].ns;
-        let port = port.map(|p| p.to_string());
+    /// The rules dropping every packet between a pod and `peer_ip` (both
+    /// directions, in the pod's namespace), or only those to and from
+    /// `port` (the same port on both sides).
+    fn drop_rules(peer_ip: &str, port: Option<u16>) -> Vec<Vec<String>> {
         let mut rules: Vec<Vec<&str>> = Vec::new();
+        let port = port.map(|p| p.to_string());
         match &port {
             None => {
                 rules.push(vec!["-A", "INPUT", "-s", peer_ip, "-j", "DROP"]);
@@ -521,20 +560,40 @@ impl Net {
                 }
             }
         }
-        for r in rules {
-            ns.iptables(&r).unwrap_or_else(|e| panic!("{e}"));
+        rules
+            .into_iter()
+            .map(|r| r.into_iter().map(String::from).collect())
+            .collect()
+    }
+
+    /// Apply `cuts` (pod, peer address, port) pod by pod, each pod's at once.
+    fn cut(&self, cuts: &[(usize, String, Option<u16>)]) {
+        for pod in 0..self.pods.len() {
+            let rules: Vec<Vec<String>> = cuts
+                .iter()
+                .filter(|c| c.0 == pod)
+                .flat_map(|c| Self::drop_rules(&c.1, c.2))
+                .collect();
+            if !rules.is_empty() {
+                self.pods[pod]
+                    .ns
+                    .iptables_restore(&rules, false)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
         }
     }
 
     /// Cut `pod` off from the other pods; the client still reaches it if
     /// `client_reaches`.
     pub fn isolate(&self, pod: usize, client_reaches: bool) {
-        for other in (0..self.pods.len()).filter(|&o| o != pod) {
-            self.drop_between(pod, &self.pods[other].ip, None);
-        }
+        let mut cuts: Vec<(usize, String, Option<u16>)> = (0..self.pods.len())
+            .filter(|&o| o != pod)
+            .map(|o| (pod, self.pods[o].ip.clone(), None))
+            .collect();
         if !client_reaches {
-            self.drop_between(pod, CLIENT_IP, None);
+            cuts.push((pod, CLIENT_IP.to_string(), None));
         }
+        self.cut(&cuts);
         self.note(&format!(
             "cut {} off from the other pods{}",
             self.pods[pod].host,
@@ -549,9 +608,11 @@ impl Net {
     /// Cut `port` on `pod` off from the same port on the other pods (e.g.
     /// one daemon from the other daemons; its redis stays reachable).
     pub fn isolate_port(&self, pod: usize, port: u16) {
-        for other in (0..self.pods.len()).filter(|&o| o != pod) {
-            self.drop_between(pod, &self.pods[other].ip, Some(port));
-        }
+        let cuts: Vec<(usize, String, Option<u16>)> = (0..self.pods.len())
+            .filter(|&o| o != pod)
+            .map(|o| (pod, self.pods[o].ip.clone(), Some(port)))
+            .collect();
+        self.cut(&cuts);
         self.note(&format!(
             "cut port {port} of {} off from the other pods",
             self.pods[pod].host
@@ -561,18 +622,19 @@ impl Net {
     /// Partition the pods into `sides` (every pod on exactly one side); the
     /// client reaches every pod.
     pub fn partition(&self, sides: &[&[usize]]) {
+        let mut cuts = Vec::new();
         for (a, side) in sides.iter().enumerate() {
             for (b, other) in sides.iter().enumerate() {
-                if a == b {
-                    continue;
-                }
-                for &p in side.iter() {
-                    for &q in other.iter() {
-                        self.drop_between(p, &self.pods[q].ip.clone(), None);
+                if a != b {
+                    for &p in side.iter() {
+                        for &q in other.iter() {
+                            cuts.push((p, self.pods[q].ip.clone(), None));
+                        }
                     }
                 }
             }
         }
+        self.cut(&cuts);
         let text: Vec<String> = sides
             .iter()
             .map(|s| {
