@@ -19,9 +19,9 @@
 
 use crate::harness::*;
 use bytes::BytesMut;
+use raftinel::resp::{encode_command, Decoder, Frame, Limits, RequestParser};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use raftinel::resp::{encode_command, Decoder, Frame, Limits, RequestParser};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -229,7 +229,8 @@ fn corpus(items: &[&[u8]]) -> Vec<Vec<u8>> {
 
 /// Random split points of `len` bytes (sorted, within 1..len).
 fn splits(input: &[u8]) -> Vec<usize> {
-    let mut rng = StdRng::seed_from_u64(input.len() as u64 ^ input.iter().map(|&b| b as u64).sum::<u64>());
+    let mut rng =
+        StdRng::seed_from_u64(input.len() as u64 ^ input.iter().map(|&b| b as u64).sum::<u64>());
     let mut v: Vec<usize> = (0..rng.gen_range(0..6))
         .filter(|_| input.len() > 1)
         .map(|_| rng.gen_range(1..input.len()))
@@ -258,7 +259,11 @@ const RESP_TOKENS: &[&[u8]] = &[
 
 /// The request parser over the bytes in one piece and in random pieces:
 /// never a panic, and the same commands (or the same error) either way.
-fn parse_requests(input: &[u8], pieces: &[usize], authenticated: bool) -> (Vec<Vec<Vec<u8>>>, Option<String>) {
+fn parse_requests(
+    input: &[u8],
+    pieces: &[usize],
+    authenticated: bool,
+) -> (Vec<Vec<Vec<u8>>>, Option<String>) {
     let mut p = RequestParser::new();
     let mut buf = BytesMut::new();
     let mut cmds = Vec::new();
@@ -438,7 +443,13 @@ fn string2ll_agrees_with_integer_parsing() {
         };
         assert_eq!(raftinel::resp::string2ll(n.to_string().as_bytes()), Some(n));
     }
-    let seeds = corpus(&[b"0", b"-1", b"9223372036854775807", b"-9223372036854775808", b"123"]);
+    let seeds = corpus(&[
+        b"0",
+        b"-1",
+        b"9223372036854775807",
+        b"-9223372036854775808",
+        b"123",
+    ]);
     fuzz("string2ll", &seeds, &[], |input| {
         let got = raftinel::resp::string2ll(input);
         if let Some(n) = got {
@@ -500,7 +511,9 @@ fn sentinel_conf() {
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/sentinel.conf"))
             .unwrap(),
     );
-    fuzz("sentinel_conf", &seeds, CONF_TOKENS, |input| load(input, "sentinel.conf"));
+    fuzz("sentinel_conf", &seeds, CONF_TOKENS, |input| {
+        load(input, "sentinel.conf")
+    });
 }
 
 #[test]
@@ -510,7 +523,9 @@ fn raftinel_toml() {
             .unwrap(),
         b"[sentinel]\nport = 26379\n\n[[masters]]\nname = \"m\"\nhost = \"127.0.0.1\"\nport = 6379\nquorum = 2\n".to_vec(),
     ];
-    fuzz("raftinel_toml", &seeds, CONF_TOKENS, |input| load(input, "raftinel.toml"));
+    fuzz("raftinel_toml", &seeds, CONF_TOKENS, |input| {
+        load(input, "raftinel.toml")
+    });
 }
 
 // ---------------------------------------------------------------- hello, INFO
@@ -522,39 +537,51 @@ fn hello_messages() {
         b"::1,26380,abcdefabcdefabcdefabcdefabcdefabcdefabcd,0,mymaster,::1,6380,0",
         b"redis-0.redis.svc,26379,ffffffffffffffffffffffffffffffffffffffff,18446744073709551615,m,redis-1.redis.svc,65535,1",
     ]);
-    fuzz("hello", &seeds, &[b"mymaster", b"256.0.0.1", b"65536"], |input| {
-        let text = String::from_utf8_lossy(input);
-        for resolve in [false, true] {
-            let _ = raftinel::core::hello::parse(
-                &text,
-                "0123456789012345678901234567890123456789",
-                resolve,
-                |m| m == "mymaster",
-            );
-        }
-    });
+    fuzz(
+        "hello",
+        &seeds,
+        &[b"mymaster", b"256.0.0.1", b"65536"],
+        |input| {
+            let text = String::from_utf8_lossy(input);
+            for resolve in [false, true] {
+                let _ = raftinel::core::hello::parse(
+                    &text,
+                    "0123456789012345678901234567890123456789",
+                    resolve,
+                    |m| m == "mymaster",
+                );
+            }
+        },
+    );
 }
 
 #[test]
 fn info_replies() {
-    let master = b"# Server\r\nredis_version:7.0.15\r\nrun_id:0123456789012345678901234567890123456789\r\n\
+    let master =
+        b"# Server\r\nredis_version:7.0.15\r\nrun_id:0123456789012345678901234567890123456789\r\n\
 uptime_in_seconds:12\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
 slave0:ip=127.0.0.1,port=6380,state=online,offset=1234,lag=0\r\n\
 slave1:127.0.0.1,6381,online\r\nmaster_failover_state:no-failover\r\n\
 master_replid:47c0b5b6104bc9a00b51939395167d4a99c57dc9\r\n\
 master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:1234\r\n\
 min_slaves_good_slaves:2\r\n";
-    let replica = b"# Server\r\nredis_version:7.0.15\r\nrun_id:abcdefabcdefabcdefabcdefabcdefabcdefabcd\r\n\
+    let replica =
+        b"# Server\r\nredis_version:7.0.15\r\nrun_id:abcdefabcdefabcdefabcdefabcdefabcdefabcd\r\n\
 # Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\n\
 master_link_status:up\r\nmaster_last_io_seconds_ago:1\r\nmaster_sync_in_progress:0\r\n\
 slave_repl_offset:1234\r\nslave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\n\
 master_link_down_since_seconds:-1\r\n";
     let seeds = corpus(&[master, replica]);
-    fuzz("info", &seeds, &[b"role:", b"slave9:", b"ip=", b"port=", b"offset="], |input| {
-        let text = String::from_utf8_lossy(input);
-        let _ = raftinel::core::info::parse(&text, true);
-        let _ = raftinel::core::info::parse(&text, false);
-    });
+    fuzz(
+        "info",
+        &seeds,
+        &[b"role:", b"slave9:", b"ip=", b"port=", b"offset="],
+        |input| {
+            let text = String::from_utf8_lossy(input);
+            let _ = raftinel::core::info::parse(&text, true);
+            let _ = raftinel::core::info::parse(&text, false);
+        },
+    );
 }
 
 // ---------------------------------------------------------------- Raft RPCs
@@ -567,14 +594,19 @@ fn rpc_bodies() {
     type Append = openraft::raft::AppendEntriesRequest<TypeConfig>;
     type Snapshot = openraft::raft::InstallSnapshotRequest<TypeConfig>;
     let seeds = rpc_seeds();
-    fuzz("rpc_bodies", &seeds, &[b"\"id\":", b"\"to\":", b"18446744073709551616"], |input| {
-        let _ = serde_json::from_slice::<JoinRequest>(input);
-        let _ = serde_json::from_slice::<ForgetRequest>(input);
-        let _ = serde_json::from_slice::<Command>(input);
-        let _ = serde_json::from_slice::<Vote>(input);
-        let _ = serde_json::from_slice::<Append>(input);
-        let _ = serde_json::from_slice::<Snapshot>(input);
-    });
+    fuzz(
+        "rpc_bodies",
+        &seeds,
+        &[b"\"id\":", b"\"to\":", b"18446744073709551616"],
+        |input| {
+            let _ = serde_json::from_slice::<JoinRequest>(input);
+            let _ = serde_json::from_slice::<ForgetRequest>(input);
+            let _ = serde_json::from_slice::<Command>(input);
+            let _ = serde_json::from_slice::<Vote>(input);
+            let _ = serde_json::from_slice::<Append>(input);
+            let _ = serde_json::from_slice::<Snapshot>(input);
+        },
+    );
 }
 
 fn rpc_seeds() -> Vec<Vec<u8>> {
@@ -624,7 +656,10 @@ fn rpc_signing() {
             let ok = w.accept(seq);
             if ok {
                 assert!(accepted.insert(seq), "{seq} accepted twice");
-                assert!(seq + WINDOW > top, "{seq} accepted below the window (top {top})");
+                assert!(
+                    seq + WINDOW > top,
+                    "{seq} accepted below the window (top {top})"
+                );
                 top = top.max(seq);
             }
             assert!(seq != 0 || !ok, "0 accepted");
@@ -654,10 +689,22 @@ fn rpc_requests_on_the_wire() {
     });
     let before = d.master_addr();
     let seeds: Vec<Vec<u8>> = [
-        vec!["RAFTINEL", &cluster, "challenge", "00112233445566778899aabbccddeeff"],
+        vec![
+            "RAFTINEL",
+            &cluster,
+            "challenge",
+            "00112233445566778899aabbccddeeff",
+        ],
         vec!["RAFTINEL", &cluster, "status", "{}"],
         vec!["RAFTINEL", &cluster, "vote", "{\"to\":1}", "1", "00"],
-        vec!["RAFTINEL", &cluster, "append", "{}", "18446744073709551615", "zz"],
+        vec![
+            "RAFTINEL",
+            &cluster,
+            "append",
+            "{}",
+            "18446744073709551615",
+            "zz",
+        ],
         vec!["RAFTINEL", "*", "status", "{}"],
     ]
     .iter()

@@ -159,7 +159,11 @@ impl Cluster {
     }
 
     pub fn start(&mut self, i: usize, what: &str) {
-        let port = if what == "redis" { REDIS_PORT } else { DAEMON_PORT };
+        let port = if what == "redis" {
+            REDIS_PORT
+        } else {
+            DAEMON_PORT
+        };
         self.net.pods[i].start(what);
         self.net.pods[i].wait_pong(port, what);
         self.net.note(&format!("started {what} of {}", HOSTS[i]));
@@ -207,25 +211,29 @@ impl Cluster {
     }
 
     fn wait_formed(&self) {
-        wait_for(SETTLE, "the daemons know each other and both replicas", || {
-            for i in 0..HOSTS.len() {
-                let m = self.ask(i, DAEMON_PORT, &["SENTINEL", "MASTER", MASTER])?;
-                let (peers, replicas) = (m.field("num-other-sentinels"), m.field("num-slaves"));
-                if peers.as_deref() != Some("2") || replicas.as_deref() != Some("2") {
-                    return Err(format!("daemon {i}: peers {peers:?} replicas {replicas:?}"));
-                }
-                if self.kind == Kind::Raftinel {
-                    let info = self.ask(i, DAEMON_PORT, &["INFO", "raft"])?;
-                    let text = info.as_str().unwrap_or_default();
-                    let voters = info_field(&text, "raft_voters");
-                    let leader = info_field(&text, "raft_leader_id").unwrap_or_default();
-                    if voters.as_deref() != Some("3") || leader.is_empty() {
-                        return Err(format!("daemon {i}: {text}"));
+        wait_for(
+            SETTLE,
+            "the daemons know each other and both replicas",
+            || {
+                for i in 0..HOSTS.len() {
+                    let m = self.ask(i, DAEMON_PORT, &["SENTINEL", "MASTER", MASTER])?;
+                    let (peers, replicas) = (m.field("num-other-sentinels"), m.field("num-slaves"));
+                    if peers.as_deref() != Some("2") || replicas.as_deref() != Some("2") {
+                        return Err(format!("daemon {i}: peers {peers:?} replicas {replicas:?}"));
+                    }
+                    if self.kind == Kind::Raftinel {
+                        let info = self.ask(i, DAEMON_PORT, &["INFO", "raft"])?;
+                        let text = info.as_str().unwrap_or_default();
+                        let voters = info_field(&text, "raft_voters");
+                        let leader = info_field(&text, "raft_leader_id").unwrap_or_default();
+                        if voters.as_deref() != Some("3") || leader.is_empty() {
+                            return Err(format!("daemon {i}: {text}"));
+                        }
                     }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        );
         self.net.note("the daemons formed");
     }
 
@@ -267,7 +275,9 @@ impl Cluster {
         let i = (0..HOSTS.len())
             .find(|&i| self.node(i) == master)
             .expect("the master is a pod");
-        let mut c = self.net.pods[i].conn(REDIS_PORT).expect("connect to the master");
+        let mut c = self.net.pods[i]
+            .conn(REDIS_PORT)
+            .expect("connect to the master");
         keys.iter()
             .map(|k| {
                 let r = c.cmd(&["LRANGE", k, "0", "-1"]);
@@ -345,7 +355,12 @@ pub fn run(kind: Kind, persist: Persist, nemesis: Nemesis) -> Option<Outcome> {
     }
     let mut out = judge(&c.net, &logs, &obs, &final_master, &present);
     out.tilts = (0..HOSTS.len())
-        .map(|i| c.net.pods[i].log_tail("daemon", usize::MAX).matches("+tilt").count())
+        .map(|i| {
+            c.net.pods[i]
+                .log_tail("daemon", usize::MAX)
+                .matches("+tilt")
+                .count()
+        })
         .sum();
     eprintln!(
         "---- {kind:?}, persistence {persist:?}; timeline:\n{}\n{}",
@@ -366,7 +381,11 @@ pub fn assert_safe(out: &Outcome) {
         "no convergence: {}",
         out.summary()
     );
-    assert!(out.lost.is_empty(), "acknowledged writes lost: {}", out.summary());
+    assert!(
+        out.lost.is_empty(),
+        "acknowledged writes lost: {}",
+        out.summary()
+    );
     assert!(
         out.stale_acks.is_empty(),
         "an old master acknowledged writes after a newer promotion: {}",
@@ -377,7 +396,11 @@ pub fn assert_safe(out: &Outcome) {
         "an empty node served as master: {}",
         out.summary()
     );
-    assert!(out.acked > 0, "no write acknowledged at all: {}", out.summary());
+    assert!(
+        out.acked > 0,
+        "no write acknowledged at all: {}",
+        out.summary()
+    );
 }
 
 // ---------------------------------------------------------------- nemeses
@@ -524,15 +547,39 @@ fn master_and_first_replica_down(c: &mut Cluster) {
 /// Every scenario: name, persistence, nemesis.
 pub const SCENARIOS: &[(&str, Persist, Nemesis)] = &[
     ("isolated_master_pod", Persist::No, isolated_master_pod),
-    ("master_killed_and_back", Persist::No, master_killed_and_back),
-    ("cold_start_replicas_empty", Persist::Aof, cold_start_replicas_empty),
+    (
+        "master_killed_and_back",
+        Persist::No,
+        master_killed_and_back,
+    ),
+    (
+        "cold_start_replicas_empty",
+        Persist::Aof,
+        cold_start_replicas_empty,
+    ),
     ("flapping_master_pod", Persist::No, flapping_master_pod),
     ("master_daemon_cut_off", Persist::No, master_daemon_cut_off),
-    ("restart_old_master_last", Persist::Aof, restart_old_master_last),
-    ("restart_old_master_first", Persist::Aof, restart_old_master_first),
-    ("restart_old_master_never", Persist::Aof, restart_old_master_never),
-    ("stale_replicaof", Persist::No, stale_replicaof),
-    ("master_and_first_replica_down", Persist::Aof, master_and_first_replica_down),
+    (
+        "restart_old_master_last",
+        Persist::Aof,
+        restart_old_master_last,
+    ),
+    (
+        "restart_old_master_first",
+        Persist::Aof,
+        restart_old_master_first,
+    ),
+    (
+        "restart_old_master_never",
+        Persist::Aof,
+        restart_old_master_never,
+    ),
+    ("stale_replicaof", Persist::Aof, stale_replicaof),
+    (
+        "master_and_first_replica_down",
+        Persist::Aof,
+        master_and_first_replica_down,
+    ),
 ];
 
 fn scenario(name: &str) -> (Persist, Nemesis) {
@@ -566,8 +613,17 @@ fn harness_cuts_and_heals() {
         fs::create_dir_all(&dir).unwrap();
         let ip = net.pods[i].ip.clone();
         let argv: Vec<OsString> = [
-            "redis-server", "--port", "6379", "--bind", &ip, "--save", "", "--appendonly", "no",
-            "--protected-mode", "no",
+            "redis-server",
+            "--port",
+            "6379",
+            "--bind",
+            &ip,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
         ]
         .iter()
         .map(OsString::from)
@@ -614,7 +670,10 @@ fn harness_cuts_and_heals() {
         Reply::Timeout
     ));
     net.pods[1].signal("redis", libc::SIGCONT);
-    assert!(matches!(c.read_reply(Duration::from_secs(5)), Reply::Frame(_)));
+    assert!(matches!(
+        c.read_reply(Duration::from_secs(5)),
+        Reply::Frame(_)
+    ));
     net.pods[1].kill("redis");
     assert!(!net.pods[1].running("redis"));
     net.pods[1].start("redis");
@@ -635,11 +694,7 @@ fn harness_cleans_up_after_a_panic() {
     let pid = std::sync::Mutex::new(None);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut net = Net::new(&["pod-0"]).expect("available");
-        net.pods[0].spawn(
-            "sleeper",
-            vec!["sleep".into(), "600".into()],
-            Vec::new(),
-        );
+        net.pods[0].spawn("sleeper", vec!["sleep".into(), "600".into()], Vec::new());
         let out = fs::read_to_string(format!("/run/netns/{}", net.pods[0].ns.name));
         let _ = out;
         // The sleeper's pid, found through the namespace's process list.
@@ -816,7 +871,8 @@ fn random_nemesis(c: &mut Cluster) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(120),
     );
-    c.net.note(&format!("random schedule, seed {seed}, {total:?}"));
+    c.net
+        .note(&format!("random schedule, seed {seed}, {total:?}"));
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let end = Instant::now() + total;
     while Instant::now() < end {

@@ -540,12 +540,16 @@ impl Outcome {
             span(&self.stale_acks)
         );
         let _ = writeln!(s, "promotions: {:?}", self.promotions);
-        let _ = writeln!(s, "empty masters (first ms, last ms, node): {:?}", self.empty_masters);
+        let _ = writeln!(
+            s,
+            "empty masters (first ms, last ms, node): {:?}",
+            self.empty_masters
+        );
         let _ = write!(
-        s,
-        "final master: {}; daemons in TILT: {}",
-        self.final_master, self.tilts
-    );
+            s,
+            "final master: {}; daemons in TILT: {}",
+            self.final_master, self.tilts
+        );
         s
     }
 }

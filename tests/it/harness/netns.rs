@@ -89,7 +89,10 @@ pub fn available() -> bool {
         return true;
     }
     let why = if root {
-        format!("{} (Debian packages iproute2, iptables)", missing.join(", "))
+        format!(
+            "{} (Debian packages iproute2, iptables)",
+            missing.join(", ")
+        )
     } else {
         "root (network namespaces)".to_string()
     };
@@ -358,7 +361,10 @@ impl Pod {
     }
 
     pub fn running(&mut self, name: &str) -> bool {
-        self.proc_mut(name).proc.as_mut().is_some_and(|p| p.running())
+        self.proc_mut(name)
+            .proc
+            .as_mut()
+            .is_some_and(|p| p.running())
     }
 
     /// A RESP connection to `port` on the pod's address, from inside the
@@ -453,7 +459,9 @@ impl Net {
             NETS.fetch_add(1, Ordering::SeqCst)
         );
         let bridge = Netns::create(&format!("{tag}-br"));
-        bridge.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
+        bridge
+            .ip(&["link", "add", "br0", "type", "bridge"])
+            .unwrap();
         bridge.ip(&["link", "set", "br0", "up"]).unwrap();
         let attach = |ns: &Netns, port: &str, ip: &str| {
             bridge
