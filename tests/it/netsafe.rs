@@ -695,17 +695,24 @@ fn harness_cleans_up_after_a_panic() {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut net = Net::new(&["pod-0"]).expect("available");
         net.pods[0].spawn("sleeper", vec!["sleep".into(), "600".into()], Vec::new());
-        let out = fs::read_to_string(format!("/run/netns/{}", net.pods[0].ns.name));
-        let _ = out;
-        // The sleeper's pid, found through the namespace's process list.
-        let pids = std::process::Command::new("ip")
-            .args(["netns", "pids", &net.pods[0].ns.name])
-            .output()
-            .unwrap();
-        *pid.lock().unwrap() = String::from_utf8_lossy(&pids.stdout)
-            .split_whitespace()
-            .next()
-            .map(|s| s.to_string());
+        // The sleeper's pid, found through the namespace's process list
+        // once `ip netns exec` has entered the namespace.
+        let ns = net.pods[0].ns.name.clone();
+        *pid.lock().unwrap() = Some(wait_for(
+            Duration::from_secs(5),
+            "the sleeper in the pod",
+            || {
+                let pids = std::process::Command::new("ip")
+                    .args(["netns", "pids", &ns])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                String::from_utf8_lossy(&pids.stdout)
+                    .split_whitespace()
+                    .next()
+                    .map(|s| s.to_string())
+                    .ok_or_else(|| "no process in the namespace yet".to_string())
+            },
+        ));
         panic!("deliberate");
     }));
     assert!(r.is_err());
