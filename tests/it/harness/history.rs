@@ -358,11 +358,18 @@ pub struct Outcome {
     /// acknowledged: (from ms, until ms, node); `until` = `from` when it
     /// was still so at the end.
     pub empty_masters: Vec<(u64, u64, String)>,
+    /// Replicas promoted while their last sample showed no keys, after
+    /// writes had been acknowledged: (ms, node). Writers fill such a node
+    /// within a sample, so this catches what `empty_masters` can miss.
+    pub empty_promotions: Vec<(u64, String)>,
     /// The master every daemon agreed on at the end, or why there was none.
     pub final_master: String,
     /// `+tilt` lines in the daemons' logs (a starved redis-sentinel stops
     /// acting for 30 s).
     pub tilts: usize,
+    /// When the fault began (ms on the run's clock), for figures relative
+    /// to it.
+    pub nemesis_ms: u64,
 }
 
 fn ms(net: &Net, at: Instant) -> u64 {
@@ -404,6 +411,8 @@ pub fn judge(
     // A node's last answered role, and whether it was down (refused
     // connections: restarted) since; a slow answer changes neither.
     let mut restarted: BTreeSet<&str> = BTreeSet::new();
+    // A node's key count in its last answered sample.
+    let mut last_keys: BTreeMap<&str, i64> = BTreeMap::new();
     for o in obs {
         let is_master = o.state.role == "master";
         // An empty master lasts from the sample that showed it to the next
@@ -427,6 +436,7 @@ pub fn judge(
             }
             r => role.insert(&o.node, r),
         };
+        let keys_before = last_keys.insert(&o.node, o.state.keys);
         let was_down = restarted.remove(o.node.as_str());
         if is_master && (before != Some("master") || was_down) {
             // A promotion: the initial master, or a replica made master
@@ -436,6 +446,9 @@ pub fn judge(
                 promoted_at.push((o.at, o.node.clone()));
                 if before.is_some() {
                     out.promotions.push((ms(net, o.at), o.node.clone()));
+                    if keys_before == Some(0) && first_ack.is_some_and(|f| f < o.at) {
+                        out.empty_promotions.push((ms(net, o.at), o.node.clone()));
+                    }
                 }
             }
         }
@@ -523,6 +536,47 @@ fn span(v: &[(u64, String)]) -> String {
 }
 
 impl Outcome {
+    /// The figures of one run on one line, times relative to the start of
+    /// the fault: the first promotion, until when writes were acknowledged
+    /// after a newer promotion, how long empty nodes served as masters.
+    pub fn line(&self) -> String {
+        let rel = |t: u64| t as i64 - self.nemesis_ms as i64;
+        let promotions: Vec<String> = self
+            .promotions
+            .iter()
+            .map(|(t, n)| format!("{n}@{}", rel(*t)))
+            .collect();
+        let stale = match (self.stale_acks.first(), self.stale_acks.last()) {
+            (Some(a), Some(b)) => {
+                format!("{} ({}..{} ms)", self.stale_acks.len(), rel(a.0), rel(b.0))
+            }
+            _ => "0".into(),
+        };
+        let lost = match (self.lost.first(), self.lost.last()) {
+            (Some(a), Some(b)) => format!("{} ({}..{} ms)", self.lost.len(), rel(a.0), rel(b.0)),
+            _ => "0".into(),
+        };
+        let empty: Vec<String> = self
+            .empty_masters
+            .iter()
+            .map(|(a, b, n)| format!("{n}@{} for {} ms", rel(*a), b - a))
+            .chain(
+                self.empty_promotions
+                    .iter()
+                    .map(|(t, n)| format!("{n} promoted empty @{}", rel(*t))),
+            )
+            .collect();
+        format!(
+            "acked {} lost {lost} dual {} ms stale {stale} promotions [{}] empty-masters [{}] tilt {} final {}",
+            self.acked,
+            self.dual_ack_ms,
+            promotions.join(" "),
+            empty.join(" "),
+            self.tilts,
+            self.final_master
+        )
+    }
+
     /// One paragraph for the test output and the benchmark notes.
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -542,8 +596,8 @@ impl Outcome {
         let _ = writeln!(s, "promotions: {:?}", self.promotions);
         let _ = writeln!(
             s,
-            "empty masters (first ms, last ms, node): {:?}",
-            self.empty_masters
+            "empty masters (first ms, last ms, node): {:?}; empty replicas promoted: {:?}",
+            self.empty_masters, self.empty_promotions
         );
         let _ = write!(
             s,
