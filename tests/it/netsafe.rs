@@ -201,6 +201,18 @@ impl Cluster {
         self.net.note(&format!("stopped {what} of {}", HOSTS[i]));
     }
 
+    /// A pod's redis, then its daemon, started again.
+    pub fn start_pod(&mut self, i: usize) {
+        self.start(i, "redis");
+        self.start(i, "daemon");
+    }
+
+    /// A pod's redis and daemon SIGKILLed.
+    pub fn kill_pod(&mut self, i: usize) {
+        self.kill(i, "redis");
+        self.kill(i, "daemon");
+    }
+
     pub fn signal(&mut self, i: usize, what: &str, sig: i32, name: &str) {
         self.net.pods[i].signal(what, sig);
         self.net.note(&format!("{name} {what} of {}", HOSTS[i]));
@@ -400,36 +412,29 @@ pub fn run(kind: Kind, persist: Redis, nemesis: Nemesis) -> Option<Outcome> {
 
 /// The guarantees, each a panic with the figures.
 pub fn assert_safe(out: &Outcome) {
-    assert!(
-        !out.final_master.starts_with("not converged"),
-        "no convergence: {}",
-        out.summary()
-    );
-    assert!(
-        out.lost.is_empty(),
-        "acknowledged writes lost: {}",
-        out.summary()
-    );
-    assert!(
-        out.stale_acks.is_empty(),
-        "an old master acknowledged writes after a newer promotion: {}",
-        out.summary()
-    );
-    assert!(
-        out.empty_masters.is_empty(),
-        "an empty node served as master: {}",
-        out.summary()
-    );
-    assert!(
-        out.empty_promotions.is_empty(),
-        "an empty replica was promoted: {}",
-        out.summary()
-    );
-    assert!(
-        out.acked > 0,
-        "no write acknowledged at all: {}",
-        out.summary()
-    );
+    let broken = [
+        (
+            out.final_master.starts_with("not converged"),
+            "no convergence",
+        ),
+        (!out.lost.is_empty(), "acknowledged writes lost"),
+        (
+            !out.stale_acks.is_empty(),
+            "an old master acknowledged writes after a newer promotion",
+        ),
+        (
+            !out.empty_masters.is_empty(),
+            "an empty node served as master",
+        ),
+        (
+            !out.empty_promotions.is_empty(),
+            "an empty replica was promoted",
+        ),
+        (out.acked == 0, "no write acknowledged at all"),
+    ];
+    for (bad, what) in broken {
+        assert!(!bad, "{what}: {}", out.summary());
+    }
 }
 
 // ---------------------------------------------------------------- nemeses
@@ -444,31 +449,16 @@ fn isolated_master_pod(c: &mut Cluster) {
 /// The master's redis and daemon SIGKILLed, started again after 10 s on
 /// their original files (no persistence: redis comes back empty).
 fn master_killed_and_back(c: &mut Cluster) {
-    c.kill(0, "redis");
-    c.kill(0, "daemon");
+    c.kill_pod(0);
     sleep(secs(10.0));
-    c.start(0, "redis");
-    c.start(0, "daemon");
+    c.start_pod(0);
     sleep(secs(5.0));
 }
 
 /// Every pod stopped; the replicas come back without their data, then,
 /// 10 s later, the old master with its data.
 fn cold_start_replicas_empty(c: &mut Cluster) {
-    for i in 0..3 {
-        c.stop(i, "redis");
-        c.stop(i, "daemon");
-    }
-    sleep(secs(2.0));
-    for i in [1, 2] {
-        c.wipe_redis(i);
-        c.start(i, "redis");
-        c.start(i, "daemon");
-    }
-    sleep(secs(10.0));
-    c.start(0, "redis");
-    c.start(0, "daemon");
-    sleep(secs(5.0));
+    restart_all(c, &[1, 2], &[1, 2], Some(0), 5.0);
 }
 
 /// The master's pod cut off five times for 1.5 × down-after, healed 2 s
@@ -492,45 +482,46 @@ fn master_daemon_cut_off(c: &mut Cluster) {
 /// Every node and daemon stopped, started again with their data: the old
 /// master's pod last, 10 s after the others.
 fn restart_old_master_last(c: &mut Cluster) {
-    restart_all(c, &[1, 2], Some(0));
+    restart_all(c, &[1, 2], &[], Some(0), 5.0);
 }
 
 /// The same, the old master's pod first.
 fn restart_old_master_first(c: &mut Cluster) {
-    restart_all(c, &[0, 1, 2], None);
+    restart_all(c, &[0, 1, 2], &[], None, 5.0);
 }
 
 /// The same, the old master's pod never back during the run (it comes back
 /// only for the final convergence check).
 fn restart_old_master_never(c: &mut Cluster) {
-    for i in 0..3 {
-        c.stop(i, "redis");
-        c.stop(i, "daemon");
-    }
-    sleep(secs(2.0));
-    for i in [2, 1] {
-        c.start(i, "redis");
-        c.start(i, "daemon");
-    }
-    sleep(secs(20.0));
+    restart_all(c, &[2, 1], &[], None, 20.0);
 }
 
-fn restart_all(c: &mut Cluster, order: &[usize], last: Option<usize>) {
+/// Every pod's redis and daemon stopped (SIGTERM); 2 s later the pods of
+/// `order` started again in that order, those of `wiped` without their
+/// redis data; then `last`, 10 s after them; then `settle` seconds.
+fn restart_all(
+    c: &mut Cluster,
+    order: &[usize],
+    wiped: &[usize],
+    last: Option<usize>,
+    settle: f64,
+) {
     for i in 0..3 {
         c.stop(i, "redis");
         c.stop(i, "daemon");
     }
     sleep(secs(2.0));
     for &i in order {
-        c.start(i, "redis");
-        c.start(i, "daemon");
+        if wiped.contains(&i) {
+            c.wipe_redis(i);
+        }
+        c.start_pod(i);
     }
     if let Some(i) = last {
         sleep(secs(10.0));
-        c.start(i, "redis");
-        c.start(i, "daemon");
+        c.start_pod(i);
     }
-    sleep(secs(5.0));
+    sleep(secs(settle));
 }
 
 /// After a failover away from a killed master, the remaining replica is
@@ -562,18 +553,16 @@ fn stale_replicaof(c: &mut Cluster) {
 /// together, back after 10 s with their data.
 fn master_and_first_replica_down(c: &mut Cluster) {
     for i in [0, 1] {
-        c.kill(i, "redis");
-        c.kill(i, "daemon");
+        c.kill_pod(i);
     }
     sleep(secs(10.0));
     for i in [0, 1] {
-        c.start(i, "redis");
-        c.start(i, "daemon");
+        c.start_pod(i);
     }
     sleep(secs(5.0));
 }
 
-/// Every scenario: name, persistence, nemesis.
+/// Every scenario: name, redis settings, nemesis.
 pub const SCENARIOS: &[(&str, Redis, Nemesis)] = &[
     ("isolated_master_pod", VOLATILE, isolated_master_pod),
     ("master_killed_and_back", VOLATILE, master_killed_and_back),
@@ -919,14 +908,12 @@ fn random_nemesis(c: &mut Cluster) {
                 c.start(pod, what);
             }
             5 => {
-                c.kill(pod, "redis");
-                c.kill(pod, "daemon");
+                c.kill_pod(pod);
                 if rng.gen_bool(0.3) {
                     c.wipe_redis(pod);
                 }
                 sleep(hold);
-                c.start(pod, "redis");
-                c.start(pod, "daemon");
+                c.start_pod(pod);
             }
             _ => {
                 for _ in 0..rng.gen_range(2..5) {
