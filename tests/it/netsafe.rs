@@ -17,7 +17,7 @@
 //! print their figures, with `--ignored`.
 //!
 //! Runs:
-//! - CI: the harness's self-checks and the scenarios that pass (about 3
+//! - CI: the harness's self-checks and the scenarios that pass (about 2
 //!   minutes on 2 cores).
 //! - Every scenario, both daemons, N runs, one table:
 //!   `RAFTINEL_NETSAFE_RUNS=3 cargo test --release --test it netsafe::measure -- --ignored --nocapture`
