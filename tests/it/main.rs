@@ -33,7 +33,10 @@
 //! `raft` (group formation and refusals), `membership` (identity and
 //! membership through restarts, moves, wiped data, removals and a scaled
 //! peer list), `failfast` (a panicking task or a stopped Raft core stops the
-//! daemon, through the debug build's failpoints).
+//! daemon, through the debug build's failpoints), `netsafe` (data safety:
+//! partitions, crashes and cold starts of pods in network namespaces,
+//! raftinel beside redis-sentinel; needs root), `fuzz` (seeded mutational
+//! fuzzing of the parsers and of RAFTINEL requests to a live daemon).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -52,9 +55,11 @@ mod differential;
 mod exporter;
 mod failfast;
 mod failover;
+mod fuzz;
 mod hostile;
 mod membership;
 mod monitoring;
+mod netsafe;
 mod raft;
 mod replay;
 mod trust;

@@ -12,6 +12,8 @@
 #![allow(dead_code)]
 
 pub mod group;
+pub mod history;
+pub mod netns;
 pub mod resp;
 
 use std::fs;

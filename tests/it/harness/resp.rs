@@ -233,7 +233,13 @@ pub struct Conn {
 impl Conn {
     pub fn connect(port: u16) -> std::io::Result<Conn> {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        Conn::from_stream(TcpStream::connect_timeout(&addr, Duration::from_secs(3))?)
+    }
+
+    /// A connection over a stream opened elsewhere (e.g. inside a network
+    /// namespace, where the socket stays after the opening thread is gone).
+    pub fn from_stream(stream: TcpStream) -> std::io::Result<Conn> {
+        let port = stream.peer_addr()?.port();
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         Ok(Conn {
@@ -333,6 +339,12 @@ impl Conn {
             return true;
         }
         matches!(self.read_reply(Duration::from_secs(5)), Reply::Closed)
+    }
+
+    /// Close the sending side: the server reads end of file after what
+    /// was sent.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     /// Bytes received but not parsed yet (for diagnostics).
