@@ -310,41 +310,11 @@ impl Loader {
                 let v = one.to_ascii_lowercase();
                 s.supervised = if v == "no" { None } else { Some(v) };
             }
-            "timeout" | "tcp-keepalive" | "tcp-backlog" => {
-                let v = one
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|v| (0..=i64::from(i32::MAX)).contains(v))
-                    .ok_or_else(|| {
-                        sl.error(
-                            d.name,
-                            "argument must be between 0 and 2147483647 inclusive",
-                        )
-                    })?;
-                match d.name {
-                    "timeout" => s.timeout = v as u64,
-                    "tcp-keepalive" => s.tcp_keepalive = v as u64,
-                    _ => s.tcp_backlog = v as u32,
-                }
-                self.extras.insert(d.name, args);
-            }
-            "client-query-buffer-limit" | "proto-max-bulk-len" => {
-                // Redis's bounds: 1mb to LONG_MAX.
-                let v = directives::memtoull(&one)
-                    .filter(|v| (1024 * 1024..=i64::MAX as u64).contains(v))
-                    .ok_or_else(|| {
-                        sl.error(
-                            d.name,
-                            "argument must be between 1048576 and 9223372036854775807 inclusive",
-                        )
-                    })?;
-                if d.name == "proto-max-bulk-len" {
-                    s.proto_max_bulk_len = v as i64;
-                } else {
-                    s.query_buffer_limit = usize::try_from(v).unwrap_or(usize::MAX);
-                }
-                self.extras.insert(d.name, args);
-            }
+            "timeout"
+            | "tcp-keepalive"
+            | "tcp-backlog"
+            | "client-query-buffer-limit"
+            | "proto-max-bulk-len" => return self.client_limit(sl, d, args),
             _ if not_supported(d.name, &one).is_some() => {
                 let why = not_supported(d.name, &one).unwrap_or_default();
                 return Err(sl.error(d.name, why));
@@ -363,6 +333,57 @@ impl Loader {
                 self.extras.insert(d.name, args);
             }
         }
+        Ok(())
+    }
+}
+
+impl Loader {
+    /// `timeout`, `tcp-keepalive`, `tcp-backlog` (0 to INT_MAX) and
+    /// `client-query-buffer-limit`, `proto-max-bulk-len` (1mb to LONG_MAX),
+    /// with Redis's bounds; kept for the rewrite as well.
+    fn client_limit(
+        &mut self,
+        sl: &SourceLine,
+        d: &'static directives::Directive,
+        args: Vec<String>,
+    ) -> Result<(), ConfigError> {
+        let one = args.first().cloned().unwrap_or_default();
+        let s = &mut self.server;
+        match d.name {
+            "timeout" | "tcp-keepalive" | "tcp-backlog" => {
+                let v = one
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| (0..=i64::from(i32::MAX)).contains(v))
+                    .ok_or_else(|| {
+                        sl.error(
+                            d.name,
+                            "argument must be between 0 and 2147483647 inclusive",
+                        )
+                    })?;
+                match d.name {
+                    "timeout" => s.timeout = v as u64,
+                    "tcp-keepalive" => s.tcp_keepalive = v as u64,
+                    _ => s.tcp_backlog = v as u32,
+                }
+            }
+            _ => {
+                let v = directives::memtoull(&one)
+                    .filter(|v| (1024 * 1024..=i64::MAX as u64).contains(v))
+                    .ok_or_else(|| {
+                        sl.error(
+                            d.name,
+                            "argument must be between 1048576 and 9223372036854775807 inclusive",
+                        )
+                    })?;
+                if d.name == "proto-max-bulk-len" {
+                    s.proto_max_bulk_len = v as i64;
+                } else {
+                    s.query_buffer_limit = usize::try_from(v).unwrap_or(usize::MAX);
+                }
+            }
+        }
+        self.extras.insert(d.name, args);
         Ok(())
     }
 }
