@@ -314,25 +314,25 @@ fn check_peers(
         .filter(|&p| p != 0)
         .or(own.port)
         .unwrap_or(26379);
-    let (what, matches): (String, Box<dyn Fn(&str) -> bool>) =
-        match (&own.announce_ip, &own.pod_name) {
-            (Some(ip), _) => {
-                let ip = ip.to_ascii_lowercase();
-                (
-                    format!("announce-ip {ip}"),
-                    Box::new(move |h: &str| h == ip),
-                )
-            }
-            (None, Some(pod)) => {
-                let pod = pod.to_ascii_lowercase();
-                (
-                    format!("pod {pod} (RAFTINEL_POD_NAME)"),
-                    Box::new(move |h: &str| h.split('.').next() == Some(pod.as_str())),
-                )
-            }
-            // Found at run time by its host name or a local address.
-            (None, None) => return Ok(()),
-        };
+    // This daemon's entry: its announced address, else the first label of
+    // its pod's name; without either it is found at run time (host name or
+    // a local address).
+    let (what, host, whole) = match (&own.announce_ip, &own.pod_name) {
+        (Some(ip), _) => (format!("announce-ip {ip}"), ip.to_ascii_lowercase(), true),
+        (None, Some(pod)) => (
+            format!("pod {pod} (RAFTINEL_POD_NAME)"),
+            pod.to_ascii_lowercase(),
+            false,
+        ),
+        (None, None) => return Ok(()),
+    };
+    let matches = |h: &str| {
+        if whole {
+            h == host
+        } else {
+            h.split('.').next() == Some(host.as_str())
+        }
+    };
     let mine: Vec<&(String, u16)> = seen.iter().filter(|(h, _)| matches(h)).collect();
     if mine.iter().any(|(_, p)| *p == port) {
         return Ok(());
