@@ -246,10 +246,12 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         });
     let Config {
         server,
-        sentinel,
+        mut sentinel,
         file,
         ..
     } = cfg;
+    let pod = raftinel::pod::identity::Pod::from_env();
+    let pod_identity = raftinel::pod::identity::apply(&mut sentinel, &pod);
     let mut signals = Signals::install();
     if let Some(w) = file.fallback_warning() {
         tracing::warn!("{w}");
@@ -269,6 +271,16 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let (shared, inboxes) = Daemon::new(core, server.clone(), Some(flusher), started);
     tracing::info!("Running mode=sentinel, port={}.", server.port);
     tracing::warn!("Sentinel ID is {myid}");
+    if let Some(name) = &pod.name {
+        tracing::info!(
+            "Pod {name} in namespace {}, IP {}",
+            pod.namespace.as_deref().unwrap_or("?"),
+            pod.ip.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(line) = pod_identity {
+        tracing::info!("{line}");
+    }
     // The first flush persists a freshly generated myid before we serve.
     shared
         .driver
@@ -310,6 +322,12 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     tasks.spawn(shared.script_runner());
     if let Some(listener) = admin {
         let metrics_from = Arc::downgrade(&shared);
+        let (live, ready, redis) = (
+            Arc::downgrade(&shared),
+            Arc::downgrade(&shared),
+            Arc::downgrade(&shared),
+        );
+        let gone = || observe::admin::Page::text("shutting down\n");
         let routes = observe::admin::Routes::new()
             .get("/metrics", move || {
                 observe::admin::Page::prometheus(
@@ -319,7 +337,29 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
                         .unwrap_or_default(),
                 )
             })
-            .get("/healthz", || observe::admin::Page::text("ok\n"));
+            .get_async("/healthz", move |_| {
+                let s = live.upgrade();
+                async move {
+                    match s {
+                        Some(s) => raftinel::pod::probe::healthz(s).await,
+                        None => gone(),
+                    }
+                }
+            })
+            .get("/readyz", move || {
+                ready
+                    .upgrade()
+                    .map_or_else(gone, |s| raftinel::pod::probe::readyz(&s))
+            })
+            .get_async("/readyz/redis", move |q| {
+                let s = redis.upgrade();
+                async move {
+                    match s {
+                        Some(s) => raftinel::pod::probe::readyz_redis(s, q).await,
+                        None => gone(),
+                    }
+                }
+            });
         tasks.spawn(observe::admin::serve(
             listener,
             routes,

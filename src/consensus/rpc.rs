@@ -700,7 +700,19 @@ async fn dispatch(
         }};
     }
     let out = match op.as_slice() {
-        b"append" => serde_json::to_vec(&raft.append_entries(addressed!()).await),
+        b"append" => {
+            let req: openraft::raft::AppendEntriesRequest<super::TypeConfig> = addressed!();
+            let leader = req.vote.leader_id().voted_for();
+            let committed = req.vote.is_committed();
+            let resp = raft.append_entries(req).await;
+            // Heard from the leader: it was accepted as such.
+            if let (Ok(r), Some(leader), true) = (&resp, leader, committed) {
+                if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
+                    node.contact.heard_from(leader);
+                }
+            }
+            serde_json::to_vec(&resp)
+        }
         b"vote" => serde_json::to_vec(&raft.vote(addressed!()).await),
         b"snapshot" => serde_json::to_vec(&raft.install_snapshot(addressed!()).await),
         b"join" => {
