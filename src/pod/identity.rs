@@ -70,7 +70,10 @@ mod tests {
             ..Pod::default()
         };
         assert!(apply(&mut st, &pod).is_some());
-        assert_eq!(st.myid.as_deref(), Some(myid_for_pod("raftinel-2").as_str()));
+        assert_eq!(
+            st.myid.as_deref(),
+            Some(myid_for_pod("raftinel-2").as_str())
+        );
         // A myid already learned is kept.
         st.myid = Some("a".repeat(40));
         assert!(apply(&mut st, &pod).is_none());

@@ -12,4 +12,5 @@
 pub mod client;
 pub mod identity;
 pub mod probe;
+pub mod rdb;
 pub mod status;

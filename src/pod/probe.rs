@@ -126,7 +126,9 @@ pub fn redis_ready(
             match &local.master {
                 Some(a) if same_addr(a, &nothing) => return Err("replica of nothing".into()),
                 Some(a) if !same_addr(a, committed) => {
-                    return Err(format!("replica of {a}, the committed master is {committed}"))
+                    return Err(format!(
+                        "replica of {a}, the committed master is {committed}"
+                    ))
                 }
                 None => return Err("replica of nothing".into()),
                 Some(_) => {}
@@ -226,8 +228,14 @@ pub async fn readyz_redis(shared: Arc<Shared>, query: HashMap<String, String>) -
         return not_ready("no master is monitored");
     };
     let auth = master_auth(&shared, &master.name);
-    let host = status.announce_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
-    let port = master.committed.as_ref().map_or(master.configured.port, |a| a.port);
+    let host = status
+        .announce_ip
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = master
+        .committed
+        .as_ref()
+        .map_or(master.configured.port, |a| a.port);
     let info = super::client::call_one(&host, port, &auth, &["INFO", "replication"], INFO_TIMEOUT)
         .await
         .and_then(super::client::text);
@@ -236,13 +244,17 @@ pub async fn readyz_redis(shared: Arc<Shared>, query: HashMap<String, String>) -
         Err(e) => return not_ready(&format!("redis at {host}:{port} does not answer: {e}")),
     };
     let master_offset = match (&local.role, &master.committed) {
-        (Role::Slave, Some(c)) => {
-            super::client::call_one(&c.host, c.port, &auth, &["INFO", "replication"], INFO_TIMEOUT)
-                .await
-                .and_then(super::client::text)
-                .ok()
-                .and_then(|t| crate::core::info::parse(&t, true).master_repl_offset)
-        }
+        (Role::Slave, Some(c)) => super::client::call_one(
+            &c.host,
+            c.port,
+            &auth,
+            &["INFO", "replication"],
+            INFO_TIMEOUT,
+        )
+        .await
+        .and_then(super::client::text)
+        .ok()
+        .and_then(|t| crate::core::info::parse(&t, true).master_repl_offset),
         _ => None,
     };
     match redis_ready(
@@ -342,7 +354,8 @@ mod tests {
         );
     }
 
-    const REPLICA: &str = "# Replication\r\nrole:slave\r\nmaster_host:raftinel-0\r\nmaster_port:6379\r\n\
+    const REPLICA: &str =
+        "# Replication\r\nrole:slave\r\nmaster_host:raftinel-0\r\nmaster_port:6379\r\n\
         master_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:1000\r\n\
         master_replid:abc\r\nmaster_repl_offset:1000\r\n";
 
@@ -356,14 +369,20 @@ mod tests {
             redis_ready(&m, true, &replica, Some(3000), 1000).unwrap_err(),
             "lag 2000 bytes"
         );
-        assert_eq!(redis_ready(&m, false, &replica, Some(1000), 1000).unwrap_err(), "no leader");
+        assert_eq!(
+            redis_ready(&m, false, &replica, Some(1000), 1000).unwrap_err(),
+            "no leader"
+        );
         let other = master(Some("raftinel-2"), false);
         assert_eq!(
             redis_ready(&other, true, &replica, Some(1000), 1000).unwrap_err(),
             "replica of raftinel-0:6379, the committed master is raftinel-2:6379"
         );
         let down = Local::parse(&REPLICA.replace("link_status:up", "link_status:down"));
-        assert_eq!(redis_ready(&m, true, &down, Some(1000), 1000).unwrap_err(), "link down");
+        assert_eq!(
+            redis_ready(&m, true, &down, Some(1000), 1000).unwrap_err(),
+            "link down"
+        );
         let syncing = Local::parse(&REPLICA.replace("sync_in_progress:0", "sync_in_progress:1"));
         assert_eq!(
             redis_ready(&m, true, &syncing, Some(1000), 1000).unwrap_err(),

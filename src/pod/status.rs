@@ -173,11 +173,7 @@ pub fn snapshot(shared: &Shared) -> Status {
         .filter(|s| !s.masters.is_empty() || !s.voters.is_empty());
     let now = shared.now();
     let core = shared.lock_core();
-    let announce_ip = core
-        .globals()
-        .announce_ip
-        .clone()
-        .filter(|a| !a.is_empty());
+    let announce_ip = core.globals().announce_ip.clone().filter(|a| !a.is_empty());
     let announced = announce_ip.as_deref();
     let masters = core
         .masters
@@ -248,9 +244,14 @@ pub fn snapshot(shared: &Shared) -> Status {
                     let promoted = f
                         .promoted
                         .as_ref()
-                        .map(|(h, p)| format!(" promoting {}", crate::core::event::format_addr(h, *p)))
+                        .map(|(h, p)| {
+                            format!(" promoting {}", crate::core::event::format_addr(h, *p))
+                        })
                         .unwrap_or_default();
-                    format!("epoch {} {:?} led by node {}{promoted}", f.epoch, f.phase, f.leader)
+                    format!(
+                        "epoch {} {:?} led by node {}{promoted}",
+                        f.epoch, f.phase, f.leader
+                    )
                 }),
                 last_failover,
                 nodes,
@@ -290,7 +291,12 @@ fn group(shared: &Shared) -> Group {
         node_id: Some(node.id),
         term: m.current_term,
         leader: m.current_leader.map(daemon),
-        voters: m.membership_config.membership().voter_ids().map(daemon).collect(),
+        voters: m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(daemon)
+            .collect(),
         voter: node.is_voter(),
         loaded: node.is_loaded(),
         leader_heard_ms: contact.age().map(|a| a.as_millis() as u64),
