@@ -78,6 +78,8 @@ fn main() -> ExitCode {
         }
         Command::Run { config, overrides } => run_daemon(&config, &overrides),
         Command::RaftAdmin { target, args } => raft_admin(&target, &args),
+        Command::BootRedis(args) => ExitCode::from(raftinel::pod::boot::run(args)),
+        Command::Ctl(ctl) => ExitCode::from(raftinel::pod::ctl::run(ctl)),
     }
 }
 
@@ -320,6 +322,9 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         shared.shutdown.clone(),
     ));
     tasks.spawn(shared.script_runner());
+    if pod.name.is_some() {
+        tasks.spawn(raftinel::pod::repoint::run(shared.clone()));
+    }
     if let Some(listener) = admin {
         let metrics_from = Arc::downgrade(&shared);
         let (live, ready, redis) = (

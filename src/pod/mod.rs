@@ -9,8 +9,12 @@
 //! (`SENTINEL FAILOVER`, `INFO`, `CLIENT UNPAUSE`), so it stays out of the
 //! core and the consensus layer.
 
+pub mod boot;
 pub mod client;
+pub mod ctl;
 pub mod identity;
+pub mod local;
 pub mod probe;
 pub mod rdb;
+pub mod repoint;
 pub mod status;
