@@ -382,6 +382,20 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal, &mut tasks).await;
     if failure.is_none() {
         tracing::warn!("User requested shutdown...");
+        // A leader hands its leadership over before it goes (its Raft node
+        // stops; the core is told it no longer leads).
+        if raftinel::consensus::handover::successor(&raft).is_some() {
+            shared.feed(raftinel::core::Input::Raft(raftinel::core::RaftView {
+                node_id: raft.id,
+                initialized: true,
+                is_leader: false,
+                voters: 0,
+                leader: None,
+            }));
+            if let Some(line) = raftinel::consensus::handover::hand_over(&raft).await {
+                tracing::warn!("{line}");
+            }
+        }
     }
     shared.shutdown.cancel();
     raft.shutdown().await;

@@ -24,6 +24,7 @@
 
 pub mod contact;
 pub mod driver;
+pub mod handover;
 pub mod network;
 pub mod node;
 pub mod rpc;

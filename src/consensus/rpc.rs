@@ -724,6 +724,10 @@ async fn dispatch(
             serde_json::to_vec(&forget(node, &req).await)
         }
         b"status" => serde_json::to_vec(&status(node)),
+        b"elect" => {
+            let req: super::handover::ElectRequest = parse!();
+            serde_json::to_vec(&super::handover::on_elect(node, &req).await)
+        }
         b"propose" => {
             let cmd: Command = parse!();
             // Every daemon signs what `apply` checks the authority of.
