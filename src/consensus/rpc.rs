@@ -258,6 +258,9 @@ pub struct JoinRequest {
     /// The joiner's Sentinel runid.
     #[serde(default)]
     pub myid: String,
+    /// The joiner's static peer list, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,6 +565,7 @@ pub async fn join(node: &RaftNode, req: &JoinRequest) -> JoinReply {
         addr: req.addr.clone(),
         myid: req.myid.clone(),
         fresh: req.fresh,
+        peers: req.peers.clone(),
     };
     match membership::decide_join(&view, &ask) {
         JoinDecision::Member => JoinReply::Joined,
@@ -588,6 +592,7 @@ pub async fn forget(node: &RaftNode, req: &ForgetRequest) -> ForgetReply {
     };
     let why = match req.reason.as_str() {
         "reset" => membership::RemoveReason::Reset,
+        "unlisted" => membership::RemoveReason::NotInPeerList,
         _ => membership::RemoveReason::Forget,
     };
     match membership::decide_remove(&view, req.id) {
