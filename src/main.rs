@@ -323,16 +323,15 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     ));
     tasks.spawn(shared.script_runner());
     if pod.name.is_some() {
-        tasks.spawn(raftinel::pod::repoint::run(shared.clone()));
+        tasks.spawn(raftinel::pod::repoint::run(shared.pod_handles()));
     }
     if let Some(listener) = admin {
         let metrics_from = Arc::downgrade(&shared);
         let (live, ready, redis) = (
-            Arc::downgrade(&shared),
-            Arc::downgrade(&shared),
-            Arc::downgrade(&shared),
+            shared.pod_handles(),
+            shared.pod_handles(),
+            shared.pod_handles(),
         );
-        let gone = || observe::admin::Page::text("shutting down\n");
         let routes = observe::admin::Routes::new()
             .get("/metrics", move || {
                 observe::admin::Page::prometheus(
@@ -343,27 +342,11 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
                 )
             })
             .get_async("/healthz", move |_| {
-                let s = live.upgrade();
-                async move {
-                    match s {
-                        Some(s) => raftinel::pod::probe::healthz(s).await,
-                        None => gone(),
-                    }
-                }
+                raftinel::pod::probe::healthz(live.clone())
             })
-            .get("/readyz", move || {
-                ready
-                    .upgrade()
-                    .map_or_else(gone, |s| raftinel::pod::probe::readyz(&s))
-            })
+            .get("/readyz", move || raftinel::pod::probe::readyz(&ready))
             .get_async("/readyz/redis", move |q| {
-                let s = redis.upgrade();
-                async move {
-                    match s {
-                        Some(s) => raftinel::pod::probe::readyz_redis(s, q).await,
-                        None => gone(),
-                    }
-                }
+                raftinel::pod::probe::readyz_redis(redis.clone(), q)
             });
         tasks.spawn(observe::admin::serve(
             listener,
@@ -385,13 +368,15 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         // A leader hands its leadership over before it goes (its Raft node
         // stops; the core is told it no longer leads).
         if raftinel::consensus::handover::successor(&raft).is_some() {
-            shared.feed(raftinel::core::Input::Raft(raftinel::core::RaftView {
-                node_id: raft.id,
-                initialized: true,
-                is_leader: false,
-                voters: 0,
-                leader: None,
-            }));
+            shared
+                .driver
+                .feed(raftinel::core::Input::Raft(raftinel::core::RaftView {
+                    node_id: raft.id,
+                    initialized: true,
+                    is_leader: false,
+                    voters: 0,
+                    leader: None,
+                }));
             if let Some(line) = raftinel::consensus::handover::hand_over(&raft).await {
                 tracing::warn!("{line}");
             }

@@ -17,15 +17,14 @@
 //! for a fresh `INFO replication`, each under a deadline).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
 
 use super::status::{Addr, MasterStatus, Status};
+use super::Handles;
 use crate::core::instance::Role;
 use crate::observe::admin::Page;
-use crate::runtime::Shared;
 
 /// The liveness probe fails when the core was not ticked for this long.
 pub const STALL_AFTER: Duration = Duration::from_secs(10);
@@ -164,16 +163,12 @@ fn ready() -> Page {
 }
 
 /// `/healthz`.
-pub async fn healthz(shared: Arc<Shared>) -> Page {
+pub async fn healthz(h: Handles) -> Page {
     // The core is locked only for short sections; one held for seconds is
     // a stall too.
     let mut last = None;
     for _ in 0..200 {
-        last = match shared.core.try_lock() {
-            Ok(core) => Some(core.last_tick()),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().last_tick()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
+        last = h.core.try_lock().map(|core| core.last_tick());
         if last.is_some() {
             break;
         }
@@ -186,7 +181,7 @@ pub async fn healthz(shared: Arc<Shared>) -> Page {
             body: "stalled: the core stayed locked for 2 s\n".into(),
         };
     };
-    let ago = shared.now().saturating_sub(last);
+    let ago = h.core.now().saturating_sub(last);
     if ago > STALL_AFTER.as_millis() as u64 {
         return Page {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -198,8 +193,8 @@ pub async fn healthz(shared: Arc<Shared>) -> Page {
 }
 
 /// `/readyz`.
-pub fn readyz(shared: &Shared) -> Page {
-    match daemon_ready(&super::status::snapshot(shared)) {
+pub fn readyz(h: &Handles) -> Page {
+    match daemon_ready(&super::status::snapshot(h)) {
         Ok(()) => ready(),
         Err(why) => not_ready(&why),
     }
@@ -214,7 +209,7 @@ pub fn max_lag(query: &HashMap<String, String>) -> Option<u64> {
 }
 
 /// `/readyz/redis`.
-pub async fn readyz_redis(shared: Arc<Shared>, query: HashMap<String, String>) -> Page {
+pub async fn readyz_redis(h: Handles, query: HashMap<String, String>) -> Page {
     let Some(max_lag) = max_lag(&query) else {
         return Page {
             status: StatusCode::BAD_REQUEST,
@@ -222,12 +217,12 @@ pub async fn readyz_redis(shared: Arc<Shared>, query: HashMap<String, String>) -
             body: "max-lag-bytes must be a number of bytes\n".into(),
         };
     };
-    let status = super::status::snapshot(&shared);
+    let status = super::status::snapshot(&h);
     // One master per set: the first (the pod's Redis listens on its port).
     let Some(master) = status.masters.first().cloned() else {
         return not_ready("no master is monitored");
     };
-    let auth = master_auth(&shared, &master.name);
+    let auth = master_auth(&h, &master.name);
     let host = status
         .announce_ip
         .clone()
@@ -281,8 +276,8 @@ pub fn export_metrics(s: &Status) {
 }
 
 /// The credentials the daemon uses for a master's nodes.
-pub fn master_auth(shared: &Shared, name: &str) -> crate::core::LinkAuth {
-    let core = shared.lock_core();
+pub fn master_auth(h: &Handles, name: &str) -> crate::core::LinkAuth {
+    let core = h.core.lock();
     core.masters
         .get(name)
         .map(|m| crate::core::LinkAuth {

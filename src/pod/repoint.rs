@@ -8,25 +8,24 @@
 //! (its data did not match the recorded history) stays so until the group
 //! promotes another pod.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::probe::{Local, NOTHING};
+use super::Handles;
 use crate::core::instance::Role;
-use crate::runtime::Shared;
 
 const EVERY: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Runs until the daemon shuts down.
-pub async fn run(shared: Arc<Shared>) {
+pub async fn run(h: Handles) {
     let mut last_error: Option<String> = None;
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = h.shutdown.cancelled() => return,
             _ = tokio::time::sleep(EVERY) => {}
         }
-        match once(&shared).await {
+        match once(&h).await {
             Ok(Some(line)) => {
                 tracing::warn!("{line}");
                 last_error = None;
@@ -43,8 +42,8 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 /// One look; the log line of a re-pointing, if one was made.
-async fn once(shared: &Shared) -> Result<Option<String>, String> {
-    let s = super::status::snapshot(shared);
+async fn once(h: &Handles) -> Result<Option<String>, String> {
+    let s = super::status::snapshot(h);
     let Some(m) = s.masters.first() else {
         return Ok(None);
     };
@@ -58,7 +57,7 @@ async fn once(shared: &Shared) -> Result<Option<String>, String> {
     let Some(host) = s.announce_ip.clone() else {
         return Ok(None);
     };
-    let auth = super::probe::master_auth(shared, &m.name);
+    let auth = super::probe::master_auth(h, &m.name);
     let info = super::client::call_one(
         &host,
         committed.port,
@@ -81,7 +80,7 @@ async fn once(shared: &Shared) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let replicaof = {
-        let core = shared.lock_core();
+        let core = h.core.lock();
         core.masters
             .get(&m.name)
             .map(|mm| crate::links::renamed(&mm.renames, "REPLICAOF"))

@@ -11,9 +11,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::identity::Pod;
+use crate::consensus::node::RaftNode;
 use crate::core::group::ReplHistory;
 use crate::core::instance::{Instance, Role};
-use crate::runtime::Shared;
+use crate::core::Sentinel;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -162,17 +163,21 @@ fn role(r: Role) -> String {
     .to_string()
 }
 
-/// The snapshot of the daemon behind `shared`, as of now.
-pub fn snapshot(shared: &Shared) -> Status {
+/// The snapshot of the daemon behind `h`, as of now.
+pub fn snapshot(h: &super::Handles) -> Status {
+    let raft = h.raft.get();
+    let now = h.core.now();
+    snapshot_of(&h.core.lock(), now, raft)
+}
+
+/// The snapshot of the core `core` (at `now` on its clock) and the Raft
+/// node `raft`, if it runs.
+pub fn snapshot_of(core: &Sentinel, now: crate::core::Millis, raft: Option<&RaftNode>) -> Status {
     let pod = Pod::from_env();
-    let group = group(shared);
-    let committed = shared
-        .raft
-        .get()
+    let group = group(raft);
+    let committed = raft
         .map(|n| n.state.borrow().clone())
         .filter(|s| !s.masters.is_empty() || !s.voters.is_empty());
-    let now = shared.now();
-    let core = shared.lock_core();
     let announce_ip = core.globals().announce_ip.clone().filter(|a| !a.is_empty());
     let announced = announce_ip.as_deref();
     let masters = core
@@ -268,8 +273,8 @@ pub fn snapshot(shared: &Shared) -> Status {
     }
 }
 
-fn group(shared: &Shared) -> Group {
-    let Some(node) = shared.raft.get() else {
+fn group(raft: Option<&RaftNode>) -> Group {
+    let Some(node) = raft else {
         return Group::default();
     };
     let m = node.raft.metrics().borrow().clone();

@@ -33,7 +33,11 @@ pub async fn sentinel_raft(server: &Server, sess: &Session, argv: &[Vec<u8>]) ->
     let sub = String::from_utf8_lossy(&argv[2..].first().cloned().unwrap_or_default())
         .to_ascii_lowercase();
     if (sub.as_str(), argv.len()) == ("status", 3) {
-        let status = crate::pod::status::snapshot(&server.shared);
+        let status = {
+            let raft = server.raft.get();
+            let now = server.core.now();
+            crate::pod::status::snapshot_of(&server.core.lock(), now, raft)
+        };
         return match serde_json::to_vec(&status) {
             Ok(json) => Frame::Bulk(json),
             Err(e) => Frame::error(format!("ERR {e}")),
