@@ -102,16 +102,8 @@ pub async fn hand_over(node: &RaftNode) -> Option<String> {
 /// The `elect` request on the voter: campaign now if the requester is the
 /// leader this node follows (a stale or foreign request changes nothing).
 pub async fn on_elect(node: &RaftNode, req: &ElectRequest) -> bool {
-    let (leader, voter) = {
-        let m = node.raft.metrics().borrow().clone();
-        let voter = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == node.id);
-        (m.current_leader, voter)
-    };
-    if leader != Some(req.from) || req.from == node.id || !voter {
+    let leader = node.raft.metrics().borrow().current_leader;
+    if leader != Some(req.from) || req.from == node.id || !node.is_voter() {
         return false;
     }
     tracing::info!(

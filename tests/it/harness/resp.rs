@@ -250,19 +250,6 @@ impl Conn {
         })
     }
 
-    /// A connection already open (to any address; `port` names it in
-    /// messages).
-    pub fn from_stream(stream: TcpStream, port: u16) -> std::io::Result<Conn> {
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-        Ok(Conn {
-            stream,
-            buf: BytesMut::new(),
-            decoder: Decoder::new(Limits::GENEROUS),
-            port,
-        })
-    }
-
     /// Connect or panic with a clear message.
     pub fn open(port: u16) -> Conn {
         Conn::connect(port).unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"))

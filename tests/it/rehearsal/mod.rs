@@ -593,7 +593,7 @@ impl Rehearsal {
 
     fn conn(&self, addr: &str, port: u16) -> Option<Conn> {
         let s = self.net.connect(addr, port, secs(2)).ok()?;
-        Conn::from_stream(s, port).ok()
+        Conn::from_stream(s).ok()
     }
 
     fn cmd(&self, addr: &str, port: u16, args: &[&str]) -> Option<Resp> {
@@ -832,7 +832,7 @@ fn kubelet_round(pods: &[KPod], findings: &Mutex<Findings>, tl: &Timeline) {
                 secs(1),
             )
             .ok()
-            .and_then(|s| Conn::from_stream(s, 6379).ok())
+            .and_then(|s| Conn::from_stream(s).ok())
             .and_then(|mut c| match c.try_cmd(&["ROLE"], secs(1)) {
                 Reply::Frame(r) => r.items().and_then(|i| i.first()?.as_str()),
                 _ => None,
@@ -910,7 +910,7 @@ impl Writer {
                         secs(1),
                     )
                     .ok()
-                    .and_then(|s| Conn::from_stream(s, 26379).ok())
+                    .and_then(|s| Conn::from_stream(s).ok())
                     .and_then(|mut c| {
                         match c.try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER], secs(1)) {
                             Reply::Frame(r) => r.items().and_then(|i| i.first()?.as_str()),
@@ -923,7 +923,7 @@ impl Writer {
                             secs(1),
                         )
                         .ok()?;
-                        Conn::from_stream(s, 6379).ok()
+                        Conn::from_stream(s).ok()
                     });
                     if master.is_none() {
                         std::thread::sleep(Duration::from_millis(50));
@@ -1030,6 +1030,29 @@ impl Rehearsal {
             self.fail(&format!(
                 "{what}: daemons of other pods left readiness: {dropped:?}"
             ));
+        }
+    }
+
+    /// A rolling update of pods `0..n`, highest ordinal first, each waited
+    /// for until every pod is Ready and then for minReadySeconds.
+    fn roll(&mut self, n: usize, what: &str) {
+        for o in (0..n).rev() {
+            self.replace_pod(o, false, false);
+            self.wait_all_ready(secs(120), what);
+            std::thread::sleep(self.min_ready);
+        }
+    }
+
+    /// Waits (up to 60 s) until each of the daemons of pods `0..n` counts
+    /// `n` voters.
+    fn wait_voters(&self, n: usize, what: &str) {
+        let deadline = Instant::now() + secs(60);
+        while (0..n).any(|o| self.voters(o) != Some(n)) {
+            if Instant::now() >= deadline {
+                let v: Vec<_> = (0..n).map(|o| self.voters(o)).collect();
+                self.fail(&format!("{what} the group has voters {v:?}"));
+            }
+            std::thread::sleep(secs(1));
         }
     }
 
@@ -1231,14 +1254,9 @@ fn rendered_statefulset_rehearsed_pod_by_pod() {
     next_key += 10_000_000;
 
     // 6. A rolling restart, highest ordinal first.
-    let since = planned(&mut r, &mut next_key, "rolling restart", &mut |r| {
-        for o in (0..3).rev() {
-            r.replace_pod(o, false, false);
-            r.wait_all_ready(secs(120), "rolling restart step");
-            std::thread::sleep(r.min_ready);
-        }
+    planned(&mut r, &mut next_key, "rolling restart", &mut |r| {
+        r.roll(3, "rolling restart step")
     });
-    let _ = since;
 
     // 7. Scale 3 -> 5 -> 3: replicas and peers change together (a new
     //    ConfigMap: every pod rolls).
@@ -1247,42 +1265,18 @@ fn rendered_statefulset_rehearsed_pod_by_pod() {
         for o in 3..5 {
             r.start_pod(o, false);
         }
-        for o in (0..3).rev() {
-            r.replace_pod(o, false, false);
-            r.wait_all_ready(secs(120), "scale-out roll");
-            std::thread::sleep(r.min_ready);
-        }
+        r.roll(3, "scale-out roll");
     });
-    let deadline = Instant::now() + secs(60);
-    while (0..5).any(|o| r.voters(o) != Some(5)) {
-        if Instant::now() >= deadline {
-            let v: Vec<_> = (0..5).map(|o| r.voters(o)).collect();
-            r.fail(&format!("after scaling to 5 the group has voters {v:?}"));
-        }
-        std::thread::sleep(secs(1));
-    }
+    r.wait_voters(5, "after scaling to 5");
     planned(&mut r, &mut next_key, "scale 5 -> 3", &mut |r| {
         r.rerender(3);
         for o in [4, 3] {
             r.delete_pod(o, true);
             r.forget_pod(o);
         }
-        for o in (0..3).rev() {
-            r.replace_pod(o, false, false);
-            r.wait_all_ready(secs(120), "scale-in roll");
-            std::thread::sleep(r.min_ready);
-        }
+        r.roll(3, "scale-in roll");
     });
-    let deadline = Instant::now() + secs(60);
-    while (0..3).any(|o| r.voters(o) != Some(3)) {
-        if Instant::now() >= deadline {
-            let v: Vec<_> = (0..3).map(|o| r.voters(o)).collect();
-            r.fail(&format!(
-                "after scaling back to 3 the group has voters {v:?}"
-            ));
-        }
-        std::thread::sleep(secs(1));
-    }
+    r.wait_voters(3, "after scaling back to 3");
 
     // Throughout.
     let f = r.findings.lock().unwrap();
