@@ -6,7 +6,8 @@
 //! overrides are redis-style `--directive value...` words handed to the
 //! config loader (`--sentinel` itself is dropped). Subcommands:
 //! `check-config FILE [overrides]`, `demo`, `members` and `forget NODE-ID`
-//! (sent to a running daemon as `SENTINEL RAFT ...`); and `--version`.
+//! (sent to a running daemon as `SENTINEL RAFT ...`), and for pods
+//! `boot-redis` and `ctl status|prestop` (see `pod`); and `--version`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,52 @@ enum Sub {
         #[command(flatten)]
         target: Target,
     },
+    /// The redis container's entry point: start Redis as the group says
+    /// (never a master the group did not choose).
+    BootRedis {
+        /// The daemon's raftinel.toml (`${NAME}` expanded).
+        #[arg(long)]
+        config: PathBuf,
+        /// Where redis.conf is copied (writable, for CONFIG REWRITE).
+        #[arg(long, default_value = "/run/redis")]
+        run_dir: PathBuf,
+        /// Seconds to wait for the group before starting as a replica of nothing.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        /// `redis-server <redis.conf> [args…]`, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+    /// Ask the daemon of this pod.
+    Ctl {
+        #[command(subcommand)]
+        what: CtlSub,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlSub {
+    /// What the daemon knows: per master the committed address, epoch, last
+    /// failover and every node; the group's term, leader and voters.
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The preStop hook: switch the master away from this pod (or, with
+    /// --wait-only, wait until it is away); exit 1 at the deadline.
+    Prestop {
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds.
+        #[arg(long)]
+        deadline: u64,
+        /// Start nothing; wait until this pod no longer holds a master.
+        #[arg(long)]
+        wait_only: bool,
+    },
 }
 
 /// Which daemon an admin subcommand talks to.
@@ -88,6 +135,8 @@ pub enum Command {
         target: Target,
         args: Vec<String>,
     },
+    BootRedis(crate::pod::boot::BootArgs),
+    Ctl(crate::pod::ctl::Ctl),
 }
 
 /// A command line that cannot be run, with the exit code to use.
@@ -151,6 +200,29 @@ where
             target,
             args: vec!["FORGET".into(), node_id.to_string()],
         }),
+        Some(Sub::BootRedis {
+            config,
+            run_dir,
+            wait,
+            command,
+        }) => Ok(Command::BootRedis(crate::pod::boot::BootArgs {
+            config,
+            run_dir,
+            wait: std::time::Duration::from_secs(wait),
+            command,
+        })),
+        Some(Sub::Ctl { what }) => Ok(Command::Ctl(match what {
+            CtlSub::Status { config, json } => crate::pod::ctl::Ctl::Status { config, json },
+            CtlSub::Prestop {
+                config,
+                deadline,
+                wait_only,
+            } => crate::pod::ctl::Ctl::Prestop {
+                config,
+                deadline: std::time::Duration::from_secs(deadline),
+                wait_only,
+            },
+        })),
         None => {
             let (overrides, sentinel_flag) = strip_sentinel_flag(args.overrides);
             if invoked_as == "redis-server" && !sentinel_flag {
@@ -250,5 +322,67 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(parse(["raftinel", "forget", "x"]).unwrap_err().code, 64);
+    }
+
+    #[test]
+    fn pod_subcommands() {
+        match parse([
+            "raftinel",
+            "boot-redis",
+            "--config",
+            "/etc/raftinel/raftinel.toml",
+            "--",
+            "redis-server",
+            "/etc/redis/redis.conf",
+            "--loglevel",
+            "verbose",
+        ])
+        .unwrap()
+        {
+            Command::BootRedis(b) => {
+                assert_eq!(b.run_dir, PathBuf::from("/run/redis"));
+                assert_eq!(b.wait, std::time::Duration::from_secs(30));
+                assert_eq!(b.command.len(), 4);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse(["raftinel", "boot-redis", "--config", "c"])
+                .unwrap_err()
+                .code,
+            64,
+            "no command"
+        );
+        assert_eq!(
+            parse([
+                "raftinel",
+                "ctl",
+                "prestop",
+                "--config",
+                "c",
+                "--deadline",
+                "20",
+                "--wait-only"
+            ])
+            .unwrap(),
+            Command::Ctl(crate::pod::ctl::Ctl::Prestop {
+                config: "c".into(),
+                deadline: std::time::Duration::from_secs(20),
+                wait_only: true
+            })
+        );
+        assert_eq!(
+            parse(["raftinel", "ctl", "status", "--config", "c", "--json"]).unwrap(),
+            Command::Ctl(crate::pod::ctl::Ctl::Status {
+                config: "c".into(),
+                json: true
+            })
+        );
+        assert_eq!(
+            parse(["raftinel", "ctl", "prestop", "--config", "c"])
+                .unwrap_err()
+                .code,
+            64
+        );
     }
 }

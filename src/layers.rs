@@ -19,8 +19,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["core", "consensus"]),
     ("observe", &["core", "config"]),
     (
+        "pod",
+        &["core", "resp", "links", "consensus", "config", "observe"],
+    ),
+    (
         "server",
-        &["core", "resp", "config", "consensus", "observe"],
+        &["core", "resp", "config", "consensus", "observe", "pod"],
     ),
     (
         "runtime",
@@ -32,10 +36,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
             "observe",
             "server",
+            "pod",
             "failpoint",
         ],
     ),
-    ("cli", &[]),
+    ("cli", &["pod"]),
     ("demo", &["resp"]),
 ];
 

@@ -21,6 +21,7 @@ pub mod failpoint;
 mod layers;
 pub mod links;
 pub mod observe;
+pub mod pod;
 pub mod resp;
 pub mod runtime;
 pub mod server;

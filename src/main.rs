@@ -78,6 +78,8 @@ fn main() -> ExitCode {
         }
         Command::Run { config, overrides } => run_daemon(&config, &overrides),
         Command::RaftAdmin { target, args } => raft_admin(&target, &args),
+        Command::BootRedis(args) => ExitCode::from(raftinel::pod::boot::run(args)),
+        Command::Ctl(ctl) => ExitCode::from(raftinel::pod::ctl::run(ctl)),
     }
 }
 
@@ -246,10 +248,12 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         });
     let Config {
         server,
-        sentinel,
+        mut sentinel,
         file,
         ..
     } = cfg;
+    let pod = raftinel::pod::identity::Pod::from_env();
+    let pod_identity = raftinel::pod::identity::apply(&mut sentinel, &pod);
     let mut signals = Signals::install();
     if let Some(w) = file.fallback_warning() {
         tracing::warn!("{w}");
@@ -269,6 +273,16 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let (shared, inboxes) = Daemon::new(core, server.clone(), Some(flusher), started);
     tracing::info!("Running mode=sentinel, port={}.", server.port);
     tracing::warn!("Sentinel ID is {myid}");
+    if let Some(name) = &pod.name {
+        tracing::info!(
+            "Pod {name} in namespace {}, IP {}",
+            pod.namespace.as_deref().unwrap_or("?"),
+            pod.ip.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(line) = pod_identity {
+        tracing::info!("{line}");
+    }
     // The first flush persists a freshly generated myid before we serve.
     shared
         .driver
@@ -308,8 +322,16 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         shared.shutdown.clone(),
     ));
     tasks.spawn(shared.script_runner());
+    if pod.name.is_some() {
+        tasks.spawn(raftinel::pod::repoint::run(shared.pod_handles()));
+    }
     if let Some(listener) = admin {
         let metrics_from = Arc::downgrade(&shared);
+        let (live, ready, redis) = (
+            shared.pod_handles(),
+            shared.pod_handles(),
+            shared.pod_handles(),
+        );
         let routes = observe::admin::Routes::new()
             .get("/metrics", move || {
                 observe::admin::Page::prometheus(
@@ -319,7 +341,13 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
                         .unwrap_or_default(),
                 )
             })
-            .get("/healthz", || observe::admin::Page::text("ok\n"));
+            .get_async("/healthz", move |_| {
+                raftinel::pod::probe::healthz(live.clone())
+            })
+            .get("/readyz", move || raftinel::pod::probe::readyz(&ready))
+            .get_async("/readyz/redis", move |q| {
+                raftinel::pod::probe::readyz_redis(redis.clone(), q)
+            });
         tasks.spawn(observe::admin::serve(
             listener,
             routes,
@@ -337,6 +365,22 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal, &mut tasks).await;
     if failure.is_none() {
         tracing::warn!("User requested shutdown...");
+        // A leader hands its leadership over before it goes (its Raft node
+        // stops; the core is told it no longer leads).
+        if raftinel::consensus::handover::successor(&raft).is_some() {
+            shared
+                .driver
+                .feed(raftinel::core::Input::Raft(raftinel::core::RaftView {
+                    node_id: raft.id,
+                    initialized: true,
+                    is_leader: false,
+                    voters: 0,
+                    leader: None,
+                }));
+            if let Some(line) = raftinel::consensus::handover::hand_over(&raft).await {
+                tracing::warn!("{line}");
+            }
+        }
     }
     shared.shutdown.cancel();
     raft.shutdown().await;

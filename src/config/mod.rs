@@ -14,6 +14,7 @@
 
 mod args;
 mod directives;
+pub mod env;
 mod group;
 mod parse;
 mod rewrite;

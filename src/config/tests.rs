@@ -715,7 +715,7 @@ rename-commands = { CONFIG = "MYCONFIG" }
 
 [raft]
 cluster-id = "prod"
-peers = ["10.0.0.1:7000", "10.0.0.2:7000"]
+peers = ["10.0.0.1:7000", "1.2.3.4:26999"]
 "#;
 
 const CONF_FULL: &str = "port 26380
@@ -793,7 +793,7 @@ fn toml_is_equivalent_to_sentinel_conf() {
         ct.raft,
         RaftOptions {
             cluster_id: Some("prod".into()),
-            peers: vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()],
+            peers: vec!["10.0.0.1:7000".into(), "1.2.3.4:26999".into()],
             ..RaftOptions::default()
         }
     );
@@ -1086,4 +1086,80 @@ fn client_directives_are_read_into_the_server_config() {
     assert_eq!(s.query_buffer_limit, 8 * 1024 * 1024);
     let d = load_str("").expect("loads").server;
     assert_eq!((d.timeout, d.tcp_keepalive, d.tcp_backlog), (0, 300, 511));
+}
+
+/// `${NAME}` is expanded in string values; an unset variable is an error at
+/// its line (the test's variable names are its own: nothing else sets them).
+#[test]
+fn toml_env_expansion() {
+    std::env::set_var("RAFTINEL_TEST_EXPANSION_NS", "7");
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "raftinel.toml",
+        "# ${NOT_EXPANDED} in a comment\n[sentinel]\nannounce-ip = \"a.${RAFTINEL_TEST_EXPANSION_NS}.svc\"\n\
+         [[masters]]\nname = \"m\"\nhost = \"10.0.${RAFTINEL_TEST_EXPANSION_NS}.1\"\nport = 6379\nquorum = 2\n\
+         [raft]\npeers = [\"a.${RAFTINEL_TEST_EXPANSION_NS}.svc:26379\", \"b.${RAFTINEL_TEST_EXPANSION_NS}.svc:26379\"]\n",
+    );
+    let cfg = load(&p, &[]).unwrap();
+    assert_eq!(cfg.sentinel.globals.announce_ip.as_deref(), Some("a.7.svc"));
+    assert_eq!(cfg.sentinel.masters[0].host, "10.0.7.1");
+    assert_eq!(cfg.raft.peers, vec!["a.7.svc:26379", "b.7.svc:26379"]);
+    let e = load_str_named(
+        "raftinel.toml",
+        "[[masters]]\nname = \"m\"\nhost = \"${RAFTINEL_TEST_EXPANSION_UNSET}\"\nport = 6379\nquorum = 2\n",
+    );
+    assert_eq!(
+        (e.line, e.message.as_str()),
+        (
+            3,
+            "the environment variable RAFTINEL_TEST_EXPANSION_UNSET is not set"
+        ),
+        "{e}"
+    );
+    let e = load_str_named(
+        "raftinel.toml",
+        "[raft]\npeers = [\"a:1\",\n  \"${RAFTINEL_TEST_EXPANSION_UNSET}:2\"]\n",
+    );
+    assert_eq!(e.line, 3, "{e}");
+}
+
+/// A static peer list this daemon cannot use stops it at start.
+#[test]
+fn toml_peer_list_must_name_this_daemon() {
+    let base = "[server]\nport = 26379\n[sentinel]\nannounce-ip = \"pod-1.h\"\n[raft]\n";
+    let ok = format!("{base}peers = [\"pod-0.h:26379\", \"POD-1.h:26379\"]\n");
+    let d = tempfile::tempdir().unwrap();
+    load(&write(d.path(), "raftinel.toml", &ok), &[]).unwrap();
+    let e = load_str_named(
+        "raftinel.toml",
+        &format!("{base}peers = [\"pod-0.h:26379\", \"pod-2.h:26379\"]\n"),
+    );
+    assert_eq!(e.line, 6, "{e}");
+    assert!(
+        e.message
+            .contains("this daemon (announce-ip pod-1.h, port 26379) is not in [raft] peers"),
+        "{e}"
+    );
+    let e = load_str_named(
+        "raftinel.toml",
+        &format!("{base}peers = [\"pod-0.h:26379\", \"pod-1.h:26380\"]\n"),
+    );
+    assert!(
+        e.message.contains(
+            "peer pod-1.h:26380 is this daemon (announce-ip pod-1.h), but it listens on port 26379"
+        ),
+        "{e}"
+    );
+    let e = load_str_named(
+        "raftinel.toml",
+        &format!("{base}peers = [\"pod-1.h:26379\",\n \"pod-1.h:26379\"]\n"),
+    );
+    assert_eq!(
+        (e.line, e.message.as_str()),
+        (7, "peer \"pod-1.h:26379\" is listed twice"),
+        "{e}"
+    );
+    let e = load_str_named("raftinel.toml", &format!("{base}peers = [\"pod-1.h\"]\n"));
+    assert_eq!(e.message, "peer \"pod-1.h\" is not host:port", "{e}");
 }

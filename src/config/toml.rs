@@ -7,6 +7,9 @@
 //! data-dir, `users`), `[redis]` (any other redis.conf directive by name),
 //! `[sentinel]` (global sentinel options), `[[masters]]` (one table per
 //! monitored master), `[raft]` (the Raft group: cluster id, peers, data, secret).
+//!
+//! `${NAME}` in any string value is replaced by the environment variable
+//! `NAME` (see `env`); an unset one is an error at the value's line.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -94,10 +97,10 @@ struct MasterToml {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RaftToml {
-    cluster_id: Option<String>,
+    cluster_id: Option<Spanned<String>>,
     #[serde(default)]
-    peers: Vec<String>,
-    data_dir: Option<String>,
+    peers: Vec<Spanned<String>>,
+    data_dir: Option<Spanned<String>>,
     secret_file: Option<Spanned<String>>,
     remove_unreachable_after_ms: Option<u64>,
 }
@@ -149,6 +152,17 @@ impl Ctx<'_> {
         Ok(self.source_line(line, args))
     }
 
+    /// A string value with `${NAME}` expanded; an error points at it.
+    fn expand(&self, s: &str, span: &Range<usize>) -> Result<String, ConfigError> {
+        super::env::expand_env(s).map_err(|why| self.error(Some(span.clone()), why))
+    }
+
+    /// A spanned string of `[raft]`, expanded.
+    fn string(&self, v: Spanned<String>) -> Result<String, ConfigError> {
+        let span = v.span();
+        self.expand(v.get_ref(), &span)
+    }
+
     /// A config line made of `args`, located at `line` of the TOML file.
     fn source_line(&self, line: usize, args: Vec<String>) -> SourceLine {
         SourceLine {
@@ -161,7 +175,7 @@ impl Ctx<'_> {
 
     fn values(&self, v: &Value, span: &Range<usize>) -> Result<Vec<String>, ConfigError> {
         Ok(match v {
-            Value::String(s) => vec![s.clone()],
+            Value::String(s) => vec![self.expand(s, span)?],
             Value::Integer(i) => vec![i.to_string()],
             Value::Float(f) => vec![f.to_string()],
             Value::Boolean(b) => vec![if *b { "yes" } else { "no" }.to_string()],
@@ -226,7 +240,116 @@ pub(crate) fn feed(
     for m in &parsed.masters {
         feed_master(loader, &ctx, m)?;
     }
-    raft_options(&ctx, parsed.raft)
+    let own = OwnEntry {
+        announce_ip: first_string(&ctx, &g.announce_ip)?,
+        announce_port: first_string(&ctx, &g.announce_port)?.and_then(|p| p.parse().ok()),
+        port: first_string(&ctx, &parsed.server.port)?.and_then(|p| p.parse().ok()),
+        pod_name: std::env::var("RAFTINEL_POD_NAME")
+            .ok()
+            .filter(|n| !n.is_empty()),
+    };
+    let peer_spans: Vec<Range<usize>> = parsed.raft.peers.iter().map(|p| p.span()).collect();
+    let raft = raft_options(&ctx, parsed.raft)?;
+    check_peers(&ctx, &raft.peers, &peer_spans, &own)?;
+    Ok(raft)
+}
+
+/// The first word of an optional value, expanded (for checks across tables).
+fn first_string(ctx: &Ctx<'_>, v: &V) -> Result<Option<String>, ConfigError> {
+    match v {
+        Some(v) => Ok(ctx.values(v.get_ref(), &v.span())?.into_iter().next()),
+        None => Ok(None),
+    }
+}
+
+/// What tells this daemon's own entry in a static peer list apart.
+struct OwnEntry {
+    announce_ip: Option<String>,
+    announce_port: Option<u16>,
+    port: Option<u16>,
+    /// `RAFTINEL_POD_NAME`: on Kubernetes the first label of the pod's name.
+    pod_name: Option<String>,
+}
+
+/// A static peer list must be usable as it stands: every entry `host:port`,
+/// none twice, and this daemon in it at its own port, found by its announced
+/// address or its pod name. A daemon that cannot find itself would run with
+/// a wrong view of its group (never a voter, or a second bootstrapper), so
+/// that is refused at start.
+fn check_peers(
+    ctx: &Ctx<'_>,
+    peers: &[String],
+    spans: &[Range<usize>],
+    own: &OwnEntry,
+) -> Result<(), ConfigError> {
+    if peers.is_empty() {
+        return Ok(());
+    }
+    let span_of = |i: usize| {
+        spans
+            .get(i)
+            .cloned()
+            .or_else(|| key_span(ctx.text, "peers"))
+    };
+    let mut seen: Vec<(String, u16)> = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        let parsed = p
+            .rsplit_once(':')
+            .and_then(|(h, port)| Some((h, port.parse::<u16>().ok()?)))
+            .filter(|(h, port)| !h.is_empty() && *port != 0);
+        let Some((host, port)) = parsed else {
+            return Err(ctx.error(span_of(i), format!("peer {p:?} is not host:port")));
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if seen.contains(&(host.clone(), port)) {
+            return Err(ctx.error(span_of(i), format!("peer {p:?} is listed twice")));
+        }
+        seen.push((host, port));
+    }
+    let port = own
+        .announce_port
+        .filter(|&p| p != 0)
+        .or(own.port)
+        .unwrap_or(26379);
+    // This daemon's entry: its announced address, else the first label of
+    // its pod's name; without either it is found at run time (host name or
+    // a local address).
+    let (what, host, whole) = match (&own.announce_ip, &own.pod_name) {
+        (Some(ip), _) => (format!("announce-ip {ip}"), ip.to_ascii_lowercase(), true),
+        (None, Some(pod)) => (
+            format!("pod {pod} (RAFTINEL_POD_NAME)"),
+            pod.to_ascii_lowercase(),
+            false,
+        ),
+        (None, None) => return Ok(()),
+    };
+    let matches = |h: &str| {
+        if whole {
+            h == host
+        } else {
+            h.split('.').next() == Some(host.as_str())
+        }
+    };
+    let mine: Vec<&(String, u16)> = seen.iter().filter(|(h, _)| matches(h)).collect();
+    if mine.iter().any(|(_, p)| *p == port) {
+        return Ok(());
+    }
+    match mine.first() {
+        Some((h, p)) => Err(ctx.error(
+            key_span(ctx.text, "peers"),
+            format!("peer {h}:{p} is this daemon ({what}), but it listens on port {port}"),
+        )),
+        None => Err(ctx.error(
+            key_span(ctx.text, "peers"),
+            format!(
+                "this daemon ({what}, port {port}) is not in [raft] peers: every daemon \
+                 of the group must be listed"
+            ),
+        )),
+    }
 }
 
 /// The `[raft]` table, checked.
@@ -244,7 +367,8 @@ fn raft_options(ctx: &Ctx<'_>, raft: RaftToml) -> Result<RaftOptions, ConfigErro
         }
         Some(ms) => Some(ms),
     };
-    if let Some(id) = &raft.cluster_id {
+    let cluster_id = raft.cluster_id.map(|v| ctx.string(v)).transpose()?;
+    if let Some(id) = &cluster_id {
         if id.is_empty()
             || id == "*"
             || id.len() > 200
@@ -259,9 +383,13 @@ fn raft_options(ctx: &Ctx<'_>, raft: RaftToml) -> Result<RaftOptions, ConfigErro
     Ok(RaftOptions {
         secret_file: secret_file(ctx, raft.secret_file)?,
         secret: None,
-        cluster_id: raft.cluster_id,
-        peers: raft.peers,
-        data_dir: raft.data_dir,
+        cluster_id,
+        peers: raft
+            .peers
+            .into_iter()
+            .map(|p| ctx.string(p))
+            .collect::<Result<_, _>>()?,
+        data_dir: raft.data_dir.map(|v| ctx.string(v)).transpose()?,
         remove_unreachable_after_ms,
     })
 }
@@ -275,7 +403,7 @@ fn secret_file(
     let Some(f) = v else { return Ok(None) };
     let span = f.span();
     let line = ctx.line_of(&span);
-    let path = f.into_inner();
+    let path = ctx.expand(f.get_ref(), &span)?;
     if path.is_empty() {
         return Err(ctx.error(Some(span), "secret-file must name a file".into()));
     }

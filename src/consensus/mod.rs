@@ -22,7 +22,9 @@
 //! Here every decision that changes what clients are told is a committed log
 //! entry, so every daemon answers from the same history.
 
+pub mod contact;
 pub mod driver;
+pub mod handover;
 pub mod network;
 pub mod node;
 pub mod rpc;

@@ -81,6 +81,11 @@ pub struct RaftNode {
     /// Refused RPCs and membership changes (shared with the server, which
     /// counts the RPCs it refuses before the node runs too).
     pub counters: Arc<super::rpc::Counters>,
+    /// When this node last heard from its leader (see `contact`).
+    pub contact: Arc<super::contact::Contact>,
+    /// The log index committed when the data directory was opened: the
+    /// state is loaded once it is applied.
+    pub committed_at_open: Option<u64>,
 }
 
 /// The membership rules this daemon applies when it leads.
@@ -177,6 +182,8 @@ impl RaftNode {
                 network,
                 policy: Arc::new(policy),
                 counters: Arc::default(),
+                contact: Arc::default(),
+                committed_at_open: report.committed_index,
             },
             report,
         ))
@@ -265,6 +272,40 @@ impl RaftNode {
 
     pub fn leader(&self) -> Option<u64> {
         self.raft.metrics().borrow().current_leader
+    }
+
+    /// The Raft state on disk at start has been applied (log replayed,
+    /// snapshot installed).
+    pub fn is_loaded(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let applied = m.last_applied.map(|l| l.index);
+        self.committed_at_open.is_none_or(|c| applied >= Some(c))
+    }
+
+    /// How this node stands with its leader now (see `contact`).
+    pub fn leader_contact(&self) -> super::contact::LeaderContact {
+        use super::contact::LeaderContact;
+        let (leader, quorum_ack, voters) = {
+            let m = self.raft.metrics().borrow().clone();
+            let voters = m.membership_config.membership().voter_ids().count();
+            (m.current_leader, m.millis_since_quorum_ack, voters)
+        };
+        match leader {
+            Some(l) if l == self.id => LeaderContact::Leading(match (quorum_ack, voters) {
+                (Some(ms), _) => Some(Duration::from_millis(ms)),
+                // A group of one is its own majority.
+                (None, 1) => Some(Duration::ZERO),
+                (None, _) => None,
+            }),
+            Some(l) => LeaderContact::Following(l, self.contact.since(l)),
+            None => LeaderContact::NoLeader,
+        }
+    }
+
+    /// The lease within which the leader must have been heard: the
+    /// election timeout (its upper bound).
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.raft.config().election_timeout_max)
     }
 
     pub async fn shutdown(&self) {

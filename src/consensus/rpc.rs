@@ -258,6 +258,9 @@ pub struct JoinRequest {
     /// The joiner's Sentinel runid.
     #[serde(default)]
     pub myid: String,
+    /// The joiner's static peer list, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,6 +565,7 @@ pub async fn join(node: &RaftNode, req: &JoinRequest) -> JoinReply {
         addr: req.addr.clone(),
         myid: req.myid.clone(),
         fresh: req.fresh,
+        peers: req.peers.clone(),
     };
     match membership::decide_join(&view, &ask) {
         JoinDecision::Member => JoinReply::Joined,
@@ -588,6 +592,7 @@ pub async fn forget(node: &RaftNode, req: &ForgetRequest) -> ForgetReply {
     };
     let why = match req.reason.as_str() {
         "reset" => membership::RemoveReason::Reset,
+        "unlisted" => membership::RemoveReason::NotInPeerList,
         _ => membership::RemoveReason::Forget,
     };
     match membership::decide_remove(&view, req.id) {
@@ -700,7 +705,19 @@ async fn dispatch(
         }};
     }
     let out = match op.as_slice() {
-        b"append" => serde_json::to_vec(&raft.append_entries(addressed!()).await),
+        b"append" => {
+            let req: openraft::raft::AppendEntriesRequest<super::TypeConfig> = addressed!();
+            let leader = req.vote.leader_id().voted_for();
+            let committed = req.vote.is_committed();
+            let resp = raft.append_entries(req).await;
+            // Heard from the leader: it was accepted as such.
+            if let (Ok(r), Some(leader), true) = (&resp, leader, committed) {
+                if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
+                    node.contact.heard_from(leader);
+                }
+            }
+            serde_json::to_vec(&resp)
+        }
         b"vote" => serde_json::to_vec(&raft.vote(addressed!()).await),
         b"snapshot" => serde_json::to_vec(&raft.install_snapshot(addressed!()).await),
         b"join" => {
@@ -712,6 +729,10 @@ async fn dispatch(
             serde_json::to_vec(&forget(node, &req).await)
         }
         b"status" => serde_json::to_vec(&status(node)),
+        b"elect" => {
+            let req: super::handover::ElectRequest = parse!();
+            serde_json::to_vec(&super::handover::on_elect(node, &req).await)
+        }
         b"propose" => {
             let cmd: Command = parse!();
             // Every daemon signs what `apply` checks the authority of.

@@ -129,6 +129,9 @@ pub struct OpenReport {
     pub was_empty: bool,
     pub identity: Option<Identity>,
     pub identity_origin: IdentityOrigin,
+    /// The log index known committed when the directory was opened: the
+    /// state is loaded once the node has applied up to it.
+    pub committed_index: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -429,6 +432,7 @@ pub fn open(
     let meta: Meta = read_sealed(&dir.join("meta"))?.unwrap_or_default();
     let snapshot: Option<StoredSnapshot> = read_sealed(&dir.join("snapshot"))?;
     report.was_empty = entries.is_empty() && meta.vote.is_none() && snapshot.is_none();
+    report.committed_index = meta.committed.map(|c| c.index);
     let identity_path = dir.join("identity");
     let stored: Option<Identity> = read_sealed(&identity_path)?;
     let (identity, origin) = identity_of(&dir, stored.clone(), report.was_empty, seed)?;

@@ -94,11 +94,18 @@ struct Upkeep {
     removed: bool,
     was_leader: bool,
     last_leader_round: Option<Instant>,
+    /// When this voter last asked the leader to remove voters its static
+    /// peer list no longer names.
+    last_unlisted_ask: Option<Instant>,
     formation_log: Once,
     entry_ask: Once,
     entry_log: Once,
     fatal: mpsc::Sender<String>,
 }
+
+/// How often a follower asks for the removal of voters its peer list no
+/// longer names.
+const UNLISTED_ASK_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) async fn run(
     host: Arc<dyn Host>,
@@ -123,6 +130,7 @@ pub(super) async fn run(
         removed: false,
         was_leader: false,
         last_leader_round: None,
+        last_unlisted_ask: None,
         formation_log: Once::default(),
         entry_ask: Once::default(),
         entry_log: Once::default(),
@@ -379,6 +387,55 @@ impl Upkeep {
             self.last_leader_round = Some(Instant::now());
             self.leader_housekeeping().await;
         }
+        if !leads && m.current_leader.is_some() {
+            self.ask_removal_of_unlisted(&m).await;
+        }
+    }
+
+    /// A follower whose static peer list no longer names some voters (a set
+    /// scaled in: its pods are rolled with the shorter list while the leader
+    /// may still have the longer one) asks the leader to remove them. The
+    /// leader removes only a member that does not answer and only if the
+    /// rest keeps a live majority, as for any removal; until then the
+    /// departed voters would count against the majority at every step of
+    /// the roll.
+    async fn ask_removal_of_unlisted(
+        &mut self,
+        m: &openraft::RaftMetrics<u64, crate::core::group::Member>,
+    ) {
+        let Some(peers) = self.node.policy.peers.clone() else {
+            return;
+        };
+        if self
+            .last_unlisted_ask
+            .is_some_and(|t| t.elapsed() < UNLISTED_ASK_EVERY)
+        {
+            return;
+        }
+        let unlisted: Vec<u64> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|&id| id != self.node.id)
+            .filter(|id| {
+                m.membership_config
+                    .membership()
+                    .get_node(id)
+                    .is_some_and(|n| !peers.contains(&n.addr))
+            })
+            .collect();
+        if unlisted.is_empty() {
+            return;
+        }
+        self.last_unlisted_ask = Some(Instant::now());
+        for id in unlisted {
+            match forget_through_leader(&self.node, id, "unlisted").await {
+                ForgetReply::Removed => tracing::warn!(
+                    "raft: node {id}, not in this daemon's peer list, removed by the leader"
+                ),
+                other => tracing::debug!("raft: removal of unlisted node {id}: {other:?}"),
+            }
+        }
     }
 
     /// A voter without a leader for a while asks its peers whether it is
@@ -506,6 +563,7 @@ async fn join(node: &RaftNode, via: &str, addr: &str, fresh: bool) -> Result<(),
         addr: addr.to_string(),
         fresh,
         myid: node.myid.clone(),
+        peers: node.policy.peers.clone(),
     };
     let mut target = via.to_string();
     for _ in 0..3 {

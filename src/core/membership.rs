@@ -76,6 +76,8 @@ pub struct JoinRequest {
     pub myid: String,
     /// First join of a process whose Raft storage is empty.
     pub fresh: bool,
+    /// The joiner's static peer list, when it has one.
+    pub peers: Option<Vec<String>>,
 }
 
 /// A membership change for the consensus layer to carry out.
@@ -238,6 +240,19 @@ impl GroupView {
             .is_none_or(|p| p.iter().any(|a| a == addr))
     }
 
+    /// Whether a joiner's address may be added: the leader's static list
+    /// names it, or the joiner's own static list names it and every
+    /// current voter. The second is a set scaled out: its new daemons
+    /// start with the longer list before the running ones are given it
+    /// (a StatefulSet creates the new pods first and rolls the others
+    /// once those are ready).
+    fn admits(&self, req: &JoinRequest) -> bool {
+        self.listed(&req.addr)
+            || req.peers.as_ref().is_some_and(|p| {
+                p.contains(&req.addr) && self.voters().all(|v| p.contains(&v.member.addr))
+            })
+    }
+
     /// Whether going from the current voters to `new` (ids; `joining` is
     /// counted live) keeps a live majority in both configurations.
     fn joint_ok(&self, new: &[u64], joining: Option<u64>) -> Result<(), Refusal> {
@@ -352,7 +367,7 @@ fn join_known(
     if me.voter {
         return Ok(None);
     }
-    if !view.listed(&req.addr) {
+    if !view.admits(req) {
         return Err(Refusal::NotInPeerList {
             addr: req.addr.clone(),
         });
@@ -369,7 +384,7 @@ fn join_known(
 /// A join from a node id the group does not know: a new incarnation
 /// replacing its old voter, or a new daemon.
 fn join_new(view: &GroupView, req: &JoinRequest) -> Result<Option<Change>, Refusal> {
-    if !view.listed(&req.addr) {
+    if !view.admits(req) {
         return Err(Refusal::NotInPeerList {
             addr: req.addr.clone(),
         });
@@ -655,6 +670,7 @@ mod tests {
 
     fn join(id: u64, addr: &str, myid: &str) -> JoinRequest {
         JoinRequest {
+            peers: None,
             id,
             addr: addr.into(),
             myid: myid.into(),
@@ -767,6 +783,29 @@ mod tests {
         g.peers = Some(vec!["10.0.0.1:26379".into()]);
         assert!(matches!(
             decide_join(&g, &req),
+            JoinDecision::Refuse(Refusal::NotInPeerList { .. })
+        ));
+        // A set scaled out: the joiner's own list names it and every voter
+        // (the running daemons still have the shorter list).
+        let longer: Vec<String> = (1..=3)
+            .chain([9])
+            .map(|i| format!("10.0.0.{i}:26379"))
+            .collect();
+        let mut scaled = req.clone();
+        scaled.peers = Some(longer.clone());
+        assert!(matches!(
+            decide_join(&g, &scaled),
+            JoinDecision::Change(Change::AddVoter { id: 9, .. })
+        ));
+        // A list that leaves out a voter, or the joiner, is no reason.
+        scaled.peers = Some(longer[1..].to_vec());
+        assert!(matches!(
+            decide_join(&g, &scaled),
+            JoinDecision::Refuse(Refusal::NotInPeerList { .. })
+        ));
+        scaled.peers = Some(longer[..3].to_vec());
+        assert!(matches!(
+            decide_join(&g, &scaled),
             JoinDecision::Refuse(Refusal::NotInPeerList { .. })
         ));
         // A learner left over from an interrupted join is promoted.

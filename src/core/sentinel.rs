@@ -207,6 +207,8 @@ pub struct Sentinel {
     /// When the peers a `SENTINEL RESET` forgot must have been rediscovered
     /// (see `members::forget_unseen`).
     pub(crate) forget_unseen_at: Option<Millis>,
+    /// When the driver last ticked the core (the liveness probe's clock).
+    pub(crate) last_tick: Millis,
 }
 
 /// The masters whose failover engine an input may have moved: the engine
@@ -353,6 +355,7 @@ impl Sentinel {
             owners: HashMap::new(),
             forget_unseen_at: None,
             start_epoch_proposed: 0,
+            last_tick: now,
         };
         for mi in 0..s.masters.len() {
             s.register_master(mi);
@@ -407,6 +410,11 @@ impl Sentinel {
             out.extend(run);
         }
         out
+    }
+
+    /// When the core was last ticked (0: not yet).
+    pub fn last_tick(&self) -> Millis {
+        self.last_tick
     }
 
     pub fn myid(&self) -> &str {
@@ -505,6 +513,7 @@ impl Sentinel {
         let mut out = Vec::new();
         let touched = match input {
             Input::Tick => {
+                self.last_tick = now;
                 self.tick(now, &mut out);
                 Touched::All
             }

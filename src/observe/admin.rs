@@ -72,7 +72,50 @@ impl Page {
     }
 }
 
-type Handler = Arc<dyn Fn() -> Page + Send + Sync>;
+/// The decoded query string of a request (`?a=1&b=2`); a repeated key keeps
+/// its last value.
+pub type Query = std::collections::HashMap<String, String>;
+
+type PageFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Page> + Send>>;
+type Handler = Arc<dyn Fn(Query) -> PageFuture + Send + Sync>;
+
+/// Decodes `a=1&b=%2F` (percent escapes and `+`; malformed escapes are kept
+/// as they are).
+pub fn parse_query(q: &str) -> Query {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = s
+                        .get(i + 1..i + 3)
+                        .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match hex {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
 
 /// The paths served, each with its handler (answering `GET`).
 #[derive(Clone, Default)]
@@ -87,22 +130,39 @@ impl Routes {
 
     /// Serves `GET path` with `handler`.
     pub fn get(
-        mut self,
+        self,
         path: &'static str,
         handler: impl Fn() -> Page + Send + Sync + 'static,
     ) -> Routes {
-        self.routes.push((path, Arc::new(handler)));
+        let handler = Arc::new(handler);
+        self.get_async(path, move |_| {
+            let page = handler();
+            async move { page }
+        })
+    }
+
+    /// Serves `GET path` with an async `handler` given the query string.
+    pub fn get_async<F>(
+        mut self,
+        path: &'static str,
+        handler: impl Fn(Query) -> F + Send + Sync + 'static,
+    ) -> Routes
+    where
+        F: std::future::Future<Output = Page> + Send + 'static,
+    {
+        self.routes
+            .push((path, Arc::new(move |q| Box::pin(handler(q)) as PageFuture)));
         self
     }
 
     /// The page for one request: the route's, 404 for an unknown path, 405
     /// for any method but GET.
-    pub fn respond(&self, method: &Method, path: &str) -> Page {
+    pub async fn respond(&self, method: &Method, path: &str, query: Option<&str>) -> Page {
         if method != Method::GET {
             return Page::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
         match self.routes.iter().find(|(p, _)| *p == path) {
-            Some((_, handler)) => handler(),
+            Some((_, handler)) => handler(parse_query(query.unwrap_or(""))).await,
             None => Page::error(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
@@ -143,8 +203,13 @@ pub async fn serve(listener: TcpListener, routes: Routes, shutdown: Cancellation
         let routes = routes.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let page = routes.respond(req.method(), req.uri().path());
-                async move { Ok::<_, Infallible>(to_response(page)) }
+                let routes = routes.clone();
+                async move {
+                    let page = routes
+                        .respond(req.method(), req.uri().path(), req.uri().query())
+                        .await;
+                    Ok::<_, Infallible>(to_response(page))
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -177,22 +242,39 @@ mod tests {
             .get("/healthz", || Page::text("ok\n"))
     }
 
-    #[test]
-    fn routing() {
-        let r = routes();
+    #[tokio::test]
+    async fn routing() {
+        let r = routes().get_async("/q", |q: Query| async move {
+            Page::text(format!("{:?}", q.get("max-lag-bytes")))
+        });
         assert_eq!(
-            r.respond(&Method::GET, "/metrics"),
+            r.respond(&Method::GET, "/metrics", None).await,
             Page::prometheus("raftinel_masters 1\n".into())
         );
-        assert_eq!(r.respond(&Method::GET, "/healthz").body, "ok\n");
+        assert_eq!(r.respond(&Method::GET, "/healthz", None).await.body, "ok\n");
         assert_eq!(
-            r.respond(&Method::GET, "/nope").status,
+            r.respond(&Method::GET, "/nope", None).await.status,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            r.respond(&Method::POST, "/metrics").status,
+            r.respond(&Method::POST, "/metrics", None).await.status,
             StatusCode::METHOD_NOT_ALLOWED
         );
+        assert_eq!(
+            r.respond(&Method::GET, "/q", Some("a=b&max-lag-bytes=10%30"))
+                .await
+                .body,
+            "Some(\"100\")"
+        );
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query("a=1&b=x%2Fy+z&c&%zz=%");
+        assert_eq!(q["a"], "1");
+        assert_eq!(q["b"], "x/y z");
+        assert_eq!(q["c"], "");
+        assert_eq!(q["%zz"], "%");
     }
 
     async fn get(addr: std::net::SocketAddr, request: &[u8]) -> String {

@@ -4,9 +4,10 @@
 //!
 //! - [`Driver`] owns the core. It implements what the RESP server may do with
 //!   it ([`crate::server::Core`]: a short synchronous section, then hand over
-//!   the actions) and what the Raft plumbing needs ([`crate::consensus::Host`]:
-//!   feed commits, read a few facts); neither sees the other's handle, the
-//!   executor's queues, or the links.
+//!   the actions), what the Raft plumbing needs ([`crate::consensus::Host`]:
+//!   feed commits, read a few facts) and what the pod code reads
+//!   ([`crate::pod::Core`]: lock, try-lock, clock); none sees another's
+//!   handle, the executor's queues, or the links.
 //! - `executor` carries out every action, in the order it states.
 //! - `links` is the driver task: ticks, link actions, link results.
 //! - [`Daemon`] is what `main` holds: the driver plus the handles (pub/sub
@@ -126,6 +127,26 @@ impl crate::server::Core for Driver {
     }
 }
 
+impl crate::pod::Core for Driver {
+    fn lock(&self) -> MutexGuard<'_, Sentinel> {
+        self.lock_core()
+    }
+
+    fn try_lock(&self) -> Option<MutexGuard<'_, Sentinel>> {
+        match self.core.try_lock() {
+            Ok(core) => Some(core),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                panic!("the core's lock is poisoned: a panic left it mid-change")
+            }
+        }
+    }
+
+    fn now(&self) -> Millis {
+        Driver::now(self)
+    }
+}
+
 impl crate::consensus::Host for Driver {
     fn feed(&self, input: Input) {
         Driver::feed(self, input)
@@ -236,6 +257,15 @@ impl Daemon {
         }
     }
 
+    /// What the pod code (probes, status, re-pointing) is given.
+    pub fn pod_handles(&self) -> crate::pod::Handles {
+        crate::pod::Handles {
+            core: self.driver.clone(),
+            raft: self.raft.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
     /// Starts the local Raft node (storage opened and verified first) and
     /// the tasks that drive it.
     pub async fn start_raft(
@@ -277,6 +307,7 @@ impl Daemon {
         };
         g.scripts_running = self.scripts.running_count();
         g.scripts_queued = self.scripts.queue_len();
+        crate::pod::probe::export_metrics(&crate::pod::status::snapshot(&self.pod_handles()));
         crate::observe::render_metrics(self.metrics.as_ref(), g)
     }
 }

@@ -1,8 +1,10 @@
-//! `SENTINEL RAFT MEMBERS` and `SENTINEL RAFT FORGET <node-id>` (raftinel
-//! extensions): the Raft group's members as this daemon sees them, and the
-//! removal of a departed daemon (carried out by the leader, which refuses it
-//! while the daemon still answers or when the rest would not be a live
-//! majority).
+//! `SENTINEL RAFT MEMBERS`, `SENTINEL RAFT FORGET <node-id>` and
+//! `SENTINEL RAFT STATUS` (raftinel extensions): the Raft group's members as
+//! this daemon sees them; the removal of a departed daemon (carried out by
+//! the leader, which refuses it while the daemon still answers or when the
+//! rest would not be a live majority); and everything the daemon knows as
+//! one JSON document (`pod::status`, read by `raftinel ctl` and
+//! `boot-redis`).
 //!
 //! Kept out of the command table, like `RAFTINEL`, so `COMMAND` and
 //! `SENTINEL HELP` stay Sentinel's; a client needs the rights of
@@ -18,7 +20,7 @@ pub fn is_sentinel_raft(argv: &[Vec<u8>]) -> bool {
     matches!(argv, [a, b, ..] if a.eq_ignore_ascii_case(b"sentinel") && b.eq_ignore_ascii_case(b"raft"))
 }
 
-const USAGE: &str = "ERR Unknown SENTINEL RAFT subcommand or wrong number of arguments: use MEMBERS or FORGET <node-id>";
+const USAGE: &str = "ERR Unknown SENTINEL RAFT subcommand or wrong number of arguments: use MEMBERS, FORGET <node-id> or STATUS";
 
 pub async fn sentinel_raft(server: &Server, sess: &Session, argv: &[Vec<u8>]) -> Frame {
     if !sess.authenticated && cmd::auth_required(server) {
@@ -28,11 +30,22 @@ pub async fn sentinel_raft(server: &Server, sess: &Session, argv: &[Vec<u8>]) ->
     if let Some(denied) = cmd::check_acl_as(server, sess, &as_reset) {
         return denied;
     }
+    let sub = String::from_utf8_lossy(&argv[2..].first().cloned().unwrap_or_default())
+        .to_ascii_lowercase();
+    if (sub.as_str(), argv.len()) == ("status", 3) {
+        let status = {
+            let raft = server.raft.get();
+            let now = server.core.now();
+            crate::pod::status::snapshot_of(&server.core.lock(), now, raft)
+        };
+        return match serde_json::to_vec(&status) {
+            Ok(json) => Frame::Bulk(json),
+            Err(e) => Frame::error(format!("ERR {e}")),
+        };
+    }
     let Some(node) = server.raft.get() else {
         return Frame::error("ERR raft is not running on this node");
     };
-    let sub = String::from_utf8_lossy(&argv[2..].first().cloned().unwrap_or_default())
-        .to_ascii_lowercase();
     match (sub.as_str(), argv.len()) {
         ("members", 3) => members(node),
         ("forget", 4) => {

@@ -38,7 +38,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -161,7 +161,7 @@ impl Contract {
 
 /// A tool named by `env` (a path), else `name` on PATH; `None` after a skip
 /// line (or a panic under CI) when it is missing.
-fn tool(env: &str, name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(env: &str, name: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
         let p = PathBuf::from(p);
         assert!(p.is_file(), "{env}={} is not a file", p.display());
@@ -190,10 +190,10 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 // ---------------------------------------------------------------- rendering
 
 /// One rendered kustomization: an overlay, or the base with every component.
-struct Variant {
-    name: String,
-    yaml: String,
-    docs: Vec<J>,
+pub(crate) struct Variant {
+    pub(crate) name: String,
+    pub(crate) yaml: String,
+    pub(crate) docs: Vec<J>,
 }
 
 /// The components in the order the composite variant applies them.
@@ -229,7 +229,7 @@ fn parse_docs(text: &str) -> Vec<J> {
 
 /// Every overlay under deploy/overlays, then the composite. `None` when
 /// kubectl is missing (outside CI).
-fn variants() -> Option<&'static [Variant]> {
+pub(crate) fn variants() -> Option<&'static [Variant]> {
     static V: OnceLock<Option<Vec<Variant>>> = OnceLock::new();
     V.get_or_init(|| {
         let kubectl = tool("RAFTINEL_KUBECTL", "kubectl")?;
@@ -284,7 +284,7 @@ fn variants() -> Option<&'static [Variant]> {
     .as_deref()
 }
 
-fn variant<'a>(vs: &'a [Variant], name: &str) -> &'a Variant {
+pub(crate) fn variant<'a>(vs: &'a [Variant], name: &str) -> &'a Variant {
     vs.iter()
         .find(|v| v.name == name)
         .unwrap_or_else(|| panic!("no rendered variant {name}"))
@@ -292,29 +292,29 @@ fn variant<'a>(vs: &'a [Variant], name: &str) -> &'a Variant {
 
 // ---------------------------------------------------------------- object access
 
-fn kind_of(v: &J) -> &str {
+pub(crate) fn kind_of(v: &J) -> &str {
     v["kind"].as_str().unwrap_or("")
 }
 
-fn name_of(v: &J) -> &str {
+pub(crate) fn name_of(v: &J) -> &str {
     v["metadata"]["name"].as_str().unwrap_or("")
 }
 
-fn objects<'a>(docs: &'a [J], kind: &str) -> Vec<&'a J> {
+pub(crate) fn objects<'a>(docs: &'a [J], kind: &str) -> Vec<&'a J> {
     docs.iter().filter(|d| kind_of(d) == kind).collect()
 }
 
-fn one<'a>(docs: &'a [J], kind: &str) -> &'a J {
+pub(crate) fn one<'a>(docs: &'a [J], kind: &str) -> &'a J {
     let all = objects(docs, kind);
     assert_eq!(all.len(), 1, "expected one {kind}, found {}", all.len());
     all[0]
 }
 
-fn arr(v: &J) -> &[J] {
+pub(crate) fn arr(v: &J) -> &[J] {
     v.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
-fn strs(v: &J) -> Vec<String> {
+pub(crate) fn strs(v: &J) -> Vec<String> {
     arr(v)
         .iter()
         .map(|s| s.as_str().unwrap_or_default().to_string())
@@ -330,15 +330,15 @@ fn selects(sel: &J, labels: &J) -> bool {
 }
 
 /// The set's one StatefulSet and facts derived from it.
-struct Set<'a> {
-    sts: &'a J,
-    pod: &'a J,
-    labels: &'a J,
-    replicas: u64,
+pub(crate) struct Set<'a> {
+    pub(crate) sts: &'a J,
+    pub(crate) pod: &'a J,
+    pub(crate) labels: &'a J,
+    pub(crate) replicas: u64,
 }
 
 impl<'a> Set<'a> {
-    fn of(docs: &'a [J]) -> Set<'a> {
+    pub(crate) fn of(docs: &'a [J]) -> Set<'a> {
         let sts = one(docs, "StatefulSet");
         let pod = &sts["spec"]["template"]["spec"];
         Set {
@@ -350,14 +350,14 @@ impl<'a> Set<'a> {
     }
 
     /// Init containers (sidecars among them) and containers.
-    fn containers(&self) -> Vec<&'a J> {
+    pub(crate) fn containers(&self) -> Vec<&'a J> {
         arr(&self.pod["initContainers"])
             .iter()
             .chain(arr(&self.pod["containers"]))
             .collect()
     }
 
-    fn container(&self, name: &str) -> &'a J {
+    pub(crate) fn container(&self, name: &str) -> &'a J {
         self.containers()
             .into_iter()
             .find(|c| c["name"] == name)
@@ -386,11 +386,11 @@ impl<'a> Set<'a> {
             .and_then(|p| p["containerPort"].as_u64())
     }
 
-    fn headless(&self) -> &'a str {
+    pub(crate) fn headless(&self) -> &'a str {
         self.sts["spec"]["serviceName"].as_str().unwrap_or("")
     }
 
-    fn configmap_file(&self, docs: &'a [J], volume: &str, key: &str) -> &'a str {
+    pub(crate) fn configmap_file(&self, docs: &'a [J], volume: &str, key: &str) -> &'a str {
         let cm_name = arr(&self.pod["volumes"])
             .iter()
             .find(|v| v["name"] == volume)

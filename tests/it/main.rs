@@ -36,7 +36,10 @@
 //! daemon, through the debug build's failpoints), `netsafe` (data safety:
 //! partitions, crashes and cold starts of pods in network namespaces,
 //! raftinel beside redis-sentinel; needs root), `fuzz` (seeded mutational
-//! fuzzing of the parsers and of RAFTINEL requests to a live daemon).
+//! fuzzing of the parsers and of RAFTINEL requests to a live daemon),
+//! `rehearsal` (the rendered StatefulSet run pod by pod in network
+//! namespaces, as a kubelet would, through deletions, a new IP, a wiped
+//! volume, a cold start, a rolling restart and scaling; needs root).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -61,5 +64,6 @@ mod membership;
 mod monitoring;
 mod netsafe;
 mod raft;
+mod rehearsal;
 mod replay;
 mod trust;

@@ -644,6 +644,9 @@ impl GroupWorld {
             addr: self.daemons[d].addr(),
             myid: self.daemons[d].myid.clone(),
             fresh,
+            // One list for every daemon here: the leader's names the joiner
+            // whenever the joiner's would.
+            peers: None,
         };
         match membership::decide_join(&view, &req) {
             JoinDecision::Member => {}
