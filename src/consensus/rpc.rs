@@ -413,6 +413,7 @@ pub async fn group_view(node: &RaftNode) -> GroupView {
         members,
         changing: membership.get_joint_config().len() > 1,
         peers: node.policy.peers.clone(),
+        authenticated: node.secret().is_some(),
     }
 }
 

@@ -64,6 +64,9 @@ pub struct GroupView {
     pub changing: bool,
     /// The static peer list (`host:port` of each daemon), when configured.
     pub peers: Option<Vec<String>>,
+    /// Requests are signed with the group secret: what a joiner says of
+    /// itself (its own peer list) comes from a holder of the secret.
+    pub authenticated: bool,
 }
 
 /// A daemon asking to be in the group (or to have its entry updated).
@@ -246,11 +249,16 @@ impl GroupView {
     /// start with the longer list before the running ones are given it
     /// (a StatefulSet creates the new pods first and rolls the others
     /// once those are ready).
+    /// A joiner listed by the leader's peer list, or, in a group whose
+    /// requests are signed, by its own list naming it and every voter (a
+    /// set scaled out, whose running daemons still have the shorter list).
+    /// Without a secret anyone reaching the port could send such a list.
     fn admits(&self, req: &JoinRequest) -> bool {
         self.listed(&req.addr)
-            || req.peers.as_ref().is_some_and(|p| {
-                p.contains(&req.addr) && self.voters().all(|v| p.contains(&v.member.addr))
-            })
+            || (self.authenticated
+                && req.peers.as_ref().is_some_and(|p| {
+                    p.contains(&req.addr) && self.voters().all(|v| p.contains(&v.member.addr))
+                }))
     }
 
     /// Whether going from the current voters to `new` (ids; `joining` is
@@ -665,6 +673,7 @@ mod tests {
                 .collect(),
             changing: false,
             peers: None,
+            authenticated: false,
         }
     }
 
@@ -786,13 +795,19 @@ mod tests {
             JoinDecision::Refuse(Refusal::NotInPeerList { .. })
         ));
         // A set scaled out: the joiner's own list names it and every voter
-        // (the running daemons still have the shorter list).
+        // (the running daemons still have the shorter list). Taken only from
+        // a signed request: without a secret anyone could send that list.
         let longer: Vec<String> = (1..=3)
             .chain([9])
             .map(|i| format!("10.0.0.{i}:26379"))
             .collect();
         let mut scaled = req.clone();
         scaled.peers = Some(longer.clone());
+        assert!(matches!(
+            decide_join(&g, &scaled),
+            JoinDecision::Refuse(Refusal::NotInPeerList { .. })
+        ));
+        g.authenticated = true;
         assert!(matches!(
             decide_join(&g, &scaled),
             JoinDecision::Change(Change::AddVoter { id: 9, .. })

@@ -298,6 +298,9 @@ impl GroupWorld {
                     .map(|port| format!("10.0.0.{}:{port}", port % 250))
                     .collect()
             }),
+            // The simulated group signs its requests (forged ones are
+            // refused by the transport it models).
+            authenticated: true,
         })
     }
 
