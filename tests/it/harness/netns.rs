@@ -55,7 +55,7 @@ pub fn pod_ip(i: usize) -> String {
 // ---------------------------------------------------------------- commands
 
 /// Run a short administrative command (`ip`, `iptables`); its output or why it failed.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(program)
         .args(args)
         .output()
@@ -72,7 +72,7 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn must(program: &str, args: &[&str]) -> String {
+pub fn must(program: &str, args: &[&str]) -> String {
     run(program, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -107,7 +107,8 @@ pub struct Netns {
 }
 
 impl Netns {
-    fn create(name: &str) -> Netns {
+    /// Create namespace `name` with its loopback up.
+    pub fn create(name: &str) -> Netns {
         must("ip", &["netns", "add", name]);
         let ns = Netns { name: name.into() };
         must("ip", &["-n", name, "link", "set", "lo", "up"]);
@@ -185,7 +186,8 @@ impl Netns {
 
     /// The hosts file `ip netns exec` bind-mounts over /etc/hosts for
     /// processes started in this namespace.
-    fn write_hosts(&self, text: &str) {
+    /// Rewritten in place (same file), so running processes see the change.
+    pub fn write_hosts(&self, text: &str) {
         let dir = Path::new(ETC_NETNS).join(&self.name);
         fs::create_dir_all(&dir).expect("create /etc/netns/<ns>");
         fs::write(dir.join("hosts"), text).expect("write hosts file");
@@ -211,17 +213,52 @@ pub fn enter(ns: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// A TCP connection opened from inside namespace `ns` by a short-lived
-/// thread (the socket stays in the namespace).
-pub fn connect_in(ns: &str, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// Run `f` on a short-lived thread inside namespace `ns` (sockets it opens
+/// stay in that namespace, and work from any thread afterwards).
+pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     std::thread::scope(|s| {
         s.spawn(|| {
             enter(ns)?;
-            TcpStream::connect_timeout(&addr, timeout)
+            Ok(f())
         })
         .join()
-        .unwrap_or_else(|_| Err(io::Error::other("connect thread panicked")))
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
+}
+
+/// A TCP connection opened from inside namespace `ns` (the socket stays in
+/// the namespace).
+pub fn connect_in(ns: &str, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    in_ns(ns, || TcpStream::connect_timeout(&addr, timeout))?
+}
+
+/// Join namespace `ns` to the Linux bridge `br0` of namespace `bridge` with
+/// a veth pair (`port` on the bridge side, `eth0` in `ns`) and give it
+/// `addr`/24.
+pub fn attach(bridge: &str, ns: &str, port: &str, addr: &str) {
+    must(
+        "ip",
+        &[
+            "-n", bridge, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ],
+    );
+    must(
+        "ip",
+        &["-n", bridge, "link", "set", port, "master", "br0", "up"],
+    );
+    must(
+        "ip",
+        &[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ],
+    );
+    must("ip", &["-n", ns, "link", "set", "eth0", "up"]);
 }
 
 /// A RESP connection to `ip:port` from inside namespace `ns`.
@@ -233,15 +270,15 @@ pub fn conn_in(ns: &str, ip: &str, port: u16) -> io::Result<Conn> {
 }
 
 /// Remove namespaces (and hosts files) left by test processes that no longer
-/// run: `rft-<pid>-...` whose pid is gone.
-fn sweep_stale() {
+/// run: `<prefix><pid>-...` whose pid is gone.
+pub fn sweep_stale(prefix: &str) {
     let Ok(rd) = fs::read_dir(NETNS_DIR) else {
         return;
     };
     for e in rd.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
-            .strip_prefix(PREFIX)
+            .strip_prefix(prefix)
             .and_then(|r| r.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
@@ -452,7 +489,7 @@ impl Net {
             return None;
         }
         let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        sweep_stale();
+        sweep_stale(PREFIX);
         let tag = format!(
             "{PREFIX}{}-{}",
             std::process::id(),
@@ -463,20 +500,7 @@ impl Net {
             .ip(&["link", "add", "br0", "type", "bridge"])
             .unwrap();
         bridge.ip(&["link", "set", "br0", "up"]).unwrap();
-        let attach = |ns: &Netns, port: &str, ip: &str| {
-            bridge
-                .ip(&[
-                    "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
-                ])
-                .unwrap_or_else(|e| panic!("{e}"));
-            bridge
-                .ip(&["link", "set", port, "master", "br0", "up"])
-                .unwrap_or_else(|e| panic!("{e}"));
-            ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])
-                .unwrap_or_else(|e| panic!("{e}"));
-            ns.ip(&["link", "set", "eth0", "up"])
-                .unwrap_or_else(|e| panic!("{e}"));
-        };
+        let attach = |ns: &Netns, port: &str, ip: &str| attach(&bridge.name, &ns.name, port, ip);
         let client = Netns::create(&format!("{tag}-client"));
         attach(&client, "c0", CLIENT_IP);
         let mut hosts_text = format!("127.0.0.1 localhost\n{CLIENT_IP} client\n");

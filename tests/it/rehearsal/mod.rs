@@ -713,7 +713,7 @@ impl Rehearsal {
         let client = self.net.client.clone();
         let tl = self.tl.clone();
         self.threads.push(std::thread::spawn(move || {
-            enter(&client);
+            enter(&client).expect("enter the client namespace");
             while !stop.load(Ordering::Relaxed) {
                 kubelet_round(&pods.lock().unwrap(), &findings, &tl);
                 std::thread::sleep(Duration::from_millis(250));
@@ -893,7 +893,7 @@ impl Writer {
         let errors = Arc::new(Mutex::new(0));
         let (s, a, e) = (stop.clone(), acked.clone(), errors.clone());
         let thread = std::thread::spawn(move || {
-            enter(&net.client);
+            enter(&net.client).expect("enter the client namespace");
             let mut n = from;
             let mut master: Option<Conn> = None;
             let mut turn = 0usize;

@@ -27,8 +27,10 @@
 //!   both preStop hooks at once, then SIGTERM, and SIGKILL at the end of the
 //!   grace period.
 //!
-//! This is the rehearsal's own minimal harness (see the module comment of
-//! `rehearsal`): it keeps to what the rendered manifests need.
+//! The namespaces, their veth links, hosts files and cleanup are
+//! `harness::netns`'s (shared with the partition tests); what is built on
+//! them here is the rehearsal's own: it keeps to what the rendered manifests
+//! need.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -42,28 +44,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value as J;
 
 use crate::deploy::arr;
+pub use crate::harness::netns::enter;
+use crate::harness::netns::{attach, connect_in, must, run, sweep_stale, Netns};
 
 pub const SUBNET: &str = "198.18.1";
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn must(r: Result<String, String>) -> String {
-    r.unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// Whether namespaces can be made here (root, `ip netns`).
 pub fn available() -> bool {
@@ -72,54 +56,9 @@ pub fn available() -> bool {
         return false;
     }
     let probe = format!("k8sd-{}-probe", std::process::id());
-    let ok = ip(&["netns", "add", &probe]).is_ok();
-    let _ = ip(&["netns", "del", &probe]);
+    let ok = run("ip", &["netns", "add", &probe]).is_ok();
+    let _ = run("ip", &["netns", "del", &probe]);
     ok
-}
-
-/// Runs `f` on a thread that entered namespace `ns` (sockets it opens
-/// belong to that namespace and keep working anywhere afterwards).
-pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            enter(ns);
-            f()
-        })
-        .join()
-        .expect("thread in namespace")
-    })
-}
-
-/// Moves the calling thread into network namespace `ns`.
-pub fn enter(ns: &str) {
-    let f = fs::File::open(format!("/run/netns/{ns}"))
-        .unwrap_or_else(|e| panic!("open /run/netns/{ns}: {e}"));
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns on a valid namespace fd only changes this thread.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-}
-
-/// Removes namespaces (and their hosts files) left by test processes that
-/// are gone.
-fn sweep() {
-    let Ok(list) = ip(&["netns", "list"]) else {
-        return;
-    };
-    for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(pid) = name
-            .strip_prefix("k8sd-")
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: kill with signal 0 only checks the process exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            let _ = ip(&["netns", "del", name]);
-            let _ = fs::remove_dir_all(format!("/etc/netns/{name}"));
-        }
-    }
 }
 
 /// The namespaces and the name → address map.
@@ -129,13 +68,14 @@ pub struct Net {
     pub client: String,
     /// FQDN (and short name) → address, as DNS answers now.
     names: Mutex<BTreeMap<String, String>>,
-    namespaces: Mutex<Vec<String>>,
+    /// Every namespace made, deleted with its hosts file on drop.
+    namespaces: Mutex<Vec<Netns>>,
     next_link: Mutex<u32>,
 }
 
 impl Net {
     pub fn new() -> Net {
-        sweep();
+        sweep_stale("k8sd-");
         let prefix = format!("k8sd-{}", std::process::id());
         let net = Net {
             bridge: format!("{prefix}-br"),
@@ -146,16 +86,11 @@ impl Net {
             next_link: Mutex::new(0),
         };
         net.add_ns(&net.bridge.clone());
-        must(ip(&[
-            "-n",
-            &net.bridge,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-        ]));
-        must(ip(&["-n", &net.bridge, "link", "set", "br0", "up"]));
+        must(
+            "ip",
+            &["-n", &net.bridge, "link", "add", "br0", "type", "bridge"],
+        );
+        must("ip", &["-n", &net.bridge, "link", "set", "br0", "up"]);
         let client = net.client.clone();
         net.add_ns(&client);
         net.attach(&client, &format!("{SUBNET}.250"));
@@ -163,11 +98,9 @@ impl Net {
     }
 
     fn add_ns(&self, ns: &str) {
-        must(ip(&["netns", "add", ns]));
-        self.namespaces.lock().unwrap().push(ns.to_string());
-        must(ip(&["-n", ns, "link", "set", "lo", "up"]));
-        fs::create_dir_all(format!("/etc/netns/{ns}")).expect("create /etc/netns/<ns>");
-        fs::write(format!("/etc/netns/{ns}/hosts"), self.hosts_text()).expect("hosts file");
+        let ns = Netns::create(ns);
+        ns.write_hosts(&self.hosts_text());
+        self.namespaces.lock().unwrap().push(ns);
     }
 
     /// Joins `ns` to the bridge with address `addr`.
@@ -177,41 +110,7 @@ impl Net {
             *n += 1;
             *n
         };
-        let peer = format!("v{n}");
-        must(ip(&[
-            "-n",
-            ns,
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &self.bridge,
-        ]));
-        must(ip(&[
-            "-n",
-            &self.bridge,
-            "link",
-            "set",
-            &peer,
-            "master",
-            "br0",
-            "up",
-        ]));
-        must(ip(&["-n", ns, "link", "set", "eth0", "up"]));
-        must(ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            "eth0",
-        ]));
+        attach(&self.bridge, ns, &format!("v{n}"), addr);
     }
 
     /// A namespace for a pod named `short` (`<sts>-<ordinal>`).
@@ -224,24 +123,14 @@ impl Net {
 
     /// Moves a pod to a new address (a pod re-created elsewhere).
     pub fn readdress(&self, ns: &str, old: &str, new: &str) {
-        must(ip(&[
-            "-n",
-            ns,
-            "addr",
-            "del",
-            &format!("{old}/24"),
-            "dev",
-            "eth0",
-        ]));
-        must(ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{new}/24"),
-            "dev",
-            "eth0",
-        ]));
+        must(
+            "ip",
+            &["-n", ns, "addr", "del", &format!("{old}/24"), "dev", "eth0"],
+        );
+        must(
+            "ip",
+            &["-n", ns, "addr", "add", &format!("{new}/24"), "dev", "eth0"],
+        );
     }
 
     /// What DNS answers for `name` (an FQDN or a short pod name).
@@ -271,12 +160,7 @@ impl Net {
         }
         let text = self.hosts_text();
         for ns in self.namespaces.lock().unwrap().iter() {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(format!("/etc/netns/{ns}/hosts"))
-                .expect("open hosts file");
-            f.write_all(text.as_bytes()).expect("write hosts file");
+            ns.write_hosts(&text);
         }
     }
 
@@ -301,17 +185,7 @@ impl Net {
         let sa: SocketAddr = format!("{addr}:{port}")
             .parse()
             .map_err(|e| std::io::Error::other(format!("{addr}: {e}")))?;
-        let client = self.client.clone();
-        in_ns(&client, move || TcpStream::connect_timeout(&sa, timeout))
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.namespaces.lock().unwrap().drain(..) {
-            let _ = ip(&["netns", "del", &ns]);
-            let _ = fs::remove_dir_all(format!("/etc/netns/{ns}"));
-        }
+        connect_in(&self.client, sa, timeout)
     }
 }
 
