@@ -28,14 +28,14 @@ pub enum LinkKind {
 }
 
 /// Credentials for an outbound link, as Sentinel chooses them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct LinkAuth {
     pub user: Option<String>,
     pub pass: Option<String>,
 }
 
 /// What the driver needs to open and run the links of one instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LinkSpec {
     pub id: InstanceId,
     pub kind: InstanceKind,

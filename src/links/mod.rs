@@ -1,7 +1,6 @@
-//! Outbound links to Redis masters, replicas and peer sentinels (tokio; the
-//! `redis` crate for the command link, the crate's RESP codec for the pubsub
-//! link). Every command carries a timeout; results flow back to the core as
-//! `core::Input`s.
+//! Outbound links to Redis masters, replicas and peer sentinels (tokio and
+//! the crate's RESP codec). Every command carries a timeout; results flow back
+//! to the core as `core::Input`s.
 //!
 //! Each link is one task owning one connection: a *command* link (masters,
 //! replicas, peers) runs PING / INFO / hello PUBLISH / IS-MASTER-DOWN-BY-ADDR /
@@ -16,6 +15,7 @@
 pub mod command;
 pub mod connect;
 pub mod pubsub;
+pub mod registry;
 
 use tokio::sync::mpsc;
 
@@ -48,6 +48,14 @@ pub enum LinkCmd {
     Unpause,
 }
 
+/// A command for the instance `id` (a shared peer connection carries the
+/// commands of many instances).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: InstanceId,
+    pub cmd: LinkCmd,
+}
+
 /// What a link task reports to the driver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkMsg {
@@ -69,9 +77,14 @@ pub struct LinkCtx {
 
 impl LinkCtx {
     fn report(&self, link: LinkKind, input: Input) {
+        self.report_as(self.spec.id, link, input)
+    }
+
+    /// Reports an input about instance `id` (the instance a command was for).
+    fn report_as(&self, id: InstanceId, link: LinkKind, input: Input) {
         // The driver is gone only during shutdown; nothing left to tell then.
         let _ = self.out.send(LinkMsg {
-            id: self.spec.id,
+            id,
             link,
             gen: self.gen,
             input,
@@ -79,7 +92,7 @@ impl LinkCtx {
     }
 
     /// `name` mapped through the master's rename-command table.
-    pub fn command_name(&self, name: &str) -> String {
+    pub fn command_name<'a>(&'a self, name: &'a str) -> &'a str {
         renamed(&self.spec.renames, name)
     }
 
@@ -97,18 +110,17 @@ impl LinkCtx {
 
 /// Looks a command up in a rename table (original names compared
 /// case-insensitively); unmapped commands keep their name.
-pub fn renamed(renames: &[(String, String)], name: &str) -> String {
+pub fn renamed<'a>(renames: &'a [(String, String)], name: &'a str) -> &'a str {
     renames
         .iter()
         .find(|(from, _)| from.eq_ignore_ascii_case(name))
-        .map(|(_, to)| to.clone())
-        .unwrap_or_else(|| name.to_string())
+        .map_or(name, |(_, to)| to.as_str())
 }
 
 /// The link tasks of one instance, owned by the driver.
 pub struct LinkTask {
     pub gen: u64,
-    pub tx: mpsc::UnboundedSender<LinkCmd>,
+    pub tx: mpsc::UnboundedSender<Request>,
     handle: tokio::task::JoinHandle<()>,
 }
 
