@@ -15,6 +15,17 @@ const MAX_PENDING_COMMANDS: u32 = 100;
 /// INFO cadence to replicas of a master that is down or failing over.
 const FAST_INFO_PERIOD: u64 = 1000;
 
+/// How often a master that answers is PINGed: a fifth of down-after when
+/// that is shorter than Sentinel's period (down-after 1000: every 200 ms, so
+/// a master that stops is seen down within down-after + 200 ms of the stop,
+/// whatever the phase of the PINGs), never more often than every 100 ms.
+/// With down-after of 5 s or more this is Sentinel's period: nothing changes.
+pub(crate) fn master_probe_period(down_after: u64, ping_period: u64) -> u64 {
+    (down_after / 5).clamp(MIN_PROBE_PERIOD, ping_period.max(MIN_PROBE_PERIOD))
+}
+
+const MIN_PROBE_PERIOD: u64 = 100;
+
 fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
     inst.link.pending += 1;
     inst.link.last_ping_time = Some(now);
@@ -73,12 +84,27 @@ impl Periodic<'_> {
             out.push(Action::SendInfo { id: inst.id });
         }
         let ping_period = inst.down_after.min(self.t.ping_period);
-        if now.saturating_sub(inst.link.last_pong_time) > ping_period
+        let since_ping = |p: u64| {
+            inst.link
+                .last_ping_time
+                .is_none_or(|t| now.saturating_sub(t) >= p)
+        };
+        let sentinel_due = now.saturating_sub(inst.link.last_pong_time) > ping_period
             && inst
                 .link
                 .last_ping_time
-                .is_none_or(|t| now.saturating_sub(t) > ping_period / 2)
-        {
+                .is_none_or(|t| now.saturating_sub(t) > ping_period / 2);
+        // A master that answers is also probed every `master_probe_period`:
+        // SDOWN counts from the first PING a stopped master leaves
+        // unanswered, so how often it is probed bounds how late after
+        // down-after a hung master is seen down (Sentinel's once a second
+        // puts it anywhere in the second after down-after).
+        let probe = master_probe_period(inst.down_after, ping_period);
+        let probe_due = inst.kind == InstanceKind::Master
+            && probe < ping_period
+            && inst.link.act_ping_time.is_none()
+            && since_ping(probe);
+        if sentinel_due || probe_due {
             send_ping(inst, now, out);
         }
         let Some(hello) = self.hello else {

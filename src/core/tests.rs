@@ -1479,3 +1479,85 @@ fn sentinel_address_update_reaches_other_masters() {
     let p = s.persisted();
     assert_eq!(p.masters[1].known_sentinels[0].1, 26390);
 }
+
+/// A master that stops answering (SIGSTOP: the link stays, PINGs go
+/// unanswered) is seen down between down-after and down-after plus its probe
+/// period (200 ms with down-after 1000) after it stopped, whatever the phase
+/// of the PINGs at the stop; it is never seen down before down-after of
+/// silence. Ticks every 100 ms, replies 1 ms after each PING while it runs.
+#[test]
+fn stopped_master_is_seen_down_within_a_probe_period_of_down_after() {
+    assert_eq!(super::detection::master_probe_period(1000, 1000), 200);
+    assert_eq!(super::detection::master_probe_period(5000, 1000), 1000);
+    assert_eq!(super::detection::master_probe_period(30_000, 1000), 1000);
+    assert_eq!(super::detection::master_probe_period(200, 200), 100);
+    for stop in (5_000..6_000).step_by(37) {
+        let mut s = core(state(1000, 2));
+        let id = master_id(&s);
+        links_up(&mut s, id, 0);
+        pong(&mut s, id, 1);
+        let mut t = 0;
+        let mut pings = 0;
+        let sdown_at = loop {
+            t += 100;
+            assert!(t < 10_000, "never seen down (stop {stop})");
+            let a = s.handle(t, Input::Tick);
+            if has_event(&a, EventKind::Sdown) {
+                break t;
+            }
+            let pinged = a.contains(&Action::SendPing { id });
+            pings += usize::from(pinged && t < 5_000);
+            if pinged && t + 1 < stop {
+                pong(&mut s, id, t + 1);
+            }
+            // The runtime wakes at the SDOWN deadline too.
+            if let Some(due) = s.next_sdown_deadline().filter(|&d| d < t + 100) {
+                let a = s.handle(due, Input::Tick);
+                if has_event(&a, EventKind::Sdown) {
+                    break due;
+                }
+            }
+        };
+        let late = sdown_at - stop;
+        assert!(
+            (1000..=1000 + 200 + 1).contains(&late),
+            "stop at {stop}: SDOWN {late} ms after"
+        );
+        // Every 200 ms while it answers, not every tick.
+        assert!((24..=26).contains(&pings), "{pings} PINGs in 5 s");
+    }
+}
+
+/// A master that answers every PING late (but within half of down-after,
+/// past which Sentinel reconnects the link) is never SDOWN, though it is
+/// probed more often than once a second.
+#[test]
+fn slow_master_within_down_after_is_not_down() {
+    let mut s = core(state(1000, 2));
+    let id = master_id(&s);
+    links_up(&mut s, id, 0);
+    let mut reply_due: Option<Millis> = Some(450);
+    for t in (100..20_000).step_by(100) {
+        if reply_due.is_some_and(|d| d <= t) {
+            pong(&mut s, id, t);
+            reply_due = None;
+        }
+        let a = s.handle(t, Input::Tick);
+        assert!(!has_event(&a, EventKind::Sdown), "down at {t}");
+        // The idle pubsub link is reconnected every so often (no hellos
+        // here); it comes back at once.
+        if a.iter().any(|a| matches!(a, Action::Connect(_))) {
+            s.handle(
+                t,
+                Input::LinkUp {
+                    id,
+                    link: LinkKind::PubSub,
+                },
+            );
+        }
+        if a.contains(&Action::SendPing { id }) && reply_due.is_none() {
+            // Each reply takes 450 ms.
+            reply_due = Some(t + 450);
+        }
+    }
+}
