@@ -136,9 +136,18 @@ fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Descripti
     d.push(("runid", inst.runid.clone().unwrap_or_default()));
     d.push(("flags", inst.flags_with(&extras)));
     d.push(("link-pending-commands", inst.link.pending.to_string()));
-    // Links to peer sentinels are not shared between masters here, so every
-    // link serves exactly one instance.
-    d.push(("link-refcount", "1".to_string()));
+    // The instances of one peer daemon (one per master both monitor) share
+    // its connection, as in Sentinel.
+    let refcount = match inst.kind {
+        InstanceKind::Sentinel => s
+            .masters
+            .values()
+            .flat_map(|m| m.sentinels.values())
+            .filter(|o| o.host == inst.host && o.port == inst.port)
+            .count(),
+        _ => 1,
+    };
+    d.push(("link-refcount", refcount.to_string()));
     if let Some(state) = fdesc.failover_state {
         d.push(("failover-state", state.to_string()));
     }
