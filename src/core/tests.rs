@@ -1561,3 +1561,152 @@ fn slow_master_within_down_after_is_not_down() {
         }
     }
 }
+
+/// `refused-down-after-milliseconds`: a master whose link drops is
+/// reconnected at once and then on every tick while refused; refusals
+/// lasting the configured time make it SDOWN before down-after, with the
+/// usual event; an attempt that fails otherwise (a timeout) or a connection
+/// ends the streak; without the option nothing changes.
+#[test]
+fn refused_connections_are_down_after_the_refused_period() {
+    let refused_state = |ms: u64| {
+        let mut st = state(5000, 1);
+        st.masters[0].refused_down_after_ms = ms;
+        st
+    };
+    let connects = |a: &[Action]| a.iter().filter(|a| matches!(a, Action::Connect(_))).count();
+    // Drives: link up at 0, dropped at 1000, then every connect refused
+    // from `refuse_from` (a timeout before that), ticks every 100 ms.
+    let run = |ms: u64, refuse_from: Millis| -> (Option<Millis>, Sentinel) {
+        let mut s = core(refused_state(ms));
+        let id = master_id(&s);
+        links_up(&mut s, id, 0);
+        pong(&mut s, id, 1);
+        let cmd = LinkKind::Command;
+        let a = s.handle(1000, Input::LinkDown { id, link: cmd });
+        assert_eq!(connects(&a), usize::from(ms > 0), "reconnected at once");
+        let fail = |s: &mut Sentinel, t: Millis| {
+            let input = if t >= refuse_from {
+                Input::Refused { id }
+            } else {
+                Input::LinkDown { id, link: cmd }
+            };
+            s.handle(t, input)
+        };
+        if ms > 0 {
+            fail(&mut s, 1001);
+        }
+        let mut t = 1000;
+        while t < 8000 {
+            t += 100;
+            let mut a = s.handle(t, Input::Tick);
+            if connects(&a) > 0 {
+                a.extend(fail(&mut s, t + 1));
+            }
+            if let Some(due) = s.next_sdown_deadline().filter(|&d| d < t + 100) {
+                a.extend(s.handle(due, Input::Tick));
+                if has_event(&a, EventKind::Sdown) {
+                    return (Some(due), s);
+                }
+            }
+            if has_event(&a, EventKind::Sdown) {
+                return (Some(t), s);
+            }
+        }
+        (None, s)
+    };
+    let (at, s) = run(250, 0);
+    assert_eq!(at, Some(1251), "250 ms after the first refusal");
+    let m = &s.masters["mymaster"];
+    assert!(m.inst.o_down, "quorum 1 and no other daemon: ODOWN at once");
+    assert!(m.inst.s_down_refused_only);
+    // A timed-out attempt ends the streak (there is none yet here) and is
+    // retried a ping-period later, as any failed connect; the streak starts
+    // with the refusal of that retry.
+    assert_eq!(run(250, 1200).0, Some(2251));
+    // Option off: down-after after the loss, as before.
+    assert_eq!(run(0, 0).0, Some(6001));
+
+    // A connection ends the streak; connecting again costs a new one.
+    let mut s = core(refused_state(250));
+    let id = master_id(&s);
+    links_up(&mut s, id, 0);
+    pong(&mut s, id, 1);
+    s.handle(1000, Input::Refused { id });
+    s.handle(
+        1100,
+        Input::LinkUp {
+            id,
+            link: LinkKind::Command,
+        },
+    );
+    pong(&mut s, id, 1101);
+    assert!(!has_event(&s.handle(1300, Input::Tick), EventKind::Sdown));
+    assert_eq!(s.masters["mymaster"].inst.link.refused_since, None);
+}
+
+/// Refused connections make ODOWN only when every daemon sees the master
+/// down: a refusal seen by some daemons waits for down-after.
+#[test]
+fn refusal_needs_every_daemon() {
+    let (mut s, mid, pid) = with_peer(5000, 1);
+    s.masters
+        .get_index_mut(0)
+        .unwrap()
+        .1
+        .inst
+        .refused_down_after = 200;
+    s.handle(
+        0,
+        Input::LinkUp {
+            id: pid,
+            link: LinkKind::Command,
+        },
+    );
+    links_up(&mut s, mid, 0);
+    pong(&mut s, mid, 1);
+    pong(&mut s, pid, 1);
+    s.handle(1000, Input::Refused { id: mid });
+    let a = s.handle(1200, Input::Tick);
+    assert!(has_event(&a, EventKind::Sdown));
+    assert!(
+        !has_event(&a, EventKind::Odown),
+        "quorum 1 but the peer has not said"
+    );
+    pong(&mut s, pid, 1250);
+    s.handle(
+        1260,
+        Input::MasterDownReply {
+            peer: pid,
+            reply: Some((1, "*".into(), 0)),
+        },
+    );
+    let a = s.handle(1300, Input::Tick);
+    assert_eq!(
+        events(&a),
+        vec![(
+            EventKind::Odown,
+            "master mymaster 127.0.0.1 6379 #quorum 2/1".to_string()
+        )]
+    );
+}
+
+#[test]
+fn refused_down_after_is_a_set_option() {
+    let mut s = core(state(5000, 2));
+    assert_eq!(
+        set(&mut s, &["refused-down-after-milliseconds", "300"]).0,
+        Ok(())
+    );
+    assert_eq!(s.masters["mymaster"].inst.refused_down_after, 300);
+    assert_eq!(s.persisted().masters[0].refused_down_after_ms, 300);
+    assert_eq!(
+        set(&mut s, &["refused-down-after-milliseconds", "-1"]).0,
+        Err("ERR Invalid argument '-1' for SENTINEL SET 'refused-down-after-milliseconds'".into())
+    );
+    assert_eq!(
+        set(&mut s, &["refused-down-after-milliseconds", "0"]).0,
+        Ok(())
+    );
+    assert_eq!(s.masters["mymaster"].inst.refused_down_after, 0);
+}

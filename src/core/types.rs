@@ -72,6 +72,12 @@ pub enum Input {
         id: InstanceId,
         link: LinkKind,
     },
+    /// The command link could not connect because the host refused the
+    /// connection (a live host with nothing listening on the port): a
+    /// `LinkDown` that also feeds `refused-down-after-milliseconds`.
+    Refused {
+        id: InstanceId,
+    },
     PingReply {
         id: InstanceId,
         reply: PingReply,

@@ -101,7 +101,12 @@ pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
                 ctx.spec.host,
                 ctx.spec.port
             );
-            link_down(&ctx);
+            if err.is_refused() {
+                let id = ctx.spec.id;
+                ctx.report(LinkKind::Command, Input::Refused { id });
+            } else {
+                link_down(&ctx);
+            }
         }
     }
 }

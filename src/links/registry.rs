@@ -195,15 +195,16 @@ impl Registry {
 
     /// The inputs a link message stands for: none if it comes from a link
     /// that was closed or replaced since, one per instance on the link for
-    /// the `LinkUp` / `LinkDown` of a shared connection. A `LinkDown` also
-    /// retires the link so the next `Connect` reopens it.
+    /// the `LinkUp` / `LinkDown` of a shared connection. A `LinkDown` (or a
+    /// `Refused`) also retires the link so the next `Connect` reopens it.
     pub fn accept(&mut self, msg: LinkMsg, inputs: &mut Vec<Input>) {
-        let link_event = matches!(msg.input, Input::LinkUp { .. } | Input::LinkDown { .. });
+        let down = matches!(msg.input, Input::LinkDown { .. } | Input::Refused { .. });
+        let link_event = down || matches!(msg.input, Input::LinkUp { .. });
         if link_event && msg.link == LinkKind::Command {
             // Found by generation: the instance that opened a shared
             // connection may have left it since.
             if let Some(peer) = self.peers.values_mut().find(|p| p.gen == msg.gen) {
-                if matches!(msg.input, Input::LinkDown { .. }) {
+                if down {
                     return self.retire(msg.gen, None, inputs);
                 }
                 peer.up = true;
@@ -228,7 +229,7 @@ impl Registry {
         if slot != Some(msg.gen) {
             return;
         }
-        if matches!(msg.input, Input::LinkDown { .. }) {
+        if down {
             match msg.link {
                 LinkKind::Command => l.cmd = None,
                 LinkKind::PubSub => l.pubsub = None,
