@@ -260,7 +260,7 @@ async fn run(args: Args) -> Result<()> {
     let out = args.out.clone();
 
     if only.contains(&"failover") {
-        let triggers = [Trigger::Kill, Trigger::Stop];
+        let triggers = [Trigger::Kill, Trigger::Stop, Trigger::KillRefused];
         for &da in &config.down_after_ms {
             for trig in triggers {
                 for run in 0..runs {
