@@ -84,6 +84,23 @@ pub trait Core: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlushFailed;
 
+/// `Core::execute` for a command answered on the async workers: actions
+/// that include a config flush (a rewrite with fsync) are carried out on the
+/// blocking pool, in the same order, so a slow disk holds no worker, nor the
+/// other clients it serves. The command still learns how the flush went.
+pub async fn execute_off_workers(
+    core: &Arc<dyn Core>,
+    actions: Vec<Action>,
+) -> Result<(), FlushFailed> {
+    if !actions.iter().any(|a| matches!(a, Action::Flush)) {
+        return core.execute(actions);
+    }
+    let core = core.clone();
+    tokio::task::spawn_blocking(move || core.execute(actions))
+        .await
+        .unwrap_or(Err(FlushFailed))
+}
+
 /// What the server is given by the daemon it runs in.
 #[derive(Clone)]
 pub struct Handles {
