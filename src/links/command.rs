@@ -812,7 +812,8 @@ mod tests {
             id: InstanceId(3),
             cmd,
         };
-        task.tx.send(req(LinkCmd::Ping)).unwrap();
+        let tx = task.tx.as_ref().unwrap();
+        tx.send(req(LinkCmd::Ping)).unwrap();
         assert_eq!(
             next(&mut rx).await,
             Input::PingReply {
@@ -820,14 +821,13 @@ mod tests {
                 reply: PingReply::Valid { pong: true }
             }
         );
-        task.tx
-            .send(req(LinkCmd::Reconfigure {
-                replicaof: Some(("127.0.0.1".into(), 1)),
-            }))
-            .unwrap();
+        tx.send(req(LinkCmd::Reconfigure {
+            replicaof: Some(("127.0.0.1".into(), 1)),
+        }))
+        .unwrap();
         let mut role_slave = false;
         for _ in 0..50 {
-            task.tx.send(req(LinkCmd::Info)).unwrap();
+            tx.send(req(LinkCmd::Info)).unwrap();
             match next(&mut rx).await {
                 Input::InfoReply { text, .. } => {
                     if text.contains("role:slave") && text.contains("master_port:1\r\n") {

@@ -29,7 +29,9 @@ pub const HELLO_CHANNEL: &str = "__sentinel__:hello";
 pub enum LinkCmd {
     Ping,
     Info,
-    Hello(HelloOut),
+    /// Boxed: it is the largest command, and every link's queue is sized
+    /// by the largest.
+    Hello(Box<HelloOut>),
     AskMasterDown {
         master_ip: String,
         master_port: u16,
@@ -120,7 +122,8 @@ pub fn renamed<'a>(renames: &'a [(String, String)], name: &'a str) -> &'a str {
 /// The link tasks of one instance, owned by the driver.
 pub struct LinkTask {
     pub gen: u64,
-    pub tx: mpsc::UnboundedSender<Request>,
+    /// None for a pubsub link, which takes no commands.
+    pub tx: Option<mpsc::UnboundedSender<Request>>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -142,16 +145,22 @@ pub fn spawn_command(ctx: LinkCtx) -> LinkTask {
     let (tx, rx) = mpsc::unbounded_channel();
     let gen = ctx.gen;
     let handle = tokio::spawn(command::run(ctx, rx));
-    LinkTask { gen, tx, handle }
+    LinkTask {
+        gen,
+        tx: Some(tx),
+        handle,
+    }
 }
 
-/// Starts a pubsub link task (it takes no commands; its sender is kept only so
-/// both kinds of task look alike).
+/// Starts a pubsub link task (it takes no commands).
 pub fn spawn_pubsub(ctx: LinkCtx) -> LinkTask {
-    let (tx, _rx) = mpsc::unbounded_channel();
     let gen = ctx.gen;
     let handle = tokio::spawn(pubsub::run(ctx));
-    LinkTask { gen, tx, handle }
+    LinkTask {
+        gen,
+        tx: None,
+        handle,
+    }
 }
 
 #[cfg(test)]

@@ -187,7 +187,9 @@ impl Registry {
     pub fn send(&self, id: InstanceId, cmd: LinkCmd) {
         match self.map.get(&id).and_then(|l| l.cmd.as_ref()) {
             Some(task) => {
-                let _ = task.tx.send(Request { id, cmd });
+                if let Some(tx) = &task.tx {
+                    let _ = tx.send(Request { id, cmd });
+                }
             }
             None => tracing::trace!("no command link for {id:?}: dropping {cmd:?}"),
         }

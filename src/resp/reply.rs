@@ -332,12 +332,8 @@ pub struct FrameReader<R> {
 }
 
 /// Room made for one read: many PONGs or hello messages, or a good part of
-/// an INFO reply. A daemon keeps a reader per link (hundreds with many
-/// masters), so the buffer starts empty and stays small.
+/// an INFO reply.
 const READ_CHUNK: usize = 4 * 1024;
-/// A buffer that grew past this for a large reply is given back once the
-/// reply has been decoded.
-const IDLE_KEEP: usize = 8 * 1024;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, limits: Limits) -> FrameReader<R> {
@@ -354,7 +350,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn read(&mut self) -> Result<Frame, ReadError> {
         loop {
             if let Some(f) = self.decoder.decode(&mut self.buf)? {
-                if self.buf.is_empty() && self.buf.capacity() > IDLE_KEEP {
+                // A daemon keeps a reader per link (hundreds with many
+                // masters) and a link is idle between a few short replies a
+                // second: once everything read is decoded the buffer is given
+                // back, so an idle link holds none (a read costs one
+                // allocation).
+                if self.buf.is_empty() {
                     self.buf = BytesMut::new();
                 }
                 return Ok(f);

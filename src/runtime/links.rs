@@ -51,7 +51,7 @@ impl Links {
             Action::Disconnect { id, link } => return self.disconnect(id, link),
             Action::SendPing { id } => (id, LinkCmd::Ping),
             Action::SendInfo { id } => (id, LinkCmd::Info),
-            Action::SendHello { id, hello } => (id, LinkCmd::Hello(hello)),
+            Action::SendHello { id, hello } => (id, LinkCmd::Hello(Box::new(hello))),
             Action::AskMasterDown {
                 peer,
                 master_ip,
