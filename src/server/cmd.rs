@@ -246,8 +246,8 @@ fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) ->
             r.fullname()
         )));
     };
-    let now = Instant::now();
     if !user.can_run(r.id, argv.get(r.sub.map_or(0, |_| 1)..).unwrap_or_default()) {
+        let now = Instant::now();
         let info = sess.handle.info_line(now);
         acl.add_log("command", "toplevel", &r.fullname(), &sess.user, info, now);
         return Some(err(format!(
@@ -258,6 +258,7 @@ fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) ->
     let channels = channel_args(r, argv);
     if let Some((bad, _)) = channels.iter().find(|(c, p)| !user.can_use_channel(c, *p)) {
         let object = String::from_utf8_lossy(bad).into_owned();
+        let now = Instant::now();
         let info = sess.handle.info_line(now);
         acl.add_log("channel", "toplevel", &object, &sess.user, info, now);
         return Some(err(

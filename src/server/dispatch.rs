@@ -42,7 +42,9 @@ pub async fn run_request(server: &Server, sess: &mut Session, argv: &[Vec<u8>], 
         .iter()
         .filter(|v| matches!(v, Frame::Error(_)))
         .count();
-    add(&server.stats.error_replies, errors as u64);
+    if errors > 0 {
+        add(&server.stats.error_replies, errors as u64);
+    }
     match sess.reply {
         ReplyMode::On => {
             for v in &replies {

@@ -148,6 +148,9 @@ pub struct Server {
     /// CLIENT PAUSE: until when, and whether all commands (true) or only
     /// writes (false; sentinel has no write commands).
     pause: Mutex<Option<(Instant, bool)>>,
+    /// A CLIENT PAUSE ALL was set and may be in force: every request checks
+    /// this flag, and only then the lock above.
+    pause_all: std::sync::atomic::AtomicBool,
 }
 
 /// What `timeout`, `tcp-keepalive`, `client-query-buffer-limit` and
@@ -207,6 +210,7 @@ impl Server {
             maxclients,
             port,
             pause: Mutex::new(None),
+            pause_all: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -215,11 +219,18 @@ impl Server {
     }
 
     pub fn set_pause(&self, until: Option<(Instant, bool)>) {
-        *self.pause.lock().unwrap_or_else(|e| e.into_inner()) = until;
+        let mut p = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        *p = until;
+        let all = matches!(until, Some((_, true)));
+        self.pause_all
+            .store(all, std::sync::atomic::Ordering::Release);
     }
 
     /// End of an active CLIENT PAUSE ALL, if any.
     pub fn paused_until(&self, now: Instant) -> Option<Instant> {
+        if !self.pause_all.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         let p = *self.pause.lock().unwrap_or_else(|e| e.into_inner());
         match p {
             Some((until, true)) if until > now => Some(until),
