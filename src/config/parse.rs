@@ -706,24 +706,19 @@ fn apply_master_option(
                 master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
             m.auth_user = Some(a[2].to_string());
         }
-        ("master-reboot-down-after-period", 3) => {
+        // REFUSED_DOWN_AFTER is raftinel's: see `core::sentinel::refused_down`.
+        (which @ ("master-reboot-down-after-period" | REFUSED_DOWN_AFTER), 3) => {
             let v = atoi(a[2]);
             let m =
                 master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
             if v < 0 {
                 return Err(err("negative time parameter."));
             }
-            m.master_reboot_down_after_period_ms = v as u64;
-        }
-        // raftinel: see `core::sentinel::refused_down`.
-        (REFUSED_DOWN_AFTER, 3) => {
-            let v = atoi(a[2]);
-            let m =
-                master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
-            if v < 0 {
-                return Err(err("negative time parameter."));
+            if which == REFUSED_DOWN_AFTER {
+                m.refused_down_after_ms = v as u64;
+            } else {
+                m.master_reboot_down_after_period_ms = v as u64;
             }
-            m.refused_down_after_ms = v as u64;
         }
         _ => return Err(err("Unrecognized sentinel configuration statement.")),
     }

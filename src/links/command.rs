@@ -105,7 +105,7 @@ pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
                 let id = ctx.spec.id;
                 ctx.report(LinkKind::Command, Input::Refused { id });
             } else {
-                link_down(&ctx);
+                ctx.report_down(LinkKind::Command);
             }
         }
     }
@@ -132,7 +132,7 @@ pub async fn serve<S>(
     };
     link.handshake(Instant::now());
     if link.write().await.is_err() {
-        return link_down(&link.ctx);
+        return link.ctx.report_down(LinkKind::Command);
     }
     let link_kind = LinkKind::Command;
     link.ctx.report(
@@ -186,18 +186,7 @@ pub async fn serve<S>(
             break;
         }
     }
-    link_down(&link.ctx);
-}
-
-fn link_down(ctx: &LinkCtx) {
-    let link = LinkKind::Command;
-    ctx.report(
-        link,
-        Input::LinkDown {
-            id: ctx.spec.id,
-            link,
-        },
-    );
+    link.ctx.report_down(LinkKind::Command);
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> CmdLink<S> {

@@ -82,6 +82,12 @@ impl LinkCtx {
         self.report_as(self.spec.id, link, input)
     }
 
+    /// Reports that this link is down (the task ends after this).
+    fn report_down(&self, link: LinkKind) {
+        let id = self.spec.id;
+        self.report(link, Input::LinkDown { id, link })
+    }
+
     /// Reports an input about instance `id` (the instance a command was for).
     fn report_as(&self, id: InstanceId, link: LinkKind, input: Input) {
         // The driver is gone only during shutdown; nothing left to tell then.

@@ -19,17 +19,6 @@ use super::{LinkCtx, HELLO_CHANNEL};
 use crate::core::{Input, LinkKind};
 use crate::resp::{write_command, Frame, FrameReader, Limits};
 
-fn down(ctx: &LinkCtx) {
-    let link = LinkKind::PubSub;
-    ctx.report(
-        link,
-        Input::LinkDown {
-            id: ctx.spec.id,
-            link,
-        },
-    )
-}
-
 /// Connects, then runs the link until the connection fails or the driver
 /// drops it.
 pub async fn run(ctx: LinkCtx) {
@@ -41,7 +30,7 @@ pub async fn run(ctx: LinkCtx) {
                 ctx.spec.host,
                 ctx.spec.port
             );
-            down(&ctx)
+            ctx.report_down(LinkKind::PubSub)
         }
     }
 }
@@ -82,9 +71,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(ctx: LinkCtx, stream: S) {
                 ctx.spec.host,
                 ctx.spec.port
             );
-            return down(&ctx);
+            return ctx.report_down(LinkKind::PubSub);
         }
-        _ => return down(&ctx),
+        _ => return ctx.report_down(LinkKind::PubSub),
     }
 
     ctx.report(
@@ -114,7 +103,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(ctx: LinkCtx, stream: S) {
             Ok(_) => {}
         }
     }
-    down(&ctx);
+    ctx.report_down(LinkKind::PubSub);
 }
 
 /// The payload of a `message` frame on the hello channel; other frames are
