@@ -365,6 +365,17 @@ fn with_peer(down_after: u64, quorum: u32) -> (Sentinel, InstanceId, InstanceId)
     (s, mid, pid)
 }
 
+/// The peer's answer to is-master-down-by-addr: `down` 1 or 0, no vote.
+fn peer_says(s: &mut Sentinel, pid: InstanceId, now: Millis, down: i64) {
+    s.handle(
+        now,
+        Input::MasterDownReply {
+            peer: pid,
+            reply: Some((down, "*".into(), 0)),
+        },
+    );
+}
+
 #[test]
 fn odown_counts_peer_opinions_against_quorum() {
     let (mut s, _mid, pid) = with_peer(1000, 2);
@@ -393,13 +404,7 @@ fn odown_counts_peer_opinions_against_quorum() {
             runid: "*".into(),
         })
     );
-    s.handle(
-        1050,
-        Input::MasterDownReply {
-            peer: pid,
-            reply: Some((1, "*".into(), 0)),
-        },
-    );
+    peer_says(&mut s, pid, 1050, 1);
     let a = s.handle(1100, Input::Tick);
     assert_eq!(
         events(&a),
@@ -417,13 +422,7 @@ fn odown_counts_peer_opinions_against_quorum() {
         .handle(1200, Input::Tick)
         .iter()
         .any(|a| matches!(a, Action::AskMasterDown { .. })));
-    s.handle(
-        2100,
-        Input::MasterDownReply {
-            peer: pid,
-            reply: Some((0, "*".into(), 0)),
-        },
-    );
+    peer_says(&mut s, pid, 2100, 0);
     pong(&mut s, pid, 2150);
     let a = s.handle(2200, Input::Tick);
     assert_eq!(
@@ -1674,13 +1673,7 @@ fn refusal_needs_every_daemon() {
         "quorum 1 but the peer has not said"
     );
     pong(&mut s, pid, 1250);
-    s.handle(
-        1260,
-        Input::MasterDownReply {
-            peer: pid,
-            reply: Some((1, "*".into(), 0)),
-        },
-    );
+    peer_says(&mut s, pid, 1260, 1);
     let a = s.handle(1300, Input::Tick);
     assert_eq!(
         events(&a),
