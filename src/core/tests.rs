@@ -40,6 +40,12 @@ fn has_event(actions: &[Action], kind: EventKind) -> bool {
     events(actions).iter().any(|(k, _)| *k == kind)
 }
 
+/// The `+odown` event of mymaster, with `#quorum <votes>/<quorum>`.
+fn odown(quorum: &str) -> (EventKind, String) {
+    let msg = format!("master mymaster 127.0.0.1 6379 #quorum {quorum}");
+    (EventKind::Odown, msg)
+}
+
 fn master_id(s: &Sentinel) -> InstanceId {
     s.masters["mymaster"].inst.id
 }
@@ -406,13 +412,7 @@ fn odown_counts_peer_opinions_against_quorum() {
     );
     peer_says(&mut s, pid, 1050, 1);
     let a = s.handle(1100, Input::Tick);
-    assert_eq!(
-        events(&a),
-        vec![(
-            EventKind::Odown,
-            "master mymaster 127.0.0.1 6379 #quorum 2/2".to_string()
-        )]
-    );
+    assert_eq!(events(&a), vec![odown("2/2")]);
     assert_eq!(
         s.info_sentinel_section(1100, 0, 0).lines().last(),
         Some("master0:name=mymaster,status=odown,address=127.0.0.1:6379,slaves=0,sentinels=2")
@@ -435,13 +435,7 @@ fn odown_counts_peer_opinions_against_quorum() {
     // Quorum 1: local SDOWN suffices.
     let mut s = core(state(1000, 1));
     let a = s.handle(1001, Input::Tick);
-    assert_eq!(
-        events(&a)[1],
-        (
-            EventKind::Odown,
-            "master mymaster 127.0.0.1 6379 #quorum 1/1".to_string()
-        )
-    );
+    assert_eq!(events(&a)[1], odown("1/1"));
 }
 
 #[test]
@@ -1675,13 +1669,7 @@ fn refusal_needs_every_daemon() {
     pong(&mut s, pid, 1250);
     peer_says(&mut s, pid, 1260, 1);
     let a = s.handle(1300, Input::Tick);
-    assert_eq!(
-        events(&a),
-        vec![(
-            EventKind::Odown,
-            "master mymaster 127.0.0.1 6379 #quorum 2/1".to_string()
-        )]
-    );
+    assert_eq!(events(&a), vec![odown("2/1")]);
 }
 
 #[test]
