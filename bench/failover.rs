@@ -27,7 +27,18 @@ pub enum Trigger {
     Failover,
     #[serde(rename = "SENTINEL FAILOVER, coordinated-failover yes")]
     Coordinated,
+    #[serde(rename = "SIGKILL, refused-down-after-milliseconds 250")]
+    KillRefused,
 }
+
+/// raftinel's opt-in fast crash detection, as the bench sets it.
+const REFUSED_SET: [&str; 5] = [
+    "SENTINEL",
+    "SET",
+    "mymaster",
+    "refused-down-after-milliseconds",
+    "250",
+];
 
 impl Trigger {
     pub fn label(self) -> &'static str {
@@ -36,6 +47,7 @@ impl Trigger {
             Trigger::Stop => "SIGSTOP",
             Trigger::Failover => "SENTINEL FAILOVER",
             Trigger::Coordinated => "SENTINEL FAILOVER, coordinated-failover yes",
+            Trigger::KillRefused => "SIGKILL, refused-down-after-milliseconds 250",
         }
     }
 }
@@ -244,6 +256,22 @@ pub async fn trial(
     match trigger {
         Trigger::Kill => topo.groups[0].master.signal(libc::SIGKILL)?,
         Trigger::Stop => topo.groups[0].master.signal(libc::SIGSTOP)?,
+        Trigger::KillRefused => {
+            // A raftinel option (replicated through its group), sent to
+            // every daemon as an operator's script would; redis-sentinel
+            // refuses it: nothing to time then.
+            for &p in &ports {
+                if let Ok(V::Error(e)) = call_once(p, &REFUSED_SET, Duration::from_secs(2)).await {
+                    refused = Some(format!("{}: -{e}", REFUSED_SET.join(" ")));
+                }
+            }
+            if refused.is_none() {
+                // Every daemon applies the committed option.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                t0 = Instant::now();
+                topo.groups[0].master.signal(libc::SIGKILL)?;
+            }
+        }
         Trigger::Failover | Trigger::Coordinated => {
             let args = ["SENTINEL", "FAILOVER", "mymaster"];
             if trigger == Trigger::Failover {

@@ -61,9 +61,10 @@ struct Args {
     /// Idle window of the footprint measurement (seconds).
     #[arg(long)]
     footprint_s: Option<u64>,
-    /// Masters of the "many masters" footprint measurement.
-    #[arg(long)]
-    footprint_masters: Option<usize>,
+    /// Masters of the "many masters" footprint measurements (one topology
+    /// each, 1 replica per master).
+    #[arg(long, value_delimiter = ',')]
+    footprint_masters: Option<Vec<usize>>,
     /// Masters (1 replica each) of the scale measurement.
     #[arg(long)]
     scale_masters: Option<usize>,
@@ -102,7 +103,7 @@ pub struct Config {
     pub down_after_ms: Vec<u64>,
     pub failover_cap_extra_s: u64,
     pub footprint_s: u64,
-    pub footprint_masters: usize,
+    pub footprint_masters: Vec<usize>,
     pub scale_masters: usize,
     pub scale_kill: usize,
     pub scale_window_s: u64,
@@ -213,9 +214,13 @@ async fn run(args: Args) -> Result<()> {
         }),
         failover_cap_extra_s: args.failover_cap_s.unwrap_or(if smoke { 6 } else { 20 }),
         footprint_s: args.footprint_s.unwrap_or(if smoke { 2 } else { 60 }),
-        footprint_masters: args
-            .footprint_masters
-            .unwrap_or(if smoke { 5 } else { 100 }),
+        footprint_masters: args.footprint_masters.clone().unwrap_or_else(|| {
+            if smoke {
+                vec![5]
+            } else {
+                vec![100, 200]
+            }
+        }),
         scale_masters: args.scale_masters.unwrap_or(if smoke { 5 } else { 200 }),
         scale_kill: args.scale_kill.unwrap_or(if smoke { 2 } else { 20 }),
         scale_window_s: args.scale_window_s.unwrap_or(if smoke { 2 } else { 60 }),
@@ -260,7 +265,7 @@ async fn run(args: Args) -> Result<()> {
     let out = args.out.clone();
 
     if only.contains(&"failover") {
-        let triggers = [Trigger::Kill, Trigger::Stop];
+        let triggers = [Trigger::Kill, Trigger::Stop, Trigger::KillRefused];
         for &da in &config.down_after_ms {
             for trig in triggers {
                 for run in 0..runs {
@@ -305,7 +310,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if only.contains(&"footprint") {
         let window = Duration::from_secs(config.footprint_s);
-        for (masters, replicas) in [(1usize, 2usize), (config.footprint_masters, 1)] {
+        let setups = std::iter::once((1usize, 2usize))
+            .chain(config.footprint_masters.iter().map(|&m| (m, 1)));
+        for (masters, replicas) in setups {
             for &k in &kinds {
                 let f = footprint::run(&bins, k, masters, replicas, window).await?;
                 log(&format!(

@@ -183,7 +183,7 @@ pub fn markdown(res: &Results) -> String {
         let mut das: Vec<u64> = res.failover.iter().map(|t| t.down_after_ms).collect();
         das.sort();
         das.dedup();
-        for trig in [Trigger::Kill, Trigger::Stop] {
+        for trig in [Trigger::Kill, Trigger::Stop, Trigger::KillRefused] {
             for &da in &das {
                 trial_table(&mut md, res, trig, da, true);
             }

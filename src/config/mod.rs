@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::consensus::trust::GroupSecret;
-pub use crate::core::persisted::{GlobalSentinelConfig, MasterState, PersistedState};
+pub use crate::core::persisted::{
+    GlobalSentinelConfig, MasterState, PersistedState, REFUSED_DOWN_AFTER,
+};
 pub use group::group_settings;
 pub use rewrite::FlushError;
 
@@ -613,6 +615,12 @@ fn render_master(m: &MasterState, out: &mut String) {
         "sentinel master-reboot-down-after-period {n} {}",
         m.master_reboot_down_after_period_ms
     ));
+    if m.refused_down_after_ms != 0 {
+        push(format!(
+            "sentinel {REFUSED_DOWN_AFTER} {n} {}",
+            m.refused_down_after_ms
+        ));
+    }
     push(format!("sentinel config-epoch {n} {}", m.config_epoch));
     push(format!("sentinel leader-epoch {n} {}", m.leader_epoch));
     for (h, p) in &m.known_replicas {

@@ -11,7 +11,10 @@ use indexmap::IndexMap;
 
 use super::args::{atoi, split_args, strtoull, yes_no};
 use super::directives::{self, Kind};
-use super::{ConfigError, GlobalSentinelConfig, MasterState, PersistedState, ServerConfig};
+use super::{
+    ConfigError, GlobalSentinelConfig, MasterState, PersistedState, ServerConfig,
+    REFUSED_DOWN_AFTER,
+};
 
 /// One logical config line with where it came from.
 #[derive(Debug, Clone)]
@@ -703,14 +706,19 @@ fn apply_master_option(
                 master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
             m.auth_user = Some(a[2].to_string());
         }
-        ("master-reboot-down-after-period", 3) => {
+        // REFUSED_DOWN_AFTER is raftinel's: see `core::sentinel::refused_down`.
+        (which @ ("master-reboot-down-after-period" | REFUSED_DOWN_AFTER), 3) => {
             let v = atoi(a[2]);
             let m =
                 master(state, a[1]).ok_or_else(|| err("No such master with specified name."))?;
             if v < 0 {
                 return Err(err("negative time parameter."));
             }
-            m.master_reboot_down_after_period_ms = v as u64;
+            if which == REFUSED_DOWN_AFTER {
+                m.refused_down_after_ms = v as u64;
+            } else {
+                m.master_reboot_down_after_period_ms = v as u64;
+            }
         }
         _ => return Err(err("Unrecognized sentinel configuration statement.")),
     }

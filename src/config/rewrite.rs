@@ -393,6 +393,7 @@ fn rewrite_sentinel(st: &mut RewriteState, state: &PersistedState) {
         "known-sentinel",
         "rename-command",
         "master-reboot-down-after-period",
+        super::REFUSED_DOWN_AFTER,
     ] {
         st.mark(&format!("sentinel {key}"));
     }
@@ -442,6 +443,10 @@ fn rewrite_master(st: &mut RewriteState, m: &MasterState) {
             let k = format!("sentinel {key}");
             st.line(&k, format!("{k} {n} {}", raw_or_quoted(v)), true);
         }
+    }
+    if m.refused_down_after_ms != 0 {
+        let k = format!("sentinel {}", super::REFUSED_DOWN_AFTER);
+        st.line(&k, format!("{k} {n} {}", m.refused_down_after_ms), true);
     }
     if m.master_reboot_down_after_period_ms != 0 {
         st.line(

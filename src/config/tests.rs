@@ -711,6 +711,7 @@ parallel-syncs = 3
 auth-pass = "s3cret"
 auth-user = "bob"
 master-reboot-down-after-period = 1000
+refused-down-after-milliseconds = 250
 rename-commands = { CONFIG = "MYCONFIG" }
 
 [raft]
@@ -743,6 +744,7 @@ sentinel parallel-syncs mymaster 3
 sentinel auth-pass mymaster s3cret
 sentinel auth-user mymaster bob
 sentinel master-reboot-down-after-period mymaster 1000
+sentinel refused-down-after-milliseconds mymaster 250
 sentinel rename-command mymaster CONFIG MYCONFIG
 ";
 
@@ -787,6 +789,7 @@ fn toml_is_equivalent_to_sentinel_conf() {
     let cs = load(&s, &[]).unwrap();
     assert_eq!(ct.server, cs.server);
     assert_eq!(ct.sentinel, cs.sentinel);
+    assert_eq!(ct.sentinel.masters[0].refused_down_after_ms, 250);
     assert_eq!(ct.file.extras, cs.file.extras);
     assert_eq!(ct.file.format(), ConfigFormat::Toml);
     assert_eq!(

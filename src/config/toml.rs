@@ -90,6 +90,7 @@ struct MasterToml {
     notification_script: V,
     client_reconfig_script: V,
     master_reboot_down_after_period: V,
+    refused_down_after_milliseconds: V,
     /// `{ CONFIG = "MYCONFIG" }`
     rename_commands: V,
 }
@@ -489,6 +490,10 @@ fn feed_master(loader: &mut Loader, ctx: &Ctx<'_>, m: &MasterToml) -> Result<(),
         (
             "master-reboot-down-after-period",
             &m.master_reboot_down_after_period,
+        ),
+        (
+            super::REFUSED_DOWN_AFTER,
+            &m.refused_down_after_milliseconds,
         ),
     ] {
         if let Some(v) = v {

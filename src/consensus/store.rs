@@ -22,7 +22,7 @@
 //! repaired silently-but-loudly is a torn final record (a crash in the middle of
 //! an append): that append was never acknowledged, so it is cut off with a warning.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Cursor, Read, Write};
@@ -159,7 +159,9 @@ struct LogInner {
     dir: PathBuf,
     /// Held for the life of the store: an exclusive lock on `<dir>/LOCK`.
     _lock: File,
-    file: File,
+    /// The log file, apart from the index so that a write holds only the
+    /// file while it syncs, never what readers need.
+    file: Arc<Mutex<File>>,
     /// index -> (entry, byte offset of its record)
     entries: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
     end: u64,
@@ -171,6 +173,63 @@ struct LogInner {
 pub struct LogStore {
     inner: Arc<Mutex<LogInner>>,
     meta_io: Arc<MetaIo>,
+    writer: Arc<LogWriter>,
+}
+
+/// Appends waiting to be written, shared by the store and the jobs that
+/// write them.
+#[derive(Default)]
+struct LogWriter {
+    /// Appended batches not written yet, in the order `append` took them.
+    queue: Mutex<VecDeque<Pending>>,
+    /// The first write error: every later append fails with it (openraft
+    /// stops the node on a failed flush).
+    failed: Mutex<Option<String>>,
+}
+
+/// One appended batch: its records start at byte `start` of the log.
+struct Pending {
+    start: u64,
+    bytes: Vec<u8>,
+    done: LogFlushed<TypeConfig>,
+}
+
+impl LogWriter {
+    /// Writes and fsyncs every queued batch, in order, and tells openraft
+    /// about each. Runs on the blocking pool: an append costs an fsync
+    /// (milliseconds, far more on a busy disk), and done in `append` it held
+    /// an async worker, and every client it served, that long. openraft's
+    /// storage API needs only the entries readable when `append` returns
+    /// and the callback once they are durable. Batches are taken off the
+    /// queue only with the file held, so whichever job runs first writes
+    /// them all in order; the others find nothing left.
+    fn drain(&self, file: &Mutex<File>) {
+        let mut f = lock(file);
+        loop {
+            let Some(p) = lock(&self.queue).pop_front() else {
+                return;
+            };
+            let failed = lock(&self.failed).clone();
+            let res = match failed {
+                Some(e) => Err(io::Error::other(e)),
+                None => {
+                    let r = if crate::failpoint::hit("raft-log-write") {
+                        Err(io::Error::other("failpoint raft-log-write"))
+                    } else {
+                        f.write_all(&p.bytes).and_then(|()| f.sync_data())
+                    };
+                    if let Err(e) = &r {
+                        // Leave the file as it was: cut whatever part of the
+                        // batch landed.
+                        let _ = f.set_len(p.start);
+                        *lock(&self.failed) = Some(e.to_string());
+                    }
+                    r
+                }
+            };
+            p.done.log_io_completed(res);
+        }
+    }
 }
 
 /// Serializes rewrites of `meta` and lets the committed id be written off the
@@ -457,8 +516,10 @@ pub fn open(
             .apply_membership(voters_of(image.last_membership.membership()));
     }
     published.send_replace(image.state.clone());
+    let file = Arc::new(Mutex::new(file));
     let log = LogStore {
         meta_io: Arc::default(),
+        writer: Arc::default(),
         inner: Arc::new(Mutex::new(LogInner {
             dir: dir.clone(),
             _lock: lock,
@@ -494,12 +555,20 @@ impl LogInner {
             }
         }
         self.end = bytes.len() as u64;
-        self.file = OpenOptions::new().read(true).append(true).open(&path)?;
+        *lock(&self.file) = OpenOptions::new().read(true).append(true).open(&path)?;
         Ok(())
     }
 }
 
 impl LogStore {
+    /// Waits until every append made so far is on disk (or failed).
+    async fn written(&self) -> StorageResult<()> {
+        let (writer, file) = (self.writer.clone(), lock(&self.inner).file.clone());
+        tokio::task::spawn_blocking(move || writer.drain(&file))
+            .await
+            .map_err(io_err)
+    }
+
     /// Writes the current meta crash-safely. Never called with `inner` held
     /// (the background writer takes `io` first, then `inner`).
     fn persist_meta(&self) -> io::Result<()> {
@@ -592,54 +661,47 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut inner = lock(&self.inner);
+        let start = inner.end;
         let mut buf = Vec::new();
-        let mut added = Vec::new();
         for entry in entries {
-            let off = inner.end + buf.len() as u64;
+            let off = start + buf.len() as u64;
             buf.extend_from_slice(&encode_record(&entry));
-            added.push((entry, off));
+            inner.entries.insert(entry.log_id.index, (entry, off));
         }
-        let res = if crate::failpoint::hit("raft-log-write") {
-            Err(io::Error::other("failpoint raft-log-write"))
-        } else {
-            inner
-                .file
-                .write_all(&buf)
-                .and_then(|()| inner.file.sync_data())
-        };
-        match res {
-            Ok(()) => {
-                inner.end += buf.len() as u64;
-                for (entry, off) in added {
-                    inner.entries.insert(entry.log_id.index, (entry, off));
-                }
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                // Leave the file as it was: cut whatever part of the batch landed.
-                let end = inner.end;
-                let _ = inner.file.set_len(end);
-                let msg = e.to_string();
-                callback.log_io_completed(Err(e));
-                Err(io_err(msg))
-            }
-        }
+        inner.end += buf.len() as u64;
+        let file = inner.file.clone();
+        drop(inner);
+        // Readable now, durable when the write calls back (`LogWriter::drain`).
+        lock(&self.writer.queue).push_back(Pending {
+            start,
+            bytes: buf,
+            done: callback,
+        });
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || writer.drain(&file));
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        // Appends still being written land before the cut.
+        self.written().await?;
         let mut inner = lock(&self.inner);
         let Some(off) = inner.entries.get(&log_id.index).map(|(_, off)| *off) else {
             return Ok(());
         };
-        inner.file.set_len(off).map_err(io_err)?;
-        inner.file.sync_all().map_err(io_err)?;
+        {
+            let f = lock(&inner.file);
+            f.set_len(off).map_err(io_err)?;
+            f.sync_all().map_err(io_err)?;
+        }
         inner.end = off;
         inner.entries.split_off(&log_id.index);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        // The rewrite below replaces the file: appends in flight go first.
+        self.written().await?;
         // Record the purge first: if we crash before the rewrite, the log just
         // keeps entries that are already covered by a snapshot.
         lock(&self.inner).meta.last_purged = Some(log_id);

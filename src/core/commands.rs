@@ -10,7 +10,7 @@
 
 use super::event::EventKind;
 use super::instance::{Instance, Role};
-use super::persisted::MasterState;
+use super::persisted::{MasterState, REFUSED_DOWN_AFTER};
 use super::sentinel::{emit, master_from_state, Master, Sentinel, MAX_DESYNC};
 use super::types::{Action, InstanceKind, LinkKind, Millis};
 use rand::Rng;
@@ -136,9 +136,18 @@ fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Descripti
     d.push(("runid", inst.runid.clone().unwrap_or_default()));
     d.push(("flags", inst.flags_with(&extras)));
     d.push(("link-pending-commands", inst.link.pending.to_string()));
-    // Links to peer sentinels are not shared between masters here, so every
-    // link serves exactly one instance.
-    d.push(("link-refcount", "1".to_string()));
+    // The instances of one peer daemon (one per master both monitor) share
+    // its connection, as in Sentinel.
+    let refcount = match inst.kind {
+        InstanceKind::Sentinel => s
+            .masters
+            .values()
+            .flat_map(|m| m.sentinels.values())
+            .filter(|o| o.host == inst.host && o.port == inst.port)
+            .count(),
+        _ => 1,
+    };
+    d.push(("link-refcount", refcount.to_string()));
     if let Some(state) = fdesc.failover_state {
         d.push(("failover-state", state.to_string()));
     }
@@ -270,6 +279,7 @@ const SET_OPTIONS: &[&str] = &[
     "auth-pass",
     "auth-user",
     super::failover::COORDINATED_OPTION,
+    REFUSED_DOWN_AFTER,
 ];
 
 /// What `apply_set_option` needs besides the master.
@@ -301,9 +311,10 @@ fn apply_set_option(
         | "failover-timeout"
         | "parallel-syncs"
         | "quorum"
-        | "master-reboot-down-after-period" => {
+        | "master-reboot-down-after-period"
+        | REFUSED_DOWN_AFTER => {
             let ll = parse_ll(v).ok_or_else(|| bad(v))?;
-            let min = if opt == "master-reboot-down-after-period" {
+            let min = if matches!(opt, "master-reboot-down-after-period" | REFUSED_DOWN_AFTER) {
                 0
             } else {
                 1
@@ -322,6 +333,7 @@ fn apply_set_option(
                 "failover-timeout" => m.failover_timeout = n,
                 "parallel-syncs" => m.parallel_syncs = u32::try_from(n).map_err(|_| bad(v))?,
                 "quorum" => m.quorum = u32::try_from(n).map_err(|_| bad(v))?,
+                REFUSED_DOWN_AFTER => m.inst.refused_down_after = n,
                 _ => m.reboot_down_after = n,
             }
         }
@@ -434,6 +446,7 @@ fn current_option(m: &Master, opt: &str, vals: &[String]) -> bool {
         "parallel-syncs" => n == Some(u64::from(m.parallel_syncs)),
         "quorum" => n == Some(u64::from(m.quorum)),
         "master-reboot-down-after-period" => n == Some(m.reboot_down_after),
+        REFUSED_DOWN_AFTER => n == Some(m.inst.refused_down_after),
         "auth-pass" => m.auth_pass.as_deref().unwrap_or_default() == v,
         "auth-user" => m.auth_user.as_deref().unwrap_or_default() == v,
         super::failover::COORDINATED_OPTION => m.fo.plain_manual == v.eq_ignore_ascii_case("no"),

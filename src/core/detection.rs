@@ -15,6 +15,31 @@ const MAX_PENDING_COMMANDS: u32 = 100;
 /// INFO cadence to replicas of a master that is down or failing over.
 const FAST_INFO_PERIOD: u64 = 1000;
 
+/// How often a master that answers is PINGed: a fifth of down-after when
+/// that is shorter than Sentinel's period (down-after 1000: every 200 ms, so
+/// a master that stops is seen down within down-after + 200 ms of the stop,
+/// whatever the phase of the PINGs), never more often than every 100 ms.
+/// With down-after of 5 s or more this is Sentinel's period: nothing changes.
+pub(crate) fn master_probe_period(down_after: u64, ping_period: u64) -> u64 {
+    (down_after / 5).clamp(MIN_PROBE_PERIOD, ping_period.max(MIN_PROBE_PERIOD))
+}
+
+const MIN_PROBE_PERIOD: u64 = 100;
+
+/// `refused-down-after-milliseconds`: the command link is down and every
+/// attempt to reconnect it has been refused for that long. A crashed Redis
+/// on a live host refuses at once; a hung or unreachable one does not (its
+/// connects time out or its link stays up), so those still wait for
+/// down-after.
+fn refused_down(inst: &Instance, now: Millis) -> bool {
+    inst.refused_down_after > 0
+        && !inst.link.cmd_up
+        && inst
+            .link
+            .refused_since
+            .is_some_and(|s| now.saturating_sub(s) >= inst.refused_down_after)
+}
+
 fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
     inst.link.pending += 1;
     inst.link.last_ping_time = Some(now);
@@ -39,10 +64,17 @@ impl Periodic<'_> {
     fn run(&self, inst: &mut Instance, auth: &LinkAuth, info_period: u64, out: &mut Vec<Action>) {
         let now = self.now;
         if inst.link.disconnected() && inst.port != 0 {
+            // While a master with refused-down-after is refused, it is
+            // retried on every tick: the refusal must be seen to last.
+            let period = if inst.refused_down_after > 0 && inst.link.refused_since.is_some() {
+                MIN_PROBE_PERIOD
+            } else {
+                self.t.ping_period
+            };
             let due = inst
                 .link
                 .last_reconn_time
-                .is_none_or(|t| now.saturating_sub(t) >= self.t.ping_period);
+                .is_none_or(|t| now.saturating_sub(t) >= period);
             if due {
                 inst.link.last_reconn_time = Some(now);
                 // Sentinel queues a PING on the new command link at once, so
@@ -73,12 +105,27 @@ impl Periodic<'_> {
             out.push(Action::SendInfo { id: inst.id });
         }
         let ping_period = inst.down_after.min(self.t.ping_period);
-        if now.saturating_sub(inst.link.last_pong_time) > ping_period
+        let since_ping = |p: u64| {
+            inst.link
+                .last_ping_time
+                .is_none_or(|t| now.saturating_sub(t) >= p)
+        };
+        let sentinel_due = now.saturating_sub(inst.link.last_pong_time) > ping_period
             && inst
                 .link
                 .last_ping_time
-                .is_none_or(|t| now.saturating_sub(t) > ping_period / 2)
-        {
+                .is_none_or(|t| now.saturating_sub(t) > ping_period / 2);
+        // A master that answers is also probed every `master_probe_period`:
+        // SDOWN counts from the first PING a stopped master leaves
+        // unanswered, so how often it is probed bounds how late after
+        // down-after a hung master is seen down (Sentinel's once a second
+        // puts it anywhere in the second after down-after).
+        let probe = master_probe_period(inst.down_after, ping_period);
+        let probe_due = inst.kind == InstanceKind::Master
+            && probe < ping_period
+            && inst.link.act_ping_time.is_none()
+            && since_ping(probe);
+        if sentinel_due || probe_due {
             send_ping(inst, now, out);
         }
         let Some(hello) = self.hello else {
@@ -167,7 +214,8 @@ fn check_sdown(
         });
     }
     let is_master = inst.kind == InstanceKind::Master;
-    let down = elapsed > inst.down_after
+    let refused = is_master && refused_down(inst, now);
+    let timed = elapsed > inst.down_after
         || (is_master
             && inst.role_reported == Role::Slave
             && now.saturating_sub(inst.role_reported_time)
@@ -177,6 +225,8 @@ fn check_sdown(
         || (is_master
             && inst.master_reboot
             && now.saturating_sub(inst.master_reboot_since) > reboot_down_after);
+    let down = timed || refused;
+    inst.s_down_refused_only = down && !timed;
     if down {
         if !inst.s_down {
             inst.s_down = true;
@@ -228,6 +278,7 @@ impl Sentinel {
         .then(|| self.hello_out(m));
         let group_votes = self.committed_down_votes(&m.inst.name);
         let in_group = self.raft.initialized;
+        let voters = self.raft.voters;
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
@@ -247,7 +298,7 @@ impl Sentinel {
         if let Some(up) = check_sdown(&mut m.inst, now, t, m.reboot_down_after, out) {
             sdown_event(out, up, &m.inst, &m.inst);
         }
-        odown_rule(m, now, group_votes, in_group, out);
+        odown_rule(m, now, group_votes, in_group, voters, out);
         ask_peers(m, now, t, current_epoch, out);
 
         // Replicas: INFO every second while the master is down or failing
@@ -272,6 +323,68 @@ impl Sentinel {
         }
     }
 
+    /// A link went down. A refused connect of a master with
+    /// refused-down-after starts (or continues) its refusal streak and is
+    /// retried at once; any other failure ends the streak.
+    pub(super) fn link_down(
+        &mut self,
+        now: Millis,
+        id: InstanceId,
+        link: LinkKind,
+        refused: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let client_name = self.client_name();
+        let Some((mi, slot)) = self.locate(id) else {
+            return;
+        };
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
+        let auth = m.data_auth();
+        let renames = m.renames.clone();
+        let Some(inst) = Sentinel::instance_in(m, slot) else {
+            return;
+        };
+        match link {
+            LinkKind::Command => {
+                // A command link that drops (the process died, the
+                // connection was reset) counts as a PING left unanswered
+                // from now: SDOWN comes down-after after the loss, not after
+                // the next reconnect attempt (Sentinel's clock starts with
+                // the PING it queues on reconnecting).
+                let was_up = inst.link.cmd_up;
+                if was_up && inst.link.act_ping_time.is_none() {
+                    inst.link.act_ping_time = Some(now);
+                }
+                inst.link.cmd_lost();
+                if !refused {
+                    inst.link.refused_since = None;
+                } else if inst.link.refused_since.is_none() {
+                    inst.link.refused_since = Some(now);
+                }
+                // With refused-down-after, a master whose connection
+                // dropped is reconnected at once: a crashed process refuses
+                // that first attempt, which starts the streak. Failed
+                // attempts are retried by the tick.
+                if was_up
+                    && inst.kind == InstanceKind::Master
+                    && inst.refused_down_after > 0
+                    && inst.port != 0
+                {
+                    inst.link.last_reconn_time = Some(now);
+                    out.push(Action::Connect(link_spec(
+                        inst,
+                        &auth,
+                        &renames,
+                        &client_name,
+                    )));
+                }
+            }
+            LinkKind::PubSub => inst.link.pc_up = false,
+        }
+    }
+
     pub(super) fn link_up(
         &mut self,
         now: Millis,
@@ -285,6 +398,7 @@ impl Sentinel {
         match link {
             LinkKind::Command => {
                 inst.link.cmd_up = true;
+                inst.link.refused_since = None;
                 inst.link.cc_conn_time = now;
                 inst.link.pending = 0;
                 // Sentinel pings right after connecting (observed wire order:
@@ -374,10 +488,18 @@ impl Sentinel {
             .filter(|m| !m.inst.s_down && m.inst.port != 0)
             .filter_map(|m| {
                 let l = &m.inst.link;
+                let refused = l
+                    .refused_since
+                    .filter(|_| m.inst.refused_down_after > 0)
+                    .map(|s| s.saturating_add(m.inst.refused_down_after));
                 let since = l
                     .act_ping_time
-                    .or_else(|| l.disconnected().then_some(l.last_avail_time))?;
-                Some(since.saturating_add(m.inst.down_after).saturating_add(1))
+                    .or_else(|| l.disconnected().then_some(l.last_avail_time));
+                let timed = since.map(|s| s.saturating_add(m.inst.down_after).saturating_add(1));
+                match (timed, refused) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             })
             .min()
     }
@@ -388,15 +510,20 @@ impl Sentinel {
 /// a moment and flap `+odown`/`-odown` (clients refresh their topology on
 /// both). `group_votes` None in a group: its state does not show this master
 /// yet; the votes will decide, and only the end of local SDOWN ends ODOWN.
+/// `voters`: the group's voters, for an SDOWN from refused connections only.
 fn odown_rule(
     m: &mut Master,
     now: Millis,
     group_votes: Option<usize>,
     in_group: bool,
+    voters: usize,
     out: &mut Vec<Action>,
 ) {
     match group_votes {
-        Some(votes) => group_check_odown(m, now, votes, out),
+        Some(votes) => {
+            let votes = refusal_votes(m, votes, voters);
+            group_check_odown(m, now, votes, out)
+        }
         None if in_group => {
             if m.inst.o_down && !m.inst.s_down {
                 m.fo.classic_odown = None;
@@ -441,7 +568,21 @@ fn ask_peers(m: &mut Master, now: Millis, t: &Timing, current_epoch: u64, out: &
 /// ODOWN from our SDOWN plus the peers' opinions (outside a group).
 fn check_odown(m: &mut Master, now: Millis, out: &mut Vec<Action>) {
     let votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
+    let votes = refusal_votes(m, votes, 1 + m.sentinels.len());
     check_odown_votes(m, now, votes, out);
+}
+
+/// The down votes that count for a master whose SDOWN comes from refused
+/// connections only: all of them when every daemon (`voters`) agrees, else
+/// too few for the quorum. A refusal seen by some daemons only (a firewall
+/// rejecting some of them, a network problem on their side) waits for
+/// down-after like any other failure.
+pub(crate) fn refusal_votes(m: &Master, votes: usize, voters: usize) -> usize {
+    if m.inst.s_down_refused_only && votes < voters {
+        votes.min((m.quorum as usize).saturating_sub(1))
+    } else {
+        votes
+    }
 }
 
 /// How long an ODOWN decided by the peer-reply rule before this daemon

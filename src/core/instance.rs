@@ -48,6 +48,9 @@ pub struct Link {
     /// No hello PUBLISH on this link: writes are paused on the node and a
     /// PUBLISH (may-replicate) would block every later command of the link.
     pub hold_hello: bool,
+    /// Since when every attempt to connect the command link was refused
+    /// (reset by a connection, or by an attempt that failed otherwise).
+    pub refused_since: Option<Millis>,
 }
 
 impl Link {
@@ -69,6 +72,7 @@ impl Link {
             hello_inflight: false,
             ask_inflight: false,
             hold_hello: false,
+            refused_since: None,
         }
     }
 
@@ -102,6 +106,12 @@ pub struct Instance {
     pub runid: Option<String>,
     pub link: Link,
     pub down_after: u64,
+    /// Master: `refused-down-after-milliseconds` (0 = off): connections
+    /// refused for this long make it SDOWN before down-after.
+    pub refused_down_after: u64,
+    /// Its SDOWN comes from refused connections only (down-after has not
+    /// passed): ODOWN then needs every daemon of the group to agree.
+    pub s_down_refused_only: bool,
 
     pub s_down: bool,
     pub o_down: bool,
@@ -185,6 +195,8 @@ impl Instance {
             runid: None,
             link: Link::new(kind != InstanceKind::Sentinel, now),
             down_after,
+            refused_down_after: 0,
+            s_down_refused_only: false,
             s_down: false,
             o_down: false,
             master_down: false,

@@ -3,6 +3,13 @@
 //! back a fresh one for each config rewrite; the config reader (`config`)
 //! produces it from the file and writes it back.
 
+/// raftinel's per-master `sentinel refused-down-after-milliseconds <name>
+/// <ms>` (also a SENTINEL SET option and a raftinel.toml key): connections
+/// refused for that long make the master SDOWN before down-after. Written
+/// to the config only when set, so a file without it stays readable by
+/// redis-sentinel.
+pub const REFUSED_DOWN_AFTER: &str = "refused-down-after-milliseconds";
+
 /// Global `sentinel ...` options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalSentinelConfig {
@@ -47,6 +54,8 @@ pub struct MasterState {
     pub auth_pass: Option<String>,
     pub auth_user: Option<String>,
     pub master_reboot_down_after_period_ms: u64,
+    /// raftinel: `refused-down-after-milliseconds` (0 = off).
+    pub refused_down_after_ms: u64,
     pub config_epoch: u64,
     pub leader_epoch: u64,
     /// `known-replica <name> <host> <port>` lines.
@@ -75,6 +84,7 @@ impl MasterState {
             auth_pass: None,
             auth_user: None,
             master_reboot_down_after_period_ms: 0,
+            refused_down_after_ms: 0,
             config_epoch: 0,
             leader_epoch: 0,
             known_replicas: Vec::new(),

@@ -256,6 +256,7 @@ pub(crate) fn master_from_state(ms: &MasterState, next: &mut u64, now: Millis) -
         renames: ms.rename_commands.clone(),
         fo: super::failover::Ctl::default(),
     };
+    m.inst.refused_down_after = ms.refused_down_after_ms;
     for (host, port) in &ms.known_replicas {
         let key = format_addr(host, *port);
         if m.replicas.contains_key(&key) {
@@ -495,6 +496,7 @@ impl Sentinel {
                     auth_pass: m.auth_pass.clone(),
                     auth_user: m.auth_user.clone(),
                     master_reboot_down_after_period_ms: m.reboot_down_after,
+                    refused_down_after_ms: m.inst.refused_down_after,
                     config_epoch: m.config_epoch,
                     leader_epoch: m.leader_epoch,
                     known_sentinels: m
@@ -521,24 +523,12 @@ impl Sentinel {
                 self.link_up(now, id, link, &mut out);
                 self.master_of(id)
             }
+            Input::Refused { id } => {
+                self.link_down(now, id, LinkKind::Command, true, &mut out);
+                self.master_of(id)
+            }
             Input::LinkDown { id, link } => {
-                if let Some(inst) = self.instance_mut(id) {
-                    match link {
-                        LinkKind::Command => {
-                            // A command link that drops (the process died,
-                            // the connection was reset) counts as a PING
-                            // left unanswered from now: SDOWN comes
-                            // down-after after the loss, not after the next
-                            // reconnect attempt (Sentinel's clock starts
-                            // with the PING it queues on reconnecting).
-                            if inst.link.cmd_up && inst.link.act_ping_time.is_none() {
-                                inst.link.act_ping_time = Some(now);
-                            }
-                            inst.link.cmd_lost()
-                        }
-                        LinkKind::PubSub => inst.link.pc_up = false,
-                    }
-                }
+                self.link_down(now, id, link, false, &mut out);
                 self.master_of(id)
             }
             Input::PingReply { id, reply } => {
@@ -681,6 +671,10 @@ impl Sentinel {
 
     pub(crate) fn slot_mut(&mut self, mi: usize, slot: Slot) -> Option<&mut Instance> {
         let (_, m) = self.masters.get_index_mut(mi)?;
+        Self::instance_in(m, slot)
+    }
+
+    pub(super) fn instance_in(m: &mut Master, slot: Slot) -> Option<&mut Instance> {
         match slot {
             Slot::Master => Some(&mut m.inst),
             Slot::Replica(i) => m.replicas.get_index_mut(i).map(|(_, r)| r),

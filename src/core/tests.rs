@@ -40,6 +40,12 @@ fn has_event(actions: &[Action], kind: EventKind) -> bool {
     events(actions).iter().any(|(k, _)| *k == kind)
 }
 
+/// The `+odown` event of mymaster, with `#quorum <votes>/<quorum>`.
+fn odown(quorum: &str) -> (EventKind, String) {
+    let msg = format!("master mymaster 127.0.0.1 6379 #quorum {quorum}");
+    (EventKind::Odown, msg)
+}
+
 fn master_id(s: &Sentinel) -> InstanceId {
     s.masters["mymaster"].inst.id
 }
@@ -365,6 +371,17 @@ fn with_peer(down_after: u64, quorum: u32) -> (Sentinel, InstanceId, InstanceId)
     (s, mid, pid)
 }
 
+/// The peer's answer to is-master-down-by-addr: `down` 1 or 0, no vote.
+fn peer_says(s: &mut Sentinel, pid: InstanceId, now: Millis, down: i64) {
+    s.handle(
+        now,
+        Input::MasterDownReply {
+            peer: pid,
+            reply: Some((down, "*".into(), 0)),
+        },
+    );
+}
+
 #[test]
 fn odown_counts_peer_opinions_against_quorum() {
     let (mut s, _mid, pid) = with_peer(1000, 2);
@@ -393,21 +410,9 @@ fn odown_counts_peer_opinions_against_quorum() {
             runid: "*".into(),
         })
     );
-    s.handle(
-        1050,
-        Input::MasterDownReply {
-            peer: pid,
-            reply: Some((1, "*".into(), 0)),
-        },
-    );
+    peer_says(&mut s, pid, 1050, 1);
     let a = s.handle(1100, Input::Tick);
-    assert_eq!(
-        events(&a),
-        vec![(
-            EventKind::Odown,
-            "master mymaster 127.0.0.1 6379 #quorum 2/2".to_string()
-        )]
-    );
+    assert_eq!(events(&a), vec![odown("2/2")]);
     assert_eq!(
         s.info_sentinel_section(1100, 0, 0).lines().last(),
         Some("master0:name=mymaster,status=odown,address=127.0.0.1:6379,slaves=0,sentinels=2")
@@ -417,13 +422,7 @@ fn odown_counts_peer_opinions_against_quorum() {
         .handle(1200, Input::Tick)
         .iter()
         .any(|a| matches!(a, Action::AskMasterDown { .. })));
-    s.handle(
-        2100,
-        Input::MasterDownReply {
-            peer: pid,
-            reply: Some((0, "*".into(), 0)),
-        },
-    );
+    peer_says(&mut s, pid, 2100, 0);
     pong(&mut s, pid, 2150);
     let a = s.handle(2200, Input::Tick);
     assert_eq!(
@@ -436,13 +435,7 @@ fn odown_counts_peer_opinions_against_quorum() {
     // Quorum 1: local SDOWN suffices.
     let mut s = core(state(1000, 1));
     let a = s.handle(1001, Input::Tick);
-    assert_eq!(
-        events(&a)[1],
-        (
-            EventKind::Odown,
-            "master mymaster 127.0.0.1 6379 #quorum 1/1".to_string()
-        )
-    );
+    assert_eq!(events(&a)[1], odown("1/1"));
 }
 
 #[test]
@@ -1478,4 +1471,223 @@ fn sentinel_address_update_reaches_other_masters() {
     );
     let p = s.persisted();
     assert_eq!(p.masters[1].known_sentinels[0].1, 26390);
+}
+
+/// A master that stops answering (SIGSTOP: the link stays, PINGs go
+/// unanswered) is seen down between down-after and down-after plus its probe
+/// period (200 ms with down-after 1000) after it stopped, whatever the phase
+/// of the PINGs at the stop; it is never seen down before down-after of
+/// silence. Ticks every 100 ms, replies 1 ms after each PING while it runs.
+#[test]
+fn stopped_master_is_seen_down_within_a_probe_period_of_down_after() {
+    assert_eq!(super::detection::master_probe_period(1000, 1000), 200);
+    assert_eq!(super::detection::master_probe_period(5000, 1000), 1000);
+    assert_eq!(super::detection::master_probe_period(30_000, 1000), 1000);
+    assert_eq!(super::detection::master_probe_period(200, 200), 100);
+    for stop in (5_000..6_000).step_by(37) {
+        let mut s = core(state(1000, 2));
+        let id = master_id(&s);
+        links_up(&mut s, id, 0);
+        pong(&mut s, id, 1);
+        let mut t = 0;
+        let mut pings = 0;
+        let sdown_at = loop {
+            t += 100;
+            assert!(t < 10_000, "never seen down (stop {stop})");
+            let a = s.handle(t, Input::Tick);
+            if has_event(&a, EventKind::Sdown) {
+                break t;
+            }
+            let pinged = a.contains(&Action::SendPing { id });
+            pings += usize::from(pinged && t < 5_000);
+            if pinged && t + 1 < stop {
+                pong(&mut s, id, t + 1);
+            }
+            // The runtime wakes at the SDOWN deadline too.
+            if let Some(due) = s.next_sdown_deadline().filter(|&d| d < t + 100) {
+                let a = s.handle(due, Input::Tick);
+                if has_event(&a, EventKind::Sdown) {
+                    break due;
+                }
+            }
+        };
+        let late = sdown_at - stop;
+        assert!(
+            (1000..=1000 + 200 + 1).contains(&late),
+            "stop at {stop}: SDOWN {late} ms after"
+        );
+        // Every 200 ms while it answers, not every tick.
+        assert!((24..=26).contains(&pings), "{pings} PINGs in 5 s");
+    }
+}
+
+/// A master that answers every PING late (but within half of down-after,
+/// past which Sentinel reconnects the link) is never SDOWN, though it is
+/// probed more often than once a second.
+#[test]
+fn slow_master_within_down_after_is_not_down() {
+    let mut s = core(state(1000, 2));
+    let id = master_id(&s);
+    links_up(&mut s, id, 0);
+    let mut reply_due: Option<Millis> = Some(450);
+    for t in (100..20_000).step_by(100) {
+        if reply_due.is_some_and(|d| d <= t) {
+            pong(&mut s, id, t);
+            reply_due = None;
+        }
+        let a = s.handle(t, Input::Tick);
+        assert!(!has_event(&a, EventKind::Sdown), "down at {t}");
+        // The idle pubsub link is reconnected every so often (no hellos
+        // here); it comes back at once.
+        if a.iter().any(|a| matches!(a, Action::Connect(_))) {
+            s.handle(
+                t,
+                Input::LinkUp {
+                    id,
+                    link: LinkKind::PubSub,
+                },
+            );
+        }
+        if a.contains(&Action::SendPing { id }) && reply_due.is_none() {
+            // Each reply takes 450 ms.
+            reply_due = Some(t + 450);
+        }
+    }
+}
+
+/// `refused-down-after-milliseconds`: a master whose link drops is
+/// reconnected at once and then on every tick while refused; refusals
+/// lasting the configured time make it SDOWN before down-after, with the
+/// usual event; an attempt that fails otherwise (a timeout) or a connection
+/// ends the streak; without the option nothing changes.
+#[test]
+fn refused_connections_are_down_after_the_refused_period() {
+    let refused_state = |ms: u64| {
+        let mut st = state(5000, 1);
+        st.masters[0].refused_down_after_ms = ms;
+        st
+    };
+    let connects = |a: &[Action]| a.iter().filter(|a| matches!(a, Action::Connect(_))).count();
+    // Drives: link up at 0, dropped at 1000, then every connect refused
+    // from `refuse_from` (a timeout before that), ticks every 100 ms.
+    let run = |ms: u64, refuse_from: Millis| -> (Option<Millis>, Sentinel) {
+        let mut s = core(refused_state(ms));
+        let id = master_id(&s);
+        links_up(&mut s, id, 0);
+        pong(&mut s, id, 1);
+        let cmd = LinkKind::Command;
+        let a = s.handle(1000, Input::LinkDown { id, link: cmd });
+        assert_eq!(connects(&a), usize::from(ms > 0), "reconnected at once");
+        let fail = |s: &mut Sentinel, t: Millis| {
+            let input = if t >= refuse_from {
+                Input::Refused { id }
+            } else {
+                Input::LinkDown { id, link: cmd }
+            };
+            s.handle(t, input)
+        };
+        if ms > 0 {
+            fail(&mut s, 1001);
+        }
+        let mut t = 1000;
+        while t < 8000 {
+            t += 100;
+            let mut a = s.handle(t, Input::Tick);
+            if connects(&a) > 0 {
+                a.extend(fail(&mut s, t + 1));
+            }
+            if let Some(due) = s.next_sdown_deadline().filter(|&d| d < t + 100) {
+                a.extend(s.handle(due, Input::Tick));
+                if has_event(&a, EventKind::Sdown) {
+                    return (Some(due), s);
+                }
+            }
+            if has_event(&a, EventKind::Sdown) {
+                return (Some(t), s);
+            }
+        }
+        (None, s)
+    };
+    let (at, s) = run(250, 0);
+    assert_eq!(at, Some(1251), "250 ms after the first refusal");
+    let m = &s.masters["mymaster"];
+    assert!(m.inst.o_down, "quorum 1 and no other daemon: ODOWN at once");
+    assert!(m.inst.s_down_refused_only);
+    // A timed-out attempt ends the streak (there is none yet here) and is
+    // retried a ping-period later, as any failed connect; the streak starts
+    // with the refusal of that retry.
+    assert_eq!(run(250, 1200).0, Some(2251));
+    // Option off: down-after after the loss, as before.
+    assert_eq!(run(0, 0).0, Some(6001));
+
+    // A connection ends the streak; connecting again costs a new one.
+    let mut s = core(refused_state(250));
+    let id = master_id(&s);
+    links_up(&mut s, id, 0);
+    pong(&mut s, id, 1);
+    s.handle(1000, Input::Refused { id });
+    s.handle(
+        1100,
+        Input::LinkUp {
+            id,
+            link: LinkKind::Command,
+        },
+    );
+    pong(&mut s, id, 1101);
+    assert!(!has_event(&s.handle(1300, Input::Tick), EventKind::Sdown));
+    assert_eq!(s.masters["mymaster"].inst.link.refused_since, None);
+}
+
+/// Refused connections make ODOWN only when every daemon sees the master
+/// down: a refusal seen by some daemons waits for down-after.
+#[test]
+fn refusal_needs_every_daemon() {
+    let (mut s, mid, pid) = with_peer(5000, 1);
+    s.masters
+        .get_index_mut(0)
+        .unwrap()
+        .1
+        .inst
+        .refused_down_after = 200;
+    s.handle(
+        0,
+        Input::LinkUp {
+            id: pid,
+            link: LinkKind::Command,
+        },
+    );
+    links_up(&mut s, mid, 0);
+    pong(&mut s, mid, 1);
+    pong(&mut s, pid, 1);
+    s.handle(1000, Input::Refused { id: mid });
+    let a = s.handle(1200, Input::Tick);
+    assert!(has_event(&a, EventKind::Sdown));
+    assert!(
+        !has_event(&a, EventKind::Odown),
+        "quorum 1 but the peer has not said"
+    );
+    pong(&mut s, pid, 1250);
+    peer_says(&mut s, pid, 1260, 1);
+    let a = s.handle(1300, Input::Tick);
+    assert_eq!(events(&a), vec![odown("2/1")]);
+}
+
+#[test]
+fn refused_down_after_is_a_set_option() {
+    let mut s = core(state(5000, 2));
+    assert_eq!(
+        set(&mut s, &["refused-down-after-milliseconds", "300"]).0,
+        Ok(())
+    );
+    assert_eq!(s.masters["mymaster"].inst.refused_down_after, 300);
+    assert_eq!(s.persisted().masters[0].refused_down_after_ms, 300);
+    assert_eq!(
+        set(&mut s, &["refused-down-after-milliseconds", "-1"]).0,
+        Err("ERR Invalid argument '-1' for SENTINEL SET 'refused-down-after-milliseconds'".into())
+    );
+    assert_eq!(
+        set(&mut s, &["refused-down-after-milliseconds", "0"]).0,
+        Ok(())
+    );
+    assert_eq!(s.masters["mymaster"].inst.refused_down_after, 0);
 }

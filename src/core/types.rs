@@ -28,14 +28,14 @@ pub enum LinkKind {
 }
 
 /// Credentials for an outbound link, as Sentinel chooses them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct LinkAuth {
     pub user: Option<String>,
     pub pass: Option<String>,
 }
 
 /// What the driver needs to open and run the links of one instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LinkSpec {
     pub id: InstanceId,
     pub kind: InstanceKind,
@@ -71,6 +71,12 @@ pub enum Input {
     LinkDown {
         id: InstanceId,
         link: LinkKind,
+    },
+    /// The command link could not connect because the host refused the
+    /// connection (a live host with nothing listening on the port): a
+    /// `LinkDown` that also feeds `refused-down-after-milliseconds`.
+    Refused {
+        id: InstanceId,
     },
     PingReply {
         id: InstanceId,

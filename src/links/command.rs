@@ -1,20 +1,39 @@
-//! The command link: one `redis::aio::MultiplexedConnection` per instance,
-//! over a socket we open ourselves (so its local address is known for hello
-//! payloads). Handshake as Sentinel does it: AUTH if needed, then
-//! `CLIENT SETNAME <prefix>-cmd`, replies ignored. Then every command the core
-//! asks for runs concurrently on the multiplexed connection, each under
-//! [`COMMAND_TIMEOUT`], and its reply is turned into an `Input`.
+//! The command link: one task and one connection per instance, pipelined.
+//!
+//! Handshake as Sentinel does it: AUTH if needed, then `CLIENT SETNAME
+//! <prefix>-cmd`, replies ignored. Then every command the core asks for is
+//! written at once (all the commands that arrived together in one write) and
+//! its expected reply is queued; replies come back in order on the same
+//! socket and are matched to the queue, so a link costs one task, one socket
+//! and one read buffer however many commands are in flight: no task, timer
+//! or allocation per command.
+//!
+//! Every command is bounded by [`COMMAND_TIMEOUT`]: one timer, armed at the
+//! deadline of the oldest reply still awaited. A command that times out is
+//! reported to the core as such and its reply, if it ever comes, is read and
+//! dropped (a pipelined connection must keep its replies in order).
+//!
+//! The link runs over any `AsyncRead + AsyncWrite` stream ([`serve`]), so a
+//! TLS stream can sit under the same task as a TCP socket.
+//!
+//! Why by hand rather than the `redis` crate's multiplexed connection: that
+//! connection spawns a driver task and runs each command as its own future
+//! with its own timer, sends its own setup commands, and cannot send
+//! Sentinel's renamed commands; a link needs none of that, only the shared
+//! RESP codec and a queue.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::connect::connect_from;
-use super::{LinkCmd, LinkCtx, HELLO_CHANNEL};
+use super::{LinkCmd, LinkCtx, Request, HELLO_CHANNEL};
+use crate::core::InstanceId;
 use crate::core::{Input, LinkKind, PingReply};
+use crate::resp::{write_command, Frame, FrameReader, Limits};
 
 /// Upper bound for any single command on a link. Sentinel itself never times
 /// out a command (its SDOWN rule watches the oldest unanswered PING), so this
@@ -22,347 +41,394 @@ use crate::core::{Input, LinkKind, PingReply};
 /// wedged connection is noticed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Aborts a spawned task when dropped (the connection driver must not outlive
-/// its link).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Most replies one link may await at once. The core keeps far fewer in
+/// flight (it stops sending at 100 pending commands); beyond this the node
+/// has stopped answering for long and the link is dropped.
+const MAX_IN_FLIGHT: usize = 1024;
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// What the next reply on the link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Handshake, SCRIPT KILL, CLIENT UNPAUSE, the reconfiguration
+    /// transaction: the reply is not looked at.
+    Ignore,
+    Ping,
+    Info,
+    Hello,
+    Ask,
+    /// `CLIENT PAUSE ... WRITE`, followed by its INFO.
+    PauseAck,
+    PauseInfo,
 }
 
-/// What a finished command tells the link task.
-enum Outcome {
-    Done,
-    /// The connection is gone.
-    Dropped,
+#[derive(Debug)]
+struct Awaited {
+    expect: Expect,
+    /// The instance the command is for.
+    id: InstanceId,
+    /// Other instances whose PING this reply answers too (see `push`).
+    also: Vec<InstanceId>,
+    deadline: Instant,
+    /// Already reported as timed out: the reply is read and dropped.
+    expired: bool,
 }
 
-/// A reply reduced to what Sentinel looks at.
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Value(Value),
-    /// An error reply, as its full text (`LOADING Redis is loading ...`).
-    Error(String),
+/// The state of one command link.
+struct CmdLink<S> {
+    ctx: LinkCtx,
+    local_ip: String,
+    reader: FrameReader<S>,
+    /// Replies awaited, in the order the commands were written.
+    awaited: VecDeque<Awaited>,
+    /// Commands encoded and not written yet.
+    wbuf: Vec<u8>,
+    /// The last `CLIENT PAUSE` was accepted (read by the INFO after it).
+    pause_ok: bool,
 }
 
-/// Connects and sends Sentinel's handshake (AUTH, CLIENT SETNAME; their
-/// replies ignored). `None`: the link is down.
-async fn open(ctx: &LinkCtx) -> Option<(MultiplexedConnection, AbortOnDrop, String)> {
-    let (stream, local_ip) =
-        match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
-            Ok(ok) => ok,
-            Err(err) => {
-                tracing::trace!(
-                    "-cmd-link-reconnection {}:{} #{err}",
-                    ctx.spec.host,
-                    ctx.spec.port
-                );
-                return None;
+/// The link is gone (connection closed or broken, protocol error, a write
+/// that did not complete in time, or too many replies awaited).
+struct Dropped;
+
+/// Connects, then runs the link until the connection fails or the driver
+/// drops it.
+pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
+    match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+        Ok((stream, local_ip)) => serve(ctx, stream, local_ip, rx).await,
+        Err(err) => {
+            tracing::trace!(
+                "-cmd-link-reconnection {}:{} #{err}",
+                ctx.spec.host,
+                ctx.spec.port
+            );
+            if err.is_refused() {
+                let id = ctx.spec.id;
+                ctx.report(LinkKind::Command, Input::Refused { id });
+            } else {
+                ctx.report_down(LinkKind::Command);
             }
-        };
-    // No AUTH/SETINFO from the crate: Sentinel's handshake is ours to send
-    // (renamed commands, replies ignored).
-    let info = RedisConnectionInfo::default().set_skip_set_lib_name();
-    // No crate-level response timeout (its default is 500 ms): a hung node
-    // must keep its link with PINGs pending, as Sentinel does (SDOWN measures
-    // the oldest pending PING; the flags must not gain `disconnected`). Each
-    // command is bounded by COMMAND_TIMEOUT in `send` instead.
-    let config = AsyncConnectionConfig::new().set_response_timeout(None);
-    let setup = tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        MultiplexedConnection::new_with_config(&info, stream, config),
-    )
-    .await;
-    let Ok(Ok((mut conn, driver))) = setup else {
-        return None;
-    };
-    let driver = AbortOnDrop(tokio::spawn(driver));
-
-    if let Some(args) = ctx.auth_args() {
-        let mut auth = redis::cmd(&ctx.command_name("AUTH"));
-        auth.arg(args);
-        if let Err(Outcome::Dropped) = send(&mut conn, &auth).await.map(|_| ()) {
-            return None;
         }
     }
-    let mut setname = redis::cmd(&ctx.command_name("CLIENT"));
-    setname
-        .arg("SETNAME")
-        .arg(format!("{}-cmd", ctx.spec.client_name));
-    if let Err(Outcome::Dropped) = send(&mut conn, &setname).await.map(|_| ()) {
-        return None;
-    }
-    Some((conn, driver, local_ip))
 }
 
-fn link_down(ctx: &LinkCtx) {
-    let link = LinkKind::Command;
-    ctx.report(
-        link,
-        Input::LinkDown {
-            id: ctx.spec.id,
-            link,
-        },
-    );
-}
-
-pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkCmd>) {
-    let link = LinkKind::Command;
-    let Some((conn, mut driver, local_ip)) = open(&ctx).await else {
-        return link_down(&ctx);
+/// Runs the link over an open stream; `local_ip` is our address as the node
+/// sees it (it goes into hello payloads). Reports `LinkUp` once the handshake
+/// is written and `LinkDown` when the link ends, unless the driver dropped it.
+pub async fn serve<S>(
+    ctx: LinkCtx,
+    stream: S,
+    local_ip: String,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut link = CmdLink {
+        ctx,
+        local_ip,
+        reader: FrameReader::new(stream, Limits::LINK),
+        awaited: VecDeque::new(),
+        wbuf: Vec::new(),
+        pause_ok: false,
     };
-    ctx.report(
-        link,
+    link.handshake(Instant::now());
+    if link.write().await.is_err() {
+        return link.ctx.report_down(LinkKind::Command);
+    }
+    let link_kind = LinkKind::Command;
+    link.ctx.report(
+        link_kind,
         Input::LinkUp {
-            id: ctx.spec.id,
-            link,
+            id: link.ctx.spec.id,
+            link: link_kind,
         },
     );
 
-    let mut inflight: JoinSet<Outcome> = JoinSet::new();
+    let timer = tokio::time::sleep_until(Instant::now() + COMMAND_TIMEOUT);
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
-        tokio::select! {
-            _ = &mut driver.0 => break,
+        let next = link.next_deadline();
+        if let Some(at) = next.filter(|&at| armed != Some(at)) {
+            timer.as_mut().reset(at);
+        }
+        armed = next;
+        let outcome = tokio::select! {
             cmd = rx.recv() => match cmd {
                 // The driver dropped this link: just close.
                 None => return,
                 Some(cmd) => {
-                    let ctx = ctx.clone();
-                    let conn = conn.clone();
-                    let local_ip = local_ip.clone();
-                    inflight.spawn(async move { execute(&ctx, conn, &local_ip, cmd).await });
+                    let now = Instant::now();
+                    link.push(cmd, now);
+                    // Whatever else is queued goes out in the same write.
+                    while let Ok(cmd) = rx.try_recv() {
+                        link.push(cmd, now);
+                    }
+                    link.write().await
                 }
             },
-            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Ok(Outcome::Dropped) = done {
-                    break;
+            frame = link.reader.read() => match frame {
+                Ok(frame) => link.reply(frame),
+                Err(err) => {
+                    tracing::debug!(
+                        "command link to {}:{}: {err}",
+                        link.ctx.spec.host,
+                        link.ctx.spec.port
+                    );
+                    Err(Dropped)
+                }
+            },
+            () = &mut timer, if armed.is_some() => {
+                link.expire(Instant::now());
+                Ok(())
+            }
+        };
+        if outcome.is_err() {
+            break;
+        }
+    }
+    link.ctx.report_down(LinkKind::Command);
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> CmdLink<S> {
+    /// Queues one command (its name through the rename table) and the reply
+    /// it expects.
+    fn command(&mut self, expect: Expect, id: InstanceId, now: Instant, name: &str, args: &[&str]) {
+        let name = super::renamed(&self.ctx.spec.renames, name);
+        let mut parts: Vec<&str> = Vec::with_capacity(1 + args.len());
+        parts.push(name);
+        parts.extend_from_slice(args);
+        write_command(&mut self.wbuf, &parts);
+        self.awaited.push_back(Awaited {
+            expect,
+            id,
+            also: Vec::new(),
+            deadline: now + COMMAND_TIMEOUT,
+            expired: false,
+        });
+    }
+
+    /// Sentinel's handshake: AUTH if credentials are set, CLIENT SETNAME.
+    fn handshake(&mut self, now: Instant) {
+        let id = self.ctx.spec.id;
+        if let Some(args) = self.ctx.auth_args() {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.command(Expect::Ignore, id, now, "AUTH", &args);
+        }
+        let name = format!("{}-cmd", self.ctx.spec.client_name);
+        self.command(Expect::Ignore, id, now, "CLIENT", &["SETNAME", &name]);
+    }
+
+    /// Encodes one command of the core. A PING while another PING is
+    /// awaited is not written: the reply to that one answers it too. The
+    /// instances of a peer daemon share the connection and ask together
+    /// (one PING on the wire for all of them, as Sentinel's shared link
+    /// does), and a node that does not answer gets no more than one PING
+    /// queued at a time.
+    fn push(&mut self, req: Request, now: Instant) {
+        let Request { id, cmd } = req;
+        match cmd {
+            LinkCmd::Ping => {
+                let awaited = self
+                    .awaited
+                    .iter_mut()
+                    .rev()
+                    .find(|a| a.expect == Expect::Ping && !a.expired);
+                match awaited {
+                    Some(a) => a.also.push(id),
+                    None => self.command(Expect::Ping, id, now, "PING", &[]),
                 }
             }
+            LinkCmd::Info => self.command(Expect::Info, id, now, "INFO", &[]),
+            LinkCmd::Hello(hello) => {
+                let payload = hello.payload(&self.local_ip);
+                self.command(
+                    Expect::Hello,
+                    id,
+                    now,
+                    "PUBLISH",
+                    &[HELLO_CHANNEL, &payload],
+                );
+            }
+            LinkCmd::AskMasterDown {
+                master_ip,
+                master_port,
+                epoch,
+                runid,
+            } => {
+                let (port, epoch) = (master_port.to_string(), epoch.to_string());
+                self.command(
+                    Expect::Ask,
+                    id,
+                    now,
+                    "SENTINEL",
+                    &["is-master-down-by-addr", &master_ip, &port, &epoch, &runid],
+                );
+            }
+            LinkCmd::ScriptKill => self.command(Expect::Ignore, id, now, "SCRIPT", &["KILL"]),
+            // CLIENT PAUSE WRITE then INFO, in one write: the INFO is served
+            // right after the pause took effect (INFO is not a write, so it
+            // is not paused), and no other command of this link can slip in
+            // between.
+            LinkCmd::PauseWrites { ms } => {
+                let ms = ms.to_string();
+                self.command(
+                    Expect::PauseAck,
+                    id,
+                    now,
+                    "CLIENT",
+                    &["PAUSE", &ms, "WRITE"],
+                );
+                self.command(Expect::PauseInfo, id, now, "INFO", &[]);
+            }
+            LinkCmd::Unpause => self.command(Expect::Ignore, id, now, "CLIENT", &["UNPAUSE"]),
+            LinkCmd::Reconfigure { replicaof } => self.reconfigure(replicaof.as_ref(), id, now),
         }
     }
-    link_down(&ctx);
-}
 
-/// Sends one command under the timeout. `Ok(None)` = timed out.
-async fn send(
-    conn: &mut MultiplexedConnection,
-    cmd: &redis::Cmd,
-) -> Result<Option<Reply>, Outcome> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, conn.send_packed_command(cmd)).await {
-        Err(_) => Ok(None),
-        Ok(Ok(Value::ServerError(err))) => {
-            Ok(Some(Reply::Error(error_text(err.code(), err.details()))))
+    /// `MULTI`, `SLAVEOF`, `CONFIG REWRITE`, `CLIENT KILL TYPE normal|pubsub`,
+    /// `EXEC`, as Sentinel sends them to reconfigure a node, each name
+    /// through the rename table. The replies are ignored: the effect is
+    /// observed through INFO.
+    fn reconfigure(&mut self, replicaof: Option<&(String, u16)>, id: InstanceId, now: Instant) {
+        let ignore = Expect::Ignore;
+        self.command(ignore, id, now, "MULTI", &[]);
+        match replicaof {
+            Some((host, port)) => {
+                self.command(ignore, id, now, "SLAVEOF", &[host, &port.to_string()]);
+            }
+            None => self.command(ignore, id, now, "SLAVEOF", &["NO", "ONE"]),
         }
-        Ok(Ok(v)) => Ok(Some(Reply::Value(v))),
-        Ok(Err(err)) => match err.code() {
-            Some(code) => Ok(Some(Reply::Error(error_text(code, err.detail())))),
-            None => Err(Outcome::Dropped),
-        },
+        self.command(ignore, id, now, "CONFIG", &["REWRITE"]);
+        self.command(ignore, id, now, "CLIENT", &["KILL", "TYPE", "normal"]);
+        self.command(ignore, id, now, "CLIENT", &["KILL", "TYPE", "pubsub"]);
+        self.command(ignore, id, now, "EXEC", &[]);
     }
-}
 
-fn error_text(code: &str, detail: Option<&str>) -> String {
-    match detail {
-        Some(d) if !d.is_empty() => format!("{code} {d}"),
-        _ => code.to_string(),
+    /// Writes what is encoded. A write that cannot complete within the
+    /// command timeout (the node stopped reading long ago) drops the link.
+    async fn write(&mut self) -> Result<(), Dropped> {
+        if self.awaited.len() > MAX_IN_FLIGHT {
+            return Err(Dropped);
+        }
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let stream = self.reader.get_mut();
+        let written = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            stream.write_all(&self.wbuf).await?;
+            stream.flush().await
+        })
+        .await;
+        self.wbuf.clear();
+        match written {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Dropped),
+        }
     }
-}
 
-async fn execute(
-    ctx: &LinkCtx,
-    mut conn: MultiplexedConnection,
-    local_ip: &str,
-    cmd: LinkCmd,
-) -> Outcome {
-    let id = ctx.spec.id;
-    let timeout = Input::CommandTimeout { id };
-    match cmd {
-        LinkCmd::Ping => {
-            let c = redis::cmd(&ctx.command_name("PING"));
-            match send(&mut conn, &c).await {
-                Err(o) => return o,
-                Ok(None) => ctx.report(LinkKind::Command, timeout),
-                Ok(Some(reply)) => ctx.report(
+    /// When the oldest reply still awaited is due.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.awaited.iter().find(|a| !a.expired).map(|a| a.deadline)
+    }
+
+    /// Reports every command past its deadline as timed out.
+    fn expire(&mut self, now: Instant) {
+        for a in self.awaited.iter_mut() {
+            if a.expired || a.deadline > now {
+                continue;
+            }
+            a.expired = true;
+            let id = a.id;
+            let input = match a.expect {
+                Expect::Ignore | Expect::PauseAck => continue,
+                Expect::PauseInfo => Input::PauseReply { id, info: None },
+                Expect::Ping | Expect::Info | Expect::Hello | Expect::Ask => {
+                    Input::CommandTimeout { id }
+                }
+            };
+            for &other in &a.also {
+                self.ctx.report_as(
+                    other,
                     LinkKind::Command,
-                    Input::PingReply {
-                        id,
-                        reply: classify_ping(&reply),
-                    },
-                ),
+                    Input::CommandTimeout { id: other },
+                );
             }
+            self.ctx.report_as(id, LinkKind::Command, input);
         }
-        LinkCmd::Info => {
-            let c = redis::cmd(&ctx.command_name("INFO"));
-            match send(&mut conn, &c).await {
-                Err(o) => return o,
-                Ok(None) => ctx.report(LinkKind::Command, timeout),
-                Ok(Some(Reply::Value(v))) if text_of(&v).is_some() => {
-                    let text = text_of(&v).unwrap_or_default();
-                    ctx.report(LinkKind::Command, Input::InfoReply { id, text });
+    }
+
+    /// Matches a reply to the oldest command awaiting one.
+    fn reply(&mut self, frame: Frame) -> Result<(), Dropped> {
+        let Some(a) = self.awaited.pop_front() else {
+            // Nothing was asked: the stream is not what we think it is.
+            return Err(Dropped);
+        };
+        if a.expired {
+            return Ok(());
+        }
+        let id = a.id;
+        let input = match a.expect {
+            Expect::Ignore => return Ok(()),
+            Expect::PauseAck => {
+                self.pause_ok = matches!(frame, Frame::Simple(_));
+                return Ok(());
+            }
+            Expect::PauseInfo => Input::PauseReply {
+                id,
+                info: self.pause_ok.then(|| text_of(frame)).flatten(),
+            },
+            Expect::Ping => {
+                let reply = classify_ping(&frame);
+                for &other in &a.also {
+                    let input = Input::PingReply {
+                        id: other,
+                        reply: reply.clone(),
+                    };
+                    self.ctx.report_as(other, LinkKind::Command, input);
                 }
+                Input::PingReply { id, reply }
+            }
+            Expect::Info => match text_of(frame) {
+                Some(text) => Input::InfoReply { id, text },
                 // Sentinel only uses string replies to INFO, but any reply
                 // settles the pending command; the core has no input for a
                 // useless reply, and "timed out" has the same effect there
                 // (pending count released, INFO asked again next tick).
-                Ok(Some(_)) => ctx.report(LinkKind::Command, timeout),
-            }
-        }
-        LinkCmd::Hello(hello) => {
-            let mut c = redis::cmd(&ctx.command_name("PUBLISH"));
-            c.arg(HELLO_CHANNEL).arg(hello.payload(local_ip));
-            match send(&mut conn, &c).await {
-                Err(o) => return o,
-                Ok(None) => ctx.report(LinkKind::Command, timeout),
-                Ok(Some(reply)) => ctx.report(
-                    LinkKind::Command,
-                    Input::PublishReply {
-                        id,
-                        ok: !matches!(reply, Reply::Error(_)),
-                    },
-                ),
-            }
-        }
-        LinkCmd::AskMasterDown {
-            master_ip,
-            master_port,
-            epoch,
-            runid,
-        } => {
-            let mut c = redis::cmd(&ctx.command_name("SENTINEL"));
-            c.arg("is-master-down-by-addr")
-                .arg(master_ip)
-                .arg(master_port.to_string())
-                .arg(epoch.to_string())
-                .arg(runid);
-            match send(&mut conn, &c).await {
-                Err(o) => return o,
-                Ok(None) => ctx.report(LinkKind::Command, timeout),
-                Ok(Some(reply)) => ctx.report(
-                    LinkKind::Command,
-                    Input::MasterDownReply {
-                        peer: id,
-                        reply: parse_master_down(&reply),
-                    },
-                ),
-            }
-        }
-        LinkCmd::ScriptKill => {
-            let mut c = redis::cmd(&ctx.command_name("SCRIPT"));
-            c.arg("KILL");
-            if let Err(o) = send(&mut conn, &c).await {
-                return o;
-            }
-        }
-        LinkCmd::PauseWrites { ms } => return pause_writes(ctx, &mut conn, ms).await,
-        LinkCmd::Unpause => {
-            let mut c = redis::cmd(&ctx.command_name("CLIENT"));
-            c.arg("UNPAUSE");
-            if let Err(o) = send(&mut conn, &c).await {
-                return o;
-            }
-        }
-        LinkCmd::Reconfigure { replicaof } => {
-            return reconfigure(ctx, &mut conn, replicaof.as_ref()).await
-        }
+                None => Input::CommandTimeout { id },
+            },
+            Expect::Hello => Input::PublishReply {
+                id,
+                ok: !matches!(frame, Frame::Error(_)),
+            },
+            Expect::Ask => Input::MasterDownReply {
+                peer: id,
+                reply: parse_master_down(&frame),
+            },
+        };
+        self.ctx.report_as(id, LinkKind::Command, input);
+        Ok(())
     }
-    Outcome::Done
 }
 
-/// CLIENT PAUSE WRITE then INFO, in one write: the INFO is served right
-/// after the pause took effect (INFO is not a write, so it is not paused),
-/// and no other command of this link can slip in between.
-async fn pause_writes(ctx: &LinkCtx, conn: &mut MultiplexedConnection, ms: u64) -> Outcome {
-    let id = ctx.spec.id;
-    let mut pipe = redis::pipe();
-    pipe.cmd(&ctx.command_name("CLIENT"))
-        .arg("PAUSE")
-        .arg(ms.to_string())
-        .arg("WRITE");
-    pipe.cmd(&ctx.command_name("INFO"));
-    let sent = tokio::time::timeout(COMMAND_TIMEOUT, conn.send_packed_commands(&pipe, 0, 2)).await;
-    let info = match sent {
-        Ok(Ok(replies)) => match replies.as_slice() {
-            [Value::Okay | Value::SimpleString(_), info] => text_of(info),
-            _ => None,
-        },
-        Ok(Err(err)) => {
-            if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
-                return Outcome::Dropped;
-            }
-            None
-        }
-        Err(_) => None,
-    };
-    ctx.report(LinkKind::Command, Input::PauseReply { id, info });
-    Outcome::Done
-}
-
-/// The reconfiguration transaction; replies are ignored (the effect is
-/// observed through INFO), only a dead connection matters.
-async fn reconfigure(
-    ctx: &LinkCtx,
-    conn: &mut MultiplexedConnection,
-    replicaof: Option<&(String, u16)>,
-) -> Outcome {
-    let pipe = reconfigure_pipeline(ctx, replicaof);
-    let sent = tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        conn.send_packed_commands(&pipe, 0, pipe.len()),
-    )
-    .await;
-    if let Ok(Err(err)) = sent {
-        if err.code().is_none() && (err.is_connection_dropped() || err.is_io_error()) {
-            return Outcome::Dropped;
-        }
-    }
-    Outcome::Done
-}
-
-/// `MULTI`, `SLAVEOF`, `CONFIG REWRITE`, `CLIENT KILL TYPE normal|pubsub`,
-/// `EXEC`, as Sentinel sends them to reconfigure a node, each name through
-/// the rename table.
-fn reconfigure_pipeline(ctx: &LinkCtx, replicaof: Option<&(String, u16)>) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.cmd(&ctx.command_name("MULTI"));
-    match replicaof {
-        Some((host, port)) => pipe
-            .cmd(&ctx.command_name("SLAVEOF"))
-            .arg(host)
-            .arg(port.to_string()),
-        None => pipe.cmd(&ctx.command_name("SLAVEOF")).arg("NO").arg("ONE"),
-    };
-    pipe.cmd(&ctx.command_name("CONFIG")).arg("REWRITE");
-    pipe.cmd(&ctx.command_name("CLIENT"))
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal");
-    pipe.cmd(&ctx.command_name("CLIENT"))
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub");
-    pipe.cmd(&ctx.command_name("EXEC"));
-    pipe
-}
-
-fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        Value::SimpleString(s) => Some(s.clone()),
+/// The text of a string reply (bulk, verbatim or status), without a copy
+/// when it is valid UTF-8.
+fn text_of(frame: Frame) -> Option<String> {
+    match frame {
+        Frame::Bulk(b) | Frame::Verbatim(_, b) => Some(
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
+        Frame::Simple(s) => Some(s),
         _ => None,
     }
 }
 
 /// As in Sentinel: status or error replies starting with PONG, LOADING or MASTERDOWN are
 /// valid; anything else is only "some reply" (BUSY noted for SCRIPT KILL).
-fn classify_ping(reply: &Reply) -> PingReply {
+fn classify_ping(reply: &Frame) -> PingReply {
     let text = match reply {
-        Reply::Error(e) => e.as_str(),
-        Reply::Value(Value::SimpleString(s)) => s.as_str(),
-        Reply::Value(Value::Okay) => "OK",
-        Reply::Value(_) => "",
+        Frame::Error(e) | Frame::Simple(e) => e.as_str(),
+        _ => "",
     };
     if text.starts_with("PONG") {
         PingReply::Valid { pong: true }
@@ -377,10 +443,10 @@ fn classify_ping(reply: &Reply) -> PingReply {
 
 /// Accepted only as exactly `[integer, bulk string, integer]`, as Sentinel
 /// does.
-fn parse_master_down(reply: &Reply) -> Option<(i64, String, i64)> {
+fn parse_master_down(reply: &Frame) -> Option<(i64, String, i64)> {
     match reply {
-        Reply::Value(Value::Array(items)) => match items.as_slice() {
-            [Value::Int(down), Value::BulkString(runid), Value::Int(epoch)] => {
+        Frame::Array(items) => match items.as_slice() {
+            [Frame::Integer(down), Frame::Bulk(runid), Frame::Integer(epoch)] => {
                 Some((*down, String::from_utf8_lossy(runid).into_owned(), *epoch))
             }
             _ => None,
@@ -393,11 +459,14 @@ fn parse_master_down(reply: &Reply) -> Option<(i64, String, i64)> {
 mod tests {
     use super::*;
     use crate::core::{InstanceId, InstanceKind, LinkAuth, LinkSpec};
+    use crate::resp::{Decoder, Limits};
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, DuplexStream};
 
     #[test]
     fn ping_classification() {
-        let v = |s: &str| Reply::Value(Value::SimpleString(s.into()));
-        let e = |s: &str| Reply::Error(s.into());
+        let v = |s: &str| Frame::simple(s);
+        let e = |s: &str| Frame::error(s);
         assert_eq!(classify_ping(&v("PONG")), PingReply::Valid { pong: true });
         assert_eq!(
             classify_ping(&e("LOADING Redis is loading the dataset in memory")),
@@ -417,57 +486,268 @@ mod tests {
         );
         // A bulk "PONG" (PING renamed to ECHO-like) is not a valid reply.
         assert_eq!(
-            classify_ping(&Reply::Value(Value::BulkString(b"PONG".to_vec()))),
+            classify_ping(&Frame::bulk("PONG")),
             PingReply::Other { busy: false }
         );
     }
 
     #[test]
     fn master_down_reply_shape() {
-        let ok = Reply::Value(Value::Array(vec![
-            Value::Int(1),
-            Value::BulkString(b"*".to_vec()),
-            Value::Int(0),
-        ]));
+        let ok = Frame::Array(vec![Frame::Integer(1), Frame::bulk("*"), Frame::Integer(0)]);
         assert_eq!(parse_master_down(&ok), Some((1, "*".into(), 0)));
-        let bad = Reply::Value(Value::Array(vec![Value::Int(1), Value::Int(0)]));
+        let bad = Frame::Array(vec![Frame::Integer(1), Frame::Integer(0)]);
         assert_eq!(parse_master_down(&bad), None);
-        assert_eq!(parse_master_down(&Reply::Error("ERR".into())), None);
+        assert_eq!(parse_master_down(&Frame::error("ERR")), None);
     }
 
-    #[test]
-    fn reconfigure_transaction_uses_renames() {
-        let (out, _) = mpsc::unbounded_channel();
+    fn req(cmd: LinkCmd) -> Request {
+        Request {
+            id: InstanceId(1),
+            cmd,
+        }
+    }
+
+    fn spec(renames: Vec<(String, String)>) -> LinkSpec {
+        LinkSpec {
+            id: InstanceId(1),
+            kind: InstanceKind::Replica,
+            host: "127.0.0.1".into(),
+            port: 1,
+            auth: LinkAuth::default(),
+            client_name: "sentinel-12345678".into(),
+            renames,
+        }
+    }
+
+    fn link_on(
+        stream: DuplexStream,
+        spec: LinkSpec,
+    ) -> (
+        CmdLink<DuplexStream>,
+        mpsc::UnboundedReceiver<super::super::LinkMsg>,
+    ) {
+        let (out, rx) = mpsc::unbounded_channel();
         let ctx = LinkCtx {
-            spec: LinkSpec {
-                id: InstanceId(1),
-                kind: InstanceKind::Replica,
-                host: "127.0.0.1".into(),
-                port: 1,
-                auth: LinkAuth::default(),
-                client_name: "sentinel-12345678".into(),
-                renames: vec![("config".into(), "cfg".into())],
-            },
+            spec,
             gen: 1,
             bind_source: None,
             out,
         };
-        let p = reconfigure_pipeline(&ctx, Some(&("10.0.0.1".to_string(), 6380)));
-        let wire = String::from_utf8(p.get_packed_pipeline()).unwrap();
-        let words: Vec<&str> = wire
-            .split("\r\n")
-            .filter(|l| !l.starts_with('*') && !l.starts_with('$') && !l.is_empty())
-            .collect();
+        let link = CmdLink {
+            ctx,
+            local_ip: "127.0.0.1".into(),
+            reader: FrameReader::new(stream, Limits::LINK),
+            awaited: VecDeque::new(),
+            wbuf: Vec::new(),
+            pause_ok: false,
+        };
+        (link, rx)
+    }
+
+    /// The words of the commands in `wire`, one Vec per command.
+    fn commands(wire: &[u8]) -> Vec<Vec<String>> {
+        let mut d = Decoder::new(Limits::LINK);
+        let mut buf = BytesMut::from(wire);
+        let mut out = Vec::new();
+        while let Some(f) = d.decode(&mut buf).unwrap() {
+            match f {
+                Frame::Array(items) => out.push(items.iter().filter_map(Frame::text).collect()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(buf.is_empty());
+        out
+    }
+
+    #[test]
+    fn reconfigure_transaction_uses_renames() {
+        let (a, _b) = tokio::io::duplex(64);
+        let (mut link, _rx) = link_on(a, spec(vec![("config".into(), "cfg".into())]));
+        let now = Instant::now();
+        link.push(
+            req(LinkCmd::Reconfigure {
+                replicaof: Some(("10.0.0.1".to_string(), 6380)),
+            }),
+            now,
+        );
         assert_eq!(
-            words,
+            commands(&link.wbuf),
             [
-                "MULTI", "SLAVEOF", "10.0.0.1", "6380", "cfg", "REWRITE", "CLIENT", "KILL", "TYPE",
-                "normal", "CLIENT", "KILL", "TYPE", "pubsub", "EXEC"
+                vec!["MULTI"],
+                vec!["SLAVEOF", "10.0.0.1", "6380"],
+                vec!["cfg", "REWRITE"],
+                vec!["CLIENT", "KILL", "TYPE", "normal"],
+                vec!["CLIENT", "KILL", "TYPE", "pubsub"],
+                vec!["EXEC"],
             ]
         );
-        let p = reconfigure_pipeline(&ctx, None);
-        let wire = String::from_utf8(p.get_packed_pipeline()).unwrap();
-        assert!(wire.contains("SLAVEOF\r\n$2\r\nNO\r\n$3\r\nONE\r\n"));
+        assert_eq!(link.awaited.len(), 6);
+        link.wbuf.clear();
+        link.push(req(LinkCmd::Reconfigure { replicaof: None }), now);
+        assert_eq!(commands(&link.wbuf)[1], ["SLAVEOF", "NO", "ONE"]);
+    }
+
+    /// Commands that arrive together go out in one write; replies are
+    /// matched in order; a command past its deadline is reported as timed
+    /// out once and its late reply is dropped without shifting the others.
+    #[tokio::test(start_paused = true)]
+    async fn pipelined_replies_in_order_and_timeouts() {
+        let (ours, mut node) = tokio::io::duplex(4096);
+        let (out, mut rx) = mpsc::unbounded_channel();
+        let (tx, cmds) = mpsc::unbounded_channel();
+        let ctx = LinkCtx {
+            spec: spec(Vec::new()),
+            gen: 1,
+            bind_source: None,
+            out,
+        };
+        let task = tokio::spawn(serve(ctx, ours, "127.0.0.1".into(), cmds));
+        let id = InstanceId(1);
+        assert_eq!(
+            rx.recv().await.unwrap().input,
+            Input::LinkUp {
+                id,
+                link: LinkKind::Command
+            }
+        );
+        tx.send(req(LinkCmd::Ping)).unwrap();
+        tx.send(req(LinkCmd::Info)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while commands(&got).len() < 3 {
+            let n = node.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(
+            commands(&got),
+            [
+                vec!["CLIENT", "SETNAME", "sentinel-12345678-cmd"],
+                vec!["PING"],
+                vec!["INFO"]
+            ]
+        );
+        // SETNAME and PING answered; INFO is not, and times out.
+        node.write_all(b"+OK\r\n+PONG\r\n").await.unwrap();
+        assert_eq!(
+            rx.recv().await.unwrap().input,
+            Input::PingReply {
+                id,
+                reply: PingReply::Valid { pong: true }
+            }
+        );
+        tokio::time::sleep(COMMAND_TIMEOUT + Duration::from_millis(1)).await;
+        assert_eq!(rx.recv().await.unwrap().input, Input::CommandTimeout { id });
+        // A PING sent after: the late INFO reply is dropped, the PING's
+        // reply is the PING's.
+        tx.send(req(LinkCmd::Ping)).unwrap();
+        let n = node.read(&mut buf).await.unwrap();
+        assert_eq!(commands(&buf[..n]), [vec!["PING"]]);
+        node.write_all(b"$3\r\nold\r\n-LOADING x\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            rx.recv().await.unwrap().input,
+            Input::PingReply {
+                id,
+                reply: PingReply::Valid { pong: false }
+            }
+        );
+        // A reply nobody asked for: the link drops.
+        node.write_all(b"+PONG\r\n").await.unwrap();
+        assert_eq!(
+            rx.recv().await.unwrap().input,
+            Input::LinkDown {
+                id,
+                link: LinkKind::Command
+            }
+        );
+        task.await.unwrap();
+    }
+
+    /// PINGs asked while one is awaited ride on it: one PING on the wire,
+    /// a reply (or a timeout) for each instance that asked.
+    #[tokio::test]
+    async fn pings_share_the_awaited_reply() {
+        let (ours, _node) = tokio::io::duplex(64);
+        let (mut link, mut rx) = link_on(ours, spec(Vec::new()));
+        let now = Instant::now();
+        for id in [1, 2, 2] {
+            let id = InstanceId(id);
+            link.push(
+                Request {
+                    id,
+                    cmd: LinkCmd::Ping,
+                },
+                now,
+            );
+        }
+        link.push(req(LinkCmd::Info), now);
+        assert_eq!(commands(&link.wbuf), [vec!["PING"], vec!["INFO"]]);
+        assert!(link.reply(Frame::simple("PONG")).is_ok());
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            match rx.recv().await.unwrap().input {
+                Input::PingReply { id, reply } => {
+                    assert_eq!(reply, PingReply::Valid { pong: true });
+                    got.push(id.0);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        got.sort();
+        assert_eq!(got, [1, 2, 2]);
+        // The next PING after the reply is written again; its timeout
+        // reaches both instances.
+        link.wbuf.clear();
+        link.push(req(LinkCmd::Ping), now);
+        link.push(
+            Request {
+                id: InstanceId(2),
+                cmd: LinkCmd::Ping,
+            },
+            now,
+        );
+        assert_eq!(commands(&link.wbuf), [vec!["PING"]]);
+        link.expire(now + COMMAND_TIMEOUT + COMMAND_TIMEOUT);
+        let mut timed_out = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let Input::CommandTimeout { id } = msg.input {
+                timed_out.push(id.0);
+            }
+        }
+        timed_out.sort();
+        assert_eq!(timed_out, [1, 1, 2], "the INFO and both PINGs");
+    }
+
+    /// CLIENT PAUSE and its INFO: the INFO text is reported only when the
+    /// pause was accepted.
+    #[tokio::test]
+    async fn pause_reports_the_info_after_an_accepted_pause() {
+        let (ours, _node) = tokio::io::duplex(64);
+        let (mut link, mut rx) = link_on(ours, spec(Vec::new()));
+        let now = Instant::now();
+        let id = InstanceId(1);
+        link.push(req(LinkCmd::PauseWrites { ms: 500 }), now);
+        assert_eq!(
+            commands(&link.wbuf),
+            [vec!["CLIENT", "PAUSE", "500", "WRITE"], vec!["INFO"]]
+        );
+        assert!(link.reply(Frame::ok()).is_ok());
+        assert!(link.reply(Frame::bulk("role:master")).is_ok());
+        assert_eq!(
+            rx.recv().await.unwrap().input,
+            Input::PauseReply {
+                id,
+                info: Some("role:master".into())
+            }
+        );
+        link.push(req(LinkCmd::PauseWrites { ms: 500 }), now);
+        assert!(link.reply(Frame::error("ERR syntax")).is_ok());
+        assert!(link.reply(Frame::bulk("role:master")).is_ok());
+        assert_eq!(
+            rx.recv().await.unwrap().input,
+            Input::PauseReply { id, info: None }
+        );
     }
 
     async fn next(rx: &mut mpsc::UnboundedReceiver<super::super::LinkMsg>) -> Input {
@@ -517,7 +797,12 @@ mod tests {
             }
         }
         let task = task.expect("link up");
-        task.tx.send(LinkCmd::Ping).unwrap();
+        let req = |cmd| Request {
+            id: InstanceId(3),
+            cmd,
+        };
+        let tx = task.tx.as_ref().unwrap();
+        tx.send(req(LinkCmd::Ping)).unwrap();
         assert_eq!(
             next(&mut rx).await,
             Input::PingReply {
@@ -525,14 +810,13 @@ mod tests {
                 reply: PingReply::Valid { pong: true }
             }
         );
-        task.tx
-            .send(LinkCmd::Reconfigure {
-                replicaof: Some(("127.0.0.1".into(), 1)),
-            })
-            .unwrap();
+        tx.send(req(LinkCmd::Reconfigure {
+            replicaof: Some(("127.0.0.1".into(), 1)),
+        }))
+        .unwrap();
         let mut role_slave = false;
         for _ in 0..50 {
-            task.tx.send(LinkCmd::Info).unwrap();
+            tx.send(req(LinkCmd::Info)).unwrap();
             match next(&mut rx).await {
                 Input::InfoReply { text, .. } => {
                     if text.contains("role:slave") && text.contains("master_port:1\r\n") {

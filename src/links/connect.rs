@@ -26,6 +26,13 @@ pub enum ConnectError {
     Io(#[from] std::io::Error),
 }
 
+impl ConnectError {
+    /// The host answered that nothing listens on the port.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, ConnectError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+    }
+}
+
 /// Resolves `host` (an IP literal, or a name looked up with tokio's resolver).
 pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ConnectError> {
     if port == 0 {

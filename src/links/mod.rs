@@ -1,7 +1,6 @@
-//! Outbound links to Redis masters, replicas and peer sentinels (tokio; the
-//! `redis` crate for the command link, the crate's RESP codec for the pubsub
-//! link). Every command carries a timeout; results flow back to the core as
-//! `core::Input`s.
+//! Outbound links to Redis masters, replicas and peer sentinels (tokio and
+//! the crate's RESP codec). Every command carries a timeout; results flow back
+//! to the core as `core::Input`s.
 //!
 //! Each link is one task owning one connection: a *command* link (masters,
 //! replicas, peers) runs PING / INFO / hello PUBLISH / IS-MASTER-DOWN-BY-ADDR /
@@ -16,6 +15,7 @@
 pub mod command;
 pub mod connect;
 pub mod pubsub;
+pub mod registry;
 
 use tokio::sync::mpsc;
 
@@ -29,7 +29,9 @@ pub const HELLO_CHANNEL: &str = "__sentinel__:hello";
 pub enum LinkCmd {
     Ping,
     Info,
-    Hello(HelloOut),
+    /// Boxed: it is the largest command, and every link's queue is sized
+    /// by the largest.
+    Hello(Box<HelloOut>),
     AskMasterDown {
         master_ip: String,
         master_port: u16,
@@ -46,6 +48,14 @@ pub enum LinkCmd {
     },
     /// `CLIENT UNPAUSE`.
     Unpause,
+}
+
+/// A command for the instance `id` (a shared peer connection carries the
+/// commands of many instances).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: InstanceId,
+    pub cmd: LinkCmd,
 }
 
 /// What a link task reports to the driver.
@@ -69,9 +79,20 @@ pub struct LinkCtx {
 
 impl LinkCtx {
     fn report(&self, link: LinkKind, input: Input) {
+        self.report_as(self.spec.id, link, input)
+    }
+
+    /// Reports that this link is down (the task ends after this).
+    fn report_down(&self, link: LinkKind) {
+        let id = self.spec.id;
+        self.report(link, Input::LinkDown { id, link })
+    }
+
+    /// Reports an input about instance `id` (the instance a command was for).
+    fn report_as(&self, id: InstanceId, link: LinkKind, input: Input) {
         // The driver is gone only during shutdown; nothing left to tell then.
         let _ = self.out.send(LinkMsg {
-            id: self.spec.id,
+            id,
             link,
             gen: self.gen,
             input,
@@ -79,7 +100,7 @@ impl LinkCtx {
     }
 
     /// `name` mapped through the master's rename-command table.
-    pub fn command_name(&self, name: &str) -> String {
+    pub fn command_name<'a>(&'a self, name: &'a str) -> &'a str {
         renamed(&self.spec.renames, name)
     }
 
@@ -97,18 +118,18 @@ impl LinkCtx {
 
 /// Looks a command up in a rename table (original names compared
 /// case-insensitively); unmapped commands keep their name.
-pub fn renamed(renames: &[(String, String)], name: &str) -> String {
+pub fn renamed<'a>(renames: &'a [(String, String)], name: &'a str) -> &'a str {
     renames
         .iter()
         .find(|(from, _)| from.eq_ignore_ascii_case(name))
-        .map(|(_, to)| to.clone())
-        .unwrap_or_else(|| name.to_string())
+        .map_or(name, |(_, to)| to.as_str())
 }
 
 /// The link tasks of one instance, owned by the driver.
 pub struct LinkTask {
     pub gen: u64,
-    pub tx: mpsc::UnboundedSender<LinkCmd>,
+    /// None for a pubsub link, which takes no commands.
+    pub tx: Option<mpsc::UnboundedSender<Request>>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -130,16 +151,22 @@ pub fn spawn_command(ctx: LinkCtx) -> LinkTask {
     let (tx, rx) = mpsc::unbounded_channel();
     let gen = ctx.gen;
     let handle = tokio::spawn(command::run(ctx, rx));
-    LinkTask { gen, tx, handle }
+    LinkTask {
+        gen,
+        tx: Some(tx),
+        handle,
+    }
 }
 
-/// Starts a pubsub link task (it takes no commands; its sender is kept only so
-/// both kinds of task look alike).
+/// Starts a pubsub link task (it takes no commands).
 pub fn spawn_pubsub(ctx: LinkCtx) -> LinkTask {
-    let (tx, _rx) = mpsc::unbounded_channel();
     let gen = ctx.gen;
     let handle = tokio::spawn(pubsub::run(ctx));
-    LinkTask { gen, tx, handle }
+    LinkTask {
+        gen,
+        tx: None,
+        handle,
+    }
 }
 
 #[cfg(test)]

@@ -11,53 +11,46 @@
 //! `Stream` trait crate we do not otherwise depend on; a subscribed socket
 //! only ever carries three-element arrays, which the reader handles.
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::command::COMMAND_TIMEOUT;
 use super::connect::connect_from;
 use super::{LinkCtx, HELLO_CHANNEL};
 use crate::core::{Input, LinkKind};
-use crate::resp::{encode_command, Frame, FrameReader, Limits};
+use crate::resp::{write_command, Frame, FrameReader, Limits};
 
+/// Connects, then runs the link until the connection fails or the driver
+/// drops it.
 pub async fn run(ctx: LinkCtx) {
-    let link = LinkKind::PubSub;
-    let down = |ctx: &LinkCtx| {
-        ctx.report(
-            link,
-            Input::LinkDown {
-                id: ctx.spec.id,
-                link,
-            },
-        )
-    };
-    let (stream, _local_ip) =
-        match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
-            Ok(ok) => ok,
-            Err(err) => {
-                tracing::trace!(
-                    "-pubsub-link-reconnection {}:{} #{err}",
-                    ctx.spec.host,
-                    ctx.spec.port
-                );
-                return down(&ctx);
-            }
-        };
+    match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+        Ok((stream, _local_ip)) => serve(ctx, stream).await,
+        Err(err) => {
+            tracing::trace!(
+                "-pubsub-link-reconnection {}:{} #{err}",
+                ctx.spec.host,
+                ctx.spec.port
+            );
+            ctx.report_down(LinkKind::PubSub)
+        }
+    }
+}
 
+/// Runs the link over an open stream (TCP, or TLS over it).
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(ctx: LinkCtx, stream: S) {
+    let link = LinkKind::PubSub;
     // Pipelined handshake, as Sentinel writes it.
     let mut wire = Vec::new();
     let mut ignored_replies = 0;
     if let Some(args) = ctx.auth_args() {
         let mut parts = vec![ctx.command_name("AUTH")];
-        parts.extend(args.iter().map(|a| a.to_string()));
-        wire.extend(encode_command(&parts));
+        parts.extend(args.iter().map(String::as_str));
+        write_command(&mut wire, &parts);
         ignored_replies += 1;
     }
-    let client = ctx.command_name("CLIENT");
     let name = format!("{}-pubsub", ctx.spec.client_name);
-    wire.extend(encode_command(&[client.as_str(), "SETNAME", &name]));
+    write_command(&mut wire, &[ctx.command_name("CLIENT"), "SETNAME", &name]);
     ignored_replies += 1;
-    let subscribe = ctx.command_name("SUBSCRIBE");
-    wire.extend(encode_command(&[subscribe.as_str(), HELLO_CHANNEL]));
+    write_command(&mut wire, &[ctx.command_name("SUBSCRIBE"), HELLO_CHANNEL]);
 
     // One buffered reader for the handshake replies and the messages after.
     let mut reader = FrameReader::new(stream, Limits::LINK);
@@ -78,9 +71,9 @@ pub async fn run(ctx: LinkCtx) {
                 ctx.spec.host,
                 ctx.spec.port
             );
-            return down(&ctx);
+            return ctx.report_down(LinkKind::PubSub);
         }
-        _ => return down(&ctx),
+        _ => return ctx.report_down(LinkKind::PubSub),
     }
 
     ctx.report(
@@ -110,7 +103,7 @@ pub async fn run(ctx: LinkCtx) {
             Ok(_) => {}
         }
     }
-    down(&ctx);
+    ctx.report_down(LinkKind::PubSub);
 }
 
 /// The payload of a `message` frame on the hello channel; other frames are
@@ -129,6 +122,7 @@ fn hello_payload(items: &[Frame]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resp::encode_command;
 
     #[test]
     fn only_hello_messages_count() {

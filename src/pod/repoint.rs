@@ -83,7 +83,7 @@ async fn once(h: &Handles) -> Result<Option<String>, String> {
         let core = h.core.lock();
         core.masters
             .get(&m.name)
-            .map(|mm| crate::links::renamed(&mm.renames, "REPLICAOF"))
+            .map(|mm| crate::links::renamed(&mm.renames, "REPLICAOF").to_string())
             .unwrap_or_else(|| "REPLICAOF".into())
     };
     let port = committed.port.to_string();

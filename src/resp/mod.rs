@@ -15,5 +15,7 @@ pub mod reply;
 pub mod request;
 
 pub use frame::{format_double, Frame};
-pub use reply::{encode_command, DecodeError, Decoder, FrameReader, Limits, ReadError};
+pub use reply::{
+    encode_command, write_command, DecodeError, Decoder, FrameReader, Limits, ReadError,
+};
 pub use request::{string2ll, ProtocolError, RequestParser};

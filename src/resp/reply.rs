@@ -331,24 +331,38 @@ pub struct FrameReader<R> {
     decoder: Decoder,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Room made for one read: many PONGs or hello messages, or a good part of
+/// an INFO reply.
+const READ_CHUNK: usize = 4 * 1024;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, limits: Limits) -> FrameReader<R> {
         FrameReader {
             inner,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
             decoder: Decoder::new(limits),
         }
     }
 
     /// The next frame; [`ReadError::Closed`] when the peer closed first.
+    /// Cancel-safe: bytes read are kept in the reader's buffer, so it can be
+    /// raced against other work in a `select!`.
     pub async fn read(&mut self) -> Result<Frame, ReadError> {
         loop {
             if let Some(f) = self.decoder.decode(&mut self.buf)? {
+                // A daemon keeps a reader per link (hundreds with many
+                // masters) and a link is idle between a few short replies a
+                // second: once everything read is decoded the buffer is given
+                // back, so an idle link holds none (a read costs one
+                // allocation).
+                if self.buf.is_empty() {
+                    self.buf = BytesMut::new();
+                }
                 return Ok(f);
             }
-            self.buf.reserve(READ_CHUNK);
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+                self.buf.reserve(READ_CHUNK);
+            }
             if self.inner.read_buf(&mut self.buf).await? == 0 {
                 return Err(ReadError::Closed);
             }
@@ -364,8 +378,37 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 /// Encodes one command as a RESP2 multibulk request.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = Vec::new();
-    Frame::command(args).encode(2, &mut out);
+    write_command(&mut out, args);
     out
+}
+
+/// Appends one command as a RESP2 multibulk request to `out`, with no
+/// intermediate frame (the links write several per second per node).
+pub fn write_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    header(out, b'*', args.len());
+    for a in args {
+        let a = a.as_ref();
+        header(out, b'$', a.len());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn header(out: &mut Vec<u8>, tag: u8, n: usize) {
+    out.push(tag);
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -475,5 +518,11 @@ mod tests {
             encode_command(&[&b"CLIENT"[..], b"SETNAME", b"x"]),
             b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$1\r\nx\r\n".to_vec()
         );
+        let long = "y".repeat(1234);
+        let mut out = Vec::new();
+        write_command(&mut out, &["PUBLISH", "", long.as_str()]);
+        let mut expected = Vec::new();
+        Frame::command(&["PUBLISH", "", long.as_str()]).encode(2, &mut expected);
+        assert_eq!(out, expected);
     }
 }

@@ -4,7 +4,6 @@
 //! report with a generation number so results from a link that was already
 //! closed or replaced never reach the core.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,96 +13,35 @@ use tokio_util::sync::CancellationToken;
 
 use super::executor::{Caller, LinkSink};
 use super::Driver;
-use crate::core::{Action, Input, InstanceId, InstanceKind, LinkKind, LinkSpec};
-use crate::links::{self, LinkCmd, LinkCtx, LinkMsg, LinkTask};
+use crate::core::{Action, Input, InstanceId, LinkKind, LinkSpec};
+use crate::links::registry::Registry;
+use crate::links::{LinkCmd, LinkMsg};
 
 /// How often the core is ticked.
 pub const TICK: Duration = Duration::from_millis(100);
 /// Link results fed to the core under one lock at most.
 const RESULT_BATCH: usize = 256;
 
-/// The links of one instance.
-struct InstanceLinks {
-    spec: LinkSpec,
-    cmd: Option<LinkTask>,
-    pubsub: Option<LinkTask>,
-}
-
 /// Link bookkeeping of the driver task.
 pub(crate) struct Links {
     driver: Arc<Driver>,
-    map: HashMap<InstanceId, InstanceLinks>,
-    next_gen: u64,
-    /// `bind-source-addr` for outbound links.
-    bind_source: Option<std::net::IpAddr>,
-    out: mpsc::UnboundedSender<LinkMsg>,
+    registry: Registry,
+    /// Inputs the registry produced while actions were applied (the link
+    /// events of a shared peer connection), fed to the core next.
+    extra: Vec<Input>,
 }
 
 impl Links {
-    fn ctx(&mut self, spec: &LinkSpec) -> LinkCtx {
-        self.next_gen += 1;
-        LinkCtx {
-            spec: spec.clone(),
-            gen: self.next_gen,
-            bind_source: self.bind_source,
-            out: self.out.clone(),
-        }
-    }
-
-    /// Opens the links of `spec` that are not already open or opening; a
-    /// changed spec (address, credentials, renames) replaces them all.
     fn connect(&mut self, spec: LinkSpec) {
-        let id = spec.id;
-        if self.map.get(&id).is_some_and(|l| l.spec != spec) {
-            self.map.remove(&id);
-        }
-        let need_cmd = self
-            .map
-            .get(&id)
-            .is_none_or(|l| l.cmd.as_ref().is_none_or(LinkTask::is_finished));
-        let need_pubsub = spec.kind != InstanceKind::Sentinel
-            && self
-                .map
-                .get(&id)
-                .is_none_or(|l| l.pubsub.as_ref().is_none_or(LinkTask::is_finished));
-        let cmd = need_cmd.then(|| links::spawn_command(self.ctx(&spec)));
-        let pubsub = need_pubsub.then(|| links::spawn_pubsub(self.ctx(&spec)));
-        let entry = self.map.entry(id).or_insert_with(|| InstanceLinks {
-            spec: spec.clone(),
-            cmd: None,
-            pubsub: None,
-        });
-        if cmd.is_some() {
-            entry.cmd = cmd;
-        }
-        if pubsub.is_some() {
-            entry.pubsub = pubsub;
-        }
+        self.registry.connect(spec, &mut self.extra);
     }
 
     fn disconnect(&mut self, id: InstanceId, link: Option<LinkKind>) {
-        match link {
-            None => {
-                self.map.remove(&id);
-            }
-            Some(kind) => {
-                if let Some(l) = self.map.get_mut(&id) {
-                    match kind {
-                        LinkKind::Command => l.cmd = None,
-                        LinkKind::PubSub => l.pubsub = None,
-                    }
-                }
-            }
-        }
+        self.registry.disconnect(id, link, &mut self.extra);
     }
 
     fn send(&self, id: InstanceId, cmd: LinkCmd) {
-        match self.map.get(&id).and_then(|l| l.cmd.as_ref()) {
-            Some(task) => {
-                let _ = task.tx.send(cmd);
-            }
-            None => tracing::trace!("no command link for {id:?}: dropping {cmd:?}"),
-        }
+        self.registry.send(id, cmd);
     }
 
     /// Carries out one link action (the executor hands over only those).
@@ -113,7 +51,7 @@ impl Links {
             Action::Disconnect { id, link } => return self.disconnect(id, link),
             Action::SendPing { id } => (id, LinkCmd::Ping),
             Action::SendInfo { id } => (id, LinkCmd::Info),
-            Action::SendHello { id, hello } => (id, LinkCmd::Hello(hello)),
+            Action::SendHello { id, hello } => (id, LinkCmd::Hello(Box::new(hello))),
             Action::AskMasterDown {
                 peer,
                 master_ip,
@@ -161,25 +99,10 @@ impl Links {
         let _ = driver
             .exec
             .run(&driver, actions, Caller::Background, LinkSink::Direct(self));
-    }
-
-    /// Whether a link message comes from the link currently in place. A
-    /// `LinkDown` also retires that link so the next `Connect` reopens it.
-    fn accept(&mut self, msg: &LinkMsg) -> bool {
-        let Some(l) = self.map.get_mut(&msg.id) else {
-            return false;
-        };
-        let slot = match msg.link {
-            LinkKind::Command => &mut l.cmd,
-            LinkKind::PubSub => &mut l.pubsub,
-        };
-        if slot.as_ref().map(|t| t.gen) != Some(msg.gen) {
-            return false;
+        if !self.extra.is_empty() {
+            let extra = std::mem::take(&mut self.extra);
+            self.feed(extra);
         }
-        if matches!(msg.input, Input::LinkDown { .. }) {
-            *slot = None;
-        }
-        true
     }
 
     /// Link results waiting, fed to the core in one batch: one lock of the
@@ -188,9 +111,7 @@ impl Links {
         let mut inputs = Vec::new();
         let mut next = Some(first);
         while let Some(msg) = next.take() {
-            if self.accept(&msg) {
-                inputs.push(msg.input);
-            }
+            self.registry.accept(msg, &mut inputs);
             if inputs.len() < RESULT_BATCH {
                 next = results.try_recv().ok();
             }
@@ -236,10 +157,8 @@ pub async fn run_driver(
     let (out, mut results) = mpsc::unbounded_channel();
     let mut links = Links {
         driver: driver.clone(),
-        map: HashMap::new(),
-        next_gen: 0,
-        bind_source,
-        out,
+        registry: Registry::new(out, bind_source),
+        extra: Vec::new(),
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -260,95 +179,15 @@ pub async fn run_driver(
                 links.feed(vec![Input::Tick]);
             }
             _ = shutdown.cancelled() => break,
-            Some(action) = actions.recv() => links.apply(action),
+            Some(action) = actions.recv() => {
+                links.apply(action);
+                let extra = std::mem::take(&mut links.extra);
+                links.feed(extra);
+            }
             Some(msg) = results.recv() => links.feed_results(msg, &mut results),
             _ = tick.tick() => sdown_wake = links.tick(),
         }
     }
     // Dropping the link tasks closes every outbound connection.
-    links.map.clear();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::tests::{daemon_with, state};
-
-    #[test]
-    fn stale_link_messages_are_dropped() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (daemon, _inbox, _) = daemon_with(state("127.0.0.1", 1, 30_000), None);
-            let (out, _results) = mpsc::unbounded_channel();
-            let mut links = Links {
-                driver: daemon.driver.clone(),
-                map: HashMap::new(),
-                next_gen: 0,
-                bind_source: None,
-                out,
-            };
-            let id = crate::core::InstanceId(7);
-            let spec = LinkSpec {
-                id,
-                kind: InstanceKind::Master,
-                host: "127.0.0.1".into(),
-                port: 1,
-                auth: Default::default(),
-                client_name: "sentinel-01234567".into(),
-                renames: Vec::new(),
-            };
-            links.connect(spec.clone());
-            let gen = links.map[&id].cmd.as_ref().unwrap().gen;
-            let msg = |gen, input| LinkMsg {
-                id,
-                link: LinkKind::Command,
-                gen,
-                input,
-            };
-            assert!(links.accept(&msg(
-                gen,
-                Input::LinkUp {
-                    id,
-                    link: LinkKind::Command
-                }
-            )));
-            assert!(!links.accept(&msg(
-                gen + 100,
-                Input::LinkUp {
-                    id,
-                    link: LinkKind::Command
-                }
-            )));
-            // A LinkDown retires the link: a later Connect opens a new one.
-            assert!(links.accept(&msg(
-                gen,
-                Input::LinkDown {
-                    id,
-                    link: LinkKind::Command
-                }
-            )));
-            assert!(links.map[&id].cmd.is_none());
-            assert!(!links.accept(&msg(
-                gen,
-                Input::PingReply {
-                    id,
-                    reply: crate::core::PingReply::Valid { pong: true }
-                }
-            )));
-            links.connect(spec.clone());
-            assert!(links.map[&id].cmd.as_ref().unwrap().gen > gen);
-            // Removing the instance drops everything that is still in flight.
-            links.disconnect(id, None);
-            assert!(!links.accept(&msg(
-                gen,
-                Input::LinkUp {
-                    id,
-                    link: LinkKind::Command
-                }
-            )));
-        });
-    }
+    links.registry.clear();
 }

@@ -436,6 +436,34 @@ pub(crate) mod tests {
         assert!((1..20).contains(&n), "{n} flushes for 20 requests");
     }
 
+    /// A SENTINEL command's flush runs on the blocking pool: the worker
+    /// (here the only one) keeps serving other tasks while the disk is slow,
+    /// and the command still learns how the flush went.
+    #[tokio::test(flavor = "current_thread")]
+    async fn command_flushes_leave_the_worker_free() {
+        let flusher: FlushFn = Box::new(|_, _| {
+            // A slow disk; this runs on the blocking pool.
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(300));
+            Err("disk full".into())
+        });
+        let (daemon, _inbox, _) = daemon_with(state("127.0.0.1", 6379, 30_000), Some(flusher));
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let core: Arc<dyn crate::server::Core> = daemon.driver.clone();
+        let flushed = crate::server::execute_off_workers(&core, vec![Action::Flush]).await;
+        assert_eq!(flushed, Err(crate::server::FlushFailed));
+        ticker.abort();
+        let n = ticks.load(Ordering::SeqCst);
+        assert!(n >= 10, "the worker ran {n} ticks during a 300 ms flush");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn flush_failure_is_reported_after_running_everything() {
         let flusher: FlushFn = Box::new(|_, _| Err("disk full".into()));

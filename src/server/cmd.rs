@@ -154,7 +154,7 @@ impl<'a> Command<'a> {
     }
 
     /// Runs the command; its replies in order (none for SHUTDOWN).
-    pub fn execute(self, server: &Server, sess: &mut Session) -> Vec<Frame> {
+    pub async fn execute(self, server: &Server, sess: &mut Session) -> Vec<Frame> {
         let one = match self {
             Command::Ping(c) => c.execute(sess),
             Command::Role => connection_cmd::role(server),
@@ -168,7 +168,7 @@ impl<'a> Command<'a> {
             }
             Command::Subscribe(c) => return c.execute(server, sess),
             Command::Unsubscribe(c) => return c.execute(server, sess),
-            Command::Sentinel(c) => c.execute(server),
+            Command::Sentinel(c) => c.execute(server).await,
             Command::Client(sub, argv) => super::client_cmd::client(server, sess, sub, argv),
             Command::Acl(sub, argv) => super::acl_cmd::acl(server, sess, sub, argv),
             Command::CommandInfo(sub, argv) => super::command_cmd::command(sub, argv),
@@ -179,7 +179,7 @@ impl<'a> Command<'a> {
 
 /// Runs one request and returns its replies (empty = no reply, e.g.
 /// SHUTDOWN). Updates the counters of INFO.
-pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Frame> {
+pub async fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Frame> {
     // Like Redis's `c->lastcmd = lookupCommand(...)`: set even when the command
     // is then rejected (arity, auth, ACL), NULL when it does not exist.
     let r = match table::resolve(argv) {
@@ -220,7 +220,7 @@ pub fn execute(server: &Server, sess: &mut Session, argv: &[Vec<u8>]) -> Vec<Fra
     }
     stats::add(&server.stats.commands_processed, 1);
     match Command::parse(&r, argv) {
-        Ok(cmd) => cmd.execute(server, sess),
+        Ok(cmd) => cmd.execute(server, sess).await,
         Err(e) => vec![e],
     }
 }
@@ -246,8 +246,8 @@ fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) ->
             r.fullname()
         )));
     };
-    let now = Instant::now();
     if !user.can_run(r.id, argv.get(r.sub.map_or(0, |_| 1)..).unwrap_or_default()) {
+        let now = Instant::now();
         let info = sess.handle.info_line(now);
         acl.add_log("command", "toplevel", &r.fullname(), &sess.user, info, now);
         return Some(err(format!(
@@ -258,6 +258,7 @@ fn check_acl(server: &Server, sess: &Session, r: &Resolved, argv: &[Vec<u8>]) ->
     let channels = channel_args(r, argv);
     if let Some((bad, _)) = channels.iter().find(|(c, p)| !user.can_use_channel(c, *p)) {
         let object = String::from_utf8_lossy(bad).into_owned();
+        let now = Instant::now();
         let info = sess.handle.info_line(now);
         acl.add_log("channel", "toplevel", &object, &sess.user, info, now);
         return Some(err(

@@ -112,13 +112,21 @@ impl Conn {
         }
     }
 
-    /// Executes every complete request already buffered.
+    /// Executes every complete request already buffered. The clock is read
+    /// and the daemon's shutdown checked once per batch of pipelined
+    /// requests, not per request (the shutdown token takes a lock shared by
+    /// every connection).
     async fn run_buffered(&mut self) -> ControlFlow<()> {
+        let mut now = Instant::now();
         loop {
             let before = self.buf.len();
             let may_send_large = self.sess.authenticated || self.server.acl().default_nopass();
             let argv = match self.parser.next(&mut self.buf, may_send_large) {
                 Ok(Some(argv)) => argv,
+                Ok(None) if self.server.shutdown.is_cancelled() => {
+                    let _ = self.write_out().await;
+                    return ControlFlow::Break(());
+                }
                 Ok(None) => return ControlFlow::Continue(()),
                 Err(e) => {
                     Frame::error(e.reply_text()).encode(self.sess.proto, &mut self.out);
@@ -128,10 +136,12 @@ impl Conn {
                     return ControlFlow::Break(());
                 }
             };
-            let now = Instant::now();
             self.note_request(now, before, &argv);
-            if !dispatch::wait_unpaused(&self.server, &self.handle, now).await {
-                return ControlFlow::Break(());
+            if self.server.paused_until(now).is_some() {
+                if !dispatch::wait_unpaused(&self.server, &self.handle, now).await {
+                    return ControlFlow::Break(());
+                }
+                now = Instant::now();
             }
             // Messages published before this command runs go out before its
             // reply, as in Redis (where PUBLISH writes straight into the output
@@ -144,7 +154,7 @@ impl Conn {
                 usize::MAX,
             );
             dispatch::run_request(&self.server, &mut self.sess, &argv, &mut self.out).await;
-            if self.sess.close_after_reply || self.server.shutdown.is_cancelled() {
+            if self.sess.close_after_reply {
                 let _ = self.write_out().await;
                 return ControlFlow::Break(());
             }

@@ -36,13 +36,15 @@ pub async fn run_request(server: &Server, sess: &mut Session, argv: &[Vec<u8>], 
     } else if super::raft_cmd::is_sentinel_raft(argv) {
         vec![super::raft_cmd::sentinel_raft(server, sess, argv).await]
     } else {
-        cmd::execute(server, sess, argv)
+        cmd::execute(server, sess, argv).await
     };
     let errors = replies
         .iter()
         .filter(|v| matches!(v, Frame::Error(_)))
         .count();
-    add(&server.stats.error_replies, errors as u64);
+    if errors > 0 {
+        add(&server.stats.error_replies, errors as u64);
+    }
     match sess.reply {
         ReplyMode::On => {
             for v in &replies {

@@ -84,6 +84,23 @@ pub trait Core: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlushFailed;
 
+/// `Core::execute` for a command answered on the async workers: actions
+/// that include a config flush (a rewrite with fsync) are carried out on the
+/// blocking pool, in the same order, so a slow disk holds no worker, nor the
+/// other clients it serves. The command still learns how the flush went.
+pub async fn execute_off_workers(
+    core: &Arc<dyn Core>,
+    actions: Vec<Action>,
+) -> Result<(), FlushFailed> {
+    if !actions.iter().any(|a| matches!(a, Action::Flush)) {
+        return core.execute(actions);
+    }
+    let core = core.clone();
+    tokio::task::spawn_blocking(move || core.execute(actions))
+        .await
+        .unwrap_or(Err(FlushFailed))
+}
+
 /// What the server is given by the daemon it runs in.
 #[derive(Clone)]
 pub struct Handles {
@@ -131,6 +148,9 @@ pub struct Server {
     /// CLIENT PAUSE: until when, and whether all commands (true) or only
     /// writes (false; sentinel has no write commands).
     pause: Mutex<Option<(Instant, bool)>>,
+    /// A CLIENT PAUSE ALL was set and may be in force: every request checks
+    /// this flag, and only then the lock above.
+    pause_all: std::sync::atomic::AtomicBool,
 }
 
 /// What `timeout`, `tcp-keepalive`, `client-query-buffer-limit` and
@@ -190,6 +210,7 @@ impl Server {
             maxclients,
             port,
             pause: Mutex::new(None),
+            pause_all: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -198,11 +219,18 @@ impl Server {
     }
 
     pub fn set_pause(&self, until: Option<(Instant, bool)>) {
-        *self.pause.lock().unwrap_or_else(|e| e.into_inner()) = until;
+        let mut p = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        *p = until;
+        let all = matches!(until, Some((_, true)));
+        self.pause_all
+            .store(all, std::sync::atomic::Ordering::Release);
     }
 
     /// End of an active CLIENT PAUSE ALL, if any.
     pub fn paused_until(&self, now: Instant) -> Option<Instant> {
+        if !self.pause_all.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         let p = *self.pause.lock().unwrap_or_else(|e| e.into_inner());
         match p {
             Some((until, true)) if until > now => Some(until),

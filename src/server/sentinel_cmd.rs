@@ -15,7 +15,8 @@
 //! resolve-hostnames, `access(X_OK)` on script paths.
 
 use std::borrow::Cow;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
+use std::time::Duration;
 
 use super::cmd::{arity_err, help};
 use super::glob;
@@ -186,8 +187,11 @@ impl<'a> SentinelCmd<'a> {
         })
     }
 
-    /// Runs the command against the core and answers.
-    pub fn execute(self, server: &Server) -> Frame {
+    /// Runs the command against the core and answers. What may block is
+    /// done off the core lock and off the async workers: MONITOR's name
+    /// resolution before the lock is taken, the config flush after it is
+    /// released, both on the blocking pool.
+    pub async fn execute(self, server: &Server) -> Frame {
         match self {
             // The query clients send most (every connect, every reconnect,
             // health checks): one lock, no flush, no allocation but the reply.
@@ -197,15 +201,22 @@ impl<'a> SentinelCmd<'a> {
             SentinelCmd::Help => help(SENTINEL_HELP),
             SentinelCmd::PendingScripts => pending_scripts(server),
             cmd => {
+                let resolved = match &cmd {
+                    SentinelCmd::Monitor { host, .. } => resolves(server, host).await,
+                    _ => false,
+                };
+                let host_ok = |host: &str, resolve: bool| {
+                    host.parse::<IpAddr>().is_ok() || (resolve && resolved)
+                };
                 let now = server.core.now();
                 let (outcome, out) = server
                     .core
                     .lock()
-                    .command(|core, out| cmd.run(core, now, out));
+                    .command(|core, out| cmd.run(core, now, &host_ok, out));
                 let flushed = if out.is_empty() {
                     Ok(())
                 } else {
-                    server.core.execute(out)
+                    super::execute_off_workers(&server.core, out).await
                 };
                 match outcome {
                     Outcome::Reply(v) => v,
@@ -219,7 +230,13 @@ impl<'a> SentinelCmd<'a> {
     }
 
     /// The part that runs under the core lock.
-    fn run(self, core: &mut Sentinel, now: Millis, out: &mut Vec<Action>) -> Outcome {
+    fn run(
+        self,
+        core: &mut Sentinel,
+        now: Millis,
+        host_ok: &dyn Fn(&str, bool) -> bool,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
         match self {
             SentinelCmd::Masters => Outcome::Reply(Frame::Array(
                 core.masters_desc(now).into_iter().map(desc).collect(),
@@ -243,7 +260,7 @@ impl<'a> SentinelCmd<'a> {
                     port: &port,
                     quorum: &quorum,
                 };
-                after_flush(core.monitor(now, args, &host_ok, out))
+                after_flush(core.monitor(now, args, host_ok, out))
             }
             SentinelCmd::Remove(name) => after_flush(core.remove(&name, out)),
             SentinelCmd::Set { name, options } => {
@@ -377,17 +394,26 @@ fn info_cache_reply(cache: crate::core::commands::InfoCache) -> Frame {
     Frame::Array(items)
 }
 
-/// MONITOR's address check: an IP literal, or with resolve-hostnames a name
-/// that resolves now (Sentinel resolves synchronously too).
-fn host_ok(host: &str, resolve: bool) -> bool {
-    if host.parse::<IpAddr>().is_ok() {
-        return true;
+/// How long MONITOR waits for a name to resolve (as long as the links wait
+/// for theirs).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// For MONITOR's address check: whether `host`, a name, resolves now, when
+/// resolve-hostnames is on (Sentinel resolves at MONITOR too). Done before
+/// the core is locked, with tokio's resolver (the blocking pool) under a
+/// timeout, so a slow DNS server holds neither the core nor a worker.
+async fn resolves(server: &Server, host: &str) -> bool {
+    // A literal is checked as such; brackets are not part of a name.
+    if host.is_empty() || host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+        return false;
     }
-    resolve
-        && !host.is_empty()
-        && (host, 0u16)
-            .to_socket_addrs()
-            .is_ok_and(|mut it| it.next().is_some())
+    if !server.core.lock().globals().resolve_hostnames {
+        return false;
+    }
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 1))).await {
+        Ok(Ok(mut addrs)) => addrs.next().is_some(),
+        _ => false,
+    }
 }
 
 /// `access(path, X_OK)`, as Sentinel checks script paths.

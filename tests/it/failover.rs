@@ -87,6 +87,24 @@ fn sigstop_master_fails_over_and_is_demoted_on_sigcont() {
     expect_switch_once(&g, &[0, 1, 2], &mut ev);
 }
 
+/// Case 2b: with `refused-down-after-milliseconds` (raftinel's opt-in fast
+/// crash detection), a SIGKILLed master, whose host refuses connections, is
+/// failed over long before down-after: down-after is ten minutes here, so a
+/// failover within the test's bound comes from the refusals seen by every
+/// daemon.
+#[test]
+fn refused_connections_fail_a_killed_master_over_before_down_after() {
+    let mut g = Group::with_conf(2, |_| {
+        vec![
+            format!("sentinel down-after-milliseconds {MASTER} 600000"),
+            format!("sentinel refused-down-after-milliseconds {MASTER} 250"),
+        ]
+    });
+    let mut ev = g.subscribe(&[0, 1, 2]);
+    g.topo.master.sigkill();
+    g.expect_failover(&[0, 1, 2], &mut ev);
+}
+
 /// Case 3: Two of three daemons killed, then the master: the survivor is a
 /// minority and never fails over; it keeps answering the old master.
 #[test]

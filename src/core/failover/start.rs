@@ -3,6 +3,7 @@
 //! takeover of a failover whose leader is gone.
 
 use super::{leader_sees_down, ManualWant, REPROPOSE_MS};
+use crate::core::detection::refusal_votes;
 use crate::core::group::Command;
 use crate::core::sentinel::Sentinel;
 use crate::core::types::{Action, Millis};
@@ -131,8 +132,9 @@ impl Sentinel {
         // Committed ODOWN, and the leader sees the master down itself: a
         // stale committed vote (a daemon that crashed before retracting it)
         // must not start a failover of a master the leader can reach.
+        let votes = refusal_votes(m, cm.down_votes.len(), self.raft.voters);
         if cm.failover.is_some()
-            || cm.down_votes.len() < m.quorum.max(1) as usize
+            || votes < m.quorum.max(1) as usize
             || !leader_sees_down(&m.inst, now)
         {
             return;
