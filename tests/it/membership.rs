@@ -127,6 +127,28 @@ fn relaunch_on_port(d: &mut Daemon, port: u16) {
     d.launch();
 }
 
+/// `SENTINEL MONITOR <name> 127.0.0.1 <port> 2` sent to each daemon, as an
+/// operator's script does; the group may have registered it already
+/// through another daemon (`Duplicate master name`).
+fn monitor_on(ds: &[Daemon], name: &str, port: u16) {
+    for d in ds {
+        let r = d.conn().cmd(&[
+            "SENTINEL",
+            "MONITOR",
+            name,
+            "127.0.0.1",
+            &port.to_string(),
+            "2",
+        ]);
+        assert!(
+            r == Resp::Status("OK".into()) || r.as_str().is_some_and(|e| e.contains("Duplicate")),
+            "SENTINEL MONITOR on {}: {}",
+            d.port,
+            r.pretty()
+        );
+    }
+}
+
 /// The Raft directory of a daemon whose `dir` is its temp dir.
 fn raft_dirs(d: &Daemon) -> Vec<std::path::PathBuf> {
     fs::read_dir(d.dir.path())
@@ -155,23 +177,7 @@ fn runtime_monitor_then_restarts(n: usize, restarts: usize) {
     let cluster = field(&infos[0], "raft_cluster_id");
     assert!(!cluster.is_empty());
     let second = RedisNode::start();
-    for d in &ds {
-        let r = d.conn().cmd(&[
-            "SENTINEL",
-            "MONITOR",
-            "second",
-            "127.0.0.1",
-            &second.port.to_string(),
-            "2",
-        ]);
-        // The group may have registered it already through another daemon.
-        assert!(
-            r == Resp::Status("OK".into()) || r.as_str().is_some_and(|e| e.contains("Duplicate")),
-            "SENTINEL MONITOR on {}: {}",
-            d.port,
-            r.pretty()
-        );
-    }
+    monitor_on(&ds, "second", second.port);
     for d in ds.iter_mut().take(restarts) {
         d.sigkill();
     }
@@ -680,22 +686,8 @@ fn two_deployments_that_reach_each_other_never_merge() {
     let (ids_a, ids_b) = (ids(&a), ids(&b));
 
     let shared = RedisNode::start();
-    for d in a.iter().chain(b.iter()) {
-        let r = d.conn().cmd(&[
-            "SENTINEL",
-            "MONITOR",
-            "shared",
-            "127.0.0.1",
-            &shared.port.to_string(),
-            "2",
-        ]);
-        assert!(
-            r == Resp::Status("OK".into()) || r.as_str().is_some_and(|e| e.contains("Duplicate")),
-            "SENTINEL MONITOR on {}: {}",
-            d.port,
-            r.pretty()
-        );
-    }
+    monitor_on(&a, "shared", shared.port);
+    monitor_on(&b, "shared", shared.port);
     // Every daemon hears the five others on the shared master.
     wait_for(LONG, "the two deployments hear each other", || {
         for d in a.iter().chain(b.iter()) {
