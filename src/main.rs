@@ -236,6 +236,32 @@ fn daemonize() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The admin listener's routes: Prometheus metrics and the pod probes.
+fn admin_routes(shared: &Arc<Daemon>) -> observe::admin::Routes {
+    let metrics_from = Arc::downgrade(shared);
+    let (live, ready, redis) = (
+        shared.pod_handles(),
+        shared.pod_handles(),
+        shared.pod_handles(),
+    );
+    observe::admin::Routes::new()
+        .get("/metrics", move || {
+            observe::admin::Page::prometheus(
+                metrics_from
+                    .upgrade()
+                    .map(|s| s.render_metrics())
+                    .unwrap_or_default(),
+            )
+        })
+        .get_async("/healthz", move |_| {
+            raftinel::pod::probe::healthz(live.clone())
+        })
+        .get("/readyz", move || raftinel::pod::probe::readyz(&ready))
+        .get_async("/readyz/redis", move |q| {
+            raftinel::pod::probe::readyz_redis(redis.clone(), q)
+        })
+}
+
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let group = config::group_settings(&cfg);
     let secret_from = cfg
@@ -326,31 +352,9 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         tasks.spawn(raftinel::pod::repoint::run(shared.pod_handles()));
     }
     if let Some(listener) = admin {
-        let metrics_from = Arc::downgrade(&shared);
-        let (live, ready, redis) = (
-            shared.pod_handles(),
-            shared.pod_handles(),
-            shared.pod_handles(),
-        );
-        let routes = observe::admin::Routes::new()
-            .get("/metrics", move || {
-                observe::admin::Page::prometheus(
-                    metrics_from
-                        .upgrade()
-                        .map(|s| s.render_metrics())
-                        .unwrap_or_default(),
-                )
-            })
-            .get_async("/healthz", move |_| {
-                raftinel::pod::probe::healthz(live.clone())
-            })
-            .get("/readyz", move || raftinel::pod::probe::readyz(&ready))
-            .get_async("/readyz/redis", move |q| {
-                raftinel::pod::probe::readyz_redis(redis.clone(), q)
-            });
         tasks.spawn(observe::admin::serve(
             listener,
-            routes,
+            admin_routes(&shared),
             shared.shutdown.clone(),
         ));
     }

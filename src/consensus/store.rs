@@ -163,7 +163,7 @@ struct LogInner {
     /// file while it syncs, never what readers need.
     file: Arc<Mutex<File>>,
     /// index -> (entry, byte offset of its record)
-    entries: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
+    entries: Entries,
     end: u64,
     meta: Meta,
 }
@@ -430,6 +430,49 @@ fn identity_of(
     Ok((identity, origin))
 }
 
+/// The log's entries by index, each with its record's offset in the file.
+type Entries = BTreeMap<u64, (Entry<TypeConfig>, u64)>;
+
+/// The log file's records, by index with their offsets, and where the last
+/// whole record ends: a torn tail (a record cut by a crash) is measured in
+/// `report` and left for the caller to cut off; a checksum or decoding error
+/// is corruption.
+fn read_records(
+    bytes: &[u8],
+    log_path: &Path,
+    report: &mut OpenReport,
+) -> Result<(Entries, usize), OpenError> {
+    let mut entries = BTreeMap::new();
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let rest = &bytes[off..];
+        let torn = rest.len() < 8 || {
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            rest.len() < 8 + len
+        };
+        if torn {
+            report.torn_tail_bytes = rest.len() as u64;
+            break;
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let body = &rest[8..8 + len];
+        let corrupt = |reason: String| OpenError::Corrupt {
+            path: log_path.to_path_buf(),
+            offset: off as u64,
+            reason,
+        };
+        if crc32fast::hash(body) != crc {
+            return Err(corrupt("record checksum mismatch".into()));
+        }
+        let entry: Entry<TypeConfig> =
+            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
+        entries.insert(entry.log_id.index, (entry, off as u64));
+        off += 8 + len;
+    }
+    Ok((entries, off))
+}
+
 /// Opens (or creates) the storage in `<data_dir>/raft`. `published` receives
 /// the applied state after every apply and snapshot install. `seed` gives the
 /// directory its identity when it has none (or holds no Raft data).
@@ -455,35 +498,8 @@ pub fn open(
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(ioe(&log_path))?;
 
-    let mut entries = BTreeMap::new();
-    let mut off = 0usize;
     let mut report = OpenReport::default();
-    while off < bytes.len() {
-        let rest = &bytes[off..];
-        let torn = rest.len() < 8 || {
-            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            rest.len() < 8 + len
-        };
-        if torn {
-            report.torn_tail_bytes = rest.len() as u64;
-            break;
-        }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let body = &rest[8..8 + len];
-        let corrupt = |reason: String| OpenError::Corrupt {
-            path: log_path.clone(),
-            offset: off as u64,
-            reason,
-        };
-        if crc32fast::hash(body) != crc {
-            return Err(corrupt("record checksum mismatch".into()));
-        }
-        let entry: Entry<TypeConfig> =
-            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
-        entries.insert(entry.log_id.index, (entry, off as u64));
-        off += 8 + len;
-    }
+    let (entries, off) = read_records(&bytes, &log_path, &mut report)?;
     if report.torn_tail_bytes > 0 {
         file.set_len(off as u64).map_err(ioe(&log_path))?;
         file.sync_all().map_err(ioe(&log_path))?;
