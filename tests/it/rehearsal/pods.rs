@@ -55,10 +55,15 @@ pub fn available() -> bool {
     if unsafe { libc::geteuid() } != 0 {
         return false;
     }
-    let probe = format!("k8sd-{}-probe", std::process::id());
-    let ok = run("ip", &["netns", "add", &probe]).is_ok();
-    let _ = run("ip", &["netns", "del", &probe]);
-    ok
+    // Once per process: tests asking at the same time would race on the
+    // probe's name.
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        let probe = format!("k8sd-{}-probe", std::process::id());
+        let ok = run("ip", &["netns", "add", &probe]).is_ok();
+        let _ = run("ip", &["netns", "del", &probe]);
+        ok
+    })
 }
 
 /// The namespaces and the name → address map.
@@ -76,7 +81,10 @@ pub struct Net {
 impl Net {
     pub fn new() -> Net {
         sweep_stale("k8sd-");
-        let prefix = format!("k8sd-{}", std::process::id());
+        // Several sets may run in one test process: each its own prefix.
+        static SETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("k8sd-{}-{n}", std::process::id());
         let net = Net {
             bridge: format!("{prefix}-br"),
             client: format!("{prefix}-c"),
