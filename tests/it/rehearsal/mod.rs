@@ -33,6 +33,7 @@
 //! them it prints a skip line, or fails when `CI` is set. Bounded: every
 //! wait has a deadline, the whole run takes a few minutes.
 
+mod migrate;
 mod pods;
 
 use std::collections::{BTreeMap, BTreeSet};
