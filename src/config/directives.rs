@@ -58,6 +58,9 @@ pub(crate) const IN_FORCE: &[&str] = &[
     "tcp-backlog",
     "client-query-buffer-limit",
     "proto-max-bulk-len",
+    "syslog-enabled",
+    "syslog-ident",
+    "syslog-facility",
 ];
 
 /// raftinel's own directives (not Redis's): accepted in sentinel.conf,

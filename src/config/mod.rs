@@ -82,6 +82,13 @@ pub struct ServerConfig {
     pub query_buffer_limit: usize,
     /// `proto-max-bulk-len`: the largest bulk argument accepted.
     pub proto_max_bulk_len: i64,
+    /// `syslog-enabled`: every log line also goes to the local syslog
+    /// socket (`/dev/log`), as Redis sends it.
+    pub syslog_enabled: bool,
+    /// `syslog-ident`: the tag of those lines.
+    pub syslog_ident: String,
+    /// `syslog-facility`: `user` or `local0`..`local7`.
+    pub syslog_facility: String,
     /// raftinel extension: log format, "text" (default) or "json".
     pub log_format: String,
     /// raftinel extension: admin HTTP listener (Prometheus `/metrics`), off when None.
@@ -112,6 +119,9 @@ impl Default for ServerConfig {
             tcp_backlog: 511,
             query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            syslog_enabled: false,
+            syslog_ident: "redis".into(),
+            syslog_facility: "local0".into(),
             log_format: "text".into(),
             admin_addr: None,
             data_dir: None,

@@ -318,6 +318,15 @@ impl Loader {
             | "tcp-backlog"
             | "client-query-buffer-limit"
             | "proto-max-bulk-len" => return self.client_limit(sl, d, args),
+            "syslog-enabled" | "syslog-ident" | "syslog-facility" => {
+                match d.name {
+                    "syslog-enabled" => s.syslog_enabled = yes_no(&one).unwrap_or(false),
+                    "syslog-ident" => s.syslog_ident = one,
+                    _ => s.syslog_facility = one.to_ascii_lowercase(),
+                }
+                // Kept for the rewrite as well.
+                self.extras.insert(d.name, args);
+            }
             _ if not_supported(d.name, &one).is_some() => {
                 let why = not_supported(d.name, &one).unwrap_or_default();
                 return Err(sl.error(d.name, why));
@@ -402,9 +411,6 @@ fn not_supported(name: &str, value: &str) -> Option<&'static str> {
         ),
         "tls-replication" | "tls-cluster" if on(value) => Some(
             "TLS is not supported by raftinel yet: its links to Redis and to the other daemons are plain TCP; remove the directive or set it to no",
-        ),
-        "syslog-enabled" if on(value) => Some(
-            "syslog is not supported by raftinel: it logs to `logfile`, or to standard output when that is empty; remove the directive or set it to no",
         ),
         "unixsocket" if !value.is_empty() => Some(
             "unix sockets are not supported by raftinel: clients connect on `port`; remove the directive",

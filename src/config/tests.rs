@@ -126,7 +126,6 @@ fn errors_carry_redis_messages_and_line_numbers() {
         ),
         ("port 0\ntls-port 26379\n".into(), 2, "TLS is not supported by raftinel yet"),
         ("tls-replication yes\n".into(), 1, "TLS is not supported by raftinel yet"),
-        ("syslog-enabled yes\n".into(), 1, "syslog is not supported by raftinel"),
         ("unixsocket /tmp/s.sock\n".into(), 1, "unix sockets are not supported by raftinel"),
         ("dir /nonexistent-raftinel\n".into(), 1, "No such file or directory"),
         ("port \"abc\n".into(), 1, "Unbalanced quotes in configuration line"),
@@ -1089,6 +1088,46 @@ fn client_directives_are_read_into_the_server_config() {
     assert_eq!(s.query_buffer_limit, 8 * 1024 * 1024);
     let d = load_str("").expect("loads").server;
     assert_eq!((d.timeout, d.tcp_keepalive, d.tcp_backlog), (0, 300, 511));
+    assert_eq!(
+        (
+            d.syslog_enabled,
+            d.syslog_ident.as_str(),
+            d.syslog_facility.as_str()
+        ),
+        (false, "redis", "local0")
+    );
+    let c = load_str(
+        "syslog-enabled yes
+syslog-ident sentinel-a
+syslog-facility LOCAL3
+",
+    )
+    .expect("loads")
+    .server;
+    assert_eq!(
+        (
+            c.syslog_enabled,
+            c.syslog_ident.as_str(),
+            c.syslog_facility.as_str()
+        ),
+        (true, "sentinel-a", "local3")
+    );
+    assert!(load_str("syslog-facility kern\n").is_err());
+    let d = tempfile::tempdir().unwrap();
+    let t = write(
+        d.path(),
+        "s.toml",
+        "[server]\nsyslog-enabled = true\nsyslog-ident = \"a\"\nsyslog-facility = \"user\"\n",
+    );
+    let t = load(&t, &[]).expect("loads").server;
+    assert_eq!(
+        (
+            t.syslog_enabled,
+            t.syslog_ident.as_str(),
+            t.syslog_facility.as_str()
+        ),
+        (true, "a", "user")
+    );
 }
 
 /// `${NAME}` is expanded in string values; an unset variable is an error at
