@@ -543,16 +543,16 @@ async fn configured_request_limits_are_in_force() {
     );
 }
 
-/// Valkey's `SENTINEL FAILOVER <master> COORDINATED` form is taken (an
-/// unknown master answers as usual); another fourth word is a syntax error,
-/// and COMMAND keeps 7.0.15's arity.
+/// Valkey's `SENTINEL FAILOVER <master> COORDINATED` form and raftinel's
+/// `FORCE` are taken (an unknown master answers as usual); another fourth
+/// word is a syntax error, and COMMAND keeps 7.0.15's arity.
 #[tokio::test]
 async fn failover_takes_valkeys_coordinated_argument() {
     let h = start(ServerConfig::default()).await;
     roundtrip(
         &h,
-        b"SENTINEL FAILOVER nope COORDINATED\r\nSENTINEL FAILOVER nope coordinated\r\nSENTINEL FAILOVER nope now\r\nSENTINEL FAILOVER nope a b\r\n",
-        b"-ERR No such master with that name\r\n-ERR No such master with that name\r\n-ERR syntax error\r\n-ERR wrong number of arguments for 'sentinel|failover' command\r\n",
+        b"SENTINEL FAILOVER nope COORDINATED\r\nSENTINEL FAILOVER nope coordinated\r\nSENTINEL FAILOVER nope force\r\nSENTINEL FAILOVER nope now\r\nSENTINEL FAILOVER nope a b\r\n",
+        b"-ERR No such master with that name\r\n-ERR No such master with that name\r\n-ERR No such master with that name\r\n-ERR syntax error\r\n-ERR wrong number of arguments for 'sentinel|failover' command\r\n",
     )
     .await;
 }
