@@ -297,7 +297,14 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         config::flush(&file, server, state).map_err(|e| e.to_string())
     });
     let (shared, inboxes) = Daemon::new(core, server.clone(), Some(flusher), started);
-    tracing::info!("Running mode=sentinel, port={}.", server.port);
+    tracing::info!(
+        "Running mode=sentinel, port={}.",
+        if server.port != 0 {
+            server.port
+        } else {
+            server.tls_port
+        }
+    );
     tracing::warn!("Sentinel ID is {myid}");
     if let Some(name) = &pod.name {
         tracing::info!(

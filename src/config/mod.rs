@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::consensus::trust::GroupSecret;
+pub use crate::links::tls::TlsSettings;
 pub use crate::core::persisted::{
     GlobalSentinelConfig, MasterState, PersistedState, REFUSED_DOWN_AFTER,
 };
@@ -82,6 +83,10 @@ pub struct ServerConfig {
     pub query_buffer_limit: usize,
     /// `proto-max-bulk-len`: the largest bulk argument accepted.
     pub proto_max_bulk_len: i64,
+    /// `tls-port`: the TLS client port, 0 = none.
+    pub tls_port: u16,
+    /// The `tls-*` certificate and protocol directives.
+    pub tls: TlsSettings,
     /// raftinel extension: log format, "text" (default) or "json".
     pub log_format: String,
     /// raftinel extension: admin HTTP listener (Prometheus `/metrics`), off when None.
@@ -112,6 +117,8 @@ impl Default for ServerConfig {
             tcp_backlog: 511,
             query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            tls_port: 0,
+            tls: TlsSettings::default(),
             log_format: "text".into(),
             admin_addr: None,
             data_dir: None,
@@ -302,6 +309,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
         }
     }
     let base_dir = loader.base_dir();
+    loader.check_tls(&label, &base_dir)?;
     raft.secret = group_secret(
         &label,
         raft.secret_file.as_ref(),

@@ -16,6 +16,7 @@ pub mod command;
 pub mod connect;
 pub mod pubsub;
 pub mod registry;
+pub mod tls;
 
 use tokio::sync::mpsc;
 

@@ -48,6 +48,8 @@ pub enum BindError {
     },
     #[error("Failed listening on port {0} (tcp), aborting.")]
     NoListener(u16),
+    #[error("Failed to configure TLS: {0}")]
+    Tls(String),
 }
 
 fn listen_on(ip: IpAddr, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
@@ -80,10 +82,48 @@ fn listen_on(ip: IpAddr, port: u16, backlog: u32) -> std::io::Result<TcpListener
     sock.listen(backlog)
 }
 
-/// Binds the configured addresses (must run inside a tokio runtime).
-pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, BindError> {
-    if cfg.port == 0 {
-        // `port 0`: no TCP listener (Redis then serves TLS only, if configured).
+/// The client listeners: `port` (plain TCP) and `tls-port` with its TLS
+/// configuration.
+pub struct Listeners {
+    pub plain: Vec<TcpListener>,
+    pub tls: Vec<TcpListener>,
+    pub tls_config: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Listeners {
+    /// Plain listeners only (tests).
+    pub fn plain(plain: Vec<TcpListener>) -> Listeners {
+        Listeners {
+            plain,
+            tls: Vec::new(),
+            tls_config: None,
+        }
+    }
+}
+
+/// Binds the configured addresses on `port` and `tls-port` (must run inside
+/// a tokio runtime). The TLS configuration was checked when the
+/// configuration loaded; it is read again here from the working directory
+/// (`dir`).
+pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Listeners, BindError> {
+    let tls_config = if cfg.tls_port == 0 {
+        None
+    } else {
+        Some(
+            crate::links::tls::server_config(&cfg.tls, std::path::Path::new("."))
+                .map_err(|e| BindError::Tls(format!("{}: {e}", e.directive)))?,
+        )
+    };
+    Ok(Listeners {
+        plain: bind_port(cfg, cfg.port)?,
+        tls: bind_port(cfg, cfg.tls_port)?,
+        tls_config,
+    })
+}
+
+/// `port 0` (or `tls-port 0`): no listener for it.
+fn bind_port(cfg: &ServerConfig, port: u16) -> Result<Vec<TcpListener>, BindError> {
+    if port == 0 {
         return Ok(Vec::new());
     }
     let binds: Vec<String> = if cfg.bind.is_empty() {
@@ -104,33 +144,44 @@ pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, Bind
                 .parse()
                 .map_err(|_| BindError::BadAddress(b.clone()))?,
         };
-        match listen_on(ip, cfg.port, cfg.tcp_backlog) {
+        match listen_on(ip, port, cfg.tcp_backlog) {
             Ok(l) => out.push(l),
             Err(e) if optional => {
                 tracing::debug!("optional bind {name} skipped: {e}");
             }
             Err(source) => {
                 return Err(BindError::Bind {
-                    addr: format!("{name}:{}", cfg.port),
+                    addr: format!("{name}:{port}"),
                     source,
                 })
             }
         }
     }
     if out.is_empty() {
-        return Err(BindError::NoListener(cfg.port));
+        return Err(BindError::NoListener(port));
     }
     Ok(out)
 }
 
 /// Accepts clients on every listener until `h.shutdown` is cancelled,
 /// then waits (briefly) for the connections to close.
-pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
+pub async fn serve(h: super::Handles, listeners: Listeners) {
+    // INFO's tcp_port: `port`, else `tls-port` (as Redis).
     let port = listeners
+        .plain
         .first()
+        .or(listeners.tls.first())
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.port())
         .unwrap_or(0);
+    let acceptor = listeners
+        .tls_config
+        .map(tokio_rustls::TlsAcceptor::from);
+    let all = listeners
+        .plain
+        .into_iter()
+        .map(|l| (l, None))
+        .chain(listeners.tls.into_iter().map(|l| (l, acceptor.clone())));
     let shutdown = h.shutdown.clone();
     let server = match Server::new(h, port) {
         Ok(s) => Arc::new(s),
@@ -156,7 +207,7 @@ pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
             }
         });
     }
-    for l in listeners {
+    for (l, tls) in all {
         let server = server.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -164,7 +215,7 @@ pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
             loop {
                 tokio::select! {
                     r = l.accept() => match r {
-                        Ok((stream, _)) => accept(&server, stream, &mut conns).await,
+                        Ok((stream, _)) => accept(&server, stream, tls.as_ref(), &mut conns).await,
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
                             tracing::warn!("Accepting client connection: {e}");
@@ -204,7 +255,12 @@ async fn refuse(mut stream: TcpStream, msg: &[u8]) {
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(msg)).await;
 }
 
-async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task::JoinSet<()>) {
+async fn accept(
+    server: &Arc<Server>,
+    stream: TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    conns: &mut tokio::task::JoinSet<()>,
+) {
     let Ok(permit) = server.slots.clone().try_acquire_owned() else {
         add(&server.stats.rejected_connections, 1);
         refuse(stream, b"-ERR max number of clients reached\r\n").await;
@@ -247,7 +303,16 @@ async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task
         Instant::now(),
     ));
     server.registry.add(handle.clone());
-    conns.spawn(conn::run(server.clone(), stream, handle, permit));
+    match tls {
+        None => conns.spawn(conn::run_plain(server.clone(), stream, handle, permit)),
+        Some(acceptor) => conns.spawn(conn::run_tls(
+            server.clone(),
+            acceptor.clone(),
+            stream,
+            handle,
+            permit,
+        )),
+    };
 }
 
 /// TCP keepalive as Redis's `anetKeepAlive` sets it: probes after `interval`
