@@ -297,14 +297,13 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         config::flush(&file, server, state).map_err(|e| e.to_string())
     });
     let (shared, inboxes) = Daemon::new(core, server.clone(), Some(flusher), started);
-    tracing::info!(
-        "Running mode=sentinel, port={}.",
-        if server.port != 0 {
-            server.port
-        } else {
-            server.tls_port
-        }
-    );
+    // Redis names `port`, else `tls-port`.
+    let client_port = if server.port != 0 {
+        server.port
+    } else {
+        server.tls_port
+    };
+    tracing::info!("Running mode=sentinel, port={client_port}.");
     tracing::warn!("Sentinel ID is {myid}");
     if let Some(name) = &pod.name {
         tracing::info!(
@@ -331,7 +330,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     raftinel::consensus::trust::log_mode(
         secret_from.as_deref(),
         &shared.driver.lock_core().sentinel_auth(),
-        server.port,
+        client_port,
     );
 
     let listeners = raftinel::server::bind_listeners(&server)

@@ -58,6 +58,22 @@ pub(crate) const IN_FORCE: &[&str] = &[
     "tcp-backlog",
     "client-query-buffer-limit",
     "proto-max-bulk-len",
+    // With `tls-port` other than 0 (as in Redis, inert without it).
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-key-file-pass",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-auth-clients",
+    "tls-protocols",
+    "tls-ciphers",
+    "tls-ciphersuites",
+    "tls-prefer-server-ciphers",
+    "tls-dh-params-file",
+    "tls-session-caching",
+    "tls-session-cache-size",
+    "tls-session-cache-timeout",
 ];
 
 /// raftinel's own directives (not Redis's): accepted in sentinel.conf,

@@ -26,10 +26,10 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::consensus::trust::GroupSecret;
-pub use crate::links::tls::TlsSettings;
 pub use crate::core::persisted::{
     GlobalSentinelConfig, MasterState, PersistedState, REFUSED_DOWN_AFTER,
 };
+pub use crate::links::tls::TlsSettings;
 pub use group::group_settings;
 pub use rewrite::FlushError;
 
@@ -523,6 +523,10 @@ fn render_server(cfg: &Config, out: &mut String) {
         if !directives::IN_FORCE.contains(name) {
             push(format!(
                 "# {name}: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite"
+            ));
+        } else if name.starts_with("tls-") && *name != "tls-port" && s.tls_port == 0 {
+            push(format!(
+                "# {name}: in force with tls-port, which is 0 here (as in Redis); kept for the rewrite"
             ));
         }
         push(line);

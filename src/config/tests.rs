@@ -124,7 +124,13 @@ fn errors_carry_redis_messages_and_line_numbers() {
             1,
             "argument must be between 1048576 and 9223372036854775807 inclusive",
         ),
-        ("port 0\ntls-port 26379\n".into(), 2, "TLS is not supported by raftinel yet"),
+        ("port 0\ntls-port 26379\n".into(), 2, "No tls-cert-file configured!"),
+        ("tls-port 70000\n".into(), 1, "argument must be between 0 and 65535 inclusive"),
+        (
+            "tls-port 1\ntls-cert-file /nonexistent/x.crt\ntls-key-file k\n".into(),
+            2,
+            "can't read '/nonexistent/x.crt': No such file or directory",
+        ),
         ("tls-replication yes\n".into(), 1, "TLS is not supported by raftinel yet"),
         ("syslog-enabled yes\n".into(), 1, "syslog is not supported by raftinel"),
         ("unixsocket /tmp/s.sock\n".into(), 1, "unix sockets are not supported by raftinel"),
@@ -892,9 +898,20 @@ fn check_config_lists_effective_values() {
     let p = write(
         d.path(),
         "s.conf",
-        &format!("{M}tcp-keepalive 300\nmaxmemory 1gb\n"),
+        &format!("{M}tcp-keepalive 300\nmaxmemory 1gb\ntls-cert-file /x.crt\ntls-client-cert-file /c.crt\n"),
     );
     let out = check_config(&p, &words("--port 26390")).unwrap();
+    // TLS directives are in force with tls-port only, as in Redis; the
+    // client certificate serves tls-replication, which is refused yet.
+    assert!(out.contains(
+        "# tls-cert-file: in force with tls-port, which is 0 here (as in Redis); kept for the rewrite\ntls-cert-file \"/x.crt\"\n"
+    ), "{out}");
+    assert!(
+        out.contains(
+            "# tls-client-cert-file: accepted for redis-sentinel's files, not acted on by raftinel"
+        ),
+        "{out}"
+    );
     // What the daemon does not act on is said so, above its line.
     assert!(out.contains(
         "# maxmemory: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite\nmaxmemory 1gb\n"

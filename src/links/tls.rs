@@ -141,10 +141,7 @@ fn cipher_list(
     table: &[(&str, SupportedCipherSuite)],
 ) -> Result<Vec<SupportedCipherSuite>, TlsError> {
     let mut out = Vec::new();
-    for name in value
-        .split([':', ',', ' '])
-        .filter(|n| !n.is_empty())
-    {
+    for name in value.split([':', ',', ' ']).filter(|n| !n.is_empty()) {
         let Some((_, suite)) = table.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) else {
             let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
             return Err(err(
@@ -200,15 +197,15 @@ fn protocols(s: &TlsSettings) -> Result<Vec<&'static SupportedProtocolVersion>, 
             "tlsv1" | "tlsv1.1" => {
                 return Err(err(
                     "tls-protocols",
-                    format!("{p} is not supported by raftinel (rustls speaks TLSv1.2 and TLSv1.3 only)"),
+                    format!(
+                        "{p} is not supported by raftinel (rustls speaks TLSv1.2 and TLSv1.3 only)"
+                    ),
                 ))
             }
-            _ => {
-                return Err(err(
-                    "tls-protocols",
-                    "Invalid tls-protocols specified. Use a combination of 'TLSv1.2' and 'TLSv1.3'.",
-                ))
-            }
+            _ => return Err(err(
+                "tls-protocols",
+                "Invalid tls-protocols specified. Use a combination of 'TLSv1.2' and 'TLSv1.3'.",
+            )),
         }
     }
     Ok(out)
@@ -230,12 +227,14 @@ fn certs(
     let pem = read(directive, base, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(directive, format!("'{path}' is not a PEM certificate file: {e}")))?;
+        .map_err(|e| {
+            err(
+                directive,
+                format!("'{path}' is not a PEM certificate file: {e}"),
+            )
+        })?;
     if certs.is_empty() {
-        return Err(err(
-            directive,
-            format!("no certificate found in '{path}'"),
-        ));
+        return Err(err(directive, format!("no certificate found in '{path}'")));
     }
     Ok(certs)
 }
@@ -249,7 +248,10 @@ fn key(
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
     const ENCRYPTED: &str = "encrypted private keys are not supported by raftinel (rustls reads unencrypted PEM keys only): decrypt it (`openssl pkey -in key.pem -out plain-key.pem`), keep it readable by the daemon only";
     if !pass.is_empty() {
-        return Err(err(pass_directive, format!("{ENCRYPTED}, and remove {pass_directive}")));
+        return Err(err(
+            pass_directive,
+            format!("{ENCRYPTED}, and remove {pass_directive}"),
+        ));
     }
     let pem = read(directive, base, path)?;
     if pem.windows(9).any(|w| w == b"ENCRYPTED") {
@@ -389,9 +391,10 @@ pub fn client_config(s: &TlsSettings, base: &Path) -> Result<Arc<rustls::ClientC
     let provider = provider(s)?;
     let versions = protocols(s)?;
     let roots = roots(s, base, "tls-replication is enabled")?;
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-        .build()
-        .map_err(|e| err("tls-ca-cert-file", e.to_string()))?;
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| err("tls-ca-cert-file", e.to_string()))?;
     let verifier = Arc::new(AnyName {
         inner,
         algs: provider.signature_verification_algorithms,
@@ -450,10 +453,13 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),

@@ -174,9 +174,7 @@ pub async fn serve(h: super::Handles, listeners: Listeners) {
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.port())
         .unwrap_or(0);
-    let acceptor = listeners
-        .tls_config
-        .map(tokio_rustls::TlsAcceptor::from);
+    let acceptor = listeners.tls_config.map(tokio_rustls::TlsAcceptor::from);
     let all = listeners
         .plain
         .into_iter()
