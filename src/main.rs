@@ -263,7 +263,17 @@ fn admin_routes(shared: &Arc<Daemon>) -> observe::admin::Routes {
 }
 
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
-    let group = config::group_settings(&cfg);
+    let mut group = config::group_settings(&cfg);
+    // Read at load already; again here, from `dir`.
+    let tls_client = if cfg.server.tls_replication {
+        Some(
+            raftinel::links::tls::client_config(&cfg.server.tls, std::path::Path::new("."))
+                .map_err(|e| anyhow::anyhow!("Failed to configure TLS: {}: {e}", e.directive))?,
+        )
+    } else {
+        None
+    };
+    group.tls = tls_client.clone();
     let secret_from = cfg
         .raft
         .secret
@@ -286,7 +296,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let opts = CoreOptions {
-        port: server.port,
+        port: server.sentinel_port(),
         rng_seed: rand::rngs::OsRng.next_u64(),
         requirepass: server.requirepass.clone(),
     };
@@ -351,6 +361,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         shared.driver.clone(),
         inboxes.links,
         bind_source,
+        tls_client,
         shared.shutdown.clone(),
     ));
     tasks.spawn(shared.script_runner());

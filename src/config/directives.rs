@@ -58,8 +58,13 @@ pub(crate) const IN_FORCE: &[&str] = &[
     "tcp-backlog",
     "client-query-buffer-limit",
     "proto-max-bulk-len",
-    // With `tls-port` other than 0 (as in Redis, inert without it).
+    // With `tls-port` other than 0 or `tls-replication yes` (as in Redis,
+    // inert without them). `tls-cluster yes` is refused.
     "tls-port",
+    "tls-replication",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-client-key-file-pass",
     "tls-cert-file",
     "tls-key-file",
     "tls-key-file-pass",

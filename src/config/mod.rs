@@ -87,12 +87,27 @@ pub struct ServerConfig {
     pub tls_port: u16,
     /// The `tls-*` certificate and protocol directives.
     pub tls: TlsSettings,
+    /// `tls-replication`: links to Redis nodes and peer daemons over TLS.
+    pub tls_replication: bool,
     /// raftinel extension: log format, "text" (default) or "json".
     pub log_format: String,
     /// raftinel extension: admin HTTP listener (Prometheus `/metrics`), off when None.
     pub admin_addr: Option<String>,
     /// raftinel extension: where learned state goes when the config file is read-only.
     pub data_dir: Option<String>,
+}
+
+impl ServerConfig {
+    /// The port this daemon announces to its peers (hello messages, Raft
+    /// address), before `announce-port`: `tls-port` with `tls-replication
+    /// yes`, else `port` (Sentinel's rule).
+    pub fn sentinel_port(&self) -> u16 {
+        if self.tls_replication && self.tls_port != 0 {
+            self.tls_port
+        } else {
+            self.port
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -119,6 +134,7 @@ impl Default for ServerConfig {
             proto_max_bulk_len: 512 * 1024 * 1024,
             tls_port: 0,
             tls: TlsSettings::default(),
+            tls_replication: false,
             log_format: "text".into(),
             admin_addr: None,
             data_dir: None,
@@ -524,9 +540,13 @@ fn render_server(cfg: &Config, out: &mut String) {
             push(format!(
                 "# {name}: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite"
             ));
-        } else if name.starts_with("tls-") && *name != "tls-port" && s.tls_port == 0 {
+        } else if name.starts_with("tls-")
+            && !["tls-port", "tls-replication"].contains(name)
+            && s.tls_port == 0
+            && !s.tls_replication
+        {
             push(format!(
-                "# {name}: in force with tls-port, which is 0 here (as in Redis); kept for the rewrite"
+                "# {name}: in force with tls-port or tls-replication, both off here (as in Redis); kept for the rewrite"
             ));
         }
         push(line);

@@ -389,7 +389,8 @@ impl Loader {
             "tls-session-cache-timeout" => {
                 t.session_cache_timeout = int(i64::from(i32::MAX))? as u64
             }
-            // tls-replication no, tls-cluster no (`yes` is refused above).
+            "tls-replication" => s.tls_replication = yes_no(&one).unwrap_or(false),
+            // tls-cluster no (`yes` is refused above).
             _ => {}
         }
         self.tls_lines.insert(d.name, sl.clone());
@@ -402,16 +403,25 @@ impl Loader {
     /// start at the directive it comes from (or at `tls-port` when the
     /// directive is missing).
     pub(crate) fn check_tls(&self, label: &str, base_dir: &Path) -> Result<(), ConfigError> {
-        if self.server.tls_port == 0 {
-            return Ok(());
-        }
-        let Err(e) = crate::links::tls::server_config(&self.server.tls, base_dir) else {
+        let s = &self.server;
+        let server = if s.tls_port == 0 {
+            Ok(())
+        } else {
+            crate::links::tls::server_config(&s.tls, base_dir).map(|_| ())
+        };
+        let client = if s.tls_replication {
+            crate::links::tls::client_config(&s.tls, base_dir).map(|_| ())
+        } else {
+            Ok(())
+        };
+        let Err(e) = server.and(client) else {
             return Ok(());
         };
         let at = self
             .tls_lines
             .get(e.directive)
-            .or_else(|| self.tls_lines.get("tls-port"));
+            .or_else(|| self.tls_lines.get("tls-port"))
+            .or_else(|| self.tls_lines.get("tls-replication"));
         Err(match at {
             Some(sl) => sl.error(e.directive, e.message),
             None => ConfigError {
@@ -480,8 +490,8 @@ impl Loader {
 fn not_supported(name: &str, value: &str) -> Option<&'static str> {
     let on = |v: &str| super::args::yes_no(v) == Some(true);
     match name {
-        "tls-replication" | "tls-cluster" if on(value) => Some(
-            "TLS is not supported by raftinel yet: its links to Redis and to the other daemons are plain TCP; remove the directive or set it to no",
+        "tls-cluster" if on(value) => Some(
+            "a sentinel has no cluster bus: remove the directive or set it to no",
         ),
         "syslog-enabled" if on(value) => Some(
             "syslog is not supported by raftinel: it logs to `logfile`, or to standard output when that is empty; remove the directive or set it to no",

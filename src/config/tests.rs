@@ -131,7 +131,12 @@ fn errors_carry_redis_messages_and_line_numbers() {
             2,
             "can't read '/nonexistent/x.crt': No such file or directory",
         ),
-        ("tls-replication yes\n".into(), 1, "TLS is not supported by raftinel yet"),
+        (
+            "tls-replication yes\n".into(),
+            1,
+            "Either tls-ca-cert-file or tls-ca-cert-dir must be specified when tls-replication is enabled",
+        ),
+        ("tls-cluster yes\n".into(), 1, "a sentinel has no cluster bus"),
         ("syslog-enabled yes\n".into(), 1, "syslog is not supported by raftinel"),
         ("unixsocket /tmp/s.sock\n".into(), 1, "unix sockets are not supported by raftinel"),
         ("dir /nonexistent-raftinel\n".into(), 1, "No such file or directory"),
@@ -901,17 +906,13 @@ fn check_config_lists_effective_values() {
         &format!("{M}tcp-keepalive 300\nmaxmemory 1gb\ntls-cert-file /x.crt\ntls-client-cert-file /c.crt\n"),
     );
     let out = check_config(&p, &words("--port 26390")).unwrap();
-    // TLS directives are in force with tls-port only, as in Redis; the
-    // client certificate serves tls-replication, which is refused yet.
-    assert!(out.contains(
-        "# tls-cert-file: in force with tls-port, which is 0 here (as in Redis); kept for the rewrite\ntls-cert-file \"/x.crt\"\n"
-    ), "{out}");
-    assert!(
-        out.contains(
-            "# tls-client-cert-file: accepted for redis-sentinel's files, not acted on by raftinel"
-        ),
-        "{out}"
-    );
+    // TLS directives are in force with tls-port or tls-replication only, as
+    // in Redis.
+    for name in ["tls-cert-file", "tls-client-cert-file"] {
+        assert!(out.contains(&format!(
+            "# {name}: in force with tls-port or tls-replication, both off here (as in Redis); kept for the rewrite\n{name} "
+        )), "{out}");
+    }
     // What the daemon does not act on is said so, above its line.
     assert!(out.contains(
         "# maxmemory: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite\nmaxmemory 1gb\n"

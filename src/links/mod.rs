@@ -75,6 +75,8 @@ pub struct LinkCtx {
     pub gen: u64,
     /// `bind-source-addr`, if configured.
     pub bind_source: Option<std::net::IpAddr>,
+    /// `tls-replication yes`: the TLS client configuration of every link.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub out: mpsc::UnboundedSender<LinkMsg>,
 }
 
@@ -189,6 +191,7 @@ mod tests {
             },
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         }
     }

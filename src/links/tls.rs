@@ -437,6 +437,29 @@ pub fn client_config(s: &TlsSettings, base: &Path) -> Result<Arc<rustls::ClientC
     Ok(Arc::new(cfg))
 }
 
+/// The TLS handshake of an outbound link over its open TCP stream, bounded
+/// like the connect. The name sent (SNI) is the host as configured.
+pub async fn connect(
+    cfg: &Arc<rustls::ClientConfig>,
+    host: &str,
+    stream: tokio::net::TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, super::connect::ConnectError> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let name = match literal.parse::<std::net::IpAddr>() {
+        Ok(ip) => ServerName::IpAddress(ip.into()),
+        Err(_) => ServerName::try_from(literal.to_string())
+            .map_err(|_| super::connect::ConnectError::Resolve(host.to_string()))?,
+    };
+    let connector = tokio_rustls::TlsConnector::from(cfg.clone());
+    tokio::time::timeout(
+        super::connect::CONNECT_TIMEOUT,
+        connector.connect(name, stream),
+    )
+    .await
+    .map_err(|_| super::connect::ConnectError::ConnectTimeout)?
+    .map_err(super::connect::ConnectError::Io)
+}
+
 /// Verifies the server's chain and signatures, not its name.
 #[derive(Debug)]
 struct AnyName {

@@ -125,6 +125,17 @@ struct TlsSentinel {
 }
 
 fn start(kind: Kind, certs: &Certs, plain: bool, master: u16, extra: &[String]) -> TlsSentinel {
+    start_quorum(kind, certs, plain, master, 1, extra)
+}
+
+fn start_quorum(
+    kind: Kind,
+    certs: &Certs,
+    plain: bool,
+    master: u16,
+    quorum: u32,
+    extra: &[String],
+) -> TlsSentinel {
     let dir = tempfile::Builder::new()
         .prefix("it-tls-")
         .tempdir()
@@ -133,7 +144,7 @@ fn start(kind: Kind, certs: &Certs, plain: bool, master: u16, extra: &[String]) 
     let tls_port = free_port();
     let mut lines = certs.server_lines(tls_port, "yes");
     lines.extend(extra.iter().cloned());
-    let mut conf = sentinel_conf(port, dir.path(), &[Monitor::new(master, 1)], &lines);
+    let mut conf = sentinel_conf(port, dir.path(), &[Monitor::new(master, quorum)], &lines);
     if !plain {
         conf = conf.replacen(&format!("port {port}\n"), "port 0\n", 1);
     }
@@ -544,4 +555,127 @@ fn bad_tls_configs_exit_64_at_the_line() {
         )
     });
     assert_eq!(inert.conn().cmd(&["PING"]), Resp::Status("PONG".into()));
+}
+
+/// A redis-server on a TLS port only (`port 0`), replicating over TLS.
+struct TlsRedis {
+    port: u16,
+    proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+fn tls_redis(certs: &Certs, replica_of: Option<u16>) -> TlsRedis {
+    let dir = tempfile::Builder::new()
+        .prefix("it-tls-redis-")
+        .tempdir()
+        .expect("tempdir");
+    let port = free_port();
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--protected-mode", "no", "--tls-replication", "yes"])
+        .args(["--tls-cert-file", &certs.path("server.crt")])
+        .args(["--tls-key-file", &certs.path("server.key")])
+        .args(["--tls-ca-cert-file", &certs.path("ca.crt")])
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--logfile")
+        .arg(dir.path().join("redis.log"));
+    if let Some(m) = replica_of {
+        cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+    }
+    let proc = Proc::spawn(
+        cmd,
+        "redis-server",
+        &dir.path().join("stdout"),
+        &dir.path().join("stderr"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            cli(certs, port, true, &["PING"]).stdout.trim() == "PONG"
+        }),
+        "redis-server on tls-port {port} never answered"
+    );
+    TlsRedis {
+        port,
+        proc,
+        _dir: dir,
+    }
+}
+
+/// Three redis-servers and three daemons with every link under TLS (plain
+/// ports 0): the daemons' links to the nodes, their hello and peer links
+/// and their Raft RPCs. The master is SIGKILLed; every daemon answers the
+/// promoted replica.
+#[test]
+fn failover_with_every_link_under_tls() {
+    let certs = Certs::new();
+    let mut master = tls_redis(&certs, None);
+    let replicas = [
+        tls_redis(&certs, Some(master.port)),
+        tls_redis(&certs, Some(master.port)),
+    ];
+    for r in &replicas {
+        eventually("the replica synced with the master over TLS", || {
+            let info = cli(&certs, r.port, true, &["INFO", "replication"]).stdout;
+            if info.contains("master_link_status:up") {
+                Ok(())
+            } else {
+                Err(info)
+            }
+        });
+    }
+    let lines = [
+        "tls-replication yes".to_string(),
+        format!("sentinel failover-timeout {MASTER} 10000"),
+    ];
+    let daemons: Vec<TlsSentinel> = (0..3)
+        .map(|_| start_quorum(Kind::Raftinel, &certs, false, master.port, 2, &lines))
+        .collect();
+    let field = |t: &TlsSentinel, name: &str| -> String {
+        let out = cli(&certs, t.tls_port, true, &["SENTINEL", "MASTER", MASTER]).stdout;
+        let l: Vec<&str> = out.lines().collect();
+        l.iter()
+            .position(|x| *x == name)
+            .and_then(|i| l.get(i + 1))
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    for t in &daemons {
+        eventually("every daemon sees 2 replicas and 2 peers over TLS", || {
+            let (s, r) = (field(t, "num-other-sentinels"), field(t, "num-slaves"));
+            if s == "2" && r == "2" {
+                Ok(())
+            } else {
+                Err(format!("sentinels {s}, replicas {r}\n{}", t.s.stderr()))
+            }
+        });
+    }
+    master.proc.kill();
+    let promoted: Vec<String> = replicas.iter().map(|r| r.port.to_string()).collect();
+    for t in &daemons {
+        wait_for(
+            Duration::from_secs(60),
+            "every daemon answers the promoted replica",
+            || {
+                let out = cli(
+                    &certs,
+                    t.tls_port,
+                    true,
+                    &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER],
+                )
+                .stdout;
+                let port = out.lines().nth(1).unwrap_or_default().to_string();
+                if promoted.contains(&port) {
+                    Ok(())
+                } else {
+                    let logs: Vec<String> = daemons
+                        .iter()
+                        .map(|d| tail(&d.s.stdout_path(), 40))
+                        .collect();
+                    Err(format!("answers {out:?}\n{}", logs.join("\n---\n")))
+                }
+            },
+        );
+    }
 }
