@@ -248,8 +248,13 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Writes a refusal and drops the connection (bounded: the client is
-/// closed either way).
-async fn refuse(mut stream: TcpStream, msg: &[u8]) {
+/// closed either way). On the TLS port the connection is only closed: plain
+/// bytes would be garbage to a client that expects a handshake, and doing
+/// the handshake first would spend the work the refusal saves.
+async fn refuse(mut stream: TcpStream, tls: Option<&tokio_rustls::TlsAcceptor>, msg: &[u8]) {
+    if tls.is_some() {
+        return;
+    }
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(msg)).await;
 }
 
@@ -261,7 +266,7 @@ async fn accept(
 ) {
     let Ok(permit) = server.slots.clone().try_acquire_owned() else {
         add(&server.stats.rejected_connections, 1);
-        refuse(stream, b"-ERR max number of clients reached\r\n").await;
+        refuse(stream, tls, b"-ERR max number of clients reached\r\n").await;
         return;
     };
     add(&server.stats.connections_received, 1);
@@ -273,7 +278,7 @@ async fn accept(
     if protected && server.acl().default_nopass() {
         if let Ok(peer) = stream.peer_addr() {
             if !is_loopback(peer.ip()) {
-                refuse(stream, PROTECTED_MODE_DENIED).await;
+                refuse(stream, tls, PROTECTED_MODE_DENIED).await;
                 return;
             }
         }
