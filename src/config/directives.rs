@@ -79,6 +79,8 @@ pub(crate) const IN_FORCE: &[&str] = &[
     "tls-session-caching",
     "tls-session-cache-size",
     "tls-session-cache-timeout",
+    "unixsocket",
+    "unixsocketperm",
 ];
 
 /// raftinel's own directives (not Redis's): accepted in sentinel.conf,

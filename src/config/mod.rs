@@ -89,6 +89,10 @@ pub struct ServerConfig {
     pub tls: TlsSettings,
     /// `tls-replication`: links to Redis nodes and peer daemons over TLS.
     pub tls_replication: bool,
+    /// `unixsocket`: a Unix socket clients may connect to, besides the ports.
+    pub unixsocket: Option<String>,
+    /// `unixsocketperm`: the socket file's mode (0 = as created).
+    pub unixsocketperm: u32,
     /// raftinel extension: log format, "text" (default) or "json".
     pub log_format: String,
     /// raftinel extension: admin HTTP listener (Prometheus `/metrics`), off when None.
@@ -135,6 +139,8 @@ impl Default for ServerConfig {
             tls_port: 0,
             tls: TlsSettings::default(),
             tls_replication: false,
+            unixsocket: None,
+            unixsocketperm: 0,
             log_format: "text".into(),
             admin_addr: None,
             data_dir: None,

@@ -327,6 +327,20 @@ impl Loader {
                 return Err(sl.error(d.name, why));
             }
             name if name.starts_with("tls-") => return self.tls_directive(sl, d, args),
+            "unixsocket" => {
+                s.unixsocket = non_empty(one);
+                self.extras.insert(d.name, args);
+            }
+            "unixsocketperm" => {
+                let v = u32::from_str_radix(&one, 8).map_err(|_| {
+                    sl.error(d.name, "argument couldn't be parsed as an octal number")
+                })?;
+                if v > 0o777 {
+                    return Err(sl.error(d.name, "argument must be between 0 and 777 inclusive"));
+                }
+                s.unixsocketperm = v;
+                self.extras.insert(d.name, args);
+            }
             "dir" => {
                 let target = self.base_dir().join(&one);
                 let abs = match std::fs::metadata(&target) {
@@ -495,9 +509,6 @@ fn not_supported(name: &str, value: &str) -> Option<&'static str> {
         ),
         "syslog-enabled" if on(value) => Some(
             "syslog is not supported by raftinel: it logs to `logfile`, or to standard output when that is empty; remove the directive or set it to no",
-        ),
-        "unixsocket" if !value.is_empty() => Some(
-            "unix sockets are not supported by raftinel: clients connect on `port`; remove the directive",
         ),
         _ => None,
     }

@@ -86,7 +86,7 @@ pub async fn run_tls(
 }
 
 /// Runs a client connection until it closes, is killed, or the daemon shuts down.
-async fn run<R, W>(
+pub(super) async fn run<R, W>(
     server: Arc<Server>,
     rd: R,
     wr: W,

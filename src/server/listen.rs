@@ -12,8 +12,8 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tokio::time::Instant;
 
 use super::client::ClientHandle;
@@ -50,6 +50,10 @@ pub enum BindError {
     NoListener(u16),
     #[error("Failed to configure TLS: {0}")]
     Tls(String),
+    #[error("Failed opening Unix socket: {0}")]
+    Unix(String),
+    #[error("Configured to not listen anywhere, exiting.")]
+    Nowhere,
 }
 
 fn listen_on(ip: IpAddr, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
@@ -88,6 +92,8 @@ pub struct Listeners {
     pub plain: Vec<TcpListener>,
     pub tls: Vec<TcpListener>,
     pub tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// `unixsocket`, with its path as configured.
+    pub unix: Option<(UnixListener, String)>,
 }
 
 impl Listeners {
@@ -97,6 +103,7 @@ impl Listeners {
             plain,
             tls: Vec::new(),
             tls_config: None,
+            unix: None,
         }
     }
 }
@@ -114,11 +121,58 @@ pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Listeners, BindError> 
                 .map_err(|e| BindError::Tls(format!("{}: {e}", e.directive)))?,
         )
     };
+    if cfg.port == 0 && cfg.tls_port == 0 && cfg.unixsocket.is_none() {
+        return Err(BindError::Nowhere);
+    }
     Ok(Listeners {
         plain: bind_port(cfg, cfg.port)?,
         tls: bind_port(cfg, cfg.tls_port)?,
         tls_config,
+        unix: bind_unix(cfg)?,
     })
+}
+
+/// `unixsocket` (relative to `dir`, the working directory), as Redis binds
+/// it: a stale file at the path is removed first, the mode set to
+/// `unixsocketperm` when not 0, the backlog `tcp-backlog`.
+fn bind_unix(cfg: &ServerConfig) -> Result<Option<(UnixListener, String)>, BindError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = &cfg.unixsocket else {
+        return Ok(None);
+    };
+    let failed = |e: std::io::Error| BindError::Unix(format!("{path}: {e}"));
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).map_err(failed)?;
+    let backlog = cfg.tcp_backlog.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: listen(2) again on a listening socket only resizes its backlog.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } != 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    if cfg.unixsocketperm != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.unixsocketperm))
+            .map_err(failed)?;
+    }
+    Ok(Some((l, path.clone())))
+}
+
+/// A listening socket of any kind, and what it accepted.
+enum Listener {
+    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
+    Unix(UnixListener, String),
+}
+
+enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l, _) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
 }
 
 /// `port 0` (or `tls-port 0`): no listener for it.
@@ -175,11 +229,19 @@ pub async fn serve(h: super::Handles, listeners: Listeners) {
         .map(|a| a.port())
         .unwrap_or(0);
     let acceptor = listeners.tls_config.map(tokio_rustls::TlsAcceptor::from);
-    let all = listeners
+    let unix_path = listeners.unix.as_ref().map(|(_, p)| p.clone());
+    let all: Vec<Listener> = listeners
         .plain
         .into_iter()
-        .map(|l| (l, None))
-        .chain(listeners.tls.into_iter().map(|l| (l, acceptor.clone())));
+        .map(|l| Listener::Tcp(l, None))
+        .chain(
+            listeners
+                .tls
+                .into_iter()
+                .map(|l| Listener::Tcp(l, acceptor.clone())),
+        )
+        .chain(listeners.unix.map(|(l, p)| Listener::Unix(l, p)))
+        .collect();
     let shutdown = h.shutdown.clone();
     let server = match Server::new(h, port) {
         Ok(s) => Arc::new(s),
@@ -205,7 +267,7 @@ pub async fn serve(h: super::Handles, listeners: Listeners) {
             }
         });
     }
-    for (l, tls) in all {
+    for l in all {
         let server = server.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -213,7 +275,20 @@ pub async fn serve(h: super::Handles, listeners: Listeners) {
             loop {
                 tokio::select! {
                     r = l.accept() => match r {
-                        Ok((stream, _)) => accept(&server, stream, tls.as_ref(), &mut conns).await,
+                        Ok(Accepted::Tcp(stream)) => {
+                            let tls = match &l {
+                                Listener::Tcp(_, tls) => tls.as_ref(),
+                                Listener::Unix(..) => None,
+                            };
+                            accept(&server, stream, tls, &mut conns).await
+                        }
+                        Ok(Accepted::Unix(stream)) => {
+                            let path = match &l {
+                                Listener::Unix(_, p) => p.as_str(),
+                                Listener::Tcp(..) => "",
+                            };
+                            accept_unix(&server, stream, path, &mut conns).await
+                        }
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
                             tracing::warn!("Accepting client connection: {e}");
@@ -232,6 +307,10 @@ pub async fn serve(h: super::Handles, listeners: Listeners) {
         });
     }
     while tasks.join_next().await.is_some() {}
+    // As Redis at shutdown: the socket file goes with the daemon.
+    if let Some(path) = unix_path {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Sent (then the connection is closed) to non-loopback clients while
@@ -251,11 +330,44 @@ fn is_loopback(ip: IpAddr) -> bool {
 /// closed either way). On the TLS port the connection is only closed: plain
 /// bytes would be garbage to a client that expects a handshake, and doing
 /// the handshake first would spend the work the refusal saves.
-async fn refuse(mut stream: TcpStream, tls: Option<&tokio_rustls::TlsAcceptor>, msg: &[u8]) {
+async fn refuse<S: AsyncWrite + Unpin>(
+    mut stream: S,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    msg: &[u8],
+) {
     if tls.is_some() {
         return;
     }
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(msg)).await;
+}
+
+/// A client of `unixsocket`: local, so protected mode lets it in (as
+/// Redis); CLIENT LIST shows `addr=<path>:0 laddr=<path>:0` and flag `U`.
+async fn accept_unix(
+    server: &Arc<Server>,
+    stream: UnixStream,
+    path: &str,
+    conns: &mut tokio::task::JoinSet<()>,
+) {
+    let Ok(permit) = server.slots.clone().try_acquire_owned() else {
+        add(&server.stats.rejected_connections, 1);
+        refuse(stream, None, b"-ERR max number of clients reached\r\n").await;
+        return;
+    };
+    add(&server.stats.connections_received, 1);
+    let addr = format!("{path}:0");
+    let mut handle = ClientHandle::new(
+        server.registry.next_id(),
+        addr.clone(),
+        addr,
+        stream.as_raw_fd(),
+        Instant::now(),
+    );
+    handle.unix = true;
+    let handle = Arc::new(handle);
+    server.registry.add(handle.clone());
+    let (rd, wr) = stream.into_split();
+    conns.spawn(conn::run(server.clone(), rd, wr, handle, permit));
 }
 
 async fn accept(
