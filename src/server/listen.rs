@@ -331,7 +331,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 /// bytes would be garbage to a client that expects a handshake, and doing
 /// the handshake first would spend the work the refusal saves.
 async fn refuse<S: AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: &mut S,
     tls: Option<&tokio_rustls::TlsAcceptor>,
     msg: &[u8],
 ) {
@@ -349,25 +349,44 @@ async fn accept_unix(
     path: &str,
     conns: &mut tokio::task::JoinSet<()>,
 ) {
-    let Ok(permit) = server.slots.clone().try_acquire_owned() else {
-        add(&server.stats.rejected_connections, 1);
-        refuse(stream, None, b"-ERR max number of clients reached\r\n").await;
+    let mut stream = stream;
+    let Some(permit) = slot(server, &mut stream, None).await else {
         return;
     };
-    add(&server.stats.connections_received, 1);
     let addr = format!("{path}:0");
-    let mut handle = ClientHandle::new(
-        server.registry.next_id(),
-        addr.clone(),
-        addr,
-        stream.as_raw_fd(),
-        Instant::now(),
-    );
-    handle.unix = true;
-    let handle = Arc::new(handle);
-    server.registry.add(handle.clone());
+    let handle = register(server, addr.clone(), addr, stream.as_raw_fd(), true);
     let (rd, wr) = stream.into_split();
     conns.spawn(conn::run(server.clone(), rd, wr, handle, permit));
+}
+
+/// A connection slot (`maxclients`), or the refusal sent and None.
+async fn slot<S: AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    stream: &mut S,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let Ok(permit) = server.slots.clone().try_acquire_owned() else {
+        add(&server.stats.rejected_connections, 1);
+        refuse(stream, tls, b"-ERR max number of clients reached\r\n").await;
+        return None;
+    };
+    add(&server.stats.connections_received, 1);
+    Some(permit)
+}
+
+/// The client's entry in the registry (CLIENT LIST, CLIENT KILL).
+fn register(
+    server: &Arc<Server>,
+    addr: String,
+    laddr: String,
+    fd: std::os::fd::RawFd,
+    unix: bool,
+) -> Arc<ClientHandle> {
+    let mut handle = ClientHandle::new(server.registry.next_id(), addr, laddr, fd, Instant::now());
+    handle.unix = unix;
+    let handle = Arc::new(handle);
+    server.registry.add(handle.clone());
+    handle
 }
 
 async fn accept(
@@ -376,12 +395,10 @@ async fn accept(
     tls: Option<&tokio_rustls::TlsAcceptor>,
     conns: &mut tokio::task::JoinSet<()>,
 ) {
-    let Ok(permit) = server.slots.clone().try_acquire_owned() else {
-        add(&server.stats.rejected_connections, 1);
-        refuse(stream, tls, b"-ERR max number of clients reached\r\n").await;
+    let mut stream = stream;
+    let Some(permit) = slot(server, &mut stream, tls).await else {
         return;
     };
-    add(&server.stats.connections_received, 1);
     let protected = server
         .config
         .lock()
@@ -390,7 +407,7 @@ async fn accept(
     if protected && server.acl().default_nopass() {
         if let Ok(peer) = stream.peer_addr() {
             if !is_loopback(peer.ip()) {
-                refuse(stream, tls, PROTECTED_MODE_DENIED).await;
+                refuse(&mut stream, tls, PROTECTED_MODE_DENIED).await;
                 return;
             }
         }
@@ -409,15 +426,7 @@ async fn accept(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let fd = stream.as_raw_fd();
-    let handle = Arc::new(ClientHandle::new(
-        server.registry.next_id(),
-        addr,
-        laddr,
-        fd,
-        Instant::now(),
-    ));
-    server.registry.add(handle.clone());
+    let handle = register(server, addr, laddr, stream.as_raw_fd(), false);
     match tls {
         None => conns.spawn(conn::run_plain(server.clone(), stream, handle, permit)),
         Some(acceptor) => conns.spawn(conn::run_tls(
