@@ -58,7 +58,13 @@ impl Certs {
             ]);
             openssl(d, &a);
         }
-        for (name, ca) in [("server", "ca"), ("client", "ca"), ("stranger", "other-ca")] {
+        // `expired`: its validity ended yesterday.
+        for (name, ca, days) in [
+            ("server", "ca", "2"),
+            ("client", "ca", "2"),
+            ("stranger", "other-ca", "2"),
+            ("expired", "ca", "-1"),
+        ] {
             let (key, csr, crt) = (
                 format!("{name}.key"),
                 format!("{name}.csr"),
@@ -92,7 +98,7 @@ impl Certs {
                     "-out",
                     &crt,
                     "-days",
-                    "2",
+                    days,
                     "-extfile",
                     "leaf.cnf",
                 ],
@@ -323,9 +329,9 @@ fn plain_on_tls_port(port: u16) -> String {
 
 /// Wrong clients, the same on both: a plain client on the TLS port is
 /// closed, a TLS client on the plain port fails at once, a client without a
-/// certificate or with one from another CA is refused under
-/// `tls-auth-clients yes` and served under `optional` and `no`; the daemon
-/// serves valid clients throughout.
+/// certificate is refused under `tls-auth-clients yes` and served under
+/// `optional` and `no`; one from another CA, or expired, is refused unless
+/// `no`; the daemon serves valid clients throughout.
 #[test]
 fn wrong_clients_are_closed_like_redis_sentinel() {
     let certs = Certs::new();
@@ -354,21 +360,29 @@ fn wrong_clients_are_closed_like_redis_sentinel() {
                 .args(["--cert", &certs.path("stranger.crt")])
                 .args(["--key", &certs.path("stranger.key"), "PING"]);
             let stranger = run_bounded(stranger, Duration::from_secs(20));
+            let mut expired = Command::new("redis-cli");
+            expired
+                .args(["-p", &t.tls_port.to_string(), "--tls"])
+                .args(["--cacert", &certs.path("ca.crt")])
+                .args(["--cert", &certs.path("expired.crt")])
+                .args(["--key", &certs.path("expired.key"), "PING"]);
+            let expired = run_bounded(expired, Duration::from_secs(20));
             let good = cli(&certs, t.tls_port, true, &["PING"]);
             let pong = |r: &Run| r.stdout.trim() == "PONG";
             seen.push(format!(
-                "auth {auth}: plain-on-tls closed, tls-on-plain pong={} exit0={}, no-cert pong={}, other-CA pong={}, good pong={}",
+                "auth {auth}: plain-on-tls closed, tls-on-plain pong={} exit0={}, no-cert pong={}, other-CA pong={}, expired pong={}, good pong={}",
                 pong(&wrong_port),
                 wrong_port.code == Some(0),
                 pong(&bare),
                 pong(&stranger),
+                pong(&expired),
                 pong(&good)
             ));
         }
         outcomes.push(seen.join("\n"));
     }
     assert_eq!(outcomes[0], outcomes[1], "redis-sentinel, then raftinel");
-    assert!(outcomes[1].contains("auth yes: plain-on-tls closed, tls-on-plain pong=false exit0=false, no-cert pong=false, other-CA pong=false, good pong=true"), "{}", outcomes[1]);
+    assert!(outcomes[1].contains("auth yes: plain-on-tls closed, tls-on-plain pong=false exit0=false, no-cert pong=false, other-CA pong=false, expired pong=false, good pong=true"), "{}", outcomes[1]);
     assert!(outcomes[1].contains("auth optional: plain-on-tls closed, tls-on-plain pong=false exit0=false, no-cert pong=true, other-CA pong=false"), "{}", outcomes[1]);
 }
 
