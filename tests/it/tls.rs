@@ -693,3 +693,49 @@ fn failover_with_every_link_under_tls() {
         );
     }
 }
+
+/// With `tls-replication yes` a sentinel announces its `tls-port` in the
+/// hellos it publishes through the (TLS) master, as redis-sentinel does.
+#[test]
+fn hello_announces_tls_port_like_redis_sentinel() {
+    let certs = Certs::new();
+    let master = tls_redis(&certs, None);
+    let lines = ["tls-replication yes".to_string()];
+    let sentinels = [
+        start(Kind::Oracle, &certs, true, master.port, &lines),
+        start(Kind::Raftinel, &certs, true, master.port, &lines),
+    ];
+    let ids: Vec<String> = sentinels
+        .iter()
+        .map(|t| {
+            cli(&certs, t.tls_port, true, &["SENTINEL", "MYID"])
+                .stdout
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-p", &master.port.to_string(), "--tls"])
+        .args(["--cacert", &certs.path("ca.crt")])
+        .args(["--cert", &certs.path("client.crt")])
+        .args(["--key", &certs.path("client.key")])
+        .args(["SUBSCRIBE", "__sentinel__:hello"]);
+    // Hellos go out every 2 s: 6 s of them, then redis-cli is stopped.
+    let run = run_bounded(cmd, Duration::from_secs(6));
+    for (t, id) in sentinels.iter().zip(&ids) {
+        let hello = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("{:?}: no hello from {id}\n{}", t.s.kind, run.stdout));
+        let port = hello.split(',').nth(1).unwrap_or_default();
+        assert_eq!(
+            port,
+            t.tls_port.to_string(),
+            "{:?} announces {hello} (port {}, tls-port {})",
+            t.s.kind,
+            t.s.port,
+            t.tls_port
+        );
+    }
+}
