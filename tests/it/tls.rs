@@ -175,12 +175,18 @@ fn cli(certs: &Certs, port: u16, with_cert: bool, args: &[&str]) -> Run {
 }
 
 fn cli_within(certs: &Certs, port: u16, with_cert: bool, args: &[&str], bound: Duration) -> Run {
+    cli_as(certs, port, with_cert.then_some("client"), args, bound)
+}
+
+/// redis-cli over TLS with the certificate `who` (`client`, `stranger`,
+/// `expired`), or none.
+fn cli_as(certs: &Certs, port: u16, who: Option<&str>, args: &[&str], bound: Duration) -> Run {
     let mut cmd = Command::new("redis-cli");
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls"])
         .args(["--cacert", &certs.path("ca.crt")]);
-    if with_cert {
-        cmd.args(["--cert", &certs.path("client.crt")])
-            .args(["--key", &certs.path("client.key")]);
+    if let Some(who) = who {
+        cmd.args(["--cert", &certs.path(&format!("{who}.crt"))])
+            .args(["--key", &certs.path(&format!("{who}.key"))]);
     }
     cmd.args(args);
     run_bounded(cmd, bound)
@@ -353,20 +359,9 @@ fn wrong_clients_are_closed_like_redis_sentinel() {
             // comes: bounded here (raftinel answers the first bytes at once).
             let wrong_port = cli_within(&certs, t.s.port, true, &["PING"], Duration::from_secs(3));
             let bare = cli(&certs, t.tls_port, false, &["PING"]);
-            let mut stranger = Command::new("redis-cli");
-            stranger
-                .args(["-p", &t.tls_port.to_string(), "--tls"])
-                .args(["--cacert", &certs.path("ca.crt")])
-                .args(["--cert", &certs.path("stranger.crt")])
-                .args(["--key", &certs.path("stranger.key"), "PING"]);
-            let stranger = run_bounded(stranger, Duration::from_secs(20));
-            let mut expired = Command::new("redis-cli");
-            expired
-                .args(["-p", &t.tls_port.to_string(), "--tls"])
-                .args(["--cacert", &certs.path("ca.crt")])
-                .args(["--cert", &certs.path("expired.crt")])
-                .args(["--key", &certs.path("expired.key"), "PING"]);
-            let expired = run_bounded(expired, Duration::from_secs(20));
+            let bound = Duration::from_secs(20);
+            let stranger = cli_as(&certs, t.tls_port, Some("stranger"), &["PING"], bound);
+            let expired = cli_as(&certs, t.tls_port, Some("expired"), &["PING"], bound);
             let good = cli(&certs, t.tls_port, true, &["PING"]);
             let pong = |r: &Run| r.stdout.trim() == "PONG";
             seen.push(format!(
