@@ -93,7 +93,16 @@ struct Dropped;
 /// Connects, then runs the link until the connection fails or the driver
 /// drops it.
 pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
-    match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+    let connected = match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+        Ok((stream, local_ip)) => match &ctx.tls {
+            None => return serve(ctx, stream, local_ip, rx).await,
+            Some(tls) => super::tls::connect(tls, &ctx.spec.host, stream)
+                .await
+                .map(|s| (s, local_ip)),
+        },
+        Err(e) => Err(e),
+    };
+    match connected {
         Ok((stream, local_ip)) => serve(ctx, stream, local_ip, rx).await,
         Err(err) => {
             tracing::trace!(
@@ -531,6 +540,7 @@ mod tests {
             spec,
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         };
         let link = CmdLink {
@@ -599,6 +609,7 @@ mod tests {
             spec: spec(Vec::new()),
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         };
         let task = tokio::spawn(serve(ctx, ours, "127.0.0.1".into(), cmds));
@@ -782,6 +793,7 @@ mod tests {
             },
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         };
         // The node may still be starting: retry the connect a few times.

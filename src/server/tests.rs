@@ -23,7 +23,10 @@ async fn start(cfg: ServerConfig) -> Harness {
     let (shared, inboxes) = Daemon::new(core, cfg, None, tokio::time::Instant::now());
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
-    tokio::spawn(super::serve(shared.server_handles(), vec![l]));
+    tokio::spawn(super::serve(
+        shared.server_handles(),
+        super::Listeners::plain(vec![l]),
+    ));
     Harness {
         shared,
         port,

@@ -261,7 +261,7 @@ fn starts_from_config_written_by_redis_sentinel() {
 
 /// Run raftinel on a bad config: exit status 64, `sentinel.conf:<line>` on
 /// stderr, and the port never accepted a connection.
-fn assert_bad_config(body: &str, line: usize) {
+pub(crate) fn assert_bad_config(body: &str, line: usize) {
     let dir = tempfile::Builder::new()
         .prefix("it-badconf-")
         .tempdir()
