@@ -124,8 +124,9 @@ impl Sentinel {
     /// or reports another id than the record's (re-proposed every
     /// `REPROPOSE_MS` until committed). The record keeps the offset of that
     /// first report: `boot-redis` accepts a volume at or past it. Until the
-    /// record matches, the master's INFO is asked every
-    /// `HISTORY_INFO_MS` (the periodic one comes every 10 s).
+    /// record matches, the INFO of a master with replicas, and of its
+    /// replicas, is asked every `HISTORY_INFO_MS` (the periodic one comes
+    /// every 10 s).
     pub(super) fn record_history(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.settled_leader(now) {
             return;
@@ -138,15 +139,27 @@ impl Sentinel {
         if cm.failover.is_some() || m.inst.repl_id.as_deref().is_some_and(recorded) {
             return;
         }
-        let stale = m
-            .inst
-            .info_refresh
-            .is_none_or(|t| now.saturating_sub(t) >= HISTORY_INFO_MS);
-        if stale
-            && !m.inst.link.info_inflight
+        // Only with replicas (a master without replicas has nothing to
+        // protect, and idle ones cost no INFO), and the replicas' INFO with
+        // it: a fresh master offset beside a replica's INFO from before its
+        // first sync would make that replica look empty to selection.
+        let stale = |i: &crate::core::instance::Instance| {
+            i.link.cmd_up
+                && !i.link.info_inflight
+                && i.info_refresh
+                    .is_none_or(|t| now.saturating_sub(t) >= HISTORY_INFO_MS)
+        };
+        if stale(&m.inst)
+            && !m.replicas.is_empty()
             && same_addr(&m.inst.host, m.inst.port, &cm.host, cm.port)
         {
-            ask_info(&mut self.masters[mi].inst, out);
+            let m = &mut self.masters[mi];
+            ask_info(&mut m.inst, out);
+            for r in m.replicas.values_mut() {
+                if stale(r) {
+                    ask_info(r, out);
+                }
+            }
             return;
         }
         if !self.master_looks_sane(mi, now) {
