@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::connect::connect_from;
+use super::connect::{connect_from, resolve};
 use super::{LinkCmd, LinkCtx, Request, HELLO_CHANNEL};
 use crate::core::InstanceId;
 use crate::core::{Input, LinkKind, PingReply};
@@ -93,7 +93,20 @@ struct Dropped;
 /// Connects, then runs the link until the connection fails or the driver
 /// drops it.
 pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
-    match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+    // A name is resolved at each connect (pods come back with new IPs):
+    // the core learns the IP, which it shows without announce-hostnames.
+    let connected = match resolve(&ctx.spec.host, ctx.spec.port).await {
+        Ok(addr) => {
+            let ip = addr.ip().to_string();
+            if ip != ctx.spec.host {
+                let id = ctx.spec.id;
+                ctx.report(LinkKind::Command, Input::Resolved { id, ip: ip.clone() });
+            }
+            connect_from(&ip, ctx.spec.port, ctx.bind_source).await
+        }
+        Err(err) => Err(err),
+    };
+    match connected {
         Ok((stream, local_ip)) => serve(ctx, stream, local_ip, rx).await,
         Err(err) => {
             tracing::trace!(

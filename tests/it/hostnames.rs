@@ -1,0 +1,307 @@
+//! Hostnames side by side with redis-sentinel 7.0.15: a master configured as
+//! `localhost` with `resolve-hostnames yes`, once with `announce-hostnames no`
+//! (every address shown is the IP the name resolved to) and once with `yes`
+//! (the name as configured). Each side watches its own master and replica
+//! (so each can fail over alone); what both show is compared after the
+//! nodes' ports are replaced by their roles: replies (MASTER, REPLICAS,
+//! GET-MASTER-ADDR-BY-NAME), INFO's `address=`, the hello the daemon
+//! publishes to the master, events (`+sdown` of the replica and a manual
+//! failover's), the SLAVEOF the old master gets, and the config rewrite.
+
+use crate::harness::resp::{Conn, Message, Resp};
+use crate::harness::*;
+use std::time::Duration;
+
+/// One side: its master (configured as `localhost`), replica and daemon.
+struct Side {
+    topo: Topology,
+    sentinel: SentinelProc,
+}
+
+impl Side {
+    fn start(kind: Kind, announce: bool) -> Side {
+        let topo = Topology::new(1);
+        let mport = topo.master.port;
+        let sentinel = SentinelProc::with_conf(kind, |port, dir| {
+            let yn = if announce { "yes" } else { "no" };
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir \"{}\"\n\
+                 sentinel resolve-hostnames yes\nsentinel announce-hostnames {yn}\n\
+                 sentinel monitor {MASTER} localhost {mport} 1\n\
+                 sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
+                 sentinel failover-timeout {MASTER} 20000\n",
+                dir.display()
+            )
+        });
+        Side { topo, sentinel }
+    }
+
+    /// The side's ports replaced by `<M>` (master as started), `<R>` (the
+    /// replica) and `<S>` (the daemon), wherever a run of digits is one.
+    fn norm(&self, s: &str) -> String {
+        let labels = [
+            (self.topo.master.port.to_string(), "<M>"),
+            (self.topo.replicas[0].port.to_string(), "<R>"),
+            (self.sentinel.port.to_string(), "<S>"),
+        ];
+        let mut out = String::new();
+        let mut digits = String::new();
+        let flush = |digits: &mut String, out: &mut String| {
+            match labels.iter().find(|(p, _)| p == digits) {
+                Some((_, l)) => out.push_str(l),
+                None => out.push_str(digits),
+            }
+            digits.clear();
+        };
+        for ch in s.chars() {
+            if ch.is_ascii_digit() {
+                digits.push(ch);
+            } else {
+                flush(&mut digits, &mut out);
+                out.push(ch);
+            }
+        }
+        flush(&mut digits, &mut out);
+        out
+    }
+
+    fn conn(&self) -> Conn {
+        self.sentinel.conn()
+    }
+
+    /// The replica known with a fresh INFO, the master's too.
+    fn settle(&self) {
+        eventually("replica discovered", || {
+            let reps = self.sentinel.descriptions("REPLICAS", MASTER);
+            let ok = reps.len() == 1
+                && reps[0].field("flags").as_deref() == Some("slave")
+                && reps[0].field("info-refresh").as_deref() != Some("0");
+            ok.then_some(()).ok_or_else(|| format!("{reps:?}"))
+        });
+    }
+
+    /// `name`/`ip`/`port` of each description, sorted.
+    fn addrs(&self, sub: &str) -> String {
+        let mut v: Vec<String> = self
+            .sentinel
+            .descriptions(sub, MASTER)
+            .iter()
+            .map(|d| {
+                let f = |k: &str| d.field(k).unwrap_or_default();
+                self.norm(&format!(
+                    "name={} ip={} port={}",
+                    f("name"),
+                    f("ip"),
+                    f("port")
+                ))
+            })
+            .collect();
+        v.sort();
+        v.join(" | ")
+    }
+
+    /// What the side shows about addresses now, one labelled line each.
+    fn snapshot(&self, when: &str, out: &mut Vec<(String, String)>) {
+        let mut c = self.conn();
+        let addr = c.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
+        let master = c.cmd(&["SENTINEL", "MASTER", MASTER]);
+        let masters = c.cmd(&["SENTINEL", "MASTERS"]);
+        let info = c.cmd(&["INFO", "sentinel"]).as_str().unwrap_or_default();
+        let mut push = |what: &str, v: String| out.push((format!("{when}: {what}"), self.norm(&v)));
+        let items: Vec<String> = addr
+            .items()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| i.as_str().unwrap_or_default())
+            .collect();
+        push("GET-MASTER-ADDR-BY-NAME", items.join(" "));
+        push(
+            "MASTER name/ip/port",
+            format!(
+                "{} {} {}",
+                master.field("name").unwrap_or_default(),
+                master.field("ip").unwrap_or_default(),
+                master.field("port").unwrap_or_default()
+            ),
+        );
+        let first = masters.items().and_then(|v| v.first().cloned());
+        push(
+            "MASTERS ip",
+            first.and_then(|m| m.field("ip")).unwrap_or_default(),
+        );
+        let line = info
+            .lines()
+            .find(|l| l.starts_with("master0:"))
+            .unwrap_or_default();
+        // Up to `sentinels=`: raftinel may add `,quorum=no` (not here).
+        push(
+            "INFO master0",
+            line.split(",sentinels").next().unwrap_or("").into(),
+        );
+        push("REPLICAS", self.addrs("REPLICAS"));
+        // The rewrite: FLUSHCONFIG, then the address lines of the file.
+        let flushed = c.cmd(&["SENTINEL", "FLUSHCONFIG"]);
+        push("FLUSHCONFIG", format!("{flushed:?}"));
+        let mut lines: Vec<String> = self
+            .sentinel
+            .conf_text()
+            .lines()
+            .filter(|l| {
+                l.starts_with("sentinel monitor") || l.starts_with("sentinel known-replica")
+            })
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        push("rewritten", lines.join(" | "));
+    }
+
+    /// The master address of the next hello this side's daemon publishes to
+    /// the Redis node on `port` (fields 5 to 7 of the payload).
+    fn hello_master(&self, port: u16) -> String {
+        let mut c = Conn::open(port);
+        c.send(&["SUBSCRIBE", "__sentinel__:hello"]).unwrap();
+        let _confirm = c.read();
+        let me = self.sentinel.port.to_string();
+        let m = c
+            .wait_message("__sentinel__:hello", EVENTUALLY, |p| {
+                p.split(',').nth(1) == Some(me.as_str())
+            })
+            .unwrap_or_else(|e| panic!("no hello from {}: {e}", self.sentinel.port));
+        let f: Vec<&str> = m.payload.split(',').collect();
+        self.norm(&f[4..7].join(" "))
+    }
+}
+
+/// Channel and payload of the address-carrying events, ports normalized.
+fn events(side: &Side, msgs: &[Message], keep: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = msgs
+        .iter()
+        .filter(|m| keep.contains(&m.channel.as_str()))
+        .map(|m| side.norm(&format!("{} {}", m.channel, m.payload)))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+const FAILOVER_EVENTS: &[&str] = &[
+    "+selected-slave",
+    "+promoted-slave",
+    "+failover-end",
+    "+switch-master",
+    "+slave",
+    "+convert-to-slave",
+];
+
+/// Everything one side shows, labelled; `announce` is announce-hostnames.
+fn observe(kind: Kind, announce: bool) -> Vec<(String, String)> {
+    let side = Side::start(kind, announce);
+    side.settle();
+    let mut out = Vec::new();
+    side.snapshot("before", &mut out);
+    out.push((
+        "hello master address".into(),
+        side.hello_master(side.topo.master.port),
+    ));
+
+    // The replica hangs: +sdown / -sdown name it and its master.
+    let mut sub = side.sentinel.psubscribe_all(false);
+    let replica = &side.topo.replicas[0];
+    replica.sigstop();
+    let down = sub.wait_message("+sdown", EVENTUALLY, |p| p.starts_with("slave "));
+    replica.sigcont();
+    let up = sub.wait_message("-sdown", EVENTUALLY, |p| p.starts_with("slave "));
+    for (what, m) in [("+sdown", down), ("-sdown", up)] {
+        let v = m.map(|m| side.norm(&m.payload)).unwrap_or_else(|e| e);
+        out.push((format!("event {what}"), v));
+    }
+    side.settle();
+
+    // A manual failover: the replica is promoted, the old master (known
+    // by its name) is told to follow it.
+    let mut all = side.sentinel.psubscribe_all(false);
+    let mut c = side.conn();
+    if kind == Kind::Raftinel {
+        // Sentinel's own kind of failover, whose events compare one to one.
+        c.cmd(&["SENTINEL", "SET", MASTER, "coordinated-failover", "no"]);
+    }
+    // A daemon alone forms its Raft group 8 s after its links are up.
+    eventually("SENTINEL FAILOVER accepted", || {
+        match c.cmd(&["SENTINEL", "FAILOVER", MASTER]) {
+            Resp::Status(s) if s == "OK" => Ok(()),
+            Resp::Error(e) if e.starts_with("NOQUORUM") => {
+                std::thread::sleep(Duration::from_millis(200));
+                Err(e)
+            }
+            other => panic!("SENTINEL FAILOVER: {other:?}"),
+        }
+    });
+    if let Err(e) = sub.wait_message("+switch-master", EVENTUALLY, |_| true) {
+        out.push(("+switch-master".into(), e));
+    }
+    let old = &side.topo.master;
+    old.wait_follows(replica.port, EVENTUALLY);
+    let info = old.info("replication");
+    out.push((
+        "old master's master_host (SLAVEOF)".into(),
+        side.norm(&info_field(&info, "master_host").unwrap_or_default()),
+    ));
+    // Until the new master's INFO listed the old one (its next INFO, within
+    // 10 s), then a little more for the events it makes.
+    let new_port = replica.port.to_string();
+    wait_until(EVENTUALLY, || {
+        side.sentinel
+            .descriptions("REPLICAS", MASTER)
+            .iter()
+            .all(|d| d.field("flags").as_deref() == Some("slave"))
+            && side.sentinel.master_field(MASTER, "port").as_deref() == Some(new_port.as_str())
+    });
+    std::thread::sleep(Duration::from_secs(11));
+    let seen = all.drain_messages(Duration::from_millis(500), Duration::from_secs(10));
+    out.push((
+        "failover events".into(),
+        events(&side, &seen, FAILOVER_EVENTS).join("\n    "),
+    ));
+    side.snapshot("after", &mut out);
+    out.push((
+        "hello master address after".into(),
+        side.hello_master(replica.port),
+    ));
+    out
+}
+
+fn compare(test: &str, announce: bool) {
+    let (oracle, raftinel) = std::thread::scope(|s| {
+        let o = s.spawn(|| observe(Kind::Oracle, announce));
+        let r = s.spawn(|| observe(Kind::Raftinel, announce));
+        (o.join().unwrap(), r.join().unwrap())
+    });
+    for (w, v) in &raftinel {}
+    let mut diffs = Vec::new();
+    for ((what, a), (what_b, b)) in oracle.iter().zip(raftinel.iter()) {
+        assert_eq!(what, what_b);
+        if a != b {
+            diffs.push(format!(
+                "{what}\n  redis-sentinel 7.0.15: {a}\n  raftinel:              {b}"
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{test}: {} difference(s):\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+/// resolve-hostnames yes, announce-hostnames no: the IP everywhere.
+#[test]
+fn diff_localhost_resolved_not_announced() {
+    compare("diff_localhost_resolved_not_announced", false);
+}
+
+/// resolve-hostnames yes, announce-hostnames yes: the name everywhere.
+#[test]
+fn diff_localhost_resolved_and_announced() {
+    compare("diff_localhost_resolved_and_announced", true);
+}
