@@ -77,16 +77,19 @@ impl Sentinel {
                 continue;
             }
             let key = format_addr(&ip, port);
-            // Without announce-hostnames Sentinel names a replica by its IP,
-            // so one known by a name that resolved to this IP is the same
-            // (the old master of a failover, configured by name).
-            let by_ip = |r: &Instance| {
-                !ma.announce && r.port == port && r.ip.as_deref() == Some(ip.as_str())
-            };
-            if m.replicas.contains_key(&key) || m.replicas.values().any(by_ip) {
+            if m.replicas.contains_key(&key) {
                 continue;
             }
-            let r = Instance::new(
+            // What the reported address resolved to, when known here.
+            let resolved = seeded_ip(&ip, &m.resolved_names());
+            // Without announce-hostnames Sentinel names a replica by its IP,
+            // so one known by another name of the same IP is the same (the
+            // old master of a failover, configured by name).
+            let by_ip = |r: &Instance| r.port == port && r.ip.is_some() && r.ip == resolved;
+            if !ma.announce && m.replicas.values().any(by_ip) {
+                continue;
+            }
+            let mut r = Instance::new(
                 alloc_id(&mut self.next_id),
                 InstanceKind::Replica,
                 key.clone(),
@@ -95,6 +98,7 @@ impl Sentinel {
                 down_after,
                 now,
             );
+            r.ip = resolved;
             emit(out, EventKind::Slave, prefix(&r, &ma), Some(&ma.name));
             self.owners.insert(r.id, ma.name.clone());
             m.replicas.insert(key, r);

@@ -771,6 +771,57 @@ mod tests {
             .input
     }
 
+    /// A name is resolved before the connect and the IP reported to the
+    /// core (shown without announce-hostnames); a literal reports nothing.
+    #[tokio::test]
+    async fn reports_what_a_name_resolved_to() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accept = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        for (host, resolved) in [("localhost", true), ("127.0.0.1", false)] {
+            let (out, mut rx) = mpsc::unbounded_channel();
+            let ctx = LinkCtx {
+                spec: LinkSpec {
+                    host: host.into(),
+                    port,
+                    ..spec(Vec::new())
+                },
+                gen: 1,
+                bind_source: None,
+                out,
+            };
+            let (_tx, cmds) = mpsc::unbounded_channel();
+            let task = tokio::spawn(run(ctx, cmds));
+            let id = InstanceId(1);
+            let mut first = next(&mut rx).await;
+            if resolved {
+                let Input::Resolved { id: rid, ip } = first else {
+                    panic!("{host}: {first:?}");
+                };
+                assert_eq!(rid, id);
+                assert!(ip.parse::<std::net::IpAddr>().unwrap().is_loopback());
+                if ip != "127.0.0.1" {
+                    // A resolver that puts ::1 first: the v4 listener refuses.
+                    task.abort();
+                    continue;
+                }
+                first = next(&mut rx).await;
+            }
+            let up = Input::LinkUp {
+                id,
+                link: LinkKind::Command,
+            };
+            assert_eq!(first, up, "{host}");
+            task.abort();
+        }
+        accept.abort();
+    }
+
     /// Against a real redis-server (skipped if absent): the link comes up,
     /// PING/INFO replies come back as inputs, and the reconfiguration
     /// transaction turns the node into a replica without killing our link.
