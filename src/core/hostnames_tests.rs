@@ -38,12 +38,24 @@ fn resolve(s: &mut Sentinel, replica: bool, ip: &str) {
     s.handle(0, Input::Resolved { id, ip: ip.into() });
 }
 
+/// The payloads of the `kind` events among `actions`.
+fn payloads(actions: &[Action], kind: EventKind) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit(e) if e.kind == kind => Some(e.message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn field(d: &[(&'static str, String)], name: &str) -> String {
     d.iter().find(|(k, _)| *k == name).unwrap().1.clone()
 }
 
 /// Every place an address is shown: GET-MASTER-ADDR-BY-NAME, MASTER's and
-/// REPLICAS' name and ip, INFO's address, the hello's master, the rewrite.
+/// REPLICAS' name and ip, INFO's address, the hello's master, and what the
+/// rewrite writes.
 fn shown(s: &Sentinel) -> Vec<String> {
     let master = s.master_desc("mymaster", 0).unwrap();
     let replica = &s.replicas_desc("mymaster", 0).unwrap()[0];
@@ -61,6 +73,27 @@ fn shown(s: &Sentinel) -> Vec<String> {
     ]
 }
 
+/// What `shown` lists when the names are shown...
+const NAMES: [&str; 6] = [
+    "(\"db-0\", 6379)",
+    "db-0",
+    "db-1:6380 db-1",
+    "db-0:6379",
+    "db-0",
+    "db-0 [(\"db-1\", 6380)]",
+];
+
+/// ...and when the IPs they resolved to are (the rewrite keeps the names:
+/// see `Sentinel::persisted`).
+const IPS: [&str; 6] = [
+    "(\"10.0.0.5\", 6379)",
+    "10.0.0.5",
+    "10.0.0.6:6380 10.0.0.6",
+    "10.0.0.5:6379",
+    "10.0.0.5",
+    "db-0 [(\"db-1\", 6380)]",
+];
+
 #[test]
 fn announced_is_the_ip_once_resolved_unless_names_are_announced() {
     assert_eq!(announced("db-0", None, false), "db-0");
@@ -73,41 +106,14 @@ fn announced_is_the_ip_once_resolved_unless_names_are_announced() {
 fn without_announce_hostnames_every_address_is_the_resolved_ip() {
     let mut s = core(false);
     // Before any link resolved the names: shown as configured.
-    assert_eq!(
-        shown(&s),
-        [
-            "(\"db-0\", 6379)",
-            "db-0",
-            "db-1:6380 db-1",
-            "db-0:6379",
-            "db-0",
-            "db-0 [(\"db-1\", 6380)]",
-        ]
-    );
+    assert_eq!(shown(&s), NAMES);
     resolve(&mut s, false, "10.0.0.5");
     resolve(&mut s, true, "10.0.0.6");
-    assert_eq!(
-        shown(&s),
-        [
-            "(\"10.0.0.5\", 6379)",
-            "10.0.0.5",
-            "10.0.0.6:6380 10.0.0.6",
-            "10.0.0.5:6379",
-            "10.0.0.5",
-            "10.0.0.5 [(\"10.0.0.6\", 6380)]",
-        ]
-    );
+    assert_eq!(shown(&s), IPS);
     // Events too (the replica's `+sdown` names it and its master).
     let a = s.handle(5001, Input::Tick);
-    let sdown: Vec<String> = a
-        .iter()
-        .filter_map(|a| match a {
-            Action::Emit(e) if e.kind == EventKind::Sdown => Some(e.message.clone()),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        sdown,
+        payloads(&a, EventKind::Sdown),
         [
             "master mymaster 10.0.0.5 6379",
             "slave 10.0.0.6:6380 10.0.0.6 6380 @ mymaster 10.0.0.5 6379"
@@ -126,17 +132,7 @@ fn without_announce_hostnames_every_address_is_the_resolved_ip() {
     // SENTINEL CONFIG SET announce-hostnames yes: the names again.
     let mut out = Vec::new();
     s.config_set("announce-hostnames", "yes", &mut out).unwrap();
-    assert_eq!(
-        shown(&s),
-        [
-            "(\"db-0\", 6379)",
-            "db-0",
-            "db-1:6380 db-1",
-            "db-0:6379",
-            "db-0",
-            "db-0 [(\"db-1\", 6380)]",
-        ]
-    );
+    assert_eq!(shown(&s), NAMES);
 }
 
 #[test]
@@ -144,17 +140,7 @@ fn with_announce_hostnames_the_names_are_shown_whatever_they_resolve_to() {
     let mut s = core(true);
     resolve(&mut s, false, "10.0.0.5");
     resolve(&mut s, true, "10.0.0.6");
-    assert_eq!(
-        shown(&s),
-        [
-            "(\"db-0\", 6379)",
-            "db-0",
-            "db-1:6380 db-1",
-            "db-0:6379",
-            "db-0",
-            "db-0 [(\"db-1\", 6380)]",
-        ]
-    );
+    assert_eq!(shown(&s), NAMES);
 }
 
 /// A failover to the replica known by name: `+switch-master` and the new
@@ -176,15 +162,8 @@ fn a_switch_keeps_what_the_names_resolved_to() {
     let replicas = s.replicas_desc("mymaster", 10).unwrap();
     assert_eq!(replicas.len(), 1);
     assert_eq!(field(&replicas[0], "name"), "10.0.0.5:6379");
-    let plus_slave: Vec<String> = out
-        .iter()
-        .filter_map(|a| match a {
-            Action::Emit(e) if e.kind == EventKind::Slave => Some(e.message.clone()),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        plus_slave,
+        payloads(&out, EventKind::Slave),
         ["slave 10.0.0.5:6379 10.0.0.5 6379 @ mymaster 10.0.0.6 6380"]
     );
     let id = s.masters["mymaster"].inst.id;

@@ -529,11 +529,15 @@ impl Sentinel {
     }
 
     /// The state to write on the next flush.
-    /// Addresses are written as shown (`instance::announced`), as Sentinel
-    /// rewrites them: without announce-hostnames a name is written as the IP
-    /// it resolved to.
+    ///
+    /// Addresses are written as configured, names included, whatever
+    /// announce-hostnames says. Deliberately: redis-sentinel 7.0.15 rewrites
+    /// a name as the IP it resolved to when names are not announced, so
+    /// after a restart it watches that IP for good (a pod back on a new IP
+    /// is lost), and here the name is the instance's identity: the group's
+    /// committed addresses are names, and the links resolve them again at
+    /// each connect.
     pub fn persisted(&self) -> PersistedState {
-        let announce = self.globals.announce_hostnames;
         PersistedState {
             myid: Some(self.myid.clone()),
             current_epoch: self.current_epoch,
@@ -543,9 +547,9 @@ impl Sentinel {
                 .values()
                 .map(|m| (m, self.client_addr(m)))
                 .map(|(m, (host, port))| MasterState {
-                    known_replicas: self.shown_list(m, persisted_replicas(m, &host, port)),
+                    known_replicas: persisted_replicas(m, &host, port),
                     name: m.inst.name.clone(),
-                    host: m.shown_host(&host, announce).to_string(),
+                    host,
                     port,
                     quorum: m.quorum,
                     down_after_ms: m.inst.down_after,
@@ -562,10 +566,7 @@ impl Sentinel {
                     known_sentinels: m
                         .sentinels
                         .values()
-                        .filter_map(|s| {
-                            let host = s.shown_host(announce).to_string();
-                            Some((host, s.port, s.runid.clone()?))
-                        })
+                        .filter_map(|s| Some((s.host.clone(), s.port, s.runid.clone()?)))
                         .collect(),
                     rename_commands: m.renames.clone(),
                 })
@@ -810,21 +811,6 @@ impl Sentinel {
             master_port,
             master_config_epoch: self.hello_config_epoch(m),
         }
-    }
-}
-
-impl Sentinel {
-    /// `list` (addresses of master `m`'s instances) as shown, without the
-    /// repeats two names of one IP would make.
-    fn shown_list(&self, m: &Master, list: Vec<(String, u16)>) -> Vec<(String, u16)> {
-        let mut shown: Vec<(String, u16)> = Vec::with_capacity(list.len());
-        for addr in list {
-            let addr = self.show(m, addr);
-            if !shown.contains(&addr) {
-                shown.push(addr);
-            }
-        }
-        shown
     }
 }
 
