@@ -167,9 +167,9 @@ pub struct Instance {
 }
 
 /// Sentinel's `announceSentinelAddr`: the address shown or sent for an
-/// instance (replies, events, INFO, hellos, SLAVEOF, scripts, the config
-/// rewrite). With announce-hostnames, the host as configured; without, the
-/// IP it resolved to. Sentinel resolves when it creates the address; here
+/// instance (replies, events, INFO, hellos, SLAVEOF, scripts; not the config
+/// rewrite, see `Sentinel::persisted`). With announce-hostnames, the host as
+/// configured; without, the IP it resolved to. Sentinel resolves when it creates the address; here
 /// the links resolve at each connect, so a name not resolved yet (before
 /// its first connect attempt, or one that never resolved, where Sentinel
 /// shows an empty address) is shown as configured.
