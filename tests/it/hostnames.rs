@@ -1,12 +1,16 @@
 //! Hostnames side by side with redis-sentinel 7.0.15: a master configured as
-//! `localhost` with `resolve-hostnames yes`, once with `announce-hostnames no`
+//! `localhost` and a replica announcing itself as `localhost`, with
+//! `resolve-hostnames yes`, once with `announce-hostnames no`
 //! (every address shown is the IP the name resolved to) and once with `yes`
 //! (the name as configured). Each side watches its own master and replica
 //! (so each can fail over alone); what both show is compared after the
 //! nodes' ports are replaced by their roles: replies (MASTER, REPLICAS,
 //! GET-MASTER-ADDR-BY-NAME), INFO's `address=`, the hello the daemon
 //! publishes to the master, events (`+sdown` of the replica and a manual
-//! failover's), the SLAVEOF the old master gets, and the config rewrite.
+//! failover's), the SLAVEOF the old master gets, and the config rewrite
+//! (which keeps the names in raftinel, deliberately: see `same`). Then the
+//! same without a failover with names only a network namespace's hosts
+//! file knows (needs root).
 
 use crate::harness::resp::{Conn, Message, Resp};
 use crate::harness::*;
