@@ -16,7 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("failpoint", &[]),
     ("links", &["core", "resp"]),
     ("consensus", &["core", "links", "failpoint"]),
-    ("config", &["core", "consensus"]),
+    ("config", &["core", "links", "consensus"]),
     ("observe", &["core", "config"]),
     (
         "pod",
@@ -24,7 +24,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "server",
-        &["core", "resp", "config", "consensus", "observe", "pod"],
+        &[
+            "core",
+            "resp",
+            "links",
+            "config",
+            "consensus",
+            "observe",
+            "pod",
+        ],
     ),
     (
         "runtime",

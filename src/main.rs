@@ -263,7 +263,17 @@ fn admin_routes(shared: &Arc<Daemon>) -> observe::admin::Routes {
 }
 
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
-    let group = config::group_settings(&cfg);
+    let mut group = config::group_settings(&cfg);
+    // Read at load already; again here, from `dir`.
+    let tls_client = if cfg.server.tls_replication {
+        Some(
+            raftinel::links::tls::client_config(&cfg.server.tls, std::path::Path::new("."))
+                .map_err(|e| anyhow::anyhow!("Failed to configure TLS: {}: {e}", e.directive))?,
+        )
+    } else {
+        None
+    };
+    group.tls = tls_client.clone();
     let secret_from = cfg
         .raft
         .secret
@@ -286,7 +296,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let opts = CoreOptions {
-        port: server.port,
+        port: server.sentinel_port(),
         rng_seed: rand::rngs::OsRng.next_u64(),
         requirepass: server.requirepass.clone(),
     };
@@ -297,7 +307,13 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         config::flush(&file, server, state).map_err(|e| e.to_string())
     });
     let (shared, inboxes) = Daemon::new(core, server.clone(), Some(flusher), started);
-    tracing::info!("Running mode=sentinel, port={}.", server.port);
+    // Redis names `port`, else `tls-port`.
+    let client_port = if server.port != 0 {
+        server.port
+    } else {
+        server.tls_port
+    };
+    tracing::info!("Running mode=sentinel, port={client_port}.");
     tracing::warn!("Sentinel ID is {myid}");
     if let Some(name) = &pod.name {
         tracing::info!(
@@ -324,7 +340,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     raftinel::consensus::trust::log_mode(
         secret_from.as_deref(),
         &shared.driver.lock_core().sentinel_auth(),
-        server.port,
+        client_port,
     );
 
     let listeners = raftinel::server::bind_listeners(&server)
@@ -345,6 +361,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         shared.driver.clone(),
         inboxes.links,
         bind_source,
+        tls_client,
         shared.shutdown.clone(),
     ));
     tasks.spawn(shared.script_runner());

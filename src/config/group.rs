@@ -40,7 +40,7 @@ pub fn group_settings(cfg: &Config) -> GroupSettings {
         ),
         None => (default_state_root(), true),
     };
-    let port = cfg.server.port;
+    let port = cfg.server.sentinel_port();
     let announce = g
         .announce_ip
         .as_ref()
@@ -71,6 +71,7 @@ pub fn group_settings(cfg: &Config) -> GroupSettings {
         secret: cfg.raft.secret.clone(),
         down_after_ms,
         remove_unreachable_after_ms: cfg.raft.remove_unreachable_after_ms,
+        tls: None,
     }
 }
 

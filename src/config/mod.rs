@@ -29,6 +29,7 @@ use crate::consensus::trust::GroupSecret;
 pub use crate::core::persisted::{
     GlobalSentinelConfig, MasterState, PersistedState, REFUSED_DOWN_AFTER,
 };
+pub use crate::links::tls::TlsSettings;
 pub use group::group_settings;
 pub use rewrite::FlushError;
 
@@ -82,12 +83,42 @@ pub struct ServerConfig {
     pub query_buffer_limit: usize,
     /// `proto-max-bulk-len`: the largest bulk argument accepted.
     pub proto_max_bulk_len: i64,
+    /// `syslog-enabled`: every log line also goes to the local syslog
+    /// socket (`/dev/log`), as Redis sends it.
+    pub syslog_enabled: bool,
+    /// `syslog-ident`: the tag of those lines.
+    pub syslog_ident: String,
+    /// `syslog-facility`: `user` or `local0`..`local7`.
+    pub syslog_facility: String,
+    /// `tls-port`: the TLS client port, 0 = none.
+    pub tls_port: u16,
+    /// The `tls-*` certificate and protocol directives.
+    pub tls: TlsSettings,
+    /// `tls-replication`: links to Redis nodes and peer daemons over TLS.
+    pub tls_replication: bool,
+    /// `unixsocket`: a Unix socket clients may connect to, besides the ports.
+    pub unixsocket: Option<String>,
+    /// `unixsocketperm`: the socket file's mode (0 = as created).
+    pub unixsocketperm: u32,
     /// raftinel extension: log format, "text" (default) or "json".
     pub log_format: String,
     /// raftinel extension: admin HTTP listener (Prometheus `/metrics`), off when None.
     pub admin_addr: Option<String>,
     /// raftinel extension: where learned state goes when the config file is read-only.
     pub data_dir: Option<String>,
+}
+
+impl ServerConfig {
+    /// The port this daemon announces to its peers (hello messages, Raft
+    /// address), before `announce-port`: `tls-port` with `tls-replication
+    /// yes`, else `port` (Sentinel's rule).
+    pub fn sentinel_port(&self) -> u16 {
+        if self.tls_replication && self.tls_port != 0 {
+            self.tls_port
+        } else {
+            self.port
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -112,6 +143,14 @@ impl Default for ServerConfig {
             tcp_backlog: 511,
             query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            syslog_enabled: false,
+            syslog_ident: "redis".into(),
+            syslog_facility: "local0".into(),
+            tls_port: 0,
+            tls: TlsSettings::default(),
+            tls_replication: false,
+            unixsocket: None,
+            unixsocketperm: 0,
             log_format: "text".into(),
             admin_addr: None,
             data_dir: None,
@@ -302,6 +341,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
         }
     }
     let base_dir = loader.base_dir();
+    loader.check_tls(&label, &base_dir)?;
     raft.secret = group_secret(
         &label,
         raft.secret_file.as_ref(),
@@ -515,6 +555,14 @@ fn render_server(cfg: &Config, out: &mut String) {
         if !directives::IN_FORCE.contains(name) {
             push(format!(
                 "# {name}: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite"
+            ));
+        } else if name.starts_with("tls-")
+            && !["tls-port", "tls-replication"].contains(name)
+            && s.tls_port == 0
+            && !s.tls_replication
+        {
+            push(format!(
+                "# {name}: in force with tls-port or tls-replication, both off here (as in Redis); kept for the rewrite"
             ));
         }
         push(line);

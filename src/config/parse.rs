@@ -125,6 +125,9 @@ pub(crate) struct Loader {
     /// Generic `rename-command` lines (kept for the rewrite).
     pub rename_commands: Vec<(String, String)>,
     pub sentinel_queue: Vec<SourceLine>,
+    /// The line each `tls-*` directive was last set on (for the errors
+    /// found when the certificates are read).
+    tls_lines: IndexMap<&'static str, SourceLine>,
     cwd: PathBuf,
     depth: usize,
 }
@@ -138,6 +141,7 @@ impl Loader {
             extras: IndexMap::new(),
             rename_commands: Vec::new(),
             sentinel_queue: Vec::new(),
+            tls_lines: IndexMap::new(),
             cwd,
             depth: 0,
         }
@@ -318,9 +322,33 @@ impl Loader {
             | "tcp-backlog"
             | "client-query-buffer-limit"
             | "proto-max-bulk-len" => return self.client_limit(sl, d, args),
+            "syslog-enabled" | "syslog-ident" | "syslog-facility" => {
+                match d.name {
+                    "syslog-enabled" => s.syslog_enabled = yes_no(&one).unwrap_or(false),
+                    "syslog-ident" => s.syslog_ident = one,
+                    _ => s.syslog_facility = one.to_ascii_lowercase(),
+                }
+                // Kept for the rewrite as well.
+                self.extras.insert(d.name, args);
+            }
             _ if not_supported(d.name, &one).is_some() => {
                 let why = not_supported(d.name, &one).unwrap_or_default();
                 return Err(sl.error(d.name, why));
+            }
+            name if name.starts_with("tls-") => return self.tls_directive(sl, d, args),
+            "unixsocket" => {
+                s.unixsocket = non_empty(one);
+                self.extras.insert(d.name, args);
+            }
+            "unixsocketperm" => {
+                let v = u32::from_str_radix(&one, 8).map_err(|_| {
+                    sl.error(d.name, "argument couldn't be parsed as an octal number")
+                })?;
+                if v > 0o777 {
+                    return Err(sl.error(d.name, "argument must be between 0 and 777 inclusive"));
+                }
+                s.unixsocketperm = v;
+                self.extras.insert(d.name, args);
             }
             "dir" => {
                 let target = self.base_dir().join(&one);
@@ -341,6 +369,94 @@ impl Loader {
 }
 
 impl Loader {
+    /// The `tls-*` directives: read into `ServerConfig::tls`, kept for the
+    /// rewrite, their line noted for [`Loader::check_tls`].
+    fn tls_directive(
+        &mut self,
+        sl: &SourceLine,
+        d: &'static directives::Directive,
+        args: Vec<String>,
+    ) -> Result<(), ConfigError> {
+        let one = args.first().cloned().unwrap_or_default();
+        let int = |max: i64| {
+            one.parse::<i64>()
+                .ok()
+                .filter(|v| (0..=max).contains(v))
+                .ok_or_else(|| {
+                    sl.error(
+                        d.name,
+                        format!("argument must be between 0 and {max} inclusive"),
+                    )
+                })
+        };
+        let s = &mut self.server;
+        let t = &mut s.tls;
+        match d.name {
+            "tls-port" => s.tls_port = int(65535)? as u16,
+            "tls-cert-file" => t.cert_file = one,
+            "tls-key-file" => t.key_file = one,
+            "tls-key-file-pass" => t.key_file_pass = one,
+            "tls-client-cert-file" => t.client_cert_file = one,
+            "tls-client-key-file" => t.client_key_file = one,
+            "tls-client-key-file-pass" => t.client_key_file_pass = one,
+            "tls-ca-cert-file" => t.ca_cert_file = one,
+            "tls-ca-cert-dir" => t.ca_cert_dir = one,
+            "tls-auth-clients" => t.auth_clients = one.to_ascii_lowercase(),
+            "tls-protocols" => t.protocols = one,
+            "tls-ciphers" => t.ciphers = one,
+            "tls-ciphersuites" => t.ciphersuites = one,
+            "tls-prefer-server-ciphers" => t.prefer_server_ciphers = yes_no(&one).unwrap_or(false),
+            "tls-dh-params-file" => t.dh_params_file = one,
+            "tls-session-caching" => t.session_caching = yes_no(&one).unwrap_or(true),
+            "tls-session-cache-size" => t.session_cache_size = int(i64::from(i32::MAX))? as u64,
+            "tls-session-cache-timeout" => {
+                t.session_cache_timeout = int(i64::from(i32::MAX))? as u64
+            }
+            "tls-replication" => s.tls_replication = yes_no(&one).unwrap_or(false),
+            // tls-cluster no (`yes` is refused above).
+            _ => {}
+        }
+        self.tls_lines.insert(d.name, sl.clone());
+        self.extras.insert(d.name, args);
+        Ok(())
+    }
+
+    /// With `tls-port` set, reads the certificates and keys and builds the
+    /// TLS configuration once, so that what cannot be put in force stops the
+    /// start at the directive it comes from (or at `tls-port` when the
+    /// directive is missing).
+    pub(crate) fn check_tls(&self, label: &str, base_dir: &Path) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let server = if s.tls_port == 0 {
+            Ok(())
+        } else {
+            crate::links::tls::server_config(&s.tls, base_dir).map(|_| ())
+        };
+        let client = if s.tls_replication {
+            crate::links::tls::client_config(&s.tls, base_dir).map(|_| ())
+        } else {
+            Ok(())
+        };
+        let Err(e) = server.and(client) else {
+            return Ok(());
+        };
+        let at = self
+            .tls_lines
+            .get(e.directive)
+            .or_else(|| self.tls_lines.get("tls-port"))
+            .or_else(|| self.tls_lines.get("tls-replication"));
+        Err(match at {
+            Some(sl) => sl.error(e.directive, e.message),
+            None => ConfigError {
+                file: label.to_string(),
+                line: 0,
+                directive: e.directive.into(),
+                message: e.message,
+                text: String::new(),
+            },
+        })
+    }
+
     /// `timeout`, `tcp-keepalive`, `tcp-backlog` (0 to INT_MAX) and
     /// `client-query-buffer-limit`, `proto-max-bulk-len` (1mb to LONG_MAX),
     /// with Redis's bounds; kept for the rewrite as well.
@@ -397,18 +513,9 @@ impl Loader {
 fn not_supported(name: &str, value: &str) -> Option<&'static str> {
     let on = |v: &str| super::args::yes_no(v) == Some(true);
     match name {
-        "tls-port" if value != "0" => Some(
-            "TLS is not supported by raftinel yet: it serves clients on `port` only (plain TCP); remove the directive or set it to 0",
-        ),
-        "tls-replication" | "tls-cluster" if on(value) => Some(
-            "TLS is not supported by raftinel yet: its links to Redis and to the other daemons are plain TCP; remove the directive or set it to no",
-        ),
-        "syslog-enabled" if on(value) => Some(
-            "syslog is not supported by raftinel: it logs to `logfile`, or to standard output when that is empty; remove the directive or set it to no",
-        ),
-        "unixsocket" if !value.is_empty() => Some(
-            "unix sockets are not supported by raftinel: clients connect on `port`; remove the directive",
-        ),
+        "tls-cluster" if on(value) => {
+            Some("a sentinel has no cluster bus: remove the directive or set it to no")
+        }
         _ => None,
     }
 }

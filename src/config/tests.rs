@@ -124,10 +124,21 @@ fn errors_carry_redis_messages_and_line_numbers() {
             1,
             "argument must be between 1048576 and 9223372036854775807 inclusive",
         ),
-        ("port 0\ntls-port 26379\n".into(), 2, "TLS is not supported by raftinel yet"),
-        ("tls-replication yes\n".into(), 1, "TLS is not supported by raftinel yet"),
-        ("syslog-enabled yes\n".into(), 1, "syslog is not supported by raftinel"),
-        ("unixsocket /tmp/s.sock\n".into(), 1, "unix sockets are not supported by raftinel"),
+        ("port 0\ntls-port 26379\n".into(), 2, "No tls-cert-file configured!"),
+        ("tls-port 70000\n".into(), 1, "argument must be between 0 and 65535 inclusive"),
+        (
+            "tls-port 1\ntls-cert-file /nonexistent/x.crt\ntls-key-file k\n".into(),
+            2,
+            "can't read '/nonexistent/x.crt': No such file or directory",
+        ),
+        (
+            "tls-replication yes\n".into(),
+            1,
+            "Either tls-ca-cert-file or tls-ca-cert-dir must be specified when tls-replication is enabled",
+        ),
+        ("tls-cluster yes\n".into(), 1, "a sentinel has no cluster bus"),
+        ("unixsocketperm 999\n".into(), 1, "argument couldn't be parsed as an octal number"),
+        ("unixsocketperm 1000\n".into(), 1, "argument must be between 0 and 777 inclusive"),
         ("dir /nonexistent-raftinel\n".into(), 1, "No such file or directory"),
         ("port \"abc\n".into(), 1, "Unbalanced quotes in configuration line"),
         ("port 'a'b\n".into(), 1, "Unbalanced quotes in configuration line"),
@@ -892,9 +903,16 @@ fn check_config_lists_effective_values() {
     let p = write(
         d.path(),
         "s.conf",
-        &format!("{M}tcp-keepalive 300\nmaxmemory 1gb\n"),
+        &format!("{M}tcp-keepalive 300\nmaxmemory 1gb\ntls-cert-file /x.crt\ntls-client-cert-file /c.crt\n"),
     );
     let out = check_config(&p, &words("--port 26390")).unwrap();
+    // TLS directives are in force with tls-port or tls-replication only, as
+    // in Redis.
+    for name in ["tls-cert-file", "tls-client-cert-file"] {
+        assert!(out.contains(&format!(
+            "# {name}: in force with tls-port or tls-replication, both off here (as in Redis); kept for the rewrite\n{name} "
+        )), "{out}");
+    }
     // What the daemon does not act on is said so, above its line.
     assert!(out.contains(
         "# maxmemory: accepted for redis-sentinel's files, not acted on by raftinel; kept for the rewrite\nmaxmemory 1gb\n"
@@ -1089,6 +1107,41 @@ fn client_directives_are_read_into_the_server_config() {
     assert_eq!(s.query_buffer_limit, 8 * 1024 * 1024);
     let d = load_str("").expect("loads").server;
     assert_eq!((d.timeout, d.tcp_keepalive, d.tcp_backlog), (0, 300, 511));
+    assert_eq!(
+        (
+            d.syslog_enabled,
+            d.syslog_ident.as_str(),
+            d.syslog_facility.as_str()
+        ),
+        (false, "redis", "local0")
+    );
+    let c = load_str("syslog-enabled yes\nsyslog-ident sentinel-a\nsyslog-facility LOCAL3\n")
+        .expect("loads")
+        .server;
+    assert_eq!(
+        (
+            c.syslog_enabled,
+            c.syslog_ident.as_str(),
+            c.syslog_facility.as_str()
+        ),
+        (true, "sentinel-a", "local3")
+    );
+    assert!(load_str("syslog-facility kern\n").is_err());
+    let d = tempfile::tempdir().unwrap();
+    let t = write(
+        d.path(),
+        "s.toml",
+        "[server]\nsyslog-enabled = true\nsyslog-ident = \"a\"\nsyslog-facility = \"user\"\n",
+    );
+    let t = load(&t, &[]).expect("loads").server;
+    assert_eq!(
+        (
+            t.syslog_enabled,
+            t.syslog_ident.as_str(),
+            t.syslog_facility.as_str()
+        ),
+        (true, "a", "user")
+    );
 }
 
 /// `${NAME}` is expanded in string values; an unset variable is an error at

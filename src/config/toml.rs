@@ -58,6 +58,9 @@ struct ServerToml {
     acllog_max_len: V,
     maxclients: V,
     supervised: V,
+    syslog_enabled: V,
+    syslog_ident: V,
+    syslog_facility: V,
     /// ACL rules, one user per entry: `"alice on >pw ~* +@all"`.
     users: V,
 }
@@ -417,7 +420,7 @@ fn secret_file(
 
 /// The `[server]` table.
 fn feed_server(loader: &mut Loader, ctx: &Ctx<'_>, s: &ServerToml) -> Result<(), ConfigError> {
-    let server_keys: [(&str, &V); 16] = [
+    let server_keys: [(&str, &V); 19] = [
         ("port", &s.port),
         ("bind", &s.bind),
         ("protected-mode", &s.protected_mode),
@@ -434,6 +437,9 @@ fn feed_server(loader: &mut Loader, ctx: &Ctx<'_>, s: &ServerToml) -> Result<(),
         ("acllog-max-len", &s.acllog_max_len),
         ("maxclients", &s.maxclients),
         ("supervised", &s.supervised),
+        ("syslog-enabled", &s.syslog_enabled),
+        ("syslog-ident", &s.syslog_ident),
+        ("syslog-facility", &s.syslog_facility),
     ];
     for (key, v) in server_keys {
         if let Some(v) = v {

@@ -53,6 +53,8 @@ pub struct GroupSettings {
     pub down_after_ms: u64,
     /// `[raft] remove-unreachable-after-ms`.
     pub remove_unreachable_after_ms: Option<u64>,
+    /// `tls-replication yes`: RPCs to peers go over TLS with this.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl GroupSettings {
@@ -128,7 +130,7 @@ pub async fn start(
         &seed,
         myid,
         settings.down_after_ms,
-        PeerAuth::new(settings.secret.clone(), credentials),
+        PeerAuth::new(settings.secret.clone(), credentials).with_tls(settings.tls.clone()),
         settings.policy(),
     )
     .await?;

@@ -74,6 +74,8 @@ pub type CredentialsFn = Arc<dyn Fn() -> LinkAuth + Send + Sync>;
 pub struct PeerAuth {
     secret: Option<GroupSecret>,
     credentials: CredentialsFn,
+    /// `tls-replication yes`: the TLS client configuration.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl PeerAuth {
@@ -81,7 +83,14 @@ impl PeerAuth {
         PeerAuth {
             secret,
             credentials,
+            tls: None,
         }
+    }
+
+    /// RPCs over TLS (`tls-replication yes`) when `tls` is set.
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> PeerAuth {
+        self.tls = tls;
+        self
     }
 
     /// Fixed credentials (tests and tools).
@@ -270,6 +279,22 @@ impl PeerLink {
         let (stream, _) = crate::links::connect::connect(&host, port)
             .await
             .map_err(|e| self.unreachable(io_text(e)))?;
+        match &self.auth.tls {
+            None => self.open_on(stream, creds).await,
+            Some(tls) => {
+                let stream = crate::links::tls::connect(tls, &host, stream)
+                    .await
+                    .map_err(|e| self.unreachable(io_text(e)))?;
+                self.open_on(stream, creds).await
+            }
+        }
+    }
+
+    /// [`PeerLink::open`] over the connected stream (TCP, or TLS over it).
+    async fn open_on<S>(&self, stream: S, creds: LinkAuth) -> Result<Conn, CallError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         // No `CLIENT SETINFO` at connect: a 7.0 sentinel answers it with an
         // error, one more round trip and one more error reply per connection.
         let info = redis::RedisConnectionInfo::default().set_skip_set_lib_name();

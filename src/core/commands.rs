@@ -912,8 +912,19 @@ impl Sentinel {
         ))
     }
 
-    /// Sentinel's replica selection (priority, offset, run id); returns the key of the best candidate.
+    /// Sentinel's replica selection (priority, offset, run id) with the
+    /// history rules, unless the committed failover of the master waives
+    /// them (FORCE); returns the key of the best candidate.
     pub fn select_slave(&self, name: &str, now: Millis) -> Option<String> {
+        let forced = self
+            .cmaster(name)
+            .is_some_and(|c| c.failover.as_ref().is_some_and(|f| f.force));
+        self.select_slave_as(name, now, !forced)
+    }
+
+    /// [`Sentinel::select_slave`], with the history rules or without
+    /// (`history`); a replica reporting role:master is never chosen.
+    pub(crate) fn select_slave_as(&self, name: &str, now: Millis, history: bool) -> Option<String> {
         let m = self.masters.get(name)?;
         let t = &self.timing;
         let mut max_down: i64 = 0;
@@ -938,7 +949,8 @@ impl Sentinel {
                     && r.info_refresh
                         .is_some_and(|i| now.saturating_sub(i) <= validity)
                     && r.master_link_down_since <= max_down
-                    && history_refusal(&m.inst, r).is_none()
+                    && r.role_reported != Role::Master
+                    && (!history || history_refusal(&m.inst, r).is_none())
             })
             .collect();
         candidates.sort_by(|(_, a), (_, b)| {
@@ -983,7 +995,21 @@ impl Sentinel {
         out: &mut Vec<Action>,
     ) -> Result<(), CmdError> {
         let mi = self.master_idx(name)?;
-        self.manual_failover(mi, coordinated, now, out)
+        self.manual_failover(mi, coordinated, false, now, out)
+    }
+
+    /// SENTINEL FAILOVER <master> FORCE: a failover whose selection waives
+    /// the history rules, for an operator who accepts losing the recorded
+    /// history (every node that had it is gone). Plain (not coordinated):
+    /// the master is usually down.
+    pub fn failover_forced(
+        &mut self,
+        name: &str,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CmdError> {
+        let mi = self.master_idx(name)?;
+        self.manual_failover(mi, false, true, now, out)
     }
 
     /// SENTINEL CONFIG GET: parameters whose name `matches`, in Sentinel's

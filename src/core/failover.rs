@@ -57,6 +57,9 @@ pub(crate) const FAST_POLL_WINDOW_MS: u64 = 1000;
 pub(crate) const CATCHUP_POLL_MS: u64 = 50;
 /// Minimum spacing of corrective SLAVEOFs to the same node.
 const FIX_RESEND_MS: u64 = 1000;
+/// Until the group's record of the master's history matches what the
+/// master reports, the Raft leader asks its INFO this often.
+pub(crate) const HISTORY_INFO_MS: u64 = 1000;
 /// After a switch, the old master is demoted (its clients killed) only once
 /// every daemon of the group has published `+switch-master` — clients that
 /// learn of a failover only from that message (Jedis) must have moved before
@@ -133,6 +136,9 @@ pub struct Ctl {
     /// Options set on this daemon and proposed, not seen committed yet
     /// (group key -> value, when).
     pub pending_options: std::collections::BTreeMap<String, (String, Millis)>,
+    /// Raft leader: when it last proposed the master's history
+    /// (`Command::RecordHistory`).
+    pub history_proposed: Option<Millis>,
 }
 
 /// The Raft leader's progress in demoting the old master of the last switch
@@ -153,6 +159,8 @@ pub struct Demotion {
 #[derive(Debug, Clone, Copy)]
 pub struct ManualWant {
     pub coordinated: bool,
+    /// The history rules waived (`SENTINEL FAILOVER <master> FORCE`).
+    pub force: bool,
     pub since: Millis,
     pub proposed: Millis,
 }
@@ -427,6 +435,7 @@ impl Sentinel {
         self.demote_after_switch(mi, now, out);
         self.release_paused(mi, out);
         self.fix_replicas(mi, now, out);
+        self.record_history(mi, now, out);
     }
 }
 

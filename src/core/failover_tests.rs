@@ -64,11 +64,24 @@ fn engine_events(actions: &[Action]) -> Vec<(EventKind, String)> {
         .collect()
 }
 
+/// The proposals among `actions`, but for the leader's history records
+/// (`history_records`), which go on beside everything these tests follow.
 fn proposals(actions: &[Action]) -> Vec<Command> {
     actions
         .iter()
         .filter_map(|a| match a {
+            Action::Propose(Command::RecordHistory { .. }) => None,
             Action::Propose(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn history_records(actions: &[Action]) -> Vec<Command> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Propose(c @ Command::RecordHistory { .. }) => Some(c.clone()),
             _ => None,
         })
         .collect()
@@ -263,6 +276,7 @@ fn start(epoch: u64, leader: &str, manual: bool, coordinated: bool) -> Command {
         leader: node(leader),
         manual,
         coordinated,
+        force: false,
         by: Some(node(leader)),
     }
 }
@@ -725,6 +739,146 @@ fn selection_safety_rules_and_priority_zero() {
     assert_eq!(
         h.s.select_slave("mymaster", 200).as_deref(),
         Some("127.0.0.1:6383")
+    );
+}
+
+/// The settled Raft leader records the master's history once it shows
+/// data, and again only when the master reports another id; a follower
+/// never does.
+#[test]
+fn the_leader_records_the_masters_history() {
+    let record = |offset: u64| Command::RecordHistory {
+        name: "mymaster".into(),
+        config_epoch: 0,
+        history: crate::core::group::ReplHistory {
+            replid: REPLID.into(),
+            replid2: "0000000000000000000000000000000000000000".into(),
+            offset,
+        },
+        by: Some(node(MYID)),
+    };
+    // The master answers a PING (and an INFO with `offset`), then a tick:
+    // the history records proposed meanwhile.
+    fn step(h: &mut H, now: Millis, offset: Option<u64>) -> Vec<Command> {
+        let mid = h.id(6379);
+        let mut a = h.pong(mid, now);
+        if let Some(o) = offset {
+            a.extend(h.master_info(now, o));
+        }
+        a.extend(h.s.handle(now, Input::Tick));
+        history_records(&a)
+    }
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    // Not before the leadership settled (LEADER_SETTLE_MS).
+    assert!(step(&mut h, 500, None).is_empty());
+    assert_eq!(step(&mut h, 1100, None), vec![record(1000)]);
+    // Proposed again until committed, then not while the offset stays.
+    assert!(step(&mut h, 1200, None).is_empty());
+    assert_eq!(step(&mut h, 1400, None), vec![record(1000)]);
+    h.commit(1450, record(1000));
+    assert!(step(&mut h, 1500, Some(1000)).is_empty());
+    // The offset moves on the same id: the record stays.
+    assert!(step(&mut h, 3000, Some(4000)).is_empty());
+    assert!(step(&mut h, 6400, Some(9000)).is_empty());
+    // Another id (the master restarted from an AOF, say): recorded.
+    let mid = h.id(6379);
+    let mut got = history_records(&h.info(
+        mid,
+        7000,
+        &format!("role:master\r\nmaster_replid:{OTHER_REPLID}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:50\r\n"),
+    ));
+    got.extend(step(&mut h, 7100, None));
+    let mut other = record(50);
+    if let Command::RecordHistory { history, .. } = &mut other {
+        history.replid = OTHER_REPLID.into();
+    }
+    assert_eq!(got, vec![other]);
+
+    let mut f = H::new(state(&[6380]), false);
+    f.healthy(100, &[(6380, 1000)]);
+    assert!(step(&mut f, 2000, Some(1000)).is_empty());
+}
+
+/// A daemon that has not seen the master since it started (a cold start,
+/// the master still down) judges replicas on the committed record: an
+/// empty replica, or one on another history, is refused while the record
+/// says the master had data; without a record it would be chosen.
+#[test]
+fn the_recorded_history_refuses_an_empty_replica_after_a_restart() {
+    let mut h = H::new(state(&[6380, 6381]), true);
+    for port in [6380, 6381] {
+        let id = h.id(port);
+        h.up(id, 100);
+        h.pong(id, 100);
+    }
+    let empty = "4444444444444444444444444444444444444444";
+    let e = h.id(6380);
+    h.info(e, 100, &replica_text(6379, 0, 100, empty));
+    let o = h.id(6381);
+    h.info(o, 100, &replica_text(6379, 900, 100, OTHER_REPLID));
+    // No record: nothing says the master had data or which history.
+    assert_eq!(
+        h.s.select_slave("mymaster", 200).as_deref(),
+        Some("127.0.0.1:6381")
+    );
+    h.commit(
+        150,
+        Command::RecordHistory {
+            name: "mymaster".into(),
+            config_epoch: 0,
+            history: crate::core::group::ReplHistory {
+                replid: REPLID.into(),
+                replid2: "0000000000000000000000000000000000000000".into(),
+                offset: 1000,
+            },
+            by: Some(node(MYID)),
+        },
+    );
+    assert_eq!(h.s.select_slave("mymaster", 200), None);
+    let why = h.s.history_refusals("mymaster");
+    assert_eq!(
+        why,
+        vec![
+            "slave 127.0.0.1:6380: offset 0 while the master's offset is 1000".to_string(),
+            format!(
+                "slave 127.0.0.1:6381: replid {OTHER_REPLID} replid2 - offset 900 is not the master's history (replid {REPLID} replid2 0000000000000000000000000000000000000000 offset 1000)"
+            ),
+        ]
+    );
+    assert_eq!(
+        h.s.failover("mymaster", false, 200, &mut Vec::new()),
+        Err(CmdError(
+            "NOGOODSLAVE No suitable replica to promote".into()
+        ))
+    );
+    // FORCE: the operator accepts the loss; the committed failover's
+    // selection waives the history rules.
+    let mut out = Vec::new();
+    assert_eq!(h.s.failover_forced("mymaster", 200, &mut out), Ok(()));
+    let started = proposals(&out);
+    assert!(
+        matches!(
+            started.as_slice(),
+            [Command::FailoverStart {
+                manual: true,
+                force: true,
+                coordinated: false,
+                ..
+            }]
+        ),
+        "{started:?}"
+    );
+    h.commit(210, started[0].clone());
+    assert_eq!(
+        h.s.select_slave("mymaster", 220).as_deref(),
+        Some("127.0.0.1:6381")
+    );
+    // A replica on the recorded history is chosen.
+    h.info(o, 160, &replica_text(6379, 900, 100, REPLID));
+    assert_eq!(
+        h.s.select_slave("mymaster", 200).as_deref(),
+        Some("127.0.0.1:6381")
     );
 }
 

@@ -82,6 +82,9 @@ pub struct Failover {
     /// Coordinated switchover: writes paused on the old master until the
     /// promoted replica has caught up.
     pub coordinated: bool,
+    /// Selection ignores the history rules (`SENTINEL FAILOVER ... FORCE`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
     /// The replication history the promoted replica took, from the INFO
     /// that confirmed its promotion (committed with `ReconfSlaves`).
     #[serde(default)]
@@ -182,6 +185,10 @@ pub enum Command {
         leader: u64,
         manual: bool,
         coordinated: bool,
+        /// `SENTINEL FAILOVER <master> FORCE`: the operator accepts losing
+        /// the recorded history; selection ignores the history rules.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
         /// The proposing daemon's node id (absent in entries of earlier
         /// releases; required of new proposals, see `Command::unsigned`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +233,18 @@ pub enum Command {
     },
     /// Daemon `node` published `+switch-master` for the switch of `epoch`.
     SwitchPublished { name: String, epoch: u64, node: u64 },
+    /// The master of `config_epoch` reports this replication history (the
+    /// Raft leader records it when the master first shows data, when its
+    /// id changes, and at most every few seconds as its offset moves): after
+    /// any restart the group knows whether the master had data, and on
+    /// which history, before any daemon has seen it again.
+    RecordHistory {
+        name: String,
+        config_epoch: u64,
+        history: ReplHistory,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
+    },
 }
 
 impl Command {
@@ -241,7 +260,8 @@ impl Command {
             | Command::FailoverAbort { name, .. }
             | Command::FailoverTakeover { name, .. }
             | Command::SwitchMaster { name, .. }
-            | Command::SwitchPublished { name, .. } => name,
+            | Command::SwitchPublished { name, .. }
+            | Command::RecordHistory { name, .. } => name,
         }
     }
 
@@ -252,7 +272,8 @@ impl Command {
             Command::FailoverStart { by, .. }
             | Command::FailoverPhase { by, .. }
             | Command::FailoverAbort { by, .. }
-            | Command::SwitchMaster { by, .. } => *by = Some(node),
+            | Command::SwitchMaster { by, .. }
+            | Command::RecordHistory { by, .. } => *by = Some(node),
             _ => {}
         }
         self
@@ -266,7 +287,8 @@ impl Command {
             Command::FailoverStart { by, .. }
             | Command::FailoverPhase { by, .. }
             | Command::FailoverAbort { by, .. }
-            | Command::SwitchMaster { by, .. } => by.is_none(),
+            | Command::SwitchMaster { by, .. }
+            | Command::RecordHistory { by, .. } => by.is_none(),
             _ => false,
         }
     }
@@ -353,6 +375,10 @@ impl GroupState {
             }
             Command::FailoverTakeover { leader, .. } => not_voter(*leader),
             Command::SwitchPublished { node, .. } => not_voter(*node),
+            Command::RecordHistory { by, .. } => match by {
+                Some(n) => not_voter(*n),
+                None => Some("a history record must name its proposer".into()),
+            },
             Command::FailoverPhase {
                 name, epoch, by, ..
             }
@@ -429,8 +455,9 @@ impl GroupState {
                 leader,
                 manual,
                 coordinated,
+                force,
                 ..
-            } => self.apply_failover_start(name, *epoch, *leader, *manual, *coordinated),
+            } => self.apply_failover_start(name, *epoch, *leader, (*manual, *coordinated, *force)),
             Command::FailoverPhase {
                 name,
                 epoch,
@@ -479,7 +506,50 @@ impl GroupState {
             Command::SwitchPublished { name, epoch, node } => {
                 self.apply_switch_published(name, *epoch, *node)
             }
+            Command::RecordHistory {
+                name,
+                config_epoch,
+                history,
+                ..
+            } => self.apply_record_history(name, *config_epoch, history),
         }
+    }
+
+    /// The master's history, when it is still the master of `config_epoch`,
+    /// no failover is running, it has data, and it is news (another id, or
+    /// a higher offset on the same one): a record never goes back to less.
+    fn apply_record_history(
+        &mut self,
+        name: &str,
+        config_epoch: u64,
+        history: &ReplHistory,
+    ) -> CommandResponse {
+        use CommandResponse::{Applied, Rejected};
+        let Some(m) = self.masters.get_mut(name) else {
+            return Rejected("No such master with that name".into());
+        };
+        if config_epoch != m.config_epoch {
+            return Rejected(format!(
+                "config epoch {config_epoch} is not the master's ({})",
+                m.config_epoch
+            ));
+        }
+        if m.failover.is_some() {
+            return Rejected("a failover is in progress".into());
+        }
+        if history.offset == 0 {
+            return Rejected("offset 0: no data to record".into());
+        }
+        if let Some(h) = &m.history {
+            if h.replid == history.replid && history.offset <= h.offset {
+                return Rejected(format!(
+                    "offset {} is not past {}",
+                    history.offset, h.offset
+                ));
+            }
+        }
+        m.history = Some(history.clone());
+        Applied
     }
 
     /// A master the group starts to monitor; a second one of the same name is
@@ -534,8 +604,7 @@ impl GroupState {
         name: &str,
         epoch: u64,
         leader: u64,
-        manual: bool,
-        coordinated: bool,
+        (manual, coordinated, force): (bool, bool, bool),
     ) -> CommandResponse {
         use CommandResponse::{Applied, Rejected};
         let current = self.current_epoch;
@@ -555,6 +624,7 @@ impl GroupState {
             phase: Phase::SelectSlave,
             manual,
             coordinated,
+            force,
             history: None,
             published: BTreeSet::new(),
         });
@@ -674,6 +744,50 @@ mod tests {
         assert_eq!(node_id_from_myid("xyz"), None);
     }
 
+    /// A history record names a voter as its proposer, is about the
+    /// master of its config epoch, outside failovers, with data, and never
+    /// goes back to less on the same id.
+    #[test]
+    fn history_records_only_move_forward() {
+        let mut s = monitored();
+        let rec = |epoch: u64, replid: &str, offset: u64, by: Option<u64>| Command::RecordHistory {
+            name: "m".into(),
+            config_epoch: epoch,
+            history: ReplHistory {
+                replid: replid.into(),
+                replid2: "-".into(),
+                offset,
+            },
+            by,
+        };
+        let rejected = |r: CommandResponse| matches!(r, CommandResponse::Rejected(_));
+        assert!(rejected(s.apply(&rec(0, "a", 10, None))));
+        assert!(rejected(s.apply(&rec(0, "a", 0, Some(1)))));
+        assert!(rejected(s.apply(&rec(1, "a", 10, Some(1)))));
+        assert_eq!(s.apply(&rec(0, "a", 10, Some(1))), CommandResponse::Applied);
+        assert!(rejected(s.apply(&rec(0, "a", 10, Some(1)))));
+        assert!(rejected(s.apply(&rec(0, "a", 5, Some(1)))));
+        assert_eq!(s.apply(&rec(0, "a", 20, Some(1))), CommandResponse::Applied);
+        // Another id (the master restarted, or was promoted elsewhere).
+        assert_eq!(s.apply(&rec(0, "b", 3, Some(1))), CommandResponse::Applied);
+        assert_eq!(s.masters["m"].history.as_ref().map(|h| h.offset), Some(3));
+        s.apply(&Command::FailoverStart {
+            name: "m".into(),
+            epoch: 1,
+            leader: 1,
+            manual: false,
+            coordinated: false,
+            force: false,
+            by: Some(1),
+        });
+        assert!(rejected(s.apply(&rec(0, "b", 30, Some(1)))));
+        // Only voters, once the membership is known.
+        s.apply_membership(BTreeMap::from([(1, Member::default())]));
+        s.masters.get_mut("m").unwrap().failover = None;
+        assert!(rejected(s.apply(&rec(0, "b", 30, Some(2)))));
+        assert_eq!(s.apply(&rec(0, "b", 30, Some(1))), CommandResponse::Applied);
+    }
+
     #[test]
     fn epochs_never_decrease_and_one_failover_per_epoch() {
         let mut s = monitored();
@@ -683,6 +797,7 @@ mod tests {
             leader: 1,
             manual: false,
             coordinated: false,
+            force: false,
             by: None,
         };
         assert_eq!(s.apply(&start(1)), CommandResponse::Applied);
@@ -707,6 +822,7 @@ mod tests {
             leader: 1,
             manual: false,
             coordinated: false,
+            force: false,
             by: None,
         });
         let take = |epoch, leader| Command::FailoverTakeover {
@@ -747,6 +863,7 @@ mod tests {
             leader: 1,
             manual: true,
             coordinated: true,
+            force: false,
             by: Some(1),
         });
         let published = |epoch, node| Command::SwitchPublished {
@@ -872,6 +989,7 @@ mod tests {
             leader: 1,
             manual: false,
             coordinated: false,
+            force: false,
             by: Some(1),
         }));
         ok(s.apply(&Command::FailoverPhase {
@@ -996,6 +1114,7 @@ mod tests {
             leader: 7,
             manual: true,
             coordinated: false,
+            force: false,
             by: Some(1),
         };
         assert!(matches!(s.apply(&start), CommandResponse::Rejected(_)));

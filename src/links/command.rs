@@ -95,7 +95,7 @@ struct Dropped;
 pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
     // A name is resolved at each connect (pods come back with new IPs):
     // the core learns the IP, which it shows without announce-hostnames.
-    let connected = match resolve(&ctx.spec.host, ctx.spec.port).await {
+    let opened = match resolve(&ctx.spec.host, ctx.spec.port).await {
         Ok(addr) => {
             let ip = addr.ip().to_string();
             if ip != ctx.spec.host {
@@ -105,6 +105,15 @@ pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
             connect_from(&ip, ctx.spec.port, ctx.bind_source).await
         }
         Err(err) => Err(err),
+    };
+    let connected = match opened {
+        Ok((stream, local_ip)) => match &ctx.tls {
+            None => return serve(ctx, stream, local_ip, rx).await,
+            Some(tls) => super::tls::connect(tls, &ctx.spec.host, stream)
+                .await
+                .map(|s| (s, local_ip)),
+        },
+        Err(e) => Err(e),
     };
     match connected {
         Ok((stream, local_ip)) => serve(ctx, stream, local_ip, rx).await,
@@ -544,6 +553,7 @@ mod tests {
             spec,
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         };
         let link = CmdLink {
@@ -612,6 +622,7 @@ mod tests {
             spec: spec(Vec::new()),
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         };
         let task = tokio::spawn(serve(ctx, ours, "127.0.0.1".into(), cmds));
@@ -793,6 +804,7 @@ mod tests {
                 },
                 gen: 1,
                 bind_source: None,
+                tls: None,
                 out,
             };
             let (_tx, cmds) = mpsc::unbounded_channel();
@@ -846,6 +858,7 @@ mod tests {
             },
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         };
         // The node may still be starting: retry the connect a few times.

@@ -16,6 +16,7 @@ pub mod command;
 pub mod connect;
 pub mod pubsub;
 pub mod registry;
+pub mod tls;
 
 use tokio::sync::mpsc;
 
@@ -74,6 +75,8 @@ pub struct LinkCtx {
     pub gen: u64,
     /// `bind-source-addr`, if configured.
     pub bind_source: Option<std::net::IpAddr>,
+    /// `tls-replication yes`: the TLS client configuration of every link.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub out: mpsc::UnboundedSender<LinkMsg>,
 }
 
@@ -188,6 +191,7 @@ mod tests {
             },
             gen: 1,
             bind_source: None,
+            tls: None,
             out,
         }
     }

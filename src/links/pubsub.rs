@@ -22,8 +22,15 @@ use crate::resp::{write_command, Frame, FrameReader, Limits};
 /// Connects, then runs the link until the connection fails or the driver
 /// drops it.
 pub async fn run(ctx: LinkCtx) {
-    match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
-        Ok((stream, _local_ip)) => serve(ctx, stream).await,
+    let connected = match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+        Ok((stream, _local_ip)) => match &ctx.tls {
+            None => return serve(ctx, stream).await,
+            Some(tls) => super::tls::connect(tls, &ctx.spec.host, stream).await,
+        },
+        Err(e) => Err(e),
+    };
+    match connected {
+        Ok(stream) => serve(ctx, stream).await,
         Err(err) => {
             tracing::trace!(
                 "-pubsub-link-reconnection {}:{} #{err}",
@@ -172,6 +179,7 @@ mod tests {
                     },
                     gen: 1,
                     bind_source: None,
+                    tls: None,
                     out,
                 },
                 rx,

@@ -42,6 +42,7 @@ pub struct Registry {
     peers: HashMap<PeerKey, PeerConn>,
     next_gen: u64,
     bind_source: Option<IpAddr>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     out: mpsc::UnboundedSender<LinkMsg>,
 }
 
@@ -59,12 +60,17 @@ impl PeerKey {
 }
 
 impl Registry {
-    pub fn new(out: mpsc::UnboundedSender<LinkMsg>, bind_source: Option<IpAddr>) -> Registry {
+    pub fn new(
+        out: mpsc::UnboundedSender<LinkMsg>,
+        bind_source: Option<IpAddr>,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Registry {
         Registry {
             map: HashMap::new(),
             peers: HashMap::new(),
             next_gen: 0,
             bind_source,
+            tls,
             out,
         }
     }
@@ -75,6 +81,7 @@ impl Registry {
             spec: spec.clone(),
             gen: self.next_gen,
             bind_source: self.bind_source,
+            tls: self.tls.clone(),
             out: self.out.clone(),
         }
     }
@@ -294,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn stale_link_messages_are_dropped() {
         let (out, _results) = mpsc::unbounded_channel();
-        let mut reg = Registry::new(out, None);
+        let mut reg = Registry::new(out, None, None);
         let mut inputs = Vec::new();
         let master = spec(7, InstanceKind::Master);
         reg.connect(master.clone(), &mut inputs);
@@ -328,7 +335,7 @@ mod tests {
     #[tokio::test]
     async fn peer_instances_share_one_connection() {
         let (out, _results) = mpsc::unbounded_channel();
-        let mut reg = Registry::new(out, None);
+        let mut reg = Registry::new(out, None, None);
         let mut inputs = Vec::new();
         reg.connect(spec(1, InstanceKind::Sentinel), &mut inputs);
         reg.connect(spec(2, InstanceKind::Sentinel), &mut inputs);

@@ -129,7 +129,8 @@ impl Default for SentinelFormat {
     }
 }
 
-struct MessageOnly(String);
+/// The `message` field of an event, alone.
+pub(super) struct MessageOnly(pub(super) String);
 
 impl tracing::field::Visit for MessageOnly {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
@@ -170,28 +171,39 @@ where
     }
 }
 
-/// `21 Nov 2026 23:40:01.123` in local time, like redis' log lines.
-fn timestamp() -> String {
+/// Now, in local time (None if the C library cannot say), with the
+/// milliseconds and the seconds since the epoch.
+pub(super) fn local_now() -> (Option<libc::tm>, u32, u64) {
     // Log timestamps are wall-clock by nature; this is an edge.
     #[allow(clippy::disallowed_methods)]
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs() as libc::time_t;
-    let millis = now.subsec_millis();
     // SAFETY: localtime_r only writes into the provided, zero-initialised struct.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
-    if !ok {
-        return format!("{}.{:03}", now.as_secs(), millis);
-    }
+    (ok.then_some(tm), now.subsec_millis(), now.as_secs())
+}
+
+/// The month's abbreviation, as `%h` prints it.
+pub(super) fn month(tm: &libc::tm) -> &'static str {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let month = MONTHS
+    MONTHS
         .get(usize::try_from(tm.tm_mon).unwrap_or(0))
         .copied()
-        .unwrap_or("Jan");
+        .unwrap_or("Jan")
+}
+
+/// `21 Nov 2026 23:40:01.123` in local time, like redis' log lines.
+fn timestamp() -> String {
+    let (tm, millis, secs) = local_now();
+    let Some(tm) = tm else {
+        return format!("{secs}.{millis:03}");
+    };
+    let month = month(&tm);
     let mut s = String::with_capacity(24);
     let _ = write!(
         s,
@@ -277,9 +289,24 @@ mod filter_tests {
 }
 
 /// Builds the subscriber described by the config without installing it.
+/// The process's subscriber: lines to `logfile` (or standard output), and
+/// with `syslog-enabled` each line's message to syslog as well (as Redis
+/// does both).
 pub fn build(cfg: &ServerConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    build_at(cfg, std::path::Path::new(super::syslog::DEV_LOG))
+}
+
+/// [`build`], with the syslog socket at `syslog_path`.
+pub(crate) fn build_at(
+    cfg: &ServerConfig,
+    syslog_path: &std::path::Path,
+) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    use tracing_subscriber::layer::SubscriberExt;
     let filter = level_filter(&cfg.loglevel)?;
     let sink = LogSink::from_config(cfg)?;
+    let syslog = cfg
+        .syslog_enabled
+        .then(|| super::syslog::Syslog::new(syslog_path, &cfg.syslog_ident, &cfg.syslog_facility));
     if cfg.log_format.eq_ignore_ascii_case("json") {
         Ok(Box::new(
             tracing_subscriber::fmt()
@@ -287,7 +314,8 @@ pub fn build(cfg: &ServerConfig) -> Result<Box<dyn Subscriber + Send + Sync>, Lo
                 .with_env_filter(env_filter(filter))
                 .with_ansi(false)
                 .with_writer(sink)
-                .finish(),
+                .finish()
+                .with(syslog),
         ))
     } else {
         Ok(Box::new(
@@ -295,7 +323,8 @@ pub fn build(cfg: &ServerConfig) -> Result<Box<dyn Subscriber + Send + Sync>, Lo
                 .event_format(SentinelFormat::new())
                 .with_env_filter(env_filter(filter))
                 .with_writer(sink)
-                .finish(),
+                .finish()
+                .with(syslog),
         ))
     }
 }

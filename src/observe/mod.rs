@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod log;
 pub mod scripts;
+pub mod syslog;
 
 use std::sync::OnceLock;
 

@@ -152,12 +152,13 @@ pub async fn run_driver(
     driver: Arc<Driver>,
     mut actions: mpsc::UnboundedReceiver<Action>,
     bind_source: Option<std::net::IpAddr>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     shutdown: CancellationToken,
 ) {
     let (out, mut results) = mpsc::unbounded_channel();
     let mut links = Links {
         driver: driver.clone(),
-        registry: Registry::new(out, bind_source),
+        registry: Registry::new(out, bind_source, tls),
         extra: Vec::new(),
     };
     let mut tick = tokio::time::interval(TICK);

@@ -624,6 +624,7 @@ pub(crate) mod tests {
             shared.clone(),
             inbox.links,
             None,
+            None,
             daemon.shutdown.clone(),
         ));
         let hold = tokio::spawn(async move {
@@ -681,6 +682,7 @@ pub(crate) mod tests {
         let driver = tokio::spawn(run_driver(
             shared.clone(),
             inbox.links,
+            None,
             None,
             daemon.shutdown.clone(),
         ));

@@ -58,6 +58,8 @@ pub struct ClientHandle {
     pub addr: String,
     pub laddr: String,
     pub fd: i32,
+    /// A `unixsocket` client (CLIENT LIST flag `U`).
+    pub unix: bool,
     pub created: Instant,
     /// Cancelled to close the connection (CLIENT KILL, overflow, shutdown).
     pub kill: CancellationToken,
@@ -93,6 +95,7 @@ impl ClientHandle {
             addr,
             laddr,
             fd,
+            unix: false,
             created: now,
             kill: CancellationToken::new(),
             state: Mutex::new(ClientState {
@@ -141,6 +144,9 @@ impl ClientHandle {
             if s.tracking.bcast {
                 flags.push('B');
             }
+        }
+        if self.unix {
+            flags.push('U');
         }
         if s.no_evict {
             flags.push('e');

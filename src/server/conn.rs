@@ -17,8 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
@@ -39,13 +38,64 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Redis's first query buffer allocation (what CLIENT LIST's qbuf-free shows).
 const QBUF_INITIAL: usize = 20474;
 
-/// Runs a client connection until it closes, is killed, or the daemon shuts down.
-pub async fn run(
+/// A TLS handshake not finished in this time closes the connection.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a plain TCP client connection (its owned socket halves, no extra
+/// layer) until it closes, is killed, or the daemon shuts down.
+pub async fn run_plain(
     server: Arc<Server>,
     stream: TcpStream,
     handle: Arc<ClientHandle>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
+    let (rd, wr) = stream.into_split();
+    run(server, rd, wr, handle, permit).await
+}
+
+/// Runs a client of `tls-port`: the TLS handshake (bounded), then the same
+/// connection loop over the TLS stream. A failed handshake (a plain client,
+/// a certificate the CA did not sign, a missing client certificate) closes
+/// the connection with Redis's log line.
+pub async fn run_tls(
+    server: Arc<Server>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    handle: Arc<ClientHandle>,
+    permit: OwnedSemaphorePermit,
+) {
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match r {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("TLS handshake timed out".to_string()),
+        },
+        _ = handle.kill.cancelled() => Err("killed during the TLS handshake".to_string()),
+        _ = server.shutdown.cancelled() => Err("shutting down".to_string()),
+    };
+    match handshake {
+        Ok(tls) => {
+            let (rd, wr) = tokio::io::split(tls);
+            run(server, rd, wr, handle, permit).await
+        }
+        Err(e) => {
+            tracing::warn!("Error accepting a client connection: {e}");
+            server.registry.remove(handle.id);
+        }
+    }
+}
+
+/// Runs a client connection until it closes, is killed, or the daemon shuts down.
+pub(super) async fn run<R, W>(
+    server: Arc<Server>,
+    rd: R,
+    wr: W,
+    handle: Arc<ClientHandle>,
+    _permit: OwnedSemaphorePermit,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
     let subscriber = Subscriber {
         id: handle.id,
@@ -53,7 +103,6 @@ pub async fn run(
         kill: handle.kill.clone(),
     };
     let authenticated = server.acl().default_nopass();
-    let (rd, wr) = stream.into_split();
     let server_limits = server.limits;
     let mut conn = Conn {
         sess: Session::new(handle.clone(), subscriber, authenticated),
@@ -76,12 +125,12 @@ pub async fn run(
 }
 
 /// One connection's socket, buffers and session.
-struct Conn {
+struct Conn<R, W> {
     server: Arc<Server>,
     handle: Arc<ClientHandle>,
     sess: Session,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: R,
+    wr: W,
     /// Received bytes not parsed yet.
     buf: BytesMut,
     parser: RequestParser,
@@ -93,7 +142,7 @@ struct Conn {
     held: usize,
 }
 
-impl Conn {
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     async fn serve(&mut self) {
         loop {
             if self.run_buffered().await.is_break() {
@@ -272,7 +321,8 @@ impl Conn {
         self.handle.state().obl = data.len();
         let server = &self.server;
         tokio::select! {
-            r = self.wr.write_all(data) => {
+            // flush: a no-op on plain TCP; TLS may hold the last record.
+            r = async { self.wr.write_all(data).await?; self.wr.flush().await } => {
                 r.map_err(|_| ())?;
                 add(&server.stats.net_output_bytes, data.len() as u64);
                 add(&server.stats.writes_processed, 1);

@@ -12,8 +12,8 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tokio::time::Instant;
 
 use super::client::ClientHandle;
@@ -48,6 +48,12 @@ pub enum BindError {
     },
     #[error("Failed listening on port {0} (tcp), aborting.")]
     NoListener(u16),
+    #[error("Failed to configure TLS: {0}")]
+    Tls(String),
+    #[error("Failed opening Unix socket: {0}")]
+    Unix(String),
+    #[error("Configured to not listen anywhere, exiting.")]
+    Nowhere,
 }
 
 fn listen_on(ip: IpAddr, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
@@ -80,10 +86,98 @@ fn listen_on(ip: IpAddr, port: u16, backlog: u32) -> std::io::Result<TcpListener
     sock.listen(backlog)
 }
 
-/// Binds the configured addresses (must run inside a tokio runtime).
-pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, BindError> {
-    if cfg.port == 0 {
-        // `port 0`: no TCP listener (Redis then serves TLS only, if configured).
+/// The client listeners: `port` (plain TCP) and `tls-port` with its TLS
+/// configuration.
+pub struct Listeners {
+    pub plain: Vec<TcpListener>,
+    pub tls: Vec<TcpListener>,
+    pub tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// `unixsocket`, with its path as configured.
+    pub unix: Option<(UnixListener, String)>,
+}
+
+impl Listeners {
+    /// Plain listeners only (tests).
+    pub fn plain(plain: Vec<TcpListener>) -> Listeners {
+        Listeners {
+            plain,
+            tls: Vec::new(),
+            tls_config: None,
+            unix: None,
+        }
+    }
+}
+
+/// Binds the configured addresses on `port` and `tls-port` (must run inside
+/// a tokio runtime). The TLS configuration was checked when the
+/// configuration loaded; it is read again here from the working directory
+/// (`dir`).
+pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Listeners, BindError> {
+    let tls_config = if cfg.tls_port == 0 {
+        None
+    } else {
+        Some(
+            crate::links::tls::server_config(&cfg.tls, std::path::Path::new("."))
+                .map_err(|e| BindError::Tls(format!("{}: {e}", e.directive)))?,
+        )
+    };
+    if cfg.port == 0 && cfg.tls_port == 0 && cfg.unixsocket.is_none() {
+        return Err(BindError::Nowhere);
+    }
+    Ok(Listeners {
+        plain: bind_port(cfg, cfg.port)?,
+        tls: bind_port(cfg, cfg.tls_port)?,
+        tls_config,
+        unix: bind_unix(cfg)?,
+    })
+}
+
+/// `unixsocket` (relative to `dir`, the working directory), as Redis binds
+/// it: a stale file at the path is removed first, the mode set to
+/// `unixsocketperm` when not 0, the backlog `tcp-backlog`.
+fn bind_unix(cfg: &ServerConfig) -> Result<Option<(UnixListener, String)>, BindError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = &cfg.unixsocket else {
+        return Ok(None);
+    };
+    let failed = |e: std::io::Error| BindError::Unix(format!("{path}: {e}"));
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).map_err(failed)?;
+    let backlog = cfg.tcp_backlog.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: listen(2) again on a listening socket only resizes its backlog.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } != 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    if cfg.unixsocketperm != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.unixsocketperm))
+            .map_err(failed)?;
+    }
+    Ok(Some((l, path.clone())))
+}
+
+/// A listening socket of any kind, and what it accepted.
+enum Listener {
+    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
+    Unix(UnixListener, String),
+}
+
+enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l, _) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+}
+
+/// `port 0` (or `tls-port 0`): no listener for it.
+fn bind_port(cfg: &ServerConfig, port: u16) -> Result<Vec<TcpListener>, BindError> {
+    if port == 0 {
         return Ok(Vec::new());
     }
     let binds: Vec<String> = if cfg.bind.is_empty() {
@@ -104,33 +198,50 @@ pub async fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<TcpListener>, Bind
                 .parse()
                 .map_err(|_| BindError::BadAddress(b.clone()))?,
         };
-        match listen_on(ip, cfg.port, cfg.tcp_backlog) {
+        match listen_on(ip, port, cfg.tcp_backlog) {
             Ok(l) => out.push(l),
             Err(e) if optional => {
                 tracing::debug!("optional bind {name} skipped: {e}");
             }
             Err(source) => {
                 return Err(BindError::Bind {
-                    addr: format!("{name}:{}", cfg.port),
+                    addr: format!("{name}:{port}"),
                     source,
                 })
             }
         }
     }
     if out.is_empty() {
-        return Err(BindError::NoListener(cfg.port));
+        return Err(BindError::NoListener(port));
     }
     Ok(out)
 }
 
 /// Accepts clients on every listener until `h.shutdown` is cancelled,
 /// then waits (briefly) for the connections to close.
-pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
+pub async fn serve(h: super::Handles, listeners: Listeners) {
+    // INFO's tcp_port: `port`, else `tls-port` (as Redis).
     let port = listeners
+        .plain
         .first()
+        .or(listeners.tls.first())
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.port())
         .unwrap_or(0);
+    let acceptor = listeners.tls_config.map(tokio_rustls::TlsAcceptor::from);
+    let unix_path = listeners.unix.as_ref().map(|(_, p)| p.clone());
+    let all: Vec<Listener> = listeners
+        .plain
+        .into_iter()
+        .map(|l| Listener::Tcp(l, None))
+        .chain(
+            listeners
+                .tls
+                .into_iter()
+                .map(|l| Listener::Tcp(l, acceptor.clone())),
+        )
+        .chain(listeners.unix.map(|(l, p)| Listener::Unix(l, p)))
+        .collect();
     let shutdown = h.shutdown.clone();
     let server = match Server::new(h, port) {
         Ok(s) => Arc::new(s),
@@ -156,7 +267,7 @@ pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
             }
         });
     }
-    for l in listeners {
+    for l in all {
         let server = server.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -164,7 +275,20 @@ pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
             loop {
                 tokio::select! {
                     r = l.accept() => match r {
-                        Ok((stream, _)) => accept(&server, stream, &mut conns).await,
+                        Ok(Accepted::Tcp(stream)) => {
+                            let tls = match &l {
+                                Listener::Tcp(_, tls) => tls.as_ref(),
+                                Listener::Unix(..) => None,
+                            };
+                            accept(&server, stream, tls, &mut conns).await
+                        }
+                        Ok(Accepted::Unix(stream)) => {
+                            let path = match &l {
+                                Listener::Unix(_, p) => p.as_str(),
+                                Listener::Tcp(..) => "",
+                            };
+                            accept_unix(&server, stream, path, &mut conns).await
+                        }
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
                             tracing::warn!("Accepting client connection: {e}");
@@ -183,6 +307,10 @@ pub async fn serve(h: super::Handles, listeners: Vec<TcpListener>) {
         });
     }
     while tasks.join_next().await.is_some() {}
+    // As Redis at shutdown: the socket file goes with the daemon.
+    if let Some(path) = unix_path {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Sent (then the connection is closed) to non-loopback clients while
@@ -199,18 +327,78 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Writes a refusal and drops the connection (bounded: the client is
-/// closed either way).
-async fn refuse(mut stream: TcpStream, msg: &[u8]) {
+/// closed either way). On the TLS port the connection is only closed: plain
+/// bytes would be garbage to a client that expects a handshake, and doing
+/// the handshake first would spend the work the refusal saves.
+async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    msg: &[u8],
+) {
+    if tls.is_some() {
+        return;
+    }
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(msg)).await;
 }
 
-async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task::JoinSet<()>) {
-    let Ok(permit) = server.slots.clone().try_acquire_owned() else {
-        add(&server.stats.rejected_connections, 1);
-        refuse(stream, b"-ERR max number of clients reached\r\n").await;
+/// A client of `unixsocket`: local, so protected mode lets it in (as
+/// Redis); CLIENT LIST shows `addr=<path>:0 laddr=<path>:0` and flag `U`.
+async fn accept_unix(
+    server: &Arc<Server>,
+    stream: UnixStream,
+    path: &str,
+    conns: &mut tokio::task::JoinSet<()>,
+) {
+    let mut stream = stream;
+    let Some(permit) = slot(server, &mut stream, None).await else {
         return;
     };
+    let addr = format!("{path}:0");
+    let handle = register(server, addr.clone(), addr, stream.as_raw_fd(), true);
+    let (rd, wr) = stream.into_split();
+    conns.spawn(conn::run(server.clone(), rd, wr, handle, permit));
+}
+
+/// A connection slot (`maxclients`), or the refusal sent and None.
+async fn slot<S: AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    stream: &mut S,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let Ok(permit) = server.slots.clone().try_acquire_owned() else {
+        add(&server.stats.rejected_connections, 1);
+        refuse(stream, tls, b"-ERR max number of clients reached\r\n").await;
+        return None;
+    };
     add(&server.stats.connections_received, 1);
+    Some(permit)
+}
+
+/// The client's entry in the registry (CLIENT LIST, CLIENT KILL).
+fn register(
+    server: &Arc<Server>,
+    addr: String,
+    laddr: String,
+    fd: std::os::fd::RawFd,
+    unix: bool,
+) -> Arc<ClientHandle> {
+    let mut handle = ClientHandle::new(server.registry.next_id(), addr, laddr, fd, Instant::now());
+    handle.unix = unix;
+    let handle = Arc::new(handle);
+    server.registry.add(handle.clone());
+    handle
+}
+
+async fn accept(
+    server: &Arc<Server>,
+    stream: TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    conns: &mut tokio::task::JoinSet<()>,
+) {
+    let mut stream = stream;
+    let Some(permit) = slot(server, &mut stream, tls).await else {
+        return;
+    };
     let protected = server
         .config
         .lock()
@@ -219,7 +407,7 @@ async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task
     if protected && server.acl().default_nopass() {
         if let Ok(peer) = stream.peer_addr() {
             if !is_loopback(peer.ip()) {
-                refuse(stream, PROTECTED_MODE_DENIED).await;
+                refuse(&mut stream, tls, PROTECTED_MODE_DENIED).await;
                 return;
             }
         }
@@ -238,16 +426,17 @@ async fn accept(server: &Arc<Server>, stream: TcpStream, conns: &mut tokio::task
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let fd = stream.as_raw_fd();
-    let handle = Arc::new(ClientHandle::new(
-        server.registry.next_id(),
-        addr,
-        laddr,
-        fd,
-        Instant::now(),
-    ));
-    server.registry.add(handle.clone());
-    conns.spawn(conn::run(server.clone(), stream, handle, permit));
+    let handle = register(server, addr, laddr, stream.as_raw_fd(), false);
+    match tls {
+        None => conns.spawn(conn::run_plain(server.clone(), stream, handle, permit)),
+        Some(acceptor) => conns.spawn(conn::run_tls(
+            server.clone(),
+            acceptor.clone(),
+            stream,
+            handle,
+            permit,
+        )),
+    };
 }
 
 /// TCP keepalive as Redis's `anetKeepAlive` sets it: probes after `interval`

@@ -62,7 +62,7 @@ use crate::consensus::rpc::Counters;
 use crate::core::{Action, Input, Millis, Sentinel};
 use crate::observe::scripts::ScriptQueue;
 
-pub use listen::{bind_listeners, serve, BindError};
+pub use listen::{bind_listeners, serve, BindError, Listeners};
 
 /// What the server may do with the core (the runtime implements it): a short
 /// synchronous section on it, then hand over what the core asked for. The

@@ -52,10 +52,12 @@ pub enum SentinelCmd<'a> {
         pattern: &'a [u8],
     },
     /// `coordinated`: Valkey's `COORDINATED` argument, a coordinated
-    /// switchover whatever the master's `coordinated-failover` says.
+    /// switchover whatever the master's `coordinated-failover` says;
+    /// `force`: raftinel's `FORCE`, selection without the history rules.
     Failover {
         name: Cow<'a, str>,
         coordinated: bool,
+        force: bool,
     },
     CkQuorum(Cow<'a, str>),
     FlushConfig,
@@ -150,14 +152,19 @@ impl<'a> SentinelCmd<'a> {
             "reset" => SentinelCmd::Reset {
                 pattern: a.bytes(0)?,
             },
-            "failover" => SentinelCmd::Failover {
-                name: a.text(0)?,
-                coordinated: match a.rest.get(1) {
-                    None => false,
-                    Some(w) if w.eq_ignore_ascii_case(b"coordinated") => true,
+            "failover" => {
+                let (coordinated, force) = match a.rest.get(1) {
+                    None => (false, false),
+                    Some(w) if w.eq_ignore_ascii_case(b"coordinated") => (true, false),
+                    Some(w) if w.eq_ignore_ascii_case(b"force") => (false, true),
                     Some(_) => return Err(Frame::error("ERR syntax error")),
-                },
-            },
+                };
+                SentinelCmd::Failover {
+                    name: a.text(0)?,
+                    coordinated,
+                    force,
+                }
+            }
             "ckquorum" => SentinelCmd::CkQuorum(a.text(0)?),
             "flushconfig" => SentinelCmd::FlushConfig,
             "is-master-down-by-addr" => SentinelCmd::IsMasterDownByAddr {
@@ -275,9 +282,17 @@ impl<'a> SentinelCmd<'a> {
                 );
                 Outcome::Reply(Frame::Integer(n as i64))
             }
-            SentinelCmd::Failover { name, coordinated } => reply(
-                core.failover(&name, coordinated, now, out)
-                    .map(|()| Frame::ok()),
+            SentinelCmd::Failover {
+                name,
+                coordinated,
+                force,
+            } => reply(
+                if force {
+                    core.failover_forced(&name, now, out)
+                } else {
+                    core.failover(&name, coordinated, now, out)
+                }
+                .map(|()| Frame::ok()),
             ),
             SentinelCmd::CkQuorum(name) => reply(core.ckquorum(&name).map(Frame::Simple)),
             SentinelCmd::FlushConfig => {

@@ -226,8 +226,9 @@ pub fn resolve(argv: &[Vec<u8>]) -> Result<Resolved, LookupError> {
     Ok(r)
 }
 
-/// `SENTINEL FAILOVER <master> COORDINATED`, Valkey's form, is taken on top
-/// of 7.0.15's arity (which COMMAND keeps reporting).
+/// `SENTINEL FAILOVER <master> COORDINATED`, Valkey's form, and
+/// `SENTINEL FAILOVER <master> FORCE` are taken on top of 7.0.15's arity
+/// (which COMMAND keeps reporting).
 fn valkey_form(r: &Resolved, argc: i32) -> bool {
     argc == 4 && r.fullname() == "sentinel|failover"
 }

@@ -23,7 +23,10 @@ async fn start(cfg: ServerConfig) -> Harness {
     let (shared, inboxes) = Daemon::new(core, cfg, None, tokio::time::Instant::now());
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
-    tokio::spawn(super::serve(shared.server_handles(), vec![l]));
+    tokio::spawn(super::serve(
+        shared.server_handles(),
+        super::Listeners::plain(vec![l]),
+    ));
     Harness {
         shared,
         port,
@@ -543,16 +546,16 @@ async fn configured_request_limits_are_in_force() {
     );
 }
 
-/// Valkey's `SENTINEL FAILOVER <master> COORDINATED` form is taken (an
-/// unknown master answers as usual); another fourth word is a syntax error,
-/// and COMMAND keeps 7.0.15's arity.
+/// Valkey's `SENTINEL FAILOVER <master> COORDINATED` form and raftinel's
+/// `FORCE` are taken (an unknown master answers as usual); another fourth
+/// word is a syntax error, and COMMAND keeps 7.0.15's arity.
 #[tokio::test]
 async fn failover_takes_valkeys_coordinated_argument() {
     let h = start(ServerConfig::default()).await;
     roundtrip(
         &h,
-        b"SENTINEL FAILOVER nope COORDINATED\r\nSENTINEL FAILOVER nope coordinated\r\nSENTINEL FAILOVER nope now\r\nSENTINEL FAILOVER nope a b\r\n",
-        b"-ERR No such master with that name\r\n-ERR No such master with that name\r\n-ERR syntax error\r\n-ERR wrong number of arguments for 'sentinel|failover' command\r\n",
+        b"SENTINEL FAILOVER nope COORDINATED\r\nSENTINEL FAILOVER nope coordinated\r\nSENTINEL FAILOVER nope force\r\nSENTINEL FAILOVER nope now\r\nSENTINEL FAILOVER nope a b\r\n",
+        b"-ERR No such master with that name\r\n-ERR No such master with that name\r\n-ERR No such master with that name\r\n-ERR syntax error\r\n-ERR wrong number of arguments for 'sentinel|failover' command\r\n",
     )
     .await;
 }

@@ -261,7 +261,7 @@ fn starts_from_config_written_by_redis_sentinel() {
 
 /// Run raftinel on a bad config: exit status 64, `sentinel.conf:<line>` on
 /// stderr, and the port never accepted a connection.
-fn assert_bad_config(body: &str, line: usize) {
+pub(crate) fn assert_bad_config(body: &str, line: usize) {
     let dir = tempfile::Builder::new()
         .prefix("it-badconf-")
         .tempdir()
@@ -520,4 +520,89 @@ fn runs_as_redis_sentinel_and_redis_server_sentinel() {
         );
         p.kill();
     }
+}
+
+/// `syslog-enabled yes`: the daemon and redis-sentinel, each with the
+/// same `syslog-ident` and `syslog-facility`, send the same datagram for
+/// the same `+monitor` line to `/dev/log` (the date and pid aside). Each
+/// runs in a mount namespace of its own whose `/dev/log` is this test's
+/// socket. `+monitor` is a warning line: local3 (19) * 8 + 4. Needs root
+/// and unshare(1).
+#[test]
+fn syslog_lines_as_redis_sentinel_sends_them() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || which("unshare").is_none() {
+        skip_or_fail("root and unshare (a mount namespace for /dev/log)");
+        return;
+    }
+    let Some(oracle) = which("redis-sentinel") else {
+        skip_or_fail("redis-sentinel");
+        return;
+    };
+    let master = RedisNode::start();
+    let line = |bin: &Path| -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let sock = std::os::unix::net::UnixDatagram::bind(dir.path().join("log")).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let port = free_port();
+        fs::write(
+            dir.path().join("s.conf"),
+            format!(
+                "port {port}\nsyslog-enabled yes\nsyslog-ident sentinel-x\n\
+                 syslog-facility local3\nsentinel monitor {MASTER} 127.0.0.1 {} 1\n",
+                master.port
+            ),
+        )
+        .unwrap();
+        // /dev as a fresh tmpfs holding only null and log, bound to the
+        // host's /dev/null and to this test's socket.
+        let script = format!(
+            "set -e; touch {d}/null; mount --bind /dev/null {d}/null; \
+             mount -t tmpfs none /dev; touch /dev/null /dev/log; \
+             mount --bind {d}/null /dev/null; mount --bind {d}/log /dev/log; \
+             exec {} {d}/s.conf",
+            bin.display()
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+        let _proc = Proc::spawn(
+            cmd,
+            "syslog",
+            &dir.path().join("stdout"),
+            &dir.path().join("stderr"),
+        );
+        let mut buf = vec![0u8; 65536];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let d = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if d.contains("+monitor") {
+                    return d;
+                }
+            }
+        }
+        panic!(
+            "no +monitor datagram from {}: {}",
+            bin.display(),
+            fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+        );
+    };
+    // `<PRI>Mmm dd hh:mm:ss ident[pid]: message` without the date and pid.
+    let shape = |d: &str| -> String {
+        let (head, rest) = d.split_at(d.find('>').unwrap() + 1);
+        let ident = &rest[16..rest.find('[').unwrap()];
+        let message = &rest[rest.find("]: ").unwrap() + 3..];
+        format!("{head} {ident} {message}")
+    };
+    let ours = line(&raftinel_bin());
+    let theirs = line(&oracle);
+    assert_eq!(shape(&ours), shape(&theirs), "{ours}\n{theirs}");
+    assert_eq!(
+        shape(&ours),
+        format!(
+            "<156> sentinel-x +monitor master {MASTER} 127.0.0.1 {} quorum 1",
+            master.port
+        )
+    );
 }

@@ -40,7 +40,10 @@
 //! fuzzing of the parsers and of RAFTINEL requests to a live daemon),
 //! `rehearsal` (the rendered StatefulSet run pod by pod in network
 //! namespaces, as a kubelet would, through deletions, a new IP, a wiped
-//! volume, a cold start, a rolling restart and scaling; needs root).
+//! volume, a cold start, a rolling restart and scaling; needs root), `tls`
+//! (the TLS port beside redis-sentinel with the same certificates: redis-cli,
+//! redis-py, s_client; bad certificates and keys at load), `unixsocket`
+//! (the Unix socket listener beside redis-sentinel).
 
 // The integration tests drive real processes in real time from plain threads
 // (no tokio runtime to pause): wall-clock deadlines and poll sleeps are the
@@ -68,4 +71,6 @@ mod netsafe;
 mod raft;
 mod rehearsal;
 mod replay;
+mod tls;
 mod trust;
+mod unixsocket;

@@ -1,8 +1,13 @@
-//! The settled leader's corrections outside failovers: a node back as a
-//! master, a replica following the wrong master.
+//! The settled leader's work outside failovers: a node back as a
+//! master, a replica following the wrong master, the master's replication
+//! history recorded in the committed state.
 
-use super::{ask_info, reconfigure, same_addr, Target, FIX_RESEND_MS, LEADER_SETTLE_MS};
+use super::{
+    ask_info, reconfigure, same_addr, Target, FIX_RESEND_MS, HISTORY_INFO_MS, LEADER_SETTLE_MS,
+    REPROPOSE_MS,
+};
 use crate::core::event::EventKind;
+use crate::core::group::{Command, ReplHistory};
 use crate::core::instance::Role;
 use crate::core::sentinel::{emit, prefix, Sentinel};
 use crate::core::types::{Action, Millis};
@@ -105,5 +110,66 @@ impl Sentinel {
             // periodic INFO.
             ask_info(r, out);
         }
+    }
+
+    /// Leader only, no failover running, the master sane: its replication
+    /// history is recorded in the committed state when it first shows data
+    /// or reports another id than the record's (re-proposed every
+    /// `REPROPOSE_MS` until committed). The record keeps the offset of that
+    /// first report: `boot-redis` accepts a volume at or past it. Until the
+    /// record matches, the master's INFO is asked every
+    /// `HISTORY_INFO_MS` (the periodic one comes every 10 s).
+    pub(super) fn record_history(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if !self.settled_leader(now) {
+            return;
+        }
+        let m = &self.masters[mi];
+        let Some(cm) = self.cmaster(&m.inst.name) else {
+            return;
+        };
+        let recorded = |id: &str| cm.history.as_ref().is_some_and(|h| h.replid == id);
+        if cm.failover.is_some() || m.inst.repl_id.as_deref().is_some_and(recorded) {
+            return;
+        }
+        let stale = m
+            .inst
+            .info_refresh
+            .is_none_or(|t| now.saturating_sub(t) >= HISTORY_INFO_MS);
+        if stale
+            && !m.inst.link.info_inflight
+            && same_addr(&m.inst.host, m.inst.port, &cm.host, cm.port)
+        {
+            ask_info(&mut self.masters[mi].inst, out);
+            return;
+        }
+        if !self.master_looks_sane(mi, now) {
+            return;
+        }
+        let m = &self.masters[mi];
+        let Some(cm) = self.cmaster(&m.inst.name) else {
+            return;
+        };
+        let (Some(replid), Some(offset)) = (m.inst.repl_id.clone(), m.inst.repl_offset) else {
+            return;
+        };
+        let proposed_lately =
+            m.fo.history_proposed
+                .is_some_and(|t| now.saturating_sub(t) < REPROPOSE_MS);
+        if offset == 0 || proposed_lately {
+            return;
+        }
+        let cmd = Command::RecordHistory {
+            name: m.inst.name.clone(),
+            config_epoch: cm.config_epoch,
+            history: ReplHistory {
+                replid,
+                replid2: m.inst.repl_id2.clone().unwrap_or_default(),
+                offset,
+            },
+            by: None,
+        }
+        .signed(self.raft.node_id);
+        self.masters[mi].fo.history_proposed = Some(now);
+        out.push(Action::Propose(cmd));
     }
 }

@@ -79,7 +79,13 @@ impl Sentinel {
     /// local one too: a deployment migrated from redis-sentinel starts its
     /// group at epoch 0 while its config files carry the old epochs, and a
     /// switch must be newer than every daemon's config epoch to be applied.
-    pub(super) fn start_command(&mut self, name: &str, manual: bool, coordinated: bool) -> Command {
+    pub(super) fn start_command(
+        &mut self,
+        name: &str,
+        manual: bool,
+        coordinated: bool,
+        force: bool,
+    ) -> Command {
         let committed = self.committed.as_ref().map_or(0, |c| c.current_epoch);
         let local = self
             .masters
@@ -93,6 +99,7 @@ impl Sentinel {
             leader: self.raft.leader.unwrap_or(self.raft.node_id),
             manual,
             coordinated,
+            force,
             by: Some(self.raft.node_id),
         }
     }
@@ -113,7 +120,7 @@ impl Sentinel {
         if now.saturating_sub(want.proposed) < REPROPOSE_MS {
             return;
         }
-        let cmd = self.start_command(&name, true, want.coordinated);
+        let cmd = self.start_command(&name, true, want.coordinated, want.force);
         out.push(Action::Propose(cmd));
         if let Some(w) = self.masters[mi].fo.manual.as_mut() {
             w.proposed = now;
@@ -158,7 +165,7 @@ impl Sentinel {
             return;
         }
         let name = m.inst.name.clone();
-        let cmd = self.start_command(&name, false, false);
+        let cmd = self.start_command(&name, false, false, false);
         self.masters[mi].fo.start_proposed = Some(now);
         out.push(Action::Propose(cmd));
     }
@@ -195,10 +202,14 @@ impl Sentinel {
 
     /// SENTINEL FAILOVER: -INPROG, -NOGOODSLAVE, else propose a
     /// manual FailoverStart (re-proposed until committed) and answer +OK.
+    /// `force`: `SENTINEL FAILOVER <master> FORCE`, the operator accepting
+    /// the loss of the recorded history: the replica is chosen without the
+    /// history rules (never one reporting role:master).
     pub(crate) fn manual_failover(
         &mut self,
         mi: usize,
         coordinated: bool,
+        force: bool,
         now: Millis,
         out: &mut Vec<Action>,
     ) -> Result<(), crate::core::commands::CmdError> {
@@ -211,7 +222,7 @@ impl Sentinel {
         if busy {
             return Err(CmdError("INPROG Failover already in progress".into()));
         }
-        if self.select_for_failover(mi, now).is_none() {
+        if self.select_slave_as(&name, now, !force).is_none() {
             return Err(CmdError(
                 "NOGOODSLAVE No suitable replica to promote".into(),
             ));
@@ -224,11 +235,14 @@ impl Sentinel {
         // A planned switchover loses no acknowledged write unless the master
         // is set `coordinated-failover no` (Sentinel's plain failover) and
         // the command did not ask for it.
-        let coordinated = coordinated || !self.masters[mi].fo.plain_manual;
-        let cmd = self.start_command(&name, true, coordinated);
+        // FORCE is plain: the master it replaces is usually gone, and a
+        // coordinated switchover waits for it.
+        let coordinated = !force && (coordinated || !self.masters[mi].fo.plain_manual);
+        let cmd = self.start_command(&name, true, coordinated, force);
         out.push(Action::Propose(cmd));
         self.masters[mi].fo.manual = Some(ManualWant {
             coordinated,
+            force,
             since: now,
             proposed: now,
         });

@@ -823,6 +823,7 @@ impl GroupWorld {
                 leader: stranger,
                 manual: true,
                 coordinated: false,
+                force: false,
                 by: Some(stranger),
             },
             Command::Set {

@@ -343,18 +343,6 @@ fn forget_the_outside(r: &mut Rehearsal, mut outside: Outside, master: usize) {
     r.wait_all_ready(secs(60), "after the reset");
 }
 
-fn check_throughout(r: &Rehearsal) {
-    let f = r.findings.lock().unwrap();
-    let (two, live) = (f.two_ready_masters.clone(), f.liveness_failures.clone());
-    drop(f);
-    if !two.is_empty() {
-        r.fail(&format!("two Ready masters: {two:?}"));
-    }
-    if !live.is_empty() {
-        r.fail(&format!("liveness failures: {live:?}"));
-    }
-}
-
 #[test]
 fn standalone_redis_migrated_into_the_set() {
     let Some(mut r) = dev_rehearsal() else { return };
@@ -383,7 +371,7 @@ fn standalone_redis_migrated_into_the_set() {
     r.check_nothing_lost(&before, "written to the standalone server before the move");
     r.check_nothing_lost(&acked, "written through the set's daemons");
     forget_the_outside(&mut r, outside, master);
-    check_throughout(&r);
+    r.check_throughout();
     r.tl.note("done");
 }
 
@@ -424,6 +412,6 @@ fn bitnami_sentinel_set_migrated_into_the_set() {
     r.check_nothing_lost(&acked_new, "written through the set's daemons");
     // 6. The release removed, the daemons reset.
     forget_the_outside(&mut r, outside, master);
-    check_throughout(&r);
+    r.check_throughout();
     r.tl.note("done");
 }

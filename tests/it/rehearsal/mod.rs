@@ -572,6 +572,20 @@ impl Rehearsal {
         }
     }
 
+    /// What the kubelet watched for the whole run: never two Ready
+    /// masters, no liveness failure.
+    fn check_throughout(&self) {
+        let f = self.findings.lock().unwrap();
+        let (two, live) = (f.two_ready_masters.clone(), f.liveness_failures.clone());
+        drop(f);
+        if !two.is_empty() {
+            self.fail(&format!("two Ready masters: {two:?}"));
+        }
+        if !live.is_empty() {
+            self.fail(&format!("liveness failures: {live:?}"));
+        }
+    }
+
     fn fail(&self, what: &str) -> ! {
         let mut logs = String::new();
         if let Ok(dir) = fs::read_dir(self.log_dir()) {
@@ -1279,16 +1293,7 @@ fn rendered_statefulset_rehearsed_pod_by_pod() {
     });
     r.wait_voters(3, "after scaling back to 3");
 
-    // Throughout.
-    let f = r.findings.lock().unwrap();
-    let (two, live) = (f.two_ready_masters.clone(), f.liveness_failures.clone());
-    drop(f);
-    if !two.is_empty() {
-        r.fail(&format!("two Ready masters: {two:?}"));
-    }
-    if !live.is_empty() {
-        r.fail(&format!("liveness failures: {live:?}"));
-    }
+    r.check_throughout();
     r.agreed_master(secs(10));
     r.tl.note("done");
 }
