@@ -124,13 +124,14 @@ fn since(now: Millis, t: Millis) -> String {
 fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Description {
     let mut d: Description = Vec::with_capacity(21);
     let is_master = inst.kind == InstanceKind::Master;
+    let announce = s.globals.announce_hostnames;
     let (host, port) = if is_master {
         s.shown_addr(m)
     } else {
-        (inst.host.clone(), inst.port)
+        (inst.shown_host(announce).to_string(), inst.port)
     };
     let (extras, fdesc) = s.failover_desc(m, inst);
-    d.push(("name", inst.name.clone()));
+    d.push(("name", inst.shown_name(announce).into_owned()));
     d.push(("ip", host));
     d.push(("port", port.to_string()));
     d.push(("runid", inst.runid.clone().unwrap_or_default()));
@@ -515,17 +516,17 @@ impl Sentinel {
     /// committed address, the promoted replica's from reconf_slaves on.
     pub fn master_addr(&self, name: &str) -> Option<(String, u16)> {
         let m = self.masters.get(name)?;
-        Some(self.client_addr(m))
+        Some(self.show(m, self.client_addr(m)))
     }
 
-    /// SENTINEL MONITOR, with Sentinel's check order. `host_ok(host,
-    /// resolve_hostnames)` says whether the address is an IP literal (or
-    /// resolves, with resolve-hostnames).
+    /// SENTINEL MONITOR, with Sentinel's check order. `host_ip(host,
+    /// resolve_hostnames)` is the IP of the address: itself if an IP
+    /// literal, what it resolved to with resolve-hostnames, else None.
     pub fn monitor(
         &mut self,
         now: Millis,
         args: MonitorArgs<'_>,
-        host_ok: &dyn Fn(&str, bool) -> bool,
+        host_ip: &dyn Fn(&str, bool) -> Option<String>,
         out: &mut Vec<Action>,
     ) -> Result<(), CmdError> {
         let MonitorArgs {
@@ -539,9 +540,9 @@ impl Sentinel {
         if quorum <= 0 {
             return Err(CmdError::err("Quorum must be 1 or greater."));
         }
-        if !host_ok(host, self.globals.resolve_hostnames) {
+        let Some(ip) = host_ip(host, self.globals.resolve_hostnames) else {
             return Err(CmdError::err("Invalid IP address or hostname specified"));
-        }
+        };
         // Observed on 7.0.15: the port range is checked before the name.
         let port = u16::try_from(port).map_err(|_| CmdError::err("Invalid port number."))?;
         if self.masters.contains_key(name) {
@@ -552,7 +553,13 @@ impl Sentinel {
         ms.failover_timeout_ms = self.timing.default_failover_timeout;
         let mut m = master_from_state(&ms, &mut self.next_id, now);
         m.fo.start_seen = self.current_epoch;
-        let msg = format!("{} quorum {}", m.prefix(), m.quorum);
+        // Resolved now, as Sentinel does at MONITOR.
+        m.inst.ip = Some(ip);
+        let msg = format!(
+            "{} quorum {}",
+            m.prefix(self.globals.announce_hostnames),
+            m.quorum
+        );
         let register = crate::core::group::Command::Monitor {
             name: name.to_string(),
             host: m.inst.host.clone(),
@@ -574,7 +581,12 @@ impl Sentinel {
     /// SENTINEL REMOVE.
     pub fn remove(&mut self, name: &str, out: &mut Vec<Action>) -> Result<(), CmdError> {
         let m = self.master(name)?;
-        emit(out, EventKind::Unmonitor, m.prefix(), Some(name));
+        emit(
+            out,
+            EventKind::Unmonitor,
+            m.prefix(self.globals.announce_hostnames),
+            Some(name),
+        );
         let ids: Vec<_> = std::iter::once(m.inst.id)
             .chain(m.replicas.values().map(|r| r.id))
             .chain(m.sentinels.values().map(|s| s.id))
@@ -657,7 +669,7 @@ impl Sentinel {
                     group_sets.push(kv);
                 }
                 changes += 1;
-                let p = m.prefix();
+                let p = m.prefix(self.globals.announce_hostnames);
                 let msg = match nvals {
                     1 if opt == "auth-pass" => format!("{p} {option} ******"),
                     1 => format!("{p} {option} {}", vals[0]),
@@ -876,7 +888,7 @@ impl Sentinel {
         let Some(mi) = self
             .masters
             .values()
-            .position(|m| m.inst.host == ip && i64::from(m.inst.port) == port)
+            .position(|m| m.inst.at_host(ip) && i64::from(m.inst.port) == port)
         else {
             return Ok((0, "*".into(), 0));
         };

@@ -153,13 +153,25 @@ struct TickCtx {
 }
 
 /// `+sdown` (`down`) or `-sdown` for `inst` of master `master`.
-fn sdown_event(out: &mut Vec<Action>, down: bool, inst: &Instance, master: &Instance) {
+fn sdown_event(
+    out: &mut Vec<Action>,
+    down: bool,
+    inst: &Instance,
+    master: &Instance,
+    announce: bool,
+) {
     let m = MasterRef {
         name: &master.name,
-        host: &master.host,
+        host: master.shown_host(announce),
         port: master.port,
     };
-    let p = instance_prefix(inst.kind, &inst.name, &inst.host, inst.port, Some(m));
+    let p = instance_prefix(
+        inst.kind,
+        &inst.shown_name(announce),
+        inst.shown_host(announce),
+        inst.port,
+        Some(m),
+    );
     let kind = if down {
         EventKind::Sdown
     } else {
@@ -279,6 +291,7 @@ impl Sentinel {
         let group_votes = self.committed_down_votes(&m.inst.name);
         let in_group = self.raft.initialized;
         let voters = self.raft.voters;
+        let announce = self.globals.announce_hostnames;
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
@@ -296,10 +309,10 @@ impl Sentinel {
         // The master itself.
         per.run(&mut m.inst, &data_auth, t.info_period, out);
         if let Some(up) = check_sdown(&mut m.inst, now, t, m.reboot_down_after, out) {
-            sdown_event(out, up, &m.inst, &m.inst);
+            sdown_event(out, up, &m.inst, &m.inst, announce);
         }
-        odown_rule(m, now, group_votes, in_group, voters, out);
-        ask_peers(m, now, t, current_epoch, out);
+        odown_rule(m, now, (group_votes, in_group, voters), announce, out);
+        ask_peers(m, now, t, current_epoch, announce, out);
 
         // Replicas: INFO every second while the master is down or failing
         // over, or while the replica's own link to its master is down.
@@ -312,13 +325,13 @@ impl Sentinel {
             };
             per.run(r, &data_auth, period, out);
             if let Some(up) = check_sdown(r, now, t, 0, out) {
-                sdown_event(out, up, r, &m.inst);
+                sdown_event(out, up, r, &m.inst, announce);
             }
         }
         for s in m.sentinels.values_mut() {
             per.run(s, &ctx.sentinel_auth, t.info_period, out);
             if let Some(up) = check_sdown(s, now, t, 0, out) {
-                sdown_event(out, up, s, &m.inst);
+                sdown_event(out, up, s, &m.inst, announce);
             }
         }
     }
@@ -514,24 +527,23 @@ impl Sentinel {
 fn odown_rule(
     m: &mut Master,
     now: Millis,
-    group_votes: Option<usize>,
-    in_group: bool,
-    voters: usize,
+    (group_votes, in_group, voters): (Option<usize>, bool, usize),
+    announce: bool,
     out: &mut Vec<Action>,
 ) {
     match group_votes {
         Some(votes) => {
             let votes = refusal_votes(m, votes, voters);
-            group_check_odown(m, now, votes, out)
+            group_check_odown(m, now, votes, announce, out)
         }
         None if in_group => {
             if m.inst.o_down && !m.inst.s_down {
                 m.fo.classic_odown = None;
-                check_odown_votes(m, now, 0, out);
+                check_odown_votes(m, now, 0, announce, out);
             }
         }
         None => {
-            check_odown(m, now, out);
+            check_odown(m, now, announce, out);
             m.fo.classic_odown = m.inst.o_down.then_some(None);
         }
     }
@@ -541,7 +553,14 @@ fn odown_rule(
 /// ask period each; an opinion older than five periods is forgotten. Only
 /// the opinion: failovers are decided through the Raft group, so no vote is
 /// ever requested (`*` instead of a runid).
-fn ask_peers(m: &mut Master, now: Millis, t: &Timing, current_epoch: u64, out: &mut Vec<Action>) {
+fn ask_peers(
+    m: &mut Master,
+    now: Millis,
+    t: &Timing,
+    current_epoch: u64,
+    announce: bool,
+    out: &mut Vec<Action>,
+) {
     for s in m.sentinels.values_mut() {
         if now.saturating_sub(s.last_master_down_reply_time) > t.ask_period.saturating_mul(5) {
             s.master_down = false;
@@ -557,7 +576,8 @@ fn ask_peers(m: &mut Master, now: Millis, t: &Timing, current_epoch: u64, out: &
         s.link.ask_inflight = true;
         out.push(Action::AskMasterDown {
             peer: s.id,
-            master_ip: m.inst.host.clone(),
+            // As shown (Sentinel's `announceSentinelAddr`).
+            master_ip: m.inst.shown_host(announce).to_string(),
             master_port: m.inst.port,
             epoch: current_epoch,
             runid: "*".to_string(),
@@ -566,10 +586,10 @@ fn ask_peers(m: &mut Master, now: Millis, t: &Timing, current_epoch: u64, out: &
 }
 
 /// ODOWN from our SDOWN plus the peers' opinions (outside a group).
-fn check_odown(m: &mut Master, now: Millis, out: &mut Vec<Action>) {
+fn check_odown(m: &mut Master, now: Millis, announce: bool, out: &mut Vec<Action>) {
     let votes = 1 + m.sentinels.values().filter(|s| s.master_down).count();
     let votes = refusal_votes(m, votes, 1 + m.sentinels.len());
-    check_odown_votes(m, now, votes, out);
+    check_odown_votes(m, now, votes, announce, out);
 }
 
 /// The down votes that count for a master whose SDOWN comes from refused
@@ -595,7 +615,13 @@ pub(crate) const ODOWN_HANDOVER_MS: u64 = 2000;
 /// over without a `-odown`/`+odown` pair: it is kept while local SDOWN lasts
 /// and the votes have not reached the quorum yet, for at most
 /// `ODOWN_HANDOVER_MS`, so each down period publishes one `+odown`.
-pub(crate) fn group_check_odown(m: &mut Master, now: Millis, votes: usize, out: &mut Vec<Action>) {
+pub(crate) fn group_check_odown(
+    m: &mut Master,
+    now: Millis,
+    votes: usize,
+    announce: bool,
+    out: &mut Vec<Action>,
+) {
     if let Some(hold) = m.fo.classic_odown {
         let deadline = hold.unwrap_or(now.saturating_add(ODOWN_HANDOVER_MS));
         let catching_up =
@@ -606,23 +632,29 @@ pub(crate) fn group_check_odown(m: &mut Master, now: Millis, votes: usize, out: 
         }
         m.fo.classic_odown = None;
     }
-    check_odown_votes(m, now, votes, out);
+    check_odown_votes(m, now, votes, announce, out);
 }
 
 /// ODOWN = local SDOWN and `votes >= quorum` (votes: the peers' answers plus
 /// ours, or in a group the committed down opinions).
-pub(crate) fn check_odown_votes(m: &mut Master, now: Millis, votes: usize, out: &mut Vec<Action>) {
+pub(crate) fn check_odown_votes(
+    m: &mut Master,
+    now: Millis,
+    votes: usize,
+    announce: bool,
+    out: &mut Vec<Action>,
+) {
     let odown = m.inst.s_down && votes >= m.quorum as usize;
     if odown {
         if !m.inst.o_down {
             m.inst.o_down = true;
             m.inst.o_down_since = Some(now);
-            let msg = format!("{} #quorum {}/{}", m.prefix(), votes, m.quorum);
+            let msg = format!("{} #quorum {}/{}", m.prefix(announce), votes, m.quorum);
             emit(out, EventKind::Odown, msg, Some(&m.inst.name));
         }
     } else if m.inst.o_down {
         m.inst.o_down = false;
-        let msg = m.prefix();
+        let msg = m.prefix(announce);
         emit(out, EventKind::OdownCleared, msg, Some(&m.inst.name));
     }
 }

@@ -8,7 +8,9 @@ use super::event::{format_addr, EventKind};
 use super::hello::{self, Hello};
 use super::info::{self, ParsedInfo};
 use super::instance::{Instance, Role};
-use super::sentinel::{alloc_id, emit, prefix, reconfig_script, MAddr, Sentinel, Slot, Touched};
+use super::sentinel::{
+    alloc_id, emit, prefix, reconfig_script, seeded_ip, MAddr, Sentinel, Slot, Touched,
+};
 use super::types::{Action, InstanceId, InstanceKind, Millis};
 
 /// The most peers a master may list. Real deployments run 3 to 7 daemons.
@@ -31,7 +33,7 @@ impl Sentinel {
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
         let reboot_period = m.reboot_down_after;
         let Some(inst) = self.slot_mut(mi, slot) else {
             return;
@@ -64,7 +66,7 @@ impl Sentinel {
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
         let down_after = m.inst.down_after;
         let mut discovered = false;
         for (ip, port) in slaves {
@@ -78,7 +80,16 @@ impl Sentinel {
             if m.replicas.contains_key(&key) {
                 continue;
             }
-            let r = Instance::new(
+            // What the reported address resolved to, when known here.
+            let resolved = seeded_ip(&ip, &m.resolved_names());
+            // Without announce-hostnames Sentinel names a replica by its IP,
+            // so one known by another name of the same IP is the same (the
+            // old master of a failover, configured by name).
+            let by_ip = |r: &Instance| r.port == port && r.ip.is_some() && r.ip == resolved;
+            if !ma.announce && m.replicas.values().any(by_ip) {
+                continue;
+            }
+            let mut r = Instance::new(
                 alloc_id(&mut self.next_id),
                 InstanceKind::Replica,
                 key.clone(),
@@ -87,6 +98,7 @@ impl Sentinel {
                 down_after,
                 now,
             );
+            r.ip = resolved;
             emit(out, EventKind::Slave, prefix(&r, &ma), Some(&ma.name));
             self.owners.insert(r.id, ma.name.clone());
             m.replicas.insert(key, r);
@@ -184,14 +196,25 @@ impl Sentinel {
             emit(
                 out,
                 EventKind::SentinelAddressSwitch,
-                format!("{} ip {} port {} for {}", m.prefix(), h.ip, h.port, h.runid),
+                format!(
+                    "{} ip {} port {} for {}",
+                    m.prefix(self.globals.announce_hostnames),
+                    h.ip,
+                    h.port,
+                    h.runid
+                ),
                 Some(&m.inst.name),
             );
         } else if let Some((pfx, rid)) = m
             .sentinels
             .values()
             .find(|s| s.host == h.ip && s.port == h.port)
-            .map(|other| (prefix(other, &m.addr()), other.runid.clone()))
+            .map(|other| {
+                (
+                    prefix(other, &m.addr(self.globals.announce_hostnames)),
+                    other.runid.clone(),
+                )
+            })
         {
             emit(
                 out,
@@ -221,7 +244,7 @@ impl Sentinel {
             emit(
                 out,
                 EventKind::Sentinel,
-                prefix(&si, &m.addr()),
+                prefix(&si, &m.addr(self.globals.announce_hostnames)),
                 Some(&m.inst.name),
             );
         }
@@ -254,8 +277,9 @@ impl Sentinel {
         let m = &mut self.masters[mi];
         if !governed && m.config_epoch < h.master_config_epoch {
             m.config_epoch = h.master_config_epoch;
-            if h.master_port != m.inst.port || !h.master_ip.eq_ignore_ascii_case(&m.inst.host) {
-                let ma = m.addr();
+            if h.master_port != m.inst.port || !m.inst.at_host(&h.master_ip) {
+                let ma = m.addr(self.globals.announce_hostnames);
+                let to_shown = m.shown_host(&h.master_ip, ma.announce).to_string();
                 if let Some(si) = m.sentinels.get(&h.runid) {
                     emit(
                         out,
@@ -269,7 +293,7 @@ impl Sentinel {
                     EventKind::SwitchMaster,
                     format!(
                         "{} {} {} {} {}",
-                        ma.name, ma.host, ma.port, h.master_ip, h.master_port
+                        ma.name, ma.shown, ma.port, to_shown, h.master_port
                     ),
                     Some(&ma.name),
                 );
@@ -279,7 +303,7 @@ impl Sentinel {
                         script,
                         &ma,
                         "observer",
-                        &h.master_ip,
+                        &to_shown,
                         h.master_port,
                     ));
                 }
@@ -330,7 +354,7 @@ impl Sentinel {
         else {
             return;
         };
-        let (host, port) = (si.host.clone(), si.port);
+        let (host, ip, port) = (si.host.clone(), si.ip.clone(), si.port);
         let mut reconfigured = 0;
         for (mi, m) in self.masters.values_mut().enumerate() {
             let Some(s) = m.sentinels.get_mut(runid) else {
@@ -347,6 +371,7 @@ impl Sentinel {
                 continue;
             }
             s.host = host.clone();
+            s.ip = ip.clone();
             s.port = port;
             reconfigured += 1;
         }
@@ -358,7 +383,7 @@ impl Sentinel {
                     EventKind::SentinelAddressUpdate,
                     format!(
                         "{} {reconfigured} additional matching instances",
-                        prefix(si, &m.addr())
+                        prefix(si, &m.addr(self.globals.announce_hostnames))
                     ),
                     Some(&m.inst.name),
                 );
@@ -434,7 +459,7 @@ impl Sentinel {
         i.role_reported_time = now;
         i.role_reported = Role::Master;
         if event {
-            let p = m.prefix();
+            let p = m.prefix(self.globals.announce_hostnames);
             emit(out, EventKind::ResetMaster, p, Some(&m.inst.name));
         }
     }
@@ -470,12 +495,15 @@ impl Sentinel {
             .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))
             .map(|r| (r.repl_id.clone(), r.repl_id2.clone(), r.repl_offset));
         let moved = !(m.inst.host == host && m.inst.port == port);
+        // What the names resolved to survives the new instances.
+        let ips = m.resolved_names();
         self.reset_master(mi, now, false, false, out);
         let Some((_, m)) = self.masters.get_index_mut(mi) else {
             return;
         };
         m.inst.host = host.to_string();
         m.inst.port = port;
+        m.inst.ip = seeded_ip(host, &ips);
         if moved {
             let (id1, id2, offset) = history.unwrap_or((None, None, None));
             m.inst.repl_id = id1;
@@ -484,14 +512,14 @@ impl Sentinel {
         }
         m.inst.s_down_since = None;
         m.inst.o_down_since = None;
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
         let down_after = m.inst.down_after;
         for (h, p) in addrs {
             let key = format_addr(&h, p);
             if m.replicas.contains_key(&key) {
                 continue;
             }
-            let r = Instance::new(
+            let mut r = Instance::new(
                 alloc_id(&mut self.next_id),
                 InstanceKind::Replica,
                 key.clone(),
@@ -500,6 +528,7 @@ impl Sentinel {
                 down_after,
                 now,
             );
+            r.ip = seeded_ip(&r.host, &ips);
             emit(out, EventKind::Slave, prefix(&r, &ma), Some(&ma.name));
             self.owners.insert(r.id, ma.name.clone());
             m.replicas.insert(key, r);

@@ -138,9 +138,9 @@ pub struct MasterRef<'a> {
 
 /// The `%@` instance prefix of Sentinel event payloads:
 /// `master <name> <ip> <port>`, or for a replica/sentinel
-/// `<slave|sentinel> <name> <ip> <port> @ <master> <mip> <mport>`. The address
-/// shown is the configured one, which is the hostname when one was given, the
-/// same thing `announce-hostnames` shows.
+/// `<slave|sentinel> <name> <ip> <port> @ <master> <mip> <mport>`. Callers
+/// pass names and addresses as shown (`instance::announced`): the IP a name
+/// resolved to, or the name itself with announce-hostnames.
 pub fn instance_prefix(
     kind: super::types::InstanceKind,
     name: &str,

@@ -301,6 +301,40 @@ fn same_addr(h1: &str, p1: u16, h2: &str, p2: u16) -> bool {
     p1 == p2 && h1.eq_ignore_ascii_case(h2)
 }
 
+/// A master address replicas are told to follow: SLAVEOF sends it as shown
+/// (`instance::announced`), so a replica may report either the name or the
+/// IP it resolved to as its master, and either one means it follows.
+struct Target {
+    host: String,
+    ip: Option<String>,
+    port: u16,
+    shown: String,
+}
+
+impl Target {
+    fn of(m: &super::sentinel::Master, host: &str, port: u16, announce: bool) -> Target {
+        Target {
+            host: host.to_string(),
+            ip: m.ip_of(host).map(str::to_string),
+            port,
+            shown: m.shown_host(host, announce).to_string(),
+        }
+    }
+
+    /// `r`'s INFO says it replicates from this address.
+    fn followed_by(&self, r: &super::instance::Instance) -> bool {
+        r.slave_master_port == i64::from(self.port)
+            && r.slave_master_host.as_deref().is_some_and(|h| {
+                h.eq_ignore_ascii_case(&self.host) || self.ip.as_deref() == Some(h)
+            })
+    }
+
+    /// The SLAVEOF arguments.
+    fn replicaof(&self) -> Option<(String, u16)> {
+        Some((self.shown.clone(), self.port))
+    }
+}
+
 /// The instance at `host:port` among a master's (`inst`) and its replicas.
 fn instance_at<'a>(
     inst: &'a mut super::instance::Instance,

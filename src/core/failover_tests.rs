@@ -1575,7 +1575,10 @@ fn monitor_and_remove_are_replicated_in_a_group() {
         port: "7000",
         quorum: "2",
     };
-    assert_eq!(h.s.monitor(20, args, &|_, _| true, &mut out), Ok(()));
+    assert_eq!(
+        h.s.monitor(20, args, &|h, _| Some(h.to_string()), &mut out),
+        Ok(())
+    );
     assert_eq!(
         proposals(&out),
         vec![Command::Monitor {

@@ -101,7 +101,13 @@ pub struct Instance {
     pub kind: InstanceKind,
     /// Master: its configured name; replica: `ip:port`; sentinel: run id.
     pub name: String,
+    /// The address as configured, announced or reported: an IP literal, or
+    /// a hostname with resolve-hostnames. Identity and comparisons use it.
     pub host: String,
+    /// The IP `host` last resolved to (Sentinel's `addr->ip`): the host
+    /// itself for a literal, else what a link reported (`Input::Resolved`).
+    /// Only for display, through [`announced`].
+    pub ip: Option<String>,
     pub port: u16,
     pub runid: Option<String>,
     pub link: Link,
@@ -160,6 +166,27 @@ pub struct Instance {
     pub leader_epoch: u64,
 }
 
+/// Sentinel's `announceSentinelAddr`: the address shown or sent for an
+/// instance (replies, events, INFO, hellos, SLAVEOF, scripts; not the config
+/// rewrite, see `Sentinel::persisted`). With announce-hostnames, the host as
+/// configured; without, the IP it resolved to. Sentinel resolves when it creates the address; here
+/// the links resolve at each connect, so a name not resolved yet (before
+/// its first connect attempt, or one that never resolved, where Sentinel
+/// shows an empty address) is shown as configured.
+pub fn announced<'a>(host: &'a str, ip: Option<&'a str>, announce_hostnames: bool) -> &'a str {
+    match ip {
+        Some(ip) if !announce_hostnames => ip,
+        _ => host,
+    }
+}
+
+/// `Some(host)` when `host` is an IP literal (its own resolution).
+pub fn literal_ip(host: &str) -> Option<String> {
+    host.parse::<std::net::IpAddr>()
+        .is_ok()
+        .then(|| host.to_string())
+}
+
 /// Failover flags an instance description shows besides its own state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlagExtras {
@@ -190,6 +217,7 @@ impl Instance {
             id,
             kind,
             name,
+            ip: literal_ip(&host),
             host,
             port,
             runid: None,
@@ -230,6 +258,30 @@ impl Instance {
             last_master_down_reply_time: now,
             leader: None,
             leader_epoch: 0,
+        }
+    }
+
+    /// Whether `host` names this instance's host: the same name (case
+    /// insensitively) or the IP it resolved to (Sentinel's
+    /// `sentinelAddrEqualsHostname` compares resolved addresses).
+    pub fn at_host(&self, host: &str) -> bool {
+        self.host.eq_ignore_ascii_case(host) || self.ip.as_deref() == Some(host)
+    }
+
+    /// The address shown for this instance (see [`announced`]).
+    pub fn shown_host(&self, announce_hostnames: bool) -> &str {
+        announced(&self.host, self.ip.as_deref(), announce_hostnames)
+    }
+
+    /// The `name` shown for this instance: a replica's is its shown address
+    /// (`ip:port`, or `hostname:port` with announce-hostnames), as Sentinel
+    /// names a replica by its announced address.
+    pub fn shown_name(&self, announce_hostnames: bool) -> std::borrow::Cow<'_, str> {
+        match self.kind {
+            InstanceKind::Replica if !announce_hostnames && self.ip.is_some() => {
+                super::event::format_addr(self.shown_host(false), self.port).into()
+            }
+            _ => self.name.as_str().into(),
         }
     }
 

@@ -25,7 +25,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::event::{format_addr, instance_prefix, Event, EventKind, Level, MasterRef};
-use super::instance::Instance;
+use super::instance::{announced, Instance};
 use super::persisted::{GlobalSentinelConfig, MasterState, PersistedState};
 use super::types::{
     Action, CoreOptions, HelloOut, Input, InstanceId, InstanceKind, LinkAuth, LinkKind, LinkSpec,
@@ -75,15 +75,20 @@ pub struct Master {
 #[derive(Debug, Clone)]
 pub(crate) struct MAddr {
     pub name: String,
+    /// The address as configured (comparisons).
     pub host: String,
     pub port: u16,
+    /// The address as shown (`instance::announced`).
+    pub shown: String,
+    /// announce-hostnames, for the instances shown with this master.
+    pub announce: bool,
 }
 
 impl MAddr {
     fn r(&self) -> MasterRef<'_> {
         MasterRef {
             name: &self.name,
-            host: &self.host,
+            host: &self.shown,
             port: self.port,
         }
     }
@@ -93,7 +98,7 @@ impl MAddr {
         instance_prefix(
             InstanceKind::Master,
             &self.name,
-            &self.host,
+            &self.shown,
             self.port,
             None,
         )
@@ -102,11 +107,18 @@ impl MAddr {
 
 /// The `%@` prefix of an instance (see `event::instance_prefix`).
 pub(crate) fn prefix(inst: &Instance, m: &MAddr) -> String {
-    instance_prefix(inst.kind, &inst.name, &inst.host, inst.port, Some(m.r()))
+    instance_prefix(
+        inst.kind,
+        &inst.shown_name(m.announce),
+        inst.shown_host(m.announce),
+        inst.port,
+        Some(m.r()),
+    )
 }
 
 /// The client-reconfig-script run, as Sentinel passes it:
-/// `<master> <leader|observer> start <from-ip> <from-port> <to-ip> <to-port>`.
+/// `<master> <leader|observer> start <from-ip> <from-port> <to-ip> <to-port>`
+/// (addresses as shown).
 pub(crate) fn reconfig_script(
     script: String,
     from: &MAddr,
@@ -120,12 +132,22 @@ pub(crate) fn reconfig_script(
             from.name.clone(),
             role.to_string(),
             "start".into(),
-            from.host.clone(),
+            from.shown.clone(),
             from.port.to_string(),
             to_host.to_string(),
             to_port.to_string(),
         ],
     }
+}
+
+/// The IP of a new instance at `host`: the host if a literal, else what
+/// an instance at the same name resolved to (`ips`, `resolved_names`).
+pub(crate) fn seeded_ip(host: &str, ips: &[(String, String)]) -> Option<String> {
+    super::instance::literal_ip(host).or_else(|| {
+        ips.iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))
+            .map(|(_, ip)| ip.clone())
+    })
 }
 
 /// Emits an event. One that follows a `Flush` directly is published only
@@ -139,16 +161,46 @@ pub(crate) fn emit(out: &mut Vec<Action>, kind: EventKind, message: String, mast
 }
 
 impl Master {
-    pub(crate) fn addr(&self) -> MAddr {
+    /// The master's own address; `announce` is announce-hostnames.
+    pub(crate) fn addr(&self, announce: bool) -> MAddr {
         MAddr {
             name: self.inst.name.clone(),
             host: self.inst.host.clone(),
             port: self.inst.port,
+            shown: self.inst.shown_host(announce).to_string(),
+            announce,
         }
     }
 
-    pub(crate) fn prefix(&self) -> String {
-        prefix(&self.inst, &self.addr())
+    pub(crate) fn prefix(&self, announce: bool) -> String {
+        prefix(&self.inst, &self.addr(announce))
+    }
+
+    /// The IP `host` resolved to, as known from the master's own instances
+    /// (the master, its replicas, its peers), or the host if a literal.
+    pub(crate) fn ip_of(&self, host: &str) -> Option<&str> {
+        std::iter::once(&self.inst)
+            .chain(self.replicas.values())
+            .chain(self.sentinels.values())
+            .filter(|i| i.host.eq_ignore_ascii_case(host))
+            .find_map(|i| i.ip.as_deref())
+    }
+
+    /// Every (name, IP) pair this master's instances resolved.
+    pub(crate) fn resolved_names(&self) -> Vec<(String, String)> {
+        std::iter::once(&self.inst)
+            .chain(self.replicas.values())
+            .chain(self.sentinels.values())
+            .filter_map(|i| Some((i.host.clone(), i.ip.clone()?)))
+            .collect()
+    }
+
+    /// `host` as shown for this master's instances (`instance::announced`).
+    pub(crate) fn shown_host<'a>(&'a self, host: &'a str, announce: bool) -> &'a str {
+        if announce {
+            return host;
+        }
+        announced(host, self.ip_of(host), announce)
     }
 
     /// Credentials for the master's and its replicas' links (`auth-user`,
@@ -365,7 +417,11 @@ impl Sentinel {
             emit(
                 &mut out,
                 EventKind::Monitor,
-                format!("{} quorum {}", m.prefix(), m.quorum),
+                format!(
+                    "{} quorum {}",
+                    m.prefix(s.globals.announce_hostnames),
+                    m.quorum
+                ),
                 Some(&m.inst.name),
             );
         }
@@ -473,6 +529,14 @@ impl Sentinel {
     }
 
     /// The state to write on the next flush.
+    ///
+    /// Addresses are written as configured, names included, whatever
+    /// announce-hostnames says. Deliberately: redis-sentinel 7.0.15 rewrites
+    /// a name as the IP it resolved to when names are not announced, so
+    /// after a restart it watches that IP for good (a pod back on a new IP
+    /// is lost), and here the name is the instance's identity: the group's
+    /// committed addresses are names, and the links resolve them again at
+    /// each connect.
     pub fn persisted(&self) -> PersistedState {
         PersistedState {
             myid: Some(self.myid.clone()),
@@ -563,6 +627,10 @@ impl Sentinel {
                 self.pause_reply(now, id, info, &mut out);
                 self.master_of(id)
             }
+            Input::Resolved { id, ip } => {
+                self.resolved(id, ip);
+                Touched::None
+            }
             Input::CommandTimeout { id } => {
                 if let Some(inst) = self.instance_mut(id) {
                     inst.link.reply_received();
@@ -586,6 +654,24 @@ impl Sentinel {
             Touched::All => self.failover_step(now, &mut out),
         }
         self.with_notifications(out)
+    }
+
+    /// The host of instance `id` resolved to `ip`: so it did for every
+    /// instance at that name.
+    fn resolved(&mut self, id: InstanceId, ip: String) {
+        let Some(host) = self.instance_mut(id).map(|i| i.host.clone()) else {
+            return;
+        };
+        for m in self.masters.values_mut() {
+            let instances = std::iter::once(&mut m.inst)
+                .chain(m.replicas.values_mut())
+                .chain(m.sentinels.values_mut());
+            for i in instances.filter(|i| i.host.eq_ignore_ascii_case(&host)) {
+                if i.ip.as_deref() != Some(ip.as_str()) {
+                    i.ip = Some(ip.clone());
+                }
+            }
+        }
     }
 
     fn master_of(&self, id: InstanceId) -> Touched {
@@ -714,7 +800,7 @@ impl Sentinel {
         } else {
             self.opts.port
         };
-        let (master_ip, master_port) = self.client_addr(m);
+        let (master_ip, master_port) = self.show(m, self.client_addr(m));
         HelloOut {
             announce_ip: self.globals.announce_ip.clone(),
             port,

@@ -923,8 +923,8 @@ fn vote_reports_down_only_when_sdown() {
     assert_eq!(vote(&mut s, "0", "*").0, Ok((1, "*".to_string(), 0)));
 }
 
-fn ip_only(h: &str, _resolve: bool) -> bool {
-    h.parse::<std::net::IpAddr>().is_ok()
+fn ip_only(h: &str, _resolve: bool) -> Option<String> {
+    h.parse::<std::net::IpAddr>().is_ok().then(|| h.to_string())
 }
 
 #[test]

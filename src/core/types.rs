@@ -112,6 +112,13 @@ pub enum Input {
         id: InstanceId,
         info: Option<String>,
     },
+    /// The command link of `id` resolved its host (a name) to `ip` before
+    /// connecting, as Sentinel re-resolves at each reconnect: the address
+    /// shown without announce-hostnames.
+    Resolved {
+        id: InstanceId,
+        ip: String,
+    },
     /// A command sent on a link got no reply within its timeout.
     CommandTimeout {
         id: InstanceId,

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::connect::connect_from;
+use super::connect::{connect_from, resolve};
 use super::{LinkCmd, LinkCtx, Request, HELLO_CHANNEL};
 use crate::core::InstanceId;
 use crate::core::{Input, LinkKind, PingReply};
@@ -93,7 +93,20 @@ struct Dropped;
 /// Connects, then runs the link until the connection fails or the driver
 /// drops it.
 pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
-    let connected = match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
+    // A name is resolved at each connect (pods come back with new IPs):
+    // the core learns the IP, which it shows without announce-hostnames.
+    let opened = match resolve(&ctx.spec.host, ctx.spec.port).await {
+        Ok(addr) => {
+            let ip = addr.ip().to_string();
+            if ip != ctx.spec.host {
+                let id = ctx.spec.id;
+                ctx.report(LinkKind::Command, Input::Resolved { id, ip: ip.clone() });
+            }
+            connect_from(&ip, ctx.spec.port, ctx.bind_source).await
+        }
+        Err(err) => Err(err),
+    };
+    let connected = match opened {
         Ok((stream, local_ip)) => match &ctx.tls {
             None => return serve(ctx, stream, local_ip, rx).await,
             Some(tls) => super::tls::connect(tls, &ctx.spec.host, stream)
@@ -767,6 +780,58 @@ mod tests {
             .expect("link reported in time")
             .expect("link alive")
             .input
+    }
+
+    /// A name is resolved before the connect and the IP reported to the
+    /// core (shown without announce-hostnames); a literal reports nothing.
+    #[tokio::test]
+    async fn reports_what_a_name_resolved_to() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accept = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        for (host, resolved) in [("localhost", true), ("127.0.0.1", false)] {
+            let (out, mut rx) = mpsc::unbounded_channel();
+            let ctx = LinkCtx {
+                spec: LinkSpec {
+                    host: host.into(),
+                    port,
+                    ..spec(Vec::new())
+                },
+                gen: 1,
+                bind_source: None,
+                tls: None,
+                out,
+            };
+            let (_tx, cmds) = mpsc::unbounded_channel();
+            let task = tokio::spawn(run(ctx, cmds));
+            let id = InstanceId(1);
+            let mut first = next(&mut rx).await;
+            if resolved {
+                let Input::Resolved { id: rid, ip } = first else {
+                    panic!("{host}: {first:?}");
+                };
+                assert_eq!(rid, id);
+                assert!(ip.parse::<std::net::IpAddr>().unwrap().is_loopback());
+                if ip != "127.0.0.1" {
+                    // A resolver that puts ::1 first: the v4 listener refuses.
+                    task.abort();
+                    continue;
+                }
+                first = next(&mut rx).await;
+            }
+            let up = Input::LinkUp {
+                id,
+                link: LinkKind::Command,
+            };
+            assert_eq!(first, up, "{host}");
+            task.abort();
+        }
+        accept.abort();
     }
 
     /// Against a real redis-server (skipped if absent): the link comes up,

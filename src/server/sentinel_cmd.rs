@@ -210,16 +210,17 @@ impl<'a> SentinelCmd<'a> {
             cmd => {
                 let resolved = match &cmd {
                     SentinelCmd::Monitor { host, .. } => resolves(server, host).await,
-                    _ => false,
+                    _ => None,
                 };
-                let host_ok = |host: &str, resolve: bool| {
-                    host.parse::<IpAddr>().is_ok() || (resolve && resolved)
+                let host_ip = |host: &str, resolve: bool| match host.parse::<IpAddr>() {
+                    Ok(_) => Some(host.to_string()),
+                    Err(_) => resolved.filter(|_| resolve).map(|ip| ip.to_string()),
                 };
                 let now = server.core.now();
                 let (outcome, out) = server
                     .core
                     .lock()
-                    .command(|core, out| cmd.run(core, now, &host_ok, out));
+                    .command(|core, out| cmd.run(core, now, &host_ip, out));
                 let flushed = if out.is_empty() {
                     Ok(())
                 } else {
@@ -241,7 +242,7 @@ impl<'a> SentinelCmd<'a> {
         self,
         core: &mut Sentinel,
         now: Millis,
-        host_ok: &dyn Fn(&str, bool) -> bool,
+        host_ip: &dyn Fn(&str, bool) -> Option<String>,
         out: &mut Vec<Action>,
     ) -> Outcome {
         match self {
@@ -267,7 +268,7 @@ impl<'a> SentinelCmd<'a> {
                     port: &port,
                     quorum: &quorum,
                 };
-                after_flush(core.monitor(now, args, host_ok, out))
+                after_flush(core.monitor(now, args, host_ip, out))
             }
             SentinelCmd::Remove(name) => after_flush(core.remove(&name, out)),
             SentinelCmd::Set { name, options } => {
@@ -413,21 +414,22 @@ fn info_cache_reply(cache: crate::core::commands::InfoCache) -> Frame {
 /// for theirs).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// For MONITOR's address check: whether `host`, a name, resolves now, when
-/// resolve-hostnames is on (Sentinel resolves at MONITOR too). Done before
-/// the core is locked, with tokio's resolver (the blocking pool) under a
-/// timeout, so a slow DNS server holds neither the core nor a worker.
-async fn resolves(server: &Server, host: &str) -> bool {
+/// For MONITOR's address check: what `host`, a name, resolves to now, when
+/// resolve-hostnames is on (Sentinel resolves at MONITOR too, and shows
+/// that IP without announce-hostnames). Done before the core is locked,
+/// with tokio's resolver (the blocking pool) under a timeout, so a slow DNS
+/// server holds neither the core nor a worker.
+async fn resolves(server: &Server, host: &str) -> Option<IpAddr> {
     // A literal is checked as such; brackets are not part of a name.
     if host.is_empty() || host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
-        return false;
+        return None;
     }
     if !server.core.lock().globals().resolve_hostnames {
-        return false;
+        return None;
     }
     match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 1))).await {
-        Ok(Ok(mut addrs)) => addrs.next().is_some(),
-        _ => false,
+        Ok(Ok(mut addrs)) => addrs.next().map(|a| a.ip()),
+        _ => None,
     }
 }
 

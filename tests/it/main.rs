@@ -19,7 +19,8 @@
 //!
 //! Modules: `monitoring` (discovery, SDOWN/ODOWN, events), `config`
 //! (persistence, rewrite, bad files, logfile), `differential` (replies and
-//! events side by side with redis-sentinel 7.0.15), `clients` (redis-py,
+//! events side by side with redis-sentinel 7.0.15), `hostnames` (the same
+//! with `localhost` as the master's name, announced or not), `clients` (redis-py,
 //! redis-cli), `clients_failover` (redis-py, ioredis, redis-cli and the
 //! scripts through real failovers), `clients_rust` (redis-rs and fred through
 //! failovers), `clients_jvm` (Jedis and Lettuce, as Spring opens them, through
@@ -63,6 +64,7 @@ mod failfast;
 mod failover;
 mod fuzz;
 mod hostile;
+mod hostnames;
 mod membership;
 mod monitoring;
 mod netsafe;

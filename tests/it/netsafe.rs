@@ -622,23 +622,7 @@ fn harness_cuts_and_heals() {
     for i in 0..3 {
         let dir = net.pods[i].path("redis");
         fs::create_dir_all(&dir).unwrap();
-        let ip = net.pods[i].ip.clone();
-        let argv: Vec<OsString> = [
-            "redis-server",
-            "--port",
-            "6379",
-            "--bind",
-            &ip,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
+        let argv = crate::harness::netns::redis_argv(&net.pods[i].ip, &[]);
         net.pods[i].spawn("redis", argv, Vec::new());
         net.pods[i].wait_pong(REDIS_PORT, "redis");
     }

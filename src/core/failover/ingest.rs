@@ -126,7 +126,12 @@ impl Sentinel {
         let leads = self.raft.initialized && f.leader == me;
         let voted = if leads {
             m.fo.led_start = f.epoch;
-            emit(out, EventKind::TryFailover, m.prefix(), Some(&name));
+            emit(
+                out,
+                EventKind::TryFailover,
+                m.prefix(self.globals.announce_hostnames),
+                Some(&name),
+            );
             Some(myid)
         } else {
             leader_runid
@@ -143,14 +148,19 @@ impl Sentinel {
             );
         }
         if leads {
-            emit(out, EventKind::ElectedLeader, m.prefix(), Some(&name));
+            emit(
+                out,
+                EventKind::ElectedLeader,
+                m.prefix(self.globals.announce_hostnames),
+                Some(&name),
+            );
             if self.simfailure_flags & SIMFAILURE_CRASH_AFTER_ELECTION != 0 {
                 out.push(Action::SimulatedCrash);
             }
             emit(
                 out,
                 EventKind::FailoverStateSelectSlave,
-                m.prefix(),
+                m.prefix(self.globals.announce_hostnames),
                 Some(&name),
             );
         }
@@ -185,7 +195,11 @@ impl Sentinel {
             return;
         };
         if let Some(kind) = run.abort {
-            let mut ev = crate::core::event::Event::new(kind, m.prefix(), Some(&m.inst.name));
+            let mut ev = crate::core::event::Event::new(
+                kind,
+                m.prefix(self.globals.announce_hostnames),
+                Some(&m.inst.name),
+            );
             ev.detail = run.abort_detail;
             out.push(Action::Emit(ev));
         }

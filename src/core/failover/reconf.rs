@@ -1,7 +1,9 @@
 //! `reconf_slaves`: the replicas pointed at the promoted one within
 //! parallel-syncs, the end of the failover and the SwitchMaster proposal.
 
-use super::{ask_info, reconfigure, same_addr, Reconf, Run, Sub, FAST_POLL_WINDOW_MS, POLL_MS};
+use super::{
+    ask_info, reconfigure, same_addr, Reconf, Run, Sub, Target, FAST_POLL_WINDOW_MS, POLL_MS,
+};
 use crate::core::event::EventKind;
 use crate::core::group::{Command, Failover};
 use crate::core::instance::Instance;
@@ -13,6 +15,8 @@ struct Step {
     /// The promoted replica: the new master every other replica follows.
     ph: String,
     pp: u16,
+    /// The same, with what its name resolved to.
+    to: Target,
     /// The master being replaced, as committed.
     oh: String,
     op: u16,
@@ -32,7 +36,7 @@ impl Step {
     }
 
     fn promoted(&self) -> Option<(String, u16)> {
-        Some((self.ph.clone(), self.pp))
+        self.to.replicaof()
     }
 }
 
@@ -55,7 +59,9 @@ impl Sentinel {
             .cmaster(&self.masters[mi].inst.name)
             .map(|cm| (cm.host.clone(), cm.port))
             .unwrap_or_default();
+        let announce = self.globals.announce_hostnames;
         let step = Step {
+            to: Target::of(&self.masters[mi], &ph, pp, announce),
             ph,
             pp,
             oh,
@@ -79,11 +85,7 @@ fn reconf_progress(m: &Master, run: &mut Run, step: &Step, out: &mut Vec<Action>
         let Some(state) = run.reconf.get(key).copied() else {
             continue;
         };
-        let points = r
-            .slave_master_host
-            .as_deref()
-            .is_some_and(|h| h.eq_ignore_ascii_case(&step.ph))
-            && r.slave_master_port == i64::from(step.pp);
+        let points = step.to.followed_by(r);
         let mut state = state;
         if let Reconf::Sent { count, .. } = state {
             if r.info_count > count && points {

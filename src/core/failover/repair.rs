@@ -3,7 +3,7 @@
 //! history recorded in the committed state.
 
 use super::{
-    ask_info, reconfigure, same_addr, FIX_RESEND_MS, HISTORY_INFO_MS, LEADER_SETTLE_MS,
+    ask_info, reconfigure, same_addr, Target, FIX_RESEND_MS, HISTORY_INFO_MS, LEADER_SETTLE_MS,
     REPROPOSE_MS,
 };
 use crate::core::event::EventKind;
@@ -63,7 +63,8 @@ impl Sentinel {
             return;
         }
         let m = &mut self.masters[mi];
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
+        let target = Target::of(m, &host, port, ma.announce);
         let timeout = m.failover_timeout;
         let demoted = m.fo.demotion.filter(|d| d.done).map(|d| d.epoch);
         for r in m.replicas.values_mut() {
@@ -90,15 +91,7 @@ impl Sentinel {
                 }
                 EventKind::ConvertToSlave
             } else {
-                let wrong = match &r.slave_master_host {
-                    Some(h) => !same_addr(
-                        h,
-                        u16::try_from(r.slave_master_port).unwrap_or(0),
-                        &host,
-                        port,
-                    ),
-                    None => false,
-                };
+                let wrong = r.slave_master_host.is_some() && !target.followed_by(r);
                 let quiet = |t: Option<Millis>| t.is_none_or(|t| now.saturating_sub(t) > timeout);
                 if !wrong
                     || now.saturating_sub(r.slave_conf_change_time) <= timeout
@@ -111,7 +104,7 @@ impl Sentinel {
                 EventKind::FixSlaveConfig
             };
             r.fix_sent_at = Some(now);
-            reconfigure(r, Some((host.clone(), port)), out);
+            reconfigure(r, target.replicaof(), out);
             emit(out, kind, prefix(r, &ma), Some(&name));
             // Confirmation (and the role change) without waiting for the
             // periodic INFO.

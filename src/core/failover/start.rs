@@ -36,7 +36,8 @@ impl Sentinel {
         let Some(votes) = self.committed_down_votes(&self.masters[mi].inst.name) else {
             return;
         };
-        crate::core::sentinel::group_check_odown(&mut self.masters[mi], now, votes, out);
+        let announce = self.globals.announce_hostnames;
+        crate::core::sentinel::group_check_odown(&mut self.masters[mi], now, votes, announce, out);
     }
 
     /// Proposes this daemon's SDOWN opinion while the committed votes

@@ -113,7 +113,7 @@ impl Sentinel {
                     return;
                 };
                 let m = &self.masters[mi];
-                let ma = m.addr();
+                let ma = m.addr(self.globals.announce_hostnames);
                 if let Some(r) = m.replicas.get(&key) {
                     let p = prefix(r, &ma);
                     emit(out, EventKind::SelectedSlave, p.clone(), Some(&name));
@@ -364,13 +364,13 @@ impl Sentinel {
         };
         let crash_after_promotion = self.simfailure_flags & SIMFAILURE_CRASH_AFTER_PROMOTION != 0;
         let m = &mut self.masters[mi];
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
         let Some(r) = m.replicas.get_mut(&key) else {
             return;
         };
         if r.info_count > count && r.role_reported == Role::Master {
             let p = prefix(r, &ma);
-            let (to_host, to_port) = (r.host.clone(), r.port);
+            let (to_host, to_port) = (r.shown_host(ma.announce).to_string(), r.port);
             emit(out, EventKind::PromotedSlave, p, Some(&name));
             if crash_after_promotion {
                 out.push(Action::SimulatedCrash);
@@ -511,7 +511,7 @@ impl Sentinel {
         out: &mut Vec<Action>,
     ) {
         let m = &mut self.masters[mi];
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
         let Some(r) = m.replicas.get_mut(key) else {
             return;
         };

@@ -58,7 +58,7 @@ impl Sentinel {
         m.fo.run = None;
         m.inst.link.hold_hello = false;
         m.fo.last_start = None;
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
         if same_addr(&ma.host, ma.port, to.host, to.port) {
             out.push(Action::Flush);
             return;
@@ -82,12 +82,13 @@ impl Sentinel {
                 );
             }
         }
+        let to_shown = m.shown_host(to.host, ma.announce).to_string();
         emit(
             out,
             EventKind::SwitchMaster,
             format!(
                 "{} {} {} {} {}",
-                ma.name, ma.host, ma.port, to.host, to.port
+                ma.name, ma.shown, ma.port, to_shown, to.port
             ),
             Some(&name),
         );
@@ -103,7 +104,7 @@ impl Sentinel {
         }
         if let (false, Some(script)) = (led, script) {
             out.push(crate::core::sentinel::reconfig_script(
-                script, &ma, "observer", to.host, to.port,
+                script, &ma, "observer", &to_shown, to.port,
             ));
         }
     }
@@ -270,8 +271,9 @@ impl Sentinel {
         };
         let key = crate::core::event::format_addr(&sw.host, sw.port);
         let timeout = m.failover_timeout;
-        let (to_host, to_port) = (m.inst.host.clone(), m.inst.port);
-        let ma = m.addr();
+        let ma = m.addr(self.globals.announce_hostnames);
+        // SLAVEOF the master as shown.
+        let (to_host, to_port) = (ma.shown.clone(), ma.port);
         let seen = m.fo.switch_seen.map_or(now, |(_, t)| t);
         let Some(r) = m.replicas.get_mut(&key).filter(|_| !d.done) else {
             return;

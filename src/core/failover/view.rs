@@ -24,12 +24,17 @@ impl Sentinel {
     pub(super) fn failover_maddr(&self, mi: usize) -> MAddr {
         let m = &self.masters[mi];
         match self.cmaster(&m.inst.name) {
-            Some(cm) => MAddr {
-                name: m.inst.name.clone(),
-                host: cm.host.clone(),
-                port: cm.port,
-            },
-            None => m.addr(),
+            Some(cm) => {
+                let announce = self.globals.announce_hostnames;
+                MAddr {
+                    name: m.inst.name.clone(),
+                    host: cm.host.clone(),
+                    port: cm.port,
+                    shown: m.shown_host(&cm.host, announce).to_string(),
+                    announce,
+                }
+            }
+            None => m.addr(self.globals.announce_hostnames),
         }
     }
 
@@ -55,12 +60,23 @@ impl Sentinel {
     /// published the switch (observers, from the committed promotion on;
     /// the failover's leader keeps the old address until the switch, as in
     /// Sentinel).
+    /// Announced (`instance::announced`).
     pub(crate) fn shown_addr(&self, m: &Master) -> (String, u16) {
-        match self.cmaster(&m.inst.name) {
+        let addr = match self.cmaster(&m.inst.name) {
             Some(cm) => self
                 .published_early(m)
                 .unwrap_or_else(|| (cm.host.clone(), cm.port)),
             None => (m.inst.host.clone(), m.inst.port),
+        };
+        self.show(m, addr)
+    }
+
+    /// An address of master `m` or of one of its instances, as shown
+    /// (`instance::announced`).
+    pub(crate) fn show(&self, m: &Master, (host, port): (String, u16)) -> (String, u16) {
+        match m.shown_host(&host, self.globals.announce_hostnames) {
+            shown if shown == host => (host, port),
+            shown => (shown.to_string(), port),
         }
     }
 

@@ -52,6 +52,18 @@ pub fn pod_ip(i: usize) -> String {
     format!("{SUBNET}.{}", 11 + i)
 }
 
+/// The command line of a throwaway redis-server on `ip`:6379 in a pod (no
+/// persistence), plus `extra` arguments.
+pub fn redis_argv(ip: &str, extra: &[&str]) -> Vec<OsString> {
+    let base = ["redis-server", "--port", "6379", "--bind", ip, "--save", ""];
+    let more = ["--appendonly", "no", "--protected-mode", "no"];
+    base.iter()
+        .chain(more.iter())
+        .chain(extra.iter())
+        .map(OsString::from)
+        .collect()
+}
+
 // ---------------------------------------------------------------- commands
 
 /// Run a short administrative command (`ip`, `iptables`); its output or why it failed.
