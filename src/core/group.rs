@@ -156,6 +156,13 @@ pub struct CommittedMaster {
     /// The last switch's old master, while it waits for its demotion.
     #[serde(default)]
     pub switched: Option<Switched>,
+    /// The master's history as the Raft leader last recorded it from the
+    /// master's INFO (`RecordHistory`: its ids and the offset at which it
+    /// first showed data on them); cleared by a switch. Selection judges
+    /// replicas on it (then on `history`) when a daemon has not seen the
+    /// master itself; `boot-redis` keeps to `history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<ReplHistory>,
 }
 
 /// Commands carried by the Raft log.
@@ -540,7 +547,7 @@ impl GroupState {
         if history.offset == 0 {
             return Rejected("offset 0: no data to record".into());
         }
-        if let Some(h) = &m.history {
+        if let Some(h) = &m.seen {
             if h.replid == history.replid && history.offset <= h.offset {
                 return Rejected(format!(
                     "offset {} is not past {}",
@@ -548,7 +555,7 @@ impl GroupState {
                 ));
             }
         }
-        m.history = Some(history.clone());
+        m.seen = Some(history.clone());
         Applied
     }
 
@@ -570,6 +577,7 @@ impl GroupState {
                 options: BTreeMap::new(),
                 history: None,
                 switched: None,
+                seen: None,
             },
         );
         CommandResponse::Applied
@@ -683,6 +691,7 @@ impl GroupState {
                 .unwrap_or_default(),
         });
         m.history = failover.and_then(|f| f.history);
+        m.seen = None;
         m.port = port;
         m.config_epoch = epoch;
         m.down_votes.clear();
@@ -770,7 +779,11 @@ mod tests {
         assert_eq!(s.apply(&rec(0, "a", 20, Some(1))), CommandResponse::Applied);
         // Another id (the master restarted, or was promoted elsewhere).
         assert_eq!(s.apply(&rec(0, "b", 3, Some(1))), CommandResponse::Applied);
-        assert_eq!(s.masters["m"].history.as_ref().map(|h| h.offset), Some(3));
+        assert_eq!(s.masters["m"].seen.as_ref().map(|h| h.offset), Some(3));
+        assert!(
+            s.masters["m"].history.is_none(),
+            "the promotion record is apart"
+        );
         s.apply(&Command::FailoverStart {
             name: "m".into(),
             epoch: 1,

@@ -166,14 +166,16 @@ impl Sentinel {
         }
     }
 
-    /// The master's replication history as committed at its promotion,
-    /// where this daemon has none from the master's own INFO yet (right
+    /// The master's replication history as last recorded by the group (or
+    /// committed at its promotion), where this daemon has none from the
+    /// master's own INFO yet (right
     /// after the switch, or after a restart): its view of the promoted
     /// node as a replica may predate the promotion, and a master that dies
     /// before its first INFO here would leave that stale view for good.
     pub(super) fn seed_history(&mut self, mi: usize, cm: &CommittedMaster) {
         let m = &mut self.masters[mi];
-        let Some(h) = &cm.history else {
+        // The leader's latest record, else the promotion's.
+        let Some(h) = cm.seen.as_ref().or(cm.history.as_ref()) else {
             return;
         };
         if m.inst.repl_id.is_some() || !same_addr(&m.inst.host, m.inst.port, &cm.host, cm.port) {

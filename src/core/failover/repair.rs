@@ -114,9 +114,9 @@ impl Sentinel {
 
     /// Leader only, no failover running, the master sane: its replication
     /// history is recorded in the committed state when it first shows data
-    /// or reports another id than the record's (re-proposed every
-    /// `REPROPOSE_MS` until committed). The record keeps the offset of that
-    /// first report: `boot-redis` accepts a volume at or past it. Until the
+    /// or reports another id than the records' (re-proposed every
+    /// `REPROPOSE_MS` until committed; `CommittedMaster::seen`, apart from
+    /// the promotion's `history` that `boot-redis` keeps to). Until the
     /// record matches, the INFO of a master with replicas, and of its
     /// replicas, is asked every `HISTORY_INFO_MS` (the periodic one comes
     /// every 10 s).
@@ -128,7 +128,11 @@ impl Sentinel {
         let Some(cm) = self.cmaster(&m.inst.name) else {
             return;
         };
-        let recorded = |id: &str| cm.history.as_ref().is_some_and(|h| h.replid == id);
+        let recorded = |id: &str| {
+            [&cm.seen, &cm.history]
+                .iter()
+                .any(|h| h.as_ref().is_some_and(|h| h.replid == id))
+        };
         if cm.failover.is_some() || m.inst.repl_id.as_deref().is_some_and(recorded) {
             return;
         }
