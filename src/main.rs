@@ -264,15 +264,7 @@ fn admin_routes(shared: &Arc<Daemon>) -> observe::admin::Routes {
 
 async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let mut group = config::group_settings(&cfg);
-    // Read at load already; again here, from `dir`.
-    let tls_client = if cfg.server.tls_replication {
-        Some(
-            raftinel::links::tls::client_config(&cfg.server.tls, std::path::Path::new("."))
-                .map_err(|e| anyhow::anyhow!("Failed to configure TLS: {}: {e}", e.directive))?,
-        )
-    } else {
-        None
-    };
+    let tls_client = tls_client(&cfg.server)?;
     group.tls = tls_client.clone();
     let secret_from = cfg
         .raft
@@ -307,24 +299,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         config::flush(&file, server, state).map_err(|e| e.to_string())
     });
     let (shared, inboxes) = Daemon::new(core, server.clone(), Some(flusher), started);
-    // Redis names `port`, else `tls-port`.
-    let client_port = if server.port != 0 {
-        server.port
-    } else {
-        server.tls_port
-    };
-    tracing::info!("Running mode=sentinel, port={client_port}.");
-    tracing::warn!("Sentinel ID is {myid}");
-    if let Some(name) = &pod.name {
-        tracing::info!(
-            "Pod {name} in namespace {}, IP {}",
-            pod.namespace.as_deref().unwrap_or("?"),
-            pod.ip.as_deref().unwrap_or("?")
-        );
-    }
-    if let Some(line) = pod_identity {
-        tracing::info!("{line}");
-    }
+    let client_port = log_start(&server, &myid, &pod, pod_identity);
     // The first flush persists a freshly generated myid before we serve.
     shared
         .driver
@@ -346,14 +321,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let listeners = raftinel::server::bind_listeners(&server)
         .await
         .context("cannot bind the sentinel port")?;
-    let admin = match &server.admin_addr {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot bind admin-addr {addr}"))?,
-        ),
-        None => None,
-    };
+    let admin = bind_admin(&server).await?;
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(raftinel::server::serve(shared.server_handles(), listeners));
@@ -386,22 +354,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     let failure = wait_for_shutdown(&shared, &mut signals, &mut fatal, &mut tasks).await;
     if failure.is_none() {
         tracing::warn!("User requested shutdown...");
-        // A leader hands its leadership over before it goes (its Raft node
-        // stops; the core is told it no longer leads).
-        if raftinel::consensus::handover::successor(&raft).is_some() {
-            shared
-                .driver
-                .feed(raftinel::core::Input::Raft(raftinel::core::RaftView {
-                    node_id: raft.id,
-                    initialized: true,
-                    is_leader: false,
-                    voters: 0,
-                    leader: None,
-                }));
-            if let Some(line) = raftinel::consensus::handover::hand_over(&raft).await {
-                tracing::warn!("{line}");
-            }
-        }
+        hand_over_leadership(&shared, &raft).await;
     }
     shared.shutdown.cancel();
     raft.shutdown().await;
@@ -413,6 +366,80 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     match failure {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
+    }
+}
+
+/// The admin HTTP listener, when `admin-addr` is set.
+async fn bind_admin(
+    server: &config::ServerConfig,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = &server.admin_addr else {
+        return Ok(None);
+    };
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind admin-addr {addr}"))?;
+    Ok(Some(l))
+}
+
+/// The TLS settings of the outbound links with `tls-replication yes`
+/// (read at load already; again here, from `dir`).
+fn tls_client(
+    server: &config::ServerConfig,
+) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+    if !server.tls_replication {
+        return Ok(None);
+    }
+    raftinel::links::tls::client_config(&server.tls, std::path::Path::new("."))
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("Failed to configure TLS: {}: {e}", e.directive))
+}
+
+/// Sentinel's start lines, and the pod's; the client port named (Redis
+/// names `port`, else `tls-port`).
+fn log_start(
+    server: &config::ServerConfig,
+    myid: &str,
+    pod: &raftinel::pod::identity::Pod,
+    pod_identity: Option<String>,
+) -> u16 {
+    let client_port = if server.port != 0 {
+        server.port
+    } else {
+        server.tls_port
+    };
+    tracing::info!("Running mode=sentinel, port={client_port}.");
+    tracing::warn!("Sentinel ID is {myid}");
+    if let Some(name) = &pod.name {
+        tracing::info!(
+            "Pod {name} in namespace {}, IP {}",
+            pod.namespace.as_deref().unwrap_or("?"),
+            pod.ip.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(line) = pod_identity {
+        tracing::info!("{line}");
+    }
+    client_port
+}
+
+/// A leader hands its leadership over before it goes (its Raft node
+/// stops; the core is told it no longer leads).
+async fn hand_over_leadership(shared: &Daemon, raft: &raftinel::consensus::node::RaftNode) {
+    if raftinel::consensus::handover::successor(raft).is_none() {
+        return;
+    }
+    shared
+        .driver
+        .feed(raftinel::core::Input::Raft(raftinel::core::RaftView {
+            node_id: raft.id,
+            initialized: true,
+            is_leader: false,
+            voters: 0,
+            leader: None,
+        }));
+    if let Some(line) = raftinel::consensus::handover::hand_over(raft).await {
+        tracing::warn!("{line}");
     }
 }
 
