@@ -332,6 +332,26 @@ fn forget_the_outside(r: &mut Rehearsal, mut outside: Outside, master: usize) {
     for (n, _) in &outside.nodes {
         r.net.set_name(n, None);
     }
+    // As an operator checks before the reset: the master lists only the
+    // set's replicas (a reset rediscovers what the master lists then).
+    let addr = r.pods[master].as_ref().unwrap().addr.clone();
+    let deadline = Instant::now() + secs(30);
+    loop {
+        let info = r
+            .cmd(&addr, 6379, &["INFO", "replication"])
+            .and_then(|x| x.as_str())
+            .unwrap_or_default();
+        let listed: Vec<&str> = info.lines().filter(|l| l.starts_with("slave")).collect();
+        let set = format!("ip={}-", r.sts);
+        if listed.len() == r.replicas - 1 && listed.iter().all(|l| l.contains(&set)) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            r.fail(&format!("the master still lists {listed:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    r.tl.note("the master lists only the set's replicas");
     for o in 0..r.replicas {
         let a = r.pods[o].as_ref().unwrap().addr.clone();
         match r.cmd(&a, 26379, &["SENTINEL", "RESET", MASTER]) {

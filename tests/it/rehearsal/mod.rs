@@ -590,10 +590,17 @@ impl Rehearsal {
         let mut logs = String::new();
         if let Ok(dir) = fs::read_dir(self.log_dir()) {
             let mut files: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
-            files.sort();
+            // The set's daemons last and longest: a failure's output is
+            // often shown by its head and tail only.
+            let ours = |f: &PathBuf| {
+                let n = f.file_name().unwrap().to_string_lossy().into_owned();
+                n.starts_with(&format!("{}-", self.sts)) && n.contains(".raftinel")
+            };
+            files.sort_by_key(|f| (ours(f), f.clone()));
             for f in files {
                 let text = fs::read_to_string(&f).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(25).collect();
+                let n = if ours(&f) { 40 } else { 12 };
+                let tail: Vec<&str> = text.lines().rev().take(n).collect();
                 logs.push_str(&format!(
                     "\n--- {}\n{}",
                     f.file_name().unwrap().to_string_lossy(),
@@ -601,7 +608,52 @@ impl Rehearsal {
                 ));
             }
         }
-        panic!("{what}\n--- timeline\n{}{logs}", self.tl.text());
+        panic!(
+            "{what}\n--- timeline\n{}{logs}\n--- state\n{}",
+            self.tl.text(),
+            self.state_dump()
+        );
+    }
+
+    /// Each daemon's view of the master and each pod's replication, for a
+    /// failure's output.
+    fn state_dump(&self) -> String {
+        let mut out = String::new();
+        for o in self.running() {
+            let addr = &self.pods[o].as_ref().unwrap().addr;
+            let m = self.cmd(addr, 26379, &["SENTINEL", "MASTER", MASTER]);
+            let fields: Vec<String> = ["ip", "port", "flags", "num-slaves", "failover-state"]
+                .iter()
+                .map(|k| {
+                    let v = m.as_ref().and_then(|m| m.field(k));
+                    format!("{k}={}", v.unwrap_or_default())
+                })
+                .collect();
+            let info = self
+                .cmd(addr, 6379, &["INFO", "replication"])
+                .and_then(|r| r.as_str())
+                .unwrap_or_default();
+            let repl: Vec<&str> = info
+                .lines()
+                .filter(|l| {
+                    [
+                        "role",
+                        "master_host",
+                        "master_link_status",
+                        "slave",
+                        "connected_slaves",
+                    ]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+                })
+                .collect();
+            out.push_str(&format!(
+                "pod {o}: daemon {}; redis {}\n",
+                fields.join(" "),
+                repl.join(" ")
+            ));
+        }
+        out
     }
 
     // ------------------------------------------------------------ queries
@@ -670,7 +722,7 @@ impl Rehearsal {
             .net
             .connect(&p.addr, 9479, secs(2))
             .map_err(|e| e.to_string())?;
-        http_get(s, &p.addr, path, secs(2))
+        http_get(s, &p.addr, path, secs(2)).map(|(code, _)| code)
     }
 
     fn voters(&self, ordinal: usize) -> Option<usize> {
@@ -871,11 +923,15 @@ fn run_probe(addr: &str, p: &Probe) -> Result<(), String> {
             p.timeout,
         )
         .map_err(|e| format!("connect: {e}"))?;
-        let code = http_get(s, addr, path, p.timeout)?;
+        let (code, body) = http_get(s, addr, path, p.timeout)?;
         return if (200..400).contains(&code) {
             Ok(())
         } else {
-            Err(format!("HTTP {code}"))
+            // The body says why (the daemon's probes answer "not ready: …").
+            Err(format!(
+                "HTTP {code}: {}",
+                body.lines().next().unwrap_or("")
+            ))
         };
     }
     if let Some(port) = p.tcp {

@@ -409,7 +409,7 @@ pub fn http_get(
     host: &str,
     path: &str,
     timeout: Duration,
-) -> Result<u16, String> {
+) -> Result<(u16, String), String> {
     let mut s = stream;
     s.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
@@ -422,10 +422,13 @@ pub fn http_get(
     .map_err(|e| e.to_string())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-    buf.split_whitespace()
+    let code = buf
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad HTTP reply {:?}", buf.lines().next()))
+        .ok_or_else(|| format!("bad HTTP reply {:?}", buf.lines().next()))?;
+    let body = buf.split_once("\r\n\r\n").map_or("", |(_, b)| b.trim());
+    Ok((code, body.to_string()))
 }
 
 /// A shared, timestamped log of what happened (printed when a check fails).
