@@ -152,6 +152,7 @@ pub async fn start(
     ));
     tokio::spawn(feed_committed(host.clone(), node.clone(), shutdown.clone()));
     tokio::spawn(feed_raft_view(host.clone(), node.clone(), shutdown.clone()));
+    tokio::spawn(feed_contact(host.clone(), node.clone(), shutdown.clone()));
     tokio::spawn(watch_core(node.clone(), fatal_tx.clone(), shutdown.clone()));
     // Only a node that never belonged to a group may start one.
     let may_bootstrap = report.was_empty && report.identity_origin != IdentityOrigin::Emptied;
@@ -244,6 +245,30 @@ async fn feed_raft_view(host: Arc<dyn Host>, node: RaftNode, shutdown: Cancellat
         }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How often the contact with the group is looked at (fencing's bound
+/// includes it).
+const CONTACT_POLL: Duration = Duration::from_millis(50);
+
+/// The contact with the group goes to the core when it changes: lost once
+/// the lease passed without the leader (a leader: without a majority's
+/// acknowledgement), counted from the start for a node that never heard one.
+async fn feed_contact(host: Arc<dyn Host>, node: RaftNode, shutdown: CancellationToken) {
+    let started = tokio::time::Instant::now();
+    let mut last = None;
+    loop {
+        let lease = node.lease();
+        let in_touch = node.leader_contact().within(lease) || started.elapsed() < lease;
+        if last != Some(in_touch) {
+            last = Some(in_touch);
+            host.feed(Input::GroupContact { in_touch });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CONTACT_POLL) => {}
             _ = shutdown.cancelled() => return,
         }
     }

@@ -40,7 +40,7 @@ fn refused_down(inst: &Instance, now: Millis) -> bool {
             .is_some_and(|s| now.saturating_sub(s) >= inst.refused_down_after)
 }
 
-fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
+pub(crate) fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>) {
     inst.link.pending += 1;
     inst.link.last_ping_time = Some(now);
     if inst.link.act_ping_time.is_none() {

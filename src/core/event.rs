@@ -100,6 +100,10 @@ event_kinds! {
     TiltExit => ("-tilt", Warning),
     ScriptError => ("-script-error", Warning),
     ScriptTimeout => ("-script-timeout", Warning),
+    // raftinel's own: writes paused on a master cut off from the group
+    // with its daemon, and the pause lifted (docs/data-safety.md).
+    Fence => ("+fence", Warning),
+    FenceLifted => ("-fence", Warning),
 }
 
 impl Event {

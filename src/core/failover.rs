@@ -26,6 +26,7 @@ use super::types::{Action, InstanceId, Millis};
 use crate::core::group::Command;
 use crate::core::group::{Phase, ReplHistory};
 
+mod fence;
 mod ingest;
 mod reconf;
 mod repair;
@@ -139,6 +140,8 @@ pub struct Ctl {
     /// Raft leader: when it last proposed the master's history
     /// (`Command::RecordHistory`).
     pub history_proposed: Option<Millis>,
+    /// This daemon's fence of the master's node (`fence.rs`).
+    pub fence: Option<fence::Fence>,
 }
 
 /// The Raft leader's progress in demoting the old master of the last switch
@@ -434,6 +437,7 @@ impl Sentinel {
         self.hold_hellos_to_paused(mi);
         self.demote_after_switch(mi, now, out);
         self.release_paused(mi, out);
+        self.fence_step(mi, now, out);
         self.fix_replicas(mi, now, out);
         self.record_history(mi, now, out);
     }

@@ -12,17 +12,17 @@ use crate::core::group::Phase;
 use crate::core::group::{Command, GroupState};
 use crate::core::persisted::{MasterState, PersistedState};
 
-const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
-const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";
+pub(super) const MYID: &str = "55612eaa002986434ec916ab8760956e7119a840";
+pub(super) const PEER: &str = "2864fe5b5ffed532dfe28f2e9b67801fcaf7b633";
 const PEER2: &str = "819df12dcbb638ac6db263571690705072dd65c9";
 const REPLID: &str = "1111111111111111111111111111111111111111";
 const OTHER_REPLID: &str = "2222222222222222222222222222222222222222";
 
-fn node(id: &str) -> u64 {
+pub(super) fn node(id: &str) -> u64 {
     node_id_from_myid(id).expect("hex id")
 }
 
-fn state(replicas: &[u16]) -> PersistedState {
+pub(super) fn state(replicas: &[u16]) -> PersistedState {
     let mut m = MasterState::new("mymaster", "127.0.0.1", 6379, 2);
     m.down_after_ms = 5000;
     m.failover_timeout_ms = 60_000;
@@ -40,7 +40,7 @@ fn state(replicas: &[u16]) -> PersistedState {
     }
 }
 
-fn events(actions: &[Action]) -> Vec<(EventKind, String)> {
+pub(super) fn events(actions: &[Action]) -> Vec<(EventKind, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -106,24 +106,24 @@ fn expect_resumed_promotion(a: &[Action], r: InstanceId) {
     }));
 }
 
-fn ev(kind: EventKind, msg: &str) -> (EventKind, String) {
+pub(super) fn ev(kind: EventKind, msg: &str) -> (EventKind, String) {
     (kind, msg.to_string())
 }
 
-const M: &str = "master mymaster 127.0.0.1 6379";
+pub(super) const M: &str = "master mymaster 127.0.0.1 6379";
 
 fn slave(port: u16) -> String {
     format!("slave 127.0.0.1:{port} 127.0.0.1 {port} @ mymaster 127.0.0.1 6379")
 }
 
 /// One daemon's core plus the group's log as applied so far.
-struct H {
-    s: Sentinel,
+pub(super) struct H {
+    pub(super) s: Sentinel,
     gs: GroupState,
 }
 
 impl H {
-    fn new(st: PersistedState, leader: bool) -> H {
+    pub(super) fn new(st: PersistedState, leader: bool) -> H {
         let (s, _) = Sentinel::new(st, CoreOptions::default(), 0);
         let mut h = H {
             s,
@@ -159,13 +159,13 @@ impl H {
             .handle(now, Input::Committed(Box::new(self.gs.clone())))
     }
 
-    fn commit(&mut self, now: Millis, cmd: Command) -> Vec<Action> {
+    pub(super) fn commit(&mut self, now: Millis, cmd: Command) -> Vec<Action> {
         let r = self.gs.apply(&cmd);
         assert_eq!(r, crate::core::group::CommandResponse::Applied, "{cmd:?}");
         self.deliver(now)
     }
 
-    fn id(&self, port: u16) -> InstanceId {
+    pub(super) fn id(&self, port: u16) -> InstanceId {
         let m = &self.s.masters["mymaster"];
         if m.inst.port == port {
             return m.inst.id;
@@ -173,7 +173,7 @@ impl H {
         m.replicas[&format!("127.0.0.1:{port}")].id
     }
 
-    fn up(&mut self, id: InstanceId, now: Millis) {
+    pub(super) fn up(&mut self, id: InstanceId, now: Millis) {
         for link in [LinkKind::Command, LinkKind::PubSub] {
             self.s.handle(now, Input::LinkUp { id, link });
         }
@@ -199,7 +199,7 @@ impl H {
         }
     }
 
-    fn pong(&mut self, id: InstanceId, now: Millis) -> Vec<Action> {
+    pub(super) fn pong(&mut self, id: InstanceId, now: Millis) -> Vec<Action> {
         self.s.handle(
             now,
             Input::PingReply {
@@ -209,7 +209,7 @@ impl H {
         )
     }
 
-    fn info(&mut self, id: InstanceId, now: Millis, text: &str) -> Vec<Action> {
+    pub(super) fn info(&mut self, id: InstanceId, now: Millis, text: &str) -> Vec<Action> {
         self.s.handle(
             now,
             Input::InfoReply {
@@ -234,7 +234,7 @@ impl H {
     }
 
     /// Master and replicas connected, answering, with fresh INFO.
-    fn healthy(&mut self, now: Millis, offsets: &[(u16, u64)]) {
+    pub(super) fn healthy(&mut self, now: Millis, offsets: &[(u16, u64)]) {
         let mid = self.id(6379);
         self.up(mid, now);
         self.pong(mid, now);
@@ -265,11 +265,11 @@ impl H {
     }
 }
 
-fn replica_text(master_port: u16, offset: u64, prio: u32, replid: &str) -> String {
+pub(super) fn replica_text(master_port: u16, offset: u64, prio: u32, replid: &str) -> String {
     format!("role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:{master_port}\r\nmaster_link_status:up\r\nslave_priority:{prio}\r\nslave_repl_offset:{offset}\r\nmaster_replid:{replid}\r\n")
 }
 
-fn start(epoch: u64, leader: &str, manual: bool, coordinated: bool) -> Command {
+pub(super) fn start(epoch: u64, leader: &str, manual: bool, coordinated: bool) -> Command {
     Command::FailoverStart {
         name: "mymaster".into(),
         epoch,
@@ -289,7 +289,7 @@ fn opinion(who: &str, down: bool) -> Command {
     }
 }
 
-fn phase(epoch: u64, p: Phase, promoted: Option<u16>) -> Command {
+pub(super) fn phase(epoch: u64, p: Phase, promoted: Option<u16>) -> Command {
     Command::FailoverPhase {
         name: "mymaster".into(),
         epoch,
@@ -331,7 +331,7 @@ fn promoted_text(offset: u64) -> String {
     format!("role:master\r\nmaster_replid:{NEW_REPLID}\r\nmaster_replid2:{REPLID}\r\nmaster_repl_offset:{offset}\r\n")
 }
 
-fn switch(epoch: u64, port: u16) -> Command {
+pub(super) fn switch(epoch: u64, port: u16) -> Command {
     Command::SwitchMaster {
         name: "mymaster".into(),
         epoch,

@@ -51,6 +51,10 @@ pub struct Link {
     /// Since when every attempt to connect the command link was refused
     /// (reset by a connection, or by an attempt that failed otherwise).
     pub refused_since: Option<Millis>,
+    /// The command link's last connection stayed on one host (its local
+    /// address is the node's): this daemon sits next to the node, as a
+    /// sidecar does (fencing, `failover/fence.rs`).
+    pub same_host: bool,
 }
 
 impl Link {
@@ -73,6 +77,7 @@ impl Link {
             ask_inflight: false,
             hold_hello: false,
             refused_since: None,
+            same_host: false,
         }
     }
 

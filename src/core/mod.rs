@@ -38,6 +38,8 @@ pub use types::*;
 #[cfg(test)]
 mod failover_tests;
 #[cfg(test)]
+mod fence_tests;
+#[cfg(test)]
 mod hostnames_tests;
 #[cfg(test)]
 mod sim;

@@ -261,6 +261,12 @@ pub struct Sentinel {
     pub(crate) forget_unseen_at: Option<Millis>,
     /// When the driver last ticked the core (the liveness probe's clock).
     pub(crate) last_tick: Millis,
+    /// Since when this daemon is out of touch with its group (the Raft
+    /// lease passed), as the driver reports it (`Input::GroupContact`).
+    pub(crate) group_lost_at: Option<Millis>,
+    /// Since when it is back in touch (None while out of touch or before
+    /// the first report).
+    pub(crate) group_back_at: Option<Millis>,
 }
 
 /// The masters whose failover engine an input may have moved: the engine
@@ -409,6 +415,8 @@ impl Sentinel {
             forget_unseen_at: None,
             start_epoch_proposed: 0,
             last_tick: now,
+            group_lost_at: None,
+            group_back_at: None,
         };
         for mi in 0..s.masters.len() {
             s.register_master(mi);
@@ -630,6 +638,16 @@ impl Sentinel {
             Input::Resolved { id, ip } => {
                 self.resolved(id, ip);
                 Touched::None
+            }
+            Input::SameHost { id, same } => {
+                if let Some(i) = self.instance_mut(id) {
+                    i.link.same_host = same;
+                }
+                Touched::None
+            }
+            Input::GroupContact { in_touch } => {
+                self.group_contact(now, in_touch);
+                Touched::All
             }
             Input::CommandTimeout { id } => {
                 if let Some(inst) = self.instance_mut(id) {

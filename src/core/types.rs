@@ -123,6 +123,18 @@ pub enum Input {
     CommandTimeout {
         id: InstanceId,
     },
+    /// The command link of `id` connected, from one of the node's own
+    /// addresses (`same`) or from another host.
+    SameHost {
+        id: InstanceId,
+        same: bool,
+    },
+    /// This daemon's contact with its group changed: `in_touch` is false
+    /// once the Raft lease passed without the leader (for a leader: without
+    /// a majority's acknowledgement).
+    GroupContact {
+        in_touch: bool,
+    },
     /// The group's committed state after the local Raft node applied entries
     /// (consensus: the only source of master addresses and failover steps).
     Committed(Box<crate::core::group::GroupState>),

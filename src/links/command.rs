@@ -102,7 +102,13 @@ pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
                 let id = ctx.spec.id;
                 ctx.report(LinkKind::Command, Input::Resolved { id, ip: ip.clone() });
             }
-            connect_from(&ip, ctx.spec.port, ctx.bind_source).await
+            let opened = connect_from(&ip, ctx.spec.port, ctx.bind_source).await;
+            if let Ok((_, local_ip)) = &opened {
+                // A sidecar's link to its own node (fencing).
+                let (id, same) = (ctx.spec.id, *local_ip == ip);
+                ctx.report(LinkKind::Command, Input::SameHost { id, same });
+            }
+            opened
         }
         Err(err) => Err(err),
     };
@@ -824,6 +830,9 @@ mod tests {
                 }
                 first = next(&mut rx).await;
             }
+            // Loopback to loopback: the link stays on this host.
+            assert_eq!(first, Input::SameHost { id, same: true }, "{host}");
+            first = next(&mut rx).await;
             let up = Input::LinkUp {
                 id,
                 link: LinkKind::Command,
@@ -865,7 +874,11 @@ mod tests {
         let mut task = None;
         for _ in 0..50 {
             let t = super::super::spawn_command(ctx.clone());
-            match next(&mut rx).await {
+            let mut first = next(&mut rx).await;
+            if let Input::SameHost { .. } = first {
+                first = next(&mut rx).await;
+            }
+            match first {
                 Input::LinkUp { .. } => {
                     task = Some(t);
                     break;

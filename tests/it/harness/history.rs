@@ -341,7 +341,7 @@ impl Drop for Observer {
 // ---------------------------------------------------------------- checker
 
 /// The verdict on one run.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Outcome {
     pub acked: usize,
     pub failed: u64,

@@ -1,0 +1,243 @@
+//! Fencing (docs/data-safety.md, "Fencing the old master"): a master keeps
+//! taking writes only while the group can stand behind it.
+//!
+//! The daemon next to the committed master (its link to the node stays on
+//! one host: `Link::same_host`) watches its own contact with the group
+//! (`Input::GroupContact`, the Raft lease). Once it has lost the group it
+//! asks every replica of that master a PING: if none answers within
+//! `FENCE_PROBE_MS`, the pod is cut off from the rest, the others may be
+//! promoting a replica right now, and it pauses writes on the master
+//! (`CLIENT PAUSE <ms> WRITE`, sent again before it expires, `+fence`). A
+//! write paused is never acknowledged by a master that is being replaced.
+//!
+//! A replica that answers means the cut is between daemons only (a peer
+//! port filtered, a majority of daemons down): the replicas still follow the
+//! master and nothing is paused; the probe is repeated every
+//! `FENCE_REPROBE_MS` while the group stays out of reach.
+//!
+//! Back in touch for `FENCE_SETTLE_MS` (the committed state caught up), the
+//! pause is lifted at once if the node is still the committed master and no
+//! failover of it is under way (`-fence`); otherwise the node stays paused
+//! until it reports role:slave (`release_paused`): once the switch is done,
+//! this daemon makes it a replica of the committed master itself
+//! (`+convert-to-slave`), and the writes it held are then refused with
+//! -READONLY.
+//!
+//! The bound, from the cut: the lease (the election timeout, at most half of
+//! down-after) plus the driver's contact poll, `FENCE_PROBE_MS` and a tick.
+//! The group promotes no replica before down-after has passed.
+
+use super::super::detection::send_ping;
+use super::super::event::EventKind;
+use super::super::instance::{Instance, Role};
+use super::super::sentinel::{emit, prefix, Sentinel};
+use super::super::types::{Action, Millis};
+use super::{ask_info, pause_writes, reconfigure, same_addr, FIX_RESEND_MS};
+
+/// How long the replicas have to answer the probe's PING.
+pub(crate) const FENCE_PROBE_MS: u64 = 100;
+/// While the group is out of reach and a replica answered, the probe is
+/// repeated this often (the cut may widen).
+pub(crate) const FENCE_REPROBE_MS: u64 = 1000;
+/// Back in touch with the group this long before a pause is lifted: the
+/// committed state has caught up with what happened meanwhile.
+pub(crate) const FENCE_SETTLE_MS: u64 = 500;
+/// INFO of a paused node that is no longer the master, until it reports
+/// role:slave.
+const FENCE_INFO_MS: u64 = 1000;
+
+/// This daemon's fence of a master's node (`Ctl::fence`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The node probed for, or paused.
+    pub host: String,
+    pub port: u16,
+    /// When the replicas were last asked a PING.
+    pub probe_at: Millis,
+    /// When writes were last paused on the node (None: probing only).
+    pub paused_at: Option<Millis>,
+    /// Last INFO asked of the node once it is no longer the master.
+    pub info_at: Millis,
+}
+
+/// The pause sent: it outlives a few renewals, and lapses by itself if this
+/// daemon dies while the node is fenced.
+pub(crate) fn fence_pause_ms(down_after: u64) -> u64 {
+    down_after.saturating_mul(3).max(3000)
+}
+
+impl Sentinel {
+    /// The group's contact as the driver sees it (the Raft lease): lost or
+    /// regained now.
+    pub(crate) fn group_contact(&mut self, now: Millis, in_touch: bool) {
+        if in_touch {
+            if self.group_lost_at.take().is_some() || self.group_back_at.is_none() {
+                self.group_back_at = Some(now);
+            }
+        } else {
+            self.group_lost_at.get_or_insert(now);
+            self.group_back_at = None;
+        }
+    }
+
+    /// One step of master `mi`'s fence (see the module's text).
+    pub(super) fn fence_step(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        let name = self.masters[mi].inst.name.clone();
+        let committed = self
+            .cmaster(&name)
+            .map(|cm| (cm.host.clone(), cm.port, cm.failover.is_some()));
+        let (lost, back) = (self.group_lost_at, self.group_back_at);
+        let announce = self.globals.announce_hostnames;
+        let m = &mut self.masters[mi];
+        let pause_ms = fence_pause_ms(m.inst.down_after);
+        let Some(mut f) = m.fo.fence.take() else {
+            // Out of touch: probe if this daemon sits next to the committed
+            // master and there is a replica the others could promote.
+            let local = committed
+                .as_ref()
+                .is_some_and(|(h, p, _)| same_addr(h, *p, &m.inst.host, m.inst.port))
+                && m.inst.link.cmd_up
+                && m.inst.link.same_host
+                && m.inst.role_reported == Role::Master
+                && !m.replicas.is_empty();
+            if lost.is_some() && local {
+                probe(m.replicas.values_mut(), now, out);
+                m.fo.fence = Some(Fence {
+                    host: m.inst.host.clone(),
+                    port: m.inst.port,
+                    probe_at: now,
+                    paused_at: None,
+                    info_at: now,
+                });
+            }
+            return;
+        };
+        let Some(paused_at) = f.paused_at else {
+            // Probing: dropped once back in touch or no longer next to it.
+            let still = lost.is_some()
+                && same_addr(&f.host, f.port, &m.inst.host, m.inst.port)
+                && m.inst.link.cmd_up;
+            if !still {
+                return;
+            }
+            if now.saturating_sub(f.probe_at) < FENCE_PROBE_MS {
+                m.fo.fence = Some(f);
+                return;
+            }
+            let answered = m
+                .replicas
+                .values()
+                .any(|r| r.link.cmd_up && r.link.last_pong_time >= f.probe_at);
+            if answered {
+                if now.saturating_sub(f.probe_at) >= FENCE_REPROBE_MS {
+                    probe(m.replicas.values_mut(), now, out);
+                    f.probe_at = now;
+                }
+                m.fo.fence = Some(f);
+                return;
+            }
+            pause_writes(&mut m.fo.paused, &mut m.inst, pause_ms, out);
+            f.paused_at = Some(now);
+            let mut ev = crate::core::event::Event::new(
+                EventKind::Fence,
+                m.prefix(announce),
+                Some(&m.inst.name),
+            );
+            ev.detail = Some(format!(
+                "out of touch with the group for {} ms and no replica answered: writes paused",
+                now.saturating_sub(lost.unwrap_or(now))
+            ));
+            out.push(Action::Emit(ev));
+            m.fo.fence = Some(f);
+            return;
+        };
+        let held =
+            m.fo.paused
+                .iter()
+                .any(|(h, p)| same_addr(h, *p, &f.host, f.port));
+        if !held {
+            // Released by `release_paused`: it reports role:slave.
+            let ma = m.addr(announce);
+            let what = m
+                .replicas
+                .values()
+                .find(|i| same_addr(&i.host, i.port, &f.host, f.port))
+                .map_or_else(|| m.prefix(announce), |r| prefix(r, &ma));
+            emit(out, EventKind::FenceLifted, what, Some(&name));
+            return;
+        }
+        let settled = back.is_some_and(|b| now.saturating_sub(b) >= FENCE_SETTLE_MS);
+        let is_master = same_addr(&f.host, f.port, &m.inst.host, m.inst.port);
+        let still_committed = committed
+            .as_ref()
+            .is_some_and(|(h, p, fo)| same_addr(h, *p, &f.host, f.port) && !fo);
+        if settled && is_master && still_committed && m.inst.link.cmd_up {
+            m.fo.paused
+                .retain(|(h, p)| !same_addr(h, *p, &f.host, f.port));
+            m.inst.link.hold_hello = false;
+            out.push(Action::Unpause { id: m.inst.id });
+            let mut ev = crate::core::event::Event::new(
+                EventKind::FenceLifted,
+                m.prefix(announce),
+                Some(&name),
+            );
+            ev.detail = Some("back in touch with the group, still its master".into());
+            out.push(Action::Emit(ev));
+            return;
+        }
+        // Replaced: the switch is done (no failover under way), and this
+        // daemon, whose link to it holds no hello, makes it a replica of the
+        // committed master (the others' hellos wait behind the pause, so
+        // their links see it down and their leader would not demote it).
+        let replaced = settled
+            && !is_master
+            && committed
+                .as_ref()
+                .is_some_and(|(h, p, fo)| !same_addr(h, *p, &f.host, f.port) && !fo);
+        let ma = m.addr(announce);
+        let node = std::iter::once(&mut m.inst)
+            .chain(m.replicas.values_mut())
+            .find(|i| same_addr(&i.host, i.port, &f.host, f.port))
+            .filter(|i| i.link.cmd_up);
+        if let Some(node) = node {
+            if now.saturating_sub(paused_at) >= pause_ms / 3 {
+                pause_writes(&mut m.fo.paused, node, pause_ms, out);
+                f.paused_at = Some(now);
+            }
+            // Sent again only after an INFO younger than the last attempt
+            // still shows it a master.
+            let recently = node.fix_sent_at.is_some_and(|t| {
+                node.info_refresh
+                    .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
+            });
+            if replaced
+                && node.info_refresh.is_some()
+                && node.role_reported == Role::Master
+                && !recently
+            {
+                node.fix_sent_at = Some(now);
+                reconfigure(node, Some((ma.shown.clone(), ma.port)), out);
+                emit(
+                    out,
+                    EventKind::ConvertToSlave,
+                    prefix(node, &ma),
+                    Some(&name),
+                );
+                ask_info(node, out);
+                f.info_at = now;
+            }
+            if !is_master && now.saturating_sub(f.info_at) >= FENCE_INFO_MS {
+                ask_info(node, out);
+                f.info_at = now;
+            }
+        }
+        m.fo.fence = Some(f);
+    }
+}
+
+/// A PING to every replica whose link is up.
+fn probe<'a>(replicas: impl Iterator<Item = &'a mut Instance>, now: Millis, out: &mut Vec<Action>) {
+    for r in replicas.filter(|r| r.link.cmd_up) {
+        send_ping(r, now, out);
+    }
+}
