@@ -256,14 +256,25 @@ const CONTACT_POLL: Duration = Duration::from_millis(50);
 
 /// The contact with the group goes to the core when it changes: lost once
 /// the lease passed without the leader (a leader: without a majority's
-/// acknowledgement), counted from the start for a node that never heard one.
+/// acknowledgement); not in touch for a node that has not heard one since
+/// it started.
+///
+/// For its first second out of touch it is reported at every poll: the
+/// core's fence decides at each report (`FENCE_PROBE_MS` after its probe),
+/// not a tick later.
 async fn feed_contact(host: Arc<dyn Host>, node: RaftNode, shutdown: CancellationToken) {
-    let started = tokio::time::Instant::now();
     let mut last = None;
+    let mut lost_at = None;
     loop {
-        let lease = node.lease();
-        let in_touch = node.leader_contact().within(lease) || started.elapsed() < lease;
-        if last != Some(in_touch) {
+        let in_touch = node.leader_contact().within(node.lease());
+        let now = tokio::time::Instant::now();
+        let fresh = if in_touch {
+            lost_at = None;
+            false
+        } else {
+            now - *lost_at.get_or_insert(now) < Duration::from_secs(1)
+        };
+        if last != Some(in_touch) || fresh {
             last = Some(in_touch);
             host.feed(Input::GroupContact { in_touch });
         }

@@ -224,6 +224,14 @@ pub(crate) enum Slot {
     Sentinel(usize),
 }
 
+/// For this long after its start, a daemon of a group that has not heard
+/// the group yet holds the answers that name a master (GET-MASTER-ADDR-BY-
+/// NAME, MASTERS, MASTER); then it answers from what it has.
+pub const STARTUP_HOLD_MS: Millis = 2000;
+/// After the first contact, the committed state gets this long to apply
+/// what the leader sent.
+const CATCH_UP_MS: Millis = 100;
+
 /// The whole monitoring state of one sentinel process.
 #[derive(Debug)]
 pub struct Sentinel {
@@ -267,6 +275,10 @@ pub struct Sentinel {
     /// Since when it is back in touch (None while out of touch or before
     /// the first report).
     pub(crate) group_back_at: Option<Millis>,
+    /// When this daemon was first in touch with its group since it started.
+    pub(crate) first_touch: Option<Millis>,
+    /// When the core was made (the process's start).
+    pub(crate) started_at: Millis,
 }
 
 /// The masters whose failover engine an input may have moved: the engine
@@ -417,6 +429,8 @@ impl Sentinel {
             last_tick: now,
             group_lost_at: None,
             group_back_at: None,
+            first_touch: None,
+            started_at: now,
         };
         for mi in 0..s.masters.len() {
             s.register_master(mi);
@@ -478,6 +492,18 @@ impl Sentinel {
     }
 
     /// When the core was last ticked (0: not yet).
+    /// Whether answers naming a master wait (see `STARTUP_HOLD_MS`): this
+    /// daemon restarted into a group it has not heard from yet, so its
+    /// committed state may be a failover behind (a master restarted with
+    /// its daemon would otherwise be named by that daemon, empty).
+    pub fn answer_held(&self, now: Millis) -> bool {
+        self.raft.initialized
+            && now < self.started_at.saturating_add(STARTUP_HOLD_MS)
+            && self
+                .first_touch
+                .is_none_or(|t| now < t.saturating_add(CATCH_UP_MS))
+    }
+
     pub fn last_tick(&self) -> Millis {
         self.last_tick
     }

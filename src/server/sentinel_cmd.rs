@@ -203,11 +203,15 @@ impl<'a> SentinelCmd<'a> {
             // The query clients send most (every connect, every reconnect,
             // health checks): one lock, no flush, no allocation but the reply.
             SentinelCmd::GetMasterAddrByName(name) => {
+                hold_until_caught_up(server).await;
                 master_addr_reply(server.core.lock().master_addr(&name))
             }
             SentinelCmd::Help => help(SENTINEL_HELP),
             SentinelCmd::PendingScripts => pending_scripts(server),
             cmd => {
+                if matches!(cmd, SentinelCmd::Masters | SentinelCmd::Master(_)) {
+                    hold_until_caught_up(server).await;
+                }
                 let resolved = match &cmd {
                     SentinelCmd::Monitor { host, .. } => resolves(server, host).await,
                     _ => None,
@@ -363,6 +367,15 @@ fn parse_config<'a>(a: &Args<'a>) -> Result<SentinelCmd<'a>, Frame> {
     Err(Frame::error(
         "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.",
     ))
+}
+
+/// A daemon restarted into its group answers which node is master only once
+/// it heard the group (or `STARTUP_HOLD_MS` after its start): see
+/// `Sentinel::answer_held`.
+async fn hold_until_caught_up(server: &Server) {
+    while server.core.lock().answer_held(server.core.now()) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 fn master_addr_reply(addr: Option<(String, u16)>) -> Frame {

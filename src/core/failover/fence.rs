@@ -35,7 +35,7 @@ use super::super::types::{Action, Millis};
 use super::{ask_info, pause_writes, reconfigure, same_addr, FIX_RESEND_MS};
 
 /// How long the replicas have to answer the probe's PING.
-pub(crate) const FENCE_PROBE_MS: u64 = 100;
+pub(crate) const FENCE_PROBE_MS: u64 = 50;
 /// While the group is out of reach and a replica answered, the probe is
 /// repeated this often (the cut may widen).
 pub(crate) const FENCE_REPROBE_MS: u64 = 1000;
@@ -71,6 +71,7 @@ impl Sentinel {
     /// regained now.
     pub(crate) fn group_contact(&mut self, now: Millis, in_touch: bool) {
         if in_touch {
+            self.first_touch.get_or_insert(now);
             if self.group_lost_at.take().is_some() || self.group_back_at.is_none() {
                 self.group_back_at = Some(now);
             }
@@ -87,6 +88,8 @@ impl Sentinel {
             .cmaster(&name)
             .map(|cm| (cm.host.clone(), cm.port, cm.failover.is_some()));
         let (lost, back) = (self.group_lost_at, self.group_back_at);
+        // A daemon just started has had no lease to hear its group in yet.
+        let started = now.saturating_sub(self.started_at);
         let announce = self.globals.announce_hostnames;
         let m = &mut self.masters[mi];
         let pause_ms = fence_pause_ms(m.inst.down_after);
@@ -100,7 +103,7 @@ impl Sentinel {
                 && m.inst.link.same_host
                 && m.inst.role_reported == Role::Master
                 && !m.replicas.is_empty();
-            if lost.is_some() && local {
+            if lost.is_some() && local && started >= m.inst.down_after / 2 {
                 probe(m.replicas.values_mut(), now, out);
                 m.fo.fence = Some(Fence {
                     host: m.inst.host.clone(),
