@@ -391,14 +391,13 @@ pub fn run(kind: Kind, persist: Redis, nemesis: Nemesis) -> Option<Outcome> {
     }
     let mut out = judge(&c.net, &logs, &obs, &final_master, &present);
     out.nemesis_ms = nemesis_ms;
-    out.tilts = (0..HOSTS.len())
-        .map(|i| {
-            c.net.pods[i]
-                .log_tail("daemon", usize::MAX)
-                .matches("+tilt")
-                .count()
-        })
-        .sum();
+    let count = |what: &str| -> usize {
+        (0..HOSTS.len())
+            .map(|i| c.net.pods[i].log_tail("daemon", usize::MAX).matches(what).count())
+            .sum()
+    };
+    out.tilts = count("+tilt");
+    out.fences = count("+fence");
     eprintln!(
         "---- {kind:?}, redis {persist:?}; timeline:\n{}\n{}",
         c.net
@@ -789,6 +788,8 @@ fn master_daemon_cut_off_changes_nothing() {
     };
     assert_safe(&out);
     assert!(out.promotions.is_empty(), "{}", out.summary());
+    // A replica answered its daemon's probe: no write was paused.
+    assert_eq!(out.fences, 0, "{}", out.summary());
 }
 
 /// The master's pod cut off with its clients: fenced within the bound,

@@ -367,6 +367,8 @@ pub struct Outcome {
     /// `+tilt` lines in the daemons' logs (a starved redis-sentinel stops
     /// acting for 30 s).
     pub tilts: usize,
+    /// `+fence` lines in the daemons' logs (writes paused on a master).
+    pub fences: usize,
     /// When the fault began (ms on the run's clock), for figures relative
     /// to it.
     pub nemesis_ms: u64,
@@ -567,12 +569,13 @@ impl Outcome {
             )
             .collect();
         format!(
-            "acked {} lost {lost} dual {} ms stale {stale} promotions [{}] empty-masters [{}] tilt {} final {}",
+            "acked {} lost {lost} dual {} ms stale {stale} promotions [{}] empty-masters [{}] tilt {} fences {} final {}",
             self.acked,
             self.dual_ack_ms,
             promotions.join(" "),
             empty.join(" "),
             self.tilts,
+            self.fences,
             self.final_master
         )
     }
@@ -601,8 +604,8 @@ impl Outcome {
         );
         let _ = write!(
             s,
-            "final master: {}; daemons in TILT: {}",
-            self.final_master, self.tilts
+            "final master: {}; daemons in TILT: {}; +fence lines: {}",
+            self.final_master, self.tilts, self.fences
         );
         s
     }
