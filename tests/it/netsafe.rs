@@ -393,7 +393,12 @@ pub fn run(kind: Kind, persist: Redis, nemesis: Nemesis) -> Option<Outcome> {
     out.nemesis_ms = nemesis_ms;
     let count = |what: &str| -> usize {
         (0..HOSTS.len())
-            .map(|i| c.net.pods[i].log_tail("daemon", usize::MAX).matches(what).count())
+            .map(|i| {
+                c.net.pods[i]
+                    .log_tail("daemon", usize::MAX)
+                    .matches(what)
+                    .count()
+            })
             .sum()
     };
     out.tilts = count("+tilt");
