@@ -259,14 +259,18 @@ const CONTACT_POLL: Duration = Duration::from_millis(50);
 /// acknowledgement); not in touch for a node that has not heard one since
 /// it started.
 ///
-/// For its first second out of touch it is reported at every poll: the
-/// core's fence decides at each report (`FENCE_PROBE_MS` after its probe),
-/// not a tick later.
+/// In touch, it looks again when the lease would run out from the last
+/// contact (about twice a second at idle); out of touch, every
+/// `CONTACT_POLL`, and for its first second out of touch it reports at every
+/// poll: the core's fence decides at each report (`FENCE_PROBE_MS` after its
+/// probe), not a tick later.
 async fn feed_contact(host: Arc<dyn Host>, node: RaftNode, shutdown: CancellationToken) {
     let mut last = None;
     let mut lost_at = None;
     loop {
-        let in_touch = node.leader_contact().within(node.lease());
+        let lease = node.lease();
+        let contact = node.leader_contact();
+        let in_touch = contact.within(lease);
         let now = tokio::time::Instant::now();
         let fresh = if in_touch {
             lost_at = None;
@@ -278,8 +282,12 @@ async fn feed_contact(host: Arc<dyn Host>, node: RaftNode, shutdown: Cancellatio
             last = Some(in_touch);
             host.feed(Input::GroupContact { in_touch });
         }
+        let wait = match contact.age() {
+            Some(age) if in_touch => lease.saturating_sub(age) + Duration::from_millis(1),
+            _ => CONTACT_POLL,
+        };
         tokio::select! {
-            _ = tokio::time::sleep(CONTACT_POLL) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return,
         }
     }

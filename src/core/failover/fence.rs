@@ -24,8 +24,9 @@
 //! -READONLY.
 //!
 //! The bound, from the cut: the lease (the election timeout, at most half of
-//! down-after) plus the driver's contact poll, `FENCE_PROBE_MS` and a tick.
-//! The group promotes no replica before down-after has passed.
+//! down-after; the driver looks when it runs out), `FENCE_PROBE_MS` and the
+//! driver's next report (every 50 ms in the first second out of touch). The
+//! group promotes no replica before down-after has passed.
 
 use super::super::detection::send_ping;
 use super::super::event::EventKind;
