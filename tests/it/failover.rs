@@ -503,3 +503,66 @@ fn coordinated_failover_loses_no_acknowledged_write() {
     });
     expect_switch_once(&g, &[0, 1, 2], &mut ev);
 }
+
+/// The operator's override, end to end: the group recorded the master's
+/// history (it held data, replicated); the master dies and both replicas
+/// come back without their data. No replica is promoted, each being empty on
+/// a new history (`-failover-abort-no-good-slave`); `SENTINEL FAILOVER
+/// <master> FORCE` accepts the loss and promotes one, on every daemon.
+#[test]
+fn force_promotes_an_empty_replica_only_when_asked() {
+    let mut g = Group::new();
+    let mut c = g.topo.master.conn();
+    for i in 0..100 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("k{i}"), "v"]),
+            Resp::Status("OK".into())
+        );
+    }
+    for r in &g.topo.replicas {
+        wait_for(BOUND, "the replicas hold the data", || {
+            match r.conn().cmd(&["DBSIZE"]) {
+                Resp::Int(100) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+    }
+    // The Raft leader records the history within a second or so of seeing
+    // the data; the daemons also remember the master themselves.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ev = g.subscribe(&[0, 1, 2]);
+    g.topo.master.sigkill();
+    let old = g.old_port.to_string();
+    for r in &mut g.topo.replicas {
+        r.restart_with(&["--replicaof", "127.0.0.1", &old]);
+    }
+    // Replicas of the dead master, empty, on a new history: refused.
+    let leader = g.raft_leader();
+    ev[leader].wait("-failover-abort-no-good-slave", &|_| true, BOUND);
+    for d in &g.daemons {
+        assert_eq!(d.master_addr(), addr(g.old_port), "nothing promoted");
+    }
+    for r in &g.topo.replicas {
+        assert_eq!(
+            r.conn().cmd(&["DBSIZE"]),
+            Resp::Int(0),
+            "{} is empty",
+            r.port
+        );
+    }
+    // The override, retried while an automatic attempt is under way.
+    let reply = wait_for(BOUND, "SENTINEL FAILOVER FORCE accepted", || {
+        let r = g.daemons[0]
+            .conn()
+            .cmd(&["SENTINEL", "FAILOVER", MASTER, "FORCE"]);
+        match &r {
+            Resp::Error(e) if e.starts_with("INPROG") || e.starts_with("NOQUORUM") => {
+                Err(e.clone())
+            }
+            _ => Ok(r),
+        }
+    });
+    assert_eq!(reply, Resp::Status("OK".into()));
+    let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
+    assert_eq!(role(g.topo.node(new_port)), "master");
+}

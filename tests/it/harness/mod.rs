@@ -358,6 +358,12 @@ impl RedisNode {
         self.proc.kill();
     }
 
+    /// Start again on the same port with `extra` arguments from now on.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
+
     /// Start again on the same port (after `sigkill`); it gets a new run_id.
     pub fn restart(&mut self) {
         self.proc.kill();
