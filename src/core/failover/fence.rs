@@ -29,9 +29,9 @@
 //! group promotes no replica before down-after has passed.
 
 use super::super::detection::send_ping;
-use super::super::event::EventKind;
+use super::super::event::{Event, EventKind};
 use super::super::instance::{Instance, Role};
-use super::super::sentinel::{emit, prefix, Sentinel};
+use super::super::sentinel::{emit, prefix, Master, Sentinel};
 use super::super::types::{Action, Millis};
 use super::{ask_info, pause_writes, reconfigure, same_addr, FIX_RESEND_MS};
 
@@ -84,159 +84,197 @@ impl Sentinel {
 
     /// One step of master `mi`'s fence (see the module's text).
     pub(super) fn fence_step(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        if self.group_lost_at.is_none() && self.masters[mi].fo.fence.is_none() {
+            return; // in touch, nothing fenced: the common case, kept cheap
+        }
         let name = self.masters[mi].inst.name.clone();
-        let committed = self
-            .cmaster(&name)
-            .map(|cm| (cm.host.clone(), cm.port, cm.failover.is_some()));
-        let (lost, back) = (self.group_lost_at, self.group_back_at);
-        // A daemon just started has had no lease to hear its group in yet.
-        let started = now.saturating_sub(self.started_at);
-        let announce = self.globals.announce_hostnames;
+        let cx = Cx {
+            committed: self
+                .cmaster(&name)
+                .map(|cm| (cm.host.clone(), cm.port, cm.failover.is_some())),
+            lost: self.group_lost_at,
+            back: self.group_back_at,
+            // A daemon just started has had no lease to hear its group in.
+            started: now.saturating_sub(self.started_at),
+            announce: self.globals.announce_hostnames,
+            now,
+        };
         let m = &mut self.masters[mi];
-        let pause_ms = fence_pause_ms(m.inst.down_after);
-        let Some(mut f) = m.fo.fence.take() else {
-            // Out of touch: probe if this daemon sits next to the committed
-            // master and there is a replica the others could promote.
-            let local = committed
-                .as_ref()
-                .is_some_and(|(h, p, _)| same_addr(h, *p, &m.inst.host, m.inst.port))
-                && m.inst.link.cmd_up
-                && m.inst.link.same_host
-                && m.inst.role_reported == Role::Master
-                && !m.replicas.is_empty();
-            if lost.is_some() && local && started >= m.inst.down_after / 2 {
-                probe(m.replicas.values_mut(), now, out);
-                m.fo.fence = Some(Fence {
-                    host: m.inst.host.clone(),
-                    port: m.inst.port,
-                    probe_at: now,
-                    paused_at: None,
-                    info_at: now,
-                });
-            }
-            return;
+        m.fo.fence = match m.fo.fence.take() {
+            None => start(m, &cx, out),
+            Some(f) if f.paused_at.is_none() => probing(m, f, &cx, out),
+            Some(f) => fenced(m, f, &cx, out),
         };
-        let Some(paused_at) = f.paused_at else {
-            // Probing: dropped once back in touch or no longer next to it.
-            let still = lost.is_some()
-                && same_addr(&f.host, f.port, &m.inst.host, m.inst.port)
-                && m.inst.link.cmd_up;
-            if !still {
-                return;
-            }
-            if now.saturating_sub(f.probe_at) < FENCE_PROBE_MS {
-                m.fo.fence = Some(f);
-                return;
-            }
-            let answered = m
-                .replicas
-                .values()
-                .any(|r| r.link.cmd_up && r.link.last_pong_time >= f.probe_at);
-            if answered {
-                if now.saturating_sub(f.probe_at) >= FENCE_REPROBE_MS {
-                    probe(m.replicas.values_mut(), now, out);
-                    f.probe_at = now;
-                }
-                m.fo.fence = Some(f);
-                return;
-            }
-            pause_writes(&mut m.fo.paused, &mut m.inst, pause_ms, out);
-            f.paused_at = Some(now);
-            let mut ev = crate::core::event::Event::new(
-                EventKind::Fence,
-                m.prefix(announce),
-                Some(&m.inst.name),
-            );
-            ev.detail = Some(format!(
-                "out of touch with the group for {} ms and no replica answered: writes paused",
-                now.saturating_sub(lost.unwrap_or(now))
-            ));
-            out.push(Action::Emit(ev));
-            m.fo.fence = Some(f);
-            return;
-        };
-        let held =
-            m.fo.paused
-                .iter()
-                .any(|(h, p)| same_addr(h, *p, &f.host, f.port));
-        if !held {
-            // Released by `release_paused`: it reports role:slave.
-            let ma = m.addr(announce);
-            let what = m
-                .replicas
-                .values()
-                .find(|i| same_addr(&i.host, i.port, &f.host, f.port))
-                .map_or_else(|| m.prefix(announce), |r| prefix(r, &ma));
-            emit(out, EventKind::FenceLifted, what, Some(&name));
-            return;
-        }
-        let settled = back.is_some_and(|b| now.saturating_sub(b) >= FENCE_SETTLE_MS);
-        let is_master = same_addr(&f.host, f.port, &m.inst.host, m.inst.port);
-        let still_committed = committed
-            .as_ref()
-            .is_some_and(|(h, p, fo)| same_addr(h, *p, &f.host, f.port) && !fo);
-        if settled && is_master && still_committed && m.inst.link.cmd_up {
-            m.fo.paused
-                .retain(|(h, p)| !same_addr(h, *p, &f.host, f.port));
-            m.inst.link.hold_hello = false;
-            out.push(Action::Unpause { id: m.inst.id });
-            let mut ev = crate::core::event::Event::new(
-                EventKind::FenceLifted,
-                m.prefix(announce),
-                Some(&name),
-            );
-            ev.detail = Some("back in touch with the group, still its master".into());
-            out.push(Action::Emit(ev));
-            return;
-        }
-        // Replaced: the switch is done (no failover under way), and this
-        // daemon, whose link to it holds no hello, makes it a replica of the
-        // committed master (the others' hellos wait behind the pause, so
-        // their links see it down and their leader would not demote it).
-        let replaced = settled
-            && !is_master
-            && committed
-                .as_ref()
-                .is_some_and(|(h, p, fo)| !same_addr(h, *p, &f.host, f.port) && !fo);
-        let ma = m.addr(announce);
-        let node = std::iter::once(&mut m.inst)
-            .chain(m.replicas.values_mut())
-            .find(|i| same_addr(&i.host, i.port, &f.host, f.port))
-            .filter(|i| i.link.cmd_up);
-        if let Some(node) = node {
-            if now.saturating_sub(paused_at) >= pause_ms / 3 {
-                pause_writes(&mut m.fo.paused, node, pause_ms, out);
-                f.paused_at = Some(now);
-            }
-            // Sent again only after an INFO younger than the last attempt
-            // still shows it a master.
-            let recently = node.fix_sent_at.is_some_and(|t| {
-                node.info_refresh
-                    .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
-            });
-            if replaced
-                && node.info_refresh.is_some()
-                && node.role_reported == Role::Master
-                && !recently
-            {
-                node.fix_sent_at = Some(now);
-                reconfigure(node, Some((ma.shown.clone(), ma.port)), out);
-                emit(
-                    out,
-                    EventKind::ConvertToSlave,
-                    prefix(node, &ma),
-                    Some(&name),
-                );
-                ask_info(node, out);
-                f.info_at = now;
-            }
-            if !is_master && now.saturating_sub(f.info_at) >= FENCE_INFO_MS {
-                ask_info(node, out);
-                f.info_at = now;
-            }
-        }
-        m.fo.fence = Some(f);
     }
+}
+
+/// What a fence step reads besides the master.
+struct Cx {
+    /// The committed master's address, and whether a failover of it is
+    /// under way.
+    committed: Option<(String, u16, bool)>,
+    lost: Option<Millis>,
+    back: Option<Millis>,
+    started: Millis,
+    announce: bool,
+    now: Millis,
+}
+
+impl Cx {
+    fn committed_at(&self, host: &str, port: u16) -> bool {
+        self.committed
+            .as_ref()
+            .is_some_and(|(h, p, _)| same_addr(h, *p, host, port))
+    }
+
+    fn failover_under_way(&self) -> bool {
+        self.committed.as_ref().is_some_and(|(_, _, fo)| *fo)
+    }
+}
+
+/// Out of touch: a probe starts if this daemon sits next to the committed
+/// master and there is a replica the others could promote.
+fn start(m: &mut Master, cx: &Cx, out: &mut Vec<Action>) -> Option<Fence> {
+    let local = cx.committed_at(&m.inst.host, m.inst.port)
+        && m.inst.link.cmd_up
+        && m.inst.link.same_host
+        && m.inst.role_reported == Role::Master
+        && !m.replicas.is_empty();
+    if cx.lost.is_none() || !local || cx.started < m.inst.down_after / 2 {
+        return None;
+    }
+    probe(m.replicas.values_mut(), cx.now, out);
+    Some(Fence {
+        host: m.inst.host.clone(),
+        port: m.inst.port,
+        probe_at: cx.now,
+        paused_at: None,
+        info_at: cx.now,
+    })
+}
+
+/// Probing: dropped once back in touch or no longer next to the node; a
+/// replica's answer keeps the master writable (probed again every
+/// `FENCE_REPROBE_MS`); none within `FENCE_PROBE_MS` fences it.
+fn probing(m: &mut Master, mut f: Fence, cx: &Cx, out: &mut Vec<Action>) -> Option<Fence> {
+    let now = cx.now;
+    let still = cx.lost.is_some()
+        && same_addr(&f.host, f.port, &m.inst.host, m.inst.port)
+        && m.inst.link.cmd_up;
+    if !still {
+        return None;
+    }
+    if now.saturating_sub(f.probe_at) < FENCE_PROBE_MS {
+        return Some(f);
+    }
+    let answered = m
+        .replicas
+        .values()
+        .any(|r| r.link.cmd_up && r.link.last_pong_time >= f.probe_at);
+    if answered {
+        if now.saturating_sub(f.probe_at) >= FENCE_REPROBE_MS {
+            probe(m.replicas.values_mut(), now, out);
+            f.probe_at = now;
+        }
+        return Some(f);
+    }
+    let pause_ms = fence_pause_ms(m.inst.down_after);
+    pause_writes(&mut m.fo.paused, &mut m.inst, pause_ms, out);
+    f.paused_at = Some(now);
+    let mut ev = Event::new(EventKind::Fence, m.prefix(cx.announce), Some(&m.inst.name));
+    ev.detail = Some(format!(
+        "out of touch with the group for {} ms and no replica answered: writes paused",
+        now.saturating_sub(cx.lost.unwrap_or(now))
+    ));
+    out.push(Action::Emit(ev));
+    Some(f)
+}
+
+/// Fenced: lifted when back in touch and still the group's master; else
+/// kept (renewed) until the node follows the committed master, which this
+/// daemon makes it do once the switch is done.
+fn fenced(m: &mut Master, mut f: Fence, cx: &Cx, out: &mut Vec<Action>) -> Option<Fence> {
+    let now = cx.now;
+    let name = m.inst.name.clone();
+    let at = |i: &Instance| same_addr(&i.host, i.port, &f.host, f.port);
+    if !m
+        .fo
+        .paused
+        .iter()
+        .any(|(h, p)| same_addr(h, *p, &f.host, f.port))
+    {
+        // Released by `release_paused`: it reports role:slave.
+        let ma = m.addr(cx.announce);
+        let what = m
+            .replicas
+            .values()
+            .find(|i| at(i))
+            .map_or_else(|| m.prefix(cx.announce), |r| prefix(r, &ma));
+        emit(out, EventKind::FenceLifted, what, Some(&name));
+        return None;
+    }
+    let settled = cx
+        .back
+        .is_some_and(|b| now.saturating_sub(b) >= FENCE_SETTLE_MS);
+    let is_master = at(&m.inst);
+    let committed_here = cx.committed_at(&f.host, f.port);
+    if settled && is_master && committed_here && !cx.failover_under_way() && m.inst.link.cmd_up {
+        m.fo.paused
+            .retain(|(h, p)| !same_addr(h, *p, &f.host, f.port));
+        m.inst.link.hold_hello = false;
+        out.push(Action::Unpause { id: m.inst.id });
+        let mut ev = Event::new(EventKind::FenceLifted, m.prefix(cx.announce), Some(&name));
+        ev.detail = Some("back in touch with the group, still its master".into());
+        out.push(Action::Emit(ev));
+        return None;
+    }
+    // Replaced: the switch is done (no failover under way), and this
+    // daemon, whose link to it holds no hello, makes it a replica of the
+    // committed master (the others' hellos wait behind the pause, so their
+    // links see it down and their leader would not demote it).
+    let replaced = settled
+        && !is_master
+        && cx.committed.is_some()
+        && !committed_here
+        && !cx.failover_under_way();
+    let pause_ms = fence_pause_ms(m.inst.down_after);
+    let ma = m.addr(cx.announce);
+    let node = std::iter::once(&mut m.inst)
+        .chain(m.replicas.values_mut())
+        .find(|i| at(i))
+        .filter(|i| i.link.cmd_up);
+    let Some(node) = node else {
+        return Some(f);
+    };
+    if f.paused_at
+        .is_some_and(|t| now.saturating_sub(t) >= pause_ms / 3)
+    {
+        pause_writes(&mut m.fo.paused, node, pause_ms, out);
+        f.paused_at = Some(now);
+    }
+    // Sent again only after an INFO younger than the last attempt still
+    // shows it a master.
+    let recently = node.fix_sent_at.is_some_and(|t| {
+        node.info_refresh
+            .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
+    });
+    if replaced && node.info_refresh.is_some() && node.role_reported == Role::Master && !recently {
+        node.fix_sent_at = Some(now);
+        reconfigure(node, Some((ma.shown.clone(), ma.port)), out);
+        emit(
+            out,
+            EventKind::ConvertToSlave,
+            prefix(node, &ma),
+            Some(&name),
+        );
+        ask_info(node, out);
+        f.info_at = now;
+    }
+    if !is_master && now.saturating_sub(f.info_at) >= FENCE_INFO_MS {
+        ask_info(node, out);
+        f.info_at = now;
+    }
+    Some(f)
 }
 
 /// A PING to every replica whose link is up.
