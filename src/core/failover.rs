@@ -366,6 +366,33 @@ fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Opti
     Some(target)
 }
 
+/// A corrective SLAVEOF was sent to `inst` and no INFO at least
+/// `FIX_RESEND_MS` younger than it has shown the problem still there: not
+/// sent again yet.
+fn fix_pending(inst: &super::instance::Instance) -> bool {
+    inst.fix_sent_at.is_some_and(|t| {
+        inst.info_refresh
+            .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
+    })
+}
+
+/// `+convert-to-slave`: a node reporting role:master made a replica of
+/// `to` (the reconfiguration transaction), and its INFO asked, which shows
+/// the new role.
+fn convert_to_slave(
+    inst: &mut super::instance::Instance,
+    to: (String, u16),
+    ma: &super::sentinel::MAddr,
+    now: Millis,
+    out: &mut Vec<Action>,
+) {
+    inst.fix_sent_at = Some(now);
+    reconfigure(inst, Some(to), out);
+    let ev = super::sentinel::prefix(inst, ma);
+    super::sentinel::emit(out, EventKind::ConvertToSlave, ev, Some(&ma.name));
+    ask_info(inst, out);
+}
+
 /// A switch of a master to a newer config epoch, as `Sentinel::switch_to`
 /// applies it.
 struct Switch<'a> {

@@ -33,7 +33,7 @@ use super::super::event::{Event, EventKind};
 use super::super::instance::{Instance, Role};
 use super::super::sentinel::{emit, prefix, Master, Sentinel};
 use super::super::types::{Action, Millis};
-use super::{ask_info, pause_writes, reconfigure, same_addr, FIX_RESEND_MS};
+use super::{ask_info, convert_to_slave, fix_pending, pause_writes, same_addr};
 
 /// How long the replicas have to answer the probe's PING.
 pub(crate) const FENCE_PROBE_MS: u64 = 50;
@@ -254,20 +254,9 @@ fn fenced(m: &mut Master, mut f: Fence, cx: &Cx, out: &mut Vec<Action>) -> Optio
     }
     // Sent again only after an INFO younger than the last attempt still
     // shows it a master.
-    let recently = node.fix_sent_at.is_some_and(|t| {
-        node.info_refresh
-            .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
-    });
-    if replaced && node.info_refresh.is_some() && node.role_reported == Role::Master && !recently {
-        node.fix_sent_at = Some(now);
-        reconfigure(node, Some((ma.shown.clone(), ma.port)), out);
-        emit(
-            out,
-            EventKind::ConvertToSlave,
-            prefix(node, &ma),
-            Some(&name),
-        );
-        ask_info(node, out);
+    let master = node.info_refresh.is_some() && node.role_reported == Role::Master;
+    if replaced && master && !fix_pending(node) {
+        convert_to_slave(node, (ma.shown.clone(), ma.port), &ma, now, out);
         f.info_at = now;
     }
     if !is_master && now.saturating_sub(f.info_at) >= FENCE_INFO_MS {

@@ -3,7 +3,7 @@
 //! history recorded in the committed state.
 
 use super::{
-    ask_info, reconfigure, same_addr, Target, FIX_RESEND_MS, HISTORY_INFO_MS, LEADER_SETTLE_MS,
+    ask_info, fix_pending, reconfigure, same_addr, Target, HISTORY_INFO_MS, LEADER_SETTLE_MS,
     REPROPOSE_MS,
 };
 use crate::core::event::EventKind;
@@ -77,11 +77,7 @@ impl Sentinel {
             }
             // Sent again only if an INFO at least FIX_RESEND_MS younger than
             // the last attempt still shows the problem.
-            let recently_fixed = r.fix_sent_at.is_some_and(|t| {
-                r.info_refresh
-                    .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
-            });
-            if !r.link.cmd_up || r.info_refresh.is_none() || recently_fixed {
+            if !r.link.cmd_up || r.info_refresh.is_none() || fix_pending(r) {
                 continue;
             }
             let kind = if r.role_reported == Role::Master {

@@ -3,7 +3,7 @@
 //! master once every daemon published (publish, then demote).
 
 use super::{
-    ask_info, pause_writes, reconfigure, same_addr, Demotion, Switch, FIX_RESEND_MS,
+    convert_to_slave, fix_pending, pause_writes, same_addr, Demotion, Switch,
     PENDING_PING_EVIDENCE_MS, REPROPOSE_MS, SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS,
 };
 use crate::core::event::EventKind;
@@ -312,20 +312,12 @@ impl Sentinel {
                 .is_none_or(|t| now.saturating_sub(t) <= PENDING_PING_EVIDENCE_MS)
             && r.info_refresh.is_some()
             && r.role_reported == Role::Master;
-        // Sent again only after an INFO at least FIX_RESEND_MS younger than
-        // the last attempt still shows it a master.
-        let recently = r.fix_sent_at.is_some_and(|t| {
-            r.info_refresh
-                .is_none_or(|i| i < t.saturating_add(FIX_RESEND_MS))
-        });
         if ready && answers && sane {
-            if !recently {
-                r.fix_sent_at = Some(now);
-                reconfigure(r, Some((to_host, to_port)), out);
-                emit(out, EventKind::ConvertToSlave, prefix(r, &ma), Some(&name));
-                // The INFO answered after the transaction shows the new
-                // role (and then the unpause follows).
-                ask_info(r, out);
+            // Sent again only after an INFO at least FIX_RESEND_MS younger
+            // than the last attempt still shows it a master; the INFO after
+            // the transaction shows the new role (then the unpause follows).
+            if !fix_pending(r) {
+                convert_to_slave(r, (to_host, to_port), &ma, now, out);
             }
         } else if sw.coordinated && answers {
             // Kept paused while it waits.
