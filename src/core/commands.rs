@@ -195,6 +195,13 @@ fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Descripti
             if let Some(s) = &m.client_reconfig_script {
                 d.push(("client-reconfig-script", s.clone()));
             }
+            // raftinel's own, last and only while the master is down and
+            // the group waits for a node on its recorded history.
+            if let Some(w) = s.cmaster(&m.inst.name).and_then(|c| c.wait.as_ref()) {
+                if inst.s_down {
+                    d.push(("failover-wait", w.clone()));
+                }
+            }
         }
         InstanceKind::Replica => {
             d.push((

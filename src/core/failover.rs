@@ -61,6 +61,11 @@ const FIX_RESEND_MS: u64 = 1000;
 /// Until the group's record of the master's history matches what the
 /// master reports, the Raft leader asks its INFO this often.
 pub(crate) const HISTORY_INFO_MS: u64 = 1000;
+/// Once recorded, the master's offset is recorded again at most this often
+/// while it moves, from the periodic INFO (sent every 10 s): one Raft entry
+/// per written master per period, and after any restart the record's
+/// offset is at most about this old.
+pub(crate) const HISTORY_REFRESH_MS: u64 = 10_000;
 /// After a switch, the old master is demoted (its clients killed) only once
 /// every daemon of the group has published `+switch-master` — clients that
 /// learn of a failover only from that message (Jedis) must have moved before

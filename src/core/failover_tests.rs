@@ -743,8 +743,8 @@ fn selection_safety_rules_and_priority_zero() {
 }
 
 /// The settled Raft leader records the master's history once it shows
-/// data, and again only when the master reports another id; a follower
-/// never does.
+/// data, its offset again at most every HISTORY_REFRESH_MS while it moves,
+/// and another id at once; a follower never does.
 #[test]
 fn the_leader_records_the_masters_history() {
     let record = |offset: u64| Command::RecordHistory {
@@ -778,17 +778,23 @@ fn the_leader_records_the_masters_history() {
     assert_eq!(step(&mut h, 1400, None), vec![record(1000)]);
     h.commit(1450, record(1000));
     assert!(step(&mut h, 1500, Some(1000)).is_empty());
-    // The offset moves on the same id: the record stays.
+    // The offset moves on the same id: recorded again once
+    // HISTORY_REFRESH_MS passed since the last proposal, not before.
     assert!(step(&mut h, 3000, Some(4000)).is_empty());
     assert!(step(&mut h, 6400, Some(9000)).is_empty());
+    assert!(step(&mut h, 11_000, Some(12_000)).is_empty());
+    assert_eq!(step(&mut h, 11_400, None), vec![record(12_000)]);
+    assert!(step(&mut h, 11_700, Some(13_000)).is_empty());
+    h.commit(11_800, record(12_000));
+    assert!(step(&mut h, 21_000, Some(12_000)).is_empty());
     // Another id (the master restarted from an AOF, say): recorded.
     let mid = h.id(6379);
     let mut got = history_records(&h.info(
         mid,
-        7000,
+        22_000,
         &format!("role:master\r\nmaster_replid:{OTHER_REPLID}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:50\r\n"),
     ));
-    got.extend(step(&mut h, 7100, None));
+    got.extend(step(&mut h, 22_100, None));
     let mut other = record(50);
     if let Command::RecordHistory { history, .. } = &mut other {
         history.replid = OTHER_REPLID.into();
@@ -896,10 +902,12 @@ fn no_good_slave_aborts_and_the_retry_waits_two_failover_timeouts() {
     let r = h.id(6380);
     assert!(sends_info(&a, r));
     let a = h.replica_info(6380, 6630, 0, 100);
+    let why = "slave 127.0.0.1:6380: offset 0 while the master's offset is 1000";
     let abort = Command::FailoverAbort {
         name: "mymaster".into(),
         epoch: 1,
         reason: "-failover-abort-no-good-slave".into(),
+        detail: Some(why.into()),
         by: Some(node(MYID)),
     };
     assert_eq!(proposals(&a), vec![abort.clone()]);
@@ -913,13 +921,13 @@ fn no_good_slave_aborts_and_the_retry_waits_two_failover_timeouts() {
         Action::Emit(e) if e.kind == EventKind::FailoverAbortNoGoodSlave => e.detail.clone(),
         _ => None,
     });
-    assert_eq!(
-        detail.as_deref(),
-        Some("slave 127.0.0.1:6380: offset 0 while the master's offset is 1000")
-    );
+    assert_eq!(detail.as_deref(), Some(why));
     assert!(proposals(&a).is_empty());
+    // Every daemon's SENTINEL MASTER says why the group waits, last, while
+    // the master is down.
     let d = h.s.master_desc("mymaster", 6900).unwrap();
     assert!(d.contains(&("flags", "s_down,o_down,master".into())));
+    assert_eq!(d.last(), Some(&("failover-wait", why.to_string())));
     // No new attempt within 2 × failover-timeout of the start.
     for t in [10_000, 60_000, 126_000] {
         h.refresh(t - 10, &[(6380, 0)]);
@@ -1437,6 +1445,7 @@ fn promotion_timeout_aborts_with_slave_timeout() {
         name: "mymaster".into(),
         epoch: 1,
         reason: "-failover-abort-slave-timeout".into(),
+        detail: None,
         by: Some(node(MYID)),
     };
     assert_eq!(proposals(&a), vec![abort.clone()]);
@@ -1538,6 +1547,7 @@ fn coordinated_switchover_aborts_when_the_pause_fails() {
         name: "mymaster".into(),
         epoch: 1,
         reason: "-failover-abort-slave-timeout".into(),
+        detail: None,
         by: Some(node(MYID)),
     };
     assert_eq!(proposals(&a), vec![abort.clone()]);

@@ -163,6 +163,27 @@ pub struct CommittedMaster {
     /// master itself; `boot-redis` keeps to `history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<ReplHistory>,
+    /// Why the last failover found no replica to promote (the history
+    /// rule's refusals), until a switch or a new record of the master's
+    /// history: the group waits for a node on the recorded history, or for
+    /// `SENTINEL FAILOVER <master> FORCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+}
+
+/// A committed wait reason is kept to this many bytes (cut at a character
+/// boundary): one line of refusals per replica, bounded in the state.
+const WAIT_DETAIL_MAX: usize = 2048;
+
+fn bounded_detail(d: &str) -> String {
+    if d.len() <= WAIT_DETAIL_MAX {
+        return d.to_string();
+    }
+    let mut end = WAIT_DETAIL_MAX;
+    while !d.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &d[..end])
 }
 
 /// Commands carried by the Raft log.
@@ -218,6 +239,11 @@ pub enum Command {
         name: String,
         epoch: u64,
         reason: String,
+        /// Why no replica could be promoted (the history rule's refusals
+        /// of `-failover-abort-no-good-slave`): shown by every daemon in
+        /// `SENTINEL MASTER` while the master is down (`CommittedMaster::wait`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<u64>,
     },
@@ -502,7 +528,12 @@ impl GroupState {
                 f.leader = *leader;
                 Applied
             }
-            Command::FailoverAbort { name, epoch, .. } => self.apply_failover_abort(name, *epoch),
+            Command::FailoverAbort {
+                name,
+                epoch,
+                detail,
+                ..
+            } => self.apply_failover_abort(name, *epoch, detail.as_deref()),
             Command::SwitchMaster {
                 name,
                 epoch,
@@ -556,6 +587,7 @@ impl GroupState {
             }
         }
         m.seen = Some(history.clone());
+        m.wait = None;
         Applied
     }
 
@@ -578,6 +610,7 @@ impl GroupState {
                 history: None,
                 switched: None,
                 seen: None,
+                wait: None,
             },
         );
         CommandResponse::Applied
@@ -641,7 +674,12 @@ impl GroupState {
     }
 
     /// The end of a failover without a switch.
-    fn apply_failover_abort(&mut self, name: &str, epoch: u64) -> CommandResponse {
+    fn apply_failover_abort(
+        &mut self,
+        name: &str,
+        epoch: u64,
+        detail: Option<&str>,
+    ) -> CommandResponse {
         let Some(f) = self.failover_mut(name, epoch) else {
             return CommandResponse::Rejected(format!("no failover of epoch {epoch}"));
         };
@@ -656,6 +694,7 @@ impl GroupState {
         }
         if let Some(m) = self.masters.get_mut(name) {
             m.failover = None;
+            m.wait = detail.map(bounded_detail);
         }
         CommandResponse::Applied
     }
@@ -692,6 +731,7 @@ impl GroupState {
         });
         m.history = failover.and_then(|f| f.history);
         m.seen = None;
+        m.wait = None;
         m.port = port;
         m.config_epoch = epoch;
         m.down_votes.clear();
@@ -801,6 +841,58 @@ mod tests {
         assert_eq!(s.apply(&rec(0, "b", 30, Some(1))), CommandResponse::Applied);
     }
 
+    /// A no-good-slave abort's detail is the committed wait reason until
+    /// the master's history is recorded again or a switch; it is bounded.
+    #[test]
+    fn the_wait_reason_lasts_until_a_record_or_a_switch() {
+        let mut s = monitored();
+        let start = |epoch| Command::FailoverStart {
+            name: "m".into(),
+            epoch,
+            leader: 1,
+            manual: false,
+            coordinated: false,
+            force: false,
+            by: None,
+        };
+        let abort = |epoch, detail: Option<String>| Command::FailoverAbort {
+            name: "m".into(),
+            epoch,
+            reason: "-failover-abort-no-good-slave".into(),
+            detail,
+            by: None,
+        };
+        s.apply(&start(1));
+        s.apply(&abort(1, Some("slave 10.0.0.2:6379: offset 0".into())));
+        assert_eq!(
+            s.masters["m"].wait.as_deref(),
+            Some("slave 10.0.0.2:6379: offset 0")
+        );
+        let rec = Command::RecordHistory {
+            name: "m".into(),
+            config_epoch: 0,
+            history: ReplHistory {
+                replid: "a".into(),
+                replid2: "-".into(),
+                offset: 10,
+            },
+            by: Some(1),
+        };
+        assert_eq!(s.apply(&rec), CommandResponse::Applied);
+        assert_eq!(s.masters["m"].wait, None);
+        s.apply(&start(2));
+        s.apply(&abort(2, Some("é".repeat(5000))));
+        let w = s.masters["m"].wait.clone().unwrap_or_default();
+        assert!(
+            w.len() <= WAIT_DETAIL_MAX + 3 && w.ends_with("..."),
+            "{}",
+            w.len()
+        );
+        s.apply(&start(3));
+        s.apply(&abort(3, None));
+        assert_eq!(s.masters["m"].wait, None, "a timeout abort says no more");
+    }
+
     #[test]
     fn epochs_never_decrease_and_one_failover_per_epoch() {
         let mut s = monitored();
@@ -819,6 +911,7 @@ mod tests {
             name: "m".into(),
             epoch: 1,
             reason: "-failover-abort-no-good-slave".into(),
+            detail: None,
             by: None,
         });
         assert!(matches!(s.apply(&start(1)), CommandResponse::Rejected(_)));
@@ -960,6 +1053,7 @@ mod tests {
             name: "m".into(),
             epoch: 1,
             reason: "-failover-abort-slave-timeout".into(),
+            detail: None,
             by: Some(1),
         };
         assert!(matches!(
@@ -1089,6 +1183,7 @@ mod tests {
             name: "m".into(),
             epoch: 2,
             reason: "-failover-abort-no-good-slave".into(),
+            detail: None,
             by,
         };
         assert!(matches!(

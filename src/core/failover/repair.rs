@@ -3,8 +3,8 @@
 //! history recorded in the committed state.
 
 use super::{
-    ask_info, fix_pending, reconfigure, same_addr, Target, HISTORY_INFO_MS, LEADER_SETTLE_MS,
-    REPROPOSE_MS,
+    ask_info, fix_pending, reconfigure, same_addr, Target, HISTORY_INFO_MS, HISTORY_REFRESH_MS,
+    LEADER_SETTLE_MS, REPROPOSE_MS,
 };
 use crate::core::event::EventKind;
 use crate::core::group::{Command, ReplHistory};
@@ -111,7 +111,8 @@ impl Sentinel {
     /// Leader only, no failover running, the master sane: its replication
     /// history is recorded in the committed state when it first shows data
     /// or reports another id than the records' (re-proposed every
-    /// `REPROPOSE_MS` until committed; `CommittedMaster::seen`, apart from
+    /// `REPROPOSE_MS` until committed), and its offset again at most every
+    /// `HISTORY_REFRESH_MS` once it moved (`CommittedMaster::seen`, apart from
     /// the promotion's `history` that `boot-redis` keeps to). Until the
     /// record matches, the INFO of a master with replicas, and of its
     /// replicas, is asked every `HISTORY_INFO_MS` (the periodic one comes
@@ -124,12 +125,31 @@ impl Sentinel {
         let Some(cm) = self.cmaster(&m.inst.name) else {
             return;
         };
+        if cm.failover.is_some() {
+            return;
+        }
         let recorded = |id: &str| {
             [&cm.seen, &cm.history]
                 .iter()
                 .any(|h| h.as_ref().is_some_and(|h| h.replid == id))
         };
-        if cm.failover.is_some() || m.inst.repl_id.as_deref().is_some_and(recorded) {
+        if m.inst.repl_id.as_deref().is_some_and(recorded) {
+            // On the recorded id: the offset is refreshed from the periodic
+            // INFO, at most every `HISTORY_REFRESH_MS`, once it moved.
+            let record = cm
+                .seen
+                .as_ref()
+                .filter(|h| m.inst.repl_id.as_deref() == Some(h.replid.as_str()));
+            let moved = m
+                .inst
+                .repl_offset
+                .is_some_and(|o| record.is_none_or(|h| o > h.offset));
+            let lately =
+                m.fo.history_proposed
+                    .is_some_and(|t| now.saturating_sub(t) < HISTORY_REFRESH_MS);
+            if moved && !lately {
+                self.propose_history(mi, now, out);
+            }
             return;
         }
         // Only with replicas (a master without replicas has nothing to
@@ -155,6 +175,17 @@ impl Sentinel {
             }
             return;
         }
+        let proposed_lately =
+            m.fo.history_proposed
+                .is_some_and(|t| now.saturating_sub(t) < REPROPOSE_MS);
+        if !proposed_lately {
+            self.propose_history(mi, now, out);
+        }
+    }
+
+    /// The master's ids and offset from its latest INFO proposed as the
+    /// group's record, when it looks sane and shows data.
+    fn propose_history(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
         if !self.master_looks_sane(mi, now) {
             return;
         }
@@ -165,10 +196,7 @@ impl Sentinel {
         let (Some(replid), Some(offset)) = (m.inst.repl_id.clone(), m.inst.repl_offset) else {
             return;
         };
-        let proposed_lately =
-            m.fo.history_proposed
-                .is_some_and(|t| now.saturating_sub(t) < REPROPOSE_MS);
-        if offset == 0 || proposed_lately {
+        if offset == 0 {
             return;
         }
         let cmd = Command::RecordHistory {

@@ -50,8 +50,14 @@ impl Sentinel {
         match self.select_for_failover(mi, now) {
             None => {
                 let refused = self.history_refusals(&name);
-                Self::propose_abort(run, &name, EventKind::FailoverAbortNoGoodSlave, now, out);
-                run.abort_detail = (!refused.is_empty()).then(|| refused.join("; "));
+                let detail = (!refused.is_empty()).then(|| refused.join("; "));
+                Self::propose_abort(
+                    run,
+                    &name,
+                    (EventKind::FailoverAbortNoGoodSlave, detail),
+                    now,
+                    out,
+                );
             }
             Some(addr) => {
                 run.sub = Sub::Decided;

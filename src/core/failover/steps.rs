@@ -154,20 +154,24 @@ impl Sentinel {
         }
     }
 
+    /// The abort of the run proposed, with the reason's `detail` for the
+    /// log line and the committed state.
     pub(super) fn propose_abort(
         run: &mut Run,
         name: &str,
-        kind: EventKind,
+        (kind, detail): (EventKind, Option<String>),
         now: Millis,
         out: &mut Vec<Action>,
     ) {
         run.abort = Some(kind);
+        run.abort_detail.clone_from(&detail);
         run.sub = Sub::Decided;
         run.propose(
             Command::FailoverAbort {
                 name: name.to_string(),
                 epoch: run.epoch,
                 reason: kind.channel().to_string(),
+                detail,
                 by: None,
             },
             now,
@@ -186,7 +190,13 @@ impl Sentinel {
     ) -> bool {
         let late = now.saturating_sub(run.since) > timeout;
         if late {
-            Self::propose_abort(run, name, EventKind::FailoverAbortSlaveTimeout, now, out);
+            Self::propose_abort(
+                run,
+                name,
+                (EventKind::FailoverAbortSlaveTimeout, None),
+                now,
+                out,
+            );
         }
         late
     }
@@ -490,7 +500,7 @@ impl Sentinel {
                     Self::propose_abort(
                         &mut run,
                         &name,
-                        EventKind::FailoverAbortSlaveTimeout,
+                        (EventKind::FailoverAbortSlaveTimeout, None),
                         now,
                         out,
                     );
