@@ -34,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "pod",
         ],
     ),
+    ("k8s", &["core", "config", "pod", "server"]),
     (
         "runtime",
         &[

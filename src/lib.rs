@@ -10,6 +10,7 @@
 //! - `observe/` events -> log lines, metrics, pub/sub; the admin HTTP listener.
 //! - `config/`  sentinel.conf / raftinel.toml, validation, crash-safe rewrite.
 //! - `resp/`    the RESP codec: frames, request parsing, reply reading.
+//! - `k8s/`     the Kubernetes API (cargo feature `k8s`): role labels, Events.
 
 pub mod cli;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod consensus;
 pub mod core;
 pub mod demo;
 pub mod failpoint;
+#[cfg(feature = "k8s")]
+pub mod k8s;
 #[cfg(test)]
 mod layers;
 pub mod links;

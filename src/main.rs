@@ -278,6 +278,7 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         server,
         mut sentinel,
         file,
+        kubernetes,
         ..
     } = cfg;
     let pod = raftinel::pod::identity::Pod::from_env();
@@ -336,6 +337,9 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
     if pod.name.is_some() {
         tasks.spawn(raftinel::pod::repoint::run(shared.pod_handles()));
     }
+    if let Some(k) = &kubernetes {
+        spawn_kubernetes(k, &shared, &mut tasks)?;
+    }
     if let Some(listener) = admin {
         tasks.spawn(observe::admin::serve(
             listener,
@@ -367,6 +371,30 @@ async fn daemon(cfg: Config) -> anyhow::Result<()> {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
     }
+}
+
+/// The Kubernetes API tasks (`[kubernetes]`; the config loader refuses the
+/// table in a build without the `k8s` feature).
+#[cfg(feature = "k8s")]
+fn spawn_kubernetes(
+    k: &config::KubeOptions,
+    shared: &Daemon,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<()> {
+    let t =
+        raftinel::k8s::start(k, shared.pod_handles(), &shared.hub).map_err(anyhow::Error::msg)?;
+    tasks.spawn(t.labels);
+    tasks.spawn(t.events);
+    Ok(())
+}
+
+#[cfg(not(feature = "k8s"))]
+fn spawn_kubernetes(
+    _: &config::KubeOptions,
+    _: &Daemon,
+    _: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<()> {
+    anyhow::bail!("[kubernetes] needs a build with the k8s feature")
 }
 
 /// The admin HTTP listener, when `admin-addr` is set.

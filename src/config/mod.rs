@@ -16,6 +16,7 @@ mod args;
 mod directives;
 pub mod env;
 mod group;
+pub mod labels;
 mod parse;
 mod rewrite;
 mod toml;
@@ -31,6 +32,7 @@ pub use crate::core::persisted::{
 };
 pub use crate::links::tls::TlsSettings;
 pub use group::group_settings;
+pub use labels::LabelSpec;
 pub use rewrite::FlushError;
 
 /// Buffered request bytes a client may hold when `client-query-buffer-limit`
@@ -199,6 +201,37 @@ pub struct Config {
     pub sentinel: PersistedState,
     pub file: ConfigFile,
     pub raft: RaftOptions,
+    /// `[kubernetes]` of raftinel.toml, when in force.
+    pub kubernetes: Option<KubeOptions>,
+}
+
+/// `[kubernetes]` of raftinel.toml: the role labels and Events through the
+/// Kubernetes API (cargo feature `k8s`; docs in deploy/README.md). Present
+/// (and not `enabled = false`) it is in force: a binary built without the
+/// feature refuses the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeOptions {
+    /// The API server's URL; None = the in-cluster service account's
+    /// (`KUBERNETES_SERVICE_HOST`, its token and CA).
+    pub api_url: Option<String>,
+    /// A bearer token file for `api_url` (None: no token).
+    pub token_file: Option<String>,
+    /// The pod's namespace (else `RAFTINEL_POD_NAMESPACE`, else the service
+    /// account's).
+    pub namespace: Option<String>,
+    /// This daemon's pod (else `RAFTINEL_POD_NAME`).
+    pub pod: Option<String>,
+    /// The master whose role the labels show (else the first monitored).
+    pub master: Option<String>,
+    /// The role labels set together (presets or `key=master/replica/unhealthy`).
+    pub role_labels: Vec<crate::config::LabelSpec>,
+    /// The label selector of the set's pods (else this pod's
+    /// `app.kubernetes.io/instance` and `app.kubernetes.io/name` labels).
+    pub pod_selector: Option<String>,
+    /// Kubernetes Events for switches, ODOWN, aborts and fencing.
+    pub events: bool,
+    /// This pod's Redis as `host:port` (else the announce-ip, or loopback).
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,11 +361,11 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
     })?;
     let mut loader = parse::Loader::new(cwd.clone());
     let is_toml = path.extension().is_some_and(|e| e == "toml");
-    let mut raft = if is_toml {
+    let (mut raft, kubernetes) = if is_toml {
         toml::feed(&mut loader, &label, &text)?
     } else {
         loader.feed_text(&label, &text)?;
-        RaftOptions::default()
+        (RaftOptions::default(), None)
     };
     for (i, l) in parse::override_lines(overrides).iter().enumerate() {
         for mut sl in parse::lines_of("command line", l)? {
@@ -393,6 +426,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
             fallback_warning,
         },
         raft,
+        kubernetes,
     })
 }
 

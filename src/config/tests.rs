@@ -791,6 +791,43 @@ fn raft_options_are_checked() {
     }
 }
 
+/// `[kubernetes]` is in force only in a build with the `k8s` feature; the
+/// default build refuses it at its line, and `enabled = false` keeps it off.
+#[test]
+fn the_kubernetes_table_is_in_force_or_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let off = write(d.path(), "off.toml", "[kubernetes]\nenabled = false\n");
+    assert_eq!(load(&off, &[]).unwrap().kubernetes, None);
+    let on = write(
+        d.path(),
+        "on.toml",
+        "[kubernetes]\nrole-labels = [\"raftinel\", \"bitnami\"]\nredis = \"127.0.0.1:6380\"\n",
+    );
+    if cfg!(feature = "k8s") {
+        let k = load(&on, &[]).unwrap().kubernetes.expect("in force");
+        assert_eq!(k.role_labels.len(), 2);
+        assert_eq!(k.redis.as_deref(), Some("127.0.0.1:6380"));
+        assert!(k.events);
+        for (name, text) in [
+            ("labels.toml", "[kubernetes]\nrole-labels = [\"nope\"]\n"),
+            (
+                "twice.toml",
+                "[kubernetes]\nrole-labels = [\"raftinel\", \"raftinel.io/role=a/b/c\"]\n",
+            ),
+            ("url.toml", "[kubernetes]\napi-url = \"ftp://x\"\n"),
+            ("redis.toml", "[kubernetes]\nredis = \"nohost\"\n"),
+            ("key.toml", "[kubernetes]\nbogus = 1\n"),
+        ] {
+            let p = write(d.path(), name, text);
+            let e = load(&p, &[]).unwrap_err().to_string();
+            assert!(e.contains(":1:") || e.contains(":2:"), "{name}: {e}");
+        }
+    } else {
+        let e = load(&on, &[]).unwrap_err().to_string();
+        assert!(e.contains("cargo feature `k8s`"), "{e}");
+    }
+}
+
 #[test]
 fn toml_is_equivalent_to_sentinel_conf() {
     let d = tempfile::tempdir().unwrap();

@@ -20,7 +20,7 @@ use toml::{Spanned, Value};
 use super::args::split_args;
 use super::directives;
 use super::parse::{Loader, SourceLine};
-use super::{ConfigError, RaftOptions, SecretFile};
+use super::{ConfigError, KubeOptions, RaftOptions, SecretFile};
 
 type V = Option<Spanned<Value>>;
 
@@ -37,6 +37,22 @@ struct TomlFile {
     masters: Vec<MasterToml>,
     #[serde(default)]
     raft: RaftToml,
+    kubernetes: Option<Spanned<KubernetesToml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct KubernetesToml {
+    enabled: Option<bool>,
+    api_url: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    pod: Option<Spanned<String>>,
+    master: Option<Spanned<String>>,
+    role_labels: Option<Vec<Spanned<String>>>,
+    pod_selector: Option<Spanned<String>>,
+    events: Option<bool>,
+    redis: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -213,12 +229,12 @@ fn key_span(text: &str, key: &str) -> Option<Range<usize>> {
 }
 
 /// Parses the TOML text into `loader` (as sentinel.conf lines) and returns
-/// the `[raft]` options.
+/// the `[raft]` options and `[kubernetes]`'s, if in force.
 pub(crate) fn feed(
     loader: &mut Loader,
     file: &str,
     text: &str,
-) -> Result<RaftOptions, ConfigError> {
+) -> Result<(RaftOptions, Option<KubeOptions>), ConfigError> {
     let ctx = Ctx { file, text };
     let parsed: TomlFile =
         ::toml::from_str(text).map_err(|e| ctx.error(e.span(), e.message().to_string()))?;
@@ -255,7 +271,85 @@ pub(crate) fn feed(
     let peer_spans: Vec<Range<usize>> = parsed.raft.peers.iter().map(|p| p.span()).collect();
     let raft = raft_options(&ctx, parsed.raft)?;
     check_peers(&ctx, &raft.peers, &peer_spans, &own)?;
-    Ok(raft)
+    let kubernetes = match parsed.kubernetes {
+        Some(k) => kube_options(&ctx, k)?,
+        None => None,
+    };
+    Ok((raft, kubernetes))
+}
+
+/// `[kubernetes]`, validated; None when `enabled = false`. A binary built
+/// without the `k8s` feature cannot honour it and says so.
+fn kube_options(
+    ctx: &Ctx<'_>,
+    k: Spanned<KubernetesToml>,
+) -> Result<Option<KubeOptions>, ConfigError> {
+    let span = k.span();
+    let k = k.into_inner();
+    if k.enabled == Some(false) {
+        return Ok(None);
+    }
+    if !cfg!(feature = "k8s") {
+        return Err(ctx.error(
+            Some(span),
+            "this raftinel was built without the Kubernetes API (cargo feature `k8s`): [kubernetes] cannot be in force; build with --features k8s, or remove the table or set enabled = false".into(),
+        ));
+    }
+    let opt = |v: Option<Spanned<String>>| v.map(|v| ctx.string(v)).transpose();
+    let mut role_labels = Vec::new();
+    for v in k.role_labels.unwrap_or_default() {
+        let s = v.span();
+        let text = ctx.string(v)?;
+        role_labels
+            .push(crate::config::LabelSpec::parse(&text).map_err(|why| ctx.error(Some(s), why))?);
+    }
+    if role_labels.is_empty() {
+        role_labels.push(
+            crate::config::LabelSpec::parse("raftinel")
+                .map_err(|why| ctx.error(Some(span.clone()), why))?,
+        );
+    }
+    if let Some(w) = role_labels
+        .iter()
+        .enumerate()
+        .find(|(i, a)| role_labels[..*i].iter().any(|b| b.key == a.key))
+    {
+        return Err(ctx.error(
+            Some(span),
+            format!("role label '{}' is given twice", w.1.key),
+        ));
+    }
+    let url_span = k.api_url.as_ref().map(|v| v.span());
+    let api_url = opt(k.api_url)?;
+    if let Some(u) = &api_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(ctx.error(
+                url_span,
+                format!("api-url '{u}' is not an http:// or https:// URL"),
+            ));
+        }
+    }
+    let redis_span = k.redis.as_ref().map(|v| v.span());
+    let redis = opt(k.redis)?;
+    if let Some(r) = &redis {
+        let ok = r
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            return Err(ctx.error(redis_span, format!("redis '{r}' is not host:port")));
+        }
+    }
+    Ok(Some(KubeOptions {
+        api_url,
+        token_file: opt(k.token_file)?,
+        namespace: opt(k.namespace)?,
+        pod: opt(k.pod)?,
+        master: opt(k.master)?,
+        role_labels,
+        pod_selector: opt(k.pod_selector)?,
+        events: k.events.unwrap_or(true),
+        redis,
+    }))
 }
 
 /// The first word of an optional value, expanded (for checks across tables).

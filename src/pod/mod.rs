@@ -15,6 +15,7 @@ pub mod boot;
 pub mod client;
 pub mod ctl;
 pub mod identity;
+pub mod labels;
 pub mod local;
 pub mod probe;
 pub mod rdb;

@@ -100,10 +100,16 @@ pub fn drain_queued(
     }
 }
 
+/// A daemon's own listener of every published message: `(channel, payload)`.
+pub type Tap = mpsc::Sender<(Arc<str>, Arc<[u8]>)>;
+
 #[derive(Debug, Default)]
 struct Inner {
     channels: HashMap<Vec<u8>, IndexMap<u64, Subscriber>>,
     patterns: IndexMap<Vec<u8>, IndexMap<u64, Subscriber>>,
+    /// The daemon's own listeners (`Hub::tap`), not clients: not counted,
+    /// never disconnected; a full one misses the message.
+    taps: Vec<Tap>,
 }
 
 /// Channel and pattern subscriptions of all local clients.
@@ -164,6 +170,12 @@ impl Hub {
         }
     }
 
+    /// Every message published from now on, as `(channel, payload)`, also
+    /// goes to `tx` (if it has room: publishing never waits).
+    pub fn tap(&self, tx: Tap) {
+        self.lock().taps.push(tx);
+    }
+
     /// Number of channels and of patterns with at least one subscriber
     /// (INFO `pubsub_channels` / `pubsub_patterns`).
     pub fn counts(&self) -> (usize, usize) {
@@ -206,6 +218,12 @@ impl Hub {
                 }
             }
         }
+        if !g.taps.is_empty() {
+            let ch: Arc<str> = Arc::from(channel);
+            for t in &g.taps {
+                let _ = t.try_send((ch.clone(), payload.clone()));
+            }
+        }
         reached
     }
 }
@@ -224,6 +242,24 @@ mod tests {
             },
             rx,
         )
+    }
+
+    /// A tap gets every message, is not a receiver, and a full one only
+    /// misses messages.
+    #[test]
+    fn taps_see_everything_and_never_block() {
+        let hub = Hub::new();
+        let (tx, mut rx) = mpsc::channel(1);
+        hub.tap(tx);
+        assert_eq!(hub.publish("+odown", b"master m 10.0.0.1 6379"), 0);
+        assert_eq!(hub.publish("+sdown", b"dropped"), 0);
+        let (ch, payload) = rx.try_recv().unwrap();
+        assert_eq!(
+            (&*ch, &payload[..]),
+            ("+odown", &b"master m 10.0.0.1 6379"[..])
+        );
+        assert!(rx.try_recv().is_err());
+        assert_eq!(hub.counts(), (0, 0));
     }
 
     #[test]

@@ -1,0 +1,451 @@
+//! The Kubernetes API integration (cargo feature `k8s`, `[kubernetes]` in
+//! raftinel.toml; deploy/README.md): the pods' role labels from the
+//! committed state, and Kubernetes Events for what operators watch.
+//!
+//! The API is a sink, never a dependency: two tasks of their own, every
+//! call under a timeout, errors counted and logged once per change of state,
+//! retried with backoff; nothing on the failover or answer paths waits for
+//! them. What to patch is decided by `pod::labels::plan` (no I/O); here the
+//! pods are listed, the patches sent in order (each conditional on the
+//! resourceVersion it was planned from: a conflict re-lists at once) and the
+//! published events turned into Events.
+//!
+//! The calls made are `pod::labels::API_CALLS`, which the Role in
+//! deploy/components/kubernetes-api is checked against.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use tokio::sync::mpsc;
+
+use crate::config::KubeOptions;
+use crate::pod::labels::{self, Role, Seen, View};
+use crate::pod::status::{self, Status};
+use crate::pod::Handles;
+
+/// Every pod list is redone this often when nothing changes (labels
+/// changed by someone else are put back within it).
+const RESYNC: Duration = Duration::from_secs(5);
+/// After patches were sent, the pods are listed again this soon to confirm.
+const CONFIRM: Duration = Duration::from_millis(100);
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Each API call's deadline (connect, send and read).
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Published events waiting to become Kubernetes Events; more are missed
+/// (the pub/sub tap never waits).
+const EVENT_QUEUE: usize = 256;
+
+/// The client and who this daemon is in the cluster.
+pub struct Kube {
+    pods: Api<Pod>,
+    events: Api<Event>,
+    namespace: String,
+    pod: String,
+    opts: KubeOptions,
+}
+
+/// The two tasks, to be spawned by the daemon.
+pub struct Tasks {
+    pub labels: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    pub events: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+/// Connects (no request is made yet) and returns the tasks; an error says
+/// why `[kubernetes]` cannot be in force (no pod name, no credentials).
+pub fn start(
+    opts: &KubeOptions,
+    h: Handles,
+    hub: &crate::server::pubsub::Hub,
+) -> Result<Tasks, String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let pod = opts
+        .pod
+        .clone()
+        .or_else(|| env(crate::pod::identity::POD_NAME_ENV))
+        .ok_or_else(|| {
+            format!(
+                "[kubernetes]: this daemon's pod is not known: set pod, or {}",
+                crate::pod::identity::POD_NAME_ENV
+            )
+        })?;
+    let mut cfg = match &opts.api_url {
+        Some(u) => {
+            let uri: hyper::Uri = u
+                .parse()
+                .map_err(|e| format!("[kubernetes] api-url '{u}': {e}"))?;
+            let mut c = kube::Config::new(uri);
+            c.auth_info.token_file = opts.token_file.clone();
+            c
+        }
+        None => kube::Config::incluster().map_err(|e| {
+            format!("[kubernetes]: no in-cluster service account credentials ({e}); mount the service account token or set api-url")
+        })?,
+    };
+    cfg.connect_timeout = Some(CALL_TIMEOUT);
+    cfg.read_timeout = Some(CALL_TIMEOUT);
+    cfg.write_timeout = Some(CALL_TIMEOUT);
+    let namespace = opts
+        .namespace
+        .clone()
+        .or_else(|| env(crate::pod::identity::POD_NAMESPACE_ENV))
+        .unwrap_or_else(|| cfg.default_namespace.clone());
+    let client = kube::Client::try_from(cfg).map_err(|e| format!("[kubernetes]: client: {e}"))?;
+    let k = Arc::new(Kube {
+        pods: Api::namespaced(client.clone(), &namespace),
+        events: Api::namespaced(client, &namespace),
+        namespace,
+        pod,
+        opts: opts.clone(),
+    });
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    if opts.events {
+        hub.tap(tx);
+    }
+    Ok(Tasks {
+        labels: Box::pin(run_labels(k.clone(), h.clone())),
+        events: Box::pin(run_events(k, h, rx)),
+    })
+}
+
+/// A failing call, logged when it starts failing (or fails in another way:
+/// another status code, another transport error) and when it recovers.
+#[derive(Default)]
+struct Failing {
+    now: BTreeMap<&'static str, String>,
+}
+
+impl Failing {
+    fn failed(&mut self, call: &'static str, why: String) {
+        metrics::counter!("raftinel_k8s_api_errors_total", "call" => call).increment(1);
+        // The kind of failure: "403 Forbidden", or the error up to its
+        // first colon (names of pods and addresses come after).
+        let kind = why.split(':').next().unwrap_or_default().to_string();
+        if self.now.get(call) != Some(&kind) {
+            tracing::warn!("Kubernetes API: {call} failed: {why} (retrying)");
+            self.now.insert(call, kind);
+        }
+    }
+
+    fn ok(&mut self, call: &'static str) {
+        if self.now.remove(call).is_some() {
+            tracing::warn!("Kubernetes API: {call} works again");
+        }
+    }
+}
+
+/// What a failed call says, in one line (the API's Status message when
+/// there is one).
+fn why(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        other => other.to_string(),
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+async fn timed<T>(
+    f: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if is_conflict(&e) => Err(CONFLICT.to_string()),
+        Ok(Err(e)) => Err(why(&e)),
+        Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
+    }
+}
+
+const CONFLICT: &str = "conflict";
+
+/// The label task: runs until the daemon shuts down.
+async fn run_labels(k: Arc<Kube>, h: Handles) {
+    let raft = loop {
+        if let Some(r) = h.raft.get() {
+            break r.clone();
+        }
+        tokio::select! {
+            _ = h.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    };
+    let mut state = raft.state.clone();
+    let mut state_open = true;
+    let mut failing = Failing::default();
+    let mut selector: Option<String> = k.opts.pod_selector.clone();
+    let mut backoff = BACKOFF_MIN;
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = h.shutdown.cancelled() => return,
+            r = state.changed(), if state_open => state_open = r.is_ok(),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match k.sync(&h, &mut selector, &mut failing).await {
+            Ok(sent) => {
+                backoff = BACKOFF_MIN;
+                wait = if sent { CONFIRM } else { RESYNC };
+            }
+            Err(()) => {
+                wait = backoff;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+impl Kube {
+    /// One round: list, plan, patch. Ok(whether patches were sent).
+    async fn sync(
+        &self,
+        h: &Handles,
+        selector: &mut Option<String>,
+        failing: &mut Failing,
+    ) -> Result<bool, ()> {
+        let sel = match selector {
+            Some(s) => s.clone(),
+            None => {
+                let own = timed(self.pods.get(&self.pod))
+                    .await
+                    .map_err(|e| failing.failed("get pod", e))?;
+                failing.ok("get pod");
+                let s = set_selector(&own).ok_or_else(|| {
+                    failing.failed(
+                        "get pod",
+                        format!(
+                            "pod {} has no app.kubernetes.io/instance label: set [kubernetes] pod-selector",
+                            self.pod
+                        ),
+                    )
+                })?;
+                *selector = Some(s.clone());
+                s
+            }
+        };
+        let list = timed(self.pods.list(&ListParams::default().labels(&sel)))
+            .await
+            .map_err(|e| failing.failed("list pods", e))?;
+        failing.ok("list pods");
+        let seen: Vec<Seen> = list.items.iter().map(seen_of).collect();
+        let st = status::snapshot(h);
+        let specs = &self.opts.role_labels;
+        let view = self.view(&st, &seen);
+        metrics::gauge!("raftinel_k8s_label_drift").set(labels::drift(&view, &seen, specs) as f64);
+        let patches = labels::plan(&view, &seen, specs);
+        for p in &patches {
+            let body = p.body();
+            let sent = timed(self.pods.patch(
+                &p.pod,
+                &PatchParams::default(),
+                &Patch::Merge(&body),
+            ))
+            .await;
+            match sent {
+                Ok(_) => {
+                    failing.ok("patch pod");
+                    metrics::counter!("raftinel_k8s_label_patches_total").increment(1);
+                    tracing::warn!(
+                        "Pod {} labelled {} (config epoch {})",
+                        p.pod,
+                        role_name(p.role),
+                        view.epoch
+                    );
+                }
+                // Someone changed the pod since the list: list again now.
+                Err(e) if e == CONFLICT => return Ok(true),
+                Err(e) => {
+                    failing.failed("patch pod", e);
+                    return Err(());
+                }
+            }
+        }
+        Ok(!patches.is_empty())
+    }
+
+    /// The committed state as the label plan needs it.
+    fn view(&self, st: &Status, seen: &[Seen]) -> View {
+        let Some(m) = st
+            .masters
+            .iter()
+            .find(|m| self.opts.master.as_deref().is_none_or(|n| n == m.name))
+        else {
+            return View::default();
+        };
+        let Some(committed) = &m.committed else {
+            return View::default();
+        };
+        let leader = st
+            .group
+            .leader
+            .as_ref()
+            .zip(st.group.node_id)
+            .is_some_and(|(l, id)| l.id == id);
+        let own = |addr: &str| match &self.opts.redis {
+            Some(r) => r.eq_ignore_ascii_case(addr),
+            None => split_addr(addr)
+                .is_some_and(|(host, _)| status::is_this_pod(host, st.announce_ip.as_deref())),
+        };
+        let committed_addr = committed.to_string();
+        let mut roles = BTreeMap::new();
+        if leader {
+            for n in &m.nodes {
+                let Some(pod) = split_addr(&n.addr).and_then(|(h, _)| labels::pod_of_host(h, seen))
+                else {
+                    continue;
+                };
+                let role = if n.addr == committed_addr {
+                    Role::Master
+                } else {
+                    Role::Replica
+                };
+                roles.insert(pod.to_string(), role);
+            }
+            if let Some(pod) = labels::pod_of_host(&committed.host, seen) {
+                roles.insert(pod.to_string(), Role::Master);
+            }
+        }
+        if own(&committed_addr) {
+            roles.insert(self.pod.clone(), Role::Master);
+        } else if m.nodes.iter().any(|n| n.kind == "replica" && own(&n.addr)) {
+            roles.insert(self.pod.clone(), Role::Replica);
+        } else {
+            roles.remove(&self.pod);
+        }
+        View {
+            in_touch: st.group.has_leader() && st.group.voter,
+            leader,
+            epoch: m.config_epoch,
+            failover: m.failover.is_some(),
+            roles,
+        }
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Master => "master",
+        Role::Replica => "replica",
+        Role::Unhealthy => "unhealthy",
+    }
+}
+
+/// `host:port` (IPv6 hosts bracketed) into its parts.
+fn split_addr(addr: &str) -> Option<(&str, u16)> {
+    let (h, p) = addr.rsplit_once(':')?;
+    Some((
+        h.trim_start_matches('[').trim_end_matches(']'),
+        p.parse().ok()?,
+    ))
+}
+
+/// The selector of this pod's set: its instance and name labels.
+fn set_selector(own: &Pod) -> Option<String> {
+    let l = own.metadata.labels.as_ref()?;
+    let mut parts = Vec::new();
+    for k in ["app.kubernetes.io/name", "app.kubernetes.io/instance"] {
+        if let Some(v) = l.get(k) {
+            parts.push(format!("{k}={v}"));
+        }
+    }
+    l.contains_key("app.kubernetes.io/instance")
+        .then(|| parts.join(","))
+}
+
+fn seen_of(p: &Pod) -> Seen {
+    let md = &p.metadata;
+    Seen {
+        name: md.name.clone().unwrap_or_default(),
+        resource_version: md.resource_version.clone().unwrap_or_default(),
+        labels: md.labels.clone().unwrap_or_default().into_iter().collect(),
+        epoch: md
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::EPOCH_ANNOTATION))
+            .and_then(|e| e.parse().ok()),
+    }
+}
+
+/// What a published event becomes: the Event's reason and type, and
+/// whether it is about the group (posted by the Raft leader only, once)
+/// rather than about this daemon.
+fn classify(channel: &str) -> Option<(&'static str, &'static str, bool)> {
+    Some(match channel {
+        "+switch-master" => ("SwitchMaster", "Normal", true),
+        "+odown" => ("ObjectivelyDown", "Warning", true),
+        "-odown" => ("ObjectivelyDownCleared", "Normal", true),
+        c if c.starts_with("-failover-abort-") => ("FailoverAborted", "Warning", true),
+        "+fence" => ("Fenced", "Warning", false),
+        "-fence" => ("FenceLifted", "Normal", false),
+        _ => return None,
+    })
+}
+
+/// The event task: runs until the daemon shuts down.
+async fn run_events(k: Arc<Kube>, h: Handles, mut rx: mpsc::Receiver<(Arc<str>, Arc<[u8]>)>) {
+    let mut failing = Failing::default();
+    let mut uid: Option<String> = None;
+    loop {
+        let (channel, payload) = tokio::select! {
+            _ = h.shutdown.cancelled() => return,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return h.shutdown.cancelled().await,
+            },
+        };
+        let Some((reason, kind, group)) = classify(&channel) else {
+            continue;
+        };
+        if group {
+            let g = status::snapshot(&h).group;
+            let leader = g
+                .leader
+                .as_ref()
+                .zip(g.node_id)
+                .is_some_and(|(l, id)| l.id == id);
+            if !leader {
+                continue;
+            }
+        }
+        if uid.is_none() {
+            if let Ok(p) = timed(k.pods.get(&k.pod)).await {
+                uid = p.metadata.uid;
+            }
+        }
+        let message = format!("{channel} {}", String::from_utf8_lossy(&payload));
+        let ev = k.event(reason, kind, &message, uid.as_deref());
+        match timed(k.events.create(&PostParams::default(), &ev)).await {
+            Ok(_) => {
+                failing.ok("create event");
+                metrics::counter!("raftinel_k8s_events_total").increment(1);
+            }
+            Err(e) => failing.failed("create event", e),
+        }
+    }
+}
+
+impl Kube {
+    /// A core/v1 Event about this daemon's pod.
+    fn event(&self, reason: &str, kind: &str, message: &str, uid: Option<&str>) -> Event {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let v = serde_json::json!({
+            "metadata": {"generateName": format!("{}.", self.pod), "namespace": self.namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": self.pod,
+                "namespace": self.namespace, "uid": uid},
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": "raftinel", "host": self.pod},
+            "reportingComponent": "raftinel",
+            "reportingInstance": self.pod,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        serde_json::from_value(v).unwrap_or_default()
+    }
+}
