@@ -53,6 +53,9 @@ fn deploy_dir() -> PathBuf {
 enum Status {
     Implemented,
     Pending,
+    /// Only with components/kubernetes-api (a metric of the `k8s` feature).
+    #[serde(rename = "kubernetes-api")]
+    KubernetesApi,
 }
 
 #[derive(Deserialize)]
@@ -131,9 +134,13 @@ impl Contract {
     }
 
     fn pending_metrics(&self) -> BTreeSet<String> {
+        self.metrics_of(Status::Pending)
+    }
+
+    fn metrics_of(&self, status: Status) -> BTreeSet<String> {
         self.metric
             .iter()
-            .filter(|m| m.status == Status::Pending)
+            .filter(|m| m.status == status)
             .map(|m| m.name.clone())
             .collect()
     }
@@ -197,11 +204,12 @@ pub(crate) struct Variant {
 }
 
 /// The components in the order the composite variant applies them.
-const COMPONENTS: [&str; 4] = [
+const COMPONENTS: [&str; 5] = [
     "monitoring",
     "network-policy",
     "zone-spread",
     "native-sidecar",
+    "kubernetes-api",
 ];
 const ALL_COMPONENTS: &str = "base+all-components";
 
@@ -710,7 +718,13 @@ fn services_pdb_and_pods_fit_together() {
 
         // Non-root, read-only root filesystem, no capabilities, pinned images.
         assert_eq!(set.pod["securityContext"]["runAsNonRoot"], true, "{ctx}");
-        assert_eq!(set.pod["automountServiceAccountToken"], false, "{ctx}");
+        // No API token, but with the Kubernetes API component, whose Role
+        // is the least the daemon needs.
+        let api = v
+            .docs
+            .iter()
+            .any(|d| kind_of(d) == "Role" && name_of(d) == "raftinel");
+        assert_eq!(set.pod["automountServiceAccountToken"], api, "{ctx}");
         let sa = one(&v.docs, "ServiceAccount");
         assert_eq!(
             set.pod["serviceAccountName"],
@@ -1787,9 +1801,18 @@ fn rendered_config_runs_and_the_contract_matches_the_daemon() {
     for v in arr(&dashboard["templating"]["list"]) {
         used.extend(metric_names(v["definition"].as_str().unwrap_or("")));
     }
+    // The k8s feature's metrics: not exported by a daemon without
+    // [kubernetes] (this one); tests/it/k8s.rs checks them.
+    let k8s_only = c.metrics_of(Status::KubernetesApi);
+    assert!(
+        k8s_only
+            .iter()
+            .all(|n| !names.contains(n) && used.contains(n)),
+        "kubernetes-api metrics {k8s_only:?}: exported without [kubernetes], or used nowhere"
+    );
     let missing: Vec<&String> = used
         .iter()
-        .filter(|n| !names.contains(*n) && !pending.contains(*n))
+        .filter(|n| !names.contains(*n) && !pending.contains(*n) && !k8s_only.contains(*n))
         .collect();
     assert!(
         missing.is_empty(),
@@ -1838,5 +1861,59 @@ fn the_contract_is_documented() {
     assert!(
         missing.is_empty(),
         "docs/kubernetes.md does not mention {missing:?}"
+    );
+}
+
+/// The Role of components/kubernetes-api grants exactly the calls the
+/// daemon's `k8s` feature makes (`raftinel::pod::labels::API_CALLS`): none
+/// missing, none extra, and the RoleBinding gives it to the pods' account.
+#[test]
+fn the_role_grants_exactly_the_calls_the_daemon_makes() {
+    let dir = deploy_dir().join("components/kubernetes-api");
+    let text = fs::read_to_string(dir.join("role.yaml")).expect("read role.yaml");
+    let docs = parse_docs(&text);
+    let role = one(&docs, "Role");
+    let mut granted = BTreeSet::new();
+    for rule in arr(&role["rules"]) {
+        for group in strs(&rule["apiGroups"]) {
+            for res in strs(&rule["resources"]) {
+                for verb in strs(&rule["verbs"]) {
+                    granted.insert((group.clone(), res.clone(), verb));
+                }
+            }
+        }
+    }
+    let used: BTreeSet<(String, String, String)> = raftinel::pod::labels::API_CALLS
+        .iter()
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(granted, used, "the Role against the daemon's calls");
+    let binding = one(&docs, "RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], "raftinel");
+}
+
+/// The component's raftinel.toml is the base's, unchanged, plus the
+/// `[kubernetes]` table: the two cannot drift apart.
+#[test]
+fn the_kubernetes_config_is_the_base_plus_its_table() {
+    let base = fs::read_to_string(deploy_dir().join("base/raftinel.toml")).expect("base toml");
+    let k = fs::read_to_string(deploy_dir().join("components/kubernetes-api/raftinel.toml"))
+        .expect("component toml");
+    let start = k.find(&base).unwrap_or_else(|| {
+        panic!("components/kubernetes-api/raftinel.toml does not hold deploy/base/raftinel.toml unchanged")
+    });
+    let (head, tail) = (&k[..start], &k[start + base.len()..]);
+    assert!(
+        head.lines().all(|l| l.is_empty() || l.starts_with('#')),
+        "only comments before the base: {head}"
+    );
+    let table: toml::Value = toml::from_str(tail).expect("the added part parses");
+    assert_eq!(
+        table
+            .as_table()
+            .map(|t| t.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["kubernetes".to_string()]),
+        "only [kubernetes] is added"
     );
 }
