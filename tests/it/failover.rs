@@ -542,6 +542,15 @@ fn force_promotes_an_empty_replica_only_when_asked() {
     for d in &g.daemons {
         assert_eq!(d.master_addr(), addr(g.old_port), "nothing promoted");
     }
+    // Every daemon says why, in SENTINEL MASTER's last field.
+    for d in &g.daemons {
+        wait_for(BOUND, "failover-wait on every daemon", || {
+            match d.master_field("failover-wait") {
+                Some(w) if w.contains("offset 0 while the master's offset is") => Ok(()),
+                other => Err(format!("daemon {}: {other:?}", d.port)),
+            }
+        });
+    }
     for r in &g.topo.replicas {
         assert_eq!(
             r.conn().cmd(&["DBSIZE"]),

@@ -65,6 +65,9 @@ mod failover;
 mod fuzz;
 mod hostile;
 mod hostnames;
+#[cfg(feature = "k8s")]
+mod k8s;
+mod k8s_fake;
 mod membership;
 mod monitoring;
 mod netsafe;

@@ -75,6 +75,42 @@ impl Daemon {
         d
     }
 
+    /// A daemon configured by a raftinel.toml: the server and master lines
+    /// of `sentinel_conf` with an admin listener (`admin-addr`), then `table`
+    /// (e.g. a `[kubernetes]` table).
+    pub fn start_toml(m: &Monitor, table: &str, env: Vec<(String, String)>) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("it-toml-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let conf = dir.path().join("raftinel.toml");
+        let text = format!(
+            "[server]\nport = {port}\nbind = \"127.0.0.1\"\ndir = \"{}\"\n\
+             admin-addr = \"127.0.0.1:{}\"\n\n\
+             [[masters]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\nquorum = {}\n\
+             down-after-milliseconds = {}\nfailover-timeout = {}\n\n{table}\n",
+            dir.path().display(),
+            free_port(),
+            m.name,
+            m.port,
+            m.quorum,
+            m.down_after_ms,
+            m.failover_timeout_ms
+        );
+        fs::write(&conf, text).expect("write raftinel.toml");
+        let mut d = Daemon {
+            port,
+            dir,
+            conf,
+            child: None,
+            starts: 0,
+            env,
+        };
+        d.launch();
+        d
+    }
+
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "daemon {} already running", self.port);
         let n = self.starts;
@@ -480,6 +516,22 @@ impl Group {
         let daemons: Vec<Daemon> = (0..3)
             .map(|i| Daemon::start_with_env(&m, &extra(i), env(i)))
             .collect();
+        let g = Group {
+            topo,
+            daemons,
+            old_port,
+        };
+        g.wait_formed(&[0, 1, 2], n);
+        g
+    }
+
+    /// A group of the daemons `start(i, monitor)` starts (i in 0..3) over
+    /// `topo`, formed.
+    pub fn with_daemons(topo: Topology, start: impl Fn(usize, &Monitor) -> Daemon) -> Group {
+        let old_port = topo.master.port;
+        let m = monitor(old_port);
+        let n = topo.replicas.len();
+        let daemons: Vec<Daemon> = (0..3).map(|i| start(i, &m)).collect();
         let g = Group {
             topo,
             daemons,

@@ -13,6 +13,7 @@
 
 pub mod group;
 pub mod history;
+pub mod kube_api;
 pub mod netns;
 pub mod resp;
 

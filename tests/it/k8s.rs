@@ -1,0 +1,309 @@
+//! The Kubernetes API integration (cargo feature `k8s`) end to end: three
+//! daemons configured with `[kubernetes]`, each standing for one pod of a
+//! set (pod `p<i>` holds Redis node i: the master, then the replicas),
+//! against the in-test fake API server (`harness::kube_api`) during real
+//! failovers of real redis-server processes.
+//!
+//! What is asserted is what a Service selecting `raftinel.io/role=master`
+//! would see: at every write to a pod after the promotion is committed,
+//! exactly one pod carries the master label, and never two at any time;
+//! Events for the switch, posted once; and that the API being down or
+//! refusing never delays a failover.
+
+use crate::harness::group::*;
+use crate::harness::kube_api::FakeApi;
+use crate::harness::*;
+use std::time::{Duration, Instant};
+
+const NS: &str = "it";
+const KEY: &str = "raftinel.io/role";
+const SET_LABELS: [(&str, &str); 2] = [
+    ("app.kubernetes.io/name", "raftinel"),
+    ("app.kubernetes.io/instance", "raftinel"),
+];
+
+fn pod(i: usize) -> String {
+    format!("p{i}")
+}
+
+/// Pod i's Redis port: the master's for pod 0, then the replicas'.
+fn redis_port(topo: &Topology, i: usize) -> u16 {
+    if i == 0 {
+        topo.master.port
+    } else {
+        topo.replicas[i - 1].port
+    }
+}
+
+/// A set of three pods on a fake API server, a master with two replicas,
+/// and three daemons labelling them.
+fn labelled_set() -> (FakeApi, Group) {
+    let api = FakeApi::start(NS);
+    for i in 0..3 {
+        api.add_pod(&pod(i), &SET_LABELS);
+    }
+    let topo = Topology::new(2);
+    let ports: Vec<u16> = (0..3).map(|i| redis_port(&topo, i)).collect();
+    let url = api.url();
+    let g = Group::with_daemons(topo, |i, m| {
+        let table = format!(
+            "[kubernetes]\napi-url = \"{url}\"\nnamespace = \"{NS}\"\npod = \"{}\"\nredis = \"127.0.0.1:{}\"\n",
+            pod(i),
+            ports[i]
+        );
+        Daemon::start_toml(m, &table, Vec::new())
+    });
+    (api, g)
+}
+
+/// A daemon's /metrics, from the admin-addr of its raftinel.toml.
+fn metrics(d: &Daemon) -> String {
+    use std::io::{Read as _, Write as _};
+    let conf = std::fs::read_to_string(&d.conf).expect("read raftinel.toml");
+    let addr = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("admin-addr = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("admin-addr");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the admin listener");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok();
+    out
+}
+
+/// The pods' role labels, in pod order.
+fn labels(api: &FakeApi) -> Vec<Option<String>> {
+    (0..3).map(|i| api.label(&pod(i), KEY)).collect()
+}
+
+fn wait_labels(api: &FakeApi, want: &[Option<&str>], what: &str) {
+    wait_for(BOUND, what, || {
+        let got = labels(api);
+        let want: Vec<Option<String>> = want.iter().map(|w| w.map(str::to_string)).collect();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("labels {got:?}"))
+        }
+    });
+}
+
+/// No instant with two master pods; from the first instant `pod` carries
+/// the master label after `since`, exactly one at every write. Returns how
+/// long after `since` that was.
+fn assert_one_master(api: &FakeApi, since: Instant, pod: &str) -> Duration {
+    let mut labelled: Option<Instant> = None;
+    for (at, pods) in api.timeline(KEY, "master") {
+        assert!(pods.len() <= 1, "two master pods at once: {pods:?}");
+        if at >= since && labelled.is_none() && pods.iter().any(|p| p == pod) {
+            labelled = Some(at);
+        }
+        if labelled.is_some() {
+            assert_eq!(
+                pods.len(),
+                1,
+                "no master pod at {at:?} after {pod} was labelled"
+            );
+        }
+    }
+    labelled
+        .map(|at| at - since)
+        .unwrap_or_else(|| panic!("{pod} never labelled master"))
+}
+
+/// Labels from the committed state, through a SIGKILL of the master and a
+/// SENTINEL FAILOVER: the old master's pod is demoted before the new one is
+/// labelled, the `-master` selector matches one pod from the switch on, the
+/// master label carries its config epoch, and the switch is one Event.
+#[test]
+fn role_labels_follow_failovers() {
+    let (api, mut g) = labelled_set();
+    wait_labels(
+        &api,
+        &[Some("master"), Some("replica"), Some("replica")],
+        "the first labels",
+    );
+    assert_eq!(
+        api.annotation(&pod(0), "raftinel.io/config-epoch")
+            .as_deref(),
+        Some("0")
+    );
+    let mut events = g.subscribe(&[0, 1, 2]);
+    let killed = Instant::now();
+    g.topo.master.sigkill();
+    let new_port = g.expect_failover(&[0, 1, 2], &mut events);
+    let new_pod = (1..3)
+        .find(|&i| redis_port(&g.topo, i) == new_port)
+        .expect("the new master is a replica's pod");
+    // Pod 0's Redis is dead: its daemon labels it a replica of the new
+    // master once the group lists it so; until then it is unhealthy.
+    wait_for(BOUND, "the new master's pod labelled", || {
+        let got = labels(&api);
+        if got[new_pod].as_deref() == Some("master")
+            && matches!(got[0].as_deref(), Some("unhealthy" | "replica"))
+        {
+            Ok(())
+        } else {
+            Err(format!("labels {got:?}"))
+        }
+    });
+    assert_eq!(
+        api.annotation(&pod(new_pod), "raftinel.io/config-epoch")
+            .as_deref(),
+        Some("1")
+    );
+    let lag = assert_one_master(&api, killed, &pod(new_pod));
+    eprintln!("the new master's pod labelled {lag:?} after the SIGKILL");
+    wait_for(Duration::from_secs(10), "the switch Event", || {
+        let n = api
+            .events()
+            .iter()
+            .filter(|e| e["reason"] == "SwitchMaster")
+            .count();
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(format!("{n} SwitchMaster events"))
+        }
+    });
+    let ev = api
+        .events()
+        .into_iter()
+        .find(|e| e["reason"] == "SwitchMaster")
+        .expect("one");
+    assert_eq!(ev["involvedObject"]["kind"], "Pod");
+    assert!(
+        ev["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("+switch-master mymaster 127.0.0.1")),
+        "{ev}"
+    );
+    // The drift metric, 0 once the labels are right.
+    wait_for(BOUND, "no drift on the new master's daemon", || {
+        let m = metrics(&g.daemons[new_pod]);
+        if m.lines().any(|l| l == "raftinel_k8s_label_drift 0") {
+            Ok(())
+        } else {
+            Err(m
+                .lines()
+                .filter(|l| l.contains("k8s"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+    });
+    // Every patch was a merge patch conditional on a resourceVersion.
+    for r in api.requests().iter().filter(|r| r.method == "PATCH") {
+        assert_eq!(
+            r.content_type.as_deref(),
+            Some("application/merge-patch+json")
+        );
+        assert!(r.body.contains("\"resourceVersion\""), "{}", r.body);
+    }
+
+    // A manual failover back: the same rules.
+    let mut events = g.subscribe(&[0, 1, 2]);
+    let before = Instant::now();
+    let mut c = g.daemons[0].conn();
+    assert_eq!(
+        c.cmd(&["SENTINEL", "FAILOVER", MASTER]),
+        Resp::Status("OK".into())
+    );
+    let m = events[0].wait("+switch-master", &|_| true, BOUND);
+    let (_, newer) = parse_switch(&m.payload);
+    let newer_pod = (1..3)
+        .find(|&i| redis_port(&g.topo, i) == newer)
+        .expect("a replica's pod");
+    wait_for(BOUND, "the labels after SENTINEL FAILOVER", || {
+        let got = labels(&api);
+        if got[newer_pod].as_deref() == Some("master") && got[new_pod].as_deref() == Some("replica")
+        {
+            Ok(())
+        } else {
+            Err(format!("labels {got:?}"))
+        }
+    });
+    let lag = assert_one_master(&api, before, &pod(newer_pod));
+    eprintln!("after SENTINEL FAILOVER: labelled {lag:?} after it was sent");
+}
+
+/// The API refusing patches, then down: failovers go on unchanged, the
+/// daemons log each failure once (not on every retry) and its recovery,
+/// and the labels catch up once the API is back.
+#[test]
+fn a_failing_api_never_delays_a_failover() {
+    let (api, mut g) = labelled_set();
+    wait_labels(
+        &api,
+        &[Some("master"), Some("replica"), Some("replica")],
+        "the first labels",
+    );
+    api.forbid("patch", "pods");
+    let mut events = g.subscribe(&[0, 1, 2]);
+    g.topo.master.sigkill();
+    let new_port = g.expect_failover(&[0, 1, 2], &mut events);
+    let new_pod = (1..3)
+        .find(|&i| redis_port(&g.topo, i) == new_port)
+        .expect("a replica's pod");
+    wait_for(BOUND, "the refusal reported", || {
+        if g.daemons.iter().any(|d| {
+            d.log()
+                .contains("Kubernetes API: patch pod failed: 403 Forbidden: pods")
+        }) {
+            Ok(())
+        } else {
+            Err("no refusal line yet".into())
+        }
+    });
+    // Retries while refused.
+    std::thread::sleep(Duration::from_secs(2));
+    api.allow("patch", "pods");
+    wait_for(BOUND, "the labels once patches are allowed", || {
+        let got = labels(&api);
+        if got[new_pod].as_deref() == Some("master") {
+            Ok(())
+        } else {
+            Err(format!("labels {got:?}"))
+        }
+    });
+    // The API down: a SENTINEL FAILOVER is not delayed by it.
+    api.set_down(true);
+    let mut events = g.subscribe(&[0, 1, 2]);
+    let mut c = g.daemons[0].conn();
+    assert_eq!(
+        c.cmd(&["SENTINEL", "FAILOVER", MASTER]),
+        Resp::Status("OK".into())
+    );
+    for e in &mut events {
+        e.wait("+switch-master", &|_| true, BOUND);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    api.set_down(false);
+    let other = 3 - new_pod;
+    wait_for(BOUND, "the labels after the API is back", || {
+        let got = labels(&api);
+        if got[other].as_deref() == Some("master") {
+            Ok(())
+        } else {
+            Err(format!("labels {got:?}"))
+        }
+    });
+    for d in &g.daemons {
+        let log = d.log();
+        for what in ["list pods failed", "patch pod failed"] {
+            let n = log.matches(&format!("Kubernetes API: {what}")).count();
+            assert!(n <= 2, "daemon {}: {n} lines '{what}'\n{log}", d.port);
+        }
+        if log.contains("Kubernetes API: list pods failed") {
+            assert!(
+                log.contains("Kubernetes API: list pods works again"),
+                "{log}"
+            );
+        }
+    }
+}
