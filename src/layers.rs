@@ -34,7 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "pod",
         ],
     ),
-    ("k8s", &["core", "config", "pod", "server"]),
+    ("k8s", &["core", "resp", "config", "pod", "server"]),
     (
         "runtime",
         &[

@@ -381,8 +381,14 @@ fn spawn_kubernetes(
     shared: &Daemon,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> anyhow::Result<()> {
-    let t =
-        raftinel::k8s::start(k, shared.pod_handles(), &shared.hub).map_err(anyhow::Error::msg)?;
+    let server = shared
+        .server_config
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let local = raftinel::pod::local::Daemon::of_server(&server);
+    let t = raftinel::k8s::start(k, shared.pod_handles(), &shared.hub, local)
+        .map_err(anyhow::Error::msg)?;
     tasks.spawn(t.labels);
     tasks.spawn(t.events);
     Ok(())

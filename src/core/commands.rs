@@ -287,6 +287,7 @@ const SET_OPTIONS: &[&str] = &[
     "auth-pass",
     "auth-user",
     super::failover::COORDINATED_OPTION,
+    super::failover::FENCED_OPTION,
     REFUSED_DOWN_AFTER,
 ];
 
@@ -386,6 +387,10 @@ fn apply_set_option(
                 _ => return Err(bad(v)),
             };
         }
+        // raftinel extension: the fenced nodes (`failover/fenced.rs`).
+        super::failover::FENCED_OPTION => {
+            m.fo.fenced = super::failover::parse_fenced(v).ok_or_else(|| bad(v))?;
+        }
         "rename-command" => {
             let new = vals.get(1).copied().unwrap_or_default();
             if v.is_empty() {
@@ -434,7 +439,12 @@ fn option_args(key: &str, value: &str) -> Option<(String, Vec<String>)> {
         let new = if value.is_empty() { old } else { value };
         return Some(("rename-command".into(), vec![old.into(), new.into()]));
     }
-    if value.is_empty() && !matches!(key, "auth-pass" | "auth-user") {
+    if value.is_empty()
+        && !matches!(
+            key,
+            "auth-pass" | "auth-user" | super::failover::FENCED_OPTION
+        )
+    {
         // Numeric options and the coordinated flag are never cleared.
         return None;
     }
@@ -458,6 +468,9 @@ fn current_option(m: &Master, opt: &str, vals: &[String]) -> bool {
         "auth-pass" => m.auth_pass.as_deref().unwrap_or_default() == v,
         "auth-user" => m.auth_user.as_deref().unwrap_or_default() == v,
         super::failover::COORDINATED_OPTION => m.fo.plain_manual == v.eq_ignore_ascii_case("no"),
+        super::failover::FENCED_OPTION => {
+            super::failover::parse_fenced(v).is_some_and(|f| f == m.fo.fenced)
+        }
         "rename-command" => {
             let new = vals.get(1).map(String::as_str).unwrap_or_default();
             let cur = m
@@ -957,6 +970,7 @@ impl Sentinel {
                         .is_some_and(|i| now.saturating_sub(i) <= validity)
                     && r.master_link_down_since <= max_down
                     && r.role_reported != Role::Master
+                    && !self.is_fenced(name, &r.host, r.port)
                     && (!history || history_refusal(&m.inst, r).is_none())
             })
             .collect();

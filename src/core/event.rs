@@ -104,6 +104,10 @@ event_kinds! {
     // with its daemon, and the pause lifted (docs/data-safety.md).
     Fence => ("+fence", Warning),
     FenceLifted => ("-fence", Warning),
+    // raftinel's own: the committed master is in its fenced-nodes (an
+    // operator's or a pod annotation's), and the Raft leader asks a
+    // coordinated switchover away from it.
+    FencedMaster => ("+fenced-master", Warning),
 }
 
 impl Event {

@@ -27,6 +27,7 @@ use crate::core::group::Command;
 use crate::core::group::{Phase, ReplHistory};
 
 mod fence;
+mod fenced;
 mod ingest;
 mod reconf;
 mod repair;
@@ -84,6 +85,13 @@ pub const SIMFAILURE_CRASH_AFTER_PROMOTION: u32 = 2;
 /// The master option that turns manual failovers into coordinated ones
 /// (raftinel extension of SENTINEL SET).
 pub const COORDINATED_OPTION: &str = "coordinated-failover";
+/// raftinel's SENTINEL SET option: the master's fenced nodes (`host:port`,
+/// separated by commas or spaces; empty: none). A fenced node is never
+/// promoted, a fenced master is switched away from by a coordinated
+/// switchover, and its pod is not Ready (`fenced.rs`; set from pod
+/// annotations by the `k8s` feature).
+pub const FENCED_OPTION: &str = "fenced-nodes";
+pub(crate) use fenced::parse_fenced;
 
 /// Per-master failover bookkeeping of this daemon (never persisted: after a
 /// restart the committed state says where things stand).
@@ -147,6 +155,11 @@ pub struct Ctl {
     pub history_proposed: Option<Millis>,
     /// This daemon's fence of the master's node (`fence.rs`).
     pub fence: Option<fence::Fence>,
+    /// The committed `fenced-nodes` (`fenced.rs`).
+    pub fenced: Vec<(String, u16)>,
+    /// Raft leader: when it last asked for the switchover away from a
+    /// fenced master.
+    pub fenced_switch: Option<Millis>,
 }
 
 /// The Raft leader's progress in demoting the old master of the last switch
@@ -472,6 +485,7 @@ impl Sentinel {
         self.fence_step(mi, now, out);
         self.fix_replicas(mi, now, out);
         self.record_history(mi, now, out);
+        self.switch_from_fenced(mi, now, out);
     }
 }
 

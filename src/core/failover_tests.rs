@@ -2126,3 +2126,70 @@ fn the_coordinated_argument_overrides_a_plain_master() {
     assert_eq!(h.s.failover("mymaster", true, 200, &mut out), Ok(()));
     assert_eq!(proposals(&out), vec![start(1, MYID, true, true)]);
 }
+
+/// `fenced-nodes` committed: a fenced replica is never selected; a fenced
+/// master makes the settled Raft leader ask a coordinated switchover (with
+/// `+fenced-master`), once per failover-timeout; clearing it lifts it.
+#[test]
+fn fenced_nodes_are_never_promoted_and_a_fenced_master_is_switched_away() {
+    let fence = |v: &str| Command::Set {
+        name: "mymaster".into(),
+        option: "fenced-nodes".into(),
+        value: v.into(),
+    };
+    let mut h = H::new(state(&[6380, 6381]), true);
+    h.healthy(100, &[(6380, 1000), (6381, 900)]);
+    assert_eq!(
+        h.s.select_slave("mymaster", 200).as_deref(),
+        Some("127.0.0.1:6380")
+    );
+    h.commit(200, fence("127.0.0.1:6380"));
+    assert!(h.s.is_fenced("mymaster", "127.0.0.1", 6380));
+    assert_eq!(
+        h.s.select_slave("mymaster", 300).as_deref(),
+        Some("127.0.0.1:6381")
+    );
+    // The master fenced: a coordinated manual failover is asked and then
+    // proposed, not again before failover-timeout.
+    let mut a = h.commit(1500, fence("127.0.0.1:6380, 127.0.0.1:6379"));
+    assert!(
+        events(&a).contains(&ev(EventKind::FencedMaster, M)),
+        "{:?}",
+        events(&a)
+    );
+    a.extend(h.s.handle(1600, Input::Tick));
+    assert!(
+        proposals(&a).iter().any(|c| matches!(
+            c,
+            Command::FailoverStart {
+                manual: true,
+                coordinated: true,
+                ..
+            }
+        )),
+        "{:?}",
+        proposals(&a)
+    );
+    assert!(!events(&h.s.handle(2000, Input::Tick)).contains(&ev(EventKind::FencedMaster, M)));
+    // Cleared: nothing fenced.
+    h.commit(2100, fence(""));
+    assert!(!h.s.is_fenced("mymaster", "127.0.0.1", 6380));
+    assert_eq!(
+        h.s.select_slave("mymaster", 2200).as_deref(),
+        Some("127.0.0.1:6380")
+    );
+    // A bad value is refused by SENTINEL SET with Sentinel's message.
+    let r = h.s.set(
+        "mymaster",
+        &["fenced-nodes".to_string(), "nohostport".to_string()],
+        &|_| true,
+        2300,
+        &mut Vec::new(),
+    );
+    assert_eq!(
+        r,
+        Err(CmdError(
+            "ERR Invalid argument 'nohostport' for SENTINEL SET 'fenced-nodes'".into()
+        ))
+    );
+}

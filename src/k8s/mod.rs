@@ -41,6 +41,8 @@ const EVENT_QUEUE: usize = 256;
 
 /// The client and who this daemon is in the cluster.
 pub struct Kube {
+    /// This daemon's own RESP port, for `SENTINEL SET <master> fenced-nodes`.
+    local: crate::pod::local::Daemon,
     pods: Api<Pod>,
     events: Api<Event>,
     namespace: String,
@@ -60,6 +62,7 @@ pub fn start(
     opts: &KubeOptions,
     h: Handles,
     hub: &crate::server::pubsub::Hub,
+    local: crate::pod::local::Daemon,
 ) -> Result<Tasks, String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let pod = opts
@@ -95,6 +98,7 @@ pub fn start(
         .unwrap_or_else(|| cfg.default_namespace.clone());
     let client = kube::Client::try_from(cfg).map_err(|e| format!("[kubernetes]: client: {e}"))?;
     let k = Arc::new(Kube {
+        local,
         pods: Api::namespaced(client.clone(), &namespace),
         events: Api::namespaced(client, &namespace),
         namespace,
@@ -236,6 +240,10 @@ impl Kube {
         let specs = &self.opts.role_labels;
         let view = self.view(&st, &seen);
         metrics::gauge!("raftinel_k8s_label_drift").set(labels::drift(&view, &seen, specs) as f64);
+        self.announce_redis(&st, &seen, failing).await?;
+        if view.leader && view.in_touch {
+            self.sync_fenced(&st, &seen, failing).await;
+        }
         let patches = labels::plan(&view, &seen, specs);
         for p in &patches {
             let body = p.body();
@@ -267,13 +275,119 @@ impl Kube {
         Ok(!patches.is_empty())
     }
 
-    /// The committed state as the label plan needs it.
-    fn view(&self, st: &Status, seen: &[Seen]) -> View {
-        let Some(m) = st
-            .masters
+    /// This pod's Redis named in its annotation, for the leader to find the
+    /// pod of each node (`labels::pod_of`).
+    async fn announce_redis(
+        &self,
+        st: &Status,
+        seen: &[Seen],
+        failing: &mut Failing,
+    ) -> Result<(), ()> {
+        let Some(m) = self.master_of(st) else {
+            return Ok(());
+        };
+        let Some(own) = m.nodes.iter().find(|n| self.is_own(st, &n.addr)) else {
+            return Ok(());
+        };
+        let Some(p) = seen.iter().find(|p| p.name == self.pod) else {
+            return Ok(());
+        };
+        if p.redis.as_deref() == Some(own.addr.as_str()) {
+            return Ok(());
+        }
+        let body = serde_json::json!({
+            "metadata": {"annotations": {labels::REDIS_ANNOTATION: own.addr}}
+        });
+        match timed(
+            self.pods
+                .patch(&self.pod, &PatchParams::default(), &Patch::Merge(&body)),
+        )
+        .await
+        {
+            Ok(_) => {
+                failing.ok("patch pod");
+                Ok(())
+            }
+            Err(e) => {
+                failing.failed("patch pod", e);
+                Err(())
+            }
+        }
+    }
+
+    /// Raft leader: the nodes of the pods annotated fenced become the
+    /// master's committed `fenced-nodes` (through this daemon's own
+    /// `SENTINEL SET`, as an operator would); a fenced pod whose node it
+    /// cannot name is reported.
+    async fn sync_fenced(&self, st: &Status, seen: &[Seen], failing: &mut Failing) {
+        let Some(m) = self.master_of(st) else {
+            return;
+        };
+        let mut want: Vec<String> = Vec::new();
+        for p in seen.iter().filter(|p| p.fenced) {
+            let node = m.nodes.iter().find(|n| {
+                labels::pod_of(&n.addr, seen).is_some_and(|name| name == p.name)
+                    || (p.name == self.pod && self.is_own(st, &n.addr))
+            });
+            match node {
+                Some(n) => want.push(n.addr.to_ascii_lowercase()),
+                None => failing.failed(
+                    "fence pod",
+                    format!(
+                        "{}: no Redis node of {} is known on this pod",
+                        p.name, m.name
+                    ),
+                ),
+            }
+        }
+        want.sort();
+        want.dedup();
+        let mut have: Vec<String> = m.fenced.iter().map(|a| a.to_ascii_lowercase()).collect();
+        have.sort();
+        if want == have {
+            return;
+        }
+        let value = want.join(",");
+        let l = &self.local;
+        let set = [
+            "SENTINEL",
+            "SET",
+            m.name.as_str(),
+            "fenced-nodes",
+            value.as_str(),
+        ];
+        match crate::pod::client::call_one(&l.host, l.port, &l.auth, &set, CALL_TIMEOUT).await {
+            Ok(crate::resp::Frame::Error(e)) => failing.failed("fence pod", e),
+            Ok(_) => {
+                failing.ok("fence pod");
+                tracing::warn!(
+                    "fenced-nodes of {} set from the pod annotations: {}",
+                    m.name,
+                    if value.is_empty() { "none" } else { &value }
+                );
+            }
+            Err(e) => failing.failed("fence pod", e),
+        }
+    }
+
+    fn master_of<'a>(&self, st: &'a Status) -> Option<&'a crate::pod::status::MasterStatus> {
+        st.masters
             .iter()
             .find(|m| self.opts.master.as_deref().is_none_or(|n| n == m.name))
-        else {
+    }
+
+    /// Whether `addr` (`host:port`) is this pod's Redis.
+    fn is_own(&self, st: &Status, addr: &str) -> bool {
+        match &self.opts.redis {
+            Some(r) => r.eq_ignore_ascii_case(addr),
+            None => split_addr(addr)
+                .is_some_and(|(host, _)| status::is_this_pod(host, st.announce_ip.as_deref())),
+        }
+    }
+
+    /// The committed state as the label plan needs it.
+    fn view(&self, st: &Status, seen: &[Seen]) -> View {
+        let Some(m) = self.master_of(st) else {
             return View::default();
         };
         let Some(committed) = &m.committed else {
@@ -285,17 +399,12 @@ impl Kube {
             .as_ref()
             .zip(st.group.node_id)
             .is_some_and(|(l, id)| l.id == id);
-        let own = |addr: &str| match &self.opts.redis {
-            Some(r) => r.eq_ignore_ascii_case(addr),
-            None => split_addr(addr)
-                .is_some_and(|(host, _)| status::is_this_pod(host, st.announce_ip.as_deref())),
-        };
+        let own = |addr: &str| self.is_own(st, addr);
         let committed_addr = committed.to_string();
         let mut roles = BTreeMap::new();
         if leader {
             for n in &m.nodes {
-                let Some(pod) = split_addr(&n.addr).and_then(|(h, _)| labels::pod_of_host(h, seen))
-                else {
+                let Some(pod) = labels::pod_of(&n.addr, seen) else {
                     continue;
                 };
                 let role = if n.addr == committed_addr {
@@ -305,7 +414,7 @@ impl Kube {
                 };
                 roles.insert(pod.to_string(), role);
             }
-            if let Some(pod) = labels::pod_of_host(&committed.host, seen) {
+            if let Some(pod) = labels::pod_of(&committed_addr, seen) {
                 roles.insert(pod.to_string(), Role::Master);
             }
         }
@@ -367,6 +476,16 @@ fn seen_of(p: &Pod) -> Seen {
             .as_ref()
             .and_then(|a| a.get(labels::EPOCH_ANNOTATION))
             .and_then(|e| e.parse().ok()),
+        fenced: md
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::FENCED_ANNOTATION))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        redis: md
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::REDIS_ANNOTATION))
+            .cloned(),
     }
 }
 

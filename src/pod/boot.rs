@@ -365,6 +365,7 @@ mod tests {
                 history,
                 failover: None,
                 last_failover: None,
+                fenced: Vec::new(),
                 this_pod: committed == Some("pod-1"),
                 nodes: vec![],
                 sentinels: vec![],

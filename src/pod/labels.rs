@@ -34,10 +34,18 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("", "pods", "get"),
     // The set's pods and their labels.
     ("", "pods", "list"),
-    // The role labels and the epoch annotation.
+    // The role labels, the epoch annotation and the pod's own Redis.
     ("", "pods", "patch"),
     ("", "events", "create"),
 ];
+
+/// The annotation that fences a pod's Redis (`"true"`): the Raft leader
+/// puts the fenced pods' nodes in the master's `fenced-nodes`.
+pub const FENCED_ANNOTATION: &str = "raftinel.io/fenced";
+
+/// The annotation in which each daemon names its pod's Redis (`host:port`,
+/// as the group knows the node): how the Raft leader finds a node's pod.
+pub const REDIS_ANNOTATION: &str = "raftinel.io/redis";
 
 /// The annotation holding the config epoch of a pod's master label.
 pub const EPOCH_ANNOTATION: &str = "raftinel.io/config-epoch";
@@ -66,6 +74,10 @@ pub struct Seen {
     pub resource_version: String,
     pub labels: BTreeMap<String, String>,
     pub epoch: Option<u64>,
+    /// Annotated [`FENCED_ANNOTATION`]`: "true"`.
+    pub fenced: bool,
+    /// Its Redis as its daemon announced it ([`REDIS_ANNOTATION`]).
+    pub redis: Option<String>,
 }
 
 impl Seen {
@@ -224,9 +236,18 @@ pub fn drift(view: &View, pods: &[Seen], specs: &[LabelSpec]) -> usize {
         .count()
 }
 
-/// The pod whose Redis is at `host`: the first label of a pod DNS name
-/// (`<pod>.<headless service>.<namespace>...`), if a listed pod has it.
-pub fn pod_of_host<'a>(host: &str, pods: &'a [Seen]) -> Option<&'a str> {
+/// The pod whose Redis is `addr` (`host:port`): the one whose daemon
+/// announced it ([`REDIS_ANNOTATION`]), else by the first label of a pod DNS
+/// name (`<pod>.<headless service>.<namespace>...`).
+pub fn pod_of<'a>(addr: &str, pods: &'a [Seen]) -> Option<&'a str> {
+    if let Some(p) = pods.iter().find(|p| {
+        p.redis
+            .as_deref()
+            .is_some_and(|r| r.eq_ignore_ascii_case(addr))
+    }) {
+        return Some(&p.name);
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     let first = host.split('.').next()?;
     pods.iter()
         .find(|p| p.name.eq_ignore_ascii_case(first) && host.contains('.'))
@@ -249,6 +270,8 @@ mod tests {
                 .map(|r| BTreeMap::from([("raftinel.io/role".to_string(), r.to_string())]))
                 .unwrap_or_default(),
             epoch,
+            fenced: false,
+            redis: None,
         }
     }
 
@@ -419,13 +442,18 @@ mod tests {
     }
 
     #[test]
-    fn pods_are_named_by_their_dns_names() {
-        let pods = [pod("raftinel-0", None, None), pod("raftinel-1", None, None)];
+    fn pods_are_named_by_their_annotation_or_dns_names() {
+        let mut pods = [pod("raftinel-0", None, None), pod("raftinel-1", None, None)];
         assert_eq!(
-            pod_of_host("raftinel-1.raftinel-headless.ns.svc.cluster.local", &pods),
+            pod_of(
+                "raftinel-1.raftinel-headless.ns.svc.cluster.local:6379",
+                &pods
+            ),
             Some("raftinel-1")
         );
-        assert_eq!(pod_of_host("10.0.0.1", &pods), None);
-        assert_eq!(pod_of_host("raftinel-1", &pods), None);
+        assert_eq!(pod_of("10.0.0.1:6379", &pods), None);
+        assert_eq!(pod_of("raftinel-1:6379", &pods), None);
+        pods[0].redis = Some("10.0.0.1:6379".into());
+        assert_eq!(pod_of("10.0.0.1:6379", &pods), Some("raftinel-0"));
     }
 }

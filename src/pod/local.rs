@@ -29,23 +29,8 @@ impl Daemon {
     /// the error, as `file:line: reason`.
     pub fn from_config(path: &Path) -> Result<(Daemon, Config), String> {
         let cfg = config::load(path, &[]).map_err(|e| e.to_string())?;
-        // A bind address that is not a wildcard is where the daemon
-        // listens; else this host's loopback.
-        let host = cfg
-            .server
-            .bind
-            .iter()
-            .map(|b| b.trim_start_matches('-'))
-            .find(|b| !matches!(*b, "*" | "0.0.0.0" | "::" | "::*" | ""))
-            .unwrap_or("127.0.0.1")
-            .to_string();
-        let pass = cfg
-            .server
-            .requirepass
-            .clone()
-            .filter(|p| !p.is_empty())
-            .or_else(|| std::env::var("RAFTINEL_PASSWORD").ok());
-        let redis_auth = cfg
+        let mut d = Daemon::of_server(&cfg.server);
+        d.redis_auth = cfg
             .sentinel
             .masters
             .first()
@@ -54,15 +39,31 @@ impl Daemon {
                 pass: m.auth_pass.clone(),
             })
             .unwrap_or_default();
-        Ok((
-            Daemon {
-                host,
-                port: cfg.server.port,
-                auth: LinkAuth { user: None, pass },
-                redis_auth,
-            },
-            cfg,
-        ))
+        Ok((d, cfg))
+    }
+
+    /// The daemon serving `server` (no Redis credentials).
+    pub fn of_server(server: &config::ServerConfig) -> Daemon {
+        // A bind address that is not a wildcard is where the daemon
+        // listens; else this host's loopback.
+        let host = server
+            .bind
+            .iter()
+            .map(|b| b.trim_start_matches('-'))
+            .find(|b| !matches!(*b, "*" | "0.0.0.0" | "::" | "::*" | ""))
+            .unwrap_or("127.0.0.1")
+            .to_string();
+        let pass = server
+            .requirepass
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or_else(|| std::env::var("RAFTINEL_PASSWORD").ok());
+        Daemon {
+            host,
+            port: server.port,
+            auth: LinkAuth { user: None, pass },
+            redis_auth: LinkAuth::default(),
+        }
     }
 
     /// `SENTINEL RAFT STATUS`, decoded.

@@ -231,6 +231,13 @@ pub async fn readyz_redis(h: Handles, query: HashMap<String, String>) -> Page {
         .committed
         .as_ref()
         .map_or(master.configured.port, |a| a.port);
+    let own = crate::core::event::format_addr(&host, port);
+    if master.fenced.iter().any(|f| f.eq_ignore_ascii_case(&own)) {
+        return not_ready(&format!(
+            "fenced ({own} is in fenced-nodes of {})",
+            master.name
+        ));
+    }
     let info = super::client::call_one(&host, port, &auth, &["INFO", "replication"], INFO_TIMEOUT)
         .await
         .and_then(super::client::text);
@@ -266,12 +273,15 @@ pub async fn readyz_redis(h: Handles, query: HashMap<String, String>) -> Page {
 
 /// The gauges the alert rules read: `raftinel_raft_has_leader` (the
 /// leader heard within the lease, as `/readyz` requires) and, per master,
-/// `raftinel_master_committed` (the group has a committed address for it).
+/// `raftinel_master_committed` (the group has a committed address for it)
+/// and `raftinel_fenced_nodes` (its committed fenced set's size).
 pub fn export_metrics(s: &Status) {
     metrics::gauge!("raftinel_raft_has_leader").set(if s.group.has_leader() { 1.0 } else { 0.0 });
     for m in &s.masters {
         metrics::gauge!("raftinel_master_committed", "master" => m.name.clone())
             .set(if m.committed.is_some() { 1.0 } else { 0.0 });
+        metrics::gauge!("raftinel_fenced_nodes", "master" => m.name.clone())
+            .set(m.fenced.len() as f64);
     }
 }
 
@@ -319,6 +329,7 @@ mod tests {
             history: None,
             failover: None,
             last_failover: None::<LastFailover>,
+            fenced: Vec::new(),
             this_pod,
             nodes: vec![],
             sentinels: vec![],

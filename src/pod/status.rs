@@ -89,6 +89,9 @@ pub struct MasterStatus {
     pub last_failover: Option<LastFailover>,
     /// The committed master is this pod's Redis.
     pub this_pod: bool,
+    /// The committed `fenced-nodes` (`host:port`).
+    #[serde(default)]
+    pub fenced: Vec<String>,
     pub nodes: Vec<Node>,
     pub sentinels: Vec<Peer>,
 }
@@ -235,6 +238,7 @@ pub fn snapshot_of(core: &Sentinel, now: crate::core::Millis, raft: Option<&Raft
             });
             MasterStatus {
                 name: name.clone(),
+                fenced: core.fenced_nodes(name),
                 this_pod: committed_addr
                     .as_ref()
                     .is_some_and(|a| is_this_pod(&a.host, announced)),

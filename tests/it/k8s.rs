@@ -197,13 +197,18 @@ fn role_labels_follow_failovers() {
                 .join("\n"))
         }
     });
-    // Every patch was a merge patch conditional on a resourceVersion.
+    // Every patch was a merge patch; those of role labels conditional on a
+    // resourceVersion (the daemon's own annotation naming its Redis is not).
     for r in api.requests().iter().filter(|r| r.method == "PATCH") {
         assert_eq!(
             r.content_type.as_deref(),
             Some("application/merge-patch+json")
         );
-        assert!(r.body.contains("\"resourceVersion\""), "{}", r.body);
+        assert!(
+            r.body.contains("\"resourceVersion\"") || !r.body.contains(KEY),
+            "{}",
+            r.body
+        );
     }
 
     // A manual failover back: the same rules.
@@ -294,16 +299,104 @@ fn a_failing_api_never_delays_a_failover() {
         }
     });
     for d in &g.daemons {
+        // A daemon that saw the API down says so once, and that it works
+        // again once its backoff (at most 5 s) ran out.
+        wait_for(BOUND, "recovery logged", || {
+            let log = d.log();
+            if !log.contains("Kubernetes API: list pods failed")
+                || log.contains("Kubernetes API: list pods works again")
+            {
+                Ok(())
+            } else {
+                Err(format!("daemon {}: no recovery line", d.port))
+            }
+        });
         let log = d.log();
         for what in ["list pods failed", "patch pod failed"] {
             let n = log.matches(&format!("Kubernetes API: {what}")).count();
             assert!(n <= 2, "daemon {}: {n} lines '{what}'\n{log}", d.port);
         }
-        if log.contains("Kubernetes API: list pods failed") {
-            assert!(
-                log.contains("Kubernetes API: list pods works again"),
-                "{log}"
-            );
+    }
+}
+
+/// `raftinel.io/fenced: "true"` on the master's pod: the leader commits
+/// its node in `fenced-nodes`, the group switches over to a replica (a
+/// coordinated switchover: nothing acknowledged is lost), the labels follow;
+/// the fenced pod is never promoted while fenced; removing the annotation
+/// lifts it.
+#[test]
+fn a_fenced_pod_is_switched_away_from_and_never_promoted() {
+    let (api, g) = labelled_set();
+    wait_labels(
+        &api,
+        &[Some("master"), Some("replica"), Some("replica")],
+        "the first labels",
+    );
+    let mut events = g.subscribe(&[0, 1, 2]);
+    api.set_annotations(&pod(0), &[("raftinel.io/fenced", Some("true"))]);
+    let m = events[0].wait("+switch-master", &|_| true, BOUND);
+    let (old, new) = parse_switch(&m.payload);
+    assert_eq!(old, g.old_port, "{}", m.payload);
+    let new_pod = (1..3)
+        .find(|&i| redis_port(&g.topo, i) == new)
+        .expect("a replica's pod");
+    wait_for(BOUND, "the labels after the fenced switchover", || {
+        let got = labels(&api);
+        if got[new_pod].as_deref() == Some("master") && got[0].as_deref() != Some("master") {
+            Ok(())
+        } else {
+            Err(format!("labels {got:?}"))
         }
+    });
+    let fenced = format!("127.0.0.1:{}", g.old_port);
+    for d in &g.daemons {
+        wait_for(BOUND, "fenced-nodes committed everywhere", || {
+            let st = raft_status(d);
+            if st["masters"][0]["fenced"] == serde_json::json!([fenced]) {
+                Ok(())
+            } else {
+                Err(format!("{}", st["masters"][0]["fenced"]))
+            }
+        });
+    }
+    assert!(
+        g.daemons
+            .iter()
+            .any(|d| d.log().contains("+fenced-master master mymaster 127.0.0.1")),
+        "the +fenced-master event"
+    );
+    // The old master's pod is now a replica's: fenced, never chosen. A
+    // manual failover goes to the third pod.
+    let third = 3 - new_pod;
+    let mut events = g.subscribe(&[0]);
+    let mut c = g.daemons[0].conn();
+    wait_for(BOUND, "SENTINEL FAILOVER accepted", || {
+        match c.cmd(&["SENTINEL", "FAILOVER", MASTER]) {
+            Resp::Status(s) if s == "OK" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let m = events[0].wait("+switch-master", &|_| true, BOUND);
+    let (_, to) = parse_switch(&m.payload);
+    assert_eq!(to, redis_port(&g.topo, third), "{}", m.payload);
+    // Lifted: the set empties.
+    api.set_annotations(&pod(0), &[("raftinel.io/fenced", None)]);
+    for d in &g.daemons {
+        wait_for(BOUND, "fenced-nodes cleared everywhere", || {
+            let st = raft_status(d);
+            if st["masters"][0]["fenced"] == serde_json::json!([]) {
+                Ok(())
+            } else {
+                Err(format!("{}", st["masters"][0]["fenced"]))
+            }
+        });
+    }
+}
+
+/// `SENTINEL RAFT STATUS` of a daemon, as JSON.
+fn raft_status(d: &Daemon) -> serde_json::Value {
+    match d.conn().cmd(&["SENTINEL", "RAFT", "STATUS"]) {
+        Resp::Bulk(b) => serde_json::from_slice(&b).expect("status JSON"),
+        other => panic!("SENTINEL RAFT STATUS: {other:?}"),
     }
 }

@@ -206,16 +206,26 @@ impl FakeApi {
     /// would: the resourceVersion is bumped and watches get `MODIFIED`
     /// (unless nothing changed). Panics if the pod does not exist.
     pub fn set_labels(&self, name: &str, labels: &[(&str, Option<&str>)]) {
+        self.set_meta(name, "labels", labels)
+    }
+
+    /// Set (`Some`) or remove (`None`) annotations, as another actor would
+    /// (`kubectl annotate`).
+    pub fn set_annotations(&self, name: &str, annotations: &[(&str, Option<&str>)]) {
+        self.set_meta(name, "annotations", annotations)
+    }
+
+    fn set_meta(&self, name: &str, map: &str, entries: &[(&str, Option<&str>)]) {
         self.shared.write(|st| {
             let Some(old) = st.pods.get(name) else {
                 panic!("fake API: no pod {name}");
             };
             let mut pod = old.clone();
-            let patch: Map<String, Value> = labels
+            let patch: Map<String, Value> = entries
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.map_or(Value::Null, Value::from)))
                 .collect();
-            merge_patch(&mut pod, &json!({"metadata": {"labels": patch}}));
+            merge_patch(&mut pod, &json!({"metadata": {map: patch}}));
             if &pod != old {
                 st.write_pod(name, Some(pod));
             }
