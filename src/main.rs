@@ -446,9 +446,10 @@ fn log_start(
     tracing::warn!("Sentinel ID is {myid}");
     if let Some(name) = &pod.name {
         tracing::info!(
-            "Pod {name} in namespace {}, IP {}",
+            "Pod {name} in namespace {}, IP {}, on node {}",
             pod.namespace.as_deref().unwrap_or("?"),
-            pod.ip.as_deref().unwrap_or("?")
+            pod.ip.as_deref().unwrap_or("?"),
+            pod.node.as_deref().unwrap_or("?")
         );
     }
     if let Some(line) = pod_identity {

@@ -232,6 +232,12 @@ pub struct KubeOptions {
     pub events: bool,
     /// This pod's Redis as `host:port` (else the announce-ip, or loopback).
     pub redis: Option<String>,
+    /// When this pod's node is cordoned or tainted for a drain while its
+    /// Redis is the master, switch over away from it first
+    /// (components/drain-switchover).
+    pub drain_switchover: bool,
+    /// This pod's node (else `RAFTINEL_NODE_NAME`).
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,8 @@ struct KubernetesToml {
     pod_selector: Option<Spanned<String>>,
     events: Option<bool>,
     redis: Option<Spanned<String>>,
+    drain_switchover: Option<bool>,
+    node: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -349,6 +351,8 @@ fn kube_options(
         pod_selector: opt(k.pod_selector)?,
         events: k.events.unwrap_or(true),
         redis,
+        drain_switchover: k.drain_switchover.unwrap_or(false),
+        node: opt(k.node)?,
     }))
 }
 

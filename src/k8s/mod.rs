@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio::sync::mpsc;
 
@@ -41,9 +41,14 @@ const EVENT_QUEUE: usize = 256;
 
 /// The client and who this daemon is in the cluster.
 pub struct Kube {
-    /// This daemon's own RESP port, for `SENTINEL SET <master> fenced-nodes`.
+    /// This daemon's own RESP port, for `SENTINEL SET <master> fenced-nodes`
+    /// and the drain's `SENTINEL FAILOVER`.
     local: crate::pod::local::Daemon,
     pods: Api<Pod>,
+    /// This pod's node, with `drain-switchover`.
+    node: Option<(Api<Node>, String)>,
+    /// When the drain's switchover was last asked.
+    drain_asked: std::sync::Mutex<Option<tokio::time::Instant>>,
     events: Api<Event>,
     namespace: String,
     pod: String,
@@ -97,8 +102,25 @@ pub fn start(
         .or_else(|| env(crate::pod::identity::POD_NAMESPACE_ENV))
         .unwrap_or_else(|| cfg.default_namespace.clone());
     let client = kube::Client::try_from(cfg).map_err(|e| format!("[kubernetes]: client: {e}"))?;
+    let node = if opts.drain_switchover {
+        let name = opts
+            .node
+            .clone()
+            .or_else(|| env(crate::pod::identity::NODE_NAME_ENV))
+            .ok_or_else(|| {
+                format!(
+                    "[kubernetes] drain-switchover: this pod's node is not known: set node, or {}",
+                    crate::pod::identity::NODE_NAME_ENV
+                )
+            })?;
+        Some((Api::all(client.clone()), name))
+    } else {
+        None
+    };
     let k = Arc::new(Kube {
         local,
+        node,
+        drain_asked: std::sync::Mutex::new(None),
         pods: Api::namespaced(client.clone(), &namespace),
         events: Api::namespaced(client, &namespace),
         namespace,
@@ -106,11 +128,12 @@ pub fn start(
         opts: opts.clone(),
     });
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let members = opts.events.then(|| tx.clone());
     if opts.events {
         hub.tap(tx);
     }
     Ok(Tasks {
-        labels: Box::pin(run_labels(k.clone(), h.clone())),
+        labels: Box::pin(run_labels(k.clone(), h.clone(), members)),
         events: Box::pin(run_events(k, h, rx)),
     })
 }
@@ -168,7 +191,7 @@ async fn timed<T>(
 const CONFLICT: &str = "conflict";
 
 /// The label task: runs until the daemon shuts down.
-async fn run_labels(k: Arc<Kube>, h: Handles) {
+async fn run_labels(k: Arc<Kube>, h: Handles, members: Option<crate::server::pubsub::Tap>) {
     let raft = loop {
         if let Some(r) = h.raft.get() {
             break r.clone();
@@ -184,11 +207,15 @@ async fn run_labels(k: Arc<Kube>, h: Handles) {
     let mut selector: Option<String> = k.opts.pod_selector.clone();
     let mut backoff = BACKOFF_MIN;
     let mut wait = Duration::ZERO;
+    let mut voters: Option<Vec<String>> = None;
     loop {
         tokio::select! {
             _ = h.shutdown.cancelled() => return,
             r = state.changed(), if state_open => state_open = r.is_ok(),
             _ = tokio::time::sleep(wait) => {}
+        }
+        if let Some(tx) = &members {
+            membership_event(&h, &mut voters, tx);
         }
         match k.sync(&h, &mut selector, &mut failing).await {
             Ok(sent) => {
@@ -201,6 +228,35 @@ async fn run_labels(k: Arc<Kube>, h: Handles) {
             }
         }
     }
+}
+
+/// A change of the group's voters (after the first look) becomes a
+/// `+raft-members` message for the event task, which posts it when this
+/// daemon is the Raft leader.
+fn membership_event(h: &Handles, last: &mut Option<Vec<String>>, tx: &crate::server::pubsub::Tap) {
+    let g = status::snapshot(h).group;
+    if !g.loaded || g.voters.is_empty() {
+        return;
+    }
+    let mut now: Vec<String> = g
+        .voters
+        .iter()
+        .map(|v| format!("{} {}", v.id, v.addr))
+        .collect();
+    now.sort();
+    if let Some(before) = last.as_ref().filter(|b| **b != now) {
+        let added: Vec<&String> = now.iter().filter(|v| !before.contains(v)).collect();
+        let removed: Vec<&String> = before.iter().filter(|v| !now.contains(v)).collect();
+        let mut text = format!("{} voters", now.len());
+        for a in added {
+            text.push_str(&format!(", +{a}"));
+        }
+        for r in removed {
+            text.push_str(&format!(", -{r}"));
+        }
+        let _ = tx.try_send((Arc::from("+raft-members"), Arc::from(text.as_bytes())));
+    }
+    *last = Some(now);
 }
 
 impl Kube {
@@ -241,6 +297,9 @@ impl Kube {
         let view = self.view(&st, &seen);
         metrics::gauge!("raftinel_k8s_label_drift").set(labels::drift(&view, &seen, specs) as f64);
         self.announce_redis(&st, &seen, failing).await?;
+        if view.in_touch && !view.failover && view.roles.get(&self.pod) == Some(&Role::Master) {
+            self.drain_check(&st, failing).await;
+        }
         if view.leader && view.in_touch {
             self.sync_fenced(&st, &seen, failing).await;
         }
@@ -313,6 +372,50 @@ impl Kube {
                 Err(())
             }
         }
+    }
+
+    /// `drain-switchover`, this pod holding the master: when its node is
+    /// cordoned or tainted for a drain, a coordinated switchover away from
+    /// it is asked (`SENTINEL FAILOVER`, at most every `DRAIN_RETRY`), so the
+    /// master moves before the eviction (which the master PDB holds back).
+    async fn drain_check(&self, st: &Status, failing: &mut Failing) {
+        let Some((nodes, name)) = &self.node else {
+            return;
+        };
+        let node = match timed(nodes.get(name)).await {
+            Ok(n) => {
+                failing.ok("get node");
+                n
+            }
+            Err(e) => return failing.failed("get node", e),
+        };
+        let Some(why) = draining(&node) else {
+            return;
+        };
+        {
+            let mut asked = self.drain_asked.lock().unwrap_or_else(|e| e.into_inner());
+            if asked.is_some_and(|t| t.elapsed() < DRAIN_RETRY) {
+                return;
+            }
+            *asked = Some(tokio::time::Instant::now());
+        }
+        let Some(m) = self.master_of(st) else {
+            return;
+        };
+        let l = &self.local;
+        let cmd = ["SENTINEL", "FAILOVER", m.name.as_str()];
+        let answer =
+            crate::pod::client::call_one(&l.host, l.port, &l.auth, &cmd, CALL_TIMEOUT).await;
+        let result = match answer {
+            Ok(crate::resp::Frame::Error(e)) => e,
+            Ok(_) => "switching over".into(),
+            Err(e) => e,
+        };
+        tracing::warn!(
+            "Node {name} {why} and pod {} holds the master of {}: SENTINEL FAILOVER: {result}",
+            self.pod,
+            m.name
+        );
     }
 
     /// Raft leader: the nodes of the pods annotated fenced become the
@@ -435,6 +538,31 @@ impl Kube {
     }
 }
 
+/// Taints put on a node before it is drained or removed.
+const DRAIN_TAINTS: &[&str] = &[
+    "node.kubernetes.io/unschedulable",
+    "ToBeDeletedByClusterAutoscaler",
+    "karpenter.sh/disrupted",
+    "karpenter.sh/disruption",
+];
+
+/// A drain's switchover is asked again after this long if the pod still
+/// holds the master.
+const DRAIN_RETRY: Duration = Duration::from_secs(10);
+
+/// Why `node` is being drained, if it is: cordoned, or a drain taint.
+fn draining(node: &Node) -> Option<String> {
+    let spec = node.spec.as_ref()?;
+    if spec.unschedulable == Some(true) {
+        return Some("is cordoned".into());
+    }
+    spec.taints
+        .iter()
+        .flatten()
+        .find(|t| DRAIN_TAINTS.contains(&t.key.as_str()))
+        .map(|t| format!("has the taint {}", t.key))
+}
+
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Master => "master",
@@ -498,6 +626,8 @@ fn classify(channel: &str) -> Option<(&'static str, &'static str, bool)> {
         "+odown" => ("ObjectivelyDown", "Warning", true),
         "-odown" => ("ObjectivelyDownCleared", "Normal", true),
         c if c.starts_with("-failover-abort-") => ("FailoverAborted", "Warning", true),
+        "+raft-members" => ("RaftMembershipChanged", "Normal", true),
+        "+fenced-master" => ("FencedMasterSwitch", "Warning", true),
         "+fence" => ("Fenced", "Warning", false),
         "-fence" => ("FenceLifted", "Normal", false),
         _ => return None,

@@ -14,6 +14,8 @@ use sha1::{Digest, Sha1};
 pub const POD_NAME_ENV: &str = "RAFTINEL_POD_NAME";
 pub const POD_NAMESPACE_ENV: &str = "RAFTINEL_POD_NAMESPACE";
 pub const POD_IP_ENV: &str = "RAFTINEL_POD_IP";
+/// The node the pod runs on (drain awareness of the `k8s` feature).
+pub const NODE_NAME_ENV: &str = "RAFTINEL_NODE_NAME";
 
 /// The pod this process runs in, as the downward API describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,6 +23,8 @@ pub struct Pod {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub ip: Option<String>,
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 impl Pod {
@@ -31,6 +35,7 @@ impl Pod {
             name: var(POD_NAME_ENV),
             namespace: var(POD_NAMESPACE_ENV),
             ip: var(POD_IP_ENV),
+            node: var(NODE_NAME_ENV),
         }
     }
 }

@@ -27,16 +27,19 @@ use std::collections::BTreeMap;
 pub use crate::config::LabelSpec;
 
 /// Every Kubernetes API call the `k8s` feature makes, as (API group,
-/// resource, verb): the Role in deploy/components/kubernetes-api grants
-/// exactly these (tests/it/deploy.rs checks both ways).
-pub const API_CALLS: &[(&str, &str, &str)] = &[
+/// resource, verb, the component under deploy/components whose Role or
+/// ClusterRole grants it): each grants exactly its calls
+/// (tests/it/deploy.rs checks both ways).
+pub const API_CALLS: &[(&str, &str, &str, &str)] = &[
     // This daemon's pod: its uid for Events, its labels for the selector.
-    ("", "pods", "get"),
+    ("", "pods", "get", "kubernetes-api"),
     // The set's pods and their labels.
-    ("", "pods", "list"),
+    ("", "pods", "list", "kubernetes-api"),
     // The role labels, the epoch annotation and the pod's own Redis.
-    ("", "pods", "patch"),
-    ("", "events", "create"),
+    ("", "pods", "patch", "kubernetes-api"),
+    ("", "events", "create", "kubernetes-api"),
+    // `drain-switchover`: whether this pod's node is cordoned or tainted.
+    ("", "nodes", "get", "drain-switchover"),
 ];
 
 /// The annotation that fences a pod's Redis (`"true"`): the Raft leader

@@ -204,12 +204,13 @@ pub(crate) struct Variant {
 }
 
 /// The components in the order the composite variant applies them.
-const COMPONENTS: [&str; 5] = [
+const COMPONENTS: [&str; 6] = [
     "monitoring",
     "network-policy",
     "zone-spread",
     "native-sidecar",
     "kubernetes-api",
+    "drain-switchover",
 ];
 const ALL_COMPONENTS: &str = "base+all-components";
 
@@ -670,8 +671,29 @@ fn services_pdb_and_pods_fit_together() {
             "{ctx}: a Service per role"
         );
 
-        // PodDisruptionBudget: one pod at a time, a majority always left.
-        let pdb = one(&v.docs, "PodDisruptionBudget");
+        // PodDisruptionBudget: one pod at a time, a majority always left;
+        // with drain awareness, the master's pod not at all (until the
+        // switch moved its role label).
+        let pdbs = objects(&v.docs, "PodDisruptionBudget");
+        if let Some(m) = pdbs.iter().find(|p| name_of(p) == "raftinel-master") {
+            let sel = &m["spec"]["selector"]["matchLabels"];
+            assert_eq!(sel["raftinel.io/role"], "master", "{ctx}");
+            assert_eq!(m["spec"]["maxUnavailable"], 0, "{ctx}");
+            assert!(
+                selects(sel, &{
+                    let mut l = set.labels.clone();
+                    l["raftinel.io/role"] = "master".into();
+                    l
+                }),
+                "{ctx}: master PDB selector"
+            );
+        }
+        let set_pdbs: Vec<&&J> = pdbs
+            .iter()
+            .filter(|p| name_of(p) != "raftinel-master")
+            .collect();
+        assert_eq!(set_pdbs.len(), 1, "{ctx}: one PDB for the set");
+        let pdb = set_pdbs[0];
         assert!(
             selects(&pdb["spec"]["selector"]["matchLabels"], set.labels),
             "{ctx}: PDB selector"
@@ -1864,56 +1886,72 @@ fn the_contract_is_documented() {
     );
 }
 
-/// The Role of components/kubernetes-api grants exactly the calls the
-/// daemon's `k8s` feature makes (`raftinel::pod::labels::API_CALLS`): none
-/// missing, none extra, and the RoleBinding gives it to the pods' account.
+/// The Role of components/kubernetes-api and the ClusterRole of
+/// components/drain-switchover grant exactly the calls the daemon's `k8s`
+/// feature makes for each (`raftinel::pod::labels::API_CALLS`): none
+/// missing, none extra, and their bindings give them to the pods' account.
 #[test]
-fn the_role_grants_exactly_the_calls_the_daemon_makes() {
-    let dir = deploy_dir().join("components/kubernetes-api");
-    let text = fs::read_to_string(dir.join("role.yaml")).expect("read role.yaml");
-    let docs = parse_docs(&text);
-    let role = one(&docs, "Role");
-    let mut granted = BTreeSet::new();
-    for rule in arr(&role["rules"]) {
-        for group in strs(&rule["apiGroups"]) {
-            for res in strs(&rule["resources"]) {
-                for verb in strs(&rule["verbs"]) {
-                    granted.insert((group.clone(), res.clone(), verb));
+fn the_roles_grant_exactly_the_calls_the_daemon_makes() {
+    for (component, kind) in [
+        ("kubernetes-api", "Role"),
+        ("drain-switchover", "ClusterRole"),
+    ] {
+        let dir = deploy_dir().join("components").join(component);
+        let text = fs::read_to_string(dir.join("role.yaml")).expect("read role.yaml");
+        let docs = parse_docs(&text);
+        let role = one(&docs, kind);
+        let mut granted = BTreeSet::new();
+        for rule in arr(&role["rules"]) {
+            for group in strs(&rule["apiGroups"]) {
+                for res in strs(&rule["resources"]) {
+                    for verb in strs(&rule["verbs"]) {
+                        granted.insert((group.clone(), res.clone(), verb));
+                    }
                 }
             }
         }
+        let used: BTreeSet<(String, String, String)> = raftinel::pod::labels::API_CALLS
+            .iter()
+            .filter(|c| c.3 == component)
+            .map(|(g, r, v, _)| (g.to_string(), r.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            granted, used,
+            "{component}: the {kind} against the daemon's calls"
+        );
+        let binding = one(&docs, &format!("{kind}Binding"));
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+        assert_eq!(binding["roleRef"]["kind"], kind);
+        assert_eq!(binding["subjects"][0]["name"], "raftinel");
     }
-    let used: BTreeSet<(String, String, String)> = raftinel::pod::labels::API_CALLS
-        .iter()
-        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
-        .collect();
-    assert_eq!(granted, used, "the Role against the daemon's calls");
-    let binding = one(&docs, "RoleBinding");
-    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
-    assert_eq!(binding["subjects"][0]["name"], "raftinel");
 }
 
-/// The component's raftinel.toml is the base's, unchanged, plus the
-/// `[kubernetes]` table: the two cannot drift apart.
+/// Each component's raftinel.toml is the base's, unchanged, plus the
+/// `[kubernetes]` table: they cannot drift apart.
 #[test]
 fn the_kubernetes_config_is_the_base_plus_its_table() {
     let base = fs::read_to_string(deploy_dir().join("base/raftinel.toml")).expect("base toml");
-    let k = fs::read_to_string(deploy_dir().join("components/kubernetes-api/raftinel.toml"))
-        .expect("component toml");
-    let start = k.find(&base).unwrap_or_else(|| {
-        panic!("components/kubernetes-api/raftinel.toml does not hold deploy/base/raftinel.toml unchanged")
-    });
-    let (head, tail) = (&k[..start], &k[start + base.len()..]);
-    assert!(
-        head.lines().all(|l| l.is_empty() || l.starts_with('#')),
-        "only comments before the base: {head}"
-    );
-    let table: toml::Value = toml::from_str(tail).expect("the added part parses");
-    assert_eq!(
-        table
-            .as_table()
-            .map(|t| t.keys().cloned().collect::<Vec<_>>()),
-        Some(vec!["kubernetes".to_string()]),
-        "only [kubernetes] is added"
-    );
+    for component in ["kubernetes-api", "drain-switchover"] {
+        let path = deploy_dir().join(format!("components/{component}/raftinel.toml"));
+        let k = fs::read_to_string(&path).expect("component toml");
+        let start = k.find(&base).unwrap_or_else(|| {
+            panic!(
+                "{} does not hold deploy/base/raftinel.toml unchanged",
+                path.display()
+            )
+        });
+        let (head, tail) = (&k[..start], &k[start + base.len()..]);
+        assert!(
+            head.lines().all(|l| l.is_empty() || l.starts_with('#')),
+            "only comments before the base: {head}"
+        );
+        let table: toml::Value = toml::from_str(tail).expect("the added part parses");
+        assert_eq!(
+            table
+                .as_table()
+                .map(|t| t.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["kubernetes".to_string()]),
+            "{component}: only [kubernetes] is added"
+        );
+    }
 }

@@ -38,6 +38,11 @@ fn redis_port(topo: &Topology, i: usize) -> u16 {
 /// A set of three pods on a fake API server, a master with two replicas,
 /// and three daemons labelling them.
 fn labelled_set() -> (FakeApi, Group) {
+    labelled_set_with(|_| String::new())
+}
+
+/// [`labelled_set`], daemon i's `[kubernetes]` table getting `extra(i)`.
+fn labelled_set_with(extra: impl Fn(usize) -> String) -> (FakeApi, Group) {
     let api = FakeApi::start(NS);
     for i in 0..3 {
         api.add_pod(&pod(i), &SET_LABELS);
@@ -47,9 +52,10 @@ fn labelled_set() -> (FakeApi, Group) {
     let url = api.url();
     let g = Group::with_daemons(topo, |i, m| {
         let table = format!(
-            "[kubernetes]\napi-url = \"{url}\"\nnamespace = \"{NS}\"\npod = \"{}\"\nredis = \"127.0.0.1:{}\"\n",
+            "[kubernetes]\napi-url = \"{url}\"\nnamespace = \"{NS}\"\npod = \"{}\"\nredis = \"127.0.0.1:{}\"\n{}",
             pod(i),
-            ports[i]
+            ports[i],
+            extra(i)
         );
         Daemon::start_toml(m, &table, Vec::new())
     });
@@ -399,4 +405,51 @@ fn raft_status(d: &Daemon) -> serde_json::Value {
         Resp::Bulk(b) => serde_json::from_slice(&b).expect("status JSON"),
         other => panic!("SENTINEL RAFT STATUS: {other:?}"),
     }
+}
+
+/// Drain awareness: the master's node cordoned, then a replica's tainted
+/// for a drain: the master's daemon switches over away from its pod (a
+/// coordinated switchover), the labels follow; a drained replica's node
+/// changes nothing.
+#[test]
+fn a_drained_node_loses_the_master_first() {
+    let (api, g) = labelled_set_with(|i| format!("drain-switchover = true\nnode = \"n{i}\"\n"));
+    for i in 0..3 {
+        api.set_node(&format!("n{i}"), false, &[]);
+    }
+    wait_labels(
+        &api,
+        &[Some("master"), Some("replica"), Some("replica")],
+        "the first labels",
+    );
+    let mut events = g.subscribe(&[0, 1, 2]);
+    // A replica's node drained: nothing happens.
+    api.set_node("n1", false, &["node.kubernetes.io/unschedulable"]);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(events[0].count("+switch-master"), 0);
+    // The master's node cordoned: the master moves off it, to pod 2 (pod
+    // 1's node is draining too, but nothing excludes it: Sentinel's rules
+    // choose).
+    api.set_node("n0", true, &[]);
+    let m = events[0].wait("+switch-master", &|_| true, BOUND);
+    let (old, new) = parse_switch(&m.payload);
+    assert_eq!(old, g.old_port, "{}", m.payload);
+    let new_pod = (1..3)
+        .find(|&i| redis_port(&g.topo, i) == new)
+        .expect("a replica's pod");
+    wait_for(BOUND, "the labels after the drain's switchover", || {
+        let got = labels(&api);
+        if got[new_pod].as_deref() == Some("master") && got[0].as_deref() == Some("replica") {
+            Ok(())
+        } else {
+            Err(format!("labels {got:?}"))
+        }
+    });
+    assert!(
+        g.daemons[0]
+            .log()
+            .contains("Node n0 is cordoned and pod p0 holds the master of mymaster"),
+        "{}",
+        g.daemons[0].log_tail(20)
+    );
 }

@@ -372,6 +372,10 @@ pub struct Outcome {
     /// When the fault began (ms on the run's clock), for figures relative
     /// to it.
     pub nemesis_ms: u64,
+    /// When a pod was cut off from the others while the client still
+    /// reached pods (isolations, partitions), ms on the run's clock: the
+    /// starts of the fence's bound.
+    pub cuts: Vec<u64>,
 }
 
 fn ms(net: &Net, at: Instant) -> u64 {

@@ -78,7 +78,7 @@ const MAX_BODY: usize = 3 << 20;
 const WATCH_TIMEOUT: Duration = Duration::from_secs(300);
 /// Verbs and resources [`FakeApi::forbid`] knows.
 const VERBS: &[&str] = &["get", "list", "watch", "patch", "create"];
-const RESOURCES: &[&str] = &["pods", "events", "statefulsets"];
+const RESOURCES: &[&str] = &["pods", "events", "statefulsets", "nodes"];
 
 // ---------------------------------------------------------------- handle
 
@@ -296,6 +296,25 @@ impl FakeApi {
         })
     }
 
+    /// Create or replace a Node: cordoned (`spec.unschedulable`) or not,
+    /// with taints of `keys` (effect NoSchedule).
+    pub fn set_node(&self, name: &str, unschedulable: bool, taints: &[&str]) {
+        self.shared.write(|st| {
+            st.rv += 1;
+            let taints: Vec<Value> = taints
+                .iter()
+                .map(|k| json!({"key": k, "effect": "NoSchedule"}))
+                .collect();
+            let node = json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "uid": new_uid(), "resourceVersion": st.rv.to_string()},
+                "spec": {"unschedulable": unschedulable, "taints": taints},
+            });
+            st.nodes.insert(name.to_string(), node);
+        })
+    }
+
     /// The Events posted, in order.
     pub fn events(&self) -> Vec<Value> {
         self.shared.lock().events.clone()
@@ -444,6 +463,7 @@ struct State {
     rv: u64,
     pods: BTreeMap<String, Value>,
     statefulsets: BTreeMap<String, Value>,
+    nodes: BTreeMap<String, Value>,
     events: Vec<Value>,
     history: VecDeque<Change>,
     /// Every pod change after this version is in `history`.
@@ -465,6 +485,7 @@ impl State {
             rv: 0,
             pods: BTreeMap::new(),
             statefulsets: BTreeMap::new(),
+            nodes: BTreeMap::new(),
             events: Vec::new(),
             history: VecDeque::new(),
             history_floor: 0,
@@ -557,7 +578,8 @@ impl State {
             let msg = "the server could not find the requested resource".into();
             return Reply::status(404, "NotFound", msg, Some(json!({})));
         };
-        if ns != self.namespace {
+        // Nodes are cluster-scoped.
+        if ns != self.namespace && !matches!(route, Route::Node(_)) {
             let msg = format!("namespaces {ns:?} not found");
             let details = json!({"name": ns, "kind": "namespaces"});
             return Reply::status(404, "NotFound", msg, Some(details));
@@ -565,7 +587,9 @@ impl State {
         let verb = match (&route, &req.method) {
             (Route::Pods, &Method::GET) if watch => "watch",
             (Route::Pods, &Method::GET) => "list",
-            (Route::Pod(_), &Method::GET) | (Route::StatefulSet(_), &Method::GET) => "get",
+            (Route::Pod(_), &Method::GET)
+            | (Route::StatefulSet(_), &Method::GET)
+            | (Route::Node(_), &Method::GET) => "get",
             (Route::Pod(_), &Method::PATCH) => "patch",
             (Route::Events, &Method::POST) => "create",
             _ => {
@@ -608,6 +632,10 @@ impl State {
             Route::StatefulSet(name) => match self.statefulsets.get(name) {
                 Some(sts) => Reply::json(200, sts.clone()),
                 None => not_found("statefulsets", "apps", name),
+            },
+            Route::Node(name) => match self.nodes.get(name) {
+                Some(n) => Reply::json(200, n.clone()),
+                None => not_found("nodes", "", name),
             },
         }
     }
@@ -998,6 +1026,8 @@ enum Route<'a> {
     Pod(&'a str),
     Events,
     StatefulSet(&'a str),
+    /// Cluster-scoped: the namespace returned with it is empty.
+    Node(&'a str),
 }
 
 impl<'a> Route<'a> {
@@ -1011,13 +1041,15 @@ impl<'a> Route<'a> {
             ["apis", "apps", "v1", "namespaces", ns, "statefulsets", name] => {
                 (ns, Route::StatefulSet(name))
             }
+            ["api", "v1", "nodes", name] => ("", Route::Node(name)),
             _ => return None,
         };
         let names_ok = match route.1 {
-            Route::Pod(n) | Route::StatefulSet(n) => !n.is_empty(),
+            Route::Pod(n) | Route::StatefulSet(n) | Route::Node(n) => !n.is_empty(),
             Route::Pods | Route::Events => true,
         };
-        (!route.0.is_empty() && names_ok).then_some(route)
+        let scoped = !matches!(route.1, Route::Node(_));
+        ((!scoped || !route.0.is_empty()) && names_ok).then_some(route)
     }
 
     fn resource(&self) -> (&'static str, Option<&'a str>) {
@@ -1026,6 +1058,7 @@ impl<'a> Route<'a> {
             Route::Pod(n) => ("pods", Some(n)),
             Route::Events => ("events", None),
             Route::StatefulSet(n) => ("statefulsets", Some(n)),
+            Route::Node(n) => ("nodes", Some(n)),
         }
     }
 }

@@ -233,6 +233,8 @@ impl Rehearsal {
                     "metadata.name" => p.name.clone(),
                     "metadata.namespace" => NAMESPACE.into(),
                     "status.podIP" => p.addr.clone(),
+                    // Every pod of the rehearsal runs on this one machine.
+                    "spec.nodeName" => "node-0".into(),
                     other => panic!("downward API field {other} not simulated"),
                 }
             } else if !e["valueFrom"]["secretKeyRef"].is_null() {
