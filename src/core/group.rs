@@ -841,12 +841,9 @@ mod tests {
         assert_eq!(s.apply(&rec(0, "b", 30, Some(1))), CommandResponse::Applied);
     }
 
-    /// A no-good-slave abort's detail is the committed wait reason until
-    /// the master's history is recorded again or a switch; it is bounded.
-    #[test]
-    fn the_wait_reason_lasts_until_a_record_or_a_switch() {
-        let mut s = monitored();
-        let start = |epoch| Command::FailoverStart {
+    /// An automatic failover of master `m` in `epoch`, led by node 1.
+    fn start(epoch: u64) -> Command {
+        Command::FailoverStart {
             name: "m".into(),
             epoch,
             leader: 1,
@@ -854,7 +851,14 @@ mod tests {
             coordinated: false,
             force: false,
             by: None,
-        };
+        }
+    }
+
+    /// A no-good-slave abort's detail is the committed wait reason until
+    /// the master's history is recorded again or a switch; it is bounded.
+    #[test]
+    fn the_wait_reason_lasts_until_a_record_or_a_switch() {
+        let mut s = monitored();
         let abort = |epoch, detail: Option<String>| Command::FailoverAbort {
             name: "m".into(),
             epoch,
@@ -896,15 +900,6 @@ mod tests {
     #[test]
     fn epochs_never_decrease_and_one_failover_per_epoch() {
         let mut s = monitored();
-        let start = |epoch| Command::FailoverStart {
-            name: "m".into(),
-            epoch,
-            leader: 1,
-            manual: false,
-            coordinated: false,
-            force: false,
-            by: None,
-        };
         assert_eq!(s.apply(&start(1)), CommandResponse::Applied);
         assert!(matches!(s.apply(&start(2)), CommandResponse::Rejected(_)));
         s.apply(&Command::FailoverAbort {

@@ -35,6 +35,13 @@ fn redis_port(topo: &Topology, i: usize) -> u16 {
     }
 }
 
+/// The replica pod (1 or 2) whose Redis listens on `port`.
+fn pod_of_port(g: &Group, port: u16) -> usize {
+    (1..3)
+        .find(|&i| redis_port(&g.topo, i) == port)
+        .unwrap_or_else(|| panic!("{port} is not a replica pod's Redis"))
+}
+
 /// A set of three pods on a fake API server, a master with two replicas,
 /// and three daemons labelling them.
 fn labelled_set() -> (FakeApi, Group) {
@@ -144,9 +151,7 @@ fn role_labels_follow_failovers() {
     let killed = Instant::now();
     g.topo.master.sigkill();
     let new_port = g.expect_failover(&[0, 1, 2], &mut events);
-    let new_pod = (1..3)
-        .find(|&i| redis_port(&g.topo, i) == new_port)
-        .expect("the new master is a replica's pod");
+    let new_pod = pod_of_port(&g, new_port);
     // Pod 0's Redis is dead: its daemon labels it a replica of the new
     // master once the group lists it so; until then it is unhealthy.
     wait_for(BOUND, "the new master's pod labelled", || {
@@ -227,9 +232,7 @@ fn role_labels_follow_failovers() {
     );
     let m = events[0].wait("+switch-master", &|_| true, BOUND);
     let (_, newer) = parse_switch(&m.payload);
-    let newer_pod = (1..3)
-        .find(|&i| redis_port(&g.topo, i) == newer)
-        .expect("a replica's pod");
+    let newer_pod = pod_of_port(&g, newer);
     wait_for(BOUND, "the labels after SENTINEL FAILOVER", || {
         let got = labels(&api);
         if got[newer_pod].as_deref() == Some("master") && got[new_pod].as_deref() == Some("replica")
@@ -258,9 +261,7 @@ fn a_failing_api_never_delays_a_failover() {
     let mut events = g.subscribe(&[0, 1, 2]);
     g.topo.master.sigkill();
     let new_port = g.expect_failover(&[0, 1, 2], &mut events);
-    let new_pod = (1..3)
-        .find(|&i| redis_port(&g.topo, i) == new_port)
-        .expect("a replica's pod");
+    let new_pod = pod_of_port(&g, new_port);
     wait_for(BOUND, "the refusal reported", || {
         if g.daemons.iter().any(|d| {
             d.log()
@@ -343,9 +344,7 @@ fn a_fenced_pod_is_switched_away_from_and_never_promoted() {
     let m = events[0].wait("+switch-master", &|_| true, BOUND);
     let (old, new) = parse_switch(&m.payload);
     assert_eq!(old, g.old_port, "{}", m.payload);
-    let new_pod = (1..3)
-        .find(|&i| redis_port(&g.topo, i) == new)
-        .expect("a replica's pod");
+    let new_pod = pod_of_port(&g, new);
     wait_for(BOUND, "the labels after the fenced switchover", || {
         let got = labels(&api);
         if got[new_pod].as_deref() == Some("master") && got[0].as_deref() != Some("master") {
@@ -434,9 +433,7 @@ fn a_drained_node_loses_the_master_first() {
     let m = events[0].wait("+switch-master", &|_| true, BOUND);
     let (old, new) = parse_switch(&m.payload);
     assert_eq!(old, g.old_port, "{}", m.payload);
-    let new_pod = (1..3)
-        .find(|&i| redis_port(&g.topo, i) == new)
-        .expect("a replica's pod");
+    let new_pod = pod_of_port(&g, new);
     wait_for(BOUND, "the labels after the drain's switchover", || {
         let got = labels(&api);
         if got[new_pod].as_deref() == Some("master") && got[0].as_deref() == Some("replica") {

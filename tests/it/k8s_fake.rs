@@ -938,30 +938,15 @@ fn label_timeline() {
 #[test]
 fn malformed_requests_get_400_and_the_server_keeps_serving() {
     let api = three_pods();
-    let mut r = send_head(
-        api.addr(),
-        "GET",
-        &format!("{}?watch=maybe", pods_path()),
-        &[],
-        "",
-    );
-    assert_eq!(read_head(&mut r).0, 400);
-    let mut r = send_head(
-        api.addr(),
-        "GET",
-        &format!("{}?watch=true&resourceVersion=abc", pods_path()),
-        &[],
-        "",
-    );
-    assert_eq!(read_head(&mut r).0, 400);
-    let mut r = send_head(
-        api.addr(),
-        "GET",
-        &format!("{}?watch=true&timeoutSeconds=-1", pods_path()),
-        &[],
-        "",
-    );
-    assert_eq!(read_head(&mut r).0, 400);
+    for query in [
+        "watch=maybe",
+        "watch=true&resourceVersion=abc",
+        "watch=true&timeoutSeconds=-1",
+    ] {
+        let path = format!("{}?{query}", pods_path());
+        let mut r = send_head(api.addr(), "GET", &path, &[], "");
+        assert_eq!(read_head(&mut r).0, 400, "{query}");
+    }
     // Not HTTP at all: hyper answers or closes; the server lives on.
     let mut s = TcpStream::connect(api.addr()).unwrap();
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();

@@ -63,6 +63,16 @@ impl Daemon {
             sentinel_conf(port, dir.path(), std::slice::from_ref(m), extra),
         )
         .expect("write sentinel.conf");
+        Self::first_launch(port, dir, conf, env)
+    }
+
+    /// The daemon on `port` with its directory and config file, started.
+    fn first_launch(
+        port: u16,
+        dir: tempfile::TempDir,
+        conf: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Daemon {
         let mut d = Daemon {
             port,
             dir,
@@ -99,16 +109,7 @@ impl Daemon {
             m.failover_timeout_ms
         );
         fs::write(&conf, text).expect("write raftinel.toml");
-        let mut d = Daemon {
-            port,
-            dir,
-            conf,
-            child: None,
-            starts: 0,
-            env,
-        };
-        d.launch();
-        d
+        Self::first_launch(port, dir, conf, env)
     }
 
     pub fn launch(&mut self) {
