@@ -34,7 +34,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "pod",
         ],
     ),
-    ("k8s", &["core", "resp", "config", "pod", "server"]),
+    (
+        "k8s",
+        &["core", "resp", "consensus", "config", "pod", "server"],
+    ),
     (
         "runtime",
         &[

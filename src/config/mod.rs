@@ -238,6 +238,10 @@ pub struct KubeOptions {
     pub drain_switchover: bool,
     /// This pod's node (else `RAFTINEL_NODE_NAME`).
     pub node: Option<String>,
+    /// `statefulset` and `peer-template`: the Raft peer list follows the
+    /// StatefulSet's `spec.replicas`, peer i at the template with `{ordinal}`
+    /// replaced by i.
+    pub peers_from: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

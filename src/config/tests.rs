@@ -817,6 +817,11 @@ fn the_kubernetes_table_is_in_force_or_refused() {
             ("url.toml", "[kubernetes]\napi-url = \"ftp://x\"\n"),
             ("redis.toml", "[kubernetes]\nredis = \"nohost\"\n"),
             ("key.toml", "[kubernetes]\nbogus = 1\n"),
+            ("sts.toml", "[kubernetes]\nstatefulset = \"raftinel\"\n"),
+            (
+                "template.toml",
+                "[kubernetes]\nstatefulset = \"r\"\npeer-template = \"r-0.svc:26379\"\n",
+            ),
         ] {
             let p = write(d.path(), name, text);
             let e = load(&p, &[]).unwrap_err().to_string();

@@ -55,6 +55,8 @@ struct KubernetesToml {
     redis: Option<Spanned<String>>,
     drain_switchover: Option<bool>,
     node: Option<Spanned<String>>,
+    statefulset: Option<Spanned<String>>,
+    peer_template: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -272,11 +274,15 @@ pub(crate) fn feed(
     };
     let peer_spans: Vec<Range<usize>> = parsed.raft.peers.iter().map(|p| p.span()).collect();
     let raft = raft_options(&ctx, parsed.raft)?;
-    check_peers(&ctx, &raft.peers, &peer_spans, &own)?;
     let kubernetes = match parsed.kubernetes {
         Some(k) => kube_options(&ctx, k)?,
         None => None,
     };
+    // A peer list that follows the StatefulSet is only the first one: a pod
+    // of a scaled-out set is not in the ConfigMap's.
+    if kubernetes.as_ref().is_none_or(|k| k.peers_from.is_none()) {
+        check_peers(&ctx, &raft.peers, &peer_spans, &own)?;
+    }
     Ok((raft, kubernetes))
 }
 
@@ -331,6 +337,19 @@ fn kube_options(
             ));
         }
     }
+    let sts_span = k.statefulset.as_ref().map(|v| v.span());
+    let peers_from = match (opt(k.statefulset)?, opt(k.peer_template)?) {
+        (None, None) => None,
+        (Some(sts), Some(t)) if t.contains("{ordinal}") && t.rsplit_once(':').is_some() => {
+            Some((sts, t))
+        }
+        _ => {
+            return Err(ctx.error(
+                sts_span.or(Some(span.clone())),
+                "statefulset and peer-template go together, and the template names {ordinal} and a port (e.g. \"raftinel-{ordinal}.raftinel-headless.ns.svc.cluster.local:26379\")".into(),
+            ))
+        }
+    };
     let redis_span = k.redis.as_ref().map(|v| v.span());
     let redis = opt(k.redis)?;
     if let Some(r) = &redis {
@@ -353,6 +372,7 @@ fn kube_options(
         redis,
         drain_switchover: k.drain_switchover.unwrap_or(false),
         node: opt(k.node)?,
+        peers_from,
     }))
 }
 

@@ -63,7 +63,7 @@ impl GroupSettings {
         let (_, _, election_max) = super::node::raft_timing(self.down_after_ms);
         let default = Policy::default();
         Policy {
-            peers: (!self.peers.is_empty()).then(|| self.peers.clone()),
+            peers: super::node::PeerList::new((!self.peers.is_empty()).then(|| self.peers.clone())),
             // Probes go out every second: three missed ones, and never less
             // than an election timeout.
             live_window: Duration::from_millis(election_max.max(3000)),

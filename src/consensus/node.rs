@@ -88,11 +88,37 @@ pub struct RaftNode {
     pub committed_at_open: Option<u64>,
 }
 
+/// The static peer list: from `[raft] peers`, replaced at run time when the
+/// `k8s` feature makes it follow the StatefulSet's `spec.replicas`. Read by
+/// formation, the leader's admissions and the removal of unlisted voters.
+#[derive(Debug, Clone, Default)]
+pub struct PeerList(Arc<std::sync::RwLock<Option<Vec<String>>>>);
+
+impl PeerList {
+    pub fn new(peers: Option<Vec<String>>) -> PeerList {
+        PeerList(Arc::new(std::sync::RwLock::new(peers)))
+    }
+
+    /// The list now (None: discovery by hello).
+    pub fn get(&self) -> Option<Vec<String>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the list; whether it changed.
+    pub fn set(&self, peers: Vec<String>) -> bool {
+        let mut g = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let new = Some(peers);
+        let changed = *g != new;
+        *g = new;
+        changed
+    }
+}
+
 /// The membership rules this daemon applies when it leads.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// The static peer list, when configured.
-    pub peers: Option<Vec<String>>,
+    pub peers: PeerList,
     /// A member that answered a probe within this window is live.
     pub live_window: Duration,
     pub housekeeping: crate::core::membership::Housekeeping,
@@ -102,7 +128,7 @@ impl Default for Policy {
     /// Discovery, a 3 s live window, no removal of unreachable voters.
     fn default() -> Self {
         Policy {
-            peers: None,
+            peers: PeerList::default(),
             live_window: Duration::from_secs(3),
             housekeeping: crate::core::membership::Housekeeping {
                 remove_unreachable_after: None,

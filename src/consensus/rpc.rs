@@ -412,7 +412,7 @@ pub async fn group_view(node: &RaftNode) -> GroupView {
         leader: node.id,
         members,
         changing: membership.get_joint_config().len() > 1,
-        peers: node.policy.peers.clone(),
+        peers: node.policy.peers.get(),
         authenticated: node.secret().is_some(),
     }
 }

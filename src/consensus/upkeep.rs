@@ -154,11 +154,16 @@ pub(super) async fn run(
 }
 
 impl Upkeep {
+    /// The static peer list now (empty: discovery).
+    fn static_peers(&self) -> Vec<String> {
+        self.node.policy.peers.get().unwrap_or_default()
+    }
+
     /// One round; false when the daemon must stop (a fatal condition was
     /// reported).
     async fn round(&mut self) -> bool {
         if self.me.is_none() {
-            self.me = own_addr(&*self.host, &self.settings).await;
+            self.me = own_addr(&*self.host, &self.settings, &self.static_peers()).await;
             if self.me.is_none() {
                 self.formation_log
                     .warn("raft: cannot tell this daemon's own address among the peers yet".into());
@@ -178,10 +183,9 @@ impl Upkeep {
     /// Candidate members: static peers, or the sentinels discovered by
     /// hello, plus the members of this node's own stored membership.
     fn candidates(&self) -> Vec<String> {
-        let mut out: Vec<String> = if self.settings.peers.is_empty() {
-            self.host.discovered_sentinels()
-        } else {
-            self.settings.peers.clone()
+        let mut out: Vec<String> = match self.node.policy.peers.get() {
+            Some(p) if !p.is_empty() => p,
+            _ => self.host.discovered_sentinels(),
         };
         let m = self.node.raft.metrics().borrow().clone();
         out.extend(
@@ -251,12 +255,13 @@ impl Upkeep {
         } else {
             true
         };
+        let statics = self.static_peers();
         let view = FormationView {
             me: self.node.id,
             addr: &addr,
             cluster_id: self.node.cluster_id.get(),
             blank: self.node.is_blank() && self.started_blank,
-            static_peers: (!self.settings.peers.is_empty()).then_some(&self.settings.peers[..]),
+            static_peers: (!statics.is_empty()).then_some(&statics[..]),
             known_peers: cands.len(),
             answers: &answers,
             absent: &absent,
@@ -403,7 +408,7 @@ impl Upkeep {
         &mut self,
         m: &openraft::RaftMetrics<u64, crate::core::group::Member>,
     ) {
-        let Some(peers) = self.node.policy.peers.clone() else {
+        let Some(peers) = self.node.policy.peers.get() else {
             return;
         };
         if self
@@ -563,7 +568,7 @@ async fn join(node: &RaftNode, via: &str, addr: &str, fresh: bool) -> Result<(),
         addr: addr.to_string(),
         fresh,
         myid: node.myid.clone(),
-        peers: node.policy.peers.clone(),
+        peers: node.policy.peers.get(),
     };
     let mut target = via.to_string();
     for _ in 0..3 {
@@ -595,13 +600,13 @@ fn is_local_ip(ip: IpAddr) -> bool {
 }
 
 /// This daemon's address as peers reach it.
-async fn own_addr(host: &dyn Host, settings: &GroupSettings) -> Option<String> {
+async fn own_addr(host: &dyn Host, settings: &GroupSettings, peers: &[String]) -> Option<String> {
     if let Some(a) = &settings.announce {
         return Some(a.clone());
     }
-    if !settings.peers.is_empty() {
+    if !peers.is_empty() {
         let host = hostname();
-        for p in &settings.peers {
+        for p in peers {
             let (h, port) = split_addr(p)?;
             if port != settings.port {
                 continue;

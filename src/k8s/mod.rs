@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio::sync::mpsc;
@@ -45,6 +46,7 @@ pub struct Kube {
     /// and the drain's `SENTINEL FAILOVER`.
     local: crate::pod::local::Daemon,
     pods: Api<Pod>,
+    sets: Api<StatefulSet>,
     /// This pod's node, with `drain-switchover`.
     node: Option<(Api<Node>, String)>,
     /// When the drain's switchover was last asked.
@@ -119,6 +121,7 @@ pub fn start(
     };
     let k = Arc::new(Kube {
         local,
+        sets: Api::namespaced(client.clone(), &namespace),
         node,
         drain_asked: std::sync::Mutex::new(None),
         pods: Api::namespaced(client.clone(), &namespace),
@@ -217,6 +220,7 @@ async fn run_labels(k: Arc<Kube>, h: Handles, members: Option<crate::server::pub
         if let Some(tx) = &members {
             membership_event(&h, &mut voters, tx);
         }
+        k.follow_statefulset(&raft, &mut failing).await;
         match k.sync(&h, &mut selector, &mut failing).await {
             Ok(sent) => {
                 backoff = BACKOFF_MIN;
@@ -260,6 +264,39 @@ fn membership_event(h: &Handles, last: &mut Option<Vec<String>>, tx: &crate::ser
 }
 
 impl Kube {
+    /// `statefulset` and `peer-template`: the Raft peer list becomes peer 0
+    /// to `spec.replicas - 1` of the template, so a scale out admits the new
+    /// pods and a scale in removes the departed voters (the membership rules
+    /// of a static peer list, docs/design.md) without rolling the pods.
+    async fn follow_statefulset(
+        &self,
+        raft: &crate::consensus::node::RaftNode,
+        failing: &mut Failing,
+    ) {
+        let Some((name, template)) = &self.opts.peers_from else {
+            return;
+        };
+        let set = match timed(self.sets.get(name)).await {
+            Ok(s) => {
+                failing.ok("get statefulset");
+                s
+            }
+            Err(e) => return failing.failed("get statefulset", e),
+        };
+        let Some(replicas) = set.spec.as_ref().and_then(|s| s.replicas) else {
+            return;
+        };
+        let peers: Vec<String> = (0..replicas.max(0))
+            .map(|i| template.replace("{ordinal}", &i.to_string()))
+            .collect();
+        if !peers.is_empty() && raft.policy.peers.set(peers.clone()) {
+            tracing::warn!(
+                "raft: the peer list follows StatefulSet {name}: {replicas} ({})",
+                peers.join(", ")
+            );
+        }
+    }
+
     /// One round: list, plan, patch. Ok(whether patches were sent).
     async fn sync(
         &self,

@@ -38,6 +38,8 @@ pub const API_CALLS: &[(&str, &str, &str, &str)] = &[
     // The role labels, the epoch annotation and the pod's own Redis.
     ("", "pods", "patch", "kubernetes-api"),
     ("", "events", "create", "kubernetes-api"),
+    // `statefulset`: its `spec.replicas`, which the peer list follows.
+    ("apps", "statefulsets", "get", "kubernetes-api"),
     // `drain-switchover`: whether this pod's node is cordoned or tainted.
     ("", "nodes", "get", "drain-switchover"),
 ];

@@ -450,3 +450,70 @@ fn a_drained_node_loses_the_master_first() {
         g.daemons[0].log_tail(20)
     );
 }
+
+/// `statefulset` and `peer-template`: the Raft peer list follows the
+/// StatefulSet's `spec.replicas`. Scaled out to 4, the new pod's daemon
+/// (whose ConfigMap lists the first three only) joins as a voter; scaled in
+/// to 3 and the pod gone, its voter is removed; nothing rolls.
+#[test]
+fn the_peer_list_follows_the_statefulset() {
+    // Sentinel ports 27900 + ordinal: below the ephemeral range that
+    // free_port draws from, so no other test takes them.
+    const TEMPLATE: &str = "127.0.0.1:2790{ordinal}";
+    let port = |i: usize| 27900 + i as u16;
+    let api = FakeApi::start(NS);
+    for i in 0..4 {
+        api.add_pod(&pod(i), &SET_LABELS);
+    }
+    api.add_statefulset("raftinel", 3);
+    let topo = Topology::new(2);
+    let mut redis: Vec<u16> = (0..3).map(|i| redis_port(&topo, i)).collect();
+    // Pod 3 has no Redis of the set: port 1 names none.
+    redis.push(1);
+    let url = api.url();
+    let table = |i: usize| {
+        format!(
+            "[raft]\npeers = [\"127.0.0.1:27900\", \"127.0.0.1:27901\", \"127.0.0.1:27902\"]\n\n\
+             [kubernetes]\napi-url = \"{url}\"\nnamespace = \"{NS}\"\npod = \"{}\"\n\
+             redis = \"127.0.0.1:{}\"\nstatefulset = \"raftinel\"\npeer-template = \"{TEMPLATE}\"\n",
+            pod(i),
+            redis[i]
+        )
+    };
+    let g = Group::with_daemons(topo, |i, m| {
+        Daemon::start_toml_on(port(i), m, &table(i), Vec::new())
+    });
+    let voters = |d: &Daemon| {
+        d.raft_info()
+            .ok()
+            .and_then(|i| i.get("raft_voters").cloned())
+            .unwrap_or_default()
+    };
+    api.add_statefulset("raftinel", 4);
+    let m = monitor(g.old_port);
+    let mut d3 = Daemon::start_toml_on(port(3), &m, &table(3), Vec::new());
+    wait_for(BOUND, "four voters after the scale out", || {
+        let all: Vec<String> = g.daemons.iter().chain([&d3]).map(voters).collect();
+        if all.iter().all(|v| v == "4") {
+            Ok(())
+        } else {
+            Err(format!("voters {all:?}"))
+        }
+    });
+    api.add_statefulset("raftinel", 3);
+    d3.sigterm();
+    wait_for(BOUND, "three voters after the scale in", || {
+        let all: Vec<String> = g.daemons.iter().map(voters).collect();
+        if all.iter().all(|v| v == "3") {
+            Ok(())
+        } else {
+            Err(format!("voters {all:?}"))
+        }
+    });
+    assert!(
+        g.daemons.iter().any(|d| d
+            .log()
+            .contains("raft: the peer list follows StatefulSet raftinel: 4")),
+        "the change is logged"
+    );
+}

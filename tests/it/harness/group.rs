@@ -89,11 +89,20 @@ impl Daemon {
     /// of `sentinel_conf` with an admin listener (`admin-addr`), then `table`
     /// (e.g. a `[kubernetes]` table).
     pub fn start_toml(m: &Monitor, table: &str, env: Vec<(String, String)>) -> Daemon {
+        Self::start_toml_on(free_port(), m, table, env)
+    }
+
+    /// [`Daemon::start_toml`] on sentinel port `port`.
+    pub fn start_toml_on(
+        port: u16,
+        m: &Monitor,
+        table: &str,
+        env: Vec<(String, String)>,
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("it-toml-")
             .tempdir()
             .expect("temp dir");
-        let port = free_port();
         let conf = dir.path().join("raftinel.toml");
         let text = format!(
             "[server]\nport = {port}\nbind = \"127.0.0.1\"\ndir = \"{}\"\n\
