@@ -213,6 +213,8 @@ const COMPONENTS: [&str; 6] = [
     "drain-switchover",
 ];
 const ALL_COMPONENTS: &str = "base+all-components";
+/// The dev overlay with components/kubernetes-api.
+pub(crate) const DEV_API: &str = "dev+kubernetes-api";
 
 fn render(kubectl: &Path, dir: &Path, unrestricted: bool) -> String {
     let mut cmd = Command::new(kubectl);
@@ -285,6 +287,23 @@ pub(crate) fn variants() -> Option<&'static [Variant]> {
         let yaml = render(&kubectl, tmp.path(), true);
         out.push(Variant {
             name: ALL_COMPONENTS.into(),
+            docs: parse_docs(&yaml),
+            yaml,
+        });
+        // The dev overlay with the Kubernetes API on (the pod rehearsal's).
+        let dev_api = tmp.path().join("dev-api");
+        fs::create_dir_all(&dev_api).expect("create dev-api");
+        fs::write(
+            dev_api.join("kustomization.yaml"),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+                 resources:\n  - ../{up}/overlays/dev\ncomponents:\n  - ../{up}/components/kubernetes-api\n"
+            ),
+        )
+        .expect("write the dev-api kustomization");
+        let yaml = render(&kubectl, &dev_api, true);
+        out.push(Variant {
+            name: DEV_API.into(),
             docs: parse_docs(&yaml),
             yaml,
         });

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as J;
 
 use crate::deploy::{arr, objects, variant, variants, Set};
+use crate::harness::kube_api::FakeApi;
 use crate::harness::resp::{Conn, Reply, Resp};
 use crate::harness::{raftinel_bin, skip_or_fail, which};
 use pods::*;
@@ -134,7 +135,16 @@ struct Rehearsal {
     threads: Vec<std::thread::JoinHandle<()>>,
     secret: String,
     incarnation: u64,
+    /// With components/kubernetes-api: the in-test API server in the client
+    /// namespace, holding the set's pods as the cluster would.
+    api: Option<FakeApi>,
+    /// The pod template's labels (a re-created pod gets these again).
+    pod_labels: Vec<(String, String)>,
 }
+
+/// Where the in-test API server listens (the client namespace, as the
+/// cluster's API endpoint is outside the pods).
+const API_PORT: u16 = 6443;
 
 impl Rehearsal {
     fn fqdn(&self, ordinal: usize) -> String {
@@ -186,6 +196,34 @@ impl Rehearsal {
         fs::create_dir_all(&bin_dir).unwrap();
         std::os::unix::fs::symlink(raftinel_bin(), bin_dir.join("raftinel")).unwrap();
         let net = Arc::new(Net::new());
+        let pod_labels: Vec<(String, String)> = set.sts["spec"]["template"]["metadata"]["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // components/kubernetes-api (its Role): the API server the daemons
+        // talk to, listening in the client namespace.
+        let api = objects(docs, "Role")
+            .iter()
+            .any(|r| r["metadata"]["name"] == "raftinel")
+            .then(|| {
+                let client = net.client.clone();
+                let listener = std::thread::spawn(move || {
+                    enter(&client).expect("enter the client namespace");
+                    std::net::TcpListener::bind((CLIENT_ADDR, API_PORT)).expect("bind the API port")
+                })
+                .join()
+                .expect("bind thread");
+                let api = FakeApi::start_on(listener, NAMESPACE);
+                api.add_statefulset(
+                    set.sts["metadata"]["name"].as_str().unwrap_or(""),
+                    set.replicas as i32,
+                );
+                api
+            });
         Rehearsal {
             net,
             tl: Timeline::default(),
@@ -210,6 +248,8 @@ impl Rehearsal {
             secret: "rehearsal-group-secret-0123456789".into(),
             root,
             incarnation: 0,
+            api,
+            pod_labels,
         }
     }
 
@@ -293,7 +333,13 @@ impl Rehearsal {
                 let dir = p.run_dir.join(&c.name).join("cm").join(vol);
                 fs::create_dir_all(&dir).unwrap();
                 for (name, text) in files {
-                    fs::write(dir.join(name), map_paths(text, map)).unwrap();
+                    let mut text = map_paths(text, map);
+                    // The in-cluster endpoint, as the service account would
+                    // give it: the [kubernetes] table is the file's last.
+                    if self.api.is_some() && text.contains("\n[kubernetes]\n") {
+                        text.push_str(&format!("api-url = \"http://{CLIENT_ADDR}:{API_PORT}\"\n"));
+                    }
+                    fs::write(dir.join(name), text).unwrap();
                 }
             }
         }
@@ -341,6 +387,16 @@ impl Rehearsal {
             state: Arc::default(),
         };
         self.tl.note(format!("{name}: created at {addr}"));
+        if let Some(api) = &self.api {
+            // A re-created pod is a new object, with the template's labels.
+            api.delete_pod(&name);
+            let labels: Vec<(&str, &str)> = self
+                .pod_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            api.add_pod(&name, &labels);
+        }
         let containers = self.containers.clone();
         for c in &containers {
             let map = self.mounts_of(c, &pod);
@@ -1354,4 +1410,81 @@ fn rendered_statefulset_rehearsed_pod_by_pod() {
     r.check_throughout();
     r.agreed_master(secs(10));
     r.tl.note("done");
+}
+
+/// The rendered set with components/kubernetes-api (`dev+kubernetes-api`,
+/// a daemon built with the `k8s` feature) against the in-test API server in
+/// the client namespace: the pods are labelled from the committed state, the
+/// master's pod deleted (its preStop switchover) moves the master label to
+/// the new master's pod, and at no write were two pods labelled master;
+/// from the new master's label on, exactly one. One `SwitchMaster` Event.
+#[cfg(feature = "k8s")]
+#[test]
+fn rendered_statefulset_labels_its_pods_through_the_api() {
+    if !available() {
+        skip_or_fail("root and ip netns (network namespaces)");
+        return;
+    }
+    if which("redis-server").is_none() && skip_or_fail("redis-server") {
+        return;
+    }
+    let Some(vs) = variants() else { return };
+    let mut r = Rehearsal::new(&variant(vs, crate::deploy::DEV_API).docs);
+    assert!(
+        r.api.is_some(),
+        "the variant has the Kubernetes API component"
+    );
+    r.start_kubelet();
+    for o in 0..3 {
+        r.start_pod(o, false);
+    }
+    r.wait_all_ready(secs(90), "a new set with the Kubernetes API");
+    const KEY: &str = "raftinel.io/role";
+    let labels = |r: &Rehearsal| -> Vec<Option<String>> {
+        let api = r.api.as_ref().expect("api");
+        (0..3)
+            .map(|o| api.label(&format!("{}-{o}", r.sts), KEY))
+            .collect()
+    };
+    let wait_labels = |r: &Rehearsal, master: usize, what: &str| {
+        let deadline = Instant::now() + secs(30);
+        loop {
+            let got = labels(r);
+            let want: Vec<Option<String>> = (0..3)
+                .map(|o| Some(if o == master { "master" } else { "replica" }.to_string()))
+                .collect();
+            if got == want {
+                return;
+            }
+            if Instant::now() > deadline {
+                r.fail(&format!("{what}: labels {got:?}, want {want:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_labels(&r, 0, "a new set");
+    let since = Instant::now();
+    r.replace_pod(0, false, false);
+    r.wait_all_ready(secs(90), "the master's pod re-created");
+    let now = r.ordinal_of(&r.agreed_master(secs(10)));
+    assert_ne!(now, 0, "the master moved away before the pod stopped");
+    wait_labels(&r, now, "after the master's pod was deleted");
+    let api = r.api.as_ref().expect("api");
+    let new_pod = format!("{}-{now}", r.sts);
+    let mut labelled = false;
+    for (at, pods) in api.timeline(KEY, "master") {
+        assert!(pods.len() <= 1, "two master pods at once: {pods:?}");
+        labelled |= at >= since && pods.contains(&new_pod);
+        if labelled {
+            assert_eq!(pods.len(), 1, "no master pod after {new_pod} was labelled");
+        }
+    }
+    assert!(labelled, "{new_pod} labelled master");
+    let switches = api
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "SwitchMaster")
+        .count();
+    assert_eq!(switches, 1, "one SwitchMaster Event: {:?}", api.events());
+    r.check_throughout();
 }

@@ -48,6 +48,8 @@ pub use crate::harness::netns::enter;
 use crate::harness::netns::{attach, connect_in, must, run, sweep_stale, Netns};
 
 pub const SUBNET: &str = "198.18.1";
+/// The client namespace's address (the "kubelet", the writer, the API server).
+pub const CLIENT_ADDR: &str = "198.18.1.250";
 
 /// Whether namespaces can be made here (root, `ip netns`).
 pub fn available() -> bool {
@@ -101,7 +103,7 @@ impl Net {
         must("ip", &["-n", &net.bridge, "link", "set", "br0", "up"]);
         let client = net.client.clone();
         net.add_ns(&client);
-        net.attach(&client, &format!("{SUBNET}.250"));
+        net.attach(&client, CLIENT_ADDR);
         net
     }
 
