@@ -147,6 +147,36 @@ fn role_labels_follow_failovers() {
             .as_deref(),
         Some("0")
     );
+    // The exact requests: the set's pods listed by its labels, the master
+    // label a merge patch of the pod conditional on its resourceVersion.
+    let reqs = api.requests();
+    assert!(
+        reqs.iter().any(|r| r.method == "GET"
+            && r.path == format!("/api/v1/namespaces/{NS}/pods")
+            && r.query.contains("labelSelector=app.kubernetes.io%2Fname%3Draftinel%2Capp.kubernetes.io%2Finstance%3Draftinel")),
+        "{:?}",
+        reqs.iter().map(|r| format!("{} {}?{}", r.method, r.path, r.query)).collect::<Vec<_>>()
+    );
+    let first = reqs
+        .iter()
+        .find(|r| r.method == "PATCH" && r.body.contains("\"master\""))
+        .expect("the master label's patch");
+    assert_eq!(first.path, format!("/api/v1/namespaces/{NS}/pods/p0"));
+    assert_eq!(
+        first.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    let body: serde_json::Value = serde_json::from_str(&first.body).expect("JSON body");
+    let rv = body["metadata"]["resourceVersion"].clone();
+    assert!(rv.is_string(), "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"metadata": {
+            "resourceVersion": rv,
+            "labels": {"raftinel.io/role": "master"},
+            "annotations": {"raftinel.io/config-epoch": "0"},
+        }})
+    );
     let mut events = g.subscribe(&[0, 1, 2]);
     let killed = Instant::now();
     g.topo.master.sigkill();
@@ -516,4 +546,24 @@ fn the_peer_list_follows_the_statefulset() {
             .contains("raft: the peer list follows StatefulSet raftinel: 4")),
         "the change is logged"
     );
+    // The Raft leader posted the membership changes as Events.
+    wait_for(BOUND, "RaftMembershipChanged Events", || {
+        let msgs: Vec<String> = api
+            .events()
+            .iter()
+            .filter(|e| e["reason"] == "RaftMembershipChanged")
+            .map(|e| e["message"].as_str().unwrap_or("").to_string())
+            .collect();
+        let grew = msgs
+            .iter()
+            .any(|m| m.starts_with("+raft-members 4 voters, +"));
+        let shrank = msgs
+            .iter()
+            .any(|m| m.starts_with("+raft-members 3 voters, -"));
+        if grew && shrank {
+            Ok(())
+        } else {
+            Err(format!("{msgs:?}"))
+        }
+    });
 }
