@@ -211,6 +211,7 @@ async fn run_labels(k: Arc<Kube>, h: Handles, members: Option<crate::server::pub
     let mut backoff = BACKOFF_MIN;
     let mut wait = Duration::ZERO;
     let mut voters: Option<Vec<String>> = None;
+    let mut sts_read: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = h.shutdown.cancelled() => return,
@@ -220,7 +221,12 @@ async fn run_labels(k: Arc<Kube>, h: Handles, members: Option<crate::server::pub
         if let Some(tx) = &members {
             membership_event(&h, &mut voters, tx);
         }
-        k.follow_statefulset(&raft, &mut failing).await;
+        // The StatefulSet at most every RESYNC (the pods are listed at
+        // every wake: committed changes, confirmations).
+        if sts_read.is_none_or(|t| t.elapsed() >= RESYNC) {
+            sts_read = Some(tokio::time::Instant::now());
+            k.follow_statefulset(&raft, &mut failing).await;
+        }
         match k.sync(&h, &mut selector, &mut failing).await {
             Ok(sent) => {
                 backoff = BACKOFF_MIN;
@@ -286,6 +292,12 @@ impl Kube {
         let Some(replicas) = set.spec.as_ref().and_then(|s| s.replicas) else {
             return;
         };
+        if replicas > MAX_PEERS {
+            return failing.failed(
+                "get statefulset",
+                format!("spec.replicas {replicas} is above {MAX_PEERS}: the peer list is kept"),
+            );
+        }
         let peers: Vec<String> = (0..replicas.max(0))
             .map(|i| template.replace("{ordinal}", &i.to_string()))
             .collect();
@@ -333,13 +345,8 @@ impl Kube {
         let specs = &self.opts.role_labels;
         let view = self.view(&st, &seen);
         metrics::gauge!("raftinel_k8s_label_drift").set(labels::drift(&view, &seen, specs) as f64);
-        self.announce_redis(&st, &seen, failing).await?;
-        if view.in_touch && !view.failover && view.roles.get(&self.pod) == Some(&Role::Master) {
-            self.drain_check(&st, failing).await;
-        }
-        if view.leader && view.in_touch {
-            self.sync_fenced(&st, &seen, failing).await;
-        }
+        // The labels first, from the state just read; the rest may wait on
+        // the API.
         let patches = labels::plan(&view, &seen, specs);
         for p in &patches {
             let body = p.body();
@@ -367,6 +374,13 @@ impl Kube {
                     return Err(());
                 }
             }
+        }
+        self.announce_redis(&st, &seen, failing).await?;
+        if view.in_touch && !view.failover && view.roles.get(&self.pod) == Some(&Role::Master) {
+            self.drain_check(&st, failing).await;
+        }
+        if view.leader && view.in_touch {
+            self.sync_fenced(&st, &seen, failing).await;
         }
         Ok(!patches.is_empty())
     }
@@ -582,6 +596,10 @@ const DRAIN_TAINTS: &[&str] = &[
     "karpenter.sh/disrupted",
     "karpenter.sh/disruption",
 ];
+
+/// The most peers a StatefulSet's `spec.replicas` may give (a master lists
+/// at most 64 other daemons).
+const MAX_PEERS: i32 = 65;
 
 /// A drain's switchover is asked again after this long if the pod still
 /// holds the master.
