@@ -42,6 +42,29 @@ fn pod_of_port(g: &Group, port: u16) -> usize {
         .unwrap_or_else(|| panic!("{port} is not a replica pod's Redis"))
 }
 
+/// B such that free_port handed this test ports B0 to B3 (ten times B to
+/// ten times B plus 3).
+fn port_block() -> u16 {
+    loop {
+        let p = free_port();
+        if !p.is_multiple_of(10) {
+            continue;
+        }
+        let rest: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        if rest == [p + 1, p + 2, p + 3] {
+            return p / 10;
+        }
+    }
+}
+
+/// Every daemon's last log lines (for a failure message).
+fn logs(g: &Group) -> String {
+    g.daemons
+        .iter()
+        .map(|d| format!("---- daemon {}\n{}", d.port, d.log_tail(40)))
+        .collect()
+}
+
 /// A set of three pods on a fake API server, a master with two replicas,
 /// and three daemons labelling them.
 fn labelled_set() -> (FakeApi, Group) {
@@ -371,7 +394,12 @@ fn a_fenced_pod_is_switched_away_from_and_never_promoted() {
     );
     let mut events = g.subscribe(&[0, 1, 2]);
     api.set_annotations(&pod(0), &[("raftinel.io/fenced", Some("true"))]);
-    let m = events[0].wait("+switch-master", &|_| true, BOUND);
+    // A switchover that does not complete (aborted on a loaded machine) is
+    // asked again after failover-timeout: two bounds.
+    let m = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        events[0].wait("+switch-master", &|_| true, BOUND * 2)
+    }))
+    .unwrap_or_else(|_| panic!("no switch away from the fenced master\n{}", logs(&g)));
     let (old, new) = parse_switch(&m.payload);
     assert_eq!(old, g.old_port, "{}", m.payload);
     let new_pod = pod_of_port(&g, new);
@@ -487,10 +515,14 @@ fn a_drained_node_loses_the_master_first() {
 /// to 3 and the pod gone, its voter is removed; nothing rolls.
 #[test]
 fn the_peer_list_follows_the_statefulset() {
-    // Sentinel ports 27900 + ordinal: below the ephemeral range that
-    // free_port draws from, so no other test takes them.
-    const TEMPLATE: &str = "127.0.0.1:2790{ordinal}";
-    let port = |i: usize| 27900 + i as u16;
+    // Sentinel ports B0 + ordinal, a block free_port handed to this test
+    // (so no other test takes them): the template is "127.0.0.1:B{ordinal}".
+    let base = port_block();
+    let template = format!("127.0.0.1:{base}{{ordinal}}");
+    let port = |i: usize| base * 10 + i as u16;
+    let first: Vec<String> = (0..3)
+        .map(|i| format!("\"127.0.0.1:{}\"", port(i)))
+        .collect();
     let api = FakeApi::start(NS);
     for i in 0..4 {
         api.add_pod(&pod(i), &SET_LABELS);
@@ -503,9 +535,10 @@ fn the_peer_list_follows_the_statefulset() {
     let url = api.url();
     let table = |i: usize| {
         format!(
-            "[raft]\npeers = [\"127.0.0.1:27900\", \"127.0.0.1:27901\", \"127.0.0.1:27902\"]\n\n\
+            "[raft]\npeers = [{}]\n\n\
              [kubernetes]\napi-url = \"{url}\"\nnamespace = \"{NS}\"\npod = \"{}\"\n\
-             redis = \"127.0.0.1:{}\"\nstatefulset = \"raftinel\"\npeer-template = \"{TEMPLATE}\"\n",
+             redis = \"127.0.0.1:{}\"\nstatefulset = \"raftinel\"\npeer-template = \"{template}\"\n",
+            first.join(", "),
             pod(i),
             redis[i]
         )
