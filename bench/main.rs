@@ -52,6 +52,9 @@ struct Args {
     /// Daemons to measure, comma-separated: redis-sentinel,raftinel.
     #[arg(long, default_value = "redis-sentinel,raftinel")]
     daemons: String,
+    /// Triggers of the failover trials, comma-separated: kill,stop,kill-refused.
+    #[arg(long, default_value = "kill,stop,kill-refused")]
+    triggers: String,
     /// down-after-milliseconds values for the failover trials.
     #[arg(long, value_delimiter = ',')]
     down_after: Option<Vec<u64>>,
@@ -265,9 +268,24 @@ async fn run(args: Args) -> Result<()> {
     let out = args.out.clone();
 
     if only.contains(&"failover") {
-        let triggers = [Trigger::Kill, Trigger::Stop, Trigger::KillRefused];
+        let wanted: Vec<&str> = args.triggers.split(',').map(str::trim).collect();
+        let triggers = [
+            ("kill", Trigger::Kill),
+            ("stop", Trigger::Stop),
+            ("kill-refused", Trigger::KillRefused),
+        ];
+        if let Some(bad) = wanted
+            .iter()
+            .find(|w| !triggers.iter().any(|(n, _)| n == *w))
+        {
+            bail!("--triggers: unknown trigger {bad:?} (kill, stop, kill-refused)");
+        }
+        let triggers = triggers
+            .into_iter()
+            .filter(|(n, _)| wanted.contains(n))
+            .map(|(_, t)| t);
         for &da in &config.down_after_ms {
-            for trig in triggers {
+            for trig in triggers.clone() {
                 for run in 0..runs {
                     for &k in &kinds {
                         let cap = Duration::from_millis(da)

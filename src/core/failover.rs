@@ -318,6 +318,18 @@ fn leader_sees_down(inst: &super::instance::Instance, now: Millis) -> bool {
             && now.saturating_sub(l.last_avail_time) > inst.down_after)
 }
 
+/// The node answers: its command link is up, it is not SDOWN and no PING
+/// to it has been pending for long. A hung (SIGSTOPped) master keeps its
+/// connection and accepts new ones, so the link alone says nothing.
+pub(super) fn answering(inst: &super::instance::Instance, now: Millis) -> bool {
+    inst.link.cmd_up
+        && !inst.s_down
+        && inst
+            .link
+            .act_ping_time
+            .is_none_or(|t| now.saturating_sub(t) <= PENDING_PING_EVIDENCE_MS)
+}
+
 fn same_addr(h1: &str, p1: u16, h2: &str, p2: u16) -> bool {
     p1 == p2 && h1.eq_ignore_ascii_case(h2)
 }

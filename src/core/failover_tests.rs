@@ -2096,6 +2096,32 @@ fn leader_with_a_pending_ping_starts_on_the_groups_odown() {
     assert!(!h.s.masters["mymaster"].inst.s_down);
     let a = h.s.handle(5150, Input::Tick);
     assert_eq!(proposals(&a), vec![start(1, MYID, false, false)]);
+    // Selection asks the replica only: the hung master's INFO would never
+    // come, and waiting SELECT_INFO_WAIT_MS for it delayed every SIGSTOP
+    // failover. The replica's answer decides at once.
+    // The hung master accepts a new connection (the kernel does); the
+    // INFO it had answered just before it hung is fresh, so none is in
+    // flight.
+    h.up(mid, 5155);
+    let m = &mut h.s.masters.get_mut("mymaster").unwrap().inst;
+    m.link.info_inflight = false;
+    m.info_refresh = Some(5100);
+    let r = h.id(6380);
+    h.up(r, 5155);
+    h.pong(r, 5155);
+    let a = h.commit(5160, start(1, MYID, false, false));
+    assert!(sends_info(&a, r));
+    assert!(
+        !sends_info(&a, mid),
+        "no INFO to a master with a PING pending"
+    );
+    // (Two INFO in flight to it: the one of its reconnection, and the ask.)
+    h.replica_info(6380, 5165, 1000, 100);
+    let a = h.replica_info(6380, 5170, 1000, 100);
+    assert_eq!(
+        proposals(&a),
+        vec![phase(1, Phase::SendSlaveofNoone, Some(6380))]
+    );
 
     // The same with a master that answers the leader: no start.
     let mut h = H::new(state(&[6380]), true);

@@ -2,7 +2,7 @@
 //! Sentinel's rules plus the history rules; the choice is proposed with the
 //! next phase.
 
-use super::{Run, Sub, SELECT_INFO_WAIT_MS};
+use super::{answering, Run, Sub, SELECT_INFO_WAIT_MS};
 use crate::core::event::EventKind;
 use crate::core::group::{Command, Phase};
 use crate::core::sentinel::Sentinel;
@@ -34,12 +34,13 @@ impl Sentinel {
     ) {
         let name = self.masters[mi].inst.name.clone();
         let m = &self.masters[mi];
+        // The master is waited for only while it answers PING.
         let still: Vec<(InstanceId, u64)> = waiting
             .into_iter()
             .filter(|(id, target)| {
-                std::iter::once(&m.inst)
-                    .chain(m.replicas.values())
-                    .find(|r| r.id == *id)
+                let master = (m.inst.id == *id && answering(&m.inst, now)).then_some(&m.inst);
+                master
+                    .or_else(|| m.replicas.values().find(|r| r.id == *id))
                     .is_some_and(|r| r.link.cmd_up && r.info_count < *target)
             })
             .collect();

@@ -3,8 +3,8 @@
 //! catch-up, promotion) until the next proposal.
 
 use super::{
-    ask_info, instance_at, pause_writes, reconfigure, same_addr, Run, Sub, CATCHUP_POLL_MS,
-    FAST_POLL_WINDOW_MS, POLL_MS, REPROPOSE_MS, SIMFAILURE_CRASH_AFTER_ELECTION,
+    answering, ask_info, instance_at, pause_writes, reconfigure, same_addr, Run, Sub,
+    CATCHUP_POLL_MS, FAST_POLL_WINDOW_MS, POLL_MS, REPROPOSE_MS, SIMFAILURE_CRASH_AFTER_ELECTION,
     SIMFAILURE_CRASH_AFTER_PROMOTION,
 };
 use crate::core::event::EventKind;
@@ -95,14 +95,16 @@ impl Sentinel {
             Phase::SelectSlave => {
                 // Fresh facts of both sides: the replicas' INFO, and the
                 // master's when it answers (its replication ids are what
-                // the replicas' histories are judged against).
+                // the replicas' histories are judged against). A master
+                // with a PING pending (hung: its connection stays up) is
+                // not asked, nor waited for.
                 let m = &mut self.masters[mi];
                 let mut waiting: Vec<(InstanceId, u64)> = m
                     .replicas
                     .values_mut()
                     .filter_map(|r| ask_info(r, out).map(|t| (r.id, t)))
                     .collect();
-                if !m.inst.s_down && !m.inst.link.info_inflight {
+                if answering(&m.inst, now) && !m.inst.link.info_inflight {
                     waiting.extend(ask_info(&mut m.inst, out).map(|t| (m.inst.id, t)));
                 }
                 run.sub = Sub::Asking { waiting, at: now };

@@ -3,8 +3,8 @@
 //! master once every daemon published (publish, then demote).
 
 use super::{
-    convert_to_slave, fix_pending, pause_writes, same_addr, Demotion, Switch,
-    PENDING_PING_EVIDENCE_MS, REPROPOSE_MS, SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS,
+    answering, convert_to_slave, fix_pending, pause_writes, same_addr, Demotion, Switch,
+    REPROPOSE_MS, SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS,
 };
 use crate::core::event::EventKind;
 use crate::core::group::{node_id_from_myid, Command, CommittedMaster, Failover, Switched};
@@ -305,13 +305,8 @@ impl Sentinel {
             .is_some_and(|t| now.saturating_sub(t) >= SUBSCRIBER_GRACE_MS)
             || now.saturating_sub(seen) >= SWITCH_PUBLISH_WAIT_MS;
         // Answers PING (none pending for long) and says it is a master.
-        let answers = r.link.cmd_up
-            && !r.s_down
-            && r.link
-                .act_ping_time
-                .is_none_or(|t| now.saturating_sub(t) <= PENDING_PING_EVIDENCE_MS)
-            && r.info_refresh.is_some()
-            && r.role_reported == Role::Master;
+        let answers =
+            answering(r, now) && r.info_refresh.is_some() && r.role_reported == Role::Master;
         if ready && answers && sane {
             // Sent again only after an INFO at least FIX_RESEND_MS younger
             // than the last attempt still shows it a master; the INFO after
