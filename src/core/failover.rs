@@ -65,8 +65,18 @@ pub(crate) const HISTORY_INFO_MS: u64 = 1000;
 /// Once recorded, the master's offset is recorded again at most this often
 /// while it moves, from the periodic INFO (sent every 10 s): one Raft entry
 /// per written master per period, and after any restart the record's
-/// offset is at most about this old.
+/// offset is at most about this old — with few masters; see
+/// `HISTORY_REFRESH_GAP_MS`.
 pub(crate) const HISTORY_REFRESH_MS: u64 = 10_000;
+/// The group's leader proposes such a refresh at most this often, for all
+/// masters together: every monitored master's offset moves (the daemons'
+/// hellos are PUBLISHed on it), so without this bound 200 idle masters
+/// would cost 20 Raft entries a second. With more than
+/// `HISTORY_REFRESH_MS / HISTORY_REFRESH_GAP_MS` masters a master's offset
+/// is refreshed every `masters × HISTORY_REFRESH_GAP_MS` instead (200 s
+/// at 200 masters). A new id, the first data and every failover are
+/// recorded at once, whatever this says.
+pub(crate) const HISTORY_REFRESH_GAP_MS: u64 = 1000;
 /// After a switch, the old master is demoted (its clients killed) only once
 /// every daemon of the group has published `+switch-master` — clients that
 /// learn of a failover only from that message (Jedis) must have moved before

@@ -806,6 +806,86 @@ fn the_leader_records_the_masters_history() {
     assert!(step(&mut f, 2000, Some(1000)).is_empty());
 }
 
+/// Every monitored master's offset moves (the hellos are PUBLISHed on it):
+/// the leader refreshes the records of all masters together at most once
+/// per HISTORY_REFRESH_GAP_MS, so that idle masters do not cost a Raft entry
+/// each every HISTORY_REFRESH_MS; a new id is recorded at once regardless.
+#[test]
+fn offset_refreshes_are_spaced_across_masters() {
+    let record = |name: &str, replid: &str, offset: u64| Command::RecordHistory {
+        name: name.into(),
+        config_epoch: 0,
+        history: crate::core::group::ReplHistory {
+            replid: replid.into(),
+            replid2: "0000000000000000000000000000000000000000".into(),
+            offset,
+        },
+        by: Some(node(MYID)),
+    };
+    let master = |replid: &str, offset: u64| {
+        format!("role:master\r\nmaster_replid:{replid}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{offset}\r\n")
+    };
+    let mut st = state(&[6380]);
+    let mut other = MasterState::new("other", "127.0.0.1", 7379, 2);
+    other.down_after_ms = 5000;
+    other.known_replicas.push(("127.0.0.1".into(), 7380));
+    st.masters.push(other);
+    let mut h = H::new(st, true);
+    h.commit(
+        0,
+        Command::Monitor {
+            name: "other".into(),
+            host: "127.0.0.1".into(),
+            port: 7379,
+            quorum: 2,
+        },
+    );
+    let ids = |h: &H| {
+        let o = &h.s.masters["other"];
+        (h.id(6379), o.inst.id, o.replicas["127.0.0.1:7380"].id)
+    };
+    let (m1, m2, r2) = ids(&h);
+    h.healthy(100, &[(6380, 1000)]);
+    h.up(m2, 100);
+    h.up(r2, 100);
+    // Both masters answer, with their offsets; the records follow them.
+    let step = |h: &mut H, now: Millis, o1: u64, o2: u64| {
+        let mut a = Vec::new();
+        for (id, text) in [
+            (m1, master(REPLID, o1)),
+            (m2, master(OTHER_REPLID, o2)),
+            (r2, replica_text(7379, o2, 100, OTHER_REPLID)),
+        ] {
+            a.extend(h.pong(id, now));
+            a.extend(h.info(id, now, &text));
+        }
+        h.pong(h.id(6380), now);
+        a.extend(h.s.handle(now, Input::Tick));
+        history_records(&a)
+    };
+    // The first records are not spaced: both at once.
+    let got = step(&mut h, 1100, 1000, 2000);
+    assert_eq!(
+        got,
+        vec![
+            record("mymaster", REPLID, 1000),
+            record("other", OTHER_REPLID, 2000)
+        ]
+    );
+    h.commit(1200, record("mymaster", REPLID, 1000));
+    h.commit(1200, record("other", OTHER_REPLID, 2000));
+    // Both moved and both due: one refresh, the other a gap later.
+    assert_eq!(
+        step(&mut h, 11_200, 5000, 6000),
+        vec![record("mymaster", REPLID, 5000)]
+    );
+    assert!(step(&mut h, 11_700, 5000, 6000).is_empty());
+    assert_eq!(
+        step(&mut h, 12_200, 5000, 6000),
+        vec![record("other", OTHER_REPLID, 6000)]
+    );
+}
+
 /// A daemon that has not seen the master since it started (a cold start,
 /// the master still down) judges replicas on the committed record: an
 /// empty replica, or one on another history, is refused while the record

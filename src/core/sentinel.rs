@@ -275,6 +275,9 @@ pub struct Sentinel {
     /// Since when it is back in touch (None while out of touch or before
     /// the first report).
     pub(crate) group_back_at: Option<Millis>,
+    /// When this daemon, as the group's leader, last proposed a refresh of
+    /// a master's recorded offset (`failover::HISTORY_REFRESH_GAP_MS`).
+    pub(crate) history_refreshed_at: Option<Millis>,
     /// When this daemon was first in touch with its group since it started.
     pub(crate) first_touch: Option<Millis>,
     /// When the core was made (the process's start).
@@ -429,6 +432,7 @@ impl Sentinel {
             last_tick: now,
             group_lost_at: None,
             group_back_at: None,
+            history_refreshed_at: None,
             first_touch: None,
             started_at: now,
         };

@@ -3,8 +3,8 @@
 //! history recorded in the committed state.
 
 use super::{
-    ask_info, fix_pending, reconfigure, same_addr, Target, HISTORY_INFO_MS, HISTORY_REFRESH_MS,
-    LEADER_SETTLE_MS, REPROPOSE_MS,
+    ask_info, fix_pending, reconfigure, same_addr, Target, HISTORY_INFO_MS, HISTORY_REFRESH_GAP_MS,
+    HISTORY_REFRESH_MS, LEADER_SETTLE_MS, REPROPOSE_MS,
 };
 use crate::core::event::EventKind;
 use crate::core::group::{Command, ReplHistory};
@@ -112,7 +112,8 @@ impl Sentinel {
     /// history is recorded in the committed state when it first shows data
     /// or reports another id than the records' (re-proposed every
     /// `REPROPOSE_MS` until committed), and its offset again at most every
-    /// `HISTORY_REFRESH_MS` once it moved (`CommittedMaster::seen`, apart from
+    /// `HISTORY_REFRESH_MS` (`masters × HISTORY_REFRESH_GAP_MS` with many
+    /// masters; one refresh per gap for the whole group) once it moved (`CommittedMaster::seen`, apart from
     /// the promotion's `history` that `boot-redis` keeps to). Until the
     /// record matches, the INFO of a master with replicas, and of its
     /// replicas, is asked every `HISTORY_INFO_MS` (the periodic one comes
@@ -144,10 +145,13 @@ impl Sentinel {
                 .inst
                 .repl_offset
                 .is_some_and(|o| record.is_none_or(|h| o > h.offset));
-            let lately =
-                m.fo.history_proposed
-                    .is_some_and(|t| now.saturating_sub(t) < HISTORY_REFRESH_MS);
-            if moved && !lately {
+            let every = HISTORY_REFRESH_MS.max(self.masters.len() as u64 * HISTORY_REFRESH_GAP_MS);
+            let lately = |t: Option<Millis>| t.is_some_and(|t| now.saturating_sub(t) < every);
+            let group_lately = self
+                .history_refreshed_at
+                .is_some_and(|t| now.saturating_sub(t) < HISTORY_REFRESH_GAP_MS);
+            if moved && !lately(m.fo.history_proposed) && !group_lately {
+                self.history_refreshed_at = Some(now);
                 self.propose_history(mi, now, out);
             }
             return;

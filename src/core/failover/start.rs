@@ -49,9 +49,8 @@ impl Sentinel {
         if !self.raft.initialized || !voter {
             return;
         }
-        let name = self.masters[mi].inst.name.clone();
         let committed = self
-            .cmaster(&name)
+            .cmaster(&self.masters[mi].inst.name)
             .is_some_and(|cm| cm.down_votes.contains(&node));
         let m = &mut self.masters[mi];
         let local = m.inst.s_down;
@@ -59,6 +58,7 @@ impl Sentinel {
             m.fo.opinion = None;
             return;
         }
+        let name = m.inst.name.clone();
         let due = match m.fo.opinion {
             Some((v, t)) => v != local || now.saturating_sub(t) >= REPROPOSE_MS,
             None => true,
@@ -107,12 +107,12 @@ impl Sentinel {
     /// Re-proposes a pending SENTINEL FAILOVER until a failover of the master
     /// is committed (or failover-timeout passes).
     pub(super) fn push_manual(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
-        let name = self.masters[mi].inst.name.clone();
-        let busy = self.cfailover(&name).is_some();
-        let timeout = self.masters[mi].failover_timeout;
         let Some(want) = self.masters[mi].fo.manual else {
             return;
         };
+        let name = self.masters[mi].inst.name.clone();
+        let busy = self.cfailover(&name).is_some();
+        let timeout = self.masters[mi].failover_timeout;
         if busy || now.saturating_sub(want.since) > timeout {
             self.masters[mi].fo.manual = None;
             return;

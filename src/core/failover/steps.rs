@@ -17,9 +17,8 @@ impl Sentinel {
     /// Drives the failover this daemon leads: the entry work of each newly
     /// committed phase, the proposal still wanted, then the sub-step.
     pub(super) fn drive(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
-        let name = self.masters[mi].inst.name.clone();
         let me = self.raft.node_id;
-        let f = match self.cfailover(&name) {
+        let f = match self.cfailover(&self.masters[mi].inst.name) {
             Some(f) if self.raft.is_leader && f.leader == me => f.clone(),
             other => {
                 // Not ours (any more): keep the run only while its abort may
@@ -36,6 +35,7 @@ impl Sentinel {
                 return;
             }
         };
+        let name = self.masters[mi].inst.name.clone();
         let mut run = match self.masters[mi].fo.run.take() {
             Some(r) if r.epoch == f.epoch => r,
             _ => Run::new(f.epoch, now, me),
