@@ -95,14 +95,17 @@ struct Dropped;
 pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
     // A name is resolved at each connect (pods come back with new IPs):
     // the core learns the IP, which it shows without announce-hostnames.
-    let opened = match resolve(&ctx.spec.host, ctx.spec.port).await {
+    // The connect and TLS futures are boxed: inline, their state (a TLS
+    // session) would stay in every link task for its life, TLS or not
+    // (hundreds of links with many masters).
+    let opened = match Box::pin(resolve(&ctx.spec.host, ctx.spec.port)).await {
         Ok(addr) => {
             let ip = addr.ip().to_string();
             if ip != ctx.spec.host {
                 let id = ctx.spec.id;
                 ctx.report(LinkKind::Command, Input::Resolved { id, ip: ip.clone() });
             }
-            let opened = connect_from(&ip, ctx.spec.port, ctx.bind_source).await;
+            let opened = Box::pin(connect_from(&ip, ctx.spec.port, ctx.bind_source)).await;
             if let Ok((_, local_ip)) = &opened {
                 // A sidecar's link to its own node (fencing).
                 let (id, same) = (ctx.spec.id, *local_ip == ip);
@@ -112,30 +115,41 @@ pub async fn run(ctx: LinkCtx, rx: mpsc::UnboundedReceiver<Request>) {
         }
         Err(err) => Err(err),
     };
-    let connected = match opened {
-        Ok((stream, local_ip)) => match &ctx.tls {
-            None => return serve(ctx, stream, local_ip, rx).await,
-            Some(tls) => super::tls::connect(tls, &ctx.spec.host, stream)
-                .await
-                .map(|s| (s, local_ip)),
-        },
-        Err(e) => Err(e),
-    };
-    match connected {
-        Ok((stream, local_ip)) => serve(ctx, stream, local_ip, rx).await,
-        Err(err) => {
-            tracing::trace!(
-                "-cmd-link-reconnection {}:{} #{err}",
-                ctx.spec.host,
-                ctx.spec.port
-            );
-            if err.is_refused() {
-                let id = ctx.spec.id;
-                ctx.report(LinkKind::Command, Input::Refused { id });
-            } else {
-                ctx.report_down(LinkKind::Command);
-            }
+    match (opened, ctx.tls.clone()) {
+        (Ok((stream, local_ip)), None) => serve(ctx, stream, local_ip, rx).await,
+        (Ok((stream, local_ip)), Some(tls)) => {
+            Box::pin(over_tls(ctx, tls, stream, local_ip, rx)).await
         }
+        (Err(err), _) => failed(&ctx, err),
+    }
+}
+
+/// The TLS handshake, then the link over it.
+async fn over_tls(
+    ctx: LinkCtx,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    stream: tokio::net::TcpStream,
+    local_ip: String,
+    rx: mpsc::UnboundedReceiver<Request>,
+) {
+    match super::tls::connect(&tls, &ctx.spec.host, stream).await {
+        Ok(stream) => serve(ctx, stream, local_ip, rx).await,
+        Err(err) => failed(&ctx, err),
+    }
+}
+
+/// A connection that could not be made: refused, or down.
+fn failed(ctx: &LinkCtx, err: super::connect::ConnectError) {
+    tracing::trace!(
+        "-cmd-link-reconnection {}:{} #{err}",
+        ctx.spec.host,
+        ctx.spec.port
+    );
+    if err.is_refused() {
+        let id = ctx.spec.id;
+        ctx.report(LinkKind::Command, Input::Refused { id });
+    } else {
+        ctx.report_down(LinkKind::Command);
     }
 }
 

@@ -196,6 +196,22 @@ mod tests {
         }
     }
 
+    /// A daemon runs two link tasks per monitored node (hundreds with many
+    /// masters), each holding its future's state for its whole life: the
+    /// connect and TLS states are boxed and the reader waits on a small
+    /// buffer, so that an idle plain link costs little memory.
+    #[test]
+    fn link_tasks_stay_small() {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let command = command::run(ctx(LinkAuth::default()), rx);
+        let pubsub = pubsub::run(ctx(LinkAuth::default()));
+        let (c, p) = (size_of_val(&command), size_of_val(&pubsub));
+        assert!(
+            c <= 2048 && p <= 2048,
+            "command link {c} B, pubsub link {p} B"
+        );
+    }
+
     #[test]
     fn auth_forms() {
         let none = ctx(LinkAuth::default());

@@ -22,24 +22,36 @@ use crate::resp::{write_command, Frame, FrameReader, Limits};
 /// Connects, then runs the link until the connection fails or the driver
 /// drops it.
 pub async fn run(ctx: LinkCtx) {
-    let connected = match connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source).await {
-        Ok((stream, _local_ip)) => match &ctx.tls {
-            None => return serve(ctx, stream).await,
-            Some(tls) => super::tls::connect(tls, &ctx.spec.host, stream).await,
-        },
-        Err(e) => Err(e),
-    };
-    match connected {
-        Ok(stream) => serve(ctx, stream).await,
-        Err(err) => {
-            tracing::trace!(
-                "-pubsub-link-reconnection {}:{} #{err}",
-                ctx.spec.host,
-                ctx.spec.port
-            );
-            ctx.report_down(LinkKind::PubSub)
-        }
+    // The connect and TLS futures are boxed: inline, their state (a TLS
+    // session) would stay in every link task for its life, TLS or not
+    // (hundreds of links with many masters).
+    let opened = Box::pin(connect_from(&ctx.spec.host, ctx.spec.port, ctx.bind_source)).await;
+    match (opened, ctx.tls.clone()) {
+        (Ok((stream, _)), None) => serve(ctx, stream).await,
+        (Ok((stream, _)), Some(tls)) => Box::pin(over_tls(ctx, tls, stream)).await,
+        (Err(err), _) => failed(&ctx, err),
     }
+}
+
+/// The TLS handshake, then the link over it.
+async fn over_tls(
+    ctx: LinkCtx,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    stream: tokio::net::TcpStream,
+) {
+    match super::tls::connect(&tls, &ctx.spec.host, stream).await {
+        Ok(stream) => serve(ctx, stream).await,
+        Err(err) => failed(&ctx, err),
+    }
+}
+
+fn failed(ctx: &LinkCtx, err: super::connect::ConnectError) {
+    tracing::trace!(
+        "-pubsub-link-reconnection {}:{} #{err}",
+        ctx.spec.host,
+        ctx.spec.port
+    );
+    ctx.report_down(LinkKind::PubSub)
 }
 
 /// Runs the link over an open stream (TCP, or TLS over it).

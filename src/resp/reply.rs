@@ -335,6 +335,10 @@ pub struct FrameReader<R> {
 /// an INFO reply.
 const READ_CHUNK: usize = 4 * 1024;
 
+/// The first read into an empty buffer: replies and messages up to this
+/// size (PONGs, hellos) take one allocation of their own size.
+const FIRST_READ: usize = 512;
+
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, limits: Limits) -> FrameReader<R> {
         FrameReader {
@@ -359,6 +363,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     self.buf = BytesMut::new();
                 }
                 return Ok(f);
+            }
+            if self.buf.is_empty() {
+                // Nothing buffered: the link waits (most of its life) with a
+                // small buffer of its own future's state, not a heap chunk,
+                // and allocates only what arrived (a PONG, a hello).
+                let mut first = [0u8; FIRST_READ];
+                let n = self.inner.read(&mut first).await?;
+                if n == 0 {
+                    return Err(ReadError::Closed);
+                }
+                self.buf.extend_from_slice(&first[..n]);
+                continue;
             }
             if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
                 self.buf.reserve(READ_CHUNK);
