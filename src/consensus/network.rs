@@ -42,7 +42,7 @@ use tokio::time::Instant;
 use super::rpc::Addressed;
 use super::trust::{self, ClientSession, GroupSecret, SessionKey};
 use super::{ClusterId, Member, TypeConfig};
-use crate::core::LinkAuth;
+use crate::core::{split_addr, LinkAuth};
 
 type NodeId = u64;
 
@@ -201,13 +201,6 @@ impl CallError {
     }
 }
 
-/// Splits `host:port` (or `[v6]:port`).
-pub fn split_addr(addr: &str) -> Option<(String, u16)> {
-    let (host, port) = addr.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some((host.to_string(), port.parse().ok()?))
-}
-
 /// An I/O error as an operator reads it (`connection refused`, not
 /// `Connection refused (os error 111)`).
 fn io_text(e: impl std::fmt::Display) -> String {
@@ -276,13 +269,13 @@ impl PeerLink {
     /// Connect, AUTH, and answer the challenge when the group has a secret.
     async fn open(&self, creds: LinkAuth) -> Result<Conn, CallError> {
         let (host, port) = split_addr(&self.addr).ok_or_else(|| self.unreachable("bad address"))?;
-        let (stream, _) = crate::links::connect::connect(&host, port)
+        let (stream, _) = crate::links::connect::connect(host, port)
             .await
             .map_err(|e| self.unreachable(io_text(e)))?;
         match &self.auth.tls {
             None => self.open_on(stream, creds).await,
             Some(tls) => {
-                let stream = crate::links::tls::connect(tls, &host, stream)
+                let stream = crate::links::tls::connect(tls, host, stream)
                     .await
                     .map_err(|e| self.unreachable(io_text(e)))?;
                 self.open_on(stream, creds).await

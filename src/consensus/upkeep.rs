@@ -24,9 +24,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::driver::{leader_addr, GroupSettings, RPC_TTL};
-use super::network::split_addr;
 use super::node::RaftNode;
 use super::rpc::{self, ForgetReply, ForgetRequest, JoinReply, JoinRequest, Status};
+use crate::core::split_addr;
 use tokio_util::sync::CancellationToken;
 
 use super::Host;
@@ -615,7 +615,7 @@ async fn own_addr(host: &dyn Host, settings: &GroupSettings, peers: &[String]) -
             if !host.is_empty() && short == host {
                 return Some(p.clone());
             }
-            if let Ok(addr) = crate::links::connect::resolve(&h, port).await {
+            if let Ok(addr) = crate::links::connect::resolve(h, port).await {
                 if is_local_ip(addr.ip()) {
                     return Some(p.clone());
                 }

@@ -742,21 +742,26 @@ fn selection_safety_rules_and_priority_zero() {
     );
 }
 
+/// The leader's (this daemon's) record of a master's history.
+fn history_record(name: &str, replid: &str, offset: u64) -> Command {
+    Command::RecordHistory {
+        name: name.into(),
+        config_epoch: 0,
+        history: crate::core::group::ReplHistory {
+            replid: replid.into(),
+            replid2: "0000000000000000000000000000000000000000".into(),
+            offset,
+        },
+        by: Some(node(MYID)),
+    }
+}
+
 /// The settled Raft leader records the master's history once it shows
 /// data, its offset again at most every HISTORY_REFRESH_MS while it moves,
 /// and another id at once; a follower never does.
 #[test]
 fn the_leader_records_the_masters_history() {
-    let record = |offset: u64| Command::RecordHistory {
-        name: "mymaster".into(),
-        config_epoch: 0,
-        history: crate::core::group::ReplHistory {
-            replid: REPLID.into(),
-            replid2: "0000000000000000000000000000000000000000".into(),
-            offset,
-        },
-        by: Some(node(MYID)),
-    };
+    let record = |offset: u64| history_record("mymaster", REPLID, offset);
     // The master answers a PING (and an INFO with `offset`), then a tick:
     // the history records proposed meanwhile.
     fn step(h: &mut H, now: Millis, offset: Option<u64>) -> Vec<Command> {
@@ -812,16 +817,7 @@ fn the_leader_records_the_masters_history() {
 /// each every HISTORY_REFRESH_MS; a new id is recorded at once regardless.
 #[test]
 fn offset_refreshes_are_spaced_across_masters() {
-    let record = |name: &str, replid: &str, offset: u64| Command::RecordHistory {
-        name: name.into(),
-        config_epoch: 0,
-        history: crate::core::group::ReplHistory {
-            replid: replid.into(),
-            replid2: "0000000000000000000000000000000000000000".into(),
-            offset,
-        },
-        by: Some(node(MYID)),
-    };
+    let record = history_record;
     let master = |replid: &str, offset: u64| {
         format!("role:master\r\nmaster_replid:{replid}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{offset}\r\n")
     };

@@ -6,6 +6,14 @@ use super::event::Event;
 /// Monotonic milliseconds since an arbitrary origin fixed by the driver.
 pub type Millis = u64;
 
+/// Splits `host:port` (or `[v6]:port`) into the host, without its
+/// brackets, and the port.
+pub fn split_addr(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host, port.parse().ok()?))
+}
+
 /// Stable handle of one monitored instance (a master, a replica or a peer
 /// sentinel under a master). Allocated by the core, never reused within a
 /// process; the driver keys its links by it.

@@ -23,6 +23,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio::sync::mpsc;
 
 use crate::config::KubeOptions;
+use crate::core::split_addr;
 use crate::pod::labels::{self, Role, Seen, View};
 use crate::pod::status::{self, Status};
 use crate::pod::Handles;
@@ -72,16 +73,18 @@ pub fn start(
     local: crate::pod::local::Daemon,
 ) -> Result<Tasks, String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let pod = opts
-        .pod
-        .clone()
-        .or_else(|| env(crate::pod::identity::POD_NAME_ENV))
-        .ok_or_else(|| {
-            format!(
-                "[kubernetes]: this daemon's pod is not known: set pod, or {}",
-                crate::pod::identity::POD_NAME_ENV
-            )
-        })?;
+    // A name from the table, else from the downward API's variable.
+    let named = |set: &Option<String>, key: &str, var: &str, what: &str| {
+        set.clone()
+            .or_else(|| env(var))
+            .ok_or_else(|| format!("[kubernetes]{what} is not known: set {key}, or {var}"))
+    };
+    let pod = named(
+        &opts.pod,
+        "pod",
+        crate::pod::identity::POD_NAME_ENV,
+        ": this daemon's pod",
+    )?;
     let mut cfg = match &opts.api_url {
         Some(u) => {
             let uri: hyper::Uri = u
@@ -105,16 +108,12 @@ pub fn start(
         .unwrap_or_else(|| cfg.default_namespace.clone());
     let client = kube::Client::try_from(cfg).map_err(|e| format!("[kubernetes]: client: {e}"))?;
     let node = if opts.drain_switchover {
-        let name = opts
-            .node
-            .clone()
-            .or_else(|| env(crate::pod::identity::NODE_NAME_ENV))
-            .ok_or_else(|| {
-                format!(
-                    "[kubernetes] drain-switchover: this pod's node is not known: set node, or {}",
-                    crate::pod::identity::NODE_NAME_ENV
-                )
-            })?;
+        let name = named(
+            &opts.node,
+            "node",
+            crate::pod::identity::NODE_NAME_ENV,
+            " drain-switchover: this pod's node",
+        )?;
         Some((Api::all(client.clone()), name))
     } else {
         None
@@ -624,15 +623,6 @@ fn role_name(r: Role) -> &'static str {
         Role::Replica => "replica",
         Role::Unhealthy => "unhealthy",
     }
-}
-
-/// `host:port` (IPv6 hosts bracketed) into its parts.
-fn split_addr(addr: &str) -> Option<(&str, u16)> {
-    let (h, p) = addr.rsplit_once(':')?;
-    Some((
-        h.trim_start_matches('[').trim_end_matches(']'),
-        p.parse().ok()?,
-    ))
 }
 
 /// The selector of this pod's set: its instance and name labels.

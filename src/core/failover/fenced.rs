@@ -10,7 +10,7 @@
 use super::same_addr;
 use crate::core::event::{Event, EventKind};
 use crate::core::sentinel::Sentinel;
-use crate::core::types::{Action, Millis};
+use crate::core::types::{split_addr, Action, Millis};
 
 /// The option's value as addresses; None if one is not `host:port`.
 pub(crate) fn parse_fenced(v: &str) -> Option<Vec<(String, u16)>> {
@@ -19,9 +19,7 @@ pub(crate) fn parse_fenced(v: &str) -> Option<Vec<(String, u16)>> {
         .split(|c: char| c == ',' || c.is_ascii_whitespace())
         .filter(|a| !a.is_empty())
     {
-        let (h, p) = a.rsplit_once(':')?;
-        let h = h.trim_start_matches('[').trim_end_matches(']');
-        let p: u16 = p.parse().ok().filter(|p| *p > 0)?;
+        let (h, p) = split_addr(a).filter(|(_, p)| *p > 0)?;
         if h.is_empty() || h.contains(char::is_whitespace) {
             return None;
         }

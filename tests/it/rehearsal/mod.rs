@@ -1244,16 +1244,22 @@ fn planned(
     since
 }
 
-#[test]
-fn rendered_statefulset_rehearsed_pod_by_pod() {
+/// The rendered variants, or None where a rehearsal cannot run here
+/// (root, `ip netns`, redis-server, kubectl): skipped, or failed under CI.
+fn rehearsable() -> Option<&'static [crate::deploy::Variant]> {
     if !available() {
         skip_or_fail("root and ip netns (network namespaces)");
-        return;
+        return None;
     }
     if which("redis-server").is_none() && skip_or_fail("redis-server") {
-        return;
+        return None;
     }
-    let Some(vs) = variants() else { return };
+    variants()
+}
+
+#[test]
+fn rendered_statefulset_rehearsed_pod_by_pod() {
+    let Some(vs) = rehearsable() else { return };
     let dev = variant(vs, "dev");
     let mut r = Rehearsal::new(&dev.docs);
     assert_eq!(r.replicas, 3, "the dev overlay runs 3 pods");
@@ -1421,14 +1427,7 @@ fn rendered_statefulset_rehearsed_pod_by_pod() {
 #[cfg(feature = "k8s")]
 #[test]
 fn rendered_statefulset_labels_its_pods_through_the_api() {
-    if !available() {
-        skip_or_fail("root and ip netns (network namespaces)");
-        return;
-    }
-    if which("redis-server").is_none() && skip_or_fail("redis-server") {
-        return;
-    }
-    let Some(vs) = variants() else { return };
+    let Some(vs) = rehearsable() else { return };
     let mut r = Rehearsal::new(&variant(vs, crate::deploy::DEV_API).docs);
     assert!(
         r.api.is_some(),
