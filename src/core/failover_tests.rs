@@ -817,7 +817,6 @@ fn the_leader_records_the_masters_history() {
 /// each every HISTORY_REFRESH_MS; a new id is recorded at once regardless.
 #[test]
 fn offset_refreshes_are_spaced_across_masters() {
-    let record = history_record;
     let master = |replid: &str, offset: u64| {
         format!("role:master\r\nmaster_replid:{replid}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{offset}\r\n")
     };
@@ -864,21 +863,21 @@ fn offset_refreshes_are_spaced_across_masters() {
     assert_eq!(
         got,
         vec![
-            record("mymaster", REPLID, 1000),
-            record("other", OTHER_REPLID, 2000)
+            history_record("mymaster", REPLID, 1000),
+            history_record("other", OTHER_REPLID, 2000)
         ]
     );
-    h.commit(1200, record("mymaster", REPLID, 1000));
-    h.commit(1200, record("other", OTHER_REPLID, 2000));
+    h.commit(1200, history_record("mymaster", REPLID, 1000));
+    h.commit(1200, history_record("other", OTHER_REPLID, 2000));
     // Both moved and both due: one refresh, the other a gap later.
     assert_eq!(
         step(&mut h, 11_200, 5000, 6000),
-        vec![record("mymaster", REPLID, 5000)]
+        vec![history_record("mymaster", REPLID, 5000)]
     );
     assert!(step(&mut h, 11_700, 5000, 6000).is_empty());
     assert_eq!(
         step(&mut h, 12_200, 5000, 6000),
-        vec![record("other", OTHER_REPLID, 6000)]
+        vec![history_record("other", OTHER_REPLID, 6000)]
     );
 }
 

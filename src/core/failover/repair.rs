@@ -113,8 +113,9 @@ impl Sentinel {
     /// or reports another id than the records' (re-proposed every
     /// `REPROPOSE_MS` until committed), and its offset again at most every
     /// `HISTORY_REFRESH_MS` (`masters × HISTORY_REFRESH_GAP_MS` with many
-    /// masters; one refresh per gap for the whole group) once it moved (`CommittedMaster::seen`, apart from
-    /// the promotion's `history` that `boot-redis` keeps to). Until the
+    /// masters; one refresh per gap for the whole group) once it moved
+    /// (`CommittedMaster::seen`, apart from the promotion's `history` that
+    /// `boot-redis` keeps to). Until the
     /// record matches, the INFO of a master with replicas, and of its
     /// replicas, is asked every `HISTORY_INFO_MS` (the periodic one comes
     /// every 10 s).
@@ -150,9 +151,12 @@ impl Sentinel {
             let group_lately = self
                 .history_refreshed_at
                 .is_some_and(|t| now.saturating_sub(t) < HISTORY_REFRESH_GAP_MS);
-            if moved && !lately(m.fo.history_proposed) && !group_lately {
+            if moved
+                && !lately(m.fo.history_proposed)
+                && !group_lately
+                && self.propose_history(mi, now, out)
+            {
                 self.history_refreshed_at = Some(now);
-                self.propose_history(mi, now, out);
             }
             return;
         }
@@ -189,19 +193,20 @@ impl Sentinel {
 
     /// The master's ids and offset from its latest INFO proposed as the
     /// group's record, when it looks sane and shows data.
-    fn propose_history(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+    /// Whether it was proposed.
+    fn propose_history(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) -> bool {
         if !self.master_looks_sane(mi, now) {
-            return;
+            return false;
         }
         let m = &self.masters[mi];
         let Some(cm) = self.cmaster(&m.inst.name) else {
-            return;
+            return false;
         };
         let (Some(replid), Some(offset)) = (m.inst.repl_id.clone(), m.inst.repl_offset) else {
-            return;
+            return false;
         };
         if offset == 0 {
-            return;
+            return false;
         }
         let cmd = Command::RecordHistory {
             name: m.inst.name.clone(),
@@ -216,5 +221,6 @@ impl Sentinel {
         .signed(self.raft.node_id);
         self.masters[mi].fo.history_proposed = Some(now);
         out.push(Action::Propose(cmd));
+        true
     }
 }
