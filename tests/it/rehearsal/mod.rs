@@ -1413,6 +1413,59 @@ fn rendered_statefulset_rehearsed_pod_by_pod() {
     });
     r.wait_voters(3, "after scaling back to 3");
 
+    // 8. A replica of a replica the group never saw (a pod booted as a
+    //    replica of a master switched over before any daemon read the
+    //    master's INFO): the group's replica lists are reset, so only the
+    //    master's INFO (which does not name it) is known. Its pod's daemon
+    //    re-points it at the committed master.
+    let master = r.agreed_master(secs(10));
+    let m = r.ordinal_of(&master);
+    let (x, y) = match m {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+    let (xa, ya) = (r.pods[x].as_ref().unwrap().addr.clone(), r.fqdn(y));
+    let ok = r.cmd(&xa, 6379, &["REPLICAOF", &ya, "6379"]);
+    assert!(ok.is_some(), "REPLICAOF to pod {x}'s redis: {ok:?}");
+    for o in r.running() {
+        let a = r.pods[o].as_ref().unwrap().addr.clone();
+        r.cmd(&a, 26379, &["SENTINEL", "RESET", MASTER]);
+    }
+    r.tl.note(format!(
+        "pod {x}'s redis made a replica of pod {y}'s; the daemons reset"
+    ));
+    let deadline = Instant::now() + secs(60);
+    loop {
+        let info = r
+            .cmd(&xa, 6379, &["INFO", "replication"])
+            .and_then(|i| i.as_str())
+            .unwrap_or_default();
+        if info.contains(&format!("master_host:{master}\r")) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            r.fail(&format!(
+                "pod {x}'s redis was not re-pointed at {master} within 60 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    r.tl.note(format!("pod {x}'s redis re-pointed at the master"));
+    let by_its_daemon = fs::read_dir(r.log_dir()).unwrap().flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.starts_with(&format!("{}-{x}.", r.sts))
+            && n.ends_with(".raftinel.log")
+            && fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .contains(&format!("(was a replica of {ya}:6379) -> {master}:6379"))
+    });
+    assert!(
+        by_its_daemon,
+        "pod {x}'s daemon did not log the re-pointing (+repoint slave)"
+    );
+    r.wait_all_ready(secs(60), "a replica of a replica re-pointed");
+
     r.check_throughout();
     r.agreed_master(secs(10));
     r.tl.note("done");
