@@ -568,6 +568,13 @@ fn force_promotes_an_empty_replica_only_when_asked() {
             Resp::Error(e) if e.starts_with("INPROG") || e.starts_with("NOQUORUM") => {
                 Err(e.clone())
             }
+            // Selection judges the replicas as this daemon sees them at that
+            // moment (a PING or INFO late on a loaded machine): retried, and
+            // what the daemon saw is kept for a failure's message.
+            Resp::Error(e) if e.starts_with("NOGOODSLAVE") => {
+                let seen = g.daemons[0].conn().cmd(&["SENTINEL", "REPLICAS", MASTER]);
+                Err(format!("{e}; SENTINEL REPLICAS: {seen:?}"))
+            }
             _ => Ok(r),
         }
     });
