@@ -288,7 +288,6 @@ impl Sentinel {
             || m.replicas.values().any(hello_due)
             || m.sentinels.values().any(hello_due))
         .then(|| self.hello_out(m));
-        let group_votes = self.committed_down_votes(&m.inst.name);
         let in_group = self.raft.initialized;
         let voters = self.raft.voters;
         let announce = self.globals.announce_hostnames;
@@ -311,7 +310,15 @@ impl Sentinel {
         if let Some(up) = check_sdown(&mut m.inst, now, t, m.reboot_down_after, out) {
             sdown_event(out, up, &m.inst, &m.inst, announce);
         }
-        odown_rule(m, now, (group_votes, in_group, voters), announce, out);
+        // ODOWN starts with SDOWN and ends while ODOWN: only then can the
+        // rule change anything, and only then are the committed votes looked
+        // up (once per master and tick otherwise).
+        if m.inst.s_down || m.inst.o_down || m.fo.classic_odown.is_some() {
+            let group_votes = self.committed_down_votes(&self.masters[mi].inst.name);
+            let m = &mut self.masters[mi];
+            odown_rule(m, now, (group_votes, in_group, voters), announce, out);
+        }
+        let m = &mut self.masters[mi];
         ask_peers(m, now, t, current_epoch, announce, out);
 
         // Replicas: INFO every second while the master is down or failing

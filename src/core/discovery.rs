@@ -178,7 +178,7 @@ impl Sentinel {
             si.last_hello_time = now;
         }
         if known {
-            Touched::One(mi)
+            self.unless_quiet(Touched::One(mi))
         } else {
             Touched::All
         }

@@ -366,16 +366,22 @@ impl Target {
 
     /// `r`'s INFO says it replicates from this address.
     fn followed_by(&self, r: &super::instance::Instance) -> bool {
-        r.slave_master_port == i64::from(self.port)
-            && r.slave_master_host.as_deref().is_some_and(|h| {
-                h.eq_ignore_ascii_case(&self.host) || self.ip.as_deref() == Some(h)
-            })
+        follows(r, &self.host, self.ip.as_deref(), self.port)
     }
 
     /// The SLAVEOF arguments.
     fn replicaof(&self) -> Option<(String, u16)> {
         Some((self.shown.clone(), self.port))
     }
+}
+
+/// `r`'s INFO says it replicates from `host:port` (or `ip:port`, the IP
+/// `host` resolved to).
+fn follows(r: &super::instance::Instance, host: &str, ip: Option<&str>, port: u16) -> bool {
+    r.slave_master_port == i64::from(port)
+        && r.slave_master_host
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(host) || ip == Some(h))
 }
 
 /// The instance at `host:port` among a master's (`inst`) and its replicas.
@@ -484,6 +490,47 @@ impl Sentinel {
         }
     }
 
+    /// Whether nothing of master `mi`'s failover is under way: no failover
+    /// (committed, or driven here), no switch waiting for its old master's
+    /// demotion, no node paused, no fence, no SENTINEL FAILOVER waiting, the
+    /// master neither SDOWN nor ODOWN, no opinion of this daemon's waiting
+    /// to be committed, the group's votes not showing it down, no wait for a
+    /// replica on the recorded history. The steps that only follow a
+    /// failover (`failover_step_master`) have nothing to do for a quiet
+    /// master; and a PING or PUBLISH reply, or a known peer's hello, about
+    /// one is not followed by a step at all: the tick steps every master
+    /// (every 100 ms), and at idle those replies are most of the inputs.
+    pub(crate) fn quiet(&self, mi: usize) -> bool {
+        let Some(m) = self.masters.get_index(mi).map(|(_, m)| m) else {
+            return true;
+        };
+        let f = &m.fo;
+        if m.failover_in_progress
+            || m.inst.s_down
+            || m.inst.o_down
+            || f.run.is_some()
+            || f.manual.is_some()
+            || f.opinion.is_some()
+            || f.fence.is_some()
+            || f.classic_odown.is_some()
+            || !f.paused.is_empty()
+        {
+            return false;
+        }
+        match self.cmaster(&m.inst.name) {
+            Some(cm) => {
+                cm.failover.is_none()
+                    && cm.down_votes.is_empty()
+                    && cm.wait.is_none()
+                    && cm
+                        .switched
+                        .as_ref()
+                        .is_none_or(|sw| sw.epoch != cm.config_epoch)
+            }
+            None => false,
+        }
+    }
+
     /// The engine's step for one master (`Sentinel::handle` steps only the
     /// masters an input is about; every master on each tick).
     pub(crate) fn failover_step_master(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
@@ -494,16 +541,22 @@ impl Sentinel {
             self.propose_monitor(mi, now, out);
             return;
         }
-        self.group_odown(mi, now, out);
-        self.propose_opinion(mi, now, out);
-        self.push_manual(mi, now, out);
-        self.maybe_start(mi, now, out);
-        self.maybe_takeover(mi, now, out);
-        self.drive(mi, now, out);
-        self.report_published(mi, now, out);
-        self.hold_hellos_to_paused(mi);
-        self.demote_after_switch(mi, now, out);
-        self.release_paused(mi, out);
+        // The steps that start or follow a failover or switch have nothing
+        // to do for a quiet master (each returns at once then; skipped, they
+        // cost no lookups). Fencing, the leader's repairs and records, and
+        // the fenced set's switch are driven by time and run at every step.
+        if !self.quiet(mi) {
+            self.group_odown(mi, now, out);
+            self.propose_opinion(mi, now, out);
+            self.push_manual(mi, now, out);
+            self.maybe_start(mi, now, out);
+            self.maybe_takeover(mi, now, out);
+            self.drive(mi, now, out);
+            self.report_published(mi, now, out);
+            self.hold_hellos_to_paused(mi);
+            self.demote_after_switch(mi, now, out);
+            self.release_paused(mi, out);
+        }
         self.fence_step(mi, now, out);
         self.fix_replicas(mi, now, out);
         self.record_history(mi, now, out);

@@ -762,14 +762,17 @@ fn history_record(name: &str, replid: &str, offset: u64) -> Command {
 #[test]
 fn the_leader_records_the_masters_history() {
     let record = |offset: u64| history_record("mymaster", REPLID, offset);
-    // The master answers a PING (and an INFO with `offset`), then a tick:
-    // the history records proposed meanwhile.
+    // The master answers a PING (and an INFO with `offset`), then two
+    // ticks (the first asks the INFO of a master whose last one is older
+    // than HISTORY_INFO_MS; a PING reply about a quiet master steps
+    // nothing): the history records proposed meanwhile.
     fn step(h: &mut H, now: Millis, offset: Option<u64>) -> Vec<Command> {
         let mid = h.id(6379);
         let mut a = h.pong(mid, now);
         if let Some(o) = offset {
             a.extend(h.master_info(now, o));
         }
+        a.extend(h.s.handle(now, Input::Tick));
         a.extend(h.s.handle(now, Input::Tick));
         history_records(&a)
     }
@@ -2293,4 +2296,22 @@ fn fenced_nodes_are_never_promoted_and_a_fenced_master_is_switched_away() {
             "ERR Invalid argument 'nohostport' for SENTINEL SET 'fenced-nodes'".into()
         ))
     );
+}
+
+/// A PING reply about a master with nothing under way does not step its
+/// engine (the tick does, every 100 ms); one about a master that is down,
+/// or whose failover the group committed, does.
+#[test]
+fn replies_about_a_quiet_master_wait_for_the_tick() {
+    let mut h = H::new(state(&[6380]), false);
+    h.healthy(100, &[(6380, 1000)]);
+    assert!(h.s.quiet(0));
+    h.master_dies(&[(6380, 1000)]);
+    assert!(h.s.masters["mymaster"].inst.s_down);
+    assert!(!h.s.quiet(0));
+
+    let mut h = H::new(state(&[6380]), false);
+    h.healthy(100, &[(6380, 1000)]);
+    h.commit(200, start(1, PEER, true, false));
+    assert!(!h.s.quiet(0), "a committed failover is under way");
 }

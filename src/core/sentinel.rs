@@ -635,7 +635,7 @@ impl Sentinel {
             }
             Input::PingReply { id, reply } => {
                 self.ping_reply(now, id, reply, &mut out);
-                self.master_of(id)
+                self.unless_quiet(self.master_of(id))
             }
             Input::InfoReply { id, text } => {
                 self.info_reply(now, id, text, &mut out);
@@ -649,7 +649,7 @@ impl Sentinel {
                         inst.last_pub_time = now;
                     }
                 }
-                self.master_of(id)
+                self.unless_quiet(self.master_of(id))
             }
             Input::Hello { via, payload } => self.hello_in(now, via, &payload, &mut out),
             Input::MasterDownReply { peer, reply } => {
@@ -719,6 +719,15 @@ impl Sentinel {
                     i.ip = Some(ip.clone());
                 }
             }
+        }
+    }
+
+    /// `touched`, less a master whose engine is quiet (`quiet`): for the
+    /// replies that move nothing of an idle master's failover.
+    pub(super) fn unless_quiet(&self, touched: Touched) -> Touched {
+        match touched {
+            Touched::One(mi) if self.quiet(mi) => Touched::None,
+            t => t,
         }
     }
 

@@ -3,8 +3,8 @@
 //! history recorded in the committed state.
 
 use super::{
-    ask_info, fix_pending, reconfigure, same_addr, Target, HISTORY_INFO_MS, HISTORY_REFRESH_GAP_MS,
-    HISTORY_REFRESH_MS, LEADER_SETTLE_MS, REPROPOSE_MS,
+    ask_info, fix_pending, follows, reconfigure, same_addr, Target, HISTORY_INFO_MS,
+    HISTORY_REFRESH_GAP_MS, HISTORY_REFRESH_MS, LEADER_SETTLE_MS, REPROPOSE_MS,
 };
 use crate::core::event::EventKind;
 use crate::core::group::{Command, ReplHistory};
@@ -45,7 +45,7 @@ impl Sentinel {
     /// (+convert-to-slave); a replica following the wrong master is
     /// re-pointed after failover-timeout (+fix-slave-config).
     pub(super) fn fix_replicas(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
-        if !self.settled_leader(now) {
+        if !self.settled_leader(now) || !self.replica_to_fix(mi) {
             return;
         }
         let name = self.masters[mi].inst.name.clone();
@@ -106,6 +106,28 @@ impl Sentinel {
             // periodic INFO.
             ask_info(r, out);
         }
+    }
+
+    /// Whether `fix_replicas` may have a replica to fix: one that reports
+    /// role:master, or one that follows another address than the committed
+    /// master's. Read without building anything, as it runs at every step of
+    /// every master; `fix_replicas` decides.
+    fn replica_to_fix(&self, mi: usize) -> bool {
+        let m = &self.masters[mi];
+        let Some(cm) = self.cmaster(&m.inst.name) else {
+            return false;
+        };
+        // The IP is looked for only when the name does not match.
+        let follows_cm = |r| {
+            follows(r, &cm.host, None, cm.port) || follows(r, &cm.host, m.ip_of(&cm.host), cm.port)
+        };
+        m.replicas.values().any(|r| {
+            r.link.cmd_up
+                && r.info_refresh.is_some()
+                && !fix_pending(r)
+                && (r.role_reported == Role::Master
+                    || (r.slave_master_host.is_some() && !follows_cm(r)))
+        })
     }
 
     /// Leader only, no failover running, the master sane: its replication
