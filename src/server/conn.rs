@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::client::ClientHandle;
 use super::cmd::Session;
@@ -104,6 +105,7 @@ pub(super) async fn run<R, W>(
     };
     let authenticated = server.acl().default_nopass();
     let server_limits = server.limits;
+    let server_stop = server.shutdown.child_token();
     let mut conn = Conn {
         sess: Session::new(handle.clone(), subscriber, authenticated),
         server,
@@ -115,6 +117,7 @@ pub(super) async fn run<R, W>(
         out: Vec::new(),
         messages: rx,
         held: 0,
+        stop: server_stop,
     };
     conn.serve().await;
     conn.server
@@ -140,6 +143,11 @@ struct Conn<R, W> {
     messages: mpsc::Receiver<PubMessage>,
     /// Request bytes of this client counted in `Server::input_held`.
     held: usize,
+    /// The daemon's shutdown, as this connection's own child token: waiting
+    /// on it, or asking it, locks only this connection's node, where the
+    /// daemon's token is shared by every connection (two workers serving
+    /// pipelined clients contended on its lock at every request batch).
+    stop: CancellationToken,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
@@ -172,7 +180,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             let may_send_large = self.sess.authenticated || self.server.acl().default_nopass();
             let argv = match self.parser.next(&mut self.buf, may_send_large) {
                 Ok(Some(argv)) => argv,
-                Ok(None) if self.server.shutdown.is_cancelled() => {
+                Ok(None) if self.stop.is_cancelled() => {
                     let _ = self.write_out().await;
                     return ControlFlow::Break(());
                 }
@@ -280,7 +288,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 tracing::debug!(client = self.handle.id, "Closing idle client");
                 ControlFlow::Break(())
             }
-            _ = self.server.shutdown.cancelled() => ControlFlow::Break(()),
+            _ = self.stop.cancelled() => ControlFlow::Break(()),
             Some(msg) = self.messages.recv() => {
                 msg.to_value().encode(self.sess.proto, &mut self.out);
                 // Drain what is already queued so a burst goes out in one write.
@@ -332,7 +340,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             // On shutdown, give a stuck client a moment (e.g. for SHUTDOWN's
             // peers' last replies) but never hold the exit.
             _ = async {
-                server.shutdown.cancelled().await;
+                self.stop.cancelled().await;
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             } => Err(()),
         }
