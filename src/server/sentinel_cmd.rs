@@ -201,17 +201,11 @@ impl<'a> SentinelCmd<'a> {
     pub async fn execute(self, server: &Server) -> Frame {
         match self {
             // The query clients send most (every connect, every reconnect,
-            // health checks): one lock (the startup hold is read under the
-            // same), no flush, no allocation but the reply.
-            SentinelCmd::GetMasterAddrByName(name) => loop {
-                {
-                    let core = server.core.lock();
-                    if !core.answer_held(server.core.now()) {
-                        break master_addr_reply(core.master_addr(&name));
-                    }
-                }
-                tokio::time::sleep(HOLD_POLL).await;
-            },
+            // health checks): one lock, no flush, no allocation but the reply.
+            SentinelCmd::GetMasterAddrByName(name) => {
+                hold_until_caught_up(server).await;
+                master_addr_reply(server.core.lock().master_addr(&name))
+            }
             SentinelCmd::Help => help(SENTINEL_HELP),
             SentinelCmd::PendingScripts => pending_scripts(server),
             cmd => {
@@ -378,12 +372,9 @@ fn parse_config<'a>(a: &Args<'a>) -> Result<SentinelCmd<'a>, Frame> {
 /// A daemon restarted into its group answers which node is master only once
 /// it heard the group (or `STARTUP_HOLD_MS` after its start): see
 /// `Sentinel::answer_held`.
-/// How often a held answer looks again whether it may go.
-const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(10);
-
 async fn hold_until_caught_up(server: &Server) {
     while server.core.lock().answer_held(server.core.now()) {
-        tokio::time::sleep(HOLD_POLL).await;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 
