@@ -214,10 +214,14 @@ fn a_restarted_daemon_names_no_master_before_it_heard_its_group() {
     assert!(s.answer_held(100));
     s.handle(300, Input::GroupContact { in_touch: true });
     assert!(s.answer_held(350), "the committed state catching up");
+    assert!(!s.answer_hold_over(350));
     assert!(!s.answer_held(400));
+    assert!(s.answer_hold_over(400), "caught up: never held again");
     // Never heard: held until the bound, then answered from what it has.
     let mut s = H::new(state(&[6380]), false).s;
     s.handle(100, Input::GroupContact { in_touch: false });
     assert!(s.answer_held(STARTUP_HOLD_MS - 1));
+    assert!(!s.answer_hold_over(STARTUP_HOLD_MS - 1));
     assert!(!s.answer_held(STARTUP_HOLD_MS));
+    assert!(s.answer_hold_over(STARTUP_HOLD_MS));
 }

@@ -508,6 +508,16 @@ impl Sentinel {
                 .is_none_or(|t| now < t.saturating_add(CATCH_UP_MS))
     }
 
+    /// Whether `answer_held` is false at `now` and at every later time: the
+    /// bound after the start passed, or the group was heard and caught up
+    /// with (a daemon whose Raft view is not initialized yet may still be).
+    pub fn answer_hold_over(&self, now: Millis) -> bool {
+        now >= self.started_at.saturating_add(STARTUP_HOLD_MS)
+            || self
+                .first_touch
+                .is_some_and(|t| now >= t.saturating_add(CATCH_UP_MS))
+    }
+
     pub fn last_tick(&self) -> Millis {
         self.last_tick
     }

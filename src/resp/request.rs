@@ -180,9 +180,11 @@ impl RequestParser {
                 if buf.len() < len + 2 {
                     return Ok(None);
                 }
-                let arg = buf.split_to(len).to_vec();
+                // Copied out, then skipped (a `split_to` would first turn the
+                // buffer into a shared, reference-counted one).
+                let arg = buf.get(..len).unwrap_or_default().to_vec();
                 // Like Redis, the two bytes after the data are skipped unchecked.
-                buf.advance(2);
+                buf.advance(len + 2);
                 // Count each argument's bookkeeping too, so a flood of empty
                 // arguments is bounded by the same cap as large ones.
                 p.bytes += arg.len() + ARG_OVERHEAD;

@@ -140,6 +140,10 @@ pub struct Server {
     pub limits: ClientLimits,
     /// Request bytes buffered by all clients together.
     pub input_held: std::sync::atomic::AtomicUsize,
+    /// Set once the core's startup hold of master answers is over for good
+    /// (`Sentinel::answer_hold_over`): queries then skip the core lock and
+    /// the clock the hold needs.
+    pub hold_over: std::sync::atomic::AtomicBool,
     /// Connection slots (maxclients).
     pub slots: Arc<Semaphore>,
     pub maxclients: usize,
@@ -206,6 +210,7 @@ impl Server {
             acl: Mutex::new(acl),
             limits,
             input_held: Default::default(),
+            hold_over: Default::default(),
             slots: Arc::new(Semaphore::new(maxclients.clamp(1, Semaphore::MAX_PERMITS))),
             maxclients,
             port,

@@ -373,14 +373,32 @@ fn parse_config<'a>(a: &Args<'a>) -> Result<SentinelCmd<'a>, Frame> {
 /// it heard the group (or `STARTUP_HOLD_MS` after its start): see
 /// `Sentinel::answer_held`.
 async fn hold_until_caught_up(server: &Server) {
-    while server.core.lock().answer_held(server.core.now()) {
+    use std::sync::atomic::Ordering;
+    if server.hold_over.load(Ordering::Relaxed) {
+        return;
+    }
+    loop {
+        let now = server.core.now();
+        let (held, over) = {
+            let core = server.core.lock();
+            (core.answer_held(now), core.answer_hold_over(now))
+        };
+        if over {
+            server.hold_over.store(true, Ordering::Relaxed);
+        }
+        if !held {
+            return;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 
 fn master_addr_reply(addr: Option<(String, u16)>) -> Frame {
     match addr {
-        Some((host, port)) => Frame::Array(vec![Frame::bulk(host), Frame::bulk(port.to_string())]),
+        Some((host, port)) => Frame::Array(vec![
+            Frame::Bulk(host.into_bytes()),
+            Frame::Bulk(port.to_string().into_bytes()),
+        ]),
         None => Frame::NullArray,
     }
 }
