@@ -9,6 +9,7 @@
 //! paths, glob matching owned by the server) comes in as closures.
 
 use super::event::EventKind;
+use super::failover::history_refusal;
 use super::instance::{Instance, Role};
 use super::persisted::{MasterState, REFUSED_DOWN_AFTER};
 use super::sentinel::{emit, master_from_state, Master, Sentinel, MAX_DESYNC};
@@ -233,41 +234,6 @@ fn describe(s: &Sentinel, inst: &Instance, m: &Master, now: Millis) -> Descripti
         }
     }
     d
-}
-
-/// The failover's safety rules: never promote a replica that is empty while
-/// the master had data, nor one whose replication history (replid) is
-/// neither of the master's last known ones, nor one that reports itself a
-/// master (it replicates nothing of ours: a node restarted without its
-/// replica configuration, often empty, or another master). Unknown values
-/// do not exclude. The master's ids are those of its latest INFO, or the
-/// ones committed at its promotion until its first INFO here. Returns why
-/// the replica is refused.
-fn history_refusal(master: &Instance, r: &Instance) -> Option<String> {
-    if r.role_reported == Role::Master {
-        return Some("reports role:master".into());
-    }
-    let m_off = master.repl_offset.unwrap_or(0);
-    if m_off > 0 && r.slave_repl_offset == 0 {
-        return Some(format!("offset 0 while the master's offset is {m_off}"));
-    }
-    let (Some(m1), Some(rid)) = (&master.repl_id, &r.repl_id) else {
-        return None;
-    };
-    let m2 = master.repl_id2.as_deref().unwrap_or("-");
-    let continues = rid == m1
-        || rid == m2
-        // A replica that continued the master's known history under a
-        // newer id (its replid2 is the master's id): it follows a
-        // promotion of that history.
-        || r.repl_id2.as_deref() == Some(m1.as_str());
-    (!continues).then(|| {
-        format!(
-            "replid {rid} replid2 {} offset {} is not the master's history (replid {m1} replid2 {m2} offset {m_off})",
-            r.repl_id2.as_deref().unwrap_or("-"),
-            r.slave_repl_offset,
-        )
-    })
 }
 
 /// How long an option set on this daemon wins over a different committed
@@ -945,7 +911,8 @@ impl Sentinel {
     /// [`Sentinel::select_slave`], with the history rules or without
     /// (`history`); a replica reporting role:master is never chosen.
     pub(crate) fn select_slave_as(&self, name: &str, now: Millis, history: bool) -> Option<String> {
-        let m = self.masters.get(name)?;
+        let (mi, _, m) = self.masters.get_full(name)?;
+        let judged = self.judged_history(mi);
         let t = &self.timing;
         let mut max_down: i64 = 0;
         if m.inst.s_down {
@@ -971,7 +938,7 @@ impl Sentinel {
                     && r.master_link_down_since <= max_down
                     && r.role_reported != Role::Master
                     && !self.is_fenced(name, &r.host, r.port)
-                    && (!history || history_refusal(&m.inst, r).is_none())
+                    && (!history || judged.is_some_and(|h| history_refusal(h, r).is_none()))
             })
             .collect();
         candidates.sort_by(|(_, a), (_, b)| {
@@ -992,13 +959,14 @@ impl Sentinel {
     /// history rule (`slave <addr>: <reason>`), for the log line of a
     /// failover that finds no replica.
     pub(crate) fn history_refusals(&self, name: &str) -> Vec<String> {
-        let Some(m) = self.masters.get(name) else {
+        let Some((mi, _, m)) = self.masters.get_full(name) else {
             return Vec::new();
         };
+        let judged = self.judged_history(mi);
         m.replicas
             .iter()
             .filter(|(_, r)| !r.s_down && !r.link.disconnected())
-            .filter_map(|(k, r)| Some(format!("slave {k}: {}", history_refusal(&m.inst, r)?)))
+            .filter_map(|(k, r)| Some(format!("slave {k}: {}", history_refusal(judged?, r)?)))
             .collect()
     }
 

@@ -94,11 +94,20 @@ impl Periodic<'_> {
         if inst.link.disconnected() || inst.link.pending >= MAX_PENDING_COMMANDS {
             return;
         }
-        if inst.kind != InstanceKind::Sentinel
-            && !inst.link.info_inflight
+        // A master's INFO is also asked as soon as its command link comes
+        // back (Sentinel waits for the period): a master restarted in place
+        // is seen at once, before its replicas resync from it if it came
+        // back empty (`failover::empty`).
+        let reconnected = inst.kind == InstanceKind::Master
             && inst
                 .info_refresh
-                .is_none_or(|t| now.saturating_sub(t) > info_period)
+                .is_some_and(|t| t < inst.link.cc_conn_time);
+        if inst.kind != InstanceKind::Sentinel
+            && !inst.link.info_inflight
+            && (reconnected
+                || inst
+                    .info_refresh
+                    .is_none_or(|t| now.saturating_sub(t) > info_period))
         {
             inst.link.pending += 1;
             inst.link.info_inflight = true;
@@ -190,6 +199,7 @@ fn check_sdown(
     now: Millis,
     t: &Timing,
     reboot_down_after: u64,
+    back_empty: bool,
     out: &mut Vec<Action>,
 ) -> Option<bool> {
     let link = &mut inst.link;
@@ -237,8 +247,10 @@ fn check_sdown(
         || (is_master
             && inst.master_reboot
             && now.saturating_sub(inst.master_reboot_since) > reboot_down_after);
-    let down = timed || refused;
-    inst.s_down_refused_only = down && !timed;
+    // A master back without its data while a replica still holds it
+    // (`failover::empty`): down at once.
+    let down = timed || refused || back_empty;
+    inst.s_down_refused_only = down && !timed && !back_empty;
     if down {
         if !inst.s_down {
             inst.s_down = true;
@@ -288,6 +300,7 @@ impl Sentinel {
             || m.replicas.values().any(hello_due)
             || m.sentinels.values().any(hello_due))
         .then(|| self.hello_out(m));
+        let back_empty = self.back_empty_tick(mi, out);
         let in_group = self.raft.initialized;
         let voters = self.raft.voters;
         let announce = self.globals.announce_hostnames;
@@ -307,7 +320,7 @@ impl Sentinel {
 
         // The master itself.
         per.run(&mut m.inst, &data_auth, t.info_period, out);
-        if let Some(up) = check_sdown(&mut m.inst, now, t, m.reboot_down_after, out) {
+        if let Some(up) = check_sdown(&mut m.inst, now, t, m.reboot_down_after, back_empty, out) {
             sdown_event(out, up, &m.inst, &m.inst, announce);
         }
         // ODOWN starts with SDOWN and ends while ODOWN: only then can the
@@ -331,13 +344,13 @@ impl Sentinel {
                 t.info_period
             };
             per.run(r, &data_auth, period, out);
-            if let Some(up) = check_sdown(r, now, t, 0, out) {
+            if let Some(up) = check_sdown(r, now, t, 0, false, out) {
                 sdown_event(out, up, r, &m.inst, announce);
             }
         }
         for s in m.sentinels.values_mut() {
             per.run(s, &ctx.sentinel_auth, t.info_period, out);
-            if let Some(up) = check_sdown(s, now, t, 0, out) {
+            if let Some(up) = check_sdown(s, now, t, 0, false, out) {
                 sdown_event(out, up, s, &m.inst, announce);
             }
         }

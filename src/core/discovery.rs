@@ -44,7 +44,12 @@ impl Sentinel {
             return;
         }
         let is_master = slot == Slot::Master;
+        let runid = inst.runid.clone();
         let mut p = record_info(inst, text, is_master, reboot_period, &ma, now, out);
+        if is_master {
+            let rebooted = runid.is_some() && p.run_id.is_some() && runid != p.run_id;
+            self.judge_back_empty(mi, &p, rebooted, now, out);
+        }
         let slaves = std::mem::take(&mut p.slaves);
         self.discover_replicas(mi, slaves, resolve, now, out);
         let role = p.role.unwrap_or(Role::Unknown);
@@ -442,6 +447,7 @@ impl Sentinel {
         m.fo.classic_odown = None;
         i.script_kill_sent = false;
         i.master_reboot = false;
+        i.back_empty = None;
         i.master_down = false;
         m.leader = None;
         m.failover_in_progress = false;

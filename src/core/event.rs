@@ -108,6 +108,11 @@ event_kinds! {
     // operator's or a pod annotation's), and the Raft leader asks a
     // coordinated switchover away from it.
     FencedMaster => ("+fenced-master", Warning),
+    // raftinel's own: the master rebooted without its data while a replica
+    // still holds the history the group recorded; it is failed over at
+    // once (docs/data-safety.md), or the rule lets go.
+    MasterBackEmpty => ("+master-back-empty", Warning),
+    MasterBackEmptyCleared => ("-master-back-empty", Warning),
 }
 
 impl Event {

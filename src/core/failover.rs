@@ -26,6 +26,8 @@ use super::types::{Action, InstanceId, Millis};
 use crate::core::group::Command;
 use crate::core::group::{Phase, ReplHistory};
 
+mod empty;
+pub(crate) use empty::history_refusal;
 mod fence;
 mod fenced;
 mod ingest;

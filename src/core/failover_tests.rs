@@ -884,6 +884,71 @@ fn offset_refreshes_are_spaced_across_masters() {
     );
 }
 
+/// A master restarted in place without its data (a new run id, no key
+/// loaded, another id than the group's record) while a replica still holds
+/// the recorded history: `+master-back-empty`, SDOWN at the next tick
+/// without waiting for down-after, the replica still chosen (judged against
+/// the record, not against the empty master's new id) and the new id not
+/// recorded. Once no replica holds the record any more, the rule lets go.
+#[test]
+fn a_master_back_empty_is_down_at_once_while_a_replica_holds_its_data() {
+    let master = |run: char, replid: &str, loaded: u64| {
+        format!(
+            "run_id:{}\r\nrole:master\r\nmaster_replid:{replid}\r\n\
+             master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:50\r\n\
+             rdb_last_load_keys_loaded:{loaded}\r\naof_enabled:0\r\n# Keyspace\r\n",
+            run.to_string().repeat(40)
+        )
+    };
+    let mut h = H::new(state(&[6380]), true);
+    h.healthy(100, &[(6380, 1000)]);
+    h.commit(150, history_record("mymaster", REPLID, 1000));
+    let mid = h.id(6379);
+    let has = |a: &[Action], kind: EventKind| events(a).contains(&ev(kind, M));
+    h.info(mid, 200, &master('a', REPLID, 0));
+    // Restarted with an RDB that had keys, on another id: not empty.
+    let a = h.info(
+        mid,
+        300,
+        &master('b', "5555555555555555555555555555555555555555", 7),
+    );
+    assert!(!has(&a, EventKind::MasterBackEmpty));
+    // Restarted empty.
+    let empty_id = "6666666666666666666666666666666666666666";
+    let a = h.info(mid, 400, &master('c', empty_id, 0));
+    assert!(has(&a, EventKind::MasterBackEmpty), "{a:?}");
+    // The replica's INFO is asked at once (the last one may predate its
+    // first sync); until it answers it counts as holding the data.
+    assert!(a.contains(&Action::SendInfo { id: h.id(6380) }), "{a:?}");
+    h.refresh(400, &[(6380, 1000)]);
+    let a = h.s.handle(500, Input::Tick);
+    assert!(has(&a, EventKind::Sdown), "{a:?}");
+    assert!(history_records(&a).is_empty());
+    assert_eq!(
+        h.s.select_slave("mymaster", 500).as_deref(),
+        Some("127.0.0.1:6380")
+    );
+    // Later INFO of the master (a write since: keys) keeps the judgement.
+    let a = h.info(
+        mid,
+        600,
+        &master('c', empty_id, 0).replace(
+            "# Keyspace\r\n",
+            "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n",
+        ),
+    );
+    assert!(!has(&a, EventKind::MasterBackEmptyCleared));
+    assert!(h.s.masters["mymaster"].inst.s_down);
+    // The replica resynchronised from it: nothing left to save.
+    let r = h.id(6380);
+    h.pong(r, 700);
+    h.info(r, 700, &replica_text(6379, 50, 100, empty_id));
+    let a = h.s.handle(800, Input::Tick);
+    assert!(has(&a, EventKind::MasterBackEmptyCleared), "{a:?}");
+    assert!(has(&a, EventKind::SdownCleared), "{a:?}");
+    assert!(h.s.masters["mymaster"].inst.back_empty.is_none());
+}
+
 /// A daemon that has not seen the master since it started (a cold start,
 /// the master still down) judges replicas on the committed record: an
 /// empty replica, or one on another history, is refused while the record

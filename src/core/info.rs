@@ -29,6 +29,25 @@ pub struct ParsedInfo {
     pub master_replid: Option<String>,
     pub master_replid2: Option<String>,
     pub master_repl_offset: Option<u64>,
+    /// What the node loaded at its start: `aof_enabled` and
+    /// `rdb_last_load_keys_loaded` (Redis 7.0), and the keys its `# Keyspace`
+    /// section counts (None when the reply has no such section).
+    pub aof_enabled: Option<bool>,
+    pub rdb_keys_loaded: Option<u64>,
+    pub keys: Option<u64>,
+}
+
+impl ParsedInfo {
+    /// Whether the node started without data: no AOF and an RDB load of no
+    /// key (none loaded, whatever was written since), or with an AOF (whose
+    /// load Redis does not count) and no key at all now.
+    pub fn started_empty(&self) -> bool {
+        match self.aof_enabled {
+            Some(false) => self.rdb_keys_loaded == Some(0),
+            Some(true) => self.keys == Some(0),
+            None => false,
+        }
+    }
 }
 
 /// C `atoi`/`strtoll`: optional spaces and sign, then leading digits; anything
@@ -100,6 +119,18 @@ pub fn parse(text: &str, is_master: bool) -> ParsedInfo {
         if let Some(v) = l.strip_prefix("master_repl_offset:") {
             p.master_repl_offset = Some(atou(v));
         }
+        if let Some(v) = l.strip_prefix("aof_enabled:") {
+            p.aof_enabled = Some(atoi(v) != 0);
+        }
+        if let Some(v) = l.strip_prefix("rdb_last_load_keys_loaded:") {
+            p.rdb_keys_loaded = Some(atou(v));
+        }
+        if l.starts_with("# Keyspace") {
+            p.keys = Some(0);
+        }
+        if let Some(keys) = keyspace_keys(l) {
+            p.keys = Some(p.keys.unwrap_or(0).saturating_add(keys));
+        }
         if l.starts_with("role:master") {
             role = Some(Role::Master);
         } else if l.starts_with("role:slave") {
@@ -128,6 +159,16 @@ pub fn parse(text: &str, is_master: bool) -> ParsedInfo {
     }
     p.role = role;
     p
+}
+
+/// The keys of a `db0:keys=3,expires=0,avg_ttl=0` line.
+fn keyspace_keys(l: &str) -> Option<u64> {
+    let rest = l.strip_prefix("db")?;
+    let (db, fields) = rest.split_once(':')?;
+    if db.is_empty() || !db.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    fields.strip_prefix("keys=").map(atou)
 }
 
 /// `slave0:ip=127.0.0.1,port=6380,state=online,...` (Redis ≥ 2.8) or the old
@@ -207,6 +248,35 @@ mod tests {
         let p = parse("role:slave\r\nmaster_replid:bbbb\r\n", false);
         assert_eq!(p.master_replid.as_deref(), Some("bbbb"));
         assert_eq!(p.master_repl_offset, None);
+    }
+
+    #[test]
+    fn what_the_node_started_with() {
+        let info = |aof: u8, loaded: u64, dbs: &str| {
+            parse(
+                &format!(
+                    "# Persistence\r\nloading:0\r\nrdb_last_load_keys_loaded:{loaded}\r\n\
+                     aof_enabled:{aof}\r\n# Keyspace\r\n{dbs}"
+                ),
+                true,
+            )
+        };
+        let p = info(
+            0,
+            0,
+            "db0:keys=3,expires=0,avg_ttl=0\r\ndb2:keys=4,expires=1,avg_ttl=9\r\n",
+        );
+        assert_eq!(
+            (p.aof_enabled, p.rdb_keys_loaded, p.keys),
+            (Some(false), Some(0), Some(7))
+        );
+        assert!(p.started_empty(), "no AOF, no key loaded: written since");
+        assert!(!info(0, 5, "").started_empty(), "an RDB loaded keys");
+        assert!(info(1, 0, "").started_empty(), "an AOF, no key");
+        assert!(!info(1, 0, "db0:keys=1,expires=0,avg_ttl=0\r\n").started_empty());
+        let p = parse("# Server\r\nrun_id:x\r\ndbx:keys=1\r\ndb:keys=1\r\n", true);
+        assert_eq!((p.aof_enabled, p.keys), (None, None));
+        assert!(!p.started_empty(), "unknown: never judged empty");
     }
 
     #[test]

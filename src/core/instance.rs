@@ -132,6 +132,9 @@ pub struct Instance {
     /// Master: run id changed while master-reboot-down-after-period is set.
     pub master_reboot: bool,
     pub master_reboot_since: Millis,
+    /// Master: seen rebooting without data onto another replication id than
+    /// the group recorded with data (`failover::empty`), since then.
+    pub back_empty: Option<Millis>,
     /// Kept after recovery: it feeds the "no down within X" checks.
     pub s_down_since: Option<Millis>,
     pub o_down_since: Option<Millis>,
@@ -235,6 +238,7 @@ impl Instance {
             master_down: false,
             script_kill_sent: false,
             master_reboot: false,
+            back_empty: None,
             master_reboot_since: 0,
             s_down_since: None,
             o_down_since: None,

@@ -673,6 +673,7 @@ fn classify(channel: &str) -> Option<(&'static str, &'static str, bool)> {
         c if c.starts_with("-failover-abort-") => ("FailoverAborted", "Warning", true),
         "+raft-members" => ("RaftMembershipChanged", "Normal", true),
         "+fenced-master" => ("FencedMasterSwitch", "Warning", true),
+        "+master-back-empty" => ("MasterBackEmpty", "Warning", true),
         "+fence" => ("Fenced", "Warning", false),
         "-fence" => ("FenceLifted", "Normal", false),
         _ => return None,

@@ -105,6 +105,60 @@ fn refused_connections_fail_a_killed_master_over_before_down_after() {
     g.expect_failover(&[0, 1, 2], &mut ev);
 }
 
+/// A master restarted in place without its data before down-after (a
+/// supervisor or a kubelet restarting a Redis without persistence): its
+/// replicas still hold the data while Redis waits `repl-diskless-sync-delay`
+/// (5 s by default) before it sends them the empty dataset. Down-after is
+/// ten minutes here, so a failover within the test's bound comes from the
+/// back-empty rule: the group fails the master over at once to a replica on
+/// the recorded history, and every node, the old master included, ends
+/// with the data.
+#[test]
+fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
+    let mut g = Group::with_conf(2, |_| {
+        vec![format!("sentinel down-after-milliseconds {MASTER} 600000")]
+    });
+    let mut c = g.topo.master.conn();
+    for i in 0..100 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("k{i}"), "v"]),
+            Resp::Status("OK".into())
+        );
+    }
+    for r in &g.topo.replicas {
+        wait_for(BOUND, "the replicas hold the data", || {
+            match r.conn().cmd(&["DBSIZE"]) {
+                Resp::Int(100) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+    }
+    // The Raft leader records the history within a second or so.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ev = g.subscribe(&[0, 1, 2]);
+    let restarted = Instant::now();
+    g.topo.master.restart();
+    let old = format!("master {MASTER} 127.0.0.1 {}", g.old_port);
+    let mut refs: Vec<&mut Events> = ev.iter_mut().collect();
+    wait_any(&mut refs, "+master-back-empty", &|p| p == old, BOUND);
+    let seen = restarted.elapsed();
+    let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
+    eprintln!(
+        "master back empty: seen {} ms, every daemon answers the new master {} ms after the restart",
+        seen.as_millis(),
+        restarted.elapsed().as_millis()
+    );
+    g.expect_old_master_demoted(&mut ev, new_port);
+    for node in std::iter::once(&g.topo.master).chain(&g.topo.replicas) {
+        wait_for(BOUND, "every node holds the data", || {
+            match node.conn().cmd(&["DBSIZE"]) {
+                Resp::Int(100) => Ok(()),
+                other => Err(format!("node {}: {other:?}", node.port)),
+            }
+        });
+    }
+}
+
 /// Case 3: Two of three daemons killed, then the master: the survivor is a
 /// minority and never fails over; it keeps answering the old master.
 #[test]

@@ -149,7 +149,8 @@ impl Sentinel {
         let Some(cm) = self.cmaster(&m.inst.name) else {
             return;
         };
-        if cm.failover.is_some() {
+        // A master back empty keeps the record of the data it lost.
+        if cm.failover.is_some() || m.inst.back_empty.is_some() {
             return;
         }
         let recorded = |id: &str| {
