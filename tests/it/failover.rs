@@ -118,23 +118,7 @@ fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
     let mut g = Group::with_conf(2, |_| {
         vec![format!("sentinel down-after-milliseconds {MASTER} 600000")]
     });
-    let mut c = g.topo.master.conn();
-    for i in 0..100 {
-        assert_eq!(
-            c.cmd(&["SET", &format!("k{i}"), "v"]),
-            Resp::Status("OK".into())
-        );
-    }
-    for r in &g.topo.replicas {
-        wait_for(BOUND, "the replicas hold the data", || {
-            match r.conn().cmd(&["DBSIZE"]) {
-                Resp::Int(100) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        });
-    }
-    // The Raft leader records the history within a second or so.
-    std::thread::sleep(Duration::from_secs(3));
+    seed_recorded_data(&g);
     let mut ev = g.subscribe(&[0, 1, 2]);
     let restarted = Instant::now();
     g.topo.master.restart();
@@ -150,13 +134,33 @@ fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
     );
     g.expect_old_master_demoted(&mut ev, new_port);
     for node in std::iter::once(&g.topo.master).chain(&g.topo.replicas) {
-        wait_for(BOUND, "every node holds the data", || {
-            match node.conn().cmd(&["DBSIZE"]) {
-                Resp::Int(100) => Ok(()),
-                other => Err(format!("node {}: {other:?}", node.port)),
-            }
-        });
+        wait_keys(node, "every node holds the data");
     }
+}
+
+/// 100 keys written to the master and held by every replica, then 3 s for
+/// the Raft leader to record the master's history (within a second or so
+/// of seeing the data).
+fn seed_recorded_data(g: &Group) {
+    let mut c = g.topo.master.conn();
+    for i in 0..100 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("k{i}"), "v"]),
+            Resp::Status("OK".into())
+        );
+    }
+    for r in &g.topo.replicas {
+        wait_keys(r, "the replicas hold the data");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+/// Waits until `node` holds the 100 keys of `seed_recorded_data`.
+fn wait_keys(node: &RedisNode, what: &str) {
+    wait_for(BOUND, what, || match node.conn().cmd(&["DBSIZE"]) {
+        Resp::Int(100) => Ok(()),
+        other => Err(format!("node {}: {other:?}", node.port)),
+    });
 }
 
 /// Case 3: Two of three daemons killed, then the master: the survivor is a
@@ -566,24 +570,7 @@ fn coordinated_failover_loses_no_acknowledged_write() {
 #[test]
 fn force_promotes_an_empty_replica_only_when_asked() {
     let mut g = Group::new();
-    let mut c = g.topo.master.conn();
-    for i in 0..100 {
-        assert_eq!(
-            c.cmd(&["SET", &format!("k{i}"), "v"]),
-            Resp::Status("OK".into())
-        );
-    }
-    for r in &g.topo.replicas {
-        wait_for(BOUND, "the replicas hold the data", || {
-            match r.conn().cmd(&["DBSIZE"]) {
-                Resp::Int(100) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        });
-    }
-    // The Raft leader records the history within a second or so of seeing
-    // the data; the daemons also remember the master themselves.
-    std::thread::sleep(Duration::from_secs(3));
+    seed_recorded_data(&g);
     let mut ev = g.subscribe(&[0, 1, 2]);
     g.topo.master.sigkill();
     let old = g.old_port.to_string();

@@ -109,8 +109,9 @@ impl Sentinel {
         Some(Hist::of(&self.masters.get_index(mi)?.1.inst))
     }
 
-    /// Whether master `mi` is back empty while a replica that answers
-    /// still holds the recorded history (something to save), or has not
+    /// Whether master `mi` is back empty while a replica that answers and
+    /// may be promoted (priority not 0) still holds the recorded history
+    /// (something to save), or has not
     /// answered the INFO asked when the master was seen back (this daemon's
     /// last INFO of it may be from before its first sync).
     pub(crate) fn back_empty_holds(&self, mi: usize) -> bool {
@@ -122,6 +123,7 @@ impl Sentinel {
         m.replicas.values().any(|r| {
             !r.s_down
                 && !r.link.disconnected()
+                && r.slave_priority != 0
                 && (r.info_refresh.is_none_or(|t| t < since)
                     || history_refusal(Hist::recorded(h), r).is_none())
         })
@@ -206,6 +208,8 @@ impl Sentinel {
                         "down".to_string()
                     } else if r.link.disconnected() {
                         "not connected".to_string()
+                    } else if r.slave_priority == 0 {
+                        "replica-priority 0".to_string()
                     } else {
                         history_refusal(Hist::recorded(h), r).unwrap_or_default()
                     };
