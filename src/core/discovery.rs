@@ -49,12 +49,31 @@ impl Sentinel {
         if is_master {
             let rebooted = runid.is_some() && p.run_id.is_some() && runid != p.run_id;
             self.judge_back_empty(mi, &p, rebooted, now, out);
+        } else if let Some(id) = p.master_replid.as_deref() {
+            self.master_info_behind(mi, id, out);
         }
         let slaves = std::mem::take(&mut p.slaves);
         self.discover_replicas(mi, slaves, resolve, now, out);
         let role = p.role.unwrap_or(Role::Unknown);
         if let Some(inst) = self.slot_mut(mi, slot) {
             role_change(inst, role, &ma, now, out);
+        }
+    }
+
+    /// A replica reports a replication id that the master's last INFO here
+    /// does not have: that INFO may predate a change of the master's id
+    /// (Redis gives a master a new id when its first replica syncs), and
+    /// selection and SENTINEL FAILOVER judge the replicas against it, so
+    /// the master's INFO is asked again at once (one per such replica INFO
+    /// at most, none while one is on its way).
+    fn master_info_behind(&mut self, mi: usize, id: &str, out: &mut Vec<Action>) {
+        let Some((_, m)) = self.masters.get_index_mut(mi) else {
+            return;
+        };
+        let i = &mut m.inst;
+        let known = i.repl_id.as_deref() == Some(id) || i.repl_id2.as_deref() == Some(id);
+        if !known && i.link.cmd_up && !i.link.info_inflight {
+            super::failover::ask_info(i, out);
         }
     }
 

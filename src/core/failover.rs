@@ -403,7 +403,7 @@ fn instance_at<'a>(
 
 /// Asks INFO on the command link if it is up; returns the INFO count whose
 /// arrival answers this request (replies come back in order).
-fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Option<u64> {
+pub(crate) fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Action>) -> Option<u64> {
     if !inst.link.cmd_up {
         return None;
     }

@@ -686,9 +686,11 @@ fn selection_safety_rules_and_priority_zero() {
     h.replica_info(6380, 100, 5000, 0);
     // Empty while the master had data.
     h.replica_info(6381, 100, 0, 100);
-    // Another replication history.
+    // Another replication history: the master's INFO, which may predate a
+    // new id of its own, is asked again at once.
     let id = h.id(6382);
-    h.info(id, 100, &replica_text(6379, 5000, 100, OTHER_REPLID));
+    let a = h.info(id, 100, &replica_text(6379, 5000, 100, OTHER_REPLID));
+    assert!(a.contains(&Action::SendInfo { id: mid }), "{a:?}");
     // Unreachable (no INFO yet is not a candidate either).
     assert_eq!(h.s.select_slave("mymaster", 200), None);
     assert_eq!(
