@@ -40,13 +40,11 @@ const MAX_WORKER_THREADS: usize = 64;
 /// workers, 1.01× with one). Blocking work (fsync, config flushes, name
 /// resolution) runs on the blocking pool, so the worker is never held by
 /// the disk or the resolver.
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    let workers = worker_threads(std::env::var_os(WORKER_THREADS_ENV))?;
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the tokio runtime: {e}"))
 }
 
 /// The number of worker threads `TOKIO_WORKER_THREADS` (`value`) asks for.
@@ -101,7 +99,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo => {
-            let rt = match runtime() {
+            let rt = match worker_threads(std::env::var_os(WORKER_THREADS_ENV)).and_then(|n| {
+                runtime(n).map_err(|e| format!("cannot start the tokio runtime: {e}"))
+            }) {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("{e}");
@@ -198,10 +198,13 @@ fn run_daemon(path: &Path, overrides: &[String]) -> ExitCode {
     };
     // A bad TOKIO_WORKER_THREADS is refused here, on the terminal, before
     // daemonize; the runtime itself is built after the fork.
-    if let Err(e) = worker_threads(std::env::var_os(WORKER_THREADS_ENV)) {
-        eprintln!("{e}");
-        return ExitCode::FAILURE;
-    }
+    let workers = match worker_threads(std::env::var_os(WORKER_THREADS_ENV)) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(dir) = &cfg.server.dir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("Can't chdir to '{dir}': {e}");
@@ -231,10 +234,10 @@ fn run_daemon(path: &Path, overrides: &[String]) -> ExitCode {
             tracing::warn!("Failed to write PID file: {e}");
         }
     }
-    let runtime = match runtime() {
+    let runtime = match runtime(workers) {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::warn!("{e}");
+            tracing::warn!("cannot start the tokio runtime: {e}");
             return ExitCode::FAILURE;
         }
     };

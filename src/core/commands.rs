@@ -911,8 +911,8 @@ impl Sentinel {
     /// [`Sentinel::select_slave`], with the history rules or without
     /// (`history`); a replica reporting role:master is never chosen.
     pub(crate) fn select_slave_as(&self, name: &str, now: Millis, history: bool) -> Option<String> {
-        let (mi, _, m) = self.masters.get_full(name)?;
-        let judged = self.judged_history(mi);
+        let m = self.masters.get(name)?;
+        let judged = self.judged_history(m);
         let t = &self.timing;
         let mut max_down: i64 = 0;
         if m.inst.s_down {
@@ -938,7 +938,7 @@ impl Sentinel {
                     && r.master_link_down_since <= max_down
                     && r.role_reported != Role::Master
                     && !self.is_fenced(name, &r.host, r.port)
-                    && (!history || judged.is_some_and(|h| history_refusal(h, r).is_none()))
+                    && (!history || history_refusal(judged, r).is_none())
             })
             .collect();
         candidates.sort_by(|(_, a), (_, b)| {
@@ -959,14 +959,14 @@ impl Sentinel {
     /// history rule (`slave <addr>: <reason>`), for the log line of a
     /// failover that finds no replica.
     pub(crate) fn history_refusals(&self, name: &str) -> Vec<String> {
-        let Some((mi, _, m)) = self.masters.get_full(name) else {
+        let Some(m) = self.masters.get(name) else {
             return Vec::new();
         };
-        let judged = self.judged_history(mi);
+        let judged = self.judged_history(m);
         m.replicas
             .iter()
             .filter(|(_, r)| !r.s_down && !r.link.disconnected())
-            .filter_map(|(k, r)| Some(format!("slave {k}: {}", history_refusal(judged?, r)?)))
+            .filter_map(|(k, r)| Some(format!("slave {k}: {}", history_refusal(judged, r)?)))
             .collect()
     }
 

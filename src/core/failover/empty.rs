@@ -21,7 +21,7 @@ use crate::core::event::EventKind;
 use crate::core::group::ReplHistory;
 use crate::core::info::ParsedInfo;
 use crate::core::instance::{Instance, Role};
-use crate::core::sentinel::Sentinel;
+use crate::core::sentinel::{Master, Sentinel};
 use crate::core::types::{Action, Millis};
 
 /// A replication history a replica is judged against: the master's latest
@@ -92,41 +92,35 @@ fn on_record(id: &str, h: &ReplHistory) -> bool {
 }
 
 impl Sentinel {
-    /// The group's record of master `mi`'s history while it is back empty.
-    fn back_empty_record(&self, mi: usize) -> Option<&ReplHistory> {
-        let m = self.masters.get_index(mi)?.1;
+    /// The group's record of master `m`'s history while it is back empty.
+    fn back_empty_record(&self, m: &Master) -> Option<&ReplHistory> {
         m.inst.back_empty.as_ref()?;
         let cm = self.cmaster(&m.inst.name)?;
         cm.seen.as_ref().or(cm.history.as_ref())
     }
 
-    /// The history master `mi`'s replicas are judged against: the group's
+    /// The history master `m`'s replicas are judged against: the group's
     /// record while the master is back empty, else its latest INFO.
-    pub(crate) fn judged_history(&self, mi: usize) -> Option<Hist<'_>> {
-        if let Some(h) = self.back_empty_record(mi) {
-            return Some(Hist::recorded(h));
+    pub(crate) fn judged_history<'a>(&'a self, m: &'a Master) -> Hist<'a> {
+        match self.back_empty_record(m) {
+            Some(h) => Hist::recorded(h),
+            None => Hist::of(&m.inst),
         }
-        Some(Hist::of(&self.masters.get_index(mi)?.1.inst))
     }
 
-    /// Whether master `mi` is back empty while a replica that answers and
-    /// may be promoted (priority not 0) still holds the recorded history
-    /// (something to save), or has not
-    /// answered the INFO asked when the master was seen back (this daemon's
-    /// last INFO of it may be from before its first sync).
+    /// Whether master `mi` is back empty while a replica still holds the
+    /// recorded history (something to save): see [`not_holding`].
     pub(crate) fn back_empty_holds(&self, mi: usize) -> bool {
-        let (Some(h), Some((_, m))) = (self.back_empty_record(mi), self.masters.get_index(mi))
-        else {
+        let Some((_, m)) = self.masters.get_index(mi) else {
+            return false;
+        };
+        let Some(h) = self.back_empty_record(m) else {
             return false;
         };
         let since = m.inst.back_empty.unwrap_or(0);
-        m.replicas.values().any(|r| {
-            !r.s_down
-                && !r.link.disconnected()
-                && r.slave_priority != 0
-                && (r.info_refresh.is_none_or(|t| t < since)
-                    || history_refusal(Hist::recorded(h), r).is_none())
-        })
+        m.replicas
+            .values()
+            .any(|r| not_holding(h, r, since).is_none())
     }
 
     /// Judges master `mi`'s INFO (`p`; `rebooted`: its run id just
@@ -199,20 +193,13 @@ impl Sentinel {
             return false;
         }
         let announce = self.globals.announce_hostnames;
-        let why: Vec<String> = match self.back_empty_record(mi) {
+        let since = m.inst.back_empty.unwrap_or(0);
+        let why: Vec<String> = match self.back_empty_record(m) {
             Some(h) => m
                 .replicas
                 .iter()
                 .map(|(k, r)| {
-                    let reason = if r.s_down {
-                        "down".to_string()
-                    } else if r.link.disconnected() {
-                        "not connected".to_string()
-                    } else if r.slave_priority == 0 {
-                        "replica-priority 0".to_string()
-                    } else {
-                        history_refusal(Hist::recorded(h), r).unwrap_or_default()
-                    };
+                    let reason = not_holding(h, r, since).unwrap_or_default();
                     format!("slave {k}: {reason}")
                 })
                 .collect(),
@@ -229,13 +216,30 @@ impl Sentinel {
     }
 }
 
+/// Why replica `r` does not hold the recorded history `h` of a master back
+/// empty since `since` (None: it holds it): it must answer, may be promoted
+/// (priority not 0), and be on the record; one that has not answered an
+/// INFO since the master was seen back counts as holding it (this daemon's
+/// last INFO of it may be from before its first sync, and its INFO was
+/// asked then).
+fn not_holding(h: &ReplHistory, r: &Instance, since: Millis) -> Option<String> {
+    if r.s_down {
+        return Some("down".into());
+    }
+    if r.link.disconnected() {
+        return Some("not connected".into());
+    }
+    if r.slave_priority == 0 {
+        return Some("replica-priority 0".into());
+    }
+    if r.info_refresh.is_none_or(|t| t < since) {
+        return None;
+    }
+    history_refusal(Hist::recorded(h), r)
+}
+
 /// `+master-back-empty` (`on`) or `-master-back-empty`, with why for the log.
-fn back_empty_event(
-    m: &crate::core::sentinel::Master,
-    announce: bool,
-    on: bool,
-    detail: String,
-) -> Action {
+fn back_empty_event(m: &Master, announce: bool, on: bool, detail: String) -> Action {
     let kind = if on {
         EventKind::MasterBackEmpty
     } else {
