@@ -141,7 +141,7 @@ impl Periodic<'_> {
             return;
         };
         if !inst.link.hello_inflight
-            && !inst.link.hold_hello
+            && !inst.hello_held()
             && now.saturating_sub(inst.last_pub_time) > self.t.publish_period
         {
             inst.link.pending += 1;
@@ -293,7 +293,7 @@ impl Sentinel {
         // several allocations and a lookup of the committed state.
         let hello_due = |i: &Instance| {
             !i.link.hello_inflight
-                && !i.link.hold_hello
+                && !i.hello_held()
                 && now.saturating_sub(i.last_pub_time) > t.publish_period
         };
         let hello = (hello_due(&m.inst)

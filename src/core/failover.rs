@@ -28,6 +28,8 @@ use crate::core::group::{Phase, ReplHistory};
 
 mod empty;
 pub(crate) use empty::history_refusal;
+#[cfg(test)]
+pub(crate) use empty::BACK_EMPTY_PAUSE_MS;
 mod fence;
 mod fenced;
 mod ingest;
@@ -172,6 +174,9 @@ pub struct Ctl {
     /// Raft leader: when it last asked for the switchover away from a
     /// fenced master.
     pub fenced_switch: Option<Millis>,
+    /// The master back empty whose writes this daemon paused (`empty.rs`):
+    /// its address and when the pause was last sent.
+    pub back_empty_pause: Option<(String, u16, Millis)>,
 }
 
 /// The Raft leader's progress in demoting the old master of the last switch
@@ -560,6 +565,7 @@ impl Sentinel {
             self.release_paused(mi, out);
         }
         self.fence_step(mi, now, out);
+        self.back_empty_fence(mi, now, out);
         self.fix_replicas(mi, now, out);
         self.record_history(mi, now, out);
         self.switch_from_fenced(mi, now, out);

@@ -4,7 +4,7 @@
 
 use super::commands::CmdError;
 use super::event::EventKind;
-use super::failover::{SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS};
+use super::failover::{BACK_EMPTY_PAUSE_MS, SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS};
 use super::sentinel::Sentinel;
 use super::types::*;
 use crate::core::group::node_id_from_myid;
@@ -922,6 +922,20 @@ fn a_master_back_empty_is_down_at_once_while_a_replica_holds_its_data() {
     // The replica's INFO is asked at once (the last one may predate its
     // first sync); until it answers it counts as holding the data.
     assert!(a.contains(&Action::SendInfo { id: h.id(6380) }), "{a:?}");
+    // Its writes are paused and answers naming it wait.
+    assert!(
+        a.contains(&Action::PauseWrites {
+            id: mid,
+            ms: BACK_EMPTY_PAUSE_MS
+        }),
+        "{a:?}"
+    );
+    assert!(has(&a, EventKind::Fence), "{a:?}");
+    assert!(h.s.masters["mymaster"].inst.link.hold_hello);
+    assert_eq!(
+        h.s.master_addr_held("mymaster"),
+        (Some(("127.0.0.1".to_string(), 6379)), true)
+    );
     h.refresh(400, &[(6380, 1000)]);
     let a = h.s.handle(500, Input::Tick);
     assert!(has(&a, EventKind::Sdown), "{a:?}");
@@ -941,6 +955,15 @@ fn a_master_back_empty_is_down_at_once_while_a_replica_holds_its_data() {
     );
     assert!(!has(&a, EventKind::MasterBackEmptyCleared));
     assert!(h.s.masters["mymaster"].inst.s_down);
+    // The pause is sent again before it runs out.
+    let a = h.s.handle(400 + BACK_EMPTY_PAUSE_MS / 3, Input::Tick);
+    assert!(
+        a.contains(&Action::PauseWrites {
+            id: mid,
+            ms: BACK_EMPTY_PAUSE_MS
+        }),
+        "{a:?}"
+    );
     // The replica resynchronised from it: nothing left to save.
     let r = h.id(6380);
     h.pong(r, 700);
@@ -949,6 +972,11 @@ fn a_master_back_empty_is_down_at_once_while_a_replica_holds_its_data() {
     assert!(has(&a, EventKind::MasterBackEmptyCleared), "{a:?}");
     assert!(has(&a, EventKind::SdownCleared), "{a:?}");
     assert!(h.s.masters["mymaster"].inst.back_empty.is_none());
+    // Nothing left to save: the pause is lifted, answers name it again.
+    assert!(a.contains(&Action::Unpause { id: mid }), "{a:?}");
+    assert!(has(&a, EventKind::FenceLifted), "{a:?}");
+    assert!(!h.s.masters["mymaster"].inst.link.hold_hello);
+    assert!(!h.s.master_addr_held("mymaster").1);
 }
 
 /// A daemon that has not seen the master since it started (a cold start,

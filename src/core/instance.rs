@@ -212,6 +212,16 @@ pub struct FlagExtras {
 pub const DEFAULT_SLAVE_PRIORITY: i64 = 100;
 
 impl Instance {
+    /// No hello PUBLISH to it now: writes may be paused on the node
+    /// (`Link::hold_hello`), or it is a master whose command link came back
+    /// and whose INFO is not read yet: it may have restarted empty, and
+    /// another daemon may have paused it already (`failover/empty.rs`).
+    pub fn hello_held(&self) -> bool {
+        self.link.hold_hello
+            || (self.kind == InstanceKind::Master
+                && self.info_refresh.is_none_or(|t| t < self.link.cc_conn_time))
+    }
+
     pub fn new(
         id: InstanceId,
         kind: InstanceKind,

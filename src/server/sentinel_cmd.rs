@@ -204,7 +204,7 @@ impl<'a> SentinelCmd<'a> {
             // health checks): one lock, no flush, no allocation but the reply.
             SentinelCmd::GetMasterAddrByName(name) => {
                 hold_until_caught_up(server).await;
-                master_addr_reply(server.core.lock().master_addr(&name))
+                master_addr_reply(master_addr_unless_paused(server, &name).await)
             }
             SentinelCmd::Help => help(SENTINEL_HELP),
             SentinelCmd::PendingScripts => pending_scripts(server),
@@ -388,6 +388,25 @@ async fn hold_until_caught_up(server: &Server) {
         }
         if !held {
             return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The master's address; while it is a node back empty that this daemon
+/// paused (`Sentinel::master_addr_held`), the answer waits for the switch,
+/// at most `STARTUP_HOLD_MS` (then it names the paused node: writes sent
+/// there wait and are refused once it is demoted).
+async fn master_addr_unless_paused(server: &Server, name: &str) -> Option<(String, u16)> {
+    let mut since = None;
+    loop {
+        let (addr, held) = server.core.lock().master_addr_held(name);
+        if !held {
+            return addr;
+        }
+        let now = server.core.now();
+        if now.saturating_sub(*since.get_or_insert(now)) >= crate::core::sentinel::STARTUP_HOLD_MS {
+            return addr;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }

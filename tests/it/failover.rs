@@ -126,6 +126,25 @@ fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
     let mut refs: Vec<&mut Events> = ev.iter_mut().collect();
     wait_any(&mut refs, "+master-back-empty", &|p| p == old, BOUND);
     let seen = restarted.elapsed();
+    // Its writes are paused: a write sent to it now is never acknowledged
+    // (it waits, then is refused once the node is demoted, or its
+    // connection is killed by the demotion); and a daemon that paused it
+    // does not name it any more (its answer waits for the switch, at most
+    // 2 s: a slower switch is then answered with the paused node).
+    wait_any(&mut refs, "+fence", &|p| p == old, BOUND);
+    let mut late = g.topo.master.conn();
+    let writer = std::thread::spawn(move || late.try_cmd(&["SET", "late", "1"], BOUND));
+    let old_addr = addr(g.old_port);
+    for (i, e) in ev.iter().enumerate() {
+        if e.find("+fence", &|p| p == old).is_some() {
+            let asked = Instant::now();
+            let answer = g.daemons[i].master_addr();
+            assert!(
+                answer != old_addr || asked.elapsed() >= Duration::from_millis(1900),
+                "daemon {i} named the paused master at once"
+            );
+        }
+    }
     let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
     eprintln!(
         "master back empty: seen {} ms, every daemon answers the new master {} ms after the restart",
@@ -133,6 +152,22 @@ fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
         restarted.elapsed().as_millis()
     );
     g.expect_old_master_demoted(&mut ev, new_port);
+    let late = writer.join().expect("writer thread");
+    let fenced: Vec<usize> = (0..3)
+        .filter(|&i| ev[i].find("+fence", &|p| p == old).is_some())
+        .collect();
+    eprintln!(
+        "daemons that paused it: {fenced:?}; the write sent after +fence: {}",
+        late.describe().trim_end()
+    );
+    match late {
+        Reply::Closed => {}
+        Reply::Frame(Resp::Error(e)) if e.starts_with("READONLY") => {}
+        other => panic!(
+            "a write to the master back empty, after +fence: {}",
+            other.describe()
+        ),
+    }
     for node in std::iter::once(&g.topo.master).chain(&g.topo.replicas) {
         wait_keys(node, "every node holds the data");
     }

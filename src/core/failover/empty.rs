@@ -14,8 +14,17 @@
 //! that id. With no replica left on the record (nothing to save) the rule
 //! lets go (`-master-back-empty`) and the record follows the master, as
 //! before.
+//!
+//! Meanwhile every write it would acknowledge is lost at the switch: each
+//! daemon that sees the rule hold pauses writes on it (`CLIENT PAUSE
+//! <BACK_EMPTY_PAUSE_MS> WRITE`, `+fence`, sent again every third of that
+//! while the rule or the failover lasts, then until it reports role:slave)
+//! and holds its answers naming it (`Sentinel::master_addr_held`). A write
+//! sent to it waits and is refused with -READONLY once it is demoted. On
+//! letting go the pause is lifted (`-fence`); if every daemon dies, it
+//! lapses by itself.
 
-use super::{ask_info, same_addr};
+use super::{ask_info, pause_writes, same_addr};
 use crate::core::event::Event;
 use crate::core::event::EventKind;
 use crate::core::group::ReplHistory;
@@ -165,12 +174,22 @@ impl Sentinel {
                     "rebooted without data on replid {id}; the group recorded replid {} offset {}",
                     h.replid, h.offset
                 );
-                out.push(back_empty_event(m, announce, true, detail));
+                out.push(back_empty_event(
+                    m,
+                    announce,
+                    EventKind::MasterBackEmpty,
+                    detail,
+                ));
             }
             Some(_) if on_record(id, &h) => {
                 m.inst.back_empty = None;
                 let detail = format!("back on the recorded replid {id}");
-                out.push(back_empty_event(m, announce, false, detail));
+                out.push(back_empty_event(
+                    m,
+                    announce,
+                    EventKind::MasterBackEmptyCleared,
+                    detail,
+                ));
             }
             _ => {}
         }
@@ -211,8 +230,106 @@ impl Sentinel {
             "no replica holds the recorded history any more: {}",
             why.join("; ")
         );
-        out.push(back_empty_event(m, announce, false, detail));
+        out.push(back_empty_event(
+            m,
+            announce,
+            EventKind::MasterBackEmptyCleared,
+            detail,
+        ));
         false
+    }
+}
+
+/// The pause a daemon puts on a master back empty: it lapses this soon if
+/// the daemon dies; sent again every third of it.
+pub(crate) const BACK_EMPTY_PAUSE_MS: u64 = 3000;
+
+impl Sentinel {
+    /// One step of the pause on master `mi` back empty (module text).
+    pub(super) fn back_empty_fence(&mut self, mi: usize, now: Millis, out: &mut Vec<Action>) {
+        let Some((_, m)) = self.masters.get_index(mi) else {
+            return;
+        };
+        if m.inst.back_empty.is_none() && m.fo.back_empty_pause.is_none() {
+            return; // the common case, kept cheap
+        }
+        // Paused while the rule holds, kept until it lets go.
+        let wanted = m.inst.back_empty.is_some();
+        let start = m.fo.back_empty_pause.is_none()
+            && wanted
+            && m.inst.link.cmd_up
+            && (self.back_empty_holds(mi) || self.cfailover(&m.inst.name).is_some());
+        let announce = self.globals.announce_hostnames;
+        let m = &mut self.masters[mi];
+        let Some((host, port, at)) = m.fo.back_empty_pause.clone() else {
+            if start {
+                pause_writes(&mut m.fo.paused, &mut m.inst, BACK_EMPTY_PAUSE_MS, out);
+                m.fo.back_empty_pause = Some((m.inst.host.clone(), m.inst.port, now));
+                let detail = "back without its data while a replica holds the recorded history: writes paused";
+                out.push(back_empty_event(
+                    m,
+                    announce,
+                    EventKind::Fence,
+                    detail.into(),
+                ));
+            }
+            return;
+        };
+        let is_master = same_addr(&m.inst.host, m.inst.port, &host, port);
+        // Still wanted: the master while the rule or its failover lasts;
+        // after the switch, the old master until it reports role:slave
+        // (`release_paused` lifts the pause then).
+        let node = if is_master {
+            Some(&mut m.inst).filter(|_| wanted)
+        } else {
+            m.replicas
+                .values_mut()
+                .find(|r| same_addr(&r.host, r.port, &host, port))
+                .filter(|r| !(r.info_refresh.is_some() && r.role_reported == Role::Slave))
+        };
+        match node {
+            Some(node) => {
+                if node.link.cmd_up && now.saturating_sub(at) >= BACK_EMPTY_PAUSE_MS / 3 {
+                    pause_writes(&mut m.fo.paused, node, BACK_EMPTY_PAUSE_MS, out);
+                    m.fo.back_empty_pause = Some((host, port, now));
+                }
+            }
+            None if is_master => {
+                // Let go: nothing left to save.
+                m.fo.back_empty_pause = None;
+                m.fo.paused.retain(|(h, p)| !same_addr(h, *p, &host, port));
+                m.inst.link.hold_hello = false;
+                if m.inst.link.cmd_up {
+                    out.push(Action::Unpause { id: m.inst.id });
+                }
+                let detail = "no replica to save: writes resumed".into();
+                out.push(back_empty_event(
+                    m,
+                    announce,
+                    EventKind::FenceLifted,
+                    detail,
+                ));
+            }
+            None => {
+                // Demoted (or gone): `release_paused` lifts the pause.
+                m.fo.back_empty_pause = None;
+            }
+        }
+    }
+
+    /// Whether an answer naming master `name` waits: this daemon paused it
+    /// (back empty) and would name it still. The query path's check, on
+    /// the lookup `master_addr` makes.
+    pub fn master_addr_held(&self, name: &str) -> (Option<(String, u16)>, bool) {
+        let Some(m) = self.masters.get(name) else {
+            return (None, false);
+        };
+        let addr = self.client_addr(m);
+        let held =
+            m.fo.back_empty_pause
+                .as_ref()
+                .is_some_and(|(h, p, _)| same_addr(h, *p, &addr.0, addr.1));
+        (Some(self.show(m, addr)), held)
     }
 }
 
@@ -238,13 +355,9 @@ fn not_holding(h: &ReplHistory, r: &Instance, since: Millis) -> Option<String> {
     history_refusal(Hist::recorded(h), r)
 }
 
-/// `+master-back-empty` (`on`) or `-master-back-empty`, with why for the log.
-fn back_empty_event(m: &Master, announce: bool, on: bool, detail: String) -> Action {
-    let kind = if on {
-        EventKind::MasterBackEmpty
-    } else {
-        EventKind::MasterBackEmptyCleared
-    };
+/// An event about master `m` with why for the log: `+master-back-empty`,
+/// `-master-back-empty`, and `+fence` / `-fence` for its pause.
+fn back_empty_event(m: &Master, announce: bool, kind: EventKind, detail: String) -> Action {
     let mut ev = Event::new(kind, m.prefix(announce), Some(&m.inst.name));
     ev.detail = Some(detail);
     Action::Emit(ev)
