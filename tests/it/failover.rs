@@ -132,6 +132,7 @@ fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
     // does not name it any more (its answer waits for the switch, at most
     // 2 s: a slower switch is then answered with the paused node).
     wait_any(&mut refs, "+fence", &|p| p == old, BOUND);
+    let paused = restarted.elapsed();
     let mut late = g.topo.master.conn();
     let writer = std::thread::spawn(move || late.try_cmd(&["SET", "late", "1"], BOUND));
     let old_addr = addr(g.old_port);
@@ -147,8 +148,9 @@ fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
     }
     let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
     eprintln!(
-        "master back empty: seen {} ms, every daemon answers the new master {} ms after the restart",
+        "master back empty: seen {} ms, paused {} ms, every daemon answers the new master {} ms after the restart",
         seen.as_millis(),
+        paused.as_millis(),
         restarted.elapsed().as_millis()
     );
     g.expect_old_master_demoted(&mut ev, new_port);
@@ -170,6 +172,70 @@ fn a_master_back_empty_before_down_after_is_failed_over_to_its_data() {
     }
     for node in std::iter::once(&g.topo.master).chain(&g.topo.replicas) {
         wait_keys(node, "every node holds the data");
+    }
+}
+
+/// The same restart with disk-based replication (`repl-diskless-sync no`):
+/// the empty master's snapshot is ready at once, and a replica that
+/// reconnects before the switch (Redis's replication cron retries every
+/// second) takes it. Whatever the race gives, no replica that took the empty
+/// dataset is promoted: either the group fails over to one that still held
+/// the data (every node holds it afterwards), or, nothing left to save, every
+/// daemon that saw it back empty lets go and it stays the master.
+#[test]
+fn a_master_back_empty_with_disk_sync_never_promotes_an_empty_replica() {
+    let mut g = Group::with_conf(2, |_| {
+        vec![format!("sentinel down-after-milliseconds {MASTER} 600000")]
+    });
+    seed_recorded_data(&g);
+    let mut ev = g.subscribe(&[0, 1, 2]);
+    g.topo.master.restart_with(&["--repl-diskless-sync", "no"]);
+    let old = format!("master {MASTER} 127.0.0.1 {}", g.old_port);
+    let mut refs: Vec<&mut Events> = ev.iter_mut().collect();
+    wait_any(&mut refs, "+master-back-empty", &|p| p == old, BOUND);
+    let deadline = Instant::now() + BOUND;
+    let switched = loop {
+        if ev.iter().any(|e| e.count("+switch-master") > 0) {
+            break true;
+        }
+        let saw = |e: &Events, ch: &str| e.find(ch, &|p| p == old).is_some();
+        if ev
+            .iter()
+            .all(|e| !saw(e, "+master-back-empty") || saw(e, "-master-back-empty"))
+        {
+            break false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "neither a switch nor the rule let go:\n{}",
+            ev.iter().map(Events::dump).collect::<String>()
+        );
+        for e in ev.iter_mut() {
+            e.poll(Duration::from_millis(50));
+        }
+    };
+    eprintln!(
+        "master back empty with disk-based sync: {}",
+        if switched {
+            "failed over to a replica that held the data"
+        } else {
+            "every replica took the empty dataset, the rule let go"
+        }
+    );
+    if switched {
+        let new_port = g.expect_failover(&[0, 1, 2], &mut ev);
+        g.expect_old_master_demoted(&mut ev, new_port);
+        for node in std::iter::once(&g.topo.master).chain(&g.topo.replicas) {
+            wait_keys(node, "every node holds the data");
+        }
+        return;
+    }
+    let old_addr = addr(g.old_port);
+    for (i, d) in g.daemons.iter().enumerate() {
+        assert_eq!(d.master_addr(), old_addr, "daemon {i}");
+    }
+    for r in &g.topo.replicas {
+        assert_eq!(role(r), "slave", "replica {} was promoted", r.port);
     }
 }
 

@@ -544,11 +544,18 @@ fn an_unreachable_voter_is_removed_when_enabled_and_rejoins_when_back() {
             Ok(())
         }
     });
-    assert!(
-        rest.iter()
-            .any(|d| d.log().contains(&format!("-raft-member {id}"))),
-        "the removal is logged"
-    );
+    // A follower applies the new membership as soon as it has the entry;
+    // the leader logs the removal once the change is committed.
+    wait_for(Duration::from_secs(15), "the removal is logged", || {
+        if rest
+            .iter()
+            .any(|d| d.log().contains(&format!("-raft-member {id}")))
+        {
+            Ok(())
+        } else {
+            Err("no -raft-member line yet".to_string())
+        }
+    });
     ds[i].launch();
     wait_group_where(
         &refs(&ds),
