@@ -206,6 +206,32 @@ fn connect_is_throttled_and_periodic_commands_follow_link_up() {
     assert!(s
         .handle(11_301, Input::Tick)
         .contains(&Action::SendInfo { id }));
+    // The command link drops and comes back: the INFO is asked at once, and
+    // no hello is sent before it is read (the node may have restarted
+    // empty and be paused by another daemon: a PUBLISH would block the
+    // link).
+    s.handle(4300, Input::PublishReply { id, ok: true });
+    info(&mut s, id, 11_400, "role:master\r\n");
+    s.handle(
+        11_500,
+        Input::LinkDown {
+            id,
+            link: LinkKind::Command,
+        },
+    );
+    s.handle(
+        11_600,
+        Input::LinkUp {
+            id,
+            link: LinkKind::Command,
+        },
+    );
+    let a = s.handle(11_700, Input::Tick);
+    assert!(a.contains(&Action::SendInfo { id }), "{a:?}");
+    assert!(!hello_sent(&a), "{a:?}");
+    assert!(!hello_sent(&s.handle(11_800, Input::Tick)));
+    info(&mut s, id, 11_850, "role:master\r\n");
+    assert!(hello_sent(&s.handle(11_900, Input::Tick)));
 }
 
 #[test]

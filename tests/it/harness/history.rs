@@ -376,6 +376,9 @@ pub struct Outcome {
     /// reached pods (isolations, partitions), ms on the run's clock: the
     /// starts of the fence's bound.
     pub cuts: Vec<u64>,
+    /// When a node's redis was killed (ms on the run's clock, node): what
+    /// it acknowledged in the moments before may not have left it.
+    pub kills: Vec<(u64, String)>,
 }
 
 fn ms(net: &Net, at: Instant) -> u64 {
