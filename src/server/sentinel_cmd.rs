@@ -393,10 +393,15 @@ async fn hold_until_caught_up(server: &Server) {
     }
 }
 
+/// How long an answer naming a master back empty that this daemon paused
+/// waits for the switch: well within the 2 s that Jedis gives a sentinel's
+/// answer by default.
+const PAUSED_MASTER_HOLD_MS: u64 = 1500;
+
 /// The master's address; while it is a node back empty that this daemon
 /// paused (`Sentinel::master_addr_held`), the answer waits for the switch,
-/// at most `STARTUP_HOLD_MS` (then it names the paused node: writes sent
-/// there wait and are refused once it is demoted).
+/// at most `PAUSED_MASTER_HOLD_MS` (then it names the paused node: writes
+/// sent there wait, and are refused once it is demoted).
 async fn master_addr_unless_paused(server: &Server, name: &str) -> Option<(String, u16)> {
     let mut since = None;
     loop {
@@ -405,7 +410,7 @@ async fn master_addr_unless_paused(server: &Server, name: &str) -> Option<(Strin
             return addr;
         }
         let now = server.core.now();
-        if now.saturating_sub(*since.get_or_insert(now)) >= crate::core::sentinel::STARTUP_HOLD_MS {
+        if now.saturating_sub(*since.get_or_insert(now)) >= PAUSED_MASTER_HOLD_MS {
             return addr;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -20,7 +20,8 @@
 //! <BACK_EMPTY_PAUSE_MS> WRITE`, `+fence`, sent again every third of that
 //! while the rule or the failover lasts, then until it reports role:slave)
 //! and holds its answers naming it (`Sentinel::master_addr_held`). A write
-//! sent to it waits and is refused with -READONLY once it is demoted. On
+//! sent to it waits, and once it is demoted is refused with -READONLY or
+//! its connection killed (the demotion's transaction). On
 //! letting go the pause is lifted (`-fence`); if every daemon dies, it
 //! lapses by itself.
 
@@ -317,9 +318,9 @@ impl Sentinel {
         }
     }
 
-    /// Whether an answer naming master `name` waits: this daemon paused it
-    /// (back empty) and would name it still. The query path's check, on
-    /// the lookup `master_addr` makes.
+    /// Master `name`'s address as `master_addr` gives it, and whether an
+    /// answer naming it waits: this daemon paused it (back empty) and would
+    /// name it still. The query path's check, on the same lookup.
     pub fn master_addr_held(&self, name: &str) -> (Option<(String, u16)>, bool) {
         let Some(m) = self.masters.get(name) else {
             return (None, false);
