@@ -64,9 +64,13 @@ impl Periodic<'_> {
     fn run(&self, inst: &mut Instance, auth: &LinkAuth, info_period: u64, out: &mut Vec<Action>) {
         let now = self.now;
         if inst.link.disconnected() && inst.port != 0 {
-            // While a master with refused-down-after is refused, it is
-            // retried on every tick: the refusal must be seen to last.
-            let period = if inst.refused_down_after > 0 && inst.link.refused_since.is_some() {
+            // A master is retried on every tick (Sentinel: once a second):
+            // with refused-down-after the refusal must be seen to last, and
+            // a master restarted in place is seen as soon as it listens,
+            // before clients write to it if it came back empty
+            // (`failover::empty`). The registry starts no attempt while
+            // the last one is still connecting.
+            let period = if inst.kind == InstanceKind::Master {
                 MIN_PROBE_PERIOD
             } else {
                 self.t.ping_period

@@ -149,9 +149,15 @@ fn connect_is_throttled_and_periodic_commands_follow_link_up() {
         matches!(&a[0], Action::Connect(spec) if spec.id == id && spec.port == 6379
         && spec.client_name == format!("sentinel-{}", &MYID[..8]))
     );
-    // One attempt per ping-period.
+    // A master is retried on every tick (Sentinel: once a ping-period; the
+    // registry starts no attempt while one is still connecting); replicas
+    // and peers once a ping-period.
     assert!(!s
-        .handle(500, Input::Tick)
+        .handle(50, Input::Tick)
+        .iter()
+        .any(|a| matches!(a, Action::Connect(_))));
+    assert!(s
+        .handle(100, Input::Tick)
         .iter()
         .any(|a| matches!(a, Action::Connect(_))));
     assert!(s
@@ -1640,9 +1646,9 @@ fn refused_connections_are_down_after_the_refused_period() {
     assert!(m.inst.o_down, "quorum 1 and no other daemon: ODOWN at once");
     assert!(m.inst.s_down_refused_only);
     // A timed-out attempt ends the streak (there is none yet here) and is
-    // retried a ping-period later, as any failed connect; the streak starts
-    // with the refusal of that retry.
-    assert_eq!(run(250, 1200).0, Some(2251));
+    // retried at the next tick, as any failed connect to a master; the
+    // streak starts with the refusal of that retry (1201).
+    assert_eq!(run(250, 1200).0, Some(1451));
     // Option off: down-after after the loss, as before.
     assert_eq!(run(0, 0).0, Some(6001));
 

@@ -110,7 +110,21 @@ fn run_for(w: &mut World, ms: u64) {
     }
 }
 
-fn check_converged(w: &World) {
+fn check_converged(w: &mut World) {
+    // An entry committed in the last milliseconds (a periodic retry, a
+    // history record) is still on its way to the daemons: let it land
+    // before judging.
+    for _ in 0..100 {
+        let len = w.raft.len();
+        if w.daemons
+            .iter()
+            .all(|d| !d.alive() || d.delivered_index == len)
+        {
+            break;
+        }
+        w.advance(10);
+        check_step(w);
+    }
     if let Err(why) = invariants::all_daemons_agree_on_the_committed_master(w) {
         fail(w, "all_daemons_agree_on_the_committed_master", &why);
     }
@@ -163,20 +177,7 @@ pub(super) fn run_seed_world(seed: u64, steps: usize) -> (Outcome, String) {
     }
     w.settle();
     run_for(&mut w, QUIET_MS);
-    // An entry committed in the last milliseconds (a periodic retry) is
-    // still on its way to the daemons: let it land before judging.
-    for _ in 0..100 {
-        let len = w.raft.len();
-        if w.daemons
-            .iter()
-            .all(|d| !d.alive() || d.delivered_index == len)
-        {
-            break;
-        }
-        w.advance(10);
-        check_step(&mut w);
-    }
-    check_converged(&w);
+    check_converged(&mut w);
     (outcome(&w), w.trace_text())
 }
 

@@ -118,7 +118,7 @@ fn quiet_group_never_fails_over() {
     for (seed, daemons) in [(101, 3), (102, 5)] {
         let mut w = scripted(seed, daemons, 2);
         run_for(&mut w, 20_000);
-        check_converged(&w);
+        check_converged(&mut w);
         assert_eq!(outcome(&w).promotions, 0, "seed {seed}");
         assert_eq!(
             World::expected_master(&w.raft.committed()).map(|a| a.1),
@@ -216,7 +216,7 @@ fn master_killed(seed: u64, daemons: usize, replicas: usize) -> u64 {
         println!("seed {seed}: failover in {took} ms\n{}", w.trace_text());
     }
     run_for(&mut w, 10_000);
-    check_converged(&w);
+    check_converged(&mut w);
     let o = outcome(&w);
     assert_eq!(
         o.epochs, 1,
@@ -283,7 +283,7 @@ fn leader_daemon_killed_with_the_master() {
         );
         w.restart_daemon(leader);
         run_for(&mut w, 10_000);
-        check_converged(&w);
+        check_converged(&mut w);
         assert_eq!(outcome(&w).epochs, 1, "seed {seed}");
     }
 }
@@ -300,7 +300,7 @@ fn old_master_returning_is_converted() {
     assert!(took.is_some(), "no failover\n{}", w.trace_text());
     w.restart_node(0, false);
     run_for(&mut w, 10_000);
-    check_converged(&w);
+    check_converged(&mut w);
     let Some(m) = w.master_node() else {
         panic!("no committed master node");
     };
@@ -399,7 +399,7 @@ fn coordinated_switchover_loses_no_write() {
             w.trace_text()
         );
         run_for(&mut w, 5_000);
-        check_converged(&w);
+        check_converged(&mut w);
         assert_eq!(outcome(&w).epochs, 1, "seed {seed}");
         assert_eq!(w.coordinated_checked, 1, "seed {seed}");
         let Some(m) = w.master_node() else {
