@@ -589,6 +589,20 @@ fn reconfigure(
     });
 }
 
+/// The pause on `inst` lifted (CLIENT UNPAUSE if its link is up): no longer
+/// in `paused`, its hellos sent again.
+fn lift_pause(
+    paused: &mut Vec<(String, u16)>,
+    inst: &mut super::instance::Instance,
+    out: &mut Vec<Action>,
+) {
+    paused.retain(|(h, p)| !same_addr(h, *p, &inst.host, inst.port));
+    inst.link.hold_hello = false;
+    if inst.link.cmd_up {
+        out.push(Action::Unpause { id: inst.id });
+    }
+}
+
 /// `CLIENT PAUSE <ms> WRITE` (with its INFO) on a master being switched
 /// over; no hello PUBLISH on that link meanwhile (a paused PUBLISH would hold
 /// every later command of the link).

@@ -25,7 +25,7 @@
 //! letting go the pause is lifted (`-fence`); if every daemon dies, it
 //! lapses by itself.
 
-use super::{ask_info, pause_writes, same_addr};
+use super::{ask_info, lift_pause, pause_writes, same_addr};
 use crate::core::event::Event;
 use crate::core::event::EventKind;
 use crate::core::group::ReplHistory;
@@ -298,11 +298,7 @@ impl Sentinel {
             None if is_master => {
                 // Let go: nothing left to save.
                 m.fo.back_empty_pause = None;
-                m.fo.paused.retain(|(h, p)| !same_addr(h, *p, &host, port));
-                m.inst.link.hold_hello = false;
-                if m.inst.link.cmd_up {
-                    out.push(Action::Unpause { id: m.inst.id });
-                }
+                lift_pause(&mut m.fo.paused, &mut m.inst, out);
                 let detail = "no replica to save: writes resumed".into();
                 out.push(back_empty_event(
                     m,

@@ -33,7 +33,7 @@ use super::super::event::{Event, EventKind};
 use super::super::instance::{Instance, Role};
 use super::super::sentinel::{emit, prefix, Master, Sentinel};
 use super::super::types::{Action, Millis};
-use super::{ask_info, convert_to_slave, fix_pending, pause_writes, same_addr};
+use super::{ask_info, convert_to_slave, fix_pending, lift_pause, pause_writes, same_addr};
 
 /// How long the replicas have to answer the probe's PING.
 pub(crate) const FENCE_PROBE_MS: u64 = 50;
@@ -219,10 +219,7 @@ fn fenced(m: &mut Master, mut f: Fence, cx: &Cx, out: &mut Vec<Action>) -> Optio
     let is_master = at(&m.inst);
     let committed_here = cx.committed_at(&f.host, f.port);
     if settled && is_master && committed_here && !cx.failover_under_way() && m.inst.link.cmd_up {
-        m.fo.paused
-            .retain(|(h, p)| !same_addr(h, *p, &f.host, f.port));
-        m.inst.link.hold_hello = false;
-        out.push(Action::Unpause { id: m.inst.id });
+        lift_pause(&mut m.fo.paused, &mut m.inst, out);
         let mut ev = Event::new(EventKind::FenceLifted, m.prefix(cx.announce), Some(&name));
         ev.detail = Some("back in touch with the group, still its master".into());
         out.push(Action::Emit(ev));

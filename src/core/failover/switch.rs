@@ -3,8 +3,8 @@
 //! master once every daemon published (publish, then demote).
 
 use super::{
-    answering, convert_to_slave, fix_pending, pause_writes, same_addr, Demotion, Switch,
-    REPROPOSE_MS, SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS,
+    answering, convert_to_slave, fix_pending, lift_pause, pause_writes, same_addr, Demotion,
+    Switch, REPROPOSE_MS, SUBSCRIBER_GRACE_MS, SWITCH_PUBLISH_WAIT_MS,
 };
 use crate::core::event::EventKind;
 use crate::core::group::{node_id_from_myid, Command, CommittedMaster, Failover, Switched};
@@ -282,12 +282,7 @@ impl Sentinel {
             // It follows a master already (demoted here, or by a leader
             // before this one); a wrong one is `fix_replicas`' business.
             if sw.coordinated {
-                r.link.hold_hello = false;
-                if r.link.cmd_up {
-                    out.push(Action::Unpause { id: r.id });
-                }
-                m.fo.paused
-                    .retain(|(h, p)| !same_addr(h, *p, &sw.host, sw.port));
+                lift_pause(&mut m.fo.paused, r, out);
             }
             d.done = true;
             m.fo.demotion = Some(d);
