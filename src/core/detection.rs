@@ -195,6 +195,18 @@ fn sdown_event(
     out.push(Action::Emit(ev));
 }
 
+/// Whether master `inst` does not answer: its command link is down, or a
+/// PING has waited longer than its probe period (a Redis that answers does
+/// so within milliseconds).
+fn unanswered(inst: &Instance, now: Millis, t: &Timing) -> bool {
+    let probe = master_probe_period(inst.down_after, inst.down_after.min(t.ping_period));
+    !inst.link.cmd_up
+        || inst
+            .link
+            .act_ping_time
+            .is_some_and(|a| now.saturating_sub(a) > probe)
+}
+
 /// SDOWN evaluation and forced reconnects of one instance.
 /// Returns `Some(true)` when the instance just became SDOWN, `Some(false)`
 /// when its SDOWN just ended (the caller publishes the event).
@@ -339,8 +351,11 @@ impl Sentinel {
         ask_peers(m, now, t, current_epoch, announce, out);
 
         // Replicas: INFO every second while the master is down or failing
-        // over, or while the replica's own link to its master is down.
-        let fast = m.inst.o_down || m.failover_in_progress;
+        // over, or does not answer (Sentinel: from ODOWN only), or while the
+        // replica's own link to its master is down. A replica that finished
+        // its sync a moment before the master died is then judged on what it
+        // holds now, not on an INFO up to 10 s old (`failover::empty`).
+        let fast = m.inst.o_down || m.failover_in_progress || unanswered(&m.inst, now, t);
         for r in m.replicas.values_mut() {
             let period = if fast || r.master_link_down_since != 0 {
                 FAST_INFO_PERIOD

@@ -1463,15 +1463,50 @@ fn replica_info_every_second_while_master_odown() {
     s.handle(10, Input::Tick);
     info(&mut s, rid, 20, "role:slave\r\n");
     pong(&mut s, rid, 900);
-    // Healthy master: the replica's INFO waits for the 10 s period.
-    assert!(!s
-        .handle(1000, Input::Tick)
-        .contains(&Action::SendInfo { id: rid }));
-    // The master goes ODOWN in this tick (quorum 1), before its replicas
-    // are handled: INFO is due after 1 s now.
+    // The master never answered: it goes ODOWN in this tick (quorum 1),
+    // before its replicas are handled, and their INFO is due after 1 s.
     let a = s.handle(1100, Input::Tick);
     assert!(has_event(&a, EventKind::Odown));
     assert!(a.contains(&Action::SendInfo { id: rid }));
+}
+
+#[test]
+fn replica_info_every_second_once_the_master_stops_answering() {
+    let mut st = state(1000, 2);
+    st.masters[0]
+        .known_replicas
+        .push(("127.0.0.1".into(), 6380));
+    let mut s = core(st);
+    let mid = master_id(&s);
+    let rid = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
+    links_up(&mut s, mid, 0);
+    links_up(&mut s, rid, 0);
+    s.handle(10, Input::Tick);
+    info(&mut s, rid, 20, "role:slave\r\n");
+    let send_info = Action::SendInfo { id: rid };
+    // The master answers: the replica's INFO waits for the 10 s period.
+    let mut now = 10;
+    while now < 1500 {
+        now += 100;
+        pong(&mut s, mid, now - 1);
+        assert!(!s.handle(now, Input::Tick).contains(&send_info), "at {now}");
+    }
+    // The master's command link drops (a SIGKILL): the replica is read at
+    // the next tick, long before SDOWN.
+    s.handle(
+        1550,
+        Input::LinkDown {
+            id: mid,
+            link: LinkKind::Command,
+        },
+    );
+    let a = s.handle(1600, Input::Tick);
+    assert!(a.contains(&send_info));
+    assert!(!has_event(&a, EventKind::Sdown));
+    info(&mut s, rid, 1610, "role:slave\r\n");
+    // Once a second while it stays unanswered.
+    assert!(!s.handle(2600, Input::Tick).contains(&send_info));
+    assert!(s.handle(2700, Input::Tick).contains(&send_info));
 }
 
 #[test]

@@ -249,8 +249,19 @@ impl Cluster {
     fn wait_formed(&self) {
         wait_for(
             SETTLE,
-            "the daemons know each other and both replicas",
+            "the daemons know each other and both replicas, synced",
             || {
+                // A replica still waiting for its first sync (Redis delays
+                // it by repl-diskless-sync-delay, 5 s) holds nothing: a
+                // master lost then has no replica to save it.
+                for (i, host) in HOSTS.iter().enumerate().skip(1) {
+                    let info = self.ask(i, REDIS_PORT, &["INFO", "replication"])?;
+                    let info = info.as_str().unwrap_or_default();
+                    let link = info_field(&info, "master_link_status").unwrap_or_default();
+                    if link != "up" {
+                        return Err(format!("{host} link {link}"));
+                    }
+                }
                 for i in 0..HOSTS.len() {
                     let m = self.ask(i, DAEMON_PORT, &["SENTINEL", "MASTER", MASTER])?;
                     let (peers, replicas) = (m.field("num-other-sentinels"), m.field("num-slaves"));
