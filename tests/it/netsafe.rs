@@ -552,6 +552,44 @@ pub fn assert_fenced(out: &Outcome) {
     assert_safe(&rest);
 }
 
+/// The guarantees when the master restarts in place without its data,
+/// before down-after: those of [`assert_safe`], but for the writes the empty
+/// master acknowledged before a daemon read its INFO and paused it (a
+/// restart cannot be told before; docs/data-safety.md). Each lost write was
+/// acknowledged by the restarted node within `EMPTY_MASTER_BOUND_MS` of its
+/// kill; the history before the kill survives, on a promoted replica.
+pub fn assert_restart_window(out: &Outcome) {
+    let restarted = out.kills.first().cloned().expect("the master was killed");
+    let outside: Vec<_> = out
+        .lost
+        .iter()
+        .filter(|(at, n)| {
+            let in_window = *n == restarted.1
+                && restarted.0 <= *at
+                && *at <= restarted.0 + EMPTY_MASTER_BOUND_MS;
+            !in_window && !in_flight_at_crash(out, *at, n)
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "writes lost other than the empty master's in its first {EMPTY_MASTER_BOUND_MS} ms ({} of them, the first {:?}): {}",
+        outside.len(),
+        outside.first(),
+        out.summary()
+    );
+    assert!(
+        out.final_master != restarted.1 && !out.promotions.is_empty(),
+        "the master back empty was not failed over: {}",
+        out.summary()
+    );
+    let mut rest = out.clone();
+    rest.lost.clear();
+    rest.empty_masters.retain(|(from, until, n)| {
+        !(*n == restarted.1 && *from >= restarted.0 && until - from <= EMPTY_MASTER_BOUND_MS)
+    });
+    assert_safe(&rest);
+}
+
 // ---------------------------------------------------------------- nemeses
 
 /// The master's pod (redis + daemon) cut off from the other pods for 10 s,
@@ -568,6 +606,14 @@ fn master_killed_and_back(c: &mut Cluster) {
     sleep(secs(10.0));
     c.start_pod(0);
     sleep(secs(5.0));
+}
+
+/// The master's redis SIGKILLed and started again at once, before
+/// down-after, without its data (no persistence); its daemon stays up.
+fn master_restarted_empty(c: &mut Cluster) {
+    c.kill(0, "redis");
+    c.start(0, "redis");
+    sleep(secs(8.0));
 }
 
 /// Every pod stopped; the replicas come back without their data, then,
@@ -686,6 +732,7 @@ fn master_and_first_replica_down(c: &mut Cluster) {
 pub const SCENARIOS: &[(&str, Redis, Nemesis)] = &[
     ("isolated_master_pod", VOLATILE, isolated_master_pod),
     ("master_killed_and_back", VOLATILE, master_killed_and_back),
+    ("master_restarted_empty", VOLATILE, master_restarted_empty),
     ("cold_start_replicas_empty", AOF, cold_start_replicas_empty),
     ("flapping_master_pod", VOLATILE, flapping_master_pod),
     ("master_daemon_cut_off", VOLATILE, master_daemon_cut_off),
@@ -875,6 +922,19 @@ fn isolated_master_pod_is_fenced() {
 #[test]
 fn master_back_empty_after_a_crash_serves_no_write() {
     check("master_killed_and_back");
+}
+
+/// The master's redis restarted at once without its data: the group fails
+/// it over to a replica still on its history; only what the empty node
+/// acknowledged before it was paused is lost (redis-sentinel: the replicas
+/// resync from it and every key is lost).
+#[test]
+fn master_restarted_empty_keeps_its_history() {
+    let (persist, nemesis) = scenario("master_restarted_empty");
+    if let Some(out) = run(Kind::Raftinel, persist, nemesis) {
+        eprintln!("RESULT master_restarted_empty Raftinel: {}", out.line());
+        assert_restart_window(&out);
+    }
 }
 
 #[test]
