@@ -50,6 +50,18 @@ fn master_id(s: &Sentinel) -> InstanceId {
     s.masters["mymaster"].inst.id
 }
 
+/// A core monitoring `mymaster` with one known replica (127.0.0.1:6380),
+/// and that replica's id.
+fn with_replica(down_after: u64, quorum: u32) -> (Sentinel, InstanceId) {
+    let mut st = state(down_after, quorum);
+    st.masters[0]
+        .known_replicas
+        .push(("127.0.0.1".into(), 6380));
+    let s = core(st);
+    let rid = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
+    (s, rid)
+}
+
 fn links_up(s: &mut Sentinel, id: InstanceId, now: Millis) {
     s.handle(
         now,
@@ -669,12 +681,7 @@ fn replicas_are_discovered_from_both_info_formats() {
 
 #[test]
 fn replica_info_fields_reboot_and_role_change() {
-    let mut st = state(30_000, 2);
-    st.masters[0]
-        .known_replicas
-        .push(("127.0.0.1".into(), 6380));
-    let mut s = core(st);
-    let rid = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
+    let (mut s, rid) = with_replica(30_000, 2);
     let a = "a".repeat(40);
     let t = format!(
         "run_id:{a}\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:up\r\nslave_priority:50\r\nslave_repl_offset:777\r\nreplica_announced:1\r\n"
@@ -1364,11 +1371,7 @@ fn failover_checks_and_replica_selection() {
 
 #[test]
 fn info_cache_ages_and_dedup() {
-    let mut st = state(30_000, 2);
-    st.masters[0]
-        .known_replicas
-        .push(("127.0.0.1".into(), 6380));
-    let mut s = core(st);
+    let (mut s, _) = with_replica(30_000, 2);
     let names = vec![
         "mymaster".to_string(),
         "mymaster".to_string(),
@@ -1452,12 +1455,7 @@ fn silent_command_link_is_dropped_after_min_reconnect_period() {
 
 #[test]
 fn replica_info_every_second_while_master_odown() {
-    let mut st = state(1000, 1);
-    st.masters[0]
-        .known_replicas
-        .push(("127.0.0.1".into(), 6380));
-    let mut s = core(st);
-    let rid = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
+    let (mut s, rid) = with_replica(1000, 1);
     links_up(&mut s, rid, 0);
     pong(&mut s, rid, 0);
     s.handle(10, Input::Tick);
@@ -1472,13 +1470,8 @@ fn replica_info_every_second_while_master_odown() {
 
 #[test]
 fn replica_info_every_second_once_the_master_stops_answering() {
-    let mut st = state(1000, 2);
-    st.masters[0]
-        .known_replicas
-        .push(("127.0.0.1".into(), 6380));
-    let mut s = core(st);
+    let (mut s, rid) = with_replica(1000, 2);
     let mid = master_id(&s);
-    let rid = s.masters["mymaster"].replicas["127.0.0.1:6380"].id;
     links_up(&mut s, mid, 0);
     links_up(&mut s, rid, 0);
     s.handle(10, Input::Tick);
