@@ -456,6 +456,15 @@ impl Sentinel {
                 // Sentinel pings right after connecting (observed wire order:
                 // SETNAME, PING, INFO).
                 send_ping(inst, now, out);
+                // A master's INFO follows at once rather than at the next
+                // tick: a master restarted in place is judged on it, and
+                // paused if it came back empty (`failover::empty`); every
+                // write it acknowledges before then is lost.
+                if inst.kind == InstanceKind::Master && !inst.link.info_inflight {
+                    inst.link.pending += 1;
+                    inst.link.info_inflight = true;
+                    out.push(Action::SendInfo { id: inst.id });
+                }
             }
             LinkKind::PubSub => {
                 if inst.link.has_pubsub {
