@@ -49,6 +49,13 @@ pub(crate) fn send_ping(inst: &mut Instance, now: Millis, out: &mut Vec<Action>)
     out.push(Action::SendPing { id: inst.id });
 }
 
+/// An INFO on `inst`'s command link, in flight until its reply.
+pub(crate) fn send_info(inst: &mut Instance, out: &mut Vec<Action>) {
+    inst.link.pending += 1;
+    inst.link.info_inflight = true;
+    out.push(Action::SendInfo { id: inst.id });
+}
+
 /// What every instance gets on each tick before the down checks: reconnect
 /// when a link is down, then the periodic INFO / PING / hello.
 struct Periodic<'a> {
@@ -99,9 +106,10 @@ impl Periodic<'_> {
             return;
         }
         // A master's INFO is also asked as soon as its command link comes
-        // back (Sentinel waits for the period): a master restarted in place
-        // is seen at once, before its replicas resync from it if it came
-        // back empty (`failover::empty`).
+        // back (Sentinel waits for the period), with the PING (`link_up`),
+        // and again here until one is read since: a master restarted in
+        // place is seen at once, before its replicas resync from it if it
+        // came back empty (`failover::empty`).
         let reconnected = inst.kind == InstanceKind::Master
             && inst
                 .info_refresh
@@ -113,9 +121,7 @@ impl Periodic<'_> {
                     .info_refresh
                     .is_none_or(|t| now.saturating_sub(t) > info_period))
         {
-            inst.link.pending += 1;
-            inst.link.info_inflight = true;
-            out.push(Action::SendInfo { id: inst.id });
+            send_info(inst, out);
         }
         let ping_period = inst.down_after.min(self.t.ping_period);
         let since_ping = |p: u64| {
@@ -461,9 +467,7 @@ impl Sentinel {
                 // paused if it came back empty (`failover::empty`); every
                 // write it acknowledges before then is lost.
                 if inst.kind == InstanceKind::Master && !inst.link.info_inflight {
-                    inst.link.pending += 1;
-                    inst.link.info_inflight = true;
-                    out.push(Action::SendInfo { id: inst.id });
+                    send_info(inst, out);
                 }
             }
             LinkKind::PubSub => {

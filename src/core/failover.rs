@@ -413,9 +413,7 @@ pub(crate) fn ask_info(inst: &mut super::instance::Instance, out: &mut Vec<Actio
         return None;
     }
     let target = inst.info_count + 1 + u64::from(inst.link.info_inflight);
-    inst.link.pending += 1;
-    inst.link.info_inflight = true;
-    out.push(Action::SendInfo { id: inst.id });
+    super::detection::send_info(inst, out);
     Some(target)
 }
 
