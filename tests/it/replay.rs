@@ -644,7 +644,7 @@ fn replay_through(kind: Failover, ports: &[u16], topo: &mut Topology) {
 /// A data node replicates `new_port`.
 fn follows(node: &RedisNode, new_port: u16, what: &str) {
     wait_for(BOUND, &format!("{what} replicates {new_port}"), || {
-        let info = node.info("replication");
+        let info = node.try_replication_info()?;
         if info_field(&info, "role").as_deref() == Some("slave")
             && info_field(&info, "master_port") == Some(new_port.to_string())
         {

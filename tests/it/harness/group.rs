@@ -721,7 +721,7 @@ impl Group {
     /// The old master reports ROLE slave and replicates `new_port`.
     pub fn expect_old_master_follows(&self, new_port: u16) {
         wait_for(BOUND, "the old master is a replica of the new one", || {
-            let info = self.topo.master.info("replication");
+            let info = self.topo.master.try_replication_info()?;
             if info_field(&info, "role").as_deref() == Some("slave")
                 && info_field(&info, "master_port") == Some(new_port.to_string())
             {

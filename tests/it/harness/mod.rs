@@ -383,14 +383,27 @@ impl RedisNode {
         info_field(&self.info("server"), "run_id").unwrap_or_default()
     }
 
-    /// Wait until this replica reports `master_link_status:up`.
+    /// `INFO replication`, or what came instead. For the waits below: a
+    /// daemon that reconfigures this node ends its transaction with
+    /// `CLIENT KILL TYPE normal` (as redis-sentinel does), which closes a
+    /// connection the wait had open at that moment.
+    pub fn try_replication_info(&self) -> Result<String, String> {
+        match self
+            .conn()
+            .try_cmd(&["INFO", "replication"], resp::READ_TIMEOUT)
+        {
+            Reply::Frame(r) => Ok(r.as_str().unwrap_or_default()),
+            other => Err(other.describe()),
+        }
+    }
+
     /// Waits until this node replicates the node on `master` with its link up.
     pub fn wait_follows(&self, master: u16, timeout: Duration) {
         wait_for(
             timeout,
             &format!("node {} follows {master}", self.port),
             || {
-                let info = self.info("replication");
+                let info = self.try_replication_info()?;
                 if info_field(&info, "master_port") == Some(master.to_string())
                     && info_field(&info, "master_link_status").as_deref() == Some("up")
                 {
@@ -404,7 +417,7 @@ impl RedisNode {
 
     pub fn wait_link_up(&self) {
         wait_for(EVENTUALLY, "replica link up", || {
-            let info = self.info("replication");
+            let info = self.try_replication_info()?;
             if info_field(&info, "master_link_status").as_deref() == Some("up") {
                 Ok(())
             } else {
