@@ -264,7 +264,7 @@ fn seed_recorded_data(g: &Group) {
 
 /// Waits until `node` holds the 100 keys of `seed_recorded_data`.
 fn wait_keys(node: &RedisNode, what: &str) {
-    wait_for(BOUND, what, || match node.conn().cmd(&["DBSIZE"]) {
+    wait_for(BOUND, what, || match node.try_cmd(&["DBSIZE"])? {
         Resp::Int(100) => Ok(()),
         other => Err(format!("node {}: {other:?}", node.port)),
     });
@@ -589,7 +589,7 @@ fn coordinated_failover_loses_no_acknowledged_write() {
     let writer = Writer::start(g.daemons[0].port);
     // Some writes acknowledged by the old master before the switch.
     wait_for(BOUND, "writes acknowledged by the old master", || {
-        match g.topo.master.conn().cmd(&["LLEN", LIST]).as_int() {
+        match g.topo.master.try_cmd(&["LLEN", LIST])?.as_int() {
             Some(n) if n >= 200 => Ok(()),
             other => Err(format!("LLEN {other:?}")),
         }
@@ -604,7 +604,7 @@ fn coordinated_failover_loses_no_acknowledged_write() {
     wait_for(
         BOUND,
         "the writer writes to the new master",
-        || match new_master.conn().cmd(&["LLEN", LIST]).as_int() {
+        || match new_master.try_cmd(&["LLEN", LIST])?.as_int() {
             Some(n) if n >= before + 200 => Ok(()),
             other => Err(format!("LLEN {other:?} (before {before})")),
         },

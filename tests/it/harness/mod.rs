@@ -383,18 +383,22 @@ impl RedisNode {
         info_field(&self.info("server"), "run_id").unwrap_or_default()
     }
 
-    /// `INFO replication`, or what came instead. For the waits below: a
-    /// daemon that reconfigures this node ends its transaction with
-    /// `CLIENT KILL TYPE normal` (as redis-sentinel does), which closes a
-    /// connection the wait had open at that moment.
-    pub fn try_replication_info(&self) -> Result<String, String> {
-        match self
-            .conn()
-            .try_cmd(&["INFO", "replication"], resp::READ_TIMEOUT)
-        {
-            Reply::Frame(r) => Ok(r.as_str().unwrap_or_default()),
-            other => Err(other.describe()),
+    /// One command on a new connection; `Err` says what came instead of a
+    /// reply. For waits that poll a node a daemon may reconfigure meanwhile:
+    /// its transaction ends with `CLIENT KILL TYPE normal` (as
+    /// redis-sentinel's does), which closes a connection open at that moment.
+    pub fn try_cmd(&self, args: &[&str]) -> Result<Resp, String> {
+        let mut c = Conn::connect(self.port).map_err(|e| format!("node {}: {e}", self.port))?;
+        match c.try_cmd(args, resp::READ_TIMEOUT) {
+            Reply::Frame(r) => Ok(r),
+            other => Err(format!("node {}: {}", self.port, other.describe())),
         }
+    }
+
+    /// `INFO replication`, through `try_cmd`.
+    pub fn try_replication_info(&self) -> Result<String, String> {
+        self.try_cmd(&["INFO", "replication"])
+            .map(|r| r.as_str().unwrap_or_default())
     }
 
     /// Waits until this node replicates the node on `master` with its link up.
