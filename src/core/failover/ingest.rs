@@ -1,7 +1,7 @@
 //! Ingesting a new committed state: the failover starts and aborts it
 //! records, the options and switches it carries, published once here.
 
-use super::{same_addr, Switch, SIMFAILURE_CRASH_AFTER_ELECTION};
+use super::{lift_pause, same_addr, Switch, SIMFAILURE_CRASH_AFTER_ELECTION};
 use crate::core::event::EventKind;
 use crate::core::group::{CommittedMaster, Failover};
 use crate::core::sentinel::{emit, Sentinel};
@@ -206,10 +206,7 @@ impl Sentinel {
             out.push(Action::Emit(ev));
         }
         if run.paused {
-            m.inst.link.hold_hello = false;
-            out.push(Action::Unpause { id: m.inst.id });
-            let (h, p) = (m.inst.host.clone(), m.inst.port);
-            m.fo.paused.retain(|(ph, pp)| !same_addr(ph, *pp, &h, p));
+            lift_pause(&mut m.fo.paused, &mut m.inst, out);
         }
     }
 }

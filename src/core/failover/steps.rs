@@ -3,7 +3,7 @@
 //! catch-up, promotion) until the next proposal.
 
 use super::{
-    answering, ask_info, instance_at, pause_writes, reconfigure, same_addr, Run, Sub,
+    answering, ask_info, instance_at, lift_pause, pause_writes, reconfigure, same_addr, Run, Sub,
     CATCHUP_POLL_MS, FAST_POLL_WINDOW_MS, POLL_MS, REPROPOSE_MS, SIMFAILURE_CRASH_AFTER_ELECTION,
     SIMFAILURE_CRASH_AFTER_PROMOTION,
 };
@@ -535,10 +535,7 @@ impl Sentinel {
             .iter()
             .any(|(h, p)| same_addr(h, *p, &r.host, r.port))
         {
-            m.fo.paused
-                .retain(|(h, p)| !same_addr(h, *p, &r.host, r.port));
-            r.link.hold_hello = false;
-            out.push(Action::Unpause { id: r.id });
+            lift_pause(&mut m.fo.paused, r, out);
         }
         reconfigure(r, None, out);
         emit(
