@@ -269,18 +269,13 @@ impl Daemon {
 
     /// The daemon's `INFO raft` section (raftinel extension) as key/values.
     pub fn raft_info(&self) -> Result<BTreeMap<String, String>, String> {
-        let mut c = Conn::connect(self.port).map_err(|e| e.to_string())?;
-        match c.try_cmd(&["INFO", "raft"], Duration::from_secs(5)) {
-            Reply::Frame(r) => {
-                let text = r.as_str().ok_or_else(|| r.pretty())?;
-                Ok(text
-                    .lines()
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.to_string(), v.trim_end().to_string()))
-                    .collect())
-            }
-            other => Err(other.describe()),
-        }
+        let r = try_cmd_at(self.port, &["INFO", "raft"], Duration::from_secs(5))?;
+        let text = r.as_str().ok_or_else(|| r.pretty())?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim_end().to_string()))
+            .collect())
     }
 
     /// In a group of three voters with a known leader: the leader's node id.
@@ -458,16 +453,19 @@ pub fn wait_any(
 // ---------------------------------------------------------------- redis side
 
 pub fn role(node: &RedisNode) -> String {
-    match Conn::connect(node.port) {
-        Ok(mut c) => match c.try_cmd(&["ROLE"], Duration::from_secs(3)) {
-            Reply::Frame(r) => r
-                .items()
-                .and_then(|i| i.first())
-                .and_then(|k| k.as_str())
-                .unwrap_or_else(|| r.pretty()),
-            other => other.describe(),
-        },
-        Err(e) => format!("<connect: {e}>"),
+    role_at(node.port)
+}
+
+/// The first element of ROLE on 127.0.0.1:`port` on a new connection, or
+/// what came instead (`try_cmd_at`).
+pub fn role_at(port: u16) -> String {
+    match try_cmd_at(port, &["ROLE"], Duration::from_secs(3)) {
+        Ok(r) => r
+            .items()
+            .and_then(|i| i.first())
+            .and_then(|k| k.as_str())
+            .unwrap_or_else(|| r.pretty()),
+        Err(e) => e,
     }
 }
 

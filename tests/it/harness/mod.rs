@@ -383,16 +383,9 @@ impl RedisNode {
         info_field(&self.info("server"), "run_id").unwrap_or_default()
     }
 
-    /// One command on a new connection; `Err` says what came instead of a
-    /// reply. For waits that poll a node a daemon may reconfigure meanwhile:
-    /// its transaction ends with `CLIENT KILL TYPE normal` (as
-    /// redis-sentinel's does), which closes a connection open at that moment.
+    /// One command on a new connection (`try_cmd_at`).
     pub fn try_cmd(&self, args: &[&str]) -> Result<Resp, String> {
-        let mut c = Conn::connect(self.port).map_err(|e| format!("node {}: {e}", self.port))?;
-        match c.try_cmd(args, resp::READ_TIMEOUT) {
-            Reply::Frame(r) => Ok(r),
-            other => Err(format!("node {}: {}", self.port, other.describe())),
-        }
+        try_cmd_at(self.port, args, resp::READ_TIMEOUT)
     }
 
     /// `INFO replication`, through `try_cmd`.
@@ -419,6 +412,7 @@ impl RedisNode {
         );
     }
 
+    /// Waits until this replica reports `master_link_status:up`.
     pub fn wait_link_up(&self) {
         wait_for(EVENTUALLY, "replica link up", || {
             let info = self.try_replication_info()?;
@@ -428,6 +422,18 @@ impl RedisNode {
                 Err(info)
             }
         });
+    }
+}
+
+/// One command to 127.0.0.1:`port` on a new connection; `Err` says what
+/// came instead of a reply. For waits that poll a node a daemon may
+/// reconfigure meanwhile: its transaction ends with `CLIENT KILL TYPE normal`
+/// (as redis-sentinel's does), which closes a connection open at that moment.
+pub fn try_cmd_at(port: u16, args: &[&str], timeout: Duration) -> Result<Resp, String> {
+    let mut c = Conn::connect(port).map_err(|e| format!("node {port}: {e}"))?;
+    match c.try_cmd(args, timeout) {
+        Reply::Frame(r) => Ok(r),
+        other => Err(format!("node {port}: {}", other.describe())),
     }
 }
 
